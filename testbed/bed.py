@@ -1,0 +1,117 @@
+"""Bring the whole testbed up and down, and describe what is running."""
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from . import alluxio, sshnodes
+from .layout import REPO, Layout
+from .procs import PidFile, TestbedError, pid_files
+
+DATA = REPO / "data" / "5mb.txt"
+
+
+@dataclass
+class State:
+    """What ``up`` started: written to ``.testbed/state.json``."""
+
+    nodes: list[dict] = field(default_factory=list)  # id, port, workdir
+    alluxio: Optional[dict] = None  # the Ports, or None with --no-alluxio
+    user: str = ""
+    inventory: str = ""
+    seconds_to_up: float = 0.0
+
+    @property
+    def proxy_port(self) -> Optional[int]:
+        return self.alluxio["proxy"] if self.alluxio else None
+
+    @classmethod
+    def load(cls, layout: Layout) -> Optional[State]:
+        try:
+            return cls(**json.loads(layout.state.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def down(layout: Layout) -> list[str]:
+    """Stop every process this testbed started (and only those); idempotent."""
+    stopped = [pf.name for pf in pid_files(layout.run) if pf.stop()]
+    layout.state.unlink(missing_ok=True)
+    return stopped
+
+
+def up(layout: Layout, nodes: int = 3, with_alluxio: bool = True,
+       ports: Optional[alluxio.Ports] = None) -> State:
+    """Start fresh: stop what a crashed earlier run left, then nodes and Alluxio."""
+    if nodes < 1:
+        raise TestbedError("--nodes must be at least 1")
+    began = time.monotonic()
+    ports = ports or alluxio.Ports()
+    stale = down(layout)
+    if stale:
+        print(f"testbed: stopped stale processes of an earlier run: {', '.join(stale)}")
+    layout.root.mkdir(parents=True, exist_ok=True)
+    try:
+        started = sshnodes.start(layout, nodes)
+        print(f"testbed: {nodes} ssh node(s) on ports "
+              f"{', '.join(str(n.port) for n in started)}", flush=True)
+        if with_alluxio:
+            alluxio.start(layout, ports)
+            print(f"testbed: Alluxio {alluxio.VERSION} up, REST proxy on 127.0.0.1:{ports.proxy}",
+                  flush=True)
+    except BaseException:
+        down(layout)
+        raise
+    state = State(
+        nodes=[{"id": n.id, "port": n.port, "workdir": str(n.workdir)} for n in started],
+        alluxio=asdict(ports) if with_alluxio else None,
+        user=getpass.getuser(),
+        inventory=str(layout.inventory),
+        seconds_to_up=round(time.monotonic() - began, 1),
+    )
+    write_inventory(layout, state)
+    layout.state.write_text(json.dumps(asdict(state), indent=2))
+    return state
+
+
+def inventory_dict(layout: Layout, state: State) -> dict:
+    """The benchmark's inventory format, pointing at this testbed."""
+    defaults: dict = {"clients": 2, "dst": "/parbench", "data": str(DATA)}
+    if state.proxy_port:
+        defaults["proxy"] = {"host": "127.0.0.1", "port": state.proxy_port}
+    return {
+        "defaults": defaults,
+        "ssh": {"known_hosts": str(layout.known_hosts), "strict_host_keys": True},
+        "nodes": [
+            {"id": n["id"], "host": "127.0.0.1", "port": n["port"], "user": state.user,
+             "key": str(layout.client_key), "workdir": n["workdir"],
+             **({"alluxio_home": str(layout.alluxio_home)} if state.alluxio else {})}
+            for n in state.nodes
+        ],
+    }
+
+
+def write_inventory(layout: Layout, state: State) -> Path:
+    layout.inventory.write_text(
+        "# Written by `python -m testbed up`: the local testbed's nodes and Alluxio proxy.\n"
+        + yaml.safe_dump(inventory_dict(layout, state), sort_keys=False))
+    return layout.inventory
+
+
+def status(layout: Layout) -> tuple[Optional[State], dict[str, Optional[int]]]:
+    """The recorded state and, per pid file, the live pid (None when it is gone)."""
+    return State.load(layout), {pf.name: pf.live_pid() for pf in pid_files(layout.run)}
+
+
+def is_up(layout: Layout) -> bool:
+    state, procs = status(layout)
+    return state is not None and bool(procs) and all(procs.values())
+
+
+__all__ = ["State", "up", "down", "status", "is_up", "PidFile"]

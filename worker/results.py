@@ -1,0 +1,90 @@
+"""The versioned record a client emits: one JSON line per client and phase.
+
+This module is the contract between the worker (which writes the lines on a node) and
+the controller (which fetches and summarises them). It is stdlib-only and Python 3.9+.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import IO, Iterator, Optional
+
+SCHEMA = "parbench.client/1"
+
+#: phases a record may belong to
+PHASES = ("write", "read", "verify-write", "verify-read")
+
+#: outcomes of one record; "ok" for IO that completed, the rest for verification
+STATUSES = ("ok", "error", "mismatch", "missing")
+
+
+@dataclass
+class ClientResult:
+    """What one client did in one phase (or, for verify phases, one checked file).
+
+    Times are epoch seconds on the node's clock (``time.time()``); ``clock_offset`` is
+    the controller's estimate of (node clock - controller clock), filled in by the
+    controller when it gathers results, so that times of different nodes compare.
+    """
+
+    run_id: str
+    phase: str
+    node: str
+    client: int
+    host: str
+    backend: str
+    path: str  # the storage path written, read or checked
+    local_path: Optional[str] = None  # read: where the copy was saved; verify-read: the copy checked
+    status: str = "ok"
+    error: Optional[str] = None
+    bytes: int = 0
+    start: float = 0.0  # first byte moved (after the common start)
+    end: float = 0.0
+    ready: float = 0.0  # when the client's connection was set up, before waiting to start
+    checksum: Optional[str] = None  # hex digest of the bytes moved or found
+    expected_bytes: Optional[int] = None  # verify: size of the reference file
+    expected_checksum: Optional[str] = None  # verify: digest of the reference file
+    algorithm: str = "sha256"  # of both checksums; "md5" when verified by `alluxio fs checksum`
+    method: Optional[str] = None  # verify: "stream" or "fs-checksum"
+    replaced: bool = False  # write: an earlier file at this path was deleted first
+    clock_offset: float = 0.0
+    schema: str = SCHEMA
+
+    @property
+    def duration(self) -> float:
+        return max(self.end - self.start, 0.0)
+
+    @property
+    def throughput(self) -> float:
+        """Bytes per second of this client, 0 when it moved nothing."""
+        return self.bytes / self.duration if self.duration > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClientResult":
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"unknown result schema {data.get('schema')!r}, expected {SCHEMA!r}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def write_lines(results: "list[ClientResult]", stream: IO[str]) -> None:
+    for result in results:
+        stream.write(result.to_json() + "\n")
+
+
+def read_lines(stream: IO[str], source: str = "<stream>") -> Iterator[ClientResult]:
+    """Parse JSON lines; a malformed line raises ValueError naming ``source`` and line."""
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            yield ClientResult.from_dict(json.loads(line))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{source}:{number}: {exc}") from exc
