@@ -6,6 +6,8 @@ the controller (which fetches and summarises them). It is stdlib-only and Python
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, fields
 from typing import IO, Iterator, Optional
 
@@ -34,10 +36,10 @@ class ClientResult:
     host: str
     backend: str
     path: str  # the storage path written, read or checked
-    local_path: Optional[str] = None  # read: where the copy was saved; verify-read: the copy checked
+    local_path: Optional[str] = None  # read: where the copy was saved; verify-read: copy checked
     status: str = "ok"
     error: Optional[str] = None
-    bytes: int = 0
+    bytes: int = 0  # None in verify-write by fs-checksum when the size could not be read
     start: float = 0.0  # first byte moved (after the common start)
     end: float = 0.0
     ready: float = 0.0  # when the client's connection was set up, before waiting to start
@@ -57,7 +59,7 @@ class ClientResult:
     @property
     def throughput(self) -> float:
         """Bytes per second of this client, 0 when it moved nothing."""
-        return self.bytes / self.duration if self.duration > 0 else 0.0
+        return (self.bytes or 0) / self.duration if self.duration > 0 else 0.0
 
     @property
     def ok(self) -> bool:
@@ -67,16 +69,34 @@ class ClientResult:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ClientResult":
+    def from_dict(cls, data: dict) -> ClientResult:
         if data.get("schema") != SCHEMA:
             raise ValueError(f"unknown result schema {data.get('schema')!r}, expected {SCHEMA!r}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def write_lines(results: "list[ClientResult]", stream: IO[str]) -> None:
+def write_lines(results: list[ClientResult], stream: IO[str]) -> None:
     for result in results:
         stream.write(result.to_json() + "\n")
+
+
+def write_file(results: list[ClientResult], path: str) -> None:
+    """Write JSON lines to ``path`` atomically (temporary file, then rename); dirs created."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".parbench-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            write_lines(results, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def read_lines(stream: IO[str], source: str = "<stream>") -> Iterator[ClientResult]:

@@ -1,0 +1,428 @@
+"""Load and validate the cluster inventory (``inventory.yaml``).
+
+Every problem raises :class:`InventoryError` naming the file, the key path and what was
+expected, e.g. ``inventory.yaml: nodes[2].host: expected a non-empty string, got 5``.
+Unknown keys are errors. Local paths (``data``, ``key``, ``known_hosts``) are resolved
+against the inventory's directory with ``~`` expanded; remote paths are POSIX strings,
+normalised, and may not contain ``..`` or be ``/``. Files are not required to exist yet
+(the testbed creates its keys later); the commands that use them check.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import posixpath
+import re
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, NoReturn
+
+import yaml
+
+BACKENDS = ("alluxio", "posix")
+WRITE_TYPES = ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
+READ_TYPES = ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
+ON_EXISTING = ("replace", "refuse")
+MIN_CHUNK_SIZE = 4 * 1024
+NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
+_TOKEN = re.compile(r"[^\s/]+")  # host names and users: no whitespace, no slash
+
+
+class InventoryError(ValueError):
+    """The inventory is missing, unreadable or invalid; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """Alluxio REST proxy address as seen from the nodes."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """One client machine, reached over SSH."""
+
+    id: str
+    host: str
+    port: int
+    user: str
+    key: Path | None
+    workdir: str
+    python: str
+    clients: int
+    proxy: Proxy
+    alluxio_home: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-wide settings (``defaults:``); ``chunk_size`` in bytes, ``data`` absolute."""
+
+    clients: int
+    backend: str
+    dst: str
+    local_dst: str
+    data: Path
+    proxy: Proxy
+    posix_root: str | None
+    write_type: str
+    read_type: str
+    chunk_size: int
+    on_existing: str
+    start_delay: float
+    connect_timeout: float
+    phase_timeout: float
+    python: str
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """Host key policy; ``known_hosts`` None only when strict checking is off."""
+
+    known_hosts: Path | None
+    strict_host_keys: bool
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A validated inventory; ``raw`` is the YAML document as parsed."""
+
+    path: Path
+    settings: Settings
+    ssh: SshSettings
+    nodes: tuple[Node, ...]
+    raw: dict = field(compare=False, repr=False)
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        return tuple(n.id for n in self.nodes)
+
+    @property
+    def total_clients(self) -> int:
+        return sum(n.clients for n in self.nodes)
+
+    def node(self, nid: str) -> Node:
+        """The node with id ``nid``; KeyError naming the known ids otherwise."""
+        for candidate in self.nodes:
+            if candidate.id == nid:
+                return candidate
+        raise KeyError(f"{self.path.name}: no node {nid!r} (known: {', '.join(self.node_ids)})")
+
+    def clients_by_node(self) -> dict[str, int]:
+        """Node id -> client processes, in inventory order."""
+        return {n.id: n.clients for n in self.nodes}
+
+    def local_dst(self, node: Node | str) -> str:
+        """Directory on ``node`` where read copies go (``{local_dst}/{cid}``)."""
+        workdir = (self.node(node) if isinstance(node, str) else node).workdir
+        return posixpath.join(workdir, self.settings.local_dst)
+
+
+def load(path: str | os.PathLike) -> Inventory:
+    """Read and validate the inventory at ``path``."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError(
+            f"{source}: inventory file not found (start from inventory.example.yaml)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(f"{source}: cannot read the inventory: {exc}") from None
+    path = path.resolve()
+    return _build(_parse(text, source), _Check(source, path.parent), path)
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys, which would silently override each other."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # unhashable key: reported by the construction below
+                continue
+            if first is not key_node:
+                line = first.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {line})", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep)
+
+
+def _parse(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise InventoryError(f"{source}: {where}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"{source}: invalid YAML: {exc}") from None
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it, short."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Check:
+    """Typed accessors that raise InventoryError naming the file and the key path."""
+
+    def __init__(self, source: str, base: Path) -> None:
+        self.source = source
+        self.base = base
+
+    def fail(self, where: str, message: str) -> NoReturn:
+        raise InventoryError(
+            f"{self.source}: {where}: {message}" if where else f"{self.source}: {message}"
+        )
+
+    def expect(self, where: str, what: str, value: Any) -> NoReturn:
+        self.fail(where, f"expected {what}, got {_show(value)}")
+
+    def mapping(self, where: str, value: Any, known: Iterable[str]) -> dict:
+        if not isinstance(value, dict):
+            self.expect(where, "a mapping", value)
+        known = tuple(known)
+        for key in value:
+            if key not in known:
+                self.fail(_join(where, key), f"unknown key (known: {', '.join(known)})")
+        return value
+
+    def string(self, where: str, value: Any, pattern: re.Pattern | None = None) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.expect(where, "a non-empty string", value)
+        if pattern is not None and not pattern.fullmatch(value):
+            self.expect(where, f"a string matching {pattern.pattern}", value)
+        return value
+
+    def integer(self, where: str, value: Any, low: int, high: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.expect(where, "an integer", value)
+        if value < low or (high is not None and value > high):
+            span = f"between {low} and {high}" if high is not None else f">= {low}"
+            self.expect(where, f"an integer {span}", value)
+        return value
+
+    def positive(self, where: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            self.expect(where, "a number of seconds > 0", value)
+        return float(value)
+
+    def boolean(self, where: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            self.expect(where, "true or false", value)
+        return value
+
+    def choice(self, where: str, value: Any, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            self.expect(where, f"one of {', '.join(choices)}", value)
+        return value
+
+    def size(self, where: str, value: Any) -> int:
+        """Bytes from an int or ``"<n>[KiB|MiB|GiB|KB|MB|GB]"``, at least MIN_CHUNK_SIZE."""
+        what = 'a size in bytes or like "1MiB" (units KiB, MiB, GiB, KB, MB, GB)'
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            self.expect(where, what, value)
+        if isinstance(value, int):
+            size = value
+        else:
+            match = _SIZE.fullmatch(value)
+            if not match or match.group(2).lower() not in _UNITS:
+                self.expect(where, what, value)
+            size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+        if size < MIN_CHUNK_SIZE:
+            self.expect(where, f"at least {MIN_CHUNK_SIZE} bytes (4KiB)", value)
+        return size
+
+    def local_path(self, where: str, value: Any) -> Path:
+        """A controller path; relative -> the inventory's directory, ``~`` expanded."""
+        path = Path(self.string(where, value)).expanduser()
+        return Path(os.path.normpath(self.base / path))
+
+    def remote_path(self, where: str, value: Any, relative: bool = False) -> str:
+        """A normalised POSIX path on the nodes: no ``..``, not ``/`` (nor ``.``)."""
+        text = self.string(where, value)
+        if any(ord(c) < 32 for c in text):
+            self.expect(where, "a path without control characters", value)
+        if not relative and not text.startswith("/"):
+            self.expect(where, "an absolute POSIX path", value)
+        if ".." in text.split("/"):
+            self.expect(where, "a path without '..'", value)
+        norm = posixpath.normpath(text)
+        if norm.startswith("//"):
+            norm = "/" + norm.lstrip("/")
+        if norm in ("/", "."):
+            self.expect(where, "a directory below the root, not the root itself", value)
+        return norm
+
+    def proxy(self, where: str, value: Any, base: Proxy) -> Proxy:
+        """A ``{host, port}`` mapping; missing fields come from ``base``."""
+        value = self.mapping(where, value, ("host", "port"))
+        return Proxy(
+            host=self.string(_join(where, "host"), value.get("host", base.host), _TOKEN),
+            port=self.integer(_join(where, "port"), value.get("port", base.port), 1, 65535),
+        )
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+# --- building ----------------------------------------------------------------------------
+
+_DEFAULT_PROXY = Proxy("127.0.0.1", 39999)
+_Field = Callable[[_Check, str, Any], Any]
+
+#: defaults: key -> (default as written in YAML, validator)
+_SETTINGS: dict[str, tuple[Any, _Field]] = {
+    "clients": (2, lambda c, w, v: c.integer(w, v, 1)),
+    "backend": ("alluxio", lambda c, w, v: c.choice(w, v, BACKENDS)),
+    "dst": ("/parbench", lambda c, w, v: c.remote_path(w, v)),
+    "local_dst": ("read", lambda c, w, v: c.remote_path(w, v, relative=True)),
+    "data": ("data/5mb.txt", lambda c, w, v: c.local_path(w, v)),
+    "proxy": ({}, lambda c, w, v: c.proxy(w, v, _DEFAULT_PROXY)),
+    "posix_root": (None, lambda c, w, v: None if v is None else c.remote_path(w, v)),
+    "write_type": ("CACHE_THROUGH", lambda c, w, v: c.choice(w, v, WRITE_TYPES)),
+    "read_type": ("CACHE", lambda c, w, v: c.choice(w, v, READ_TYPES)),
+    "chunk_size": ("1MiB", lambda c, w, v: c.size(w, v)),
+    "on_existing": ("replace", lambda c, w, v: c.choice(w, v, ON_EXISTING)),
+    "start_delay": (3.0, lambda c, w, v: c.positive(w, v)),
+    "connect_timeout": (15, lambda c, w, v: c.positive(w, v)),
+    "phase_timeout": (1800, lambda c, w, v: c.positive(w, v)),
+    "python": ("python3", lambda c, w, v: c.string(w, v)),
+}
+_SSH_KEYS = ("known_hosts", "strict_host_keys")
+_NODE_KEYS = (
+    "id",
+    "host",
+    "port",
+    "user",
+    "key",
+    "workdir",
+    "python",
+    "clients",
+    "proxy",
+    "alluxio_home",
+)
+
+
+def _build(doc: Any, check: _Check, path: Path) -> Inventory:
+    if doc is None:
+        check.fail("", "the inventory is empty; expected a mapping with a 'nodes' list")
+    doc = check.mapping("", doc, ("defaults", "ssh", "nodes"))
+    settings = _settings(check, _or_empty(doc.get("defaults")))
+    ssh = _ssh(check, _or_empty(doc.get("ssh")))
+    if "nodes" not in doc:
+        check.fail("nodes", "missing; expected a non-empty list of nodes")
+    nodes = doc["nodes"]
+    if not isinstance(nodes, list) or not nodes:
+        check.expect("nodes", "a non-empty list of nodes", nodes)
+    built = tuple(_node(check, f"nodes[{i}]", raw, settings) for i, raw in enumerate(nodes))
+    _check_unique(check, built)
+    return Inventory(
+        path=path,
+        settings=settings,
+        ssh=ssh,
+        nodes=built,
+        raw=doc,
+    )
+
+
+def _or_empty(value: Any) -> Any:
+    """An empty section (``defaults:`` with nothing under it) parses as null."""
+    return {} if value is None else value
+
+
+def _settings(check: _Check, raw: Any) -> Settings:
+    raw = check.mapping("defaults", raw, _SETTINGS)
+    values = {
+        key: validate(check, f"defaults.{key}", raw.get(key, default))
+        for key, (default, validate) in _SETTINGS.items()
+    }
+    if values["backend"] == "posix" and values["posix_root"] is None:
+        check.fail("defaults.posix_root", "required when defaults.backend is posix")
+    return Settings(**values)
+
+
+def _ssh(check: _Check, raw: Any) -> SshSettings:
+    raw = check.mapping("ssh", raw, _SSH_KEYS)
+    strict = check.boolean("ssh.strict_host_keys", raw.get("strict_host_keys", True))
+    known = raw.get("known_hosts", "~/.ssh/known_hosts")
+    if known is None and strict:
+        check.fail("ssh.known_hosts", "required when ssh.strict_host_keys is true")
+    path = None if known is None else check.local_path("ssh.known_hosts", known)
+    return SshSettings(known_hosts=path, strict_host_keys=strict)
+
+
+def _node(check: _Check, where: str, raw: Any, settings: Settings) -> Node:
+    raw = check.mapping(where, raw, _NODE_KEYS)
+    at = partial(_join, where)
+    for key in ("id", "host"):
+        if key not in raw:
+            check.fail(at(key), "missing; every node needs an id and a host")
+    nid = check.string(at("id"), raw["id"], NODE_ID)
+    host = check.string(at("host"), raw["host"], _TOKEN)
+    user = raw.get("user")
+    user = getpass.getuser() if user is None else check.string(at("user"), user, _TOKEN)
+    key, home = raw.get("key"), raw.get("alluxio_home")
+    return Node(
+        id=nid,
+        host=host,
+        port=check.integer(at("port"), raw.get("port", 22), 1, 65535),
+        user=user,
+        key=None if key is None else check.local_path(at("key"), key),
+        workdir=check.remote_path(at("workdir"), raw.get("workdir", f"/tmp/parbench-{user}")),
+        python=check.string(at("python"), raw.get("python", settings.python)),
+        clients=check.integer(at("clients"), raw.get("clients", settings.clients), 1),
+        proxy=check.proxy(at("proxy"), raw.get("proxy", {}), settings.proxy),
+        alluxio_home=None if home is None else check.remote_path(at("alluxio_home"), home),
+    )
+
+
+def _check_unique(check: _Check, nodes: tuple[Node, ...]) -> None:
+    """Ids are unique, and no two nodes share a workdir on the same SSH endpoint."""
+    ids: dict[str, int] = {}
+    places: dict[tuple[str, int, str], int] = {}
+    for i, node in enumerate(nodes):
+        first = ids.setdefault(node.id, i)
+        if first != i:
+            check.fail(f"nodes[{i}].id", f"{node.id!r} is used by nodes[{first}] too")
+        first = places.setdefault((node.host, node.port, node.workdir), i)
+        if first != i:
+            check.fail(
+                f"nodes[{i}].workdir",
+                f"{node.workdir!r} on {node.host}:{node.port} is used by nodes[{first}] too",
+            )

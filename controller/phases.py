@@ -1,0 +1,241 @@
+"""The steps behind the fab tasks: push, write, read, verify, clean, report.
+
+Each phase: push (only what changed) -> run the worker on every node at once -> fetch
+each node's JSON lines into ``results/<run>/<node>/`` -> summarise -> print a table. A
+node that fails is reported by name, host and cause; the others' results are kept.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from fabric import Connection
+
+from worker.results import ClientResult, read_lines, write_lines
+
+from . import push as pushing
+from . import report, stats
+from .inventory import Inventory, Node
+from .plan import ReadPlan, node_paths, worker_args
+from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
+from .rundir import RunDir
+
+#: worker exit codes that still mean "records written": 0 all ok, 1 some not ok
+WORKER_RECORDED = (0, 1)
+
+
+class BenchFailure(RuntimeError):
+    """A phase finished with failures; already reported on screen. ``code`` to exit with."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def failure_table(failures: Sequence[NodeFailure]) -> str:
+    rows = [(f.node, f.host, f.step, f.cause) for f in failures]
+    width = [max(len(r[i]) for r in [("node", "host", "step", "cause"), *rows])
+             for i in range(3)]
+    lines = [f"{len(failures)} node(s) failed:"]
+    for row in [("node", "host", "step", "cause"), *rows]:
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row[:3], width)) + "  " + row[3])
+    return "\n".join(lines)
+
+
+def _failures(outcomes: Sequence[Outcome]) -> list[NodeFailure]:
+    return [o.failure for o in outcomes if o.failure is not None]
+
+
+def push(inventory: Inventory, run: Optional[RunDir] = None) -> list[Node]:
+    """Update every node; return the nodes that are ready. Fails if none is."""
+    arts = pushing.artifacts(inventory, pushing.ensure_wheels())
+    outcomes = on_nodes(inventory, "push",
+                        lambda conn, node: pushing.push_node(conn, node, inventory, arts))
+    ready = [o.node for o in outcomes if o.failure is None]
+    for o in outcomes:
+        if o.value is not None:
+            info = o.value
+            note = f"{info.uploaded} file(s) copied" if info.uploaded else "up to date"
+            if info.provisioned:
+                note += ", runtime installed"
+            print(f"[{o.node.id}] {info.hostname} python {info.python}: {note}; "
+                  f"clock offset {info.clock_offset * 1000:+.1f} ms "
+                  f"(±{info.clock_error * 1000:.1f})")
+    failures = _failures(outcomes)
+    if run is not None:
+        infos = {o.node.id: o.value.to_dict() for o in outcomes if o.value is not None}
+        run.update_json("manifest.json", "nodes", {**run.read_json("manifest.json", {}).get(
+            "nodes", {}), **infos})
+        _record_failures(run, "push", failures)
+    if failures:
+        print(failure_table(failures), file=sys.stderr)
+        if not ready:
+            raise BenchFailure("no node could be prepared")
+    return ready
+
+
+@dataclass(frozen=True)
+class NodeRun:
+    """What one node's worker left: its records (with the clock offset filled in)."""
+
+    records: list[ClientResult]
+    exit_code: int
+
+
+def _offsets(run: RunDir) -> dict[str, float]:
+    return {nid: info["clock_offset"]
+            for nid, info in run.read_json("manifest.json", {}).get("nodes", {}).items()}
+
+
+def run_worker(conn: Connection, node: Node, inventory: Inventory, run: RunDir,
+               phase: str, args: list[str], offset: float) -> NodeRun:
+    """Run ``python -m worker ARGS`` on ``node``, stream its output, fetch its records."""
+    paths = node_paths(inventory, node)
+    q = shlex.quote
+    command = (f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} "
+               f"{q(paths.venv_python)} -m worker " + " ".join(q(a) for a in args))
+    result = conn.run(command, warn=True, out_stream=PrefixedStream(node.id),
+                      err_stream=PrefixedStream(node.id, sys.stderr),
+                      timeout=inventory.settings.phase_timeout)
+    run.node_file(node.id, f"{phase}.log").write_text(
+        f"$ {command}\n{result.stdout}{result.stderr}exit code {result.exited}\n")
+    fetched = run.node_file(node.id, f"{phase}.jsonl.remote")
+    try:
+        conn.get(paths.output(run.run_id, phase), str(fetched))
+    except OSError as exc:
+        output = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise StepError(f"the worker left no {phase} records ({exc}); it exited "
+                        f"{result.exited}: {' | '.join(output)}") from exc
+    with open(fetched) as stream:
+        records = list(read_lines(stream, f"{node.id}:{paths.output(run.run_id, phase)}"))
+    for record in records:
+        record.clock_offset = offset
+    with open(run.node_file(node.id, f"{phase}.jsonl"), "w") as stream:
+        write_lines(records, stream)
+    fetched.unlink()
+    if result.exited not in WORKER_RECORDED:
+        raise StepError(f"worker exited {result.exited} after writing {len(records)} records")
+    return NodeRun(records, result.exited)
+
+
+def _record_failures(run: RunDir, phase: str, failures: list[NodeFailure]) -> None:
+    run.update_json("failures.json", phase, [f.to_dict() for f in failures])
+
+
+def run_phases(inventory: Inventory, run: RunDir, phases: Sequence[str],
+               read: Optional[ReadPlan] = None, timed: bool = True) -> list[ClientResult]:
+    """Push, run ``phases`` in turn on every ready node at once, gather, summarise.
+
+    Raises BenchFailure when a node failed or a record is not ok, after saving the rest.
+    """
+    ready = push(inventory, run)
+    offsets = _offsets(run)
+    start_at = time.time() + inventory.settings.start_delay if timed else None
+    if start_at is not None:
+        print(f"{'+'.join(phases)}: {sum(n.clients for n in ready)} clients on {len(ready)} "
+              f"node(s) start together in {inventory.settings.start_delay:g} s")
+
+    def step(conn: Connection, node: Node) -> list[ClientResult]:
+        offset = offsets.get(node.id, 0.0)
+        node_start = None if start_at is None else start_at + offset
+        records: list[ClientResult] = []
+        for phase in phases:
+            args = worker_args(inventory, node, phase, run.run_id, node_start, read)
+            records += run_worker(conn, node, inventory, run, phase, args, offset).records
+        return records
+
+    outcomes = on_nodes(inventory, "+".join(phases), step, ready)
+    failures = _failures(outcomes) + [
+        NodeFailure(n.id, address(n), "push", "not prepared (see above)")
+        for n in inventory.nodes if n not in ready]
+    records: list[ClientResult] = []
+    for phase in phases:
+        _record_failures(run, phase, failures)
+        gathered = run.records(phase)  # what every node left, including failed steps
+        summary = stats.summarise(gathered, phase)
+        run.update_json("summary.json", phase, summary.to_dict())
+        if timed:
+            run.write_text(f"{phase}.svg", report.svg_bar_chart(summary))
+            print(report.phase_table(summary))
+        records += gathered
+    if failures:
+        print(failure_table(failures), file=sys.stderr)
+    bad = [r for r in records if not r.ok]
+    if failures or bad:
+        raise BenchFailure(f"{'+'.join(phases)}: {len(bad)} record(s) not ok, "
+                           f"{len(failures)} node(s) failed; see {run.path}/")
+    return records
+
+
+def write(inventory: Inventory, run: RunDir) -> None:
+    s = inventory.settings
+    if s.on_existing == "replace":
+        print(f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
+              "(defaults.on_existing: replace)")
+    records = run_phases(inventory, run, ["write"])
+    replaced = sum(r.replaced for r in records)
+    if replaced:
+        print(f"write: replaced {replaced} file(s) left by an earlier run")
+
+
+def read(inventory: Inventory, run: RunDir, plan: ReadPlan) -> None:
+    run.update_json("plan.json", "read", plan.to_dict())
+    if plan.pairing is not None:
+        print("\n".join(report.plan_lines(plan.pairing)))
+    run_phases(inventory, run, ["read"], read=plan)
+
+
+def verify(inventory: Inventory, run: RunDir) -> None:
+    """verify-write and verify-read on every node; a table naming every bad file."""
+    phases = ["verify-write", "verify-read"]
+    try:
+        records = run_phases(inventory, run, phases, timed=False)
+    except BenchFailure:
+        print(report.verify_table(r for p in phases for r in run.records(p)))
+        raise
+    print(report.verify_table(records))
+    print(f"verify: all {len(records)} files match the reference")
+
+
+def clean(inventory: Inventory) -> None:
+    """Remove the files of ``dst`` in storage and the local copies, per node."""
+
+    def step(conn: Connection, node: Node) -> str:
+        paths = node_paths(inventory, node)
+        s = inventory.settings
+        args = ["clean", "--dst", s.dst, "--local-dst", paths.local_dst, "--node", node.id,
+                "--nfile", str(node.clients), "--backend", s.backend]
+        if s.backend == "alluxio":
+            args += ["--host", node.proxy.host, "--port", str(node.proxy.port)]
+        elif s.posix_root:
+            args += ["--root", s.posix_root]
+        q = shlex.quote
+        result = conn.run(f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} "
+                          f"{q(paths.venv_python)} -m worker " + " ".join(q(a) for a in args),
+                          hide=True)
+        return result.stdout.strip()
+
+    push(inventory)
+    outcomes = on_nodes(inventory, "clean", step)
+    for o in outcomes:
+        if o.value:
+            print("\n".join(f"[{o.node.id}] {line}" for line in o.value.splitlines()))
+    failures = _failures(outcomes)
+    if failures:
+        print(failure_table(failures), file=sys.stderr)
+        raise BenchFailure("clean failed on some nodes")
+
+
+def show(run: RunDir) -> None:
+    """Print the tables of a run again, from its files."""
+    print(f"run {run.run_id} ({run.path})")
+    for phase in ("write", "read"):
+        records = run.records(phase)
+        if records:
+            print(report.phase_table(stats.summarise(records, phase)))
+    checked = run.records("verify-write") + run.records("verify-read")
+    if checked:
+        print(report.verify_table(checked))

@@ -1,0 +1,183 @@
+"""Bring every node up to date: work dir, worker package, reference data, runtime.
+
+Only what changed is copied (sha256 compared on the node), so ``write``, ``read`` and
+``verify`` call this first at little cost. The runtime is a venv with ``alluxio==0.1.4``
+unpacked from pure-Python wheels that the controller downloaded, so nodes need Python 3.9+
+and nothing from the internet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from fabric import Connection
+
+from .inventory import Inventory, Node
+from .plan import node_paths
+from .remote import StepError
+
+REPO = Path(__file__).resolve().parent.parent
+WORKER = REPO / "worker"
+PROBE = WORKER / "probe.py"
+WHEEL_CACHE = REPO / ".cache" / "wheels"
+RUNTIME_REQUIREMENT = "alluxio==0.1.4"
+MIN_PYTHON = (3, 9)
+
+
+class PushError(RuntimeError):
+    """Something on the controller side is missing (data file, wheels)."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    local: Path
+    remote: str  # relative to the node's workdir
+    sha256: str
+
+
+def ensure_wheels(cache: Path = WHEEL_CACHE) -> list[Path]:
+    """Pure-Python wheels of the storage client for Python 3.9+, downloaded once."""
+    marker = cache / ".complete"
+    if not marker.exists():
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.9",
+            "--implementation",
+            "py",
+            "--abi",
+            "none",
+            "--platform",
+            "any",
+            "-d",
+            str(cache),
+            RUNTIME_REQUIREMENT,
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise PushError(
+                f"could not download the worker runtime ({RUNTIME_REQUIREMENT}) "
+                f"into {cache}: {proc.stderr.strip()[-500:]}"
+            )
+        marker.write_text(RUNTIME_REQUIREMENT)
+    return sorted(cache.glob("*.whl"))
+
+
+def artifacts(inventory: Inventory, wheels: list[Path]) -> list[Artifact]:
+    data = inventory.settings.data
+    if not data.is_file():
+        raise PushError(
+            f"{inventory.path.name}: defaults.data: reference file {data} does not "
+            "exist; make it with ./get_data.sh"
+        )
+    files = [(p, f"worker/{p.name}") for p in sorted(WORKER.glob("*.py"))]
+    files += [(data, f"data/{data.name}")] + [(w, f"wheels/{w.name}") for w in wheels]
+    return [Artifact(local, remote, sha256_file(local)) for local, remote in files]
+
+
+def runtime_stamp(arts: list[Artifact], python: str) -> str:
+    wheels = sorted(a.sha256 for a in arts if a.remote.startswith("wheels/"))
+    return hashlib.sha256(json.dumps([python, wheels]).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What ``push`` learnt about a node; saved in the run's manifest."""
+
+    hostname: str
+    platform: str
+    python: str
+    clock_offset: float  # node clock minus controller clock, seconds
+    clock_error: float  # half the round trip of the best sample: the offset's uncertainty
+    uploaded: int
+    provisioned: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_clock(conn: Connection, python: str, samples: int = 3) -> tuple[float, float]:
+    """(offset, uncertainty) from the sample with the shortest round trip."""
+    best: Optional[tuple[float, float]] = None
+    for _ in range(samples):
+        before = time.time()
+        out = conn.run(
+            f"{shlex.quote(python)} -c 'import time; print(repr(time.time()))'", hide=True
+        ).stdout
+        after = time.time()
+        half = (after - before) / 2
+        if best is None or half < best[1]:
+            best = (float(out.strip()) - (before + half), half)
+    assert best is not None
+    return best
+
+
+def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Artifact]) -> NodeInfo:
+    workdir = node.workdir
+    q = shlex.quote
+    dirs = " ".join(q(posixpath.join(workdir, d)) for d in ("worker", "data", "wheels", "runs"))
+    conn.run(f"mkdir -p {dirs}", hide=True)
+    names = " ".join(q(a.remote) for a in arts)
+    probe = conn.run(
+        f"{q(node.python)} - {q(workdir)} {names}",
+        hide=True,
+        in_stream=io.StringIO(PROBE.read_text()),
+    )
+    facts = json.loads(probe.stdout)
+    version = tuple(facts["python"])
+    if version < MIN_PYTHON:
+        raise StepError(
+            f"{node.python} is Python {'.'.join(map(str, version))}; the worker "
+            f"needs {'.'.join(map(str, MIN_PYTHON))}+ (set nodes[].python)"
+        )
+    stale = [a for a in arts if facts["hashes"].get(a.remote) != a.sha256]
+    for art in stale:
+        conn.put(str(art.local), posixpath.join(workdir, art.remote))
+    ours = {a.remote.split("/", 1)[1] for a in arts if a.remote.startswith("worker/")}
+    extra = [f for f in facts["worker_files"] if f.endswith(".py") and f not in ours]
+    if extra:  # modules removed from the package since the last push
+        conn.run(
+            "rm -f -- " + " ".join(q(posixpath.join(workdir, "worker", f)) for f in extra),
+            hide=True,
+        )
+    stamp = runtime_stamp(arts, node.python)
+    provisioned = facts["runtime"] != stamp
+    if provisioned:
+        conn.run(
+            f"cd {q(workdir)} && PYTHONPATH={q(workdir)} {q(node.python)} -m "
+            f"worker.bootstrap --wheels wheels --venv venv --stamp {stamp}",
+            hide=True,
+        )
+    offset, error = measure_clock(conn, node_paths(inventory, node).venv_python)
+    return NodeInfo(
+        facts["hostname"],
+        facts["platform"],
+        ".".join(map(str, version)),
+        offset,
+        error,
+        len(stale),
+        provisioned,
+    )

@@ -1,0 +1,156 @@
+"""Fabric connections to the nodes, and running one step on many nodes in parallel.
+
+Each node gets its own command line (node id, sources, start time), so steps run on a
+thread per node rather than through a ``ThreadingGroup``; a failure on one node becomes a
+``NodeFailure`` naming the node, host and cause while the other nodes carry on.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Generic, Optional, Sequence, TextIO, TypeVar
+
+import paramiko
+from fabric import Connection
+from invoke.exceptions import CommandTimedOut, UnexpectedExit
+
+from .inventory import Inventory, Node
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NodeFailure:
+    node: str
+    host: str  # user@host:port
+    step: str
+    cause: str
+
+    def to_dict(self) -> dict:
+        return {"node": self.node, "host": self.host, "step": self.step, "cause": self.cause}
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    node: Node
+    value: Optional[T] = None
+    failure: Optional[NodeFailure] = None
+
+
+class StepError(RuntimeError):
+    """Raised inside a step function: the message is the cause shown for that node."""
+
+
+def address(node: Node) -> str:
+    return f"{node.user}@{node.host}:{node.port}"
+
+
+def connect(inventory: Inventory, node: Node) -> Connection:
+    """A Fabric connection that checks host keys unless the inventory opts out."""
+    kwargs: dict = {}
+    if node.key is not None:
+        kwargs.update(key_filename=str(node.key), look_for_keys=False, allow_agent=False)
+    conn = Connection(
+        node.host,
+        user=node.user,
+        port=node.port,
+        connect_timeout=int(inventory.settings.connect_timeout),
+        connect_kwargs=kwargs,
+    )
+    ssh = inventory.ssh
+    if ssh.known_hosts is not None and ssh.known_hosts.exists():
+        conn.client.load_host_keys(str(ssh.known_hosts))
+    if ssh.strict_host_keys:
+        # Fabric auto-adds unknown host keys by default; we refuse them
+        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return conn
+
+
+def explain(exc: BaseException, inventory: Inventory) -> str:
+    """A one-line cause for a failed step, in the words a user can act on."""
+    if isinstance(exc, StepError):
+        return str(exc)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return (
+            f"host key mismatch ({exc.key.get_name()}): the node's key differs from "
+            f"{inventory.ssh.known_hosts}"
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        return f"authentication refused ({exc}); check nodes[].user and nodes[].key"
+    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
+        return (
+            f"unknown host key: add it to {inventory.ssh.known_hosts} "
+            "(ssh-keyscan) or set ssh.strict_host_keys: false"
+        )
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        return f"unreachable: {exc.strerror or exc}"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"unreachable: no answer within {inventory.settings.connect_timeout:g} s"
+    if isinstance(exc, CommandTimedOut):
+        return f"timed out after {exc.timeout} s (defaults.phase_timeout)"
+    if isinstance(exc, UnexpectedExit):
+        return _command_failure(exc.result.exited, exc.result.stderr or exc.result.stdout)
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _command_failure(code: int, output: str) -> str:
+    tail = " | ".join(line for line in (output or "").strip().splitlines()[-3:])
+    return f"exit code {code}" + (f": {tail}" if tail else "")
+
+
+def on_nodes(
+    inventory: Inventory,
+    step: str,
+    fn: Callable[[Connection, Node], T],
+    nodes: Optional[Sequence[Node]] = None,
+) -> list[Outcome[T]]:
+    """Run ``fn(connection, node)`` on every node at once; failures become outcomes."""
+    targets = list(nodes if nodes is not None else inventory.nodes)
+
+    def one(node: Node) -> Outcome[T]:
+        conn = connect(inventory, node)
+        try:
+            return Outcome(node, value=fn(conn, node))
+        except Exception as exc:  # noqa: BLE001 - every failure is reported per node
+            return Outcome(
+                node, failure=NodeFailure(node.id, address(node), step, explain(exc, inventory))
+            )
+        finally:
+            conn.close()
+
+    if not targets:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(targets), 64)) as pool:
+        return list(pool.map(one, targets))
+
+
+class PrefixedStream(io.TextIOBase):
+    """Writes each complete line as ``[node] line`` to ``target``; safe across threads."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, prefix: str, target: Optional[TextIO] = None) -> None:
+        self.prefix = prefix
+        self.target = target or sys.stdout
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        if lines:
+            with self._lock:
+                for line in lines:
+                    self.target.write(f"[{self.prefix}] {line}\n")
+                self.target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.write("\n")

@@ -1,0 +1,73 @@
+"""Which run a task works on, and the run's manifest.
+
+``fab write`` starts a run; tasks chained after it in the same ``fab`` command continue
+it; a later ``fab read`` or ``fab verify`` continues ``results/latest`` or ``--run ID``.
+"""
+from __future__ import annotations
+
+import getpass
+import platform
+import socket
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Optional
+
+from .inventory import Inventory
+from .plan import new_run_id
+from .push import sha256_file
+from .rundir import RunDir, RunNotFound
+
+#: runs started by this process, per results root: what chained tasks continue
+_ACTIVE: dict[Path, RunDir] = {}
+
+PACKAGES = ("fabric", "invoke", "paramiko", "pyyaml", "alluxio")
+
+
+def _versions() -> dict[str, Optional[str]]:
+    found: dict[str, Optional[str]] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def manifest(inventory: Inventory, run_id: str) -> dict:
+    data = inventory.settings.data
+    return {
+        "run_id": run_id,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "controller": {"hostname": socket.gethostname(), "user": getpass.getuser(),
+                       "platform": platform.platform()},
+        "versions": _versions(),
+        "inventory": {"path": str(inventory.path), "document": inventory.raw},
+        "reference": {"path": str(data), "bytes": data.stat().st_size,
+                      "sha256": sha256_file(data)},
+        "nodes": {},
+    }
+
+
+def start(inventory: Inventory, root: Path) -> RunDir:
+    run = RunDir.create(root, new_run_id())
+    run.write_json("manifest.json", manifest(inventory, run.run_id))
+    _ACTIVE[root.resolve()] = run
+    print(f"run {run.run_id}: results in {run.path}/")
+    return run
+
+
+def current(inventory: Inventory, root: Path, run_id: Optional[str] = None) -> RunDir:
+    """The run named, else the one this ``fab`` command started, else the latest, else new."""
+    if run_id:
+        run = RunDir.open(root, run_id)
+    elif root.resolve() in _ACTIVE:
+        return _ACTIVE[root.resolve()]
+    else:
+        try:
+            run = RunDir.open(root, "latest")
+        except RunNotFound:
+            return start(inventory, root)
+    _ACTIVE[root.resolve()] = run
+    print(f"run {run.run_id}: continuing, results in {run.path}/")
+    return run

@@ -1,0 +1,216 @@
+"""Summary statistics of one phase from the clients' records.
+
+Times are put on the controller's clock (``start - clock_offset``). Timing, bytes and
+throughput use the ``ok`` records only: a failed client may never have started, and its
+zero times would distort the span. Aggregate throughput is the bytes of all ok records
+over the phase's span (last end - first start), not the sum of the clients' rates.
+``bytes`` None (a size fs-checksum could not read) counts as 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+from worker.results import ClientResult
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Order statistics of some values; with no values ``n`` is 0 and the rest 0.0."""
+
+    n: int
+    min: float
+    median: float
+    p90: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Distribution:
+        ordered = sorted(values)
+        if not ordered:
+            return cls(0, 0.0, 0.0, 0.0, 0.0)
+        return cls(
+            n=len(ordered),
+            min=ordered[0],
+            median=percentile(ordered, 50),
+            p90=percentile(ordered, 90),
+            max=ordered[-1],
+        )
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile of sorted values, interpolating linearly (numpy's default)."""
+    if not ordered:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be within 0..100, got {q}")
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A record that is not ok."""
+
+    node: str
+    client: int
+    path: str
+    status: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ClientSummary:
+    """One record on the controller clock (times 0.0 when the record is not ok)."""
+
+    node: str
+    client: int
+    status: str
+    bytes: int
+    start: float
+    end: float
+    throughput: float  # bytes/s
+
+
+@dataclass(frozen=True)
+class NodeSummary:
+    """The records of one node; times None when it has no ok record."""
+
+    node: str
+    clients: int
+    ok: int
+    errors: int
+    bytes: int
+    first_start: float | None
+    last_end: float | None
+    throughput: float  # bytes of ok records / (last_end - first_start), 0 if no span
+
+
+@dataclass(frozen=True)
+class PhaseSummary:
+    """What a phase achieved; ``per_client`` is in bytes/s, skews in seconds.
+
+    With no ok records the times are None and the rates and skews 0.0.
+    """
+
+    phase: str
+    clients: int
+    ok: int
+    errors: tuple[Failure, ...]
+    bytes: int
+    first_start: float | None
+    last_end: float | None
+    wall_seconds: float
+    aggregate_throughput: float
+    per_client: Distribution
+    per_node: tuple[NodeSummary, ...]
+    start_skew: float
+    ready_skew: float
+    by_client: tuple[ClientSummary, ...]
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON."""
+        return asdict(self)
+
+
+def summarise(records: Iterable[ClientResult], phase: str | None = None) -> PhaseSummary:
+    """Summarise the records of one phase; ``phase`` names it when there are none.
+
+    Nodes keep the order in which they first appear in ``records``. Records of more than
+    one phase (or of another phase than ``phase``) raise ValueError.
+    """
+    records = list(records)
+    phase = _phase(records, phase)
+    ok = [r for r in records if r.ok]
+    span = _Span.of(ok)
+    nodes = dict.fromkeys(r.node for r in records)
+    return PhaseSummary(
+        phase=phase,
+        clients=len({(r.node, r.client) for r in records}),
+        ok=len(ok),
+        errors=tuple(
+            Failure(r.node, r.client, r.path, r.status, r.error) for r in records if not r.ok
+        ),
+        bytes=span.bytes,
+        first_start=span.first_start,
+        last_end=span.last_end,
+        wall_seconds=span.seconds,
+        aggregate_throughput=span.throughput,
+        per_client=Distribution.of(r.throughput for r in ok),
+        per_node=tuple(_node(nid, [r for r in records if r.node == nid]) for nid in nodes),
+        start_skew=_spread(_start(r) for r in ok),
+        ready_skew=_spread(r.ready - r.clock_offset for r in ok if r.ready > 0),
+        by_client=tuple(_client(r) for r in records),
+    )
+
+
+def _phase(records: list[ClientResult], phase: str | None) -> str:
+    phases = sorted({r.phase for r in records} | ({phase} if phase else set()))
+    if len(phases) > 1:
+        raise ValueError(f"records of several phases cannot be summarised together: {phases}")
+    return phases[0] if phases else ""
+
+
+def _start(record: ClientResult) -> float:
+    return record.start - record.clock_offset
+
+
+def _end(record: ClientResult) -> float:
+    return record.end - record.clock_offset
+
+
+def _spread(values: Iterable[float]) -> float:
+    values = list(values)
+    return max(values) - min(values) if values else 0.0
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Bytes and time span of some ok records, on the controller clock."""
+
+    bytes: int
+    first_start: float | None
+    last_end: float | None
+    seconds: float
+    throughput: float
+
+    @classmethod
+    def of(cls, ok: list[ClientResult]) -> _Span:
+        if not ok:
+            return cls(0, None, None, 0.0, 0.0)
+        total = sum(r.bytes or 0 for r in ok)
+        first, last = min(map(_start, ok)), max(map(_end, ok))
+        seconds = max(last - first, 0.0)
+        return cls(total, first, last, seconds, total / seconds if seconds > 0 else 0.0)
+
+
+def _node(nid: str, records: list[ClientResult]) -> NodeSummary:
+    ok = [r for r in records if r.ok]
+    span = _Span.of(ok)
+    return NodeSummary(
+        node=nid,
+        clients=len({r.client for r in records}),
+        ok=len(ok),
+        errors=len(records) - len(ok),
+        bytes=span.bytes,
+        first_start=span.first_start,
+        last_end=span.last_end,
+        throughput=span.throughput,
+    )
+
+
+def _client(record: ClientResult) -> ClientSummary:
+    if not record.ok:
+        return ClientSummary(record.node, record.client, record.status, 0, 0.0, 0.0, 0.0)
+    return ClientSummary(
+        node=record.node,
+        client=record.client,
+        status=record.status,
+        bytes=record.bytes or 0,
+        start=_start(record),
+        end=_end(record),
+        throughput=record.throughput,
+    )

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from controller.pairing import cross_node
+from controller.report import phase_table, plan_lines, svg_bar_chart, verify_table
+from controller.stats import summarise
+from worker.results import ClientResult
+
+MIB = 1024 * 1024
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def rec(node: str, client: int, **kw: object) -> ClientResult:
+    kw.setdefault("phase", "write")
+    kw.setdefault("path", f"/parbench/{node}/{client}")
+    return ClientResult(run_id="r", node=node, client=client, host="h", backend="alluxio", **kw)  # type: ignore[arg-type]
+
+
+WRITE = [
+    rec("n0", 0, bytes=10 * MIB, start=100.0, end=101.0, ready=99.0),  # 10 MiB/s
+    rec("n0", 1, bytes=10 * MIB, start=100.5, end=102.5, ready=99.0),  # 5 MiB/s
+    rec("n1", 0, bytes=20 * MIB, start=100.25, end=102.0, ready=99.02),  # 11.43 MiB/s
+    rec("n1", 1, status="error", error="ConnectionError: refused\n  at line 3"),
+]
+
+
+def test_phase_table() -> None:
+    assert phase_table(summarise(WRITE)).splitlines() == [
+        "write: 16.00 MiB/s aggregate, 40.00 MiB (41943040 bytes) in 2.500 s,"
+        " start skew 500.0 ms, ready skew 20.0 ms, ok 3, errors 1",
+        "  node  clients  ok  errors    MiB      s  MiB/s",
+        "  n0          2   2       0  20.00  2.500   8.00",
+        "  n1          2   1       1  20.00  1.750  11.43",
+        "per client MiB/s (n=3): min 5.00  median 10.00  p90 11.14  max 11.43",
+        "errors (1):",
+        "  n1/1 /parbench/n1/1: error: ConnectionError: refused at line 3",
+    ]
+
+
+def test_phase_table_without_errors_or_records() -> None:
+    assert phase_table(summarise(WRITE[:3])).splitlines()[-1].startswith("per client MiB/s")
+    assert phase_table(summarise([], phase="read")).splitlines() == [
+        "read: 0.00 MiB/s aggregate, 0.00 MiB (0 bytes) in 0.000 s,"
+        " start skew 0.0 ms, ready skew 0.0 ms, ok 0, errors 0",
+        "  (no records)",
+    ]
+
+
+def test_verify_table() -> None:
+    good, bad = "ab" * 32, "cd" * 32
+    records = [
+        rec("n1", 0, phase="verify-read", path="/parbench/n0/0", local_path="/w/read/0",
+            bytes=5 * MIB, checksum=good, expected_bytes=5 * MIB, expected_checksum=good),
+        rec("n1", 1, phase="verify-read", path="/parbench/n0/1", local_path="/w/read/1",
+            status="mismatch", bytes=1000, checksum=bad, expected_bytes=5 * MIB,
+            expected_checksum=good),
+        rec("n0", 0, phase="verify-read", path="/parbench/n1/0", local_path="/w/read/0",
+            status="missing", expected_bytes=5 * MIB, expected_checksum=good,
+            error="No such file"),
+        rec("n0", 0, phase="verify-write", bytes=5 * MIB, checksum=good),
+    ]  # fmt: skip
+    assert verify_table(records).splitlines() == [
+        "verify-read: 1 of 3 files ok, 2 not ok (1 mismatch, 1 missing)",
+        "  node  client  path       status    size found/expected  checksum found/expected"
+        "    error",
+        "  n0    0       /w/read/0  missing   -/5242880            -/abababababab"
+        "             No such file",
+        "  n1    1       /w/read/1  mismatch  1000/5242880         cdcdcdcdcdcd/abababababab",
+        "verify-write: all 1 files ok",
+    ]
+    assert verify_table([]) == "verify: no records"
+
+
+def test_verify_table_unknown_size() -> None:
+    record = rec("n0", 0, phase="verify-write", status="mismatch", bytes=None, checksum="ee" * 16)
+    assert verify_table([record]).splitlines()[-1] == (
+        "  n0    0       /parbench/n0/0  mismatch  -/-                  eeeeeeeeeeee/-"
+    )
+
+
+def test_plan_lines() -> None:
+    assert plan_lines(cross_node({"n0": 2, "n1": 2})) == [
+        "cross-node read: 4 clients on 2 nodes, each reads one file written on another node",
+        "every written file is read exactly once",
+        "  reader      source",
+        "  n0/0    <-  n1/0",
+        "  n0/1    <-  n1/1",
+        "  n1/0    <-  n0/0",
+        "  n1/1    <-  n0/1",
+    ]
+
+
+def test_svg_bar_chart() -> None:
+    svg = svg_bar_chart(summarise(WRITE))
+    root = ET.fromstring(svg)
+    assert root.tag == f"{SVG}svg"
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert texts[0] == "write: per-client throughput (MiB/s), aggregate 16.00 MiB/s"
+    assert {"n0", "n1", "MiB/s", "median 10.00", "\u00d7"} <= set(texts)
+    bars = [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
+    assert [b.find(f"{SVG}title").text for b in bars] == [
+        "n0/0: 10.00 MiB/s",
+        "n0/1: 5.00 MiB/s",
+        "n1/0: 11.43 MiB/s",
+    ]
+    # heights are proportional to throughput (axis up to a round 12 MiB/s)
+    heights = [float(b.get("height")) for b in bars]
+    assert heights[0] / heights[1] == 2.0
+    assert "n1/1: error" in svg
+
+
+def test_svg_bar_chart_empty() -> None:
+    root = ET.fromstring(svg_bar_chart(summarise([], phase="read")))
+    assert root.tag == f"{SVG}svg"

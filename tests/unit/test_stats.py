@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from controller.stats import (
+    ClientSummary,
+    Distribution,
+    Failure,
+    NodeSummary,
+    percentile,
+    summarise,
+)
+from worker.results import ClientResult
+
+
+def rec(node: str, client: int, **kw: object) -> ClientResult:
+    kw.setdefault("phase", "write")
+    return ClientResult(
+        run_id="r",
+        node=node,
+        client=client,
+        host="h",
+        backend="alluxio",
+        path=f"/parbench/{node}/{client}",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+# n1's clock runs 10 s ahead of the controller's: its times are shifted back by 10 s.
+RECORDS = [
+    rec("n0", 0, bytes=100, start=10.0, end=12.0, ready=9.0),  # 50 B/s
+    rec("n0", 1, bytes=300, start=11.0, end=14.0, ready=9.5),  # 100 B/s
+    rec("n1", 0, bytes=200, start=21.0, end=23.0, ready=19.2, clock_offset=10.0),  # 100 B/s
+    rec("n1", 1, status="error", error="refused", ready=19.0, clock_offset=10.0),
+]
+
+
+def test_percentile_interpolates_linearly() -> None:
+    values = [1.0, 2.0, 3.0, 4.0]
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 50) == 2.5
+    assert percentile(values, 90) == pytest.approx(3.7)  # rank 2.7: 3 + 0.7 * (4 - 3)
+    assert percentile(values, 100) == 4.0
+    assert percentile([10.0, 20.0], 90) == pytest.approx(19.0)
+    assert percentile([7.0], 90) == 7.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_distribution() -> None:
+    assert Distribution.of([4.0, 1.0, 3.0, 2.0]) == Distribution(
+        4, 1.0, 2.5, pytest.approx(3.7), 4.0
+    )
+    assert Distribution.of([]) == Distribution(0, 0.0, 0.0, 0.0, 0.0)
+
+
+def test_phase_summary_math() -> None:
+    s = summarise(RECORDS)
+    assert (s.phase, s.clients, s.ok, s.bytes) == ("write", 4, 3, 600)
+    assert s.errors == (Failure("n1", 1, "/parbench/n1/1", "error", "refused"),)
+    # on the controller clock: first start 10 (n0/0), last end 14 (n0/1)
+    assert (s.first_start, s.last_end, s.wall_seconds) == (10.0, 14.0, 4.0)
+    # 600 bytes over 4 s, not the sum of the client rates (250)
+    assert s.aggregate_throughput == 150.0
+    assert s.per_client == Distribution(3, 50.0, 100.0, 100.0, 100.0)
+    # starts 10, 11, 11 (21 - 10): skew 1 s, not 11 s; ready 9, 9.5, 9.2 (failed ignored)
+    assert s.start_skew == 1.0
+    assert s.ready_skew == pytest.approx(0.5)
+    assert s.per_node == (
+        NodeSummary("n0", 2, 2, 0, 400, 10.0, 14.0, 100.0),
+        NodeSummary("n1", 2, 1, 1, 200, 11.0, 13.0, 100.0),
+    )
+    assert s.by_client[2] == ClientSummary("n1", 0, "ok", 200, 11.0, 13.0, 100.0)
+    assert s.by_client[3] == ClientSummary("n1", 1, "error", 0, 0.0, 0.0, 0.0)
+
+
+def test_to_dict_is_json() -> None:
+    data = json.loads(json.dumps(summarise(RECORDS).to_dict()))
+    assert data["aggregate_throughput"] == 150.0
+    assert data["per_client"] == {"n": 3, "min": 50.0, "median": 100.0, "p90": 100.0, "max": 100.0}
+    assert data["per_node"][1]["node"] == "n1"
+    assert data["errors"][0]["error"] == "refused"
+
+
+def test_no_records() -> None:
+    s = summarise([], phase="read")
+    assert (s.phase, s.clients, s.ok, s.errors, s.bytes) == ("read", 0, 0, (), 0)
+    assert (s.first_start, s.last_end, s.wall_seconds, s.aggregate_throughput) == (
+        None,
+        None,
+        0.0,
+        0.0,
+    )
+    assert s.per_client.n == 0
+    assert (s.per_node, s.start_skew, s.ready_skew) == ((), 0.0, 0.0)
+    assert summarise([]).phase == ""
+
+
+def test_all_failures() -> None:
+    s = summarise([rec("n0", 0, status="error", error="boom"), rec("n1", 0, status="error")])
+    assert (s.ok, len(s.errors), s.bytes, s.first_start, s.aggregate_throughput) == (
+        0,
+        2,
+        0,
+        None,
+        0.0,
+    )
+    assert s.per_node[0] == NodeSummary("n0", 1, 0, 1, 0, None, None, 0.0)
+
+
+def test_zero_durations() -> None:
+    s = summarise([rec("n0", 0, bytes=10, start=5.0, end=5.0), rec("n1", 0, start=5.0, end=5.0)])
+    assert (s.wall_seconds, s.aggregate_throughput, s.bytes) == (0.0, 0.0, 10)
+    assert s.per_client == Distribution(2, 0.0, 0.0, 0.0, 0.0)
+
+
+def test_mixed_phases_are_refused() -> None:
+    with pytest.raises(ValueError, match="several phases"):
+        summarise([rec("n0", 0), rec("n0", 0, phase="read")])
+    with pytest.raises(ValueError, match="several phases"):
+        summarise([rec("n0", 0)], phase="read")
+
+
+def test_unknown_size_counts_as_zero() -> None:
+    s = summarise([rec("n0", 0, phase="verify-write", bytes=None, start=1.0, end=2.0)])
+    assert (s.ok, s.bytes, s.aggregate_throughput, s.by_client[0].bytes) == (1, 0, 0.0, 0)

@@ -1,0 +1,211 @@
+"""The worker CLI end to end in a subprocess, through the posix backend."""
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from worker.results import ClientResult, read_lines
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_worker(*args: object, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def records(path: Path) -> list[ClientResult]:
+    with open(path) as stream:
+        return sorted(read_lines(stream, str(path)), key=lambda r: r.client)
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> dict:
+    ref = tmp_path / "ref.bin"
+    ref.write_bytes(os.urandom(300_000))
+    store = tmp_path / "store"
+    store.mkdir()
+    posix = ["--backend", "posix", "--root", store, "--chunk-size", 65536]
+    return {"tmp": tmp_path, "ref": ref, "store": store, "posix": posix,
+            "sha": hashlib.sha256(ref.read_bytes()).hexdigest()}
+
+
+def write(bench: dict, nfile: int = 3, *extra: object) -> subprocess.CompletedProcess:
+    out = bench["tmp"] / "out" / "write.jsonl"
+    return run_worker("write", "--src", bench["ref"], "--dst", "/parbench", "--node", "n0",
+                      "--nfile", nfile, "--out", out, "--run-id", "t1", *bench["posix"], *extra)
+
+
+def test_write_then_verify_write(bench: dict) -> None:
+    done = write(bench)
+    assert done.returncode == 0, done.stderr
+    results = records(bench["tmp"] / "out" / "write.jsonl")
+    assert [r.client for r in results] == [0, 1, 2]
+    for r in results:
+        assert (r.status, r.phase, r.node, r.run_id, r.backend) == ("ok", "write", "n0", "t1",
+                                                                    "posix")
+        assert r.path == f"/parbench/n0/{r.client}"
+        assert r.bytes == 300_000 and r.checksum == bench["sha"] and not r.replaced
+        assert 0 < r.ready <= r.start <= r.end
+        assert (bench["store"] / "parbench" / "n0" / str(r.client)).read_bytes() == \
+            bench["ref"].read_bytes()
+    assert "n0/1 write /parbench/n0/1" in done.stdout and "3/3 ok" in done.stdout
+
+    out = bench["tmp"] / "vw.jsonl"
+    done = run_worker("verify-write", "--src", bench["ref"], "--dst", "/parbench", "--node", "n0",
+                      "--nfile", 3, "--out", out, *bench["posix"])
+    assert done.returncode == 0, done.stderr
+    for r in records(out):
+        assert (r.status, r.method, r.algorithm) == ("ok", "stream", "sha256")
+        assert r.bytes == r.expected_bytes == 300_000
+        assert r.checksum == r.expected_checksum == bench["sha"]
+
+
+def test_replace_and_refuse_existing(bench: dict) -> None:
+    assert write(bench, 2).returncode == 0
+    done = write(bench, 2)
+    assert done.returncode == 0
+    assert all(r.replaced and r.ok for r in records(bench["tmp"] / "out" / "write.jsonl"))
+
+    done = write(bench, 3, "--on-existing", "refuse")
+    assert done.returncode == 1
+    results = records(bench["tmp"] / "out" / "write.jsonl")
+    assert [r.status for r in results] == ["error", "error", "ok"]
+    assert "/parbench/n0/0" in results[0].error and "already exists" in results[0].error
+    assert results[0].host in results[0].error
+    assert "already exists" in done.stderr
+
+
+def test_read_template_and_explicit_sources_then_verify_read(bench: dict) -> None:
+    assert write(bench).returncode == 0
+    copies = bench["tmp"] / "copies"
+    out = bench["tmp"] / "read.jsonl"
+    done = run_worker("read", "--src", "/parbench/n0/{cid}", "--dst", copies, "--node", "n1",
+                      "--nfile", 3, "--out", out, *bench["posix"])
+    assert done.returncode == 0, done.stderr
+    results = records(out)
+    assert [r.path for r in results] == [f"/parbench/n0/{cid}" for cid in range(3)]
+    assert [r.local_path for r in results] == [str(copies / str(cid)) for cid in range(3)]
+    assert all(r.checksum == bench["sha"] and r.bytes == 300_000 for r in results)
+
+    explicit = bench["tmp"] / "explicit"
+    sources = [arg for cid in (2, 0) for arg in ("--src", f"/parbench/n0/{cid}")]
+    done = run_worker("read", *sources, "--dst", explicit, "--node", "n1", "--nfile", 2,
+                      "--out", out, *bench["posix"])
+    assert done.returncode == 0, done.stderr
+    assert [r.path for r in records(out)] == ["/parbench/n0/2", "/parbench/n0/0"]
+
+    (copies / "1").write_bytes(b"x" + bench["ref"].read_bytes()[1:])  # same size, one byte off
+    (copies / "2").unlink()
+    out = bench["tmp"] / "vr.jsonl"
+    done = run_worker("verify-read", "--src", bench["ref"], "--dst", copies, "--node", "n1",
+                      "--nfile", 3, "--out", out)
+    assert done.returncode == 1
+    statuses = [(r.client, r.status) for r in records(out)]
+    assert statuses == [(0, "ok"), (1, "mismatch"), (2, "missing")]
+    assert "sha256" in records(out)[1].error
+    assert "1 mismatch" in done.stdout and "1 missing" in done.stdout
+
+
+def test_read_source_count_must_be_one_or_n(bench: dict) -> None:
+    done = run_worker("read", "--src", "/a", "--src", "/b", "--dst", bench["tmp"], "--node", "n1",
+                      "--nfile", 3, *bench["posix"])
+    assert done.returncode == 2
+    assert "exactly --nfile=3" in done.stderr
+
+
+def test_usage_errors(bench: dict) -> None:
+    assert run_worker().returncode == 2
+    assert run_worker("write", "--src", bench["ref"], "--dst", "/p", "--node", "n0", "--nfile",
+                      1, "--backend", "posix").returncode == 2  # posix without --root
+    assert run_worker("write", "--src", bench["ref"], "--dst", "/p", "--node", "n0", "--nfile",
+                      0, *bench["posix"]).returncode == 2
+
+
+def test_start_at_is_a_common_start(bench: dict) -> None:
+    start_at = time.time() + 1.5
+    assert write(bench, 3, "--start-at", f"{start_at:.3f}").returncode == 0
+    results = records(bench["tmp"] / "out" / "write.jsonl")
+    assert all(r.ready < round(start_at, 3) <= r.start for r in results)
+
+
+def test_unwritable_root_gives_error_records(bench: dict) -> None:
+    not_a_dir = bench["tmp"] / "file"
+    not_a_dir.write_text("")
+    out = bench["tmp"] / "w.jsonl"
+    done = run_worker("write", "--src", bench["ref"], "--dst", "/parbench", "--node", "n0",
+                      "--nfile", 2, "--out", out, "--backend", "posix", "--root", not_a_dir)
+    assert done.returncode == 1
+    results = records(out)
+    assert [r.status for r in results] == ["error", "error"]
+    assert f"posix root {not_a_dir}" in results[0].error
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_reference_gives_error_records(bench: dict) -> None:
+    out = bench["tmp"] / "vr.jsonl"
+    done = run_worker("verify-read", "--src", bench["tmp"] / "nope", "--dst", bench["tmp"],
+                      "--node", "n1", "--nfile", 2, "--out", out)
+    assert done.returncode == 1
+    assert [r.status for r in records(out)] == ["error", "error"]
+    assert "reference file" in records(out)[0].error
+
+
+def test_default_out_is_written_atomically_in_cwd(bench: dict) -> None:
+    done = run_worker("verify-read", "--src", bench["ref"], "--dst", bench["tmp"], "--node", "n1",
+                      "--nfile", 1, cwd=bench["tmp"])
+    assert done.returncode == 1  # nothing to check there: the copy is missing
+    assert [r.status for r in records(bench["tmp"] / "parbench-verify-read.jsonl")] == ["missing"]
+    assert not list(bench["tmp"].glob(".parbench-*.tmp"))
+
+
+FAKE_ALLUXIO = """#!/bin/sh
+echo "$@" >> "$(dirname "$0")/calls.log"
+case "$3" in
+  */0) echo "INFO: a log line"; echo "md5sum: {good}";;
+  */1) echo "md5sum: 00000000000000000000000000000000";;
+  */2) echo "Path \\"$3\\" does not exist." >&2; exit 255;;
+  *) echo "boom: master unreachable" >&2; exit 3;;
+esac
+"""
+
+
+def test_verify_write_with_fs_checksum(tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    ref.write_bytes(os.urandom(5000))
+    store = tmp_path / "store"
+    (store / "bench" / "n0").mkdir(parents=True)
+    for cid in (0, 1):
+        (store / "bench" / "n0" / str(cid)).write_bytes(ref.read_bytes())
+    md5 = hashlib.md5(ref.read_bytes()).hexdigest()
+    home = tmp_path / "alluxio"
+    script = home / "bin" / "alluxio"
+    script.parent.mkdir(parents=True)
+    script.write_text(FAKE_ALLUXIO.format(good=md5))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+    out = tmp_path / "vw.jsonl"
+    done = run_worker("verify-write", "--src", ref, "--dst", "/bench", "--node", "n0",
+                      "--nfile", 4, "--home", home, "--out", out,
+                      "--backend", "posix", "--root", store)
+    assert done.returncode == 1
+    results = records(out)
+    assert [r.status for r in results] == ["ok", "mismatch", "missing", "error"]
+    for r in results:
+        assert (r.method, r.algorithm, r.expected_checksum) == ("fs-checksum", "md5", md5)
+        assert r.expected_bytes == 5000
+    assert results[0].checksum == md5 and results[0].bytes == 5000  # size from the backend stat
+    assert "md5" in results[1].error
+    assert "exited with 3" in results[3].error and "master unreachable" in results[3].error
+    calls = (home / "bin" / "calls.log").read_text().splitlines()
+    assert sorted(calls) == [f"fs checksum /bench/n0/{cid}" for cid in range(4)]

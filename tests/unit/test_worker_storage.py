@@ -1,0 +1,201 @@
+"""Backends: posix path mapping and streaming, alluxio options, errors and stream handling."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+import requests
+from alluxio import exceptions
+
+from worker.hashing import HashingTee, hash_file, read_chunks
+from worker.storage import (
+    AlluxioStorage,
+    PosixStorage,
+    StorageConfig,
+    StorageError,
+    make_storage,
+)
+
+
+def posix(root: Path) -> PosixStorage:
+    storage = make_storage(StorageConfig(backend="posix", root=str(root)))
+    assert isinstance(storage, PosixStorage)
+    return storage
+
+
+def test_posix_maps_paths_under_root_only(tmp_path: Path) -> None:
+    storage = posix(tmp_path)
+    assert storage.local_path("/a/b") == str(tmp_path / "a" / "b")
+    assert storage.local_path("a//b/") == str(tmp_path / "a" / "b")
+    assert storage.local_path("/") == str(tmp_path)
+    assert storage.local_path("/../x") == str(tmp_path / "x")  # normalised at the root
+    with pytest.raises(ValueError, match="--root"):
+        make_storage(StorageConfig(backend="posix"))
+
+
+def test_posix_streams_a_file_larger_than_the_chunk_size(tmp_path: Path) -> None:
+    data = os.urandom(1_000_003)
+    storage = posix(tmp_path)
+    storage.connect()
+    storage.mkdirs("/d/e")
+    storage.mkdirs("/d/e")  # existing directories are fine
+    sent = HashingTee(iter([data[i:i + 65536] for i in range(0, len(data), 65536)]))
+    storage.write_stream("/d/e/f", sent)
+    assert (sent.size, sent.hexdigest()) == (len(data), hashlib.sha256(data).hexdigest())
+    assert storage.exists("/d/e/f") and storage.size("/d/e/f") == len(data)
+    chunks = list(storage.read_stream("/d/e/f", 100_000))
+    assert max(map(len, chunks)) == 100_000 and len(chunks) == 11
+    assert b"".join(chunks) == data
+    assert hash_file(str(tmp_path / "d/e/f"), 4096) == (len(data), hashlib.sha256(data).hexdigest())
+    with pytest.raises(StorageError, match="File ?Exists"):  # never overwrites
+        storage.write_stream("/d/e/f", [b"x"])
+    storage.delete("/d/e/f")
+    assert not storage.exists("/d/e/f")
+
+
+def test_posix_errors_name_root_and_operation(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StorageError, match=f"posix root {tmp_path}: mkdirs: NotADirectoryError"):
+        posix(tmp_path).mkdirs("/file/sub")
+    with pytest.raises(StorageError, match="connect"):
+        posix(tmp_path / "file").connect()
+
+
+def test_read_chunks_rejects_bad_size(tmp_path: Path) -> None:
+    with open(__file__, "rb") as stream, pytest.raises(ValueError):
+        next(read_chunks(stream, 0))
+
+
+def alluxio(write_type: str = "CACHE_THROUGH", read_type: str = "CACHE",
+            port: int = 39999) -> AlluxioStorage:
+    storage = make_storage(StorageConfig(host="localhost", port=port, write_type=write_type,
+                                         read_type=read_type, timeout=5))
+    assert isinstance(storage, AlluxioStorage)
+    return storage
+
+
+def test_alluxio_options_only_use_fields_the_proxy_knows() -> None:
+    storage = alluxio("MUST_CACHE", "NO_CACHE")
+    assert storage.create_options().json() == {"writeType": "MUST_CACHE", "recursive": True}
+    assert storage.open_options().json() == {"readType": "NO_CACHE"}
+    assert storage.mkdir_options().json() == {"recursive": True, "writeType": "MUST_CACHE"}
+    json.dumps(storage.create_options().json())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_alluxio_unreachable_proxy_is_a_clear_error() -> None:
+    port = free_port()
+    with pytest.raises(StorageError) as caught:
+        alluxio(port=port).connect()
+    message = str(caught.value)
+    assert message.startswith(f"alluxio proxy localhost:{port}: exists /: ConnectionError: ")
+
+
+def test_alluxio_errors_are_explained() -> None:
+    storage = alluxio()
+
+    def not_found(*args: object) -> None:
+        raise exceptions.NotFoundError('Path "/x" does not exist.')
+
+    storage.client.open_file = not_found
+    with pytest.raises(StorageError) as caught:
+        next(storage.read_stream("/x", 10))
+    assert str(caught.value) == ('alluxio proxy localhost:39999: open-file: NotFoundError '
+                                 '(NOT_FOUND): Path "/x" does not exist.')
+
+
+def test_alluxio_requests_get_the_default_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: List[object] = []
+
+    def fake_send(self: object, request: object, **kwargs: object) -> None:
+        seen.append(kwargs.get("timeout"))
+        raise requests.ConnectionError("stop here")
+
+    monkeypatch.setattr(requests.Session, "send", fake_send)
+    storage = alluxio()
+    with pytest.raises(exceptions.HTTPError):
+        storage.client.write(1).write(b"data")  # the library sets no timeout here
+    with pytest.raises(exceptions.HTTPError):
+        storage.client.exists("/")  # the library passes its own
+    assert seen == [5, 5]
+
+
+class FakeStream:
+    def __init__(self, log: List[str], fail_after: int = -1, data: bytes = b"") -> None:
+        self.log, self.fail_after, self.data = log, fail_after, data
+
+    def write(self, chunks: Iterator[bytes]) -> int:
+        total = 0
+        for number, chunk in enumerate(chunks):
+            if number == self.fail_after:
+                raise exceptions.HTTPError("Failed to send POST request")
+            total += len(chunk)
+        return total
+
+    def read(self, size: int) -> bytes:
+        chunk, self.data = self.data[:size], self.data[size:]
+        return chunk
+
+    def close(self) -> None:
+        self.log.append("stream closed")
+
+
+class FakeClient:
+    """Stands for alluxio.Client: records the calls the backend makes."""
+
+    def __init__(self, fail_after: int = -1, data: bytes = b"") -> None:
+        self.log: List[str] = []
+        self.stream = FakeStream(self.log, fail_after, data)
+
+    def create_file(self, path: str, opt: object) -> int:
+        self.log.append(f"create {path} {opt!r}")
+        return 7
+
+    def open_file(self, path: str, opt: object) -> int:
+        self.log.append(f"open {path} {opt!r}")
+        return 8
+
+    def write(self, file_id: int) -> FakeStream:
+        return self.stream
+
+    read = write
+
+    def close(self, file_id: int) -> None:
+        self.log.append(f"close {file_id}")
+
+
+def test_alluxio_write_stream_sends_one_generator_and_closes() -> None:
+    storage = alluxio()
+    storage.client = FakeClient()
+    storage.write_stream("/p/0", iter([b"ab", b"cd"]))
+    assert storage.client.log == [
+        'create /p/0 {"recursive": true, "writeType": "CACHE_THROUGH"}',
+        "stream closed",
+        "close 7",
+    ]
+
+
+def test_alluxio_failed_write_reports_and_releases() -> None:
+    storage = alluxio()
+    storage.client = FakeClient(fail_after=1)
+    with pytest.raises(StorageError, match="write: HTTPError: Failed to send POST"):
+        storage.write_stream("/p/0", iter([b"ab", b"cd"]))
+    assert storage.client.log[1:] == ["stream closed", "close 7"]
+
+
+def test_alluxio_read_stream_reads_chunks_and_closes() -> None:
+    storage = alluxio(read_type="CACHE_PROMOTE")
+    storage.client = FakeClient(data=b"x" * 25)
+    assert [len(chunk) for chunk in storage.read_stream("/p/0", 10)] == [10, 10, 5]
+    assert storage.client.log == ['open /p/0 {"readType": "CACHE_PROMOTE"}', "stream closed",
+                                  "close 8"]

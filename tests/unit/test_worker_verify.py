@@ -1,0 +1,78 @@
+"""Verification: the fs-checksum parser and command path, and mismatch detection."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from worker.clients import Identity
+from worker.storage import StorageConfig
+from worker.verify import Reference, VerifyJob, parse_fs_checksum
+
+MD5_A = "0cc175b9c0f1b6a831c399e269772661"
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        f"md5sum: {MD5_A}\n",
+        f"md5sum: {MD5_A.upper()}\n",
+        f"2024-01-01 10:00:00 WARN NativeCodeLoader: 0123\nmd5sum:{MD5_A}  \n\n",
+        f"  MD5SUM = {MD5_A}",
+        f"{MD5_A}\n",  # no label, a single 32-hex token
+        f"log 11111111111111111111111111111111\nmd5sum: {MD5_A}\n",  # the label wins
+    ],
+)
+def test_parse_fs_checksum(output: str) -> None:
+    assert parse_fs_checksum(output) == MD5_A
+
+
+@pytest.mark.parametrize(
+    "output", ["", "md5sum: 1234", f"{MD5_A}0", f"{MD5_A} {'1' * 32}"]
+)
+def test_parse_fs_checksum_refuses_ambiguous_or_missing(output: str) -> None:
+    with pytest.raises(ValueError, match="no MD5"):
+        parse_fs_checksum(output)
+
+
+def job(tmp_path: Path, ref: Path, cid: int, home: Optional[Path] = None) -> VerifyJob:
+    algorithm = "sha256" if home is None else "md5"
+    identity = Identity("r", "verify-write", "n0", cid, "hostA", "posix", f"/b/n0/{cid}")
+    storage = StorageConfig(backend="posix", root=str(tmp_path / "store"))
+    reference = Reference.of(str(ref), algorithm, chunk_size=1000)
+    return VerifyJob(identity, storage, reference, chunk_size=1000,
+                     home=None if home is None else str(home))
+
+
+def test_stream_verification_detects_size_and_content(tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"abc" * 1000)
+    stored = tmp_path / "store" / "b" / "n0"
+    stored.mkdir(parents=True)
+    (stored / "0").write_bytes(b"abc" * 1000)
+    (stored / "1").write_bytes(b"abc" * 999)
+    (stored / "2").write_bytes(b"abd" * 1000)
+    results = [job(tmp_path, ref, cid)() for cid in range(4)]
+    assert [r.status for r in results] == ["ok", "mismatch", "mismatch", "missing"]
+    assert results[0].checksum == hashlib.sha256(b"abc" * 1000).hexdigest()
+    assert (results[1].bytes, results[1].expected_bytes) == (2997, 3000)
+    assert "size 2997 != expected 3000" in results[1].error
+    assert "sha256" in results[2].error and "size" not in results[2].error
+    assert results[3].error == "hostA: /b/n0/3: does not exist"
+    assert all(r.method == "stream" and r.end >= r.start > 0 for r in results)
+
+
+def test_fs_checksum_size_stays_none_without_stat(tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"a")
+    home = tmp_path / "alluxio"
+    (home / "bin").mkdir(parents=True)
+    script = home / "bin" / "alluxio"
+    script.write_text(f"#!/bin/sh\necho 'md5sum: {MD5_A}'\n")
+    script.chmod(0o755)
+    result = job(tmp_path, ref, 0, home)()  # no store directory: the stat fails
+    assert (result.status, result.method, result.algorithm) == ("ok", "fs-checksum", "md5")
+    assert result.checksum == result.expected_checksum == MD5_A
+    assert result.bytes is None

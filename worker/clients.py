@@ -1,0 +1,125 @@
+"""Run N clients as N OS processes and collect one ClientResult from each.
+
+A client that raises still reports (its job turns exceptions into error records); a client
+process that dies without reporting gets an error record made here from its identity.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from worker.results import ClientResult
+from worker.storage import describe_error
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The fields every record of one client shares."""
+
+    run_id: str
+    phase: str
+    node: str
+    client: int
+    host: str  # this node's hostname
+    backend: str
+    path: str
+    local_path: Optional[str] = None
+
+    def record(self, **fields: Any) -> ClientResult:
+        return ClientResult(
+            run_id=self.run_id,
+            phase=self.phase,
+            node=self.node,
+            client=self.client,
+            host=self.host,
+            backend=self.backend,
+            path=self.path,
+            local_path=self.local_path,
+            **fields,
+        )
+
+    def error_text(self, cause: str) -> str:
+        """An error message naming the host, the path and the cause."""
+        return f"{self.host}: {self.path}: {cause}"
+
+    def failure(self, cause: str, **fields: Any) -> ClientResult:
+        return self.record(status="error", error=self.error_text(cause), **fields)
+
+
+class Job:
+    """One client's work: picklable, called in its own process, returns its record."""
+
+    identity: Identity
+
+    def __call__(self) -> ClientResult:
+        raise NotImplementedError
+
+
+def wait_until(start_at: Optional[float]) -> None:
+    """Sleep until the epoch time ``start_at`` on this node's clock (no wait if None or past)."""
+    if start_at is None:
+        return
+    while True:
+        remaining = start_at - time.time()
+        if remaining <= 0:
+            return
+        time.sleep(min(remaining, 1.0))
+
+
+def _client_main(job: Job, conn: Connection) -> None:
+    """Process entry: run the job and send its record as one JSON line."""
+    try:
+        result = job()
+    except BaseException as exc:  # a bug in the job: still report it
+        result = job.identity.failure(f"client crashed: {describe_error(exc)}")
+    conn.send(result.to_json())
+    conn.close()
+
+
+def _receive(conn: Connection) -> Optional[ClientResult]:
+    try:
+        return ClientResult.from_dict(json.loads(conn.recv()))
+    except (EOFError, OSError):
+        return None
+
+
+def run_clients(
+    jobs: Sequence[Job], on_result: Callable[[ClientResult], None] = lambda result: None
+) -> List[ClientResult]:
+    """Start every job in its own process, call ``on_result`` as each finishes.
+
+    Returns the records in the order of ``jobs``.
+    """
+    context = multiprocessing.get_context()
+    pending: Dict[Connection, int] = {}
+    processes = []
+    for index, job in enumerate(jobs):
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_client_main, args=(job, sender), name=f"parbench-client-{job.identity.client}"
+        )
+        process.start()
+        sender.close()  # the child holds the only writer: EOF once it is gone
+        processes.append(process)
+        pending[receiver] = index
+    results: List[Optional[ClientResult]] = [None] * len(jobs)
+    while pending:
+        for conn in wait(list(pending)):
+            index = pending.pop(conn)
+            result = _receive(conn)
+            conn.close()
+            if result is None:
+                processes[index].join()
+                code = processes[index].exitcode
+                result = jobs[index].identity.failure(
+                    f"client process died without reporting (exit code {code})"
+                )
+            results[index] = result
+            on_result(result)
+    for process in processes:
+        process.join()
+    return [result for result in results if result is not None]

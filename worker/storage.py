@@ -1,0 +1,318 @@
+"""Storage backends the clients write to and read from: the Alluxio REST proxy or a directory.
+
+Every backend failure surfaces as :class:`StorageError`, whose message names the backend
+(``alluxio proxy HOST:PORT`` or ``posix root DIR``), the operation and the cause.
+"""
+from __future__ import annotations
+
+import abc
+import os
+import posixpath
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from worker.hashing import read_chunks
+
+BACKENDS = ("alluxio", "posix")
+WRITE_TYPES = ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
+READ_TYPES = ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
+
+
+class StorageError(Exception):
+    """A storage operation failed; the message is ready for people."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One-line cause of an exception: storage errors as is, others with their type."""
+    if isinstance(exc, StorageError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Picklable settings a client process builds its backend from."""
+
+    backend: str = "alluxio"
+    host: str = "localhost"
+    port: int = 39999
+    root: Optional[str] = None
+    write_type: str = "CACHE_THROUGH"
+    read_type: str = "CACHE"
+    timeout: float = 600.0
+
+    @classmethod
+    def from_args(cls, args: Any) -> StorageConfig:
+        return cls(
+            backend=args.backend,
+            host=args.host,
+            port=args.port,
+            root=args.root,
+            write_type=args.write_type,
+            read_type=args.read_type,
+            timeout=args.timeout,
+        )
+
+
+class Storage(abc.ABC):
+    """A file namespace with streaming IO; paths are absolute POSIX-style storage paths."""
+
+    name = ""
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Make a cheap call that sets up the connection (fails early if unreachable)."""
+
+    @abc.abstractmethod
+    def mkdirs(self, path: str) -> None:
+        """Create a directory and its parents; an existing directory is fine."""
+
+    @abc.abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abc.abstractmethod
+    def delete(self, path: str) -> None: ...
+
+    @abc.abstractmethod
+    def size(self, path: str) -> Optional[int]:
+        """Size in bytes from the file's metadata, None when the backend cannot tell."""
+
+    @abc.abstractmethod
+    def write_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+        """Create a new file from chunks; fails if it exists; the data is stored on return."""
+
+    @abc.abstractmethod
+    def read_stream(self, path: str, chunk_size: int) -> Iterator[bytes]:
+        """Yield the file's content in chunks; close the generator to release the file."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections."""
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def make_storage(config: StorageConfig) -> Storage:
+    if config.backend == "alluxio":
+        return AlluxioStorage(config)
+    if config.backend == "posix":
+        return PosixStorage(config)
+    raise ValueError(f"unknown backend {config.backend!r}, expected one of {BACKENDS}")
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    """Run a release step whose failure must not hide an error already being raised."""
+    with suppress(Exception):  # best effort while another error propagates
+        action()
+
+
+class PosixStorage(Storage):
+    """Storage path /a/b is the file ROOT/a/b of a mounted directory (FUSE, NFS, local)."""
+
+    name = "posix"
+
+    def __init__(self, config: StorageConfig) -> None:
+        if not config.root:
+            raise ValueError("the posix backend needs a root directory (--root)")
+        self.root = os.path.abspath(config.root)
+
+    def local_path(self, path: str) -> str:
+        """Map a storage path under the root; paths escaping it are refused."""
+        relative = posixpath.normpath("/" + path).lstrip("/")
+        if relative.split("/")[0] == "..":
+            raise StorageError(f"posix root {self.root}: path {path!r} escapes the root")
+        return os.path.join(self.root, relative) if relative else self.root
+
+    @contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise StorageError(f"posix root {self.root}: {what}: {describe_error(exc)}") from exc
+
+    def connect(self) -> None:
+        with self._calling("connect"):
+            if not os.path.isdir(self.root):
+                raise NotADirectoryError(f"not a directory: {self.root!r}")
+
+    def mkdirs(self, path: str) -> None:
+        with self._calling("mkdirs"):
+            os.makedirs(self.local_path(path), exist_ok=True)
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(self.local_path(path))
+
+    def delete(self, path: str) -> None:
+        with self._calling("delete"):
+            os.remove(self.local_path(path))
+
+    def size(self, path: str) -> Optional[int]:
+        with self._calling("stat"):
+            return os.path.getsize(self.local_path(path))
+
+    def write_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+        with self._calling("write"), open(self.local_path(path), "xb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+
+    def read_stream(self, path: str, chunk_size: int) -> Iterator[bytes]:
+        with self._calling("read"), open(self.local_path(path), "rb") as stream:
+            yield from read_chunks(stream, chunk_size)
+
+
+def _explain_alluxio(exc: BaseException) -> str:
+    """Turn alluxio-python and requests exceptions into a short cause."""
+    from alluxio import exceptions
+
+    if isinstance(exc, exceptions.AlluxioError):
+        return f"{type(exc).__name__} ({exc.status}): {exc.message}"
+    if isinstance(exc, exceptions.HTTPError):
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None:  # the requests error the library wrapped
+            return describe_error(cause)
+    if type(exc).__name__ == "JSONDecodeError":
+        return f"the proxy answered with an error that is not JSON ({exc})"
+    return describe_error(exc)
+
+
+class AlluxioStorage(Storage):
+    """Alluxio through its REST proxy; one HTTP session (one ``alluxio.Client``) per instance."""
+
+    name = "alluxio"
+
+    def __init__(self, config: StorageConfig) -> None:
+        import alluxio
+
+        self.config = config
+        self.where = f"alluxio proxy {config.host}:{config.port}"
+        self.client = alluxio.Client(config.host, config.port, timeout=config.timeout)
+        _default_timeout(self.client.session, config.timeout)
+
+    def create_options(self) -> Any:
+        """CreateFile options; only fields the 2.x proxy knows (no ttl, no location policy)."""
+        from alluxio import option, wire
+
+        return option.CreateFile(write_type=wire.WriteType(self.config.write_type), recursive=True)
+
+    def open_options(self) -> Any:
+        from alluxio import option, wire
+
+        return option.OpenFile(read_type=wire.ReadType(self.config.read_type))
+
+    def mkdir_options(self) -> Any:
+        from alluxio import option, wire
+
+        return option.CreateDirectory(
+            recursive=True, write_type=wire.WriteType(self.config.write_type)
+        )
+
+    @contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"{self.where}: {what}: {_explain_alluxio(exc)}") from exc
+
+    def connect(self) -> None:
+        with self._calling("exists /"):
+            self.client.exists("/")
+
+    def mkdirs(self, path: str) -> None:
+        from alluxio.exceptions import AlreadyExistsError
+
+        # AlreadyExists: made by another client or an earlier run
+        with self._calling(f"create-directory {path}"), suppress(AlreadyExistsError):
+            self.client.create_directory(path, self.mkdir_options())
+
+    def exists(self, path: str) -> bool:
+        with self._calling("exists"):
+            return bool(self.client.exists(path))
+
+    def delete(self, path: str) -> None:
+        with self._calling("delete"):
+            self.client.delete(path)
+
+    def size(self, path: str) -> Optional[int]:
+        with self._calling("get-status"):
+            try:
+                return int(self.client.get_status(path).length)
+            except (KeyError, TypeError, ValueError):  # status JSON this client cannot parse
+                return None
+
+    def _release(self, stream: Any, file_id: int, quiet: bool) -> None:
+        """Close the HTTP stream then the proxy's file; errors count only when not ``quiet``."""
+        if stream is not None:
+            _quietly(stream.close)
+        if quiet:
+            _quietly(lambda: self.client.close(file_id))
+        else:
+            with self._calling("close"):
+                self.client.close(file_id)
+
+    def write_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+        with self._calling("create-file"):
+            file_id = self.client.create_file(path, self.create_options())
+        sent = [0]
+
+        def counted() -> Iterator[bytes]:  # a generator: requests sends it chunked, one POST
+            for chunk in chunks:
+                sent[0] += len(chunk)
+                yield chunk
+
+        writer = None
+        done = False
+        try:
+            with self._calling("write"):
+                writer = self.client.write(file_id)
+                acknowledged = writer.write(counted())
+            if isinstance(acknowledged, int) and acknowledged != sent[0]:
+                raise StorageError(
+                    f"{self.where}: write: proxy stored {acknowledged} of {sent[0]} bytes"
+                )
+            done = True
+        finally:
+            self._release(writer, file_id, quiet=not done)
+
+    def read_stream(self, path: str, chunk_size: int) -> Iterator[bytes]:
+        with self._calling("open-file"):
+            file_id = self.client.open_file(path, self.open_options())
+        reader = None
+        done = False
+        try:
+            with self._calling("read"):
+                reader = self.client.read(file_id)
+                while True:
+                    chunk = reader.read(chunk_size)
+                    if not chunk:
+                        break
+                    yield chunk
+            done = True
+        finally:
+            self._release(reader, file_id, quiet=not done)
+
+    def close(self) -> None:
+        _quietly(self.client.session.close)
+
+
+def _default_timeout(session: Any, timeout: float) -> None:
+    """Give every request of a requests session a timeout unless the call sets one.
+
+    alluxio-python 0.1.4 passes its timeout on metadata calls but not on the stream
+    read/write POSTs, which could otherwise hang forever on a stuck proxy.
+    """
+    request = session.request
+
+    def request_with_timeout(method: str, url: str, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = timeout
+        return request(method, url, **kwargs)
+
+    session.request = request_with_timeout

@@ -1,0 +1,155 @@
+"""Check stored or copied files against the local reference file.
+
+Method "stream" reads the file back through a backend and compares size and sha256;
+method "fs-checksum" asks ``$ALLUXIO_HOME/bin/alluxio fs checksum`` for the MD5.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from worker.clients import Identity, Job
+from worker.hashing import HashingTee, hash_file
+from worker.results import ClientResult
+from worker.storage import Storage, StorageConfig, describe_error, make_storage
+
+_MD5_LABELLED = re.compile(r"\bmd5(?:sum)?\s*[:=]\s*([0-9a-fA-F]{32})(?![0-9a-fA-F])", re.I)
+_HEX32 = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])")
+_NOT_FOUND = re.compile(r"does not exist|not found|notfound|no such file", re.I)
+
+
+class FileMissing(Exception):
+    """The file to check does not exist."""
+
+
+def parse_fs_checksum(output: str) -> str:
+    """The MD5 in `alluxio fs checksum` output: a "md5sum: HEX" line, else one lone 32-hex."""
+    labelled = _MD5_LABELLED.search(output)
+    if labelled:
+        return labelled.group(1).lower()
+    candidates = {match.lower() for match in _HEX32.findall(output)}
+    if len(candidates) == 1:
+        return candidates.pop()
+    raise ValueError(f"no MD5 digest in `alluxio fs checksum` output: {output.strip()[-300:]!r}")
+
+
+def fs_checksum(home: str, path: str, timeout: float) -> str:
+    """Run `{home}/bin/alluxio fs checksum PATH` and return the MD5 it prints."""
+    command = [os.path.join(home, "bin", "alluxio"), "fs", "checksum", path]
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"{' '.join(command)}: no answer within {timeout:g} s") from exc
+    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        if _NOT_FOUND.search(output):
+            raise FileMissing(path)
+        tail = output.strip()[-300:]
+        raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}: {tail}")
+    return parse_fs_checksum(done.stdout)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Size and digest of the local reference file, computed once."""
+
+    path: str
+    size: int
+    checksum: str
+    algorithm: str
+
+    @classmethod
+    def of(cls, path: str, algorithm: str, chunk_size: int) -> Reference:
+        size, checksum = hash_file(path, chunk_size, algorithm)
+        return cls(path, size, checksum, algorithm)
+
+
+def _stream_digest(storage: Storage, path: str, chunk_size: int, algorithm: str) -> Tuple[int, str]:
+    if not storage.exists(path):
+        raise FileMissing(path)
+    chunks = storage.read_stream(path, chunk_size)
+    with closing(chunks):
+        tee = HashingTee(chunks, algorithm)
+        for _ in tee:
+            pass
+    return tee.size, tee.hexdigest()
+
+
+def _fs_checksum_digest(
+    storage_config: StorageConfig, path: str, home: str, timeout: float
+) -> Tuple[Optional[int], str]:
+    digest = fs_checksum(home, path, timeout)
+    try:  # the size is a bonus: the checksum decides
+        with make_storage(storage_config) as storage:
+            size = storage.size(path)
+    except Exception:
+        size = None
+    return size, digest
+
+
+def _mismatches(reference: Reference, size: Optional[int], digest: str) -> list[str]:
+    problems = []
+    if size is not None and size != reference.size:
+        problems.append(f"size {size} != expected {reference.size}")
+    if digest != reference.checksum:
+        problems.append(
+            f"{reference.algorithm} {digest[:12]}... != expected {reference.checksum[:12]}..."
+        )
+    return problems
+
+
+@dataclass(frozen=True)
+class VerifyJob(Job):
+    """Check one file: ``identity.path`` through ``storage``, or via fs checksum with ``home``."""
+
+    identity: Identity
+    storage: StorageConfig
+    reference: Reference
+    chunk_size: int
+    home: Optional[str] = None
+    timeout: float = 600.0
+
+    @property
+    def method(self) -> str:
+        return "stream" if self.home is None else "fs-checksum"
+
+    def __call__(self) -> ClientResult:
+        path = self.identity.path
+        result = self.identity.record(
+            expected_bytes=self.reference.size,
+            expected_checksum=self.reference.checksum,
+            algorithm=self.reference.algorithm,
+            method=self.method,
+        )
+        result.ready = result.start = time.time()
+        try:
+            if self.home is None:
+                with make_storage(self.storage) as storage:
+                    size, digest = _stream_digest(
+                        storage, path, self.chunk_size, self.reference.algorithm
+                    )
+            else:
+                size, digest = _fs_checksum_digest(self.storage, path, self.home, self.timeout)
+            result.bytes, result.checksum = size, digest  # type: ignore[assignment]
+            problems = _mismatches(self.reference, size, digest)
+            if problems:
+                result.status = "mismatch"
+                result.error = self.identity.error_text("; ".join(problems))
+        except FileMissing:
+            result.status = "missing"
+            result.error = self.identity.error_text("does not exist")
+        except Exception as exc:
+            result.status = "error"
+            result.error = self.identity.error_text(describe_error(exc))
+        result.end = time.time()
+        return result
