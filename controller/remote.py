@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Generic, Optional, Sequence, TextIO, TypeVar
 
 import paramiko
-from fabric import Connection
+from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
 from .inventory import Inventory, Node
@@ -48,6 +48,10 @@ class StepError(RuntimeError):
 
 def address(node: Node) -> str:
     return f"{node.user}@{node.host}:{node.port}"
+
+
+#: never forward the controller's stdin: many threads share it, and schedulers have none
+_CONFIG = Config(overrides={"run": {"in_stream": False}})
 
 
 def connect(inventory: Inventory, node: Node) -> Connection:

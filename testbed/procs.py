@@ -5,6 +5,7 @@ the start time recorded when we launched it: a recycled pid is never killed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,13 +22,20 @@ class TestbedError(RuntimeError):
 
 
 def _start_ticks(pid: int) -> Optional[int]:
-    """Start time of ``pid`` in clock ticks since boot (field 22 of /proc/pid/stat)."""
+    """Start time of a live ``pid`` in clock ticks since boot (field 22 of /proc/pid/stat);
+    None when there is no such process or it has exited (a zombie, which is reaped if it
+    is our child)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the command name (field 2) may contain spaces: split after its closing paren
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return None
+    return int(fields[19])
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,10 @@ class PidFile:
                 _signal_group(pid, signal.SIGKILL)
                 while self.live_pid() is not None and time.monotonic() < deadline + 5:
                     time.sleep(0.1)
+            if self.live_pid() is None:
+                # started by this very process (tests): reap it, or it stays a zombie
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
         self.path.unlink(missing_ok=True)
         return pid is not None
 

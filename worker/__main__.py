@@ -12,6 +12,7 @@ import sys
 import time
 from typing import List, Optional, Sequence, Union
 
+from worker.clean import UnsafePath, clean
 from worker.clients import Identity, Job, run_clients
 from worker.report import progress_line, summary_line
 from worker.results import PHASES, ClientResult, write_file
@@ -20,7 +21,9 @@ from worker.storage import (
     READ_TYPES,
     WRITE_TYPES,
     StorageConfig,
+    StorageError,
     describe_error,
+    make_storage,
 )
 from worker.transfer import ON_EXISTING, ReadJob, WriteJob, expand_sources, write_target
 from worker.verify import Reference, VerifyJob
@@ -96,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     help="check LOCAL_DIR/c against the reference")
     verify_read.add_argument("--src", required=True, metavar="LOCAL_REF_FILE")
     verify_read.add_argument("--dst", required=True, metavar="LOCAL_DIR")
+
+    cleaner = phases.add_parser("clean", parents=common,
+                                help="delete ROOT/NID in storage and LOCAL_DIR/<cid> copies")
+    cleaner.add_argument("--dst", required=True, metavar="ROOT")
+    cleaner.add_argument("--local-dst", required=True, metavar="LOCAL_DIR")
     return parser
 
 
@@ -173,10 +181,24 @@ def _show(result: ClientResult) -> None:
               f"{result.error}", file=sys.stderr, flush=True)
 
 
+def _clean(args: argparse.Namespace) -> int:
+    host = socket.gethostname()
+    try:
+        with make_storage(StorageConfig.from_args(args)) as storage:
+            for line in clean(storage, args.dst, args.node, args.local_dst):
+                print(f"clean {line}")
+    except (UnsafePath, StorageError, OSError) as exc:
+        print(f"parbench worker: {host}: clean: {describe_error(exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_usage(parser, args)
+    if args.phase == "clean":
+        return _clean(args)
     out = args.out or f"parbench-{args.phase}.jsonl"
     work = BUILDERS[args.phase](args, socket.gethostname())
     if args.start_at is not None and args.start_at < time.time():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 import os
 import posixpath
+import shutil
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
@@ -73,6 +74,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, path: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete_tree(self, path: str) -> bool:
+        """Delete a directory and everything below it; False when nothing was there."""
 
     @abc.abstractmethod
     def size(self, path: str) -> Optional[int]:
@@ -149,6 +154,13 @@ class PosixStorage(Storage):
     def delete(self, path: str) -> None:
         with self._calling("delete"):
             os.remove(self.local_path(path))
+
+    def delete_tree(self, path: str) -> bool:
+        if not self.exists(path):
+            return False
+        with self._calling("delete"):
+            shutil.rmtree(self.local_path(path))
+        return True
 
     def size(self, path: str) -> Optional[int]:
         with self._calling("stat"):
@@ -239,6 +251,15 @@ class AlluxioStorage(Storage):
     def delete(self, path: str) -> None:
         with self._calling("delete"):
             self.client.delete(path)
+
+    def delete_tree(self, path: str) -> bool:
+        from alluxio import option
+
+        if not self.exists(path):
+            return False
+        with self._calling(f"delete {path}"):
+            self.client.delete(path, option.Delete(recursive=True))
+        return True
 
     def size(self, path: str) -> Optional[int]:
         with self._calling("get-status"):

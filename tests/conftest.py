@@ -1,0 +1,45 @@
+"""Session fixtures: the real local testbed (sshd nodes + Alluxio), brought up once.
+
+If a testbed is already up (``python -m testbed up`` by hand or by ``make test``), it
+is used and left running; otherwise the session starts one and takes it down at the end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from testbed import bed
+from testbed.layout import Layout
+
+NODES = 3
+
+
+@dataclass(frozen=True)
+class Testbed:
+    layout: Layout
+    state: bed.State
+
+    @property
+    def proxy_port(self) -> int:
+        assert self.state.proxy_port is not None
+        return self.state.proxy_port
+
+    @property
+    def inventory(self) -> Path:
+        return self.layout.inventory
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Testbed:
+    layout = Layout()
+    state = bed.State.load(layout)
+    reuse = bed.is_up(layout) and state is not None and state.alluxio is not None \
+        and len(state.nodes) >= NODES
+    if not reuse:
+        state = bed.up(layout, nodes=NODES)
+    assert state is not None
+    yield Testbed(layout, state)
+    if not reuse:
+        bed.down(layout)
