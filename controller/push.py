@@ -9,7 +9,6 @@ and nothing from the internet.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import posixpath
 import shlex
@@ -23,7 +22,6 @@ from typing import Optional
 from fabric import Connection
 
 from .inventory import Inventory, Node
-from .plan import node_paths
 from .remote import StepError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,20 +117,33 @@ class NodeInfo:
         return asdict(self)
 
 
-def measure_clock(conn: Connection, python: str, samples: int = 3) -> tuple[float, float]:
-    """(offset, uncertainty) from the sample with the shortest round trip."""
-    best: Optional[tuple[float, float]] = None
-    for _ in range(samples):
-        before = time.time()
-        out = conn.run(
-            f"{shlex.quote(python)} -c 'import time; print(repr(time.time()))'", hide=True
-        ).stdout
-        after = time.time()
-        half = (after - before) / 2
-        if best is None or half < best[1]:
-            best = (float(out.strip()) - (before + half), half)
-    assert best is not None
-    return best
+#: answers each line on stdin with the node's clock: one exec, then pure round trips
+CLOCK_ECHO = "import sys, time\nfor _ in sys.stdin: print(repr(time.time()), flush=True)"
+
+
+def measure_clock(conn: Connection, python: str, samples: int = 5) -> tuple[float, float]:
+    """(offset, uncertainty): node clock minus ours, NTP-style over one open channel.
+
+    The channel is set up before the first sample, so the round trips are symmetric; the
+    sample with the shortest round trip wins and half of it bounds the error.
+    """
+    channel = conn.client.get_transport().open_session()
+    try:
+        channel.settimeout(30)
+        channel.exec_command(f"{shlex.quote(python)} -u -c {shlex.quote(CLOCK_ECHO)}")
+        replies = channel.makefile("r")
+        best: Optional[tuple[float, float]] = None
+        for _ in range(samples):
+            before = time.time()
+            channel.sendall(b"\n")
+            remote = float(replies.readline())
+            half = (time.time() - before) / 2
+            if best is None or half < best[1]:
+                best = (remote - (before + half), half)
+        assert best is not None
+        return best
+    finally:
+        channel.close()
 
 
 def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Artifact]) -> NodeInfo:
@@ -141,11 +152,9 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
     dirs = " ".join(q(posixpath.join(workdir, d)) for d in ("worker", "data", "wheels", "runs"))
     conn.run(f"mkdir -p {dirs}", hide=True)
     names = " ".join(q(a.remote) for a in arts)
-    probe = conn.run(
-        f"{q(node.python)} - {q(workdir)} {names}",
-        hide=True,
-        in_stream=io.StringIO(PROBE.read_text()),
-    )
+    # the source as an argument: invoke feeds a stdin stream one byte per 10 ms
+    probe = conn.run(f"{q(node.python)} -c {q(PROBE.read_text())} {q(workdir)} {names}",
+                     hide=True)
     facts = json.loads(probe.stdout)
     version = tuple(facts["python"])
     if version < MIN_PYTHON:
@@ -171,7 +180,7 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
             f"worker.bootstrap --wheels wheels --venv venv --stamp {stamp}",
             hide=True,
         )
-    offset, error = measure_clock(conn, node_paths(inventory, node).venv_python)
+    offset, error = measure_clock(conn, node.python)
     return NodeInfo(
         facts["hostname"],
         facts["platform"],

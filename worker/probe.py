@@ -1,6 +1,6 @@
 """What the controller needs to know about a node before it pushes: run as
-``python - WORKDIR FILE...`` with this file's source on stdin, so it works before
-anything is installed there. Prints one JSON object. Stdlib only, Python 3.9+.
+``python -c "<this file's source>" WORKDIR FILE...``, so it works before anything is
+installed there. Prints one JSON object. Stdlib only, Python 3.9+.
 """
 import hashlib
 import json

@@ -1,0 +1,50 @@
+"""Drive ``fab`` as a user does: a subprocess, an inventory file, exit code and output."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testbed.bed import inventory_dict
+
+REPO = Path(__file__).resolve().parents[2]
+FAB = Path(sys.executable).with_name("fab")
+
+
+@dataclass(frozen=True)
+class FabRun:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def write_inventory(testbed: Any, path: Path, nodes: int = 3, fs_checksum: bool = False,
+                    node_overrides: Any = None, **defaults: Any) -> Path:
+    """The testbed's inventory, with ``nodes`` nodes and some defaults changed."""
+    doc = inventory_dict(testbed.layout, testbed.state)
+    doc["nodes"] = doc["nodes"][:nodes]
+    for node in doc["nodes"]:
+        node.update(node_overrides or {})
+        if not fs_checksum:
+            node.pop("alluxio_home", None)
+    doc["defaults"].update({"start_delay": 1.0, "connect_timeout": 5, **defaults})
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def fab(tmp_path: Path, inventory: Path, *args: str, timeout: float = 300) -> FabRun:
+    env = {**os.environ, "FABRIC_BENCH_INVENTORY": str(inventory),
+           "FABRIC_BENCH_RESULTS": str(tmp_path / "results")}
+    proc = subprocess.run([str(FAB), "-r", str(REPO), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    return FabRun(proc.returncode, proc.stdout, proc.stderr)

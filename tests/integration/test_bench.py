@@ -1,0 +1,138 @@
+"""The benchmark as a user runs it: ``fab`` in a subprocess, over real SSH, against the
+real Alluxio of the testbed. Each test writes below its own ``dst`` so tests don't mix."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import alluxio
+import pytest
+
+from worker.results import ClientResult
+
+from .fabrun import REPO, fab, write_inventory
+
+pytestmark = pytest.mark.integration
+
+REFERENCE = REPO / "data" / "5mb.txt"
+
+
+@pytest.fixture(scope="module")
+def reference() -> bytes:
+    assert REFERENCE.exists(), "run ./get_data.sh (make test does)"
+    return REFERENCE.read_bytes()
+
+
+def _client(testbed) -> alluxio.Client:
+    return alluxio.Client("127.0.0.1", testbed.proxy_port)
+
+
+def _read_alluxio(testbed, path: str) -> bytes:
+    with _client(testbed).open(path, "r") as reader:
+        return reader.read()
+
+
+def _records(run: Path, node: str, phase: str) -> list[ClientResult]:
+    lines = (run / node / f"{phase}.jsonl").read_text().splitlines()
+    return [ClientResult.from_dict(json.loads(line)) for line in lines]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference):
+    dst = "/it/full"
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", fs_checksum=True, dst=dst)
+    run = fab(tmp_path, inv, "write", "read", "verify")
+    assert run.code == 0, run.text
+    assert "verify: all 12 files match the reference" in run.out
+
+    # in Alluxio: {dst}/{nid}/{cid}, each the reference file
+    for nid in ("n0", "n1", "n2"):
+        names = sorted(s.name for s in _client(testbed).list_status(f"{dst}/{nid}"))
+        assert names == ["0", "1"]
+        for cid in names:
+            assert _sha(_read_alluxio(testbed, f"{dst}/{nid}/{cid}")) == _sha(reference)
+    # on the nodes: {local_dst}/{cid}, copies of the reference
+    for node in testbed.state.nodes:
+        for cid in (0, 1):
+            assert (Path(node["workdir"]) / "read" / str(cid)).read_bytes() == reference
+
+    # in results/: one run folder, linked as latest, with everything gathered
+    results = tmp_path / "results"
+    run_dir = (results / "latest").resolve()
+    assert run_dir.parent == results and run_dir.is_dir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["reference"]["sha256"] == _sha(reference)
+    assert set(manifest["nodes"]) == {"n0", "n1", "n2"}
+    assert manifest["versions"]["alluxio"] == "0.1.4"
+    plan = json.loads((run_dir / "plan.json").read_text())["read"]
+    assert len(plan["assignments"]) == 6 and not plan["unread"] and not plan["read_twice"]
+    assert all(a["reader"][0] != a["source"][0] for a in plan["assignments"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary) == {"write", "read", "verify-write", "verify-read"}
+    assert summary["write"]["bytes"] == summary["read"]["bytes"] == 6 * len(reference)
+    assert summary["write"]["aggregate_throughput"] > 0
+    for nid in ("n0", "n1", "n2"):
+        writes = _records(run_dir, nid, "write")
+        assert [r.client for r in writes] == [0, 1]
+        assert all(r.ok and r.checksum == _sha(reference) for r in writes)
+        reads = _records(run_dir, nid, "read")
+        assert all(r.ok and not r.path.startswith(f"{dst}/{nid}/") for r in reads)
+        assert all(r.method == "fs-checksum" for r in _records(run_dir, nid, "verify-write"))
+    assert (run_dir / "write.svg").read_text().startswith("<svg")
+    # every client waited for the common start: they started within a second of each other
+    assert summary["write"]["start_skew"] < 1.0
+
+
+def test_a_file_overwritten_after_the_write_fails_verify_by_name(testbed, tmp_path, reference):
+    dst = "/it/corrupt"
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst=dst)
+    assert fab(tmp_path, inv, "write", "read").code == 0
+    victim = f"{dst}/n1/0"
+    client = _client(testbed)
+    client.delete(victim)
+    with client.open(victim, "w") as writer:
+        writer.write(reference[:-1] + b"X")  # same size, other bytes
+    run = fab(tmp_path, inv, "verify")
+    assert run.code == 1, run.text
+    assert victim in run.out and "mismatch" in run.out
+    assert "1 of 4 files bad" in run.out or "1 bad" in run.out or "not ok" in run.text
+
+
+def test_same_file_mode_every_client_reads_one_file(testbed, tmp_path, reference):
+    dst = "/it/same"
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", dst=dst)
+    run = fab(tmp_path, inv, "write", "read", "--mode", "same", "--src", f"{dst}/n2/1",
+              "verify")
+    assert run.code == 0, run.text
+    run_dir = (tmp_path / "results" / "latest").resolve()
+    assert json.loads((run_dir / "plan.json").read_text())["read"] == {
+        "mode": "same", "src": f"{dst}/n2/1"}
+    for node in testbed.state.nodes:
+        assert {r.path for r in _records(run_dir, node["id"], "read")} == {f"{dst}/n2/1"}
+
+
+def test_posix_backend_on_a_shared_directory(testbed, tmp_path, reference):
+    shared = tmp_path / "shared"  # one directory all nodes see, like an NFS or FUSE mount
+    shared.mkdir()
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", backend="posix",
+                          posix_root=str(shared), dst="/bench")
+    run = fab(tmp_path, inv, "write", "read", "verify")
+    assert run.code == 0, run.text
+    for nid in ("n0", "n1", "n2"):
+        for cid in ("0", "1"):
+            assert (shared / "bench" / nid / cid).read_bytes() == reference
+
+
+def test_clean_removes_the_files_in_alluxio_and_on_the_nodes(testbed, tmp_path):
+    dst = "/it/clean"
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst=dst)
+    assert fab(tmp_path, inv, "write", "read").code == 0
+    run = fab(tmp_path, inv, "clean")
+    assert run.code == 0, run.text
+    assert _client(testbed).list_status(dst) == []
+    for node in testbed.state.nodes[:2]:
+        assert not (Path(node["workdir"]) / "read").exists()
