@@ -10,6 +10,7 @@ The inventory comes from ``--inventory``, else the config key ``bench.inventory`
 ``inventory.yaml``. Exit codes: 0 all good, 1 the benchmark found failures (a node, a
 client or a file), 2 bad input (inventory, options, missing data or run).
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -65,10 +66,14 @@ def write(c, inventory=None):
         phases.write(inv, session.start(inv, _results(c)))
 
 
-@task(help={"inventory": "inventory file (default: config bench.inventory)",
-            "mode": "cross (default): read another node's files; same: all read --src",
-            "src": "with --mode same: the storage path every client reads",
-            "run": "run id to continue (default: this command's run, else the latest)"})
+@task(
+    help={
+        "inventory": "inventory file (default: config bench.inventory)",
+        "mode": "cross (default): read another node's files; same: all read --src",
+        "src": "with --mode same: the storage path every client reads",
+        "run": "run id to continue (default: this command's run, else the latest)",
+    }
+)
 def read(c, inventory=None, mode="cross", src=None, run=None):
     """Read back into {local_dst}/{c} on each node, per the computed pairing."""
     with _exits():
@@ -77,8 +82,12 @@ def read(c, inventory=None, mode="cross", src=None, run=None):
         phases.read(inv, session.current(inv, _results(c), run or c.config.bench.run), plan)
 
 
-@task(help={"inventory": "inventory file (default: config bench.inventory)",
-            "run": "run id to check (default: this command's run, else the latest)"})
+@task(
+    help={
+        "inventory": "inventory file (default: config bench.inventory)",
+        "run": "run id to check (default: this command's run, else the latest)",
+    }
+)
 def verify(c, inventory=None, run=None):
     """Check written files and read copies against the reference; exit 1 naming bad ones."""
     with _exits():

@@ -4,6 +4,7 @@ Each phase: push (only what changed) -> run the worker on every node at once -> 
 each node's JSON lines into ``results/<run>/<node>/`` -> summarise -> print a table. A
 node that fails is reported by name, host and cause; the others' results are kept.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -37,8 +38,7 @@ class BenchFailure(RuntimeError):
 
 def failure_table(failures: Sequence[NodeFailure]) -> str:
     rows = [(f.node, f.host, f.step, f.cause) for f in failures]
-    width = [max(len(r[i]) for r in [("node", "host", "step", "cause"), *rows])
-             for i in range(3)]
+    width = [max(len(r[i]) for r in [("node", "host", "step", "cause"), *rows]) for i in range(3)]
     lines = [f"{len(failures)} node(s) failed:"]
     for row in [("node", "host", "step", "cause"), *rows]:
         lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row[:3], width)) + "  " + row[3])
@@ -52,8 +52,9 @@ def _failures(outcomes: Sequence[Outcome]) -> list[NodeFailure]:
 def push(inventory: Inventory, run: Optional[RunDir] = None) -> list[Node]:
     """Update every node; return the nodes that are ready. Fails if none is."""
     arts = pushing.artifacts(inventory, pushing.ensure_wheels())
-    outcomes = on_nodes(inventory, "push",
-                        lambda conn, node: pushing.push_node(conn, node, inventory, arts))
+    outcomes = on_nodes(
+        inventory, "push", lambda conn, node: pushing.push_node(conn, node, inventory, arts)
+    )
     ready = [o.node for o in outcomes if o.failure is None]
     for o in outcomes:
         if o.value is not None:
@@ -61,14 +62,19 @@ def push(inventory: Inventory, run: Optional[RunDir] = None) -> list[Node]:
             note = f"{info.uploaded} file(s) copied" if info.uploaded else "up to date"
             if info.provisioned:
                 note += ", runtime installed"
-            print(f"[{o.node.id}] {info.hostname} python {info.python}: {note}; "
-                  f"clock offset {info.clock_offset * 1000:+.1f} ms "
-                  f"(±{info.clock_error * 1000:.1f})")
+            print(
+                f"[{o.node.id}] {info.hostname} python {info.python}: {note}; "
+                f"clock offset {info.clock_offset * 1000:+.1f} ms "
+                f"(±{info.clock_error * 1000:.1f})"
+            )
     failures = _failures(outcomes)
     if run is not None:
         infos = {o.node.id: o.value.to_dict() for o in outcomes if o.value is not None}
-        run.update_json("manifest.json", "nodes", {**run.read_json("manifest.json", {}).get(
-            "nodes", {}), **infos})
+        run.update_json(
+            "manifest.json",
+            "nodes",
+            {**run.read_json("manifest.json", {}).get("nodes", {}), **infos},
+        )
         _record_failures(run, "push", failures)
     if failures:
         print(failure_table(failures), file=sys.stderr)
@@ -86,29 +92,47 @@ class NodeRun:
 
 
 def _offsets(run: RunDir) -> dict[str, float]:
-    return {nid: info["clock_offset"]
-            for nid, info in run.read_json("manifest.json", {}).get("nodes", {}).items()}
+    return {
+        nid: info["clock_offset"]
+        for nid, info in run.read_json("manifest.json", {}).get("nodes", {}).items()
+    }
 
 
-def run_worker(conn: Connection, node: Node, inventory: Inventory, run: RunDir,
-               phase: str, args: list[str], offset: float) -> NodeRun:
+def run_worker(
+    conn: Connection,
+    node: Node,
+    inventory: Inventory,
+    run: RunDir,
+    phase: str,
+    args: list[str],
+    offset: float,
+) -> NodeRun:
     """Run ``python -m worker ARGS`` on ``node``, stream its output, fetch its records."""
     paths = node_paths(inventory, node)
     q = shlex.quote
-    command = (f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} "
-               f"{q(paths.venv_python)} -m worker " + " ".join(q(a) for a in args))
-    result = conn.run(command, warn=True, out_stream=PrefixedStream(node.id),
-                      err_stream=PrefixedStream(node.id, sys.stderr),
-                      timeout=inventory.settings.phase_timeout)
+    command = (
+        f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} "
+        f"{q(paths.venv_python)} -m worker " + " ".join(q(a) for a in args)
+    )
+    result = conn.run(
+        command,
+        warn=True,
+        out_stream=PrefixedStream(node.id),
+        err_stream=PrefixedStream(node.id, sys.stderr),
+        timeout=inventory.settings.phase_timeout,
+    )
     run.node_file(node.id, f"{phase}.log").write_text(
-        f"$ {command}\n{result.stdout}{result.stderr}exit code {result.exited}\n")
+        f"$ {command}\n{result.stdout}{result.stderr}exit code {result.exited}\n"
+    )
     fetched = run.node_file(node.id, f"{phase}.jsonl.remote")
     try:
         conn.get(paths.output(run.run_id, phase), str(fetched))
     except OSError as exc:
         output = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise StepError(f"the worker left no {phase} records ({exc}); it exited "
-                        f"{result.exited}: {' | '.join(output)}") from exc
+        raise StepError(
+            f"the worker left no {phase} records ({exc}); it exited "
+            f"{result.exited}: {' | '.join(output)}"
+        ) from exc
     with open(fetched) as stream:
         records = list(read_lines(stream, f"{node.id}:{paths.output(run.run_id, phase)}"))
     for record in records:
@@ -125,8 +149,13 @@ def _record_failures(run: RunDir, phase: str, failures: list[NodeFailure]) -> No
     run.update_json("failures.json", phase, [f.to_dict() for f in failures])
 
 
-def run_phases(inventory: Inventory, run: RunDir, phases: Sequence[str],
-               read: Optional[ReadPlan] = None, timed: bool = True) -> list[ClientResult]:
+def run_phases(
+    inventory: Inventory,
+    run: RunDir,
+    phases: Sequence[str],
+    read: Optional[ReadPlan] = None,
+    timed: bool = True,
+) -> list[ClientResult]:
     """Push, run ``phases`` in turn on every ready node at once, gather, summarise.
 
     Raises BenchFailure when a node failed or a record is not ok, after saving the rest.
@@ -135,8 +164,10 @@ def run_phases(inventory: Inventory, run: RunDir, phases: Sequence[str],
     offsets = _offsets(run)
     start_at = time.time() + inventory.settings.start_delay if timed else None
     if start_at is not None:
-        print(f"{'+'.join(phases)}: {sum(n.clients for n in ready)} clients on {len(ready)} "
-              f"node(s) start together in {inventory.settings.start_delay:g} s")
+        print(
+            f"{'+'.join(phases)}: {sum(n.clients for n in ready)} clients on {len(ready)} "
+            f"node(s) start together in {inventory.settings.start_delay:g} s"
+        )
 
     def step(conn: Connection, node: Node) -> list[ClientResult]:
         offset = offsets.get(node.id, 0.0)
@@ -150,7 +181,9 @@ def run_phases(inventory: Inventory, run: RunDir, phases: Sequence[str],
     outcomes = on_nodes(inventory, "+".join(phases), step, ready)
     failures = _failures(outcomes) + [
         NodeFailure(n.id, address(n), "push", "not prepared (see above)")
-        for n in inventory.nodes if n not in ready]
+        for n in inventory.nodes
+        if n not in ready
+    ]
     records: list[ClientResult] = []
     for phase in phases:
         _record_failures(run, phase, failures)
@@ -165,16 +198,20 @@ def run_phases(inventory: Inventory, run: RunDir, phases: Sequence[str],
         print(failure_table(failures), file=sys.stderr)
     bad = [r for r in records if not r.ok]
     if failures or bad:
-        raise BenchFailure(f"{'+'.join(phases)}: {len(bad)} record(s) not ok, "
-                           f"{len(failures)} node(s) failed; see {run.path}/")
+        raise BenchFailure(
+            f"{'+'.join(phases)}: {len(bad)} record(s) not ok, "
+            f"{len(failures)} node(s) failed; see {run.path}/"
+        )
     return records
 
 
 def write(inventory: Inventory, run: RunDir) -> None:
     s = inventory.settings
     if s.on_existing == "replace":
-        print(f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
-              "(defaults.on_existing: replace)")
+        print(
+            f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
+            "(defaults.on_existing: replace)"
+        )
     records = run_phases(inventory, run, ["write"])
     replaced = sum(r.replaced for r in records)
     if replaced:
@@ -206,16 +243,29 @@ def clean(inventory: Inventory) -> None:
     def step(conn: Connection, node: Node) -> str:
         paths = node_paths(inventory, node)
         s = inventory.settings
-        args = ["clean", "--dst", s.dst, "--local-dst", paths.local_dst, "--node", node.id,
-                "--nfile", str(node.clients), "--backend", s.backend]
+        args = [
+            "clean",
+            "--dst",
+            s.dst,
+            "--local-dst",
+            paths.local_dst,
+            "--node",
+            node.id,
+            "--nfile",
+            str(node.clients),
+            "--backend",
+            s.backend,
+        ]
         if s.backend == "alluxio":
             args += ["--host", node.proxy.host, "--port", str(node.proxy.port)]
         elif s.posix_root:
             args += ["--root", s.posix_root]
         q = shlex.quote
-        result = conn.run(f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} "
-                          f"{q(paths.venv_python)} -m worker " + " ".join(q(a) for a in args),
-                          hide=True)
+        result = conn.run(
+            f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} "
+            f"{q(paths.venv_python)} -m worker " + " ".join(q(a) for a in args),
+            hide=True,
+        )
         return result.stdout.strip()
 
     push(inventory)

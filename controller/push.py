@@ -84,13 +84,19 @@ def ensure_wheels(cache: Path = WHEEL_CACHE) -> list[Path]:
     return sorted(cache.glob("*.whl"))
 
 
-def artifacts(inventory: Inventory, wheels: list[Path]) -> list[Artifact]:
+def reference_file(inventory: Inventory) -> Path:
+    """The reference data file, which must exist before anything starts."""
     data = inventory.settings.data
     if not data.is_file():
         raise PushError(
             f"{inventory.path.name}: defaults.data: reference file {data} does not "
             "exist; make it with ./get_data.sh"
         )
+    return data
+
+
+def artifacts(inventory: Inventory, wheels: list[Path]) -> list[Artifact]:
+    data = reference_file(inventory)
     files = [(p, f"worker/{p.name}") for p in sorted(WORKER.glob("*.py"))]
     files += [(data, f"data/{data.name}")] + [(w, f"wheels/{w.name}") for w in wheels]
     return [Artifact(local, remote, sha256_file(local)) for local, remote in files]
@@ -153,8 +159,7 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
     conn.run(f"mkdir -p {dirs}", hide=True)
     names = " ".join(q(a.remote) for a in arts)
     # the source as an argument: invoke feeds a stdin stream one byte per 10 ms
-    probe = conn.run(f"{q(node.python)} -c {q(PROBE.read_text())} {q(workdir)} {names}",
-                     hide=True)
+    probe = conn.run(f"{q(node.python)} -c {q(PROBE.read_text())} {q(workdir)} {names}", hide=True)
     facts = json.loads(probe.stdout)
     version = tuple(facts["python"])
     if version < MIN_PYTHON:

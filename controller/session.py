@@ -3,6 +3,7 @@
 ``fab write`` starts a run; tasks chained after it in the same ``fab`` command continue
 it; a later ``fab read`` or ``fab verify`` continues ``results/latest`` or ``--run ID``.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -15,7 +16,7 @@ from typing import Optional
 
 from .inventory import Inventory
 from .plan import new_run_id
-from .push import sha256_file
+from .push import reference_file, sha256_file
 from .rundir import RunDir, RunNotFound
 
 #: runs started by this process, per results root: what chained tasks continue
@@ -35,23 +36,27 @@ def _versions() -> dict[str, Optional[str]]:
 
 
 def manifest(inventory: Inventory, run_id: str) -> dict:
-    data = inventory.settings.data
+    data = reference_file(inventory)
     return {
         "run_id": run_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "controller": {"hostname": socket.gethostname(), "user": getpass.getuser(),
-                       "platform": platform.platform()},
+        "controller": {
+            "hostname": socket.gethostname(),
+            "user": getpass.getuser(),
+            "platform": platform.platform(),
+        },
         "versions": _versions(),
         "inventory": {"path": str(inventory.path), "document": inventory.raw},
-        "reference": {"path": str(data), "bytes": data.stat().st_size,
-                      "sha256": sha256_file(data)},
+        "reference": {"path": str(data), "bytes": data.stat().st_size, "sha256": sha256_file(data)},
         "nodes": {},
     }
 
 
 def start(inventory: Inventory, root: Path) -> RunDir:
-    run = RunDir.create(root, new_run_id())
-    run.write_json("manifest.json", manifest(inventory, run.run_id))
+    run_id = new_run_id()
+    facts = manifest(inventory, run_id)  # checks the reference file before any folder exists
+    run = RunDir.create(root, run_id)
+    run.write_json("manifest.json", facts)
     _ACTIVE[root.resolve()] = run
     print(f"run {run.run_id}: results in {run.path}/")
     return run

@@ -1,4 +1,5 @@
 """``python -m testbed up [--nodes N] [--no-alluxio] | down | status``"""
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"testbed: up in {state.seconds_to_up} s; inventory: {state.inventory}")
         elif args.command == "down":
             stopped = bed.down(layout)
-            print(f"testbed: stopped {', '.join(stopped)}" if stopped
-                  else "testbed: nothing was running")
+            print(
+                f"testbed: stopped {', '.join(stopped)}"
+                if stopped
+                else "testbed: nothing was running"
+            )
         else:
             state, procs = bed.status(layout)
             if not procs:

@@ -4,6 +4,7 @@ Settings and flags were checked on Java 17 (see README, "The testbed"). The NOOP
 needs no format step and keeps nothing across restarts; the proxy must have the S3 v2
 handler off, or ``/api/v1/paths`` answers an empty 200.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,9 +28,20 @@ EXCLUDED_JARS = ("slf4j-reload4j-",)
 
 #: Java 17 needs these openings for Alluxio's (and netty's) reflective access
 JAVA_MODULE_FLAGS = [
-    *(f"--add-opens=java.base/{pkg}=ALL-UNNAMED" for pkg in (
-        "java.lang", "java.lang.reflect", "java.io", "java.net", "java.nio", "sun.nio.ch",
-        "java.util", "java.util.concurrent", "jdk.internal.misc")),
+    *(
+        f"--add-opens=java.base/{pkg}=ALL-UNNAMED"
+        for pkg in (
+            "java.lang",
+            "java.lang.reflect",
+            "java.io",
+            "java.net",
+            "java.nio",
+            "sun.nio.ch",
+            "java.util",
+            "java.util.concurrent",
+            "jdk.internal.misc",
+        )
+    ),
     "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
     "-Dio.netty.tryReflectionSetAccessible=true",
 ]
@@ -53,8 +65,11 @@ class Daemon:
 
 DAEMONS = (
     Daemon("alluxio-master", "alluxio.master.AlluxioMaster", ("-Xmx384m",)),
-    Daemon("alluxio-worker", "alluxio.worker.AlluxioWorker",
-           ("-Xmx256m", "-XX:MaxDirectMemorySize=256m")),
+    Daemon(
+        "alluxio-worker",
+        "alluxio.worker.AlluxioWorker",
+        ("-Xmx256m", "-XX:MaxDirectMemorySize=256m"),
+    ),
     Daemon("alluxio-proxy", "alluxio.proxy.AlluxioProxy", ("-Xmx256m",)),
 )
 
@@ -66,16 +81,26 @@ def ensure_jars(layout: Layout) -> list[Path]:
         mvn = which("mvn", "Maven (apt-get install maven)")
         which("java", "a Java runtime, 11 or 17 (apt-get install openjdk-17-jre-headless)")
         shutil.rmtree(layout.jars, ignore_errors=True)
-        cmd = [mvn, "-B", "-q", "-s", str(MAVEN_SETTINGS), "-f", str(POM),
-               "dependency:copy-dependencies", f"-DoutputDirectory={layout.jars}"]
+        cmd = [
+            mvn,
+            "-B",
+            "-q",
+            "-s",
+            str(MAVEN_SETTINGS),
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={layout.jars}",
+        ]
         print(f"testbed: fetching Alluxio {VERSION} jars with Maven ...", flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise TestbedError(f"Maven could not fetch the Alluxio jars ({' '.join(cmd)}):\n"
-                               f"{(proc.stdout + proc.stderr)[-3000:]}")
+            raise TestbedError(
+                f"Maven could not fetch the Alluxio jars ({' '.join(cmd)}):\n"
+                f"{(proc.stdout + proc.stderr)[-3000:]}"
+            )
         marker.write_text(VERSION)
-    jars = sorted(p for p in layout.jars.glob("*.jar")
-                  if not p.name.startswith(EXCLUDED_JARS))
+    jars = sorted(p for p in layout.jars.glob("*.jar") if not p.name.startswith(EXCLUDED_JARS))
     if not any(p.name.startswith("alluxio-core-server-proxy") for p in jars):
         raise TestbedError(f"{layout.jars} lacks the Alluxio proxy jar: delete it and retry")
     return jars
@@ -125,17 +150,23 @@ rootLogger.appenderRef.out.ref = OUT
 """
 
 
-def java_argv(layout: Layout, jars: list[Path], main_class: str, heap: tuple[str, ...],
-              log_config: str) -> list[str]:
+def java_argv(
+    layout: Layout, jars: list[Path], main_class: str, heap: tuple[str, ...], log_config: str
+) -> list[str]:
     home = layout.alluxio_home
     return [
         which("java", "a Java runtime, 11 or 17 (apt-get install openjdk-17-jre-headless)"),
-        *heap, "-XX:+UseSerialGC", *JAVA_MODULE_FLAGS,
+        *heap,
+        "-XX:+UseSerialGC",
+        *JAVA_MODULE_FLAGS,
         "-Djava.net.preferIPv4Stack=true",
-        f"-Dalluxio.home={home}", f"-Dalluxio.conf.dir={home / 'conf'}",
+        f"-Dalluxio.home={home}",
+        f"-Dalluxio.conf.dir={home / 'conf'}",
         f"-Dalluxio.logs.dir={layout.logs}",
         f"-Dlog4j2.configurationFile={home / 'conf' / log_config}",
-        "-cp", ":".join(str(j) for j in jars), main_class,
+        "-cp",
+        ":".join(str(j) for j in jars),
+        main_class,
     ]
 
 
@@ -146,8 +177,9 @@ def write_home(layout: Layout, ports: Ports, jars: list[Path]) -> None:
     (conf / "alluxio-site.properties").write_text(site_properties(layout, ports))
     (conf / "log4j2.properties").write_text(LOG4J2.format(target="SYSTEM_OUT", level="info"))
     (conf / "log4j2-shell.properties").write_text(LOG4J2.format(target="SYSTEM_ERR", level="warn"))
-    shell = java_argv(layout, jars, "alluxio.cli.fs.FileSystemShell", ("-Xmx256m",),
-                      "log4j2-shell.properties")
+    shell = java_argv(
+        layout, jars, "alluxio.cli.fs.FileSystemShell", ("-Xmx256m",), "log4j2-shell.properties"
+    )
     quoted = " ".join(f"'{arg}'" for arg in shell)
     wrapper = layout.alluxio_home / "bin" / "alluxio"
     wrapper.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +188,8 @@ def write_home(layout: Layout, ports: Ports, jars: list[Path]) -> None:
         "# parbench testbed: `alluxio fs <command> ...` runs Alluxio's own FileSystemShell.\n"
         'if [ "$1" != "fs" ]; then echo "testbed alluxio wrapper: only \'fs\' is supported" >&2;'
         " exit 2; fi\nshift\n"
-        f'exec {quoted} "$@"\n')
+        f'exec {quoted} "$@"\n'
+    )
     wrapper.chmod(0o755)
 
 
@@ -166,8 +199,12 @@ def _get_json(url: str):
 
 
 def _post_json(url: str, body: dict):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=5) as resp:
         raw = resp.read()
     if not raw:
@@ -185,20 +222,38 @@ def start(layout: Layout, ports: Ports, timeout: float = 120.0) -> None:
     (layout.alluxio_data / "cache").mkdir(parents=True)
     write_home(layout, ports, jars)
     for daemon in DAEMONS:
-        spawn(daemon.name, java_argv(layout, jars, daemon.main_class, daemon.heap,
-                                     "log4j2.properties"),
-              layout.run, layout.logs / f"{daemon.name}.log")
+        spawn(
+            daemon.name,
+            java_argv(layout, jars, daemon.main_class, daemon.heap, "log4j2.properties"),
+            layout.run,
+            layout.logs / f"{daemon.name}.log",
+        )
     master, worker, proxy = (layout.logs / f"{d.name}.log" for d in DAEMONS)
     pid = {d.name: PidFile(layout.run / f"{d.name}.pid") for d in DAEMONS}
     base = "http://127.0.0.1"
-    wait_until(lambda: _get_json(f"{base}:{ports.master_web}/api/v1/master/info"),
-               timeout, "Alluxio master", master, pid["alluxio-master"])
-    wait_until(lambda: _get_json(f"{base}:{ports.master_web}/api/v1/master/info")["workers"],
-               timeout, "Alluxio worker (registered with the master)", worker,
-               pid["alluxio-worker"])
-    wait_until(lambda: isinstance(_post_json(
-        f"{base}:{ports.proxy}/api/v1/paths///list-status", {}), list),
-        timeout, "Alluxio REST proxy", proxy, pid["alluxio-proxy"])
+    wait_until(
+        lambda: _get_json(f"{base}:{ports.master_web}/api/v1/master/info"),
+        timeout,
+        "Alluxio master",
+        master,
+        pid["alluxio-master"],
+    )
+    wait_until(
+        lambda: _get_json(f"{base}:{ports.master_web}/api/v1/master/info")["workers"],
+        timeout,
+        "Alluxio worker (registered with the master)",
+        worker,
+        pid["alluxio-worker"],
+    )
+    wait_until(
+        lambda: isinstance(
+            _post_json(f"{base}:{ports.proxy}/api/v1/paths///list-status", {}), list
+        ),
+        timeout,
+        "Alluxio REST proxy",
+        proxy,
+        pid["alluxio-proxy"],
+    )
     smoke_test(ports.proxy)
 
 
@@ -217,5 +272,7 @@ def smoke_test(proxy_port: int) -> None:
         echoed = reader.read()
     client.delete(path)
     if hashlib.sha256(echoed).digest() != hashlib.sha256(payload).digest():
-        raise TestbedError(f"Alluxio proxy on port {proxy_port}: a {len(payload)}-byte file "
-                           f"read back as {len(echoed)} different bytes")
+        raise TestbedError(
+            f"Alluxio proxy on port {proxy_port}: a {len(payload)}-byte file "
+            f"read back as {len(echoed)} different bytes"
+        )

@@ -1,4 +1,5 @@
 """Bring the whole testbed up and down, and describe what is running."""
+
 from __future__ import annotations
 
 import getpass
@@ -46,8 +47,9 @@ def down(layout: Layout) -> list[str]:
     return stopped
 
 
-def up(layout: Layout, nodes: int = 3, with_alluxio: bool = True,
-       ports: Optional[alluxio.Ports] = None) -> State:
+def up(
+    layout: Layout, nodes: int = 3, with_alluxio: bool = True, ports: Optional[alluxio.Ports] = None
+) -> State:
     """Start fresh: stop what a crashed earlier run left, then nodes and Alluxio."""
     if nodes < 1:
         raise TestbedError("--nodes must be at least 1")
@@ -59,12 +61,16 @@ def up(layout: Layout, nodes: int = 3, with_alluxio: bool = True,
     layout.root.mkdir(parents=True, exist_ok=True)
     try:
         started = sshnodes.start(layout, nodes)
-        print(f"testbed: {nodes} ssh node(s) on ports "
-              f"{', '.join(str(n.port) for n in started)}", flush=True)
+        print(
+            f"testbed: {nodes} ssh node(s) on ports {', '.join(str(n.port) for n in started)}",
+            flush=True,
+        )
         if with_alluxio:
             alluxio.start(layout, ports)
-            print(f"testbed: Alluxio {alluxio.VERSION} up, REST proxy on 127.0.0.1:{ports.proxy}",
-                  flush=True)
+            print(
+                f"testbed: Alluxio {alluxio.VERSION} up, REST proxy on 127.0.0.1:{ports.proxy}",
+                flush=True,
+            )
     except BaseException:
         down(layout)
         raise
@@ -89,9 +95,15 @@ def inventory_dict(layout: Layout, state: State) -> dict:
         "defaults": defaults,
         "ssh": {"known_hosts": str(layout.known_hosts), "strict_host_keys": True},
         "nodes": [
-            {"id": n["id"], "host": "127.0.0.1", "port": n["port"], "user": state.user,
-             "key": str(layout.client_key), "workdir": n["workdir"],
-             **({"alluxio_home": str(layout.alluxio_home)} if state.alluxio else {})}
+            {
+                "id": n["id"],
+                "host": "127.0.0.1",
+                "port": n["port"],
+                "user": state.user,
+                "key": str(layout.client_key),
+                "workdir": n["workdir"],
+                **({"alluxio_home": str(layout.alluxio_home)} if state.alluxio else {}),
+            }
             for n in state.nodes
         ],
     }
@@ -100,7 +112,8 @@ def inventory_dict(layout: Layout, state: State) -> dict:
 def write_inventory(layout: Layout, state: State) -> Path:
     layout.inventory.write_text(
         "# Written by `python -m testbed up`: the local testbed's nodes and Alluxio proxy.\n"
-        + yaml.safe_dump(inventory_dict(layout, state), sort_keys=False))
+        + yaml.safe_dump(inventory_dict(layout, state), sort_keys=False)
+    )
     return layout.inventory
 
 

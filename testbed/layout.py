@@ -1,4 +1,5 @@
 """Where the testbed keeps its state, in one place."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 A process is ours only if its pid file says so *and* the process with that pid still has
 the start time recorded when we launched it: a recycled pid is never killed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -90,13 +91,20 @@ def _signal_group(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def spawn(name: str, argv: Sequence[str], run_dir: Path, log: Path,
-          env: Optional[dict] = None) -> int:
+def spawn(
+    name: str, argv: Sequence[str], run_dir: Path, log: Path, env: Optional[dict] = None
+) -> int:
     """Start ``argv`` detached in its own session, stdout+stderr to ``log``, pid recorded."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
     PidFile(run_dir / f"{name}.pid").record(proc.pid)
     return proc.pid
 
@@ -118,8 +126,9 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 def port_holder(port: int) -> str:
     """Who listens on ``port``, as ``ss`` tells it (best effort, for error messages)."""
     try:
-        out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True,
-                             text=True, timeout=5).stdout.strip()
+        out = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown process (ss not available)"
     return out.split("users:", 1)[-1] if "users:" in out else (out or "unknown process")
@@ -127,8 +136,10 @@ def port_holder(port: int) -> str:
 
 def require_free(port: int, what: str) -> None:
     if port_in_use(port):
-        raise TestbedError(f"port {port} for {what} is already taken by {port_holder(port)}; "
-                           "stop that process, or `python -m testbed down` if it is ours")
+        raise TestbedError(
+            f"port {port} for {what} is already taken by {port_holder(port)}; "
+            "stop that process, or `python -m testbed down` if it is ours"
+        )
 
 
 def free_port_from(start: int, taken: set[int]) -> int:
@@ -146,8 +157,14 @@ def tail(path: Path, lines: int = 40) -> str:
         return f"(no log at {path})"
 
 
-def wait_until(check, timeout: float, what: str, log: Optional[Path] = None,
-               pid_file: Optional[PidFile] = None, interval: float = 0.5):
+def wait_until(
+    check,
+    timeout: float,
+    what: str,
+    log: Optional[Path] = None,
+    pid_file: Optional[PidFile] = None,
+    interval: float = 0.5,
+):
     """Poll ``check()`` until it returns a truthy value; fail with the log's tail otherwise."""
     deadline = time.monotonic() + timeout
     last_error = "no answer"

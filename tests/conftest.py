@@ -3,6 +3,7 @@
 If a testbed is already up (``python -m testbed up`` by hand or by ``make test``), it
 is used and left running; otherwise the session starts one and takes it down at the end.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,8 +36,12 @@ class Testbed:
 def testbed() -> Testbed:
     layout = Layout()
     state = bed.State.load(layout)
-    reuse = bed.is_up(layout) and state is not None and state.alluxio is not None \
+    reuse = (
+        bed.is_up(layout)
+        and state is not None
+        and state.alluxio is not None
         and len(state.nodes) >= NODES
+    )
     if not reuse:
         state = bed.up(layout, nodes=NODES)
     assert state is not None

@@ -3,6 +3,7 @@
 Exit status: 0 when every record is ok, 1 when any is not (or the records could not be
 saved), 2 for usage errors, 130 when interrupted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,23 +50,41 @@ def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("common options")
     group.add_argument("--node", required=True, metavar="NID", help="this node's id, e.g. n0")
-    group.add_argument("--nfile", required=True, type=_positive_int, metavar="N",
-                       help="number of clients (one process and one file each)")
+    group.add_argument(
+        "--nfile",
+        required=True,
+        type=_positive_int,
+        metavar="N",
+        help="number of clients (one process and one file each)",
+    )
     group.add_argument("--backend", choices=BACKENDS, default="alluxio")
     group.add_argument("--host", default="localhost", help="Alluxio REST proxy host")
     group.add_argument("--port", type=_positive_int, default=39999, help="Alluxio proxy port")
-    group.add_argument("--root", metavar="DIR",
-                       help="posix backend: storage path /a/b is DIR/a/b (required for posix)")
+    group.add_argument(
+        "--root",
+        metavar="DIR",
+        help="posix backend: storage path /a/b is DIR/a/b (required for posix)",
+    )
     group.add_argument("--write-type", choices=WRITE_TYPES, default="CACHE_THROUGH")
     group.add_argument("--read-type", choices=READ_TYPES, default="CACHE")
     group.add_argument("--chunk-size", type=_positive_int, default=1024 * 1024, metavar="BYTES")
-    group.add_argument("--start-at", type=float, metavar="EPOCH_SECONDS",
-                       help="common start time on this node's clock (default: no wait)")
+    group.add_argument(
+        "--start-at",
+        type=float,
+        metavar="EPOCH_SECONDS",
+        help="common start time on this node's clock (default: no wait)",
+    )
     group.add_argument("--run-id", default=time.strftime("manual-%Y%m%dT%H%M%S"))
-    group.add_argument("--out", metavar="FILE",
-                       help="JSON lines records (default ./parbench-<phase>.jsonl)")
-    group.add_argument("--timeout", type=_positive_float, default=600.0, metavar="SECONDS",
-                       help="per-request timeout")
+    group.add_argument(
+        "--out", metavar="FILE", help="JSON lines records (default ./parbench-<phase>.jsonl)"
+    )
+    group.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=600.0,
+        metavar="SECONDS",
+        help="per-request timeout",
+    )
     return common
 
 
@@ -83,40 +102,59 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--on-existing", choices=ON_EXISTING, default="replace")
 
     read = phases.add_parser("read", parents=common, help="read N storage files to local copies")
-    read.add_argument("--src", required=True, action="append", metavar="PATH",
-                      help='once, with "{cid}" replaced by the client id; or N times')
-    read.add_argument("--dst", required=True, metavar="LOCAL_DIR",
-                      help="client c saves its copy to LOCAL_DIR/c")
+    read.add_argument(
+        "--src",
+        required=True,
+        action="append",
+        metavar="PATH",
+        help='once, with "{cid}" replaced by the client id; or N times',
+    )
+    read.add_argument(
+        "--dst", required=True, metavar="LOCAL_DIR", help="client c saves its copy to LOCAL_DIR/c"
+    )
 
-    verify_write = phases.add_parser("verify-write", parents=common,
-                                     help="check ROOT/NID/c in storage against the reference")
+    verify_write = phases.add_parser(
+        "verify-write", parents=common, help="check ROOT/NID/c in storage against the reference"
+    )
     verify_write.add_argument("--src", required=True, metavar="LOCAL_REF_FILE")
     verify_write.add_argument("--dst", required=True, metavar="ROOT")
-    verify_write.add_argument("--home", metavar="ALLUXIO_HOME",
-                              help="check by `ALLUXIO_HOME/bin/alluxio fs checksum` (MD5)")
+    verify_write.add_argument(
+        "--home",
+        metavar="ALLUXIO_HOME",
+        help="check by `ALLUXIO_HOME/bin/alluxio fs checksum` (MD5)",
+    )
 
-    verify_read = phases.add_parser("verify-read", parents=common,
-                                    help="check LOCAL_DIR/c against the reference")
+    verify_read = phases.add_parser(
+        "verify-read", parents=common, help="check LOCAL_DIR/c against the reference"
+    )
     verify_read.add_argument("--src", required=True, metavar="LOCAL_REF_FILE")
     verify_read.add_argument("--dst", required=True, metavar="LOCAL_DIR")
 
-    cleaner = phases.add_parser("clean", parents=common,
-                                help="delete ROOT/NID in storage and LOCAL_DIR/<cid> copies")
+    cleaner = phases.add_parser(
+        "clean", parents=common, help="delete ROOT/NID in storage and LOCAL_DIR/<cid> copies"
+    )
     cleaner.add_argument("--dst", required=True, metavar="ROOT")
     cleaner.add_argument("--local-dst", required=True, metavar="LOCAL_DIR")
     return parser
 
 
-def _identity(args: argparse.Namespace, host: str, cid: int, path: str,
-              local: Optional[str] = None) -> Identity:
+def _identity(
+    args: argparse.Namespace, host: str, cid: int, path: str, local: Optional[str] = None
+) -> Identity:
     return Identity(args.run_id, args.phase, args.node, cid, host, args.backend, path, local)
 
 
 def _write_jobs(args: argparse.Namespace, host: str) -> Work:
     storage = StorageConfig.from_args(args)
     return [
-        WriteJob(_identity(args, host, cid, write_target(args.dst, args.node, cid)),
-                 storage, args.src, args.chunk_size, args.start_at, args.on_existing)
+        WriteJob(
+            _identity(args, host, cid, write_target(args.dst, args.node, cid)),
+            storage,
+            args.src,
+            args.chunk_size,
+            args.start_at,
+            args.on_existing,
+        )
         for cid in range(args.nfile)
     ]
 
@@ -126,8 +164,12 @@ def _read_jobs(args: argparse.Namespace, host: str) -> Work:
     sources = expand_sources(args.src, args.nfile)
     local_dir = os.path.abspath(args.dst)
     return [
-        ReadJob(_identity(args, host, cid, source, os.path.join(local_dir, str(cid))),
-                storage, args.chunk_size, args.start_at)
+        ReadJob(
+            _identity(args, host, cid, source, os.path.join(local_dir, str(cid))),
+            storage,
+            args.chunk_size,
+            args.start_at,
+        )
         for cid, source in enumerate(sources)
     ]
 
@@ -136,8 +178,10 @@ def _verify_jobs(args: argparse.Namespace, host: str) -> Work:
     if args.phase == "verify-write":
         storage = StorageConfig.from_args(args)
         home = args.home
-        identities = [_identity(args, host, cid, write_target(args.dst, args.node, cid))
-                      for cid in range(args.nfile)]
+        identities = [
+            _identity(args, host, cid, write_target(args.dst, args.node, cid))
+            for cid in range(args.nfile)
+        ]
     else:  # the copies are local files: check them through a posix view of "/"
         storage = StorageConfig(backend="posix", root="/")
         home = None
@@ -149,10 +193,14 @@ def _verify_jobs(args: argparse.Namespace, host: str) -> Work:
         reference = Reference.of(args.src, algorithm, args.chunk_size)
     except OSError as exc:
         cause = f"reference file {args.src}: {describe_error(exc)}"
-        return [identity.failure(cause, method="stream" if home is None else "fs-checksum")
-                for identity in identities]
-    return [VerifyJob(identity, storage, reference, args.chunk_size, home, args.timeout)
-            for identity in identities]
+        return [
+            identity.failure(cause, method="stream" if home is None else "fs-checksum")
+            for identity in identities
+        ]
+    return [
+        VerifyJob(identity, storage, reference, args.chunk_size, home, args.timeout)
+        for identity in identities
+    ]
 
 
 BUILDERS = {
@@ -177,8 +225,12 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 def _show(result: ClientResult) -> None:
     print(progress_line(result), flush=True)
     if not result.ok:
-        print(f"parbench worker: {result.phase} {result.node}/{result.client} {result.status}: "
-              f"{result.error}", file=sys.stderr, flush=True)
+        print(
+            f"parbench worker: {result.phase} {result.node}/{result.client} {result.status}: "
+            f"{result.error}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _clean(args: argparse.Namespace) -> int:
@@ -202,8 +254,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = args.out or f"parbench-{args.phase}.jsonl"
     work = BUILDERS[args.phase](args, socket.gethostname())
     if args.start_at is not None and args.start_at < time.time():
-        print(f"parbench worker: --start-at is {time.time() - args.start_at:.1f} s in the past;"
-              " starting at once", file=sys.stderr)
+        print(
+            f"parbench worker: --start-at is {time.time() - args.start_at:.1f} s in the past;"
+            " starting at once",
+            file=sys.stderr,
+        )
     jobs = [item for item in work if isinstance(item, Job)]
     if jobs:
         try:
@@ -218,8 +273,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         write_file(results, out)
     except OSError as exc:
-        print(f"parbench worker: {socket.gethostname()}: cannot save records to {out}: "
-              f"{describe_error(exc)}", file=sys.stderr)
+        print(
+            f"parbench worker: {socket.gethostname()}: cannot save records to {out}: "
+            f"{describe_error(exc)}",
+            file=sys.stderr,
+        )
         return 1
     print(summary_line(args.phase, args.node, results, out), flush=True)
     return 0 if results and all(result.ok for result in results) else 1

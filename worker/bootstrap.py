@@ -7,6 +7,7 @@ into its site-packages. A wheel's files are laid out to be installed by unpackin
 controller downloads only ``py3-none-any`` wheels, so no build step is ever needed.
 Stdlib only, Python 3.9+.
 """
+
 import argparse
 import glob
 import os
@@ -19,8 +20,9 @@ import zipfile
 def site_packages(venv):
     python = os.path.join(venv, "bin", "python")
     code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    return subprocess.run([python, "-c", code], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        [python, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def install(wheels, venv, stamp):
@@ -37,8 +39,9 @@ def install(wheels, venv, stamp):
         with zipfile.ZipFile(wheel) as archive:
             archive.extractall(target)
     check = "import alluxio, requests; print(alluxio.__name__)"
-    subprocess.run([os.path.join(venv, "bin", "python"), "-c", check], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [os.path.join(venv, "bin", "python"), "-c", check], check=True, stdout=subprocess.DEVNULL
+    )
     with open(os.path.join(venv, ".parbench-runtime"), "w") as stream:
         stream.write(stamp + "\n")
     print(f"bootstrap: {len(found)} wheels installed into {target}")

@@ -5,6 +5,7 @@ numbered copies ``{local_dst}/{cid}`` on this node, then ``local_dst`` if it is 
 Refuses roots that are not absolute, not normalised, or ``/``: nothing outside the
 configured roots is ever touched.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,10 @@ class UnsafePath(ValueError):
 
 def safe_root(path: str, what: str) -> str:
     if not path.startswith("/") or posixpath.normpath(path) != path or path == "/":
-        raise UnsafePath(f"refusing to delete below {what} {path!r}: it must be an absolute, "
-                         "normalised path other than /")
+        raise UnsafePath(
+            f"refusing to delete below {what} {path!r}: it must be an absolute, "
+            "normalised path other than /"
+        )
     return path
 
 
@@ -34,8 +37,9 @@ def clean(storage: Storage, dst: str, node: str, local_dst: str) -> list[str]:
     target = posixpath.join(safe_root(dst, "--dst"), node)
     local = safe_root(local_dst, "--local-dst")
     done = [f"deleted {target}" if storage.delete_tree(target) else f"absent {target}"]
-    copies = sorted(name for name in (os.listdir(local) if os.path.isdir(local) else ())
-                    if name.isdigit())
+    copies = sorted(
+        name for name in (os.listdir(local) if os.path.isdir(local) else ()) if name.isdigit()
+    )
     for name in copies:
         os.remove(os.path.join(local, name))
     done.append(f"deleted {len(copies)} read copies in {local}")

@@ -3,6 +3,7 @@
 A client that raises still reports (its job turns exceptions into error records); a client
 process that dies without reporting gets an error record made here from its identity.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Chunked reading and hashing of byte streams, so memory stays flat whatever the size."""
+
 from __future__ import annotations
 
 import hashlib

@@ -2,6 +2,7 @@
 ``python -c "<this file's source>" WORKDIR FILE...``, so it works before anything is
 installed there. Prints one JSON object. Stdlib only, Python 3.9+.
 """
+
 import hashlib
 import json
 import os

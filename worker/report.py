@@ -1,4 +1,5 @@
 """Lines for people: one per finished client and a summary of the phase."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -33,7 +34,7 @@ def _outcome(result: ClientResult) -> str:
     cause = result.error or ""
     prefix = f"{result.host}: {result.path}: "  # the line names the client and path already
     if cause.startswith(prefix):
-        cause = cause[len(prefix):]
+        cause = cause[len(prefix) :]
     return f"{result.status}: {cause}" if cause else result.status
 
 

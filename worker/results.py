@@ -3,6 +3,7 @@
 This module is the contract between the worker (which writes the lines on a node) and
 the controller (which fetches and summarises them). It is stdlib-only and Python 3.9+.
 """
+
 from __future__ import annotations
 
 import json

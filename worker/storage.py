@@ -3,6 +3,7 @@
 Every backend failure surfaces as :class:`StorageError`, whose message names the backend
 (``alluxio proxy HOST:PORT`` or ``posix root DIR``), the operation and the cause.
 """
+
 from __future__ import annotations
 
 import abc

@@ -3,6 +3,7 @@
 Each job sets up (backend, connection, directories), records ``ready``, waits for the
 common start, then times the transfer while hashing the bytes moved.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ def expand_sources(sources: list[str], nfile: int) -> list[str]:
     if len(sources) == nfile:
         return list(sources)
     raise ValueError(
-        f"give one --src (\"{{cid}}\" is replaced by the client id) or exactly --nfile={nfile}"
+        f'give one --src ("{{cid}}" is replaced by the client id) or exactly --nfile={nfile}'
         f" of them, not {len(sources)}"
     )
 

@@ -3,6 +3,7 @@
 Method "stream" reads the file back through a backend and compares size and sha256;
 method "fs-checksum" asks ``$ALLUXIO_HOME/bin/alluxio fs checksum`` for the MD5.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Drive ``fab`` as a user does: a subprocess, an inventory file, exit code and output."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,14 @@ class FabRun:
         return self.out + self.err
 
 
-def write_inventory(testbed: Any, path: Path, nodes: int = 3, fs_checksum: bool = False,
-                    node_overrides: Any = None, **defaults: Any) -> Path:
+def write_inventory(
+    testbed: Any,
+    path: Path,
+    nodes: int = 3,
+    fs_checksum: bool = False,
+    node_overrides: Any = None,
+    **defaults: Any,
+) -> Path:
     """The testbed's inventory, with ``nodes`` nodes and some defaults changed."""
     doc = inventory_dict(testbed.layout, testbed.state)
     doc["nodes"] = doc["nodes"][:nodes]
@@ -36,15 +43,28 @@ def write_inventory(testbed: Any, path: Path, nodes: int = 3, fs_checksum: bool 
         node.update(node_overrides or {})
         if not fs_checksum:
             node.pop("alluxio_home", None)
-    doc["defaults"].update({"start_delay": 1.0, "connect_timeout": 5, **defaults})
+    # read copies per test too, so that no test verifies another one's copies
+    local_dst = "read" + str(defaults.get("dst", "")).replace("/", "-")
+    doc["defaults"].update(
+        {"start_delay": 1.0, "connect_timeout": 5, "local_dst": local_dst, **defaults}
+    )
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
 def fab(tmp_path: Path, inventory: Path, *args: str, timeout: float = 300) -> FabRun:
-    env = {**os.environ, "FABRIC_BENCH_INVENTORY": str(inventory),
-           "FABRIC_BENCH_RESULTS": str(tmp_path / "results")}
-    proc = subprocess.run([str(FAB), "-r", str(REPO), *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "FABRIC_BENCH_INVENTORY": str(inventory),
+        "FABRIC_BENCH_RESULTS": str(tmp_path / "results"),
+    }
+    proc = subprocess.run(
+        [str(FAB), "-r", str(REPO), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return FabRun(proc.returncode, proc.stdout, proc.stderr)

@@ -1,5 +1,6 @@
 """The benchmark as a user runs it: ``fab`` in a subprocess, over real SSH, against the
 real Alluxio of the testbed. Each test writes below its own ``dst`` so tests don't mix."""
+
 from __future__ import annotations
 
 import hashlib
@@ -58,7 +59,8 @@ def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference)
     # on the nodes: {local_dst}/{cid}, copies of the reference
     for node in testbed.state.nodes:
         for cid in (0, 1):
-            assert (Path(node["workdir"]) / "read" / str(cid)).read_bytes() == reference
+            copy = Path(node["workdir"]) / "read-it-full" / str(cid)
+            assert copy.read_bytes() == reference
 
     # in results/: one run folder, linked as latest, with everything gathered
     results = tmp_path / "results"
@@ -98,19 +100,22 @@ def test_a_file_overwritten_after_the_write_fails_verify_by_name(testbed, tmp_pa
         writer.write(reference[:-1] + b"X")  # same size, other bytes
     run = fab(tmp_path, inv, "verify")
     assert run.code == 1, run.text
-    assert victim in run.out and "mismatch" in run.out
-    assert "1 of 4 files bad" in run.out or "1 bad" in run.out or "not ok" in run.text
+    assert "verify-write: 3 of 4 files ok, 1 not ok (1 mismatch)" in run.out
+    bad = [line for line in run.out.splitlines() if " mismatch " in line]
+    assert len(bad) == 1 and victim in bad[0]
+    assert "verify-read: all 4 files ok" in run.out
 
 
 def test_same_file_mode_every_client_reads_one_file(testbed, tmp_path, reference):
     dst = "/it/same"
     inv = write_inventory(testbed, tmp_path / "inv.yaml", dst=dst)
-    run = fab(tmp_path, inv, "write", "read", "--mode", "same", "--src", f"{dst}/n2/1",
-              "verify")
+    run = fab(tmp_path, inv, "write", "read", "--mode", "same", "--src", f"{dst}/n2/1", "verify")
     assert run.code == 0, run.text
     run_dir = (tmp_path / "results" / "latest").resolve()
     assert json.loads((run_dir / "plan.json").read_text())["read"] == {
-        "mode": "same", "src": f"{dst}/n2/1"}
+        "mode": "same",
+        "src": f"{dst}/n2/1",
+    }
     for node in testbed.state.nodes:
         assert {r.path for r in _records(run_dir, node["id"], "read")} == {f"{dst}/n2/1"}
 
@@ -118,8 +123,9 @@ def test_same_file_mode_every_client_reads_one_file(testbed, tmp_path, reference
 def test_posix_backend_on_a_shared_directory(testbed, tmp_path, reference):
     shared = tmp_path / "shared"  # one directory all nodes see, like an NFS or FUSE mount
     shared.mkdir()
-    inv = write_inventory(testbed, tmp_path / "inv.yaml", backend="posix",
-                          posix_root=str(shared), dst="/bench")
+    inv = write_inventory(
+        testbed, tmp_path / "inv.yaml", backend="posix", posix_root=str(shared), dst="/bench"
+    )
     run = fab(tmp_path, inv, "write", "read", "verify")
     assert run.code == 0, run.text
     for nid in ("n0", "n1", "n2"):
@@ -135,4 +141,4 @@ def test_clean_removes_the_files_in_alluxio_and_on_the_nodes(testbed, tmp_path):
     assert run.code == 0, run.text
     assert _client(testbed).list_status(dst) == []
     for node in testbed.state.nodes[:2]:
-        assert not (Path(node["workdir"]) / "read").exists()
+        assert not (Path(node["workdir"]) / "read-it-clean").exists()

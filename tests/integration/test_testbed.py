@@ -1,4 +1,5 @@
 """The testbed itself: real sshd nodes reached through Fabric, a real Alluxio proxy."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,10 +22,17 @@ pytestmark = pytest.mark.integration
 
 
 def _connection(testbed, node: dict) -> Connection:
-    conn = Connection("127.0.0.1", user=testbed.state.user, port=node["port"],
-                      config=Config(overrides={"run": {"in_stream": False}}),
-                      connect_kwargs={"key_filename": str(testbed.layout.client_key),
-                                      "look_for_keys": False, "allow_agent": False})
+    conn = Connection(
+        "127.0.0.1",
+        user=testbed.state.user,
+        port=node["port"],
+        config=Config(overrides={"run": {"in_stream": False}}),
+        connect_kwargs={
+            "key_filename": str(testbed.layout.client_key),
+            "look_for_keys": False,
+            "allow_agent": False,
+        },
+    )
     conn.client.load_host_keys(str(testbed.layout.known_hosts))
     conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
     return conn
@@ -39,8 +47,12 @@ def test_every_node_runs_a_command_through_fabric_with_checked_host_keys(testbed
 
 def test_an_unknown_host_key_is_refused(testbed, tmp_path):
     node = testbed.state.nodes[0]
-    conn = Connection("127.0.0.1", user=testbed.state.user, port=node["port"],
-                      connect_kwargs={"key_filename": str(testbed.layout.client_key)})
+    conn = Connection(
+        "127.0.0.1",
+        user=testbed.state.user,
+        port=node["port"],
+        connect_kwargs={"key_filename": str(testbed.layout.client_key)},
+    )
     conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())  # nothing loaded
     with pytest.raises(paramiko.SSHException, match="not found in known_hosts"):
         conn.open()
@@ -75,8 +87,9 @@ def test_fs_checksum_through_the_wrapper_equals_the_md5(testbed):
     with client.open(path, "w", alluxio.option.CreateFile(recursive=True)) as writer:
         writer.write(payload)
     shell = testbed.layout.alluxio_home / "bin" / "alluxio"
-    checksum = subprocess.run([str(shell), "fs", "checksum", path], capture_output=True,
-                              text=True, timeout=120)
+    checksum = subprocess.run(
+        [str(shell), "fs", "checksum", path], capture_output=True, text=True, timeout=120
+    )
     cat = subprocess.run([str(shell), "fs", "cat", path], capture_output=True, timeout=120)
     client.delete(path)
     assert checksum.returncode == 0, checksum.stderr

@@ -1,4 +1,5 @@
 """The worker CLI end to end in a subprocess, through the posix backend."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,11 @@ def run_worker(*args: object, cwd: Path = REPO) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(
         [sys.executable, "-m", "worker", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -36,14 +41,34 @@ def bench(tmp_path: Path) -> dict:
     store = tmp_path / "store"
     store.mkdir()
     posix = ["--backend", "posix", "--root", store, "--chunk-size", 65536]
-    return {"tmp": tmp_path, "ref": ref, "store": store, "posix": posix,
-            "sha": hashlib.sha256(ref.read_bytes()).hexdigest()}
+    return {
+        "tmp": tmp_path,
+        "ref": ref,
+        "store": store,
+        "posix": posix,
+        "sha": hashlib.sha256(ref.read_bytes()).hexdigest(),
+    }
 
 
 def write(bench: dict, nfile: int = 3, *extra: object) -> subprocess.CompletedProcess:
     out = bench["tmp"] / "out" / "write.jsonl"
-    return run_worker("write", "--src", bench["ref"], "--dst", "/parbench", "--node", "n0",
-                      "--nfile", nfile, "--out", out, "--run-id", "t1", *bench["posix"], *extra)
+    return run_worker(
+        "write",
+        "--src",
+        bench["ref"],
+        "--dst",
+        "/parbench",
+        "--node",
+        "n0",
+        "--nfile",
+        nfile,
+        "--out",
+        out,
+        "--run-id",
+        "t1",
+        *bench["posix"],
+        *extra,
+    )
 
 
 def test_write_then_verify_write(bench: dict) -> None:
@@ -52,18 +77,36 @@ def test_write_then_verify_write(bench: dict) -> None:
     results = records(bench["tmp"] / "out" / "write.jsonl")
     assert [r.client for r in results] == [0, 1, 2]
     for r in results:
-        assert (r.status, r.phase, r.node, r.run_id, r.backend) == ("ok", "write", "n0", "t1",
-                                                                    "posix")
+        assert (r.status, r.phase, r.node, r.run_id, r.backend) == (
+            "ok",
+            "write",
+            "n0",
+            "t1",
+            "posix",
+        )
         assert r.path == f"/parbench/n0/{r.client}"
         assert r.bytes == 300_000 and r.checksum == bench["sha"] and not r.replaced
         assert 0 < r.ready <= r.start <= r.end
-        assert (bench["store"] / "parbench" / "n0" / str(r.client)).read_bytes() == \
-            bench["ref"].read_bytes()
+        assert (bench["store"] / "parbench" / "n0" / str(r.client)).read_bytes() == bench[
+            "ref"
+        ].read_bytes()
     assert "n0/1 write /parbench/n0/1" in done.stdout and "3/3 ok" in done.stdout
 
     out = bench["tmp"] / "vw.jsonl"
-    done = run_worker("verify-write", "--src", bench["ref"], "--dst", "/parbench", "--node", "n0",
-                      "--nfile", 3, "--out", out, *bench["posix"])
+    done = run_worker(
+        "verify-write",
+        "--src",
+        bench["ref"],
+        "--dst",
+        "/parbench",
+        "--node",
+        "n0",
+        "--nfile",
+        3,
+        "--out",
+        out,
+        *bench["posix"],
+    )
     assert done.returncode == 0, done.stderr
     for r in records(out):
         assert (r.status, r.method, r.algorithm) == ("ok", "stream", "sha256")
@@ -90,8 +133,20 @@ def test_read_template_and_explicit_sources_then_verify_read(bench: dict) -> Non
     assert write(bench).returncode == 0
     copies = bench["tmp"] / "copies"
     out = bench["tmp"] / "read.jsonl"
-    done = run_worker("read", "--src", "/parbench/n0/{cid}", "--dst", copies, "--node", "n1",
-                      "--nfile", 3, "--out", out, *bench["posix"])
+    done = run_worker(
+        "read",
+        "--src",
+        "/parbench/n0/{cid}",
+        "--dst",
+        copies,
+        "--node",
+        "n1",
+        "--nfile",
+        3,
+        "--out",
+        out,
+        *bench["posix"],
+    )
     assert done.returncode == 0, done.stderr
     results = records(out)
     assert [r.path for r in results] == [f"/parbench/n0/{cid}" for cid in range(3)]
@@ -100,16 +155,38 @@ def test_read_template_and_explicit_sources_then_verify_read(bench: dict) -> Non
 
     explicit = bench["tmp"] / "explicit"
     sources = [arg for cid in (2, 0) for arg in ("--src", f"/parbench/n0/{cid}")]
-    done = run_worker("read", *sources, "--dst", explicit, "--node", "n1", "--nfile", 2,
-                      "--out", out, *bench["posix"])
+    done = run_worker(
+        "read",
+        *sources,
+        "--dst",
+        explicit,
+        "--node",
+        "n1",
+        "--nfile",
+        2,
+        "--out",
+        out,
+        *bench["posix"],
+    )
     assert done.returncode == 0, done.stderr
     assert [r.path for r in records(out)] == ["/parbench/n0/2", "/parbench/n0/0"]
 
     (copies / "1").write_bytes(b"x" + bench["ref"].read_bytes()[1:])  # same size, one byte off
     (copies / "2").unlink()
     out = bench["tmp"] / "vr.jsonl"
-    done = run_worker("verify-read", "--src", bench["ref"], "--dst", copies, "--node", "n1",
-                      "--nfile", 3, "--out", out)
+    done = run_worker(
+        "verify-read",
+        "--src",
+        bench["ref"],
+        "--dst",
+        copies,
+        "--node",
+        "n1",
+        "--nfile",
+        3,
+        "--out",
+        out,
+    )
     assert done.returncode == 1
     statuses = [(r.client, r.status) for r in records(out)]
     assert statuses == [(0, "ok"), (1, "mismatch"), (2, "missing")]
@@ -118,18 +195,57 @@ def test_read_template_and_explicit_sources_then_verify_read(bench: dict) -> Non
 
 
 def test_read_source_count_must_be_one_or_n(bench: dict) -> None:
-    done = run_worker("read", "--src", "/a", "--src", "/b", "--dst", bench["tmp"], "--node", "n1",
-                      "--nfile", 3, *bench["posix"])
+    done = run_worker(
+        "read",
+        "--src",
+        "/a",
+        "--src",
+        "/b",
+        "--dst",
+        bench["tmp"],
+        "--node",
+        "n1",
+        "--nfile",
+        3,
+        *bench["posix"],
+    )
     assert done.returncode == 2
     assert "exactly --nfile=3" in done.stderr
 
 
 def test_usage_errors(bench: dict) -> None:
     assert run_worker().returncode == 2
-    assert run_worker("write", "--src", bench["ref"], "--dst", "/p", "--node", "n0", "--nfile",
-                      1, "--backend", "posix").returncode == 2  # posix without --root
-    assert run_worker("write", "--src", bench["ref"], "--dst", "/p", "--node", "n0", "--nfile",
-                      0, *bench["posix"]).returncode == 2
+    assert (
+        run_worker(
+            "write",
+            "--src",
+            bench["ref"],
+            "--dst",
+            "/p",
+            "--node",
+            "n0",
+            "--nfile",
+            1,
+            "--backend",
+            "posix",
+        ).returncode
+        == 2
+    )  # posix without --root
+    assert (
+        run_worker(
+            "write",
+            "--src",
+            bench["ref"],
+            "--dst",
+            "/p",
+            "--node",
+            "n0",
+            "--nfile",
+            0,
+            *bench["posix"],
+        ).returncode
+        == 2
+    )
 
 
 def test_start_at_is_a_common_start(bench: dict) -> None:
@@ -143,8 +259,23 @@ def test_unwritable_root_gives_error_records(bench: dict) -> None:
     not_a_dir = bench["tmp"] / "file"
     not_a_dir.write_text("")
     out = bench["tmp"] / "w.jsonl"
-    done = run_worker("write", "--src", bench["ref"], "--dst", "/parbench", "--node", "n0",
-                      "--nfile", 2, "--out", out, "--backend", "posix", "--root", not_a_dir)
+    done = run_worker(
+        "write",
+        "--src",
+        bench["ref"],
+        "--dst",
+        "/parbench",
+        "--node",
+        "n0",
+        "--nfile",
+        2,
+        "--out",
+        out,
+        "--backend",
+        "posix",
+        "--root",
+        not_a_dir,
+    )
     assert done.returncode == 1
     results = records(out)
     assert [r.status for r in results] == ["error", "error"]
@@ -154,16 +285,37 @@ def test_unwritable_root_gives_error_records(bench: dict) -> None:
 
 def test_missing_reference_gives_error_records(bench: dict) -> None:
     out = bench["tmp"] / "vr.jsonl"
-    done = run_worker("verify-read", "--src", bench["tmp"] / "nope", "--dst", bench["tmp"],
-                      "--node", "n1", "--nfile", 2, "--out", out)
+    done = run_worker(
+        "verify-read",
+        "--src",
+        bench["tmp"] / "nope",
+        "--dst",
+        bench["tmp"],
+        "--node",
+        "n1",
+        "--nfile",
+        2,
+        "--out",
+        out,
+    )
     assert done.returncode == 1
     assert [r.status for r in records(out)] == ["error", "error"]
     assert "reference file" in records(out)[0].error
 
 
 def test_default_out_is_written_atomically_in_cwd(bench: dict) -> None:
-    done = run_worker("verify-read", "--src", bench["ref"], "--dst", bench["tmp"], "--node", "n1",
-                      "--nfile", 1, cwd=bench["tmp"])
+    done = run_worker(
+        "verify-read",
+        "--src",
+        bench["ref"],
+        "--dst",
+        bench["tmp"],
+        "--node",
+        "n1",
+        "--nfile",
+        1,
+        cwd=bench["tmp"],
+    )
     assert done.returncode == 1  # nothing to check there: the copy is missing
     assert [r.status for r in records(bench["tmp"] / "parbench-verify-read.jsonl")] == ["missing"]
     assert not list(bench["tmp"].glob(".parbench-*.tmp"))
@@ -195,9 +347,25 @@ def test_verify_write_with_fs_checksum(tmp_path: Path) -> None:
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
 
     out = tmp_path / "vw.jsonl"
-    done = run_worker("verify-write", "--src", ref, "--dst", "/bench", "--node", "n0",
-                      "--nfile", 4, "--home", home, "--out", out,
-                      "--backend", "posix", "--root", store)
+    done = run_worker(
+        "verify-write",
+        "--src",
+        ref,
+        "--dst",
+        "/bench",
+        "--node",
+        "n0",
+        "--nfile",
+        4,
+        "--home",
+        home,
+        "--out",
+        out,
+        "--backend",
+        "posix",
+        "--root",
+        store,
+    )
     assert done.returncode == 1
     results = records(out)
     assert [r.status for r in results] == ["ok", "mismatch", "missing", "error"]

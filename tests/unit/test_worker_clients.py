@@ -1,4 +1,5 @@
 """The process runner: one process per client, records even from crashed clients."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Backends: posix path mapping and streaming, alluxio options, errors and stream handling."""
+
 from __future__ import annotations
 
 import hashlib
@@ -44,7 +45,7 @@ def test_posix_streams_a_file_larger_than_the_chunk_size(tmp_path: Path) -> None
     storage.connect()
     storage.mkdirs("/d/e")
     storage.mkdirs("/d/e")  # existing directories are fine
-    sent = HashingTee(iter([data[i:i + 65536] for i in range(0, len(data), 65536)]))
+    sent = HashingTee(iter([data[i : i + 65536] for i in range(0, len(data), 65536)]))
     storage.write_stream("/d/e/f", sent)
     assert (sent.size, sent.hexdigest()) == (len(data), hashlib.sha256(data).hexdigest())
     assert storage.exists("/d/e/f") and storage.size("/d/e/f") == len(data)
@@ -71,10 +72,14 @@ def test_read_chunks_rejects_bad_size(tmp_path: Path) -> None:
         next(read_chunks(stream, 0))
 
 
-def alluxio(write_type: str = "CACHE_THROUGH", read_type: str = "CACHE",
-            port: int = 39999) -> AlluxioStorage:
-    storage = make_storage(StorageConfig(host="localhost", port=port, write_type=write_type,
-                                         read_type=read_type, timeout=5))
+def alluxio(
+    write_type: str = "CACHE_THROUGH", read_type: str = "CACHE", port: int = 39999
+) -> AlluxioStorage:
+    storage = make_storage(
+        StorageConfig(
+            host="localhost", port=port, write_type=write_type, read_type=read_type, timeout=5
+        )
+    )
     assert isinstance(storage, AlluxioStorage)
     return storage
 
@@ -110,8 +115,10 @@ def test_alluxio_errors_are_explained() -> None:
     storage.client.open_file = not_found
     with pytest.raises(StorageError) as caught:
         next(storage.read_stream("/x", 10))
-    assert str(caught.value) == ('alluxio proxy localhost:39999: open-file: NotFoundError '
-                                 '(NOT_FOUND): Path "/x" does not exist.')
+    assert str(caught.value) == (
+        "alluxio proxy localhost:39999: open-file: NotFoundError "
+        '(NOT_FOUND): Path "/x" does not exist.'
+    )
 
 
 def test_alluxio_requests_get_the_default_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,5 +204,8 @@ def test_alluxio_read_stream_reads_chunks_and_closes() -> None:
     storage = alluxio(read_type="CACHE_PROMOTE")
     storage.client = FakeClient(data=b"x" * 25)
     assert [len(chunk) for chunk in storage.read_stream("/p/0", 10)] == [10, 10, 5]
-    assert storage.client.log == ['open /p/0 {"readType": "CACHE_PROMOTE"}', "stream closed",
-                                  "close 8"]
+    assert storage.client.log == [
+        'open /p/0 {"readType": "CACHE_PROMOTE"}',
+        "stream closed",
+        "close 8",
+    ]

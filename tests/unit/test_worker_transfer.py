@@ -1,4 +1,5 @@
 """Client jobs in-process: source expansion, streaming writes/reads, failure cleanup."""
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,9 @@ def test_write_and_read_stream_in_small_chunks(tmp_path: Path) -> None:
     assert local.read_bytes() == data
 
 
-def test_failed_write_deletes_the_partial_file(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_deletes_the_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ref = tmp_path / "ref"
     ref.write_bytes(b"x" * 10_000)
     (tmp_path / "store").mkdir()

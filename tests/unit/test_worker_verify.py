@@ -1,4 +1,5 @@
 """Verification: the fs-checksum parser and command path, and mismatch detection."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,9 +30,7 @@ def test_parse_fs_checksum(output: str) -> None:
     assert parse_fs_checksum(output) == MD5_A
 
 
-@pytest.mark.parametrize(
-    "output", ["", "md5sum: 1234", f"{MD5_A}0", f"{MD5_A} {'1' * 32}"]
-)
+@pytest.mark.parametrize("output", ["", "md5sum: 1234", f"{MD5_A}0", f"{MD5_A} {'1' * 32}"])
 def test_parse_fs_checksum_refuses_ambiguous_or_missing(output: str) -> None:
     with pytest.raises(ValueError, match="no MD5"):
         parse_fs_checksum(output)
@@ -42,8 +41,9 @@ def job(tmp_path: Path, ref: Path, cid: int, home: Optional[Path] = None) -> Ver
     identity = Identity("r", "verify-write", "n0", cid, "hostA", "posix", f"/b/n0/{cid}")
     storage = StorageConfig(backend="posix", root=str(tmp_path / "store"))
     reference = Reference.of(str(ref), algorithm, chunk_size=1000)
-    return VerifyJob(identity, storage, reference, chunk_size=1000,
-                     home=None if home is None else str(home))
+    return VerifyJob(
+        identity, storage, reference, chunk_size=1000, home=None if home is None else str(home)
+    )
 
 
 def test_stream_verification_detects_size_and_content(tmp_path: Path) -> None:

@@ -1,0 +1,112 @@
+"""Faults a user meets: each gives a message naming the node or key and the cause, the
+right exit code (1: the benchmark found failures, 2: bad input), and the other nodes'
+results are still gathered."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from testbed.procs import free_port_from
+
+from .fabrun import fab, write_inventory
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_malformed_inventory_names_the_key(testbed, tmp_path):
+    inv = write_inventory(
+        testbed, tmp_path / "inv.yaml", nodes=2, node_overrides={"port": "twenty-two"}
+    )
+    run = fab(tmp_path, inv, "write")
+    assert run.code == 2, run.text
+    assert "nodes[0].port" in run.err and "inv.yaml" in run.err
+    assert "Traceback" not in run.text
+
+
+def test_a_root_dst_is_refused_before_anything_runs(testbed, tmp_path):
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst="/")
+    run = fab(tmp_path, inv, "clean")
+    assert run.code == 2, run.text
+    assert "defaults.dst" in run.err
+
+
+def test_a_missing_data_file_says_how_to_make_it(testbed, tmp_path):
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, data=str(tmp_path / "nope.txt"))
+    run = fab(tmp_path, inv, "write")
+    assert run.code == 2, run.text
+    assert "nope.txt" in run.err and "get_data.sh" in run.err
+
+
+def test_cross_node_read_on_one_node_is_a_clear_error(testbed, tmp_path):
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=1, dst="/it/single")
+    run = fab(tmp_path, inv, "read")
+    assert run.code == 2, run.text
+    assert "two nodes" in run.err and "--mode same" in run.err
+
+
+def _with_extra_node(testbed, tmp_path, dst: str, **node) -> object:
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst=dst)
+    doc = __import__("yaml").safe_load(inv.read_text())
+    doc["nodes"].append({**doc["nodes"][0], "id": "bad", "workdir": str(tmp_path / "bad"), **node})
+    inv.write_text(__import__("yaml").safe_dump(doc))
+    return inv
+
+
+def _gathered(tmp_path, phase: str) -> dict:
+    run_dir = (tmp_path / "results" / "latest").resolve()
+    return {p.parent.name: p for p in run_dir.glob(f"*/{phase}.jsonl")}
+
+
+def test_an_unreachable_node_is_named_and_the_others_results_kept(testbed, tmp_path):
+    closed = free_port_from(2400, set())
+    inv = _with_extra_node(testbed, tmp_path, "/it/unreachable", port=closed)
+    run = fab(tmp_path, inv, "write")
+    assert run.code == 1, run.text
+    failure = [line for line in run.err.splitlines() if line.strip().startswith("bad ")]
+    assert failure and f"127.0.0.1:{closed}" in failure[0] and "unreachable" in failure[0]
+    assert set(_gathered(tmp_path, "write")) == {"n0", "n1"}
+    failures = json.loads(((tmp_path / "results" / "latest") / "failures.json").read_text())
+    assert [f["node"] for f in failures["write"]] == ["bad"]
+
+
+def test_a_refused_key_is_named(testbed, tmp_path):
+    key = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    inv = _with_extra_node(testbed, tmp_path, "/it/refused", key=str(key))
+    run = fab(tmp_path, inv, "push")
+    assert run.code == 0, run.text  # two of three nodes are ready: push goes on with them
+    line = [x for x in run.err.splitlines() if x.strip().startswith("bad ")][0]
+    assert "authentication refused" in line
+
+
+def test_an_unknown_host_key_is_refused(testbed, tmp_path):
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst="/it/hostkey")
+    doc = __import__("yaml").safe_load(inv.read_text())
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    doc["ssh"]["known_hosts"] = str(empty)
+    inv.write_text(__import__("yaml").safe_dump(doc))
+    run = fab(tmp_path, inv, "write")
+    assert run.code == 1, run.text
+    assert run.err.count("unknown host key") == 2
+
+
+def test_a_wrong_proxy_address_fails_every_client_by_name(testbed, tmp_path):
+    closed = free_port_from(40500, set())
+    inv = write_inventory(
+        testbed,
+        tmp_path / "inv.yaml",
+        nodes=2,
+        dst="/it/proxy",
+        proxy={"host": "127.0.0.1", "port": closed},
+    )
+    run = fab(tmp_path, inv, "write")
+    assert run.code == 1, run.text
+    assert f"alluxio proxy 127.0.0.1:{closed}" in run.text
+    gathered = _gathered(tmp_path, "write")
+    assert set(gathered) == {"n0", "n1"}  # the records of the failure are saved
+    records = [json.loads(line) for p in gathered.values() for line in p.read_text().splitlines()]
+    assert len(records) == 4 and all(r["status"] == "error" for r in records)
