@@ -92,6 +92,8 @@ def ensure_jars(layout: Layout) -> list[Path]:
             "dependency:copy-dependencies",
             f"-DoutputDirectory={layout.jars}",
         ]
+        if os.environ.get("PARBENCH_MAVEN_REPO"):  # another local repository (cold-cache bench)
+            cmd.append(f"-Dmaven.repo.local={os.environ['PARBENCH_MAVEN_REPO']}")
         print(f"testbed: fetching Alluxio {VERSION} jars with Maven ...", flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -21,6 +21,8 @@ from typing import Optional, Sequence
 class TestbedError(RuntimeError):
     """A testbed step failed; the message says which and why."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
 
 def _start_ticks(pid: int) -> Optional[int]:
     """Start time of a live ``pid`` in clock ticks since boot (field 22 of /proc/pid/stat);

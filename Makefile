@@ -1,0 +1,50 @@
+# parbench: `make demo` runs the benchmark on the local testbed; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FAB := $(VENV)/bin/fab
+DATA := data/5mb.txt
+DEMO_INVENTORY := .testbed/inventory.yaml
+
+.PHONY: demo test lint unit setup up down status bench clean-results
+
+demo: setup $(VENV)/.installed $(DATA)
+	$(PY) -m testbed up --nodes 3
+	FABRIC_BENCH_INVENTORY=$(DEMO_INVENTORY) $(FAB) push write read verify
+	@echo "demo: results in results/latest/ ; stop the testbed with 'make down'"
+
+# every test: lint, unit, and integration on the real testbed (started and stopped by pytest)
+test: $(VENV)/.installed $(DATA) lint
+	$(PY) -m pytest -ra
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -ra tests/unit
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+setup:
+	bash .ci/setup
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(DATA): get_data.sh
+	./get_data.sh
+
+up: setup $(VENV)/.installed $(DATA)
+	$(PY) -m testbed up --nodes 3
+
+down:
+	$(PY) -m testbed down
+
+status:
+	$(PY) -m testbed status
+
+bench: setup $(VENV)/.installed $(DATA)
+	$(PY) -m bench
+
+clean-results:
+	find results -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -1,0 +1,175 @@
+"""``python -m bench [--cold]``: measure, print, and write ``bench/results.json``.
+
+1. ``testbed up`` with 3 nodes: jars cached (in ``.testbed/jars``), and from the local
+   Maven repository only (``.testbed/jars`` removed); with ``--cold`` also from Maven
+   Central into an empty Maven repository.
+2. Resident memory of the three Alluxio JVMs, idle and right after a benchmark run.
+3. Peak resident memory of one worker client writing and reading a 5 MiB and a 256 MiB
+   file through the real proxy: streaming means the ratio stays near 1, not near 51.
+4. ``fab write`` and ``fab read`` wall time against the clients' own IO span: what the
+   controller adds (push check, SSH, start delay, gathering).
+
+Timings are noisy on a shared 2-core machine: the comparisons that matter are ratios
+within one run, not absolute seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from testbed import bed
+from testbed.layout import REPO, Layout
+from testbed.procs import pid_files
+
+OUT = REPO / "bench" / "results.json"
+SIZES_MIB = (5, 256)
+
+
+def timed_up(layout: Layout) -> float:
+    bed.down(layout)
+    began = time.monotonic()
+    bed.up(layout, nodes=3)
+    return round(time.monotonic() - began, 1)
+
+
+def jvm_rss_mib(layout: Layout) -> dict[str, float]:
+    rss = {}
+    for pf in pid_files(layout.run):
+        pid = pf.live_pid()
+        if pf.name.startswith("alluxio") and pid:
+            status = Path(f"/proc/{pid}/status").read_text()
+            kib = next(
+                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+            )
+            rss[pf.name] = round(kib / 1024, 1)
+    rss["total"] = round(sum(rss.values()), 1)
+    return rss
+
+
+def up_times(layout: Layout, cold: bool) -> dict[str, float]:
+    times = {"jars_cached_s": timed_up(layout)}
+    shutil.rmtree(layout.jars)
+    times["jars_from_local_maven_repo_s"] = timed_up(layout)
+    if cold:
+        with tempfile.TemporaryDirectory() as repo:
+            shutil.rmtree(layout.jars)
+            os.environ["PARBENCH_MAVEN_REPO"] = repo
+            try:
+                times["jars_from_maven_central_s"] = timed_up(layout)
+            finally:
+                del os.environ["PARBENCH_MAVEN_REPO"]
+    return times
+
+
+def worker_peak_rss(phase_args: list[str]) -> float:
+    """Peak RSS (MiB) of the worker's client processes for one ``python -m worker`` run."""
+    code = (
+        "import resource, subprocess, sys; "
+        "subprocess.run([sys.executable, '-m', 'worker', *sys.argv[1:]], check=True, "
+        "stdout=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *phase_args],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return round(int(out.split()[-1]) / 1024, 1)
+
+
+def worker_memory(port: int, scratch: Path) -> dict[str, dict[str, float]]:
+    found: dict[str, dict[str, float]] = {}
+    for mib in SIZES_MIB:
+        ref = scratch / f"{mib}mb.bin"
+        with open(ref, "wb") as out:
+            for _ in range(mib):
+                out.write(os.urandom(1 << 20))
+        common = ["--node", "bench", "--nfile", "1", "--host", "127.0.0.1", "--port", str(port)]
+        dst = f"/bench-memory/{mib}"
+        write = worker_peak_rss(
+            ["write", "--src", str(ref), "--dst", dst, *common, "--out", str(scratch / "w.jsonl")]
+        )
+        read = worker_peak_rss(
+            [
+                "read",
+                "--src",
+                f"{dst}/bench/0",
+                "--dst",
+                str(scratch / "copies"),
+                *common,
+                "--out",
+                str(scratch / "r.jsonl"),
+            ]
+        )
+        found[f"{mib}MiB"] = {"write_peak_rss_mib": write, "read_peak_rss_mib": read}
+        ref.unlink()
+    return found
+
+
+def controller_overhead(layout: Layout, scratch: Path) -> dict[str, float]:
+    env = {
+        **os.environ,
+        "FABRIC_BENCH_INVENTORY": str(layout.inventory),
+        "FABRIC_BENCH_RESULTS": str(scratch / "results"),
+    }
+    fab = Path(sys.executable).with_name("fab")
+    found: dict[str, float] = {}
+    for phase in ("write", "read"):
+        began = time.monotonic()
+        subprocess.run(
+            [str(fab), "-r", str(REPO), phase],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        wall = time.monotonic() - began
+        summary = json.loads((scratch / "results" / "latest" / "summary.json").read_text())
+        found[f"{phase}_fab_wall_s"] = round(wall, 2)
+        found[f"{phase}_io_span_s"] = round(summary[phase]["wall_seconds"], 3)
+        found[f"{phase}_aggregate_mib_s"] = round(
+            summary[phase]["aggregate_throughput"] / (1 << 20), 1
+        )
+        found[f"{phase}_start_skew_ms"] = round(summary[phase]["start_skew"] * 1000, 1)
+    return found
+
+
+def main() -> int:
+    cold = "--cold" in sys.argv[1:]
+    layout = Layout()
+    results: dict = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "command": "python -m bench" + (" --cold" if cold else ""),
+    }
+    results["testbed_up_3_nodes"] = up_times(layout, cold)
+    results["alluxio_jvm_rss_mib_idle"] = jvm_rss_mib(layout)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        results["controller_overhead"] = controller_overhead(layout, scratch)
+        results["alluxio_jvm_rss_mib_after_run"] = jvm_rss_mib(layout)
+        results["worker_client_memory"] = worker_memory(bed.State.load(layout).proxy_port, scratch)
+    mem = results["worker_client_memory"]
+    big, small = f"{SIZES_MIB[-1]}MiB", f"{SIZES_MIB[0]}MiB"
+    results["worker_memory_ratio_big_over_small"] = {
+        op: round(mem[big][f"{op}_peak_rss_mib"] / mem[small][f"{op}_peak_rss_mib"], 2)
+        for op in ("write", "read")
+    }
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"written to {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
