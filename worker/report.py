@@ -40,11 +40,16 @@ def _outcome(result: ClientResult) -> str:
 
 def progress_line(result: ClientResult) -> str:
     """e.g. ``n0/1 write /parbench/n0/1  5.0 MiB  0.12 s  41.2 MiB/s  ok``."""
+    # a check's speed is no throughput figure: verify lines say how the file was checked
+    how = result.method if _is_check(result.phase) else format_rate(result.bytes, result.duration)
     return (
         f"{result.node}/{result.client} {result.phase} {result.path}  "
-        f"{format_size(result.bytes)}  {result.duration:.2f} s  "
-        f"{format_rate(result.bytes, result.duration)}  {_outcome(result)}"
+        f"{format_size(result.bytes)}  {result.duration:.2f} s  {how}  {_outcome(result)}"
     )
+
+
+def _is_check(phase: str) -> bool:
+    return phase.startswith("verify")
 
 
 def summary_line(phase: str, node: str, results: Sequence[ClientResult], out: str) -> str:
@@ -56,6 +61,8 @@ def summary_line(phase: str, node: str, results: Sequence[ClientResult], out: st
     moved = sum(result.bytes or 0 for result in ok)
     timed = [result for result in ok if result.start > 0]
     wall = max(r.end for r in timed) - min(r.start for r in timed) if timed else 0.0
+    if _is_check(phase):
+        return f"{phase} {node}: {', '.join(parts)}; records: {out}"
     return (
         f"{phase} {node}: {', '.join(parts)}; {format_size(moved)} in {wall:.2f} s "
         f"(first start to last end), {format_rate(moved, wall)} aggregate; records: {out}"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import alluxio
 import pytest
+import yaml
 
 from worker.results import ClientResult
 
@@ -142,3 +143,21 @@ def test_clean_removes_the_files_in_alluxio_and_on_the_nodes(testbed, tmp_path):
     assert _client(testbed).list_status(dst) == []
     for node in testbed.state.nodes[:2]:
         assert not (Path(node["workdir"]) / "read-it-clean").exists()
+
+
+def test_the_committed_inventory_runs_against_the_testbed(testbed, tmp_path):
+    """inventory.yaml as committed, moved to tmp (paths made absolute) and onto the
+    testbed's actual ports (2201 and 2202 unless those were taken)."""
+    doc = yaml.safe_load((REPO / "inventory.yaml").read_text())
+    ports = {node["id"]: node["port"] for node in testbed.state.nodes}
+    for node in doc["nodes"]:
+        node["port"] = ports[node["id"]]
+        node["key"] = str(REPO / node["key"])
+    doc["ssh"]["known_hosts"] = str(REPO / doc["ssh"]["known_hosts"])
+    doc["defaults"].update(data=str(REPO / doc["defaults"]["data"]), dst="/it/committed")
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump(doc))
+    run = fab(tmp_path, inv, "write", "read", "verify", "report")
+    assert run.code == 0, run.text
+    report = run.out[run.out.index("verify: all 8 files match the reference") :]
+    assert "write: " in report and "read: " in report and "verify-read: all 4 files ok" in report
