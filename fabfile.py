@@ -24,8 +24,8 @@ from controller import phases, session
 from controller.inventory import Inventory, InventoryError, load
 from controller.pairing import PairingError
 from controller.plan import PlanError, read_plan
-from controller.push import PushError
-from controller.rundir import RunDir, RunNotFound
+from controller.push import PushError, RuntimeUnavailable
+from controller.rundir import ResultsError, RunDir, RunNotFound
 
 HERE = Path(__file__).resolve().parent
 BAD_INPUT = (InventoryError, PlanError, PairingError, PushError, RunNotFound)
@@ -40,6 +40,8 @@ def _exits() -> Iterator[None]:
         raise Exit(f"error: {exc}", code=2) from None
     except phases.BenchFailure as exc:
         raise Exit(f"failed: {exc}", code=exc.code) from None
+    except (RuntimeUnavailable, ResultsError) as exc:
+        raise Exit(f"failed: {exc}", code=1) from None
 
 
 def _inventory(c: Context, inventory: Optional[str]) -> Inventory:
@@ -79,7 +81,10 @@ def read(c, inventory=None, mode="cross", src=None, run=None):
     with _exits():
         inv = _inventory(c, inventory)
         plan = read_plan(inv, mode, src)
-        phases.read(inv, session.current(inv, _results(c), run or c.config.bench.run), plan)
+        chosen = session.current(
+            inv, _results(c), run or c.config.bench.run, create=plan.mode == "same"
+        )
+        phases.read(inv, chosen, plan)
 
 
 @task(

@@ -11,6 +11,7 @@ normalised, and may not contain ``..`` or be ``/``. Files are not required to ex
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import posixpath
 import re
@@ -21,12 +22,12 @@ from typing import Any, Callable, Iterable, NoReturn
 
 import yaml
 
-BACKENDS = ("alluxio", "posix")
-WRITE_TYPES = ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
-READ_TYPES = ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
-ON_EXISTING = ("replace", "refuse")
+# what the worker accepts is what the inventory accepts
+from worker.clean import NODE_ID
+from worker.storage import BACKENDS, READ_TYPES, WRITE_TYPES
+from worker.transfer import ON_EXISTING
+
 MIN_CHUNK_SIZE = 4 * 1024
-NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 _UNITS = {
     "": 1,
@@ -236,9 +237,10 @@ class _Check:
             self.expect(where, f"an integer {span}", value)
         return value
 
-    def positive(self, where: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            self.expect(where, "a number of seconds > 0", value)
+    def seconds(self, where: str, value: Any, low: float) -> float:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value < low:
+            self.expect(where, f"a finite number of seconds >= {low:g}", value)
         return float(value)
 
     def boolean(self, where: str, value: Any) -> bool:
@@ -319,9 +321,9 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "read_type": ("CACHE", lambda c, w, v: c.choice(w, v, READ_TYPES)),
     "chunk_size": ("1MiB", lambda c, w, v: c.size(w, v)),
     "on_existing": ("replace", lambda c, w, v: c.choice(w, v, ON_EXISTING)),
-    "start_delay": (3.0, lambda c, w, v: c.positive(w, v)),
-    "connect_timeout": (15, lambda c, w, v: c.positive(w, v)),
-    "phase_timeout": (1800, lambda c, w, v: c.positive(w, v)),
+    "start_delay": (3.0, lambda c, w, v: c.seconds(w, v, 0.1)),
+    "connect_timeout": (15, lambda c, w, v: c.seconds(w, v, 1)),
+    "phase_timeout": (1800, lambda c, w, v: c.seconds(w, v, 1)),
     "python": ("python3", lambda c, w, v: c.string(w, v)),
 }
 _SSH_KEYS = ("known_hosts", "strict_host_keys")

@@ -10,17 +10,16 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from fabric import Connection
 
-from worker.results import ClientResult, read_lines, write_lines
+from worker.results import ClientResult, read_lines, write_file
 
 from . import push as pushing
 from . import report, stats
 from .inventory import Inventory, Node
-from .plan import ReadPlan, node_paths, worker_args
+from .plan import ReadPlan, node_paths, worker_args, worker_command
 from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
 from .rundir import RunDir
 
@@ -49,9 +48,10 @@ def _failures(outcomes: Sequence[Outcome]) -> list[NodeFailure]:
     return [o.failure for o in outcomes if o.failure is not None]
 
 
-def push(inventory: Inventory, run: Optional[RunDir] = None) -> list[Node]:
-    """Update every node; return the nodes that are ready. Fails if none is."""
-    arts = pushing.artifacts(inventory, pushing.ensure_wheels())
+def push(inventory: Inventory, run: Optional[RunDir] = None, data: bool = True) -> list[Node]:
+    """Update every node (``data``: with the reference file); return the nodes that are
+    ready, having reported the others. Fails if none is ready."""
+    arts = pushing.artifacts(inventory, pushing.ensure_wheels(), data)
     outcomes = on_nodes(
         inventory, "push", lambda conn, node: pushing.push_node(conn, node, inventory, arts)
     )
@@ -83,14 +83,6 @@ def push(inventory: Inventory, run: Optional[RunDir] = None) -> list[Node]:
     return ready
 
 
-@dataclass(frozen=True)
-class NodeRun:
-    """What one node's worker left: its records (with the clock offset filled in)."""
-
-    records: list[ClientResult]
-    exit_code: int
-
-
 def _offsets(run: RunDir) -> dict[str, float]:
     return {
         nid: info["clock_offset"]
@@ -106,27 +98,33 @@ def run_worker(
     phase: str,
     args: list[str],
     offset: float,
-) -> NodeRun:
-    """Run ``python -m worker ARGS`` on ``node``, stream its output, fetch its records."""
+) -> list[ClientResult]:
+    """Run ``python -m worker ARGS`` on ``node``, stream its output, fetch its records.
+
+    The node's records file is removed first, so that only this invocation's records can
+    be fetched; they are kept (clock offset filled in) even when the step then fails.
+    """
     paths = node_paths(inventory, node)
-    q = shlex.quote
-    command = (
-        f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} "
-        f"{q(paths.venv_python)} -m worker " + " ".join(q(a) for a in args)
-    )
-    result = conn.run(
-        command,
-        warn=True,
-        out_stream=PrefixedStream(node.id),
-        err_stream=PrefixedStream(node.id, sys.stderr),
-        timeout=inventory.settings.phase_timeout,
-    )
+    remote_out = paths.output(run.run_id, phase)
+    command = f"rm -f {shlex.quote(remote_out)} && " + worker_command(node, paths, args)
+    out, err = PrefixedStream(node.id), PrefixedStream(node.id, sys.stderr)
+    try:
+        result = conn.run(
+            command,
+            warn=True,
+            out_stream=out,
+            err_stream=err,
+            timeout=inventory.settings.phase_timeout,
+        )
+    finally:
+        out.finish()
+        err.finish()
     run.node_file(node.id, f"{phase}.log").write_text(
         f"$ {command}\n{result.stdout}{result.stderr}exit code {result.exited}\n"
     )
     fetched = run.node_file(node.id, f"{phase}.jsonl.remote")
     try:
-        conn.get(paths.output(run.run_id, phase), str(fetched))
+        conn.get(remote_out, str(fetched))
     except OSError as exc:
         output = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise StepError(
@@ -134,15 +132,16 @@ def run_worker(
             f"{result.exited}: {' | '.join(output)}"
         ) from exc
     with open(fetched) as stream:
-        records = list(read_lines(stream, f"{node.id}:{paths.output(run.run_id, phase)}"))
+        records = list(read_lines(stream, f"{node.id}:{remote_out}"))
+    fetched.unlink()
     for record in records:
         record.clock_offset = offset
-    with open(run.node_file(node.id, f"{phase}.jsonl"), "w") as stream:
-        write_lines(records, stream)
-    fetched.unlink()
+    write_file(records, str(run.node_file(node.id, f"{phase}.jsonl")))
     if result.exited not in WORKER_RECORDED:
         raise StepError(f"worker exited {result.exited} after writing {len(records)} records")
-    return NodeRun(records, result.exited)
+    if len(records) != node.clients:
+        raise StepError(f"worker left {len(records)} {phase} records for {node.clients} clients")
+    return records
 
 
 def _record_failures(run: RunDir, phase: str, failures: list[NodeFailure]) -> None:
@@ -160,6 +159,8 @@ def run_phases(
 
     Raises BenchFailure when a node failed or a record is not ok, after saving the rest.
     """
+    for phase in phases:  # a node that fails now must not contribute an earlier attempt
+        run.forget(phase)
     ready = push(inventory, run)
     offsets = _offsets(run)
     start_at = time.time() + inventory.settings.start_delay if timed else None
@@ -175,7 +176,7 @@ def run_phases(
         records: list[ClientResult] = []
         for phase in phases:
             args = worker_args(inventory, node, phase, run.run_id, node_start, read)
-            records += run_worker(conn, node, inventory, run, phase, args, offset).records
+            records += run_worker(conn, node, inventory, run, phase, args, offset)
         return records
 
     outcomes = on_nodes(inventory, "+".join(phases), step, ready)
@@ -187,7 +188,7 @@ def run_phases(
     records: list[ClientResult] = []
     for phase in phases:
         _record_failures(run, phase, failures)
-        gathered = run.records(phase)  # what every node left, including failed steps
+        gathered = run.records(phase)  # what the nodes left now, including failed steps
         summary = stats.summarise(gathered, phase)
         run.update_json("summary.json", phase, summary.to_dict())
         if timed:
@@ -241,41 +242,18 @@ def clean(inventory: Inventory) -> None:
     """Remove the files of ``dst`` in storage and the local copies, per node."""
 
     def step(conn: Connection, node: Node) -> str:
-        paths = node_paths(inventory, node)
-        s = inventory.settings
-        args = [
-            "clean",
-            "--dst",
-            s.dst,
-            "--local-dst",
-            paths.local_dst,
-            "--node",
-            node.id,
-            "--nfile",
-            str(node.clients),
-            "--backend",
-            s.backend,
-        ]
-        if s.backend == "alluxio":
-            args += ["--host", node.proxy.host, "--port", str(node.proxy.port)]
-        elif s.posix_root:
-            args += ["--root", s.posix_root]
-        q = shlex.quote
-        result = conn.run(
-            f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} "
-            f"{q(paths.venv_python)} -m worker " + " ".join(q(a) for a in args),
-            hide=True,
-        )
-        return result.stdout.strip()
+        args = worker_args(inventory, node, "clean", "clean")
+        return conn.run(worker_command(node, node_paths(inventory, node), args), hide=True).stdout
 
-    push(inventory)
-    outcomes = on_nodes(inventory, "clean", step)
+    ready = push(inventory, data=False)
+    outcomes = on_nodes(inventory, "clean", step, ready)
     for o in outcomes:
         if o.value:
-            print("\n".join(f"[{o.node.id}] {line}" for line in o.value.splitlines()))
+            print("\n".join(f"[{o.node.id}] {line}" for line in o.value.strip().splitlines()))
     failures = _failures(outcomes)
-    if failures:
-        print(failure_table(failures), file=sys.stderr)
+    if failures or len(ready) < len(inventory.nodes):
+        if failures:
+            print(failure_table(failures), file=sys.stderr)
         raise BenchFailure("clean failed on some nodes")
 
 
@@ -289,3 +267,6 @@ def show(run: RunDir) -> None:
     checked = run.records("verify-write") + run.records("verify-read")
     if checked:
         print(report.verify_table(checked))
+    for phase, failed in (run.read_json("failures.json") or {}).items():
+        if failed:
+            print(f"{phase}: " + failure_table([NodeFailure(**f) for f in failed]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import secrets
+import shlex
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -109,6 +110,11 @@ def write_paths(inventory: Inventory, node: Node) -> list[str]:
     ]
 
 
+#: share of ``phase_timeout`` a single storage request may take, so that a hung request
+#: fails in the worker (leaving an error record) before the controller gives up the node
+REQUEST_TIMEOUT_SHARE = 0.9
+
+
 def worker_args(
     inventory: Inventory,
     node: Node,
@@ -117,7 +123,7 @@ def worker_args(
     start_at: Optional[float] = None,
     read: Optional[ReadPlan] = None,
 ) -> list[str]:
-    """The arguments after ``python -m worker`` for ``phase`` on ``node``."""
+    """The arguments after ``python -m worker`` for ``phase`` (or ``clean``) on ``node``."""
     s = inventory.settings
     paths = node_paths(inventory, node)
     reference = paths.data(s.data.name)
@@ -136,6 +142,8 @@ def worker_args(
             args += ["--home", node.alluxio_home]
     elif phase == "verify-read":
         args += ["--src", reference, "--dst", paths.local_dst]
+    elif phase == "clean":
+        args += ["--dst", s.dst, "--local-dst", paths.local_dst]
     else:
         raise PlanError(f"unknown phase {phase!r}")
     args += ["--node", node.id, "--nfile", str(node.clients), "--backend", s.backend]
@@ -143,20 +151,20 @@ def worker_args(
         args += ["--host", node.proxy.host, "--port", str(node.proxy.port)]
     elif s.posix_root:
         args += ["--root", s.posix_root]
-    args += [
-        "--write-type",
-        s.write_type,
-        "--read-type",
-        s.read_type,
-        "--chunk-size",
-        str(s.chunk_size),
-        "--timeout",
-        str(int(s.phase_timeout)),
-        "--run-id",
-        run_id,
-        "--out",
-        paths.output(run_id, phase),
-    ]
+    timeout = s.phase_timeout * REQUEST_TIMEOUT_SHARE
+    args += ["--write-type", s.write_type, "--read-type", s.read_type]
+    args += ["--chunk-size", str(s.chunk_size), "--timeout", f"{timeout:g}", "--run-id", run_id]
+    if phase != "clean":
+        args += ["--out", paths.output(run_id, phase)]
     if start_at is not None:
         args += ["--start-at", f"{start_at:.6f}"]
     return args
+
+
+def worker_command(node: Node, paths: NodePaths, args: list[str]) -> str:
+    """The shell command that runs the worker on ``node``; every argument quoted."""
+    q = shlex.quote
+    return (
+        f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} "
+        f"{q(paths.venv_python)} -m worker " + " ".join(q(a) for a in args)
+    )

@@ -21,6 +21,8 @@ from typing import Optional
 
 from fabric import Connection
 
+from worker.hashing import hash_file
+
 from .inventory import Inventory, Node
 from .remote import StepError
 
@@ -33,15 +35,11 @@ MIN_PYTHON = (3, 9)
 
 
 class PushError(RuntimeError):
-    """Something on the controller side is missing (data file, wheels)."""
+    """The inventory's reference data file is missing (bad input)."""
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+class RuntimeUnavailable(RuntimeError):
+    """The worker's runtime (the storage client's wheels) could not be downloaded."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ def ensure_wheels(cache: Path = WHEEL_CACHE) -> list[Path]:
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise PushError(
+            raise RuntimeUnavailable(
                 f"could not download the worker runtime ({RUNTIME_REQUIREMENT}) "
                 f"into {cache}: {proc.stderr.strip()[-500:]}"
             )
@@ -95,11 +93,15 @@ def reference_file(inventory: Inventory) -> Path:
     return data
 
 
-def artifacts(inventory: Inventory, wheels: list[Path]) -> list[Artifact]:
-    data = reference_file(inventory)
+def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> list[Artifact]:
+    """What a node needs: the worker package, the runtime's wheels and (``data``) the
+    reference file."""
     files = [(p, f"worker/{p.name}") for p in sorted(WORKER.glob("*.py"))]
-    files += [(data, f"data/{data.name}")] + [(w, f"wheels/{w.name}") for w in wheels]
-    return [Artifact(local, remote, sha256_file(local)) for local, remote in files]
+    files += [(w, f"wheels/{w.name}") for w in wheels]
+    if data:
+        reference = reference_file(inventory)
+        files.append((reference, f"data/{reference.name}"))
+    return [Artifact(local, remote, hash_file(str(local))) for local, remote in files]
 
 
 def runtime_stamp(arts: list[Artifact], python: str) -> str:

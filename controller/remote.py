@@ -68,10 +68,12 @@ def connect(inventory: Inventory, node: Node) -> Connection:
     )
     ssh = inventory.ssh
     if ssh.known_hosts is not None and ssh.known_hosts.exists():
-        conn.client.load_host_keys(str(ssh.known_hosts))
-    if ssh.strict_host_keys:
-        # Fabric auto-adds unknown host keys by default; we refuse them
-        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        # load_host_keys() would make paramiko rewrite the file on every new key
+        conn.client.get_host_keys().load(str(ssh.known_hosts))
+    # Fabric auto-adds (and saves) unknown host keys by default: refuse them, or with the
+    # explicit opt-out accept them with a warning and leave known_hosts alone
+    policy = paramiko.RejectPolicy() if ssh.strict_host_keys else paramiko.WarningPolicy()
+    conn.client.set_missing_host_key_policy(policy)
     return conn
 
 
@@ -99,8 +101,6 @@ def explain(exc: BaseException, inventory: Inventory) -> str:
         return f"timed out after {exc.timeout} s (defaults.phase_timeout)"
     if isinstance(exc, UnexpectedExit):
         return _command_failure(exc.result.exited, exc.result.stderr or exc.result.stdout)
-    if isinstance(exc, OSError):
-        return f"{type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -119,24 +119,31 @@ def on_nodes(
     targets = list(nodes if nodes is not None else inventory.nodes)
 
     def one(node: Node) -> Outcome[T]:
-        conn = connect(inventory, node)
+        conn: Optional[Connection] = None
         try:
+            conn = connect(inventory, node)
             return Outcome(node, value=fn(conn, node))
         except Exception as exc:  # noqa: BLE001 - every failure is reported per node
             return Outcome(
                 node, failure=NodeFailure(node.id, address(node), step, explain(exc, inventory))
             )
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     if not targets:
         return []
-    with ThreadPoolExecutor(max_workers=min(len(targets), 64)) as pool:
+    # a thread per node, however many: a queued node would miss the common start
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
         return list(pool.map(one, targets))
 
 
 class PrefixedStream(io.TextIOBase):
-    """Writes each complete line as ``[node] line`` to ``target``; safe across threads."""
+    """Writes each complete line as ``[node] line`` to ``target``; safe across threads.
+
+    invoke flushes after every read, mid-line: ``flush`` only flushes the target, and a
+    last line without a newline is written by ``finish``.
+    """
 
     _lock = threading.Lock()
 
@@ -148,13 +155,19 @@ class PrefixedStream(io.TextIOBase):
     def write(self, text: str) -> int:
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
+        self._emit(lines)
+        return len(text)
+
+    def _emit(self, lines: list[str]) -> None:
         if lines:
             with self._lock:
                 for line in lines:
                     self.target.write(f"[{self.prefix}] {line}\n")
                 self.target.flush()
-        return len(text)
 
     def flush(self) -> None:
-        if self._pending:
-            self.write("\n")
+        self.target.flush()
+
+    def finish(self) -> None:
+        pending, self._pending = self._pending, ""
+        self._emit([pending] if pending else [])

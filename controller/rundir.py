@@ -28,6 +28,10 @@ class RunNotFound(LookupError):
     pass
 
 
+class ResultsError(RuntimeError):
+    """A records file of the run cannot be read; the message names it."""
+
+
 def _write_json(path: Path, data: Any) -> None:
     """Write atomically, so that a crash never leaves half a JSON file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -75,8 +79,16 @@ class RunDir:
 
     def _iter_records(self, phase: str) -> Iterator[ClientResult]:
         for path in sorted(self.path.glob(f"*/{phase}.jsonl")):
-            with open(path) as stream:
-                yield from read_lines(stream, str(path))
+            try:
+                with open(path) as stream:
+                    yield from read_lines(stream, str(path))
+            except (OSError, ValueError) as exc:
+                raise ResultsError(f"cannot read the records {path}: {exc}") from exc
+
+    def forget(self, phase: str) -> None:
+        """Drop the records of ``phase`` gathered earlier, before it runs again."""
+        for path in self.path.glob(f"*/{phase}.jsonl"):
+            path.unlink()
 
     def read_json(self, name: str, default: Any = None) -> Any:
         try:

@@ -14,9 +14,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
+from worker.hashing import hash_file
+
 from .inventory import Inventory
 from .plan import new_run_id
-from .push import reference_file, sha256_file
+from .push import reference_file
 from .rundir import RunDir, RunNotFound
 
 #: runs started by this process, per results root: what chained tasks continue
@@ -47,7 +49,11 @@ def manifest(inventory: Inventory, run_id: str) -> dict:
         },
         "versions": _versions(),
         "inventory": {"path": str(inventory.path), "document": inventory.raw},
-        "reference": {"path": str(data), "bytes": data.stat().st_size, "sha256": sha256_file(data)},
+        "reference": {
+            "path": str(data),
+            "bytes": data.stat().st_size,
+            "sha256": hash_file(str(data)),
+        },
         "nodes": {},
     }
 
@@ -62,8 +68,14 @@ def start(inventory: Inventory, root: Path) -> RunDir:
     return run
 
 
-def current(inventory: Inventory, root: Path, run_id: Optional[str] = None) -> RunDir:
-    """The run named, else the one this ``fab`` command started, else the latest, else new."""
+def current(
+    inventory: Inventory, root: Path, run_id: Optional[str] = None, create: bool = False
+) -> RunDir:
+    """The run named, else the one this ``fab`` command started, else the latest.
+
+    With no run at all, a new one when ``create`` (a same-file read needs no write
+    before it), else RunNotFound saying to run ``fab write`` first.
+    """
     if run_id:
         run = RunDir.open(root, run_id)
     elif root.resolve() in _ACTIVE:
@@ -72,7 +84,9 @@ def current(inventory: Inventory, root: Path, run_id: Optional[str] = None) -> R
         try:
             run = RunDir.open(root, "latest")
         except RunNotFound:
-            return start(inventory, root)
+            if create:
+                return start(inventory, root)
+            raise
     _ACTIVE[root.resolve()] = run
     print(f"run {run.run_id}: continuing, results in {run.path}/")
     return run

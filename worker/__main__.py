@@ -1,7 +1,12 @@
 """Command line of the worker: ``python -m worker PHASE ...`` on a client node.
 
-Exit status: 0 when every record is ok, 1 when any is not (or the records could not be
-saved), 2 for usage errors, 130 when interrupted.
+Exit status:
+
+- 0 every record ok (``clean``: everything removed)
+- 1 some record not ok (``clean``: something could not be removed)
+- 2 usage error
+- 3 records could not be saved
+- 130 interrupted
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from worker.storage import (
 )
 from worker.transfer import ON_EXISTING, ReadJob, WriteJob, expand_sources, write_target
 from worker.verify import Reference, VerifyJob
+
+EXIT_NOT_SAVED = 3  # distinct from 1 (some record not ok): no records to collect at all
 
 Work = Union[List[Job], List[ClientResult]]  # jobs to run, or records already decided
 
@@ -237,7 +244,7 @@ def _clean(args: argparse.Namespace) -> int:
     host = socket.gethostname()
     try:
         with make_storage(StorageConfig.from_args(args)) as storage:
-            for line in clean(storage, args.dst, args.node, args.local_dst):
+            for line in clean(storage, args.dst, args.node, args.local_dst, args.nfile):
                 print(f"clean {line}")
     except (UnsafePath, StorageError, OSError) as exc:
         print(f"parbench worker: {host}: clean: {describe_error(exc)}", file=sys.stderr)
@@ -278,7 +285,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"{describe_error(exc)}",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_NOT_SAVED
     print(summary_line(args.phase, args.node, results, out), flush=True)
     return 0 if results and all(result.ok for result in results) else 1
 

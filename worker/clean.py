@@ -1,9 +1,9 @@
 """``python -m worker clean``: remove what this node's clients wrote and read.
 
 Deletes ``{dst}/{node}`` in storage (every file the node's writers made there) and the
-numbered copies ``{local_dst}/{cid}`` on this node, then ``local_dst`` if it is empty.
-Refuses roots that are not absolute, not normalised, or ``/``: nothing outside the
-configured roots is ever touched.
+copies ``{local_dst}/{cid}`` for cid in 0..nfile-1 on this node (regular files only, never
+symlinks or other names), then ``local_dst`` if it is empty. Refuses roots that are not
+absolute, not normalised, or ``/``: nothing outside the configured roots is ever touched.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import re
 
 from worker.storage import Storage
 
-_NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: A node id: one plain path segment (also what the controller accepts in the inventory).
+NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class UnsafePath(ValueError):
@@ -30,19 +31,20 @@ def safe_root(path: str, what: str) -> str:
     return path
 
 
-def clean(storage: Storage, dst: str, node: str, local_dst: str) -> list[str]:
+def clean(storage: Storage, dst: str, node: str, local_dst: str, nfile: int) -> list[str]:
     """Delete and return a line per thing removed (or found absent)."""
-    if not _NODE.match(node):
+    if not NODE_ID.fullmatch(node):  # fullmatch: "$" alone would let "n0\n" through
         raise UnsafePath(f"refusing node id {node!r}: not a plain path segment")
     target = posixpath.join(safe_root(dst, "--dst"), node)
     local = safe_root(local_dst, "--local-dst")
     done = [f"deleted {target}" if storage.delete_tree(target) else f"absent {target}"]
-    copies = sorted(
-        name for name in (os.listdir(local) if os.path.isdir(local) else ()) if name.isdigit()
-    )
-    for name in copies:
-        os.remove(os.path.join(local, name))
-    done.append(f"deleted {len(copies)} read copies in {local}")
-    if os.path.isdir(local) and not os.listdir(local):
+    deleted = 0
+    for cid in range(nfile):
+        copy = os.path.join(local, str(cid))
+        if os.path.isfile(copy) and not os.path.islink(copy):
+            os.remove(copy)
+            deleted += 1
+    done.append(f"deleted {deleted} read copies in {local}")
+    if os.path.isdir(local) and not os.path.islink(local) and not os.listdir(local):
         os.rmdir(local)
     return done

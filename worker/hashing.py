@@ -6,6 +6,7 @@ import hashlib
 from typing import BinaryIO, Iterable, Iterator
 
 DEFAULT_ALGORITHM = "sha256"
+DEFAULT_CHUNK_SIZE = 1 << 20
 
 
 def read_chunks(stream: BinaryIO, chunk_size: int) -> Iterator[bytes]:
@@ -41,10 +42,19 @@ class HashingTee:
         return self._hash.hexdigest()
 
 
-def hash_file(path: str, chunk_size: int, algorithm: str = DEFAULT_ALGORITHM) -> tuple[int, str]:
-    """Return (size, hex digest) of a local file, read in chunks."""
+def size_and_hash(
+    path: str, algorithm: str = DEFAULT_ALGORITHM, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> tuple[int, str]:
+    """Return (size, hex digest) of a local file, read in chunks; both from one pass."""
     with open(path, "rb") as stream:
         tee = HashingTee(read_chunks(stream, chunk_size), algorithm)
         for _ in tee:
             pass
     return tee.size, tee.hexdigest()
+
+
+def hash_file(
+    path: str, algorithm: str = DEFAULT_ALGORITHM, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> str:
+    """Return the hex digest of a local file, read in chunks."""
+    return size_and_hash(path, algorithm, chunk_size)[1]

@@ -36,7 +36,6 @@ def probe(workdir, files):
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "python": list(sys.version_info[:3]),
-        "executable": sys.executable,
         "hashes": {name: _sha256(os.path.join(workdir, name)) for name in files},
         "worker_files": sorted(os.listdir(package)) if os.path.isdir(package) else [],
         "runtime": _read(os.path.join(workdir, "venv", ".parbench-runtime")),

@@ -60,8 +60,6 @@ class StorageConfig:
 class Storage(abc.ABC):
     """A file namespace with streaming IO; paths are absolute POSIX-style storage paths."""
 
-    name = ""
-
     @abc.abstractmethod
     def connect(self) -> None:
         """Make a cheap call that sets up the connection (fails early if unreachable)."""
@@ -118,8 +116,6 @@ def _quietly(action: Callable[[], object]) -> None:
 
 class PosixStorage(Storage):
     """Storage path /a/b is the file ROOT/a/b of a mounted directory (FUSE, NFS, local)."""
-
-    name = "posix"
 
     def __init__(self, config: StorageConfig) -> None:
         if not config.root:
@@ -196,8 +192,6 @@ def _explain_alluxio(exc: BaseException) -> str:
 
 class AlluxioStorage(Storage):
     """Alluxio through its REST proxy; one HTTP session (one ``alluxio.Client``) per instance."""
-
-    name = "alluxio"
 
     def __init__(self, config: StorageConfig) -> None:
         import alluxio

@@ -6,12 +6,13 @@ common start, then times the transfer while hashing the bytes moved.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import time
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from worker.clients import Identity, Job, wait_until
 from worker.hashing import HashingTee, read_chunks
@@ -38,6 +39,9 @@ def write_target(root: str, node: str, cid: int) -> str:
     return posixpath.join(root, node, str(cid))
 
 
+Cleanup = Callable[[Storage], str]
+
+
 def _cleanup_note(storage: Storage, path: str) -> str:
     """Remove what a failed write may have left and say how that went."""
     try:
@@ -47,6 +51,53 @@ def _cleanup_note(storage: Storage, path: str) -> str:
         return "partial file deleted"
     except Exception as exc:
         return f"cleanup failed, a partial file may remain: {describe_error(exc)}"
+
+
+class _Transfer:
+    """The part both jobs share: ``with _Transfer(...) as t:`` around the work, then
+    ``return t.result``.
+
+    On leaving, an exception becomes an error record (end time stamped at once, then
+    ``cleanup``'s note appended when the timed transfer had started); the backend is closed
+    either way, and the bytes that went through ``tee`` are counted and hashed.
+    """
+
+    def __init__(
+        self, identity: Identity, config: StorageConfig, cleanup: Optional[Cleanup] = None
+    ) -> None:
+        self.identity = identity
+        self.config = config
+        self.cleanup = cleanup
+        self.result = identity.record()
+        self.storage: Optional[Storage] = None
+        self.tee: Optional[HashingTee] = None
+
+    def open(self) -> Storage:
+        self.storage = make_storage(self.config)
+        self.storage.connect()
+        return self.storage
+
+    def __enter__(self) -> _Transfer:
+        return self
+
+    def __exit__(self, kind: object, exc: Optional[BaseException], tb: object) -> bool:
+        result = self.result
+        failed = isinstance(exc, Exception)
+        try:
+            if isinstance(exc, Exception):
+                result.end = time.time() if result.start else 0.0
+                cause = describe_error(exc)
+                if result.start and self.cleanup is not None and self.storage is not None:
+                    cause = f"{cause}; {self.cleanup(self.storage)}"
+                result.status = "error"
+                result.error = self.identity.error_text(cause)
+        finally:
+            if self.storage is not None:
+                self.storage.close()
+        if self.tee is not None:
+            result.bytes = self.tee.size
+            result.checksum = self.tee.hexdigest()
+        return failed  # an Exception is now in the record; KeyboardInterrupt & co. go on
 
 
 @dataclass(frozen=True)
@@ -60,14 +111,11 @@ class WriteJob(Job):
 
     def __call__(self) -> ClientResult:
         path = self.identity.path
-        result = self.identity.record()
-        started = False
-        tee: Optional[HashingTee] = None
-        storage: Optional[Storage] = None
-        try:
-            storage = make_storage(self.storage)
+        cleanup = functools.partial(_cleanup_note, path=path)
+        with _Transfer(self.identity, self.storage, cleanup) as transfer:
+            result = transfer.result
+            storage = transfer.open()
             with open(self.source, "rb") as stream:
-                storage.connect()
                 storage.mkdirs(posixpath.dirname(path))
                 if storage.exists(path):
                     if self.on_existing == "refuse":
@@ -76,25 +124,11 @@ class WriteJob(Job):
                     result.replaced = True
                 result.ready = time.time()
                 wait_until(self.start_at)
-                tee = HashingTee(read_chunks(stream, self.chunk_size))
-                started = True
+                transfer.tee = HashingTee(read_chunks(stream, self.chunk_size))
                 result.start = time.time()
-                storage.write_stream(path, tee)
+                storage.write_stream(path, transfer.tee)
                 result.end = time.time()
-        except Exception as exc:
-            result.end = time.time() if started else 0.0
-            cause = describe_error(exc)
-            if started and storage is not None:
-                cause = f"{cause}; {_cleanup_note(storage, path)}"
-            result.status = "error"
-            result.error = self.identity.error_text(cause)
-        finally:
-            if storage is not None:
-                storage.close()
-        if tee is not None:
-            result.bytes = tee.size
-            result.checksum = tee.hexdigest()
-        return result
+        return transfer.result
 
 
 @dataclass(frozen=True)
@@ -105,13 +139,10 @@ class ReadJob(Job):
     start_at: Optional[float] = None
 
     def __call__(self) -> ClientResult:
-        result = self.identity.record()
-        tee: Optional[HashingTee] = None
-        storage: Optional[Storage] = None
         local = self.identity.local_path or os.devnull
-        try:
-            storage = make_storage(self.storage)
-            storage.connect()
+        with _Transfer(self.identity, self.storage) as transfer:
+            result = transfer.result
+            storage = transfer.open()
             os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
             with open(local, "wb") as out:
                 result.ready = time.time()
@@ -119,18 +150,8 @@ class ReadJob(Job):
                 result.start = time.time()
                 chunks = storage.read_stream(self.identity.path, self.chunk_size)
                 with closing(chunks):
-                    tee = HashingTee(chunks)
-                    for chunk in tee:
+                    transfer.tee = HashingTee(chunks)
+                    for chunk in transfer.tee:
                         out.write(chunk)
                 result.end = time.time()
-        except Exception as exc:
-            result.end = time.time() if result.start else 0.0
-            result.status = "error"
-            result.error = self.identity.error_text(describe_error(exc))
-        finally:
-            if storage is not None:
-                storage.close()
-        if tee is not None:
-            result.bytes = tee.size
-            result.checksum = tee.hexdigest()
-        return result
+        return transfer.result

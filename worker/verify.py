@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from worker.clients import Identity, Job
-from worker.hashing import HashingTee, hash_file
+from worker.hashing import HashingTee, size_and_hash
 from worker.results import ClientResult
 from worker.storage import Storage, StorageConfig, describe_error, make_storage
 
 _MD5_LABELLED = re.compile(r"\bmd5(?:sum)?\s*[:=]\s*([0-9a-fA-F]{32})(?![0-9a-fA-F])", re.I)
 _HEX32 = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])")
-_NOT_FOUND = re.compile(r"does not exist|not found|notfound|no such file", re.I)
+_DOES_NOT_EXIST = re.compile(r"\bdoes not exist\b", re.I)
 
 
 class FileMissing(Exception):
@@ -39,6 +39,16 @@ def parse_fs_checksum(output: str) -> str:
     raise ValueError(f"no MD5 digest in `alluxio fs checksum` output: {output.strip()[-300:]!r}")
 
 
+def names_missing_path(output: str, path: str) -> bool:
+    """Whether shell output says ``path`` itself does not exist (``Path "/x" does not exist.``).
+
+    Both on one line, the path not followed by more of a path ("/x" is not "/x1" or "/x/y"):
+    "java: not found" or a missing config file is a broken shell, not a missing file.
+    """
+    named = re.compile(re.escape(path) + r"(?![\w-]|[./]\w)")
+    return any(named.search(line) and _DOES_NOT_EXIST.search(line) for line in output.splitlines())
+
+
 def fs_checksum(home: str, path: str, timeout: float) -> str:
     """Run `{home}/bin/alluxio fs checksum PATH` and return the MD5 it prints."""
     command = [os.path.join(home, "bin", "alluxio"), "fs", "checksum", path]
@@ -53,7 +63,7 @@ def fs_checksum(home: str, path: str, timeout: float) -> str:
         raise RuntimeError(f"{' '.join(command)}: no answer within {timeout:g} s") from exc
     output = done.stdout + done.stderr
     if done.returncode != 0:
-        if _NOT_FOUND.search(output):
+        if names_missing_path(output, path):
             raise FileMissing(path)
         tail = output.strip()[-300:]
         raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}: {tail}")
@@ -71,7 +81,7 @@ class Reference:
 
     @classmethod
     def of(cls, path: str, algorithm: str, chunk_size: int) -> Reference:
-        size, checksum = hash_file(path, chunk_size, algorithm)
+        size, checksum = size_and_hash(path, algorithm, chunk_size)
         return cls(path, size, checksum, algorithm)
 
 

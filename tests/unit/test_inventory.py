@@ -190,7 +190,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         (_nodes("{id: n0}"), "nodes[0].host: missing; every node needs an id and a host"),
         (
             _nodes("{id: n/0, host: h}"),
-            "nodes[0].id: expected a string matching [A-Za-z0-9][A-Za-z0-9._-]{0,63}, got 'n/0'",
+            "nodes[0].id: expected a string matching ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, got 'n/0'",
         ),
         (
             _nodes("{id: n0, host: h, port: 0}"),
@@ -260,11 +260,19 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             "defaults: {start_delay: 0}\n" + _nodes(OK0),
-            "defaults.start_delay: expected a number of seconds > 0, got 0",
+            "defaults.start_delay: expected a finite number of seconds >= 0.1, got 0",
         ),
         (
             "defaults: {phase_timeout: '30'}\n" + _nodes(OK0),
-            "defaults.phase_timeout: expected a number of seconds > 0, got '30'",
+            "defaults.phase_timeout: expected a finite number of seconds >= 1, got '30'",
+        ),
+        (
+            "defaults: {connect_timeout: 0.5}\n" + _nodes(OK0),
+            "defaults.connect_timeout: expected a finite number of seconds >= 1, got 0.5",
+        ),
+        (
+            "defaults: {phase_timeout: .inf}\n" + _nodes(OK0),
+            "defaults.phase_timeout: expected a finite number of seconds >= 1, got inf",
         ),
         (
             "defaults: {proxy: {host: p, port: 0}}\n" + _nodes(OK0),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import worker.__main__ as worker_main
 from worker.results import ClientResult, read_lines
 
 REPO = Path(__file__).resolve().parents[2]
@@ -377,3 +378,50 @@ def test_verify_write_with_fs_checksum(tmp_path: Path) -> None:
     assert "exited with 3" in results[3].error and "master unreachable" in results[3].error
     calls = (home / "bin" / "calls.log").read_text().splitlines()
     assert sorted(calls) == [f"fs checksum /bench/n0/{cid}" for cid in range(4)]
+
+
+def test_records_that_cannot_be_saved_exit_3(bench: dict) -> None:
+    out = bench["tmp"] / "a-directory"
+    out.mkdir()
+    done = write(bench, 2, "--out", out)  # the last --out wins: a directory, not a file
+    assert done.returncode == 3, done.stderr
+    assert f"cannot save records to {out}" in done.stderr
+    assert "3 records could not be saved" in (worker_main.__doc__ or "")
+    assert "1 some record not ok" in (worker_main.__doc__ or "")
+
+
+def test_clean_deletes_only_this_runs_copies(bench: dict) -> None:
+    assert write(bench, 2).returncode == 0
+    copies = bench["tmp"] / "copies"
+    copies.mkdir()
+    for name in ("0", "1", "5"):
+        (copies / name).write_text("x")
+    done = run_worker(
+        "clean",
+        "--dst",
+        "/parbench",
+        "--local-dst",
+        copies,
+        "--node",
+        "n0",
+        "--nfile",
+        2,
+        *bench["posix"],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "clean deleted /parbench/n0" in done.stdout
+    assert f"clean deleted 2 read copies in {copies}" in done.stdout
+    assert sorted(p.name for p in copies.iterdir()) == ["5"]
+    assert not (bench["store"] / "parbench" / "n0").exists()
+
+
+def test_constants_the_controller_imports() -> None:
+    from worker.clean import NODE_ID
+    from worker.storage import BACKENDS, READ_TYPES, WRITE_TYPES
+    from worker.transfer import ON_EXISTING
+
+    assert BACKENDS == ("alluxio", "posix")
+    assert WRITE_TYPES == ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
+    assert READ_TYPES == ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
+    assert ON_EXISTING == ("replace", "refuse")
+    assert NODE_ID.pattern == r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

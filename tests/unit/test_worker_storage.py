@@ -13,7 +13,7 @@ import pytest
 import requests
 from alluxio import exceptions
 
-from worker.hashing import HashingTee, hash_file, read_chunks
+from worker.hashing import HashingTee, hash_file, read_chunks, size_and_hash
 from worker.storage import (
     AlluxioStorage,
     PosixStorage,
@@ -52,7 +52,8 @@ def test_posix_streams_a_file_larger_than_the_chunk_size(tmp_path: Path) -> None
     chunks = list(storage.read_stream("/d/e/f", 100_000))
     assert max(map(len, chunks)) == 100_000 and len(chunks) == 11
     assert b"".join(chunks) == data
-    assert hash_file(str(tmp_path / "d/e/f"), 4096) == (len(data), hashlib.sha256(data).hexdigest())
+    stored = str(tmp_path / "d/e/f")
+    assert size_and_hash(stored, "sha256", 4096) == (len(data), hashlib.sha256(data).hexdigest())
     with pytest.raises(StorageError, match="File ?Exists"):  # never overwrites
         storage.write_stream("/d/e/f", [b"x"])
     storage.delete("/d/e/f")
@@ -209,3 +210,12 @@ def test_alluxio_read_stream_reads_chunks_and_closes() -> None:
         "stream closed",
         "close 8",
     ]
+
+
+def test_hash_file_returns_the_hex_digest(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    data = os.urandom(3 * (1 << 20) + 7)  # more than one default chunk
+    path.write_bytes(data)
+    assert hash_file(str(path)) == hashlib.sha256(data).hexdigest()
+    assert hash_file(str(path), "md5") == hashlib.md5(data).hexdigest()
+    assert hash_file(str(path), algorithm="sha1", chunk_size=1000) == hashlib.sha1(data).hexdigest()

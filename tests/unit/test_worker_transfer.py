@@ -83,3 +83,68 @@ def test_write_with_unreadable_source_fails_before_starting(tmp_path: Path) -> N
     result = WriteJob(identity("write", "/w/n0/0"), config, str(tmp_path / "nope"), 1000)()
     assert result.status == "error" and result.start == 0 and result.ready == 0
     assert "FileNotFoundError" in result.error and "partial" not in result.error
+
+
+@pytest.fixture
+def closes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Root of every PosixStorage closed."""
+    closed: list[str] = []
+    monkeypatch.setattr(PosixStorage, "close", lambda self: closed.append(self.root))
+    return closed
+
+
+def test_every_way_out_of_a_job_closes_the_backend(tmp_path: Path, closes: list[str]) -> None:
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"x" * 5000)
+    store = tmp_path / "store"
+    store.mkdir()
+    config = StorageConfig(backend="posix", root=str(store))
+    write = identity("write", "/w/n0/0")
+    assert WriteJob(write, config, str(ref), 1000)().ok  # success
+    refused = WriteJob(write, config, str(ref), 1000, on_existing="refuse")()  # early return
+    assert refused.status == "error" and "already exists" in refused.error
+    read = identity("read", "/w/n0/missing", str(tmp_path / "copy"))
+    assert ReadJob(read, config, 1000)().status == "error"  # failure
+    assert closes == [str(store)] * 3
+
+
+def test_failed_read_keeps_its_timing_and_what_arrived(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closes: list[str]
+) -> None:
+    (tmp_path / "store" / "r").mkdir(parents=True)
+    (tmp_path / "store" / "r" / "f").write_bytes(b"y" * 5000)
+    original = PosixStorage.read_stream
+
+    def breaking(self: PosixStorage, path: str, chunk_size: int) -> Iterable[bytes]:
+        for number, chunk in enumerate(original(self, path, chunk_size)):
+            if number == 2:
+                raise OSError(104, "Connection reset by peer")
+            yield chunk
+
+    monkeypatch.setattr(PosixStorage, "read_stream", breaking)
+    config = StorageConfig(backend="posix", root=str(tmp_path / "store"))
+    local = tmp_path / "copies" / "0"
+    result = ReadJob(identity("read", "/r/f", str(local)), config, chunk_size=1000)()
+    assert result.status == "error" and "Connection reset by peer" in result.error
+    assert result.error.startswith("hostA: /r/f: ")
+    assert "partial" not in result.error  # reads have no storage-side cleanup
+    assert 0 < result.ready <= result.start <= result.end
+    assert result.bytes == 2000 and result.checksum == hashlib.sha256(b"y" * 2000).hexdigest()
+    assert len(closes) == 1
+
+
+def test_interrupt_is_not_turned_into_a_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closes: list[str]
+) -> None:
+    (tmp_path / "store").mkdir()
+
+    def interrupted(self: PosixStorage, path: str, chunk_size: int) -> Iterable[bytes]:
+        raise KeyboardInterrupt
+        yield b""  # pragma: no cover - makes this a generator
+
+    monkeypatch.setattr(PosixStorage, "read_stream", interrupted)
+    config = StorageConfig(backend="posix", root=str(tmp_path / "store"))
+    job = ReadJob(identity("read", "/r/f", str(tmp_path / "copy")), config, chunk_size=1000)
+    with pytest.raises(KeyboardInterrupt):
+        job()
+    assert len(closes) == 1

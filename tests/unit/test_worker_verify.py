@@ -10,7 +10,14 @@ import pytest
 
 from worker.clients import Identity
 from worker.storage import StorageConfig
-from worker.verify import Reference, VerifyJob, parse_fs_checksum
+from worker.verify import (
+    FileMissing,
+    Reference,
+    VerifyJob,
+    fs_checksum,
+    names_missing_path,
+    parse_fs_checksum,
+)
 
 MD5_A = "0cc175b9c0f1b6a831c399e269772661"
 
@@ -76,3 +83,61 @@ def test_fs_checksum_size_stays_none_without_stat(tmp_path: Path) -> None:
     assert (result.status, result.method, result.algorithm) == ("ok", "fs-checksum", "md5")
     assert result.checksum == result.expected_checksum == MD5_A
     assert result.bytes is None
+
+
+def fake_alluxio(tmp_path: Path, body: str) -> Path:
+    home = tmp_path / "alluxio"
+    (home / "bin").mkdir(parents=True, exist_ok=True)
+    script = home / "bin" / "alluxio"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return home
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "in_error"),
+    [
+        ('echo "Path \\"$3\\" does not exist." >&2; exit 255', "missing", "does not exist"),
+        ('echo "Path does not exist: $3." >&2; exit 255', "missing", "does not exist"),
+        # a broken shell is not a missing file, whatever words it uses
+        ('echo "java: not found" >&2; exit 127', "error", "exited with 127: java: not found"),
+        ('echo "$0: 12: java: not found" >&2; exit 127', "error", "java: not found"),
+        ('echo "No such file or directory: conf" >&2; exit 1', "error", "No such file"),
+        ('echo "Path \\"/etc/alluxio\\" does not exist." >&2; exit 1', "error", "/etc/alluxio"),
+        ('echo "Path \\"${3}1\\" does not exist." >&2; exit 255', "error", "exited with 255"),
+    ],
+)
+def test_fs_checksum_missing_only_when_the_path_does_not_exist(
+    tmp_path: Path, body: str, status: str, in_error: str
+) -> None:
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"a")
+    result = job(tmp_path, ref, 0, fake_alluxio(tmp_path, body))()
+    assert (result.status, result.method) == (status, "fs-checksum")
+    assert in_error in result.error
+
+
+def test_fs_checksum_raises_file_missing_for_the_named_path(tmp_path: Path) -> None:
+    home = fake_alluxio(tmp_path, 'echo "Path \\"/x\\" does not exist." >&2; exit 255')
+    with pytest.raises(FileMissing):
+        fs_checksum(str(home), "/x", timeout=10)
+    home = fake_alluxio(tmp_path, 'echo "java: not found" >&2; exit 127')
+    with pytest.raises(RuntimeError, match="exited with 127: java: not found"):
+        fs_checksum(str(home), "/x", timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("output", "path", "named"),
+    [
+        ('Path "/x" does not exist.', "/x", True),
+        ("FileDoesNotExistException: Path /b/n0/1 does not exist", "/b/n0/1", True),
+        ("alluxio://master:19998/x does not exist", "/x", True),
+        ('Path "/x1" does not exist.', "/x", False),
+        ('Path "/x/y" does not exist.', "/x", False),
+        ("java: not found", "/x", False),
+        ("/x: not found", "/x", False),
+        ("conf does not exist\nchecking /x", "/x", False),  # not on one line
+    ],
+)
+def test_names_missing_path(output: str, path: str, named: bool) -> None:
+    assert names_missing_path(output, path) is named
