@@ -110,3 +110,30 @@ def test_a_wrong_proxy_address_fails_every_client_by_name(testbed, tmp_path):
     assert set(gathered) == {"n0", "n1"}  # the records of the failure are saved
     records = [json.loads(line) for p in gathered.values() for line in p.read_text().splitlines()]
     assert len(records) == 4 and all(r["status"] == "error" for r in records)
+
+
+def test_verify_without_any_run_asks_for_a_write_first(testbed, tmp_path):
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst="/it/norun")
+    run = fab(tmp_path, inv, "verify")
+    assert run.code == 2, run.text
+    assert "fab write" in run.err
+
+
+def test_a_phase_run_again_counts_only_the_nodes_that_ran_now(testbed, tmp_path):
+    """Read twice in one run; the second time n1 is unreachable: its earlier records must
+    not stand in for it, and `fab report` names the failure."""
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=3, dst="/it/rerun")
+    assert fab(tmp_path, inv, "write", "read").code == 0
+    doc = __import__("yaml").safe_load(inv.read_text())
+    doc["nodes"][1]["port"] = free_port_from(2450, set())
+    inv.write_text(__import__("yaml").safe_dump(doc))
+    run = fab(tmp_path, inv, "read")
+    assert run.code == 1, run.text
+    assert set(_gathered(tmp_path, "read")) == {"n0", "n2"}
+    summary = json.loads(((tmp_path / "results" / "latest") / "summary.json").read_text())
+    assert summary["read"]["ok"] == 4 and [n["node"] for n in summary["read"]["per_node"]] == [
+        "n0",
+        "n2",
+    ]
+    shown = fab(tmp_path, inv, "report")
+    assert shown.code == 0 and "n1" in shown.out and "unreachable" in shown.out
