@@ -19,7 +19,7 @@ from worker.results import ClientResult, read_lines, write_file
 from . import push as pushing
 from . import report, stats
 from .inventory import Inventory, Node
-from .plan import ReadPlan, node_paths, worker_args, worker_command
+from .plan import ReadPlan, node_paths, worker_args, worker_command, write_paths
 from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
 from .rundir import RunDir
 
@@ -208,6 +208,9 @@ def run_phases(
 
 def write(inventory: Inventory, run: RunDir) -> None:
     s = inventory.settings
+    run.update_json(
+        "plan.json", "write", {n.id: write_paths(inventory, n) for n in inventory.nodes}
+    )
     if s.on_existing == "replace":
         print(
             f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "

@@ -71,7 +71,9 @@ def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference)
     assert manifest["reference"]["sha256"] == _sha(reference)
     assert set(manifest["nodes"]) == {"n0", "n1", "n2"}
     assert manifest["versions"]["alluxio"] == "0.1.4"
-    plan = json.loads((run_dir / "plan.json").read_text())["read"]
+    plans = json.loads((run_dir / "plan.json").read_text())
+    assert plans["write"]["n2"] == [f"{dst}/n2/0", f"{dst}/n2/1"]
+    plan = plans["read"]
     assert len(plan["assignments"]) == 6 and not plan["unread"] and not plan["read_twice"]
     assert all(a["reader"][0] != a["source"][0] for a in plan["assignments"])
     summary = json.loads((run_dir / "summary.json").read_text())
