@@ -19,7 +19,14 @@ from worker.results import ClientResult, read_lines, write_file
 from . import push as pushing
 from . import report, stats
 from .inventory import Inventory, Node
-from .plan import ReadPlan, node_paths, worker_args, worker_command, write_paths
+from .plan import (
+    REQUEST_TIMEOUT_SHARE,
+    ReadPlan,
+    node_paths,
+    worker_args,
+    worker_command,
+    write_paths,
+)
 from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
 from .rundir import RunDir
 
@@ -175,7 +182,10 @@ def run_phases(
         node_start = None if start_at is None else start_at + offset
         records: list[ClientResult] = []
         for phase in phases:
-            args = worker_args(inventory, node, phase, run.run_id, node_start, read)
+            deadline = (
+                time.time() + offset + inventory.settings.phase_timeout * REQUEST_TIMEOUT_SHARE
+            )
+            args = worker_args(inventory, node, phase, run.run_id, node_start, read, deadline)
             records += run_worker(conn, node, inventory, run, phase, args, offset)
         return records
 

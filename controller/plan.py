@@ -110,8 +110,9 @@ def write_paths(inventory: Inventory, node: Node) -> list[str]:
     ]
 
 
-#: share of ``phase_timeout`` a single storage request may take, so that a hung request
-#: fails in the worker (leaving an error record) before the controller gives up the node
+#: share of ``phase_timeout`` a single storage request, and the whole worker (its
+#: ``--deadline``), may take: a hung request or a slow client then ends as an error record
+#: on the node before the controller gives up the node and loses all its records
 REQUEST_TIMEOUT_SHARE = 0.9
 
 
@@ -122,8 +123,11 @@ def worker_args(
     run_id: str,
     start_at: Optional[float] = None,
     read: Optional[ReadPlan] = None,
+    deadline: Optional[float] = None,
 ) -> list[str]:
-    """The arguments after ``python -m worker`` for ``phase`` (or ``clean``) on ``node``."""
+    """The arguments after ``python -m worker`` for ``phase`` (or ``clean``) on ``node``.
+
+    ``start_at`` and ``deadline`` are epoch seconds on the node's clock."""
     s = inventory.settings
     paths = node_paths(inventory, node)
     reference = paths.data(s.data.name)
@@ -158,6 +162,8 @@ def worker_args(
         args += ["--out", paths.output(run_id, phase)]
     if start_at is not None:
         args += ["--start-at", f"{start_at:.6f}"]
+    if deadline is not None:
+        args += ["--deadline", f"{deadline:.6f}"]
     return args
 
 

@@ -81,6 +81,12 @@ def _common_options() -> argparse.ArgumentParser:
         metavar="EPOCH_SECONDS",
         help="common start time on this node's clock (default: no wait)",
     )
+    group.add_argument(
+        "--deadline",
+        type=float,
+        metavar="EPOCH_SECONDS",
+        help="terminate clients still running then, with error records (default: none)",
+    )
     group.add_argument("--run-id", default=time.strftime("manual-%Y%m%dT%H%M%S"))
     group.add_argument(
         "--out", metavar="FILE", help="JSON lines records (default ./parbench-<phase>.jsonl)"
@@ -252,6 +258,18 @@ def _clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(phase: str, node: str):
+    began = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        print(
+            f"{phase} {node}: {done}/{total} clients done after {time.monotonic() - began:.0f} s",
+            flush=True,
+        )
+
+    return show
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -269,7 +287,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     jobs = [item for item in work if isinstance(item, Job)]
     if jobs:
         try:
-            results = run_clients(jobs, on_result=_show)
+            results = run_clients(
+                jobs,
+                on_result=_show,
+                deadline=args.deadline,
+                on_progress=_progress(args.phase, args.node),
+            )
         except KeyboardInterrupt:
             print("parbench worker: interrupted, no records saved", file=sys.stderr)
             return 130

@@ -89,11 +89,18 @@ def _receive(conn: Connection) -> Optional[ClientResult]:
 
 
 def run_clients(
-    jobs: Sequence[Job], on_result: Callable[[ClientResult], None] = lambda result: None
+    jobs: Sequence[Job],
+    on_result: Callable[[ClientResult], None] = lambda result: None,
+    deadline: Optional[float] = None,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+    progress_every: float = 10.0,
 ) -> List[ClientResult]:
     """Start every job in its own process, call ``on_result`` as each finishes.
 
-    Returns the records in the order of ``jobs``.
+    While clients run, ``on_progress(done, total)`` is called every ``progress_every``
+    seconds. At ``deadline`` (epoch seconds, this node's clock) clients still running are
+    terminated and get an error record, so that the records of the others are not lost
+    with them. Returns the records in the order of ``jobs``.
     """
     context = multiprocessing.get_context()
     pending: Dict[Connection, int] = {}
@@ -108,8 +115,17 @@ def run_clients(
         processes.append(process)
         pending[receiver] = index
     results: List[Optional[ClientResult]] = [None] * len(jobs)
+
+    def finish(index: int, result: ClientResult) -> None:
+        results[index] = result
+        on_result(result)
+
     while pending:
-        for conn in wait(list(pending)):
+        timeout = progress_every
+        if deadline is not None:
+            timeout = max(min(timeout, deadline - time.time()), 0.0)
+        ready = wait(list(pending), timeout=timeout)
+        for conn in ready:
             index = pending.pop(conn)
             result = _receive(conn)
             conn.close()
@@ -119,8 +135,23 @@ def run_clients(
                 result = jobs[index].identity.failure(
                     f"client process died without reporting (exit code {code})"
                 )
-            results[index] = result
-            on_result(result)
+            finish(index, result)
+        if ready or not pending:
+            continue
+        if deadline is not None and time.time() >= deadline:
+            for conn, index in pending.items():
+                processes[index].terminate()
+                conn.close()
+                finish(
+                    index,
+                    jobs[index].identity.failure(
+                        "timed out: still running at the deadline, terminated "
+                        "(a partial file may remain)"
+                    ),
+                )
+            pending.clear()
+        else:
+            on_progress(len(jobs) - len(pending), len(jobs))
     for process in processes:
         process.join()
     return [result for result in results if result is not None]

@@ -137,3 +137,23 @@ def test_a_phase_run_again_counts_only_the_nodes_that_ran_now(testbed, tmp_path)
     ]
     shown = fab(tmp_path, inv, "report")
     assert shown.code == 0 and "n1" in shown.out and "unreachable" in shown.out
+
+
+def test_clients_still_running_at_the_phase_timeout_leave_error_records(testbed, tmp_path):
+    """The common start is scheduled after the deadline, so no client can finish: each is
+    terminated on its node and still reported, instead of the node's records being lost."""
+    inv = write_inventory(
+        testbed,
+        tmp_path / "inv.yaml",
+        nodes=2,
+        dst="/it/deadline",
+        phase_timeout=10,
+        start_delay=12.0,
+    )
+    run = fab(tmp_path, inv, "write")
+    assert run.code == 1, run.text
+    gathered = _gathered(tmp_path, "write")
+    assert set(gathered) == {"n0", "n1"}
+    records = [json.loads(line) for p in gathered.values() for line in p.read_text().splitlines()]
+    assert len(records) == 4
+    assert all("timed out: still running at the deadline" in r["error"] for r in records)

@@ -64,3 +64,27 @@ def test_wait_until() -> None:
     wait_until(None)
     wait_until(before - 10)
     assert time.time() - before < 0.1
+
+
+@dataclass(frozen=True)
+class SlowJob(Job):
+    identity: Identity
+
+    def __call__(self) -> ClientResult:
+        time.sleep(60)
+        return self.identity.record()
+
+
+def test_clients_past_the_deadline_are_terminated_and_the_others_kept() -> None:
+    progress = []
+    began = time.monotonic()
+    results = run_clients(
+        [PidJob(identity(0)), SlowJob(identity(1))],
+        deadline=time.time() + 1.0,
+        on_progress=lambda done, total: progress.append((done, total)),
+        progress_every=0.3,
+    )
+    assert time.monotonic() - began < 10
+    assert [r.status for r in results] == ["ok", "error"]
+    assert "timed out: still running at the deadline" in results[1].error
+    assert progress and progress[-1] == (1, 2)
