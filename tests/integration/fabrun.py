@@ -7,7 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -48,6 +48,14 @@ def write_inventory(
     doc["defaults"].update(
         {"start_delay": 1.0, "connect_timeout": 5, "local_dst": local_dst, **defaults}
     )
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def edit_inventory(path: Path, change: Callable[[dict], None]) -> Path:
+    """Load the inventory at ``path``, let ``change`` edit the document, write it back."""
+    doc = yaml.safe_load(path.read_text())
+    change(doc)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from testbed.procs import free_port_from
 
-from .fabrun import fab, write_inventory
+from .fabrun import edit_inventory, fab, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +48,10 @@ def test_cross_node_read_on_one_node_is_a_clear_error(testbed, tmp_path):
     assert "two nodes" in run.err and "--mode same" in run.err
 
 
-def _with_extra_node(testbed, tmp_path, dst: str, **node) -> object:
+def _with_extra_node(testbed, tmp_path, dst: str, **node) -> Path:
     inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst=dst)
-    doc = __import__("yaml").safe_load(inv.read_text())
-    doc["nodes"].append({**doc["nodes"][0], "id": "bad", "workdir": str(tmp_path / "bad"), **node})
-    inv.write_text(__import__("yaml").safe_dump(doc))
-    return inv
+    extra = {"id": "bad", "workdir": str(tmp_path / "bad"), **node}
+    return edit_inventory(inv, lambda doc: doc["nodes"].append({**doc["nodes"][0], **extra}))
 
 
 def _gathered(tmp_path, phase: str) -> dict:
@@ -84,11 +83,9 @@ def test_a_refused_key_is_named(testbed, tmp_path):
 
 def test_an_unknown_host_key_is_refused(testbed, tmp_path):
     inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst="/it/hostkey")
-    doc = __import__("yaml").safe_load(inv.read_text())
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    doc["ssh"]["known_hosts"] = str(empty)
-    inv.write_text(__import__("yaml").safe_dump(doc))
+    edit_inventory(inv, lambda doc: doc["ssh"].update(known_hosts=str(empty)))
     run = fab(tmp_path, inv, "write")
     assert run.code == 1, run.text
     assert run.err.count("unknown host key") == 2
@@ -124,9 +121,8 @@ def test_a_phase_run_again_counts_only_the_nodes_that_ran_now(testbed, tmp_path)
     not stand in for it, and `fab report` names the failure."""
     inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=3, dst="/it/rerun")
     assert fab(tmp_path, inv, "write", "read").code == 0
-    doc = __import__("yaml").safe_load(inv.read_text())
-    doc["nodes"][1]["port"] = free_port_from(2450, set())
-    inv.write_text(__import__("yaml").safe_dump(doc))
+    closed = free_port_from(2450, set())
+    edit_inventory(inv, lambda doc: doc["nodes"][1].update(port=closed))
     run = fab(tmp_path, inv, "read")
     assert run.code == 1, run.text
     assert set(_gathered(tmp_path, "read")) == {"n0", "n2"}
