@@ -87,6 +87,7 @@ class Settings:
     chunk_size: int
     on_existing: str
     start_delay: float
+    ready_timeout: float
     connect_timeout: float
     phase_timeout: float
     python: str
@@ -321,7 +322,8 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "read_type": ("CACHE", lambda c, w, v: c.choice(w, v, READ_TYPES)),
     "chunk_size": ("1MiB", lambda c, w, v: c.size(w, v)),
     "on_existing": ("replace", lambda c, w, v: c.choice(w, v, ON_EXISTING)),
-    "start_delay": (3.0, lambda c, w, v: c.seconds(w, v, 0.1)),
+    "start_delay": (0.5, lambda c, w, v: c.seconds(w, v, 0.1)),
+    "ready_timeout": (120, lambda c, w, v: c.seconds(w, v, 1)),
     "connect_timeout": (15, lambda c, w, v: c.seconds(w, v, 1)),
     "phase_timeout": (1800, lambda c, w, v: c.seconds(w, v, 1)),
     "python": ("python3", lambda c, w, v: c.string(w, v)),

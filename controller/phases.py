@@ -13,6 +13,7 @@ import time
 from typing import Optional, Sequence
 
 from fabric import Connection
+from invoke.watchers import StreamWatcher
 
 from worker.results import ClientResult, read_lines, write_file
 
@@ -29,6 +30,7 @@ from .plan import (
 )
 from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
 from .rundir import RunDir
+from .startgate import ReadyWatcher, StartGate
 
 #: worker exit codes that still mean "records written": 0 all ok, 1 some not ok
 WORKER_RECORDED = (0, 1)
@@ -105,6 +107,7 @@ def run_worker(
     phase: str,
     args: list[str],
     offset: float,
+    watchers: Sequence[StreamWatcher] = (),
 ) -> list[ClientResult]:
     """Run ``python -m worker ARGS`` on ``node``, stream its output, fetch its records.
 
@@ -121,6 +124,7 @@ def run_worker(
             warn=True,
             out_stream=out,
             err_stream=err,
+            watchers=list(watchers),
             timeout=inventory.settings.phase_timeout,
         )
     finally:
@@ -170,26 +174,34 @@ def run_phases(
         run.forget(phase)
     ready = push(inventory, run)
     offsets = _offsets(run)
-    start_at = time.time() + inventory.settings.start_delay if timed else None
-    if start_at is not None:
+    settings = inventory.settings
+    gate = StartGate([n.id for n in ready], settings.start_delay, settings.ready_timeout)
+    if timed:
         print(
             f"{'+'.join(phases)}: {sum(n.clients for n in ready)} clients on {len(ready)} "
-            f"node(s) start together in {inventory.settings.start_delay:g} s"
+            f"node(s) start together {settings.start_delay:g} s after the last is ready"
         )
 
     def step(conn: Connection, node: Node) -> list[ClientResult]:
         offset = offsets.get(node.id, 0.0)
-        node_start = None if start_at is None else start_at + offset
+        watchers = [ReadyWatcher(gate, node.id, offset)] if timed else []
         records: list[ClientResult] = []
-        for phase in phases:
-            deadline = (
-                time.time() + offset + inventory.settings.phase_timeout * REQUEST_TIMEOUT_SHARE
-            )
-            args = worker_args(inventory, node, phase, run.run_id, node_start, read, deadline)
-            records += run_worker(conn, node, inventory, run, phase, args, offset)
+        try:
+            for phase in phases:
+                deadline = time.time() + offset + settings.phase_timeout * REQUEST_TIMEOUT_SHARE
+                args = worker_args(inventory, node, phase, run.run_id, timed, read, deadline)
+                records += run_worker(conn, node, inventory, run, phase, args, offset, watchers)
+        finally:
+            gate.leave(node.id)  # a node that failed before it was ready holds no one up
         return records
 
     outcomes = on_nodes(inventory, "+".join(phases), step, ready)
+    if gate.late:
+        print(
+            f"{'+'.join(phases)}: node(s) {', '.join(gate.late)} were not ready within "
+            f"{settings.ready_timeout:g} s (defaults.ready_timeout) and started late",
+            file=sys.stderr,
+        )
     failures = _failures(outcomes) + [
         NodeFailure(n.id, address(n), "push", "not prepared (see above)")
         for n in inventory.nodes

@@ -121,13 +121,14 @@ def worker_args(
     node: Node,
     phase: str,
     run_id: str,
-    start_at: Optional[float] = None,
+    common_start: bool = False,
     read: Optional[ReadPlan] = None,
     deadline: Optional[float] = None,
 ) -> list[str]:
     """The arguments after ``python -m worker`` for ``phase`` (or ``clean``) on ``node``.
 
-    ``start_at`` and ``deadline`` are epoch seconds on the node's clock."""
+    ``common_start``: the clients start when the controller says (controller/startgate.py).
+    ``deadline`` is in epoch seconds on the node's clock."""
     s = inventory.settings
     paths = node_paths(inventory, node)
     reference = paths.data(s.data.name)
@@ -160,8 +161,8 @@ def worker_args(
     args += ["--chunk-size", str(s.chunk_size), "--timeout", f"{timeout:g}", "--run-id", run_id]
     if phase != "clean":
         args += ["--out", paths.output(run_id, phase)]
-    if start_at is not None:
-        args += ["--start-at", f"{start_at:.6f}"]
+    if common_start:
+        args.append("--start-on-stdin")
     if deadline is not None:
         args += ["--deadline", f"{deadline:.6f}"]
     return args

@@ -50,7 +50,8 @@ def address(node: Node) -> str:
     return f"{node.user}@{node.host}:{node.port}"
 
 
-#: never forward the controller's stdin: many threads share it, and schedulers have none
+#: never forward the controller's stdin: many threads share it, schedulers have none, and
+#: a node's stdin carries the common start (controller/startgate.py)
 _CONFIG = Config(overrides={"run": {"in_stream": False}})
 
 
@@ -65,6 +66,7 @@ def connect(inventory: Inventory, node: Node) -> Connection:
         port=node.port,
         connect_timeout=int(inventory.settings.connect_timeout),
         connect_kwargs=kwargs,
+        config=_CONFIG.clone(),
     )
     ssh = inventory.ssh
     if ssh.known_hosts is not None and ssh.known_hosts.exists():

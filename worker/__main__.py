@@ -16,12 +16,13 @@ import os
 import socket
 import sys
 import time
-from typing import List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 from worker.clean import UnsafePath, clean
 from worker.clients import Identity, Job, run_clients
 from worker.report import progress_line, summary_line
 from worker.results import PHASES, ClientResult, write_file
+from worker.start import GO, READY_MARKER, ask_controller
 from worker.storage import (
     BACKENDS,
     READ_TYPES,
@@ -75,11 +76,18 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--write-type", choices=WRITE_TYPES, default="CACHE_THROUGH")
     group.add_argument("--read-type", choices=READ_TYPES, default="CACHE")
     group.add_argument("--chunk-size", type=_positive_int, default=1024 * 1024, metavar="BYTES")
-    group.add_argument(
+    start = group.add_mutually_exclusive_group()
+    start.add_argument(
         "--start-at",
         type=float,
         metavar="EPOCH_SECONDS",
-        help="common start time on this node's clock (default: no wait)",
+        help="common start time on this node's clock (default: when all clients are ready)",
+    )
+    start.add_argument(
+        "--start-on-stdin",
+        action="store_true",
+        help=f"once all clients are ready, print '{READY_MARKER} ...' and start at the time"
+        f" of a '{GO} EPOCH_SECONDS' line read from stdin (what the controller does)",
     )
     group.add_argument(
         "--deadline",
@@ -165,7 +173,6 @@ def _write_jobs(args: argparse.Namespace, host: str) -> Work:
             storage,
             args.src,
             args.chunk_size,
-            args.start_at,
             args.on_existing,
         )
         for cid in range(args.nfile)
@@ -181,7 +188,6 @@ def _read_jobs(args: argparse.Namespace, host: str) -> Work:
             _identity(args, host, cid, source, os.path.join(local_dir, str(cid))),
             storage,
             args.chunk_size,
-            args.start_at,
         )
         for cid, source in enumerate(sources)
     ]
@@ -270,6 +276,14 @@ def _progress(phase: str, node: str):
     return show
 
 
+def _common_start(args: argparse.Namespace, clients: int) -> Callable[[], Optional[float]]:
+    """When the clients, once all ready, start: a given time, the controller's, or at once."""
+    if args.start_on_stdin:
+        until = args.deadline if args.deadline is not None else time.time() + args.timeout
+        return lambda: ask_controller(args.node, clients, until - time.time())
+    return lambda: args.start_at
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -292,6 +306,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 on_result=_show,
                 deadline=args.deadline,
                 on_progress=_progress(args.phase, args.node),
+                start=_common_start(args, len(jobs)),
             )
         except KeyboardInterrupt:
             print("parbench worker: interrupted, no records saved", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 A client that raises still reports (its job turns exceptions into error records); a client
 process that dies without reporting gets an error record made here from its identity.
+Timed jobs call ``wait_for_start`` after their set-up: the common start (worker/start.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from worker.results import ClientResult
+from worker.start import StartSignal
 from worker.storage import describe_error
+
+WaitForStart = Callable[[], None]
+
+
+def no_wait() -> None:
+    """``wait_for_start`` of a job run on its own: start at once."""
 
 
 @dataclass(frozen=True)
@@ -52,29 +60,20 @@ class Identity:
 
 
 class Job:
-    """One client's work: picklable, called in its own process, returns its record."""
+    """One client's work: picklable, called in its own process, returns its record.
+
+    A timed job calls ``wait_for_start()`` once set up, just before its timed IO."""
 
     identity: Identity
 
-    def __call__(self) -> ClientResult:
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         raise NotImplementedError
 
 
-def wait_until(start_at: Optional[float]) -> None:
-    """Sleep until the epoch time ``start_at`` on this node's clock (no wait if None or past)."""
-    if start_at is None:
-        return
-    while True:
-        remaining = start_at - time.time()
-        if remaining <= 0:
-            return
-        time.sleep(min(remaining, 1.0))
-
-
-def _client_main(job: Job, conn: Connection) -> None:
+def _client_main(job: Job, conn: Connection, signal: StartSignal) -> None:
     """Process entry: run the job and send its record as one JSON line."""
     try:
-        result = job()
+        result = job(signal.arrive)
     except BaseException as exc:  # a bug in the job: still report it
         result = job.identity.failure(f"client crashed: {describe_error(exc)}")
     conn.send(result.to_json())
@@ -88,32 +87,53 @@ def _receive(conn: Connection) -> Optional[ClientResult]:
         return None
 
 
+def _gather_arrivals(
+    signal: StartSignal, receivers: Sequence[Connection], deadline: Optional[float]
+) -> None:
+    """Wait until each client has arrived at the start or already finished (a failed
+    set-up, a crash), or until ``deadline``."""
+    arrived = 0
+    while arrived + sum(conn.poll() for conn in receivers) < len(receivers):
+        if deadline is not None and time.time() >= deadline:
+            return
+        if signal.take_arrival(timeout=0.05):
+            arrived += 1
+
+
 def run_clients(
     jobs: Sequence[Job],
     on_result: Callable[[ClientResult], None] = lambda result: None,
     deadline: Optional[float] = None,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     progress_every: float = 10.0,
+    start: Callable[[], Optional[float]] = lambda: None,
 ) -> List[ClientResult]:
     """Start every job in its own process, call ``on_result`` as each finishes.
 
-    While clients run, ``on_progress(done, total)`` is called every ``progress_every``
-    seconds. At ``deadline`` (epoch seconds, this node's clock) clients still running are
-    terminated and get an error record, so that the records of the others are not lost
-    with them. Returns the records in the order of ``jobs``.
+    Once every client is set up (or done), ``start()`` gives the common start on this
+    node's clock (None: at once) and the clients are released together. While clients
+    run, ``on_progress(done, total)`` is called every ``progress_every`` seconds. At
+    ``deadline`` (epoch seconds, this node's clock) clients still running are terminated
+    and get an error record, so that the records of the others are not lost with them.
+    Returns the records in the order of ``jobs``.
     """
     context = multiprocessing.get_context()
+    signal = StartSignal(context)
     pending: Dict[Connection, int] = {}
     processes = []
     for index, job in enumerate(jobs):
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(
-            target=_client_main, args=(job, sender), name=f"parbench-client-{job.identity.client}"
+            target=_client_main,
+            args=(job, sender, signal),
+            name=f"parbench-client-{job.identity.client}",
         )
         process.start()
         sender.close()  # the child holds the only writer: EOF once it is gone
         processes.append(process)
         pending[receiver] = index
+    _gather_arrivals(signal, list(pending), deadline)
+    signal.release(start())
     results: List[Optional[ClientResult]] = [None] * len(jobs)
 
     def finish(index: int, result: ClientResult) -> None:

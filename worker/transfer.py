@@ -1,7 +1,7 @@
 """The timed IO of one client: write the reference file to storage, or read a file back.
 
 Each job sets up (backend, connection, directories), records ``ready``, waits for the
-common start, then times the transfer while hashing the bytes moved.
+common start (``wait_for_start``), then times the transfer while hashing the bytes moved.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from worker.clients import Identity, Job, wait_until
+from worker.clients import Identity, Job, WaitForStart, no_wait
 from worker.hashing import HashingTee, read_chunks
 from worker.results import ClientResult
 from worker.storage import Storage, StorageConfig, describe_error, make_storage
@@ -106,10 +106,9 @@ class WriteJob(Job):
     storage: StorageConfig
     source: str  # local reference file
     chunk_size: int
-    start_at: Optional[float] = None
     on_existing: str = "replace"
 
-    def __call__(self) -> ClientResult:
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         path = self.identity.path
         cleanup = functools.partial(_cleanup_note, path=path)
         with _Transfer(self.identity, self.storage, cleanup) as transfer:
@@ -123,7 +122,7 @@ class WriteJob(Job):
                     storage.delete(path)
                     result.replaced = True
                 result.ready = time.time()
-                wait_until(self.start_at)
+                wait_for_start()
                 transfer.tee = HashingTee(read_chunks(stream, self.chunk_size))
                 result.start = time.time()
                 storage.write_stream(path, transfer.tee)
@@ -136,9 +135,8 @@ class ReadJob(Job):
     identity: Identity  # path: storage file read; local_path: where the copy goes
     storage: StorageConfig
     chunk_size: int
-    start_at: Optional[float] = None
 
-    def __call__(self) -> ClientResult:
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         local = self.identity.local_path or os.devnull
         with _Transfer(self.identity, self.storage) as transfer:
             result = transfer.result
@@ -146,7 +144,7 @@ class ReadJob(Job):
             os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
             with open(local, "wb") as out:
                 result.ready = time.time()
-                wait_until(self.start_at)
+                wait_for_start()
                 result.start = time.time()
                 chunks = storage.read_stream(self.identity.path, self.chunk_size)
                 with closing(chunks):

@@ -14,7 +14,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from worker.clients import Identity, Job
+from worker.clients import Identity, Job, WaitForStart, no_wait
 from worker.hashing import HashingTee, size_and_hash
 from worker.results import ClientResult
 from worker.storage import Storage, StorageConfig, describe_error, make_storage
@@ -134,7 +134,8 @@ class VerifyJob(Job):
     def method(self) -> str:
         return "stream" if self.home is None else "fs-checksum"
 
-    def __call__(self) -> ClientResult:
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
+        # untimed: a check starts as soon as it is set up
         path = self.identity.path
         result = self.identity.record(
             expected_bytes=self.reference.size,

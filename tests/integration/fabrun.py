@@ -46,7 +46,7 @@ def write_inventory(
     # read copies per test too, so that no test verifies another one's copies
     local_dst = "read" + str(defaults.get("dst", "")).replace("/", "-")
     doc["defaults"].update(
-        {"start_delay": 1.0, "connect_timeout": 5, "local_dst": local_dst, **defaults}
+        {"connect_timeout": 5, "local_dst": local_dst, **defaults}
     )
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

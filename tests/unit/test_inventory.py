@@ -45,7 +45,8 @@ def test_defaults(inv_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.proxy == Proxy("127.0.0.1", 39999)
     assert (s.posix_root, s.write_type, s.read_type) == (None, "CACHE_THROUGH", "CACHE")
     assert (s.chunk_size, s.on_existing) == (1024 * 1024, "replace")
-    assert (s.start_delay, s.connect_timeout, s.phase_timeout) == (3.0, 15.0, 1800.0)
+    assert (s.start_delay, s.ready_timeout) == (0.5, 120.0)
+    assert (s.connect_timeout, s.phase_timeout) == (15.0, 1800.0)
     assert s.python == "python3"
     assert inv.ssh.known_hosts == Path("/home/me/.ssh/known_hosts")
     assert inv.ssh.strict_host_keys is True
@@ -168,6 +169,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
             "defaults: {clinets: 3}\n" + _nodes(OK0),
             "defaults.clinets: unknown key (known: clients, backend, dst, local_dst, data, proxy,"
             " posix_root, write_type, read_type, chunk_size, on_existing, start_delay,"
+            " ready_timeout,"
             " connect_timeout, phase_timeout, python)",
         ),
         (

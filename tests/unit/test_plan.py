@@ -37,13 +37,13 @@ def test_write_paths_are_dst_node_client(inventory):
 
 
 def test_write_command_of_a_node(inventory):
-    args = worker_args(inventory, inventory.node("c"), "write", "r1", start_at=12.5)
+    args = worker_args(inventory, inventory.node("c"), "write", "r1", common_start=True)
     assert args[0] == "write"
     assert _option(args, "--src") == ["/w/c/data/ref.txt"]
     assert _option(args, "--dst") == ["/bench"]
     assert _option(args, "--node") == ["c"] and _option(args, "--nfile") == ["2"]
     assert _option(args, "--host") == ["p2"] and _option(args, "--port") == ["1234"]
-    assert _option(args, "--start-at") == ["12.500000"]
+    assert "--start-on-stdin" in args
     assert _option(args, "--out") == ["/w/c/runs/r1/write.jsonl"]
 
 

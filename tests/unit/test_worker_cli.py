@@ -425,3 +425,48 @@ def test_constants_the_controller_imports() -> None:
     assert READ_TYPES == ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
     assert ON_EXISTING == ("replace", "refuse")
     assert NODE_ID.pattern == r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def _write_argv(bench: dict, nfile: int, *extra: object) -> list[str]:
+    out = bench["tmp"] / "out" / "write.jsonl"
+    argv = ["write", "--src", bench["ref"], "--dst", "/parbench", "--node", "n0"]
+    argv += ["--nfile", nfile, "--out", out, "--run-id", "t1", *bench["posix"], *extra]
+    return [sys.executable, "-m", "worker", *map(str, argv)]
+
+
+def test_start_on_stdin_says_ready_then_starts_when_told(bench: dict) -> None:
+    """The controller's handshake: a ready line once every client is set up, then the
+    clients start at the time of the ``go`` line, not before."""
+    proc = subprocess.Popen(
+        _write_argv(bench, 3, "--start-on-stdin"),
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin and proc.stdout
+    assert proc.stdout.readline() == "parbench-ready n0 3 clients\n"
+    told = time.time()
+    time.sleep(0.5)  # the clients are held while the controller has not answered
+    go = told + 1.0
+    proc.stdin.write(f"go {go:.6f}\n")
+    proc.stdin.flush()
+    assert proc.wait(timeout=60) == 0
+    results = records(bench["tmp"] / "out" / "write.jsonl")
+    assert all(r.ready < told and r.start >= round(go, 6) for r in results)
+
+
+def test_start_on_stdin_without_an_answer_starts_at_once_and_says_why(bench: dict) -> None:
+    proc = subprocess.run(
+        _write_argv(bench, 2, "--start-on-stdin"),
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "no common start from the controller (end of input" in proc.stderr
+    assert len(records(bench["tmp"] / "out" / "write.jsonl")) == 2

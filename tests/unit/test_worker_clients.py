@@ -6,8 +6,9 @@ import os
 import time
 from dataclasses import dataclass
 
-from worker.clients import Identity, Job, run_clients, wait_until
+from worker.clients import Identity, Job, WaitForStart, no_wait, run_clients
 from worker.results import ClientResult
+from worker.start import wait_until
 
 
 def identity(cid: int) -> Identity:
@@ -18,7 +19,7 @@ def identity(cid: int) -> Identity:
 class PidJob(Job):
     identity: Identity
 
-    def __call__(self) -> ClientResult:
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         return self.identity.record(checksum=str(os.getpid()))
 
 
@@ -26,7 +27,7 @@ class PidJob(Job):
 class RaisingJob(Job):
     identity: Identity
 
-    def __call__(self) -> ClientResult:
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         raise RuntimeError("bug in job")
 
 
@@ -34,7 +35,7 @@ class RaisingJob(Job):
 class DyingJob(Job):
     identity: Identity
 
-    def __call__(self) -> ClientResult:
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         os._exit(7)
 
 
@@ -70,7 +71,8 @@ def test_wait_until() -> None:
 class SlowJob(Job):
     identity: Identity
 
-    def __call__(self) -> ClientResult:
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
+        wait_for_start()
         time.sleep(60)
         return self.identity.record()
 
@@ -88,3 +90,52 @@ def test_clients_past_the_deadline_are_terminated_and_the_others_kept() -> None:
     assert [r.status for r in results] == ["ok", "error"]
     assert "timed out: still running at the deadline" in results[1].error
     assert progress and progress[-1] == (1, 2)
+
+
+def test_a_client_stuck_in_its_set_up_is_terminated_at_the_deadline() -> None:
+    began = time.monotonic()
+    results = run_clients(
+        [StaggeredJob(identity(0), 0.0), StaggeredJob(identity(1), 60.0)],
+        deadline=time.time() + 1.0,
+    )
+    assert time.monotonic() - began < 10
+    # released at the deadline, so the quick client is cut off too: nobody hangs
+    assert [r.client for r in results] == [0, 1]
+    assert "timed out: still running at the deadline" in results[1].error
+
+
+@dataclass(frozen=True)
+class StaggeredJob(Job):
+    """Sets up for ``setup`` seconds, then waits for the common start and records it."""
+
+    identity: Identity
+    setup: float
+
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
+        time.sleep(self.setup)
+        ready = time.time()
+        wait_for_start()
+        return self.identity.record(ready=ready, start=time.time())
+
+
+def test_clients_start_together_after_the_slowest_set_up() -> None:
+    asked = []
+
+    def start() -> float:
+        asked.append(time.time())
+        return time.time() + 0.2
+
+    jobs = [StaggeredJob(identity(0), 0.0), StaggeredJob(identity(1), 1.0), RaisingJob(identity(2))]
+    results = run_clients(jobs, start=start)
+    assert [r.status for r in results] == ["ok", "ok", "error"]
+    (asked_at,) = asked  # asked once, when every client was ready or done
+    assert all(r.ready <= asked_at for r in results[:2])
+    starts = [r.start for r in results[:2]]
+    assert min(starts) >= asked_at + 0.2
+    # the fast client waited out the slow one's second of set-up
+    assert starts[0] - results[0].ready > 0.9
+
+
+def test_without_a_start_time_clients_go_once_all_are_ready() -> None:
+    results = run_clients([StaggeredJob(identity(0), 0.0), StaggeredJob(identity(1), 0.5)])
+    assert results[0].start >= results[1].ready
