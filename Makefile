@@ -14,7 +14,7 @@ demo: setup $(VENV)/.installed $(DATA)
 	@echo "demo: results in results/latest/ ; stop the testbed with 'make down'"
 
 # every test: lint, unit, and integration on the real testbed (started and stopped by pytest)
-test: $(VENV)/.installed $(DATA) lint
+test: setup $(VENV)/.installed $(DATA) lint
 	$(PY) -m pytest -ra
 
 unit: $(VENV)/.installed

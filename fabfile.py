@@ -57,7 +57,7 @@ def _results(c: Context) -> Path:
 def push(c, inventory=None):
     """Copy the worker, the reference data and its runtime to every node (what changed)."""
     with _exits():
-        phases.push(_inventory(c, inventory))
+        phases.push_all(_inventory(c, inventory))
 
 
 @task(help={"inventory": "inventory file (default: config bench.inventory)"})
@@ -82,7 +82,7 @@ def read(c, inventory=None, mode="cross", src=None, run=None):
         inv = _inventory(c, inventory)
         plan = read_plan(inv, mode, src)
         chosen = session.current(
-            inv, _results(c), run or c.config.bench.run, create=plan.mode == "same"
+            inv, _results(c), run, c.config.bench.run, create=plan.mode == "same"
         )
         phases.read(inv, chosen, plan)
 
@@ -97,7 +97,7 @@ def verify(c, inventory=None, run=None):
     """Check written files and read copies against the reference; exit 1 naming bad ones."""
     with _exits():
         inv = _inventory(c, inventory)
-        phases.verify(inv, session.current(inv, _results(c), run or c.config.bench.run))
+        phases.verify(inv, session.current(inv, _results(c), run, c.config.bench.run))
 
 
 @task(help={"run": "run id (default: latest)"})
@@ -115,4 +115,8 @@ def clean(c, inventory=None):
 
 
 ns = Collection(push, write, read, verify, report, clean)
-ns.configure({"bench": {"inventory": "inventory.yaml", "results": "results", "run": None}})
+# the default inventory is the project's, wherever in it `fab` runs; a path given by the
+# user (--inventory, FABRIC_BENCH_INVENTORY, a config file) is relative to the cwd
+ns.configure(
+    {"bench": {"inventory": str(HERE / "inventory.yaml"), "results": "results", "run": None}}
+)

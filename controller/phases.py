@@ -92,6 +92,14 @@ def push(inventory: Inventory, run: Optional[RunDir] = None, data: bool = True) 
     return ready
 
 
+def push_all(inventory: Inventory) -> None:
+    """``fab push``: every node up to date, or BenchFailure naming how many are not."""
+    ready = push(inventory)
+    if len(ready) < len(inventory.nodes):
+        missing = len(inventory.nodes) - len(ready)
+        raise BenchFailure(f"push: {missing} of {len(inventory.nodes)} node(s) not prepared")
+
+
 def _offsets(run: RunDir) -> dict[str, float]:
     return {
         nid: info["clock_offset"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,6 +27,10 @@ from worker.results import ClientResult, read_lines
 
 class RunNotFound(LookupError):
     pass
+
+
+#: a run id (or ``latest``) is one folder of results/, never a path
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class ResultsError(RuntimeError):
@@ -62,6 +67,8 @@ class RunDir:
     @classmethod
     def open(cls, root: Path, run_id: str = "latest") -> RunDir:
         """An existing run, by id or ``latest``."""
+        if not _RUN_ID.fullmatch(run_id):
+            raise RunNotFound(f"--run must be a run id like 20261125T104212Z-51bb, got {run_id!r}")
         path = root / run_id
         if not path.is_dir():
             hint = "run `fab write` first" if run_id == "latest" else f"see {root}/"

@@ -69,17 +69,26 @@ def start(inventory: Inventory, root: Path) -> RunDir:
 
 
 def current(
-    inventory: Inventory, root: Path, run_id: Optional[str] = None, create: bool = False
+    inventory: Inventory,
+    root: Path,
+    run_id: Optional[str] = None,
+    configured: Optional[str] = None,
+    create: bool = False,
 ) -> RunDir:
-    """The run named, else the one this ``fab`` command started, else the latest.
+    """The run named by ``--run``, else the one this ``fab`` command started, else the
+    configured one (``bench.run``), else the latest.
 
-    With no run at all, a new one when ``create`` (a same-file read needs no write
-    before it), else RunNotFound saying to run ``fab write`` first.
+    A configured run never takes over from a chained ``fab write read verify``: that
+    reads and checks what its own write produced. With no run at all, a new one when
+    ``create`` (a same-file read needs no write before it), else RunNotFound saying to
+    run ``fab write`` first.
     """
     if run_id:
         run = RunDir.open(root, run_id)
     elif root.resolve() in _ACTIVE:
         return _ACTIVE[root.resolve()]
+    elif configured:
+        run = RunDir.open(root, configured)
     else:
         try:
             run = RunDir.open(root, "latest")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -182,7 +183,7 @@ def write_home(layout: Layout, ports: Ports, jars: list[Path]) -> None:
     shell = java_argv(
         layout, jars, "alluxio.cli.fs.FileSystemShell", ("-Xmx256m",), "log4j2-shell.properties"
     )
-    quoted = " ".join(f"'{arg}'" for arg in shell)
+    quoted = " ".join(shlex.quote(arg) for arg in shell)
     wrapper = layout.alluxio_home / "bin" / "alluxio"
     wrapper.parent.mkdir(parents=True, exist_ok=True)
     wrapper.write_text(

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Callable, List, Optional, Sequence, Union
 
-from worker.clean import UnsafePath, clean
+from worker.clean import NODE_ID, UnsafePath, clean
 from worker.clients import Identity, Job, run_clients
 from worker.report import progress_line, summary_line
 from worker.results import PHASES, ClientResult, write_file
@@ -232,6 +232,8 @@ assert set(BUILDERS) == set(PHASES)
 
 
 def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not NODE_ID.fullmatch(args.node):  # it becomes a path segment: {dst}/{node}/{cid}
+        parser.error(f"--node must be a plain path segment ([A-Za-z0-9._-]), got {args.node!r}")
     if args.backend == "posix" and not args.root and args.phase != "verify-read":
         parser.error("--backend posix needs --root DIR")
     if args.phase == "read":

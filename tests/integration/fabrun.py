@@ -7,7 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import yaml
 
@@ -60,12 +60,13 @@ def edit_inventory(path: Path, change: Callable[[dict], None]) -> Path:
     return path
 
 
-def fab(tmp_path: Path, inventory: Path, *args: str, timeout: float = 300) -> FabRun:
-    env = {
-        **os.environ,
-        "FABRIC_BENCH_INVENTORY": str(inventory),
-        "FABRIC_BENCH_RESULTS": str(tmp_path / "results"),
-    }
+def fab(tmp_path: Path, inventory: Optional[Path], *args: str, timeout: float = 300) -> FabRun:
+    """``fab ARGS`` in ``tmp_path``, results there too; ``inventory`` through the
+    environment (None: as ``fab`` itself chooses it)."""
+    env = {**os.environ, "FABRIC_BENCH_RESULTS": str(tmp_path / "results")}
+    env.pop("FABRIC_BENCH_INVENTORY", None)
+    if inventory is not None:
+        env["FABRIC_BENCH_INVENTORY"] = str(inventory)
     proc = subprocess.run(
         [str(FAB), "-r", str(REPO), *args],
         cwd=tmp_path,

@@ -13,7 +13,8 @@ import yaml
 
 from worker.results import ClientResult
 
-from .fabrun import REPO, fab, write_inventory
+from .fabrun import REPO, edit_inventory, fab, write_inventory
+from .slowlink import SlowLink
 
 pytestmark = pytest.mark.integration
 
@@ -163,3 +164,42 @@ def test_the_committed_inventory_runs_against_the_testbed(testbed, tmp_path):
     assert run.code == 0, run.text
     report = run.out[run.out.index("verify: all 8 files match the reference") :]
     assert "write: " in report and "read: " in report and "verify-read: all 4 files ok" in report
+
+
+def test_clients_start_together_even_when_one_node_is_ready_late(testbed, tmp_path):
+    """n1 reaches the proxy through a link that holds every new connection for 2 s, so
+    its clients are ready about 2 s after the others'. The start waits for them: the
+    ready skew shows the lag, the start skew does not."""
+    link = SlowLink(testbed.proxy_port, delay=2.0)
+    try:
+        inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=3, dst="/it/late")
+        edit_inventory(
+            inv, lambda doc: doc["nodes"][1].update(proxy={"host": "127.0.0.1", "port": link.port})
+        )
+        run = fab(tmp_path, inv, "write")
+    finally:
+        link.close()
+    assert run.code == 0, run.text
+    write = json.loads(((tmp_path / "results" / "latest") / "summary.json").read_text())["write"]
+    assert write["ready_skew"] > 1.5
+    assert write["start_skew"] < 0.5
+
+
+def test_unequal_client_counts_read_every_file_once_from_another_node(testbed, tmp_path):
+    """1, 2 and 3 clients: no node holds more than half of the 6 files, so each file is
+    read exactly once, never by a client of the node that wrote it."""
+    dst = "/it/unequal"
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=3, dst=dst)
+    counts = {"n0": 1, "n1": 2, "n2": 3}
+    edit_inventory(inv, lambda doc: [n.update(clients=counts[n["id"]]) for n in doc["nodes"]])
+    run = fab(tmp_path, inv, "write", "read", "verify")
+    assert run.code == 0, run.text
+    run_dir = (tmp_path / "results" / "latest").resolve()
+    written = {f"{dst}/{nid}/{cid}" for nid, n in counts.items() for cid in range(n)}
+    read = []
+    for nid, n in counts.items():
+        records = _records(run_dir, nid, "read")
+        assert [r.client for r in records] == list(range(n))
+        assert all(r.ok and not r.path.startswith(f"{dst}/{nid}/") for r in records)
+        read += [r.path for r in records]
+    assert sorted(read) == sorted(written)

@@ -470,3 +470,12 @@ def test_start_on_stdin_without_an_answer_starts_at_once_and_says_why(bench: dic
     assert proc.returncode == 0, proc.stderr
     assert "no common start from the controller (end of input" in proc.stderr
     assert len(records(bench["tmp"] / "out" / "write.jsonl")) == 2
+
+
+@pytest.mark.parametrize("node", ["../x", "a/b", "", "n0\n"])
+def test_a_node_id_that_is_not_one_path_segment_is_a_usage_error(bench: dict, node: str) -> None:
+    argv = _write_argv(bench, 1)
+    argv[argv.index("--node") + 1] = node
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--node must be a plain path segment" in done.stderr
+    assert not (bench["tmp"] / "out").exists()

@@ -1,0 +1,53 @@
+"""Which run a task continues: --run, then the chained command's own, then bench.run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controller import session
+from controller.inventory import load
+from controller.rundir import RunDir, RunNotFound
+
+
+@pytest.fixture
+def inventory(tmp_path: Path):
+    (tmp_path / "ref.txt").write_text("reference")
+    (tmp_path / "inv.yaml").write_text("defaults: {data: ref.txt}\nnodes: [{id: a, host: h}]\n")
+    return load(tmp_path / "inv.yaml")
+
+
+@pytest.fixture
+def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(session, "_ACTIVE", {})  # a fresh `fab` process
+    return tmp_path / "results"
+
+
+def test_a_configured_run_never_takes_over_a_chained_command(inventory, results) -> None:
+    old = session.start(inventory, results)
+    session._ACTIVE.clear()  # the next `fab write read verify`
+    new = session.start(inventory, results)
+    assert new.run_id != old.run_id
+    assert session.current(inventory, results, None, configured=old.run_id) == new
+    assert session.current(inventory, results, old.run_id, configured=None) == old
+
+
+def test_a_configured_run_is_continued_by_a_later_command(inventory, results) -> None:
+    old = session.start(inventory, results)
+    session.start(inventory, results)
+    session._ACTIVE.clear()
+    assert session.current(inventory, results, None, configured=old.run_id) == old
+
+
+def test_without_any_run_the_error_says_to_write_first(inventory, results) -> None:
+    with pytest.raises(RunNotFound, match="run `fab write` first"):
+        session.current(inventory, results)
+    assert session.current(inventory, results, create=True).path.is_dir()
+
+
+@pytest.mark.parametrize("bad", ["../elsewhere", "/etc", "a/b", ".hidden", ""])
+def test_a_run_id_is_one_folder_of_results_never_a_path(tmp_path: Path, bad: str) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(RunNotFound, match="--run must be a run id"):
+        RunDir.open(tmp_path / "results", bad)
