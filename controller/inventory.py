@@ -69,6 +69,7 @@ class Node:
     clients: int
     proxy: Proxy
     alluxio_home: str | None
+    posix_root: str | None  # posix backend: where this node mounts the shared storage
 
 
 @dataclass(frozen=True)
@@ -340,6 +341,7 @@ _NODE_KEYS = (
     "clients",
     "proxy",
     "alluxio_home",
+    "posix_root",
 )
 
 
@@ -365,6 +367,11 @@ def _build(doc: Any, check: _Check, path: Path) -> Inventory:
     )
 
 
+def _or(value: Any, default: Any, validate: Callable[[Any], Any]) -> Any:
+    """A node's own value, validated, else the run-wide default."""
+    return default if value is None else validate(value)
+
+
 def _or_empty(value: Any) -> Any:
     """An empty section (``defaults:`` with nothing under it) parses as null."""
     return {} if value is None else value
@@ -376,8 +383,6 @@ def _settings(check: _Check, raw: Any) -> Settings:
         key: validate(check, f"defaults.{key}", raw.get(key, default))
         for key, (default, validate) in _SETTINGS.items()
     }
-    if values["backend"] == "posix" and values["posix_root"] is None:
-        check.fail("defaults.posix_root", "required when defaults.backend is posix")
     return Settings(**values)
 
 
@@ -401,7 +406,12 @@ def _node(check: _Check, where: str, raw: Any, settings: Settings) -> Node:
     host = check.string(at("host"), raw["host"], _TOKEN)
     user = raw.get("user")
     user = getpass.getuser() if user is None else check.string(at("user"), user, _TOKEN)
-    key, home = raw.get("key"), raw.get("alluxio_home")
+    key, home, root = raw.get("key"), raw.get("alluxio_home"), raw.get("posix_root")
+    if root is None and settings.backend == "posix" and settings.posix_root is None:
+        check.fail(
+            at("posix_root"),
+            "required when defaults.backend is posix and defaults.posix_root is not set",
+        )
     return Node(
         id=nid,
         host=host,
@@ -413,6 +423,7 @@ def _node(check: _Check, where: str, raw: Any, settings: Settings) -> Node:
         clients=check.integer(at("clients"), raw.get("clients", settings.clients), 1),
         proxy=check.proxy(at("proxy"), raw.get("proxy", {}), settings.proxy),
         alluxio_home=None if home is None else check.remote_path(at("alluxio_home"), home),
+        posix_root=_or(root, settings.posix_root, partial(check.remote_path, at("posix_root"))),
     )
 
 

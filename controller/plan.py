@@ -154,8 +154,8 @@ def worker_args(
     args += ["--node", node.id, "--nfile", str(node.clients), "--backend", s.backend]
     if s.backend == "alluxio":
         args += ["--host", node.proxy.host, "--port", str(node.proxy.port)]
-    elif s.posix_root:
-        args += ["--root", s.posix_root]
+    elif node.posix_root:
+        args += ["--root", node.posix_root]
     timeout = s.phase_timeout * REQUEST_TIMEOUT_SHARE
     args += ["--write-type", s.write_type, "--read-type", s.read_type]
     args += ["--chunk-size", str(s.chunk_size), "--timeout", f"{timeout:g}", "--run-id", run_id]

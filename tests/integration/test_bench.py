@@ -127,14 +127,20 @@ def test_same_file_mode_every_client_reads_one_file(testbed, tmp_path, reference
 def test_posix_backend_on_a_shared_directory(testbed, tmp_path, reference):
     shared = tmp_path / "shared"  # one directory all nodes see, like an NFS or FUSE mount
     shared.mkdir()
+    elsewhere = tmp_path / "mnt-n2"  # n2 mounts it at another place
+    elsewhere.symlink_to(shared)
     inv = write_inventory(
         testbed, tmp_path / "inv.yaml", backend="posix", posix_root=str(shared), dst="/bench"
     )
+    edit_inventory(inv, lambda doc: doc["nodes"][2].update(posix_root=str(elsewhere)))
     run = fab(tmp_path, inv, "write", "read", "verify")
     assert run.code == 0, run.text
     for nid in ("n0", "n1", "n2"):
         for cid in ("0", "1"):
             assert (shared / "bench" / nid / cid).read_bytes() == reference
+    run_dir = tmp_path / "results" / "latest"
+    assert f"--root {elsewhere} " in (run_dir / "n2" / "write.log").read_text()
+    assert f"--root {shared} " in (run_dir / "n0" / "read.log").read_text()
 
 
 def test_clean_removes_the_files_in_alluxio_and_on_the_nodes(testbed, tmp_path):

@@ -62,6 +62,7 @@ def test_defaults(inv_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         clients=2,
         proxy=Proxy("127.0.0.1", 39999),
         alluxio_home=None,
+        posix_root=None,
     )
     assert inv.path == inv_path.resolve()
     assert inv.raw == {"nodes": [{"id": "n0", "host": "h0"}, {"id": "n1", "host": "h1"}]}
@@ -121,6 +122,16 @@ def test_absolute_local_dst_and_normalised_paths(inv_path: Path) -> None:
 def test_posix_backend(inv_path: Path) -> None:
     inv = load_text(inv_path, "defaults: {backend: posix, posix_root: /mnt/alluxio}\n" + MINIMAL)
     assert (inv.settings.backend, inv.settings.posix_root) == ("posix", "/mnt/alluxio")
+    assert [n.posix_root for n in inv.nodes] == ["/mnt/alluxio", "/mnt/alluxio"]
+
+
+def test_posix_root_per_node(inv_path: Path) -> None:
+    """Each node may mount the shared storage somewhere else."""
+    text = "defaults: {backend: posix}\n" + _nodes(
+        "{id: n0, host: h0, posix_root: /mnt/a}", "{id: n1, host: h1, posix_root: /fuse//b/}"
+    )
+    inv = load_text(inv_path, text)
+    assert [n.posix_root for n in inv.nodes] == ["/mnt/a", "/fuse/b"]
 
 
 @pytest.mark.parametrize(
@@ -175,7 +186,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         (
             _nodes("{id: n0, hots: h0}"),
             "nodes[0].hots: unknown key (known: id, host, port, user, key, workdir, python,"
-            " clients, proxy, alluxio_home)",
+            " clients, proxy, alluxio_home, posix_root)",
         ),
         (
             "ssh: {strict: false}\n" + _nodes(OK0),
@@ -257,8 +268,9 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
             "nodes[0].alluxio_home: expected an absolute POSIX path, got 'opt'",
         ),
         (
-            "defaults: {backend: posix}\n" + _nodes(OK0),
-            "defaults.posix_root: required when defaults.backend is posix",
+            "defaults: {backend: posix}\n" + _nodes("{id: n0, host: h, posix_root: /m}", OK1),
+            "nodes[1].posix_root: required when defaults.backend is posix and"
+            " defaults.posix_root is not set",
         ),
         (
             "defaults: {start_delay: 0}\n" + _nodes(OK0),
