@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +18,19 @@ from .layout import REPO, Layout
 from .procs import PidFile, TestbedError, pid_files
 
 DATA = REPO / "data" / "5mb.txt"
+#: the oldest Python the worker supports; the testbed's last node runs it when present
+OLDEST_PYTHON = "3.9"
+
+
+def oldest_python() -> Optional[str]:
+    """A Python 3.9 interpreter on this machine (pyenv's versions, then PATH without
+    pyenv's shims, which depend on the caller's pyenv settings), or None."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(pyenv.glob(f"{OLDEST_PYTHON}.*/bin/python{OLDEST_PYTHON}"))
+    if candidates:
+        return str(candidates[-1])
+    found = shutil.which(f"python{OLDEST_PYTHON}")
+    return found if found and "/shims/" not in found else None
 
 
 @dataclass
@@ -91,21 +106,25 @@ def inventory_dict(layout: Layout, state: State) -> dict:
     defaults: dict = {"clients": 2, "dst": "/parbench", "data": str(DATA)}
     if state.proxy_port:
         defaults["proxy"] = {"host": "127.0.0.1", "port": state.proxy_port}
+    nodes = [
+        {
+            "id": n["id"],
+            "host": "127.0.0.1",
+            "port": n["port"],
+            "user": state.user,
+            "key": str(layout.client_key),
+            "workdir": n["workdir"],
+            **({"alluxio_home": str(layout.alluxio_home)} if state.alluxio else {}),
+        }
+        for n in state.nodes
+    ]
+    oldest = oldest_python()
+    if oldest and len(nodes) > 1:  # so that every run also checks the worker on 3.9
+        nodes[-1]["python"] = oldest
     return {
         "defaults": defaults,
         "ssh": {"known_hosts": str(layout.known_hosts), "strict_host_keys": True},
-        "nodes": [
-            {
-                "id": n["id"],
-                "host": "127.0.0.1",
-                "port": n["port"],
-                "user": state.user,
-                "key": str(layout.client_key),
-                "workdir": n["workdir"],
-                **({"alluxio_home": str(layout.alluxio_home)} if state.alluxio else {}),
-            }
-            for n in state.nodes
-        ],
+        "nodes": nodes,
     }
 
 

@@ -11,6 +11,7 @@ import alluxio
 import pytest
 import yaml
 
+from testbed import bed
 from worker.results import ClientResult
 
 from .fabrun import REPO, edit_inventory, fab, write_inventory
@@ -209,3 +210,17 @@ def test_unequal_client_counts_read_every_file_once_from_another_node(testbed, t
         assert all(r.ok and not r.path.startswith(f"{dst}/{nid}/") for r in records)
         read += [r.path for r in records]
     assert sorted(read) == sorted(written)
+
+
+def test_the_worker_runs_on_the_oldest_supported_python(testbed, tmp_path):
+    """The testbed's last node makes the worker's venv with Python 3.9 when the machine
+    has one, so every run through it shows the worker working there."""
+    oldest = bed.oldest_python()
+    if oldest is None:
+        pytest.skip(f"no Python {bed.OLDEST_PYTHON} on this machine")
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", dst="/it/oldest")
+    run = fab(tmp_path, inv, "write", "read", "verify")
+    assert run.code == 0, run.text
+    manifest = json.loads((tmp_path / "results" / "latest" / "manifest.json").read_text())
+    assert manifest["nodes"]["n2"]["python"].startswith(bed.OLDEST_PYTHON + ".")
+    assert manifest["nodes"]["n0"]["python"] != manifest["nodes"]["n2"]["python"]
