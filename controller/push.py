@@ -4,6 +4,9 @@ Only what changed is copied (sha256 compared on the node), so ``write``, ``read`
 ``verify`` call this first at little cost. The runtime is a venv with ``alluxio==0.1.4``
 unpacked from pure-Python wheels that the controller downloaded, so nodes need Python 3.9+
 and nothing from the internet.
+
+A node's workdir is parbench's alone: push claims a new or empty one with a marker file and
+refuses one that holds anything else (worker/probe.py checks), since it deletes in there.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from pathlib import Path
 from typing import Optional
 
 from fabric import Connection
+from invoke.exceptions import UnexpectedExit
 
 from worker.hashing import hash_file
+from worker.probe import MARKER, REFUSED
 
 from .inventory import Inventory, Node
 from .remote import StepError
@@ -49,10 +54,17 @@ class Artifact:
     sha256: str
 
 
-def ensure_wheels(cache: Path = WHEEL_CACHE) -> list[Path]:
-    """Pure-Python wheels of the storage client for Python 3.9+, downloaded once."""
+def ensure_wheels(cache: Path = WHEEL_CACHE, requirement: str = RUNTIME_REQUIREMENT) -> list[Path]:
+    """Pure-Python wheels of ``requirement`` for Python 3.9+, downloaded once.
+
+    The marker records the requirement: when it differs, the cache's wheels are deleted and
+    downloaded again, so the cache never holds two versions of a package.
+    """
     marker = cache / ".complete"
-    if not marker.exists():
+    if not marker.is_file() or marker.read_text().strip() != requirement:
+        marker.unlink(missing_ok=True)
+        for old in cache.glob("*.whl"):
+            old.unlink()
         cmd = [
             sys.executable,
             "-m",
@@ -70,15 +82,15 @@ def ensure_wheels(cache: Path = WHEEL_CACHE) -> list[Path]:
             "any",
             "-d",
             str(cache),
-            RUNTIME_REQUIREMENT,
+            requirement,
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeUnavailable(
-                f"could not download the worker runtime ({RUNTIME_REQUIREMENT}) "
+                f"could not download the worker runtime ({requirement}) "
                 f"into {cache}: {proc.stderr.strip()[-500:]}"
             )
-        marker.write_text(RUNTIME_REQUIREMENT)
+        marker.write_text(requirement)
     return sorted(cache.glob("*.whl"))
 
 
@@ -157,11 +169,16 @@ def measure_clock(conn: Connection, python: str, samples: int = 5) -> tuple[floa
 def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Artifact]) -> NodeInfo:
     workdir = node.workdir
     q = shlex.quote
-    dirs = " ".join(q(posixpath.join(workdir, d)) for d in ("worker", "data", "wheels", "runs"))
-    conn.run(f"mkdir -p {dirs}", hide=True)
     names = " ".join(q(a.remote) for a in arts)
     # the source as an argument: invoke feeds a stdin stream one byte per 10 ms
-    probe = conn.run(f"{q(node.python)} -c {q(PROBE.read_text())} {q(workdir)} {names}", hide=True)
+    try:
+        probe = conn.run(
+            f"{q(node.python)} -c {q(PROBE.read_text())} {q(workdir)} {names}", hide=True
+        )
+    except UnexpectedExit as exc:
+        if exc.result.exited == REFUSED:  # not parbench's workdir: nothing was touched
+            raise StepError(exc.result.stderr.strip()) from None
+        raise
     facts = json.loads(probe.stdout)
     version = tuple(facts["python"])
     if version < MIN_PYTHON:
@@ -169,6 +186,10 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
             f"{node.python} is Python {'.'.join(map(str, version))}; the worker "
             f"needs {'.'.join(map(str, MIN_PYTHON))}+ (set nodes[].python)"
         )
+    # claim the workdir (the marker before anything else), then make its folders
+    dirs = " ".join(q(posixpath.join(workdir, d)) for d in ("worker", "data", "wheels", "runs"))
+    marker = q(posixpath.join(workdir, MARKER))
+    conn.run(f"mkdir -p {q(workdir)} && touch {marker} && mkdir -p {dirs}", hide=True)
     stale = [a for a in arts if facts["hashes"].get(a.remote) != a.sha256]
     for art in stale:
         conn.put(str(art.local), posixpath.join(workdir, art.remote))
@@ -181,10 +202,13 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
         )
     stamp = runtime_stamp(arts, node.python)
     provisioned = facts["runtime"] != stamp
-    if provisioned:
+    if provisioned:  # installs exactly these wheels and deletes other *.whl in wheels/
+        wheels = " ".join(
+            q(a.remote.split("/", 1)[1]) for a in arts if a.remote.startswith("wheels/")
+        )
         conn.run(
             f"cd {q(workdir)} && PYTHONPATH={q(workdir)} {q(node.python)} -m "
-            f"worker.bootstrap --wheels wheels --venv venv --stamp {stamp}",
+            f"worker.bootstrap --wheels wheels --venv venv --stamp {stamp} {wheels}",
             hide=True,
         )
     offset, error = measure_clock(conn, node.python)

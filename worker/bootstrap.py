@@ -1,10 +1,14 @@
 """Provision the worker's runtime on a node without network access or pip:
-``python -m worker.bootstrap --wheels DIR --venv DIR --stamp TEXT``.
+``python -m worker.bootstrap --wheels DIR --venv DIR --stamp TEXT WHEEL...``.
 
 Creates a venv (without pip, so Debian's python3 without python3-venv's ensurepip works)
 and unpacks the pure-Python wheels the controller pushed (alluxio and its dependencies)
 into its site-packages. A wheel's files are laid out to be installed by unpacking; the
 controller downloads only ``py3-none-any`` wheels, so no build step is ever needed.
+
+The WHEELs named are the controller's whole set: any other ``*.whl`` in the wheels folder
+is left over from an older runtime and removed. An existing venv is replaced only if it
+carries parbench's stamp file, which is written as soon as the folder is made.
 Stdlib only, Python 3.9+.
 """
 
@@ -16,6 +20,9 @@ import subprocess
 import sys
 import zipfile
 
+STAMP = ".parbench-runtime"
+UNFINISHED = "unfinished"  # the stamp until the install succeeds: never a real stamp
+
 
 def site_packages(venv):
     python = os.path.join(venv, "bin", "python")
@@ -25,26 +32,54 @@ def site_packages(venv):
     ).stdout.strip()
 
 
-def install(wheels, venv, stamp):
-    found = sorted(glob.glob(os.path.join(wheels, "*.whl")))
-    if not found:
-        raise SystemExit(f"bootstrap: no wheels in {wheels}")
-    impure = [os.path.basename(w) for w in found if not w.endswith("-none-any.whl")]
+def remove_venv(venv):
+    """Remove ``venv`` if parbench made it; refuse to touch anything else there."""
+    if not os.path.lexists(venv):
+        return
+    if not os.path.isfile(os.path.join(venv, STAMP)):
+        raise SystemExit(
+            f"bootstrap: {os.path.abspath(venv)} exists and was not made by parbench "
+            f"(no {STAMP}); move it away"
+        )
+    shutil.rmtree(venv)
+
+
+def prune(wheels, names):
+    """Remove the ``*.whl`` files in ``wheels`` that are not among ``names``."""
+    for path in glob.glob(os.path.join(wheels, "*.whl")):
+        if os.path.basename(path) not in names and not os.path.isdir(path):
+            os.remove(path)
+
+
+def write_stamp(venv, text):
+    with open(os.path.join(venv, STAMP), "w") as stream:
+        stream.write(text + "\n")
+
+
+def install(wheels, venv, stamp, names):
+    if not names:
+        raise SystemExit("bootstrap: no wheels named")
+    impure = [n for n in names if os.path.basename(n) != n or not n.endswith("-none-any.whl")]
     if impure:
         raise SystemExit("bootstrap: not pure-Python wheels: " + ", ".join(impure))
-    shutil.rmtree(venv, ignore_errors=True)
+    missing = [n for n in names if not os.path.isfile(os.path.join(wheels, n))]
+    if missing:
+        raise SystemExit(f"bootstrap: not in {wheels}: " + ", ".join(missing))
+    remove_venv(venv)
+    prune(wheels, names)
+    os.makedirs(venv)
+    write_stamp(venv, UNFINISHED)  # ours from here on, even if the install fails
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
     target = site_packages(venv)
-    for wheel in found:
-        with zipfile.ZipFile(wheel) as archive:
+    for name in sorted(names):
+        with zipfile.ZipFile(os.path.join(wheels, name)) as archive:
             archive.extractall(target)
     check = "import alluxio, requests; print(alluxio.__name__)"
     subprocess.run(
         [os.path.join(venv, "bin", "python"), "-c", check], check=True, stdout=subprocess.DEVNULL
     )
-    with open(os.path.join(venv, ".parbench-runtime"), "w") as stream:
-        stream.write(stamp + "\n")
-    print(f"bootstrap: {len(found)} wheels installed into {target}")
+    write_stamp(venv, stamp)
+    print(f"bootstrap: {len(names)} wheels installed into {target}")
 
 
 def main(argv=None):
@@ -52,8 +87,9 @@ def main(argv=None):
     parser.add_argument("--wheels", required=True)
     parser.add_argument("--venv", required=True)
     parser.add_argument("--stamp", required=True)
+    parser.add_argument("names", nargs="+", metavar="WHEEL", help="file names in --wheels")
     args = parser.parse_args(argv)
-    install(args.wheels, args.venv, args.stamp)
+    install(args.wheels, args.venv, args.stamp, args.names)
 
 
 if __name__ == "__main__":

@@ -153,3 +153,17 @@ def test_clients_still_running_at_the_phase_timeout_leave_error_records(testbed,
     records = [json.loads(line) for p in gathered.values() for line in p.read_text().splitlines()]
     assert len(records) == 4
     assert all("timed out: still running at the deadline" in r["error"] for r in records)
+
+
+def test_a_workdir_that_is_not_parbenchs_is_refused_untouched(testbed, tmp_path):
+    """A node pointed at someone's directory: push names it and deletes nothing there."""
+    foreign = tmp_path / "home-of-someone"
+    (foreign / "worker").mkdir(parents=True)
+    (foreign / "worker" / "theirs.py").write_text("print('mine')\n")
+    (foreign / "venv").mkdir()
+    inv = _with_extra_node(testbed, tmp_path, "/it/foreign", workdir=str(foreign))
+    run = fab(tmp_path, inv, "push")
+    assert run.code == 1, run.text
+    line = [x for x in run.err.splitlines() if x.strip().startswith("bad ")][0]
+    assert f"workdir {foreign} is not empty and was not made by parbench" in line
+    assert sorted(p.name for p in foreign.rglob("*")) == ["theirs.py", "venv", "worker"]

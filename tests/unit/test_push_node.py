@@ -1,0 +1,149 @@
+"""push_node on a "node" that is this machine: which workdirs it uses, and what it deletes.
+
+The connection runs commands locally through invoke (as Fabric's would over SSH) and the
+real probe and bootstrap do their work in a temporary folder; only the clock is stubbed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+from typing import cast
+
+import pytest
+from invoke import Config, Context
+
+from controller import push
+from controller.inventory import load
+from controller.remote import StepError
+from worker import probe
+
+ALLUXIO_OLD = "alluxio-0.1.3-py3-none-any.whl"
+ALLUXIO = "alluxio-0.1.4-py3-none-any.whl"
+REQUESTS = "requests-2.0-py3-none-any.whl"
+
+
+class LocalConnection(Context):
+    def __init__(self) -> None:
+        super().__init__(Config(overrides={"run": {"in_stream": False}}))
+
+    def put(self, local: str, remote: str) -> None:
+        shutil.copyfile(local, remote)
+
+
+def make_wheel(folder: Path, name: str) -> Path:
+    package, version = name.split("-")[:2]
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / name, "w") as archive:
+        entry = zipfile.ZipInfo(f"{package}/__init__.py")  # a fixed date: same bytes each time
+        archive.writestr(entry, f"VERSION = {version!r}\n")
+    return folder / name
+
+
+def tree(root: Path) -> dict[str, object]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(push, "measure_clock", lambda conn, python: (0.0, 0.0))
+
+
+def run_push(tmp_path: Path, workdir: Path, wheels: tuple[str, ...] = (ALLUXIO, REQUESTS)):
+    (tmp_path / "inventory.yaml").write_text("nodes:\n  - {id: n0, host: localhost}\n")
+    inventory = load(tmp_path / "inventory.yaml")
+    node = replace(inventory.nodes[0], workdir=str(workdir), python=sys.executable)
+    local = [make_wheel(tmp_path / "cache", name) for name in wheels]
+    arts = push.artifacts(inventory, local, data=False)
+    return push.push_node(cast(push.Connection, LocalConnection()), node, inventory, arts)
+
+
+def test_refuses_a_workdir_it_did_not_make(tmp_path: Path) -> None:
+    workdir = tmp_path / "mine"
+    (workdir / "venv").mkdir(parents=True)
+    (workdir / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (workdir / "worker").mkdir()
+    (workdir / "worker" / "mine.py").write_text("print('the user's')\n")
+    before = tree(workdir)
+    with pytest.raises(StepError) as info:
+        run_push(tmp_path, workdir)
+    assert str(info.value) == (
+        f"workdir {workdir} is not empty and was not made by parbench (no .parbench-workdir); "
+        "choose an empty or new directory"
+    )
+    assert tree(workdir) == before
+
+
+def test_refuses_a_file_as_workdir(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x\n")
+    with pytest.raises(StepError, match=f"workdir {tmp_path / 'file'} is not a directory"):
+        run_push(tmp_path, tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "x\n"
+
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_claims_a_new_or_empty_workdir(tmp_path: Path, exists: bool) -> None:
+    workdir = tmp_path / "work"
+    if exists:
+        workdir.mkdir()
+    first = run_push(tmp_path, workdir)
+    assert (workdir / ".parbench-workdir").is_file()
+    assert first.provisioned and first.uploaded > 0
+    again = run_push(tmp_path, workdir)
+    assert (again.uploaded, again.provisioned) == (0, False)
+
+
+def test_takes_over_its_own_workdir_made_before_the_marker(tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    (workdir / "venv").mkdir(parents=True)
+    (workdir / "venv" / ".parbench-runtime").write_text("0123456789abcdef\n")
+    (workdir / "worker").mkdir()
+    (workdir / "worker" / "gone.py").write_text("# removed from the package since\n")
+    info = run_push(tmp_path, workdir)
+    assert info.provisioned
+    assert (workdir / ".parbench-workdir").is_file()
+    assert not (workdir / "worker" / "gone.py").exists()
+
+
+def test_the_node_keeps_only_the_current_wheels(tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    run_push(tmp_path, workdir, (ALLUXIO_OLD, REQUESTS))
+    (workdir / "wheels" / "notes.txt").write_text("not a wheel: stays\n")
+    shutil.rmtree(tmp_path / "cache")
+    info = run_push(tmp_path, workdir, (ALLUXIO, REQUESTS))
+    assert info.provisioned
+    assert sorted(p.name for p in (workdir / "wheels").iterdir()) == [
+        ALLUXIO,
+        "notes.txt",
+        REQUESTS,
+    ]
+    code = "import alluxio; print(alluxio.VERSION)"
+    python = workdir / "venv" / "bin" / "python"
+    done = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True)
+    assert done.stdout == "0.1.4\n"
+
+
+@pytest.mark.parametrize(
+    ("layout", "refused"),
+    [
+        ({}, False),  # empty
+        ({".parbench-workdir": "", "venv/x": "", "own.txt": ""}, False),
+        ({"venv/.parbench-runtime": "abc\n", "notes.txt": ""}, False),
+        ({"notes.txt": ""}, True),
+        ({"venv/pyvenv.cfg": ""}, True),
+        ({".parbench-workdir/x": ""}, True),  # the marker must be a file
+    ],
+)
+def test_probe_refusal(tmp_path: Path, layout: dict[str, str], refused: bool) -> None:
+    for name, text in layout.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert (probe.refusal(str(tmp_path)) is not None) == refused
+    assert probe.refusal(str(tmp_path / "new")) is None
