@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
@@ -22,9 +21,7 @@ from controller.inventory import load
 from controller.remote import StepError
 from worker import probe
 
-ALLUXIO_OLD = "alluxio-0.1.3-py3-none-any.whl"
-ALLUXIO = "alluxio-0.1.4-py3-none-any.whl"
-REQUESTS = "requests-2.0-py3-none-any.whl"
+from .fakewheels import ALLUXIO, ALLUXIO_OLD, REQUESTS, make_wheel, tree
 
 
 class LocalConnection(Context):
@@ -35,20 +32,8 @@ class LocalConnection(Context):
         shutil.copyfile(local, remote)
 
 
-def make_wheel(folder: Path, name: str) -> Path:
-    package, version = name.split("-")[:2]
-    folder.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(folder / name, "w") as archive:
-        entry = zipfile.ZipInfo(f"{package}/__init__.py")  # a fixed date: same bytes each time
-        archive.writestr(entry, f"VERSION = {version!r}\n")
-    return folder / name
 
 
-def tree(root: Path) -> dict[str, object]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
-        for p in sorted(root.rglob("*"))
-    }
 
 
 @pytest.fixture(autouse=True)
