@@ -224,3 +224,26 @@ def test_the_worker_runs_on_the_oldest_supported_python(testbed, tmp_path):
     manifest = json.loads((tmp_path / "results" / "latest" / "manifest.json").read_text())
     assert manifest["nodes"]["n2"]["python"].startswith(bed.OLDEST_PYTHON + ".")
     assert manifest["nodes"]["n0"]["python"] != manifest["nodes"]["n2"]["python"]
+
+
+def test_files_left_by_an_earlier_run_are_replaced_or_refused_as_configured(
+    testbed, tmp_path, reference
+):
+    dst = "/it/existing"
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst=dst)
+    assert fab(tmp_path, inv, "write").code == 0
+    again = fab(tmp_path, inv, "write")
+    assert again.code == 0, again.text
+    assert "write: replaced 4 file(s) left by an earlier run" in again.out
+    # nothing changed on the nodes since: push copies nothing
+    assert again.out.count("up to date; clock offset") == 2
+
+    edit_inventory(inv, lambda doc: doc["defaults"].update(on_existing="refuse"))
+    refused = fab(tmp_path, inv, "write")
+    assert refused.code == 1, refused.text
+    run_dir = (tmp_path / "results" / "latest").resolve()
+    for nid in ("n0", "n1"):
+        for record in _records(run_dir, nid, "write"):
+            assert record.status == "error" and record.path in record.error
+            assert "already exists (--on-existing refuse)" in record.error
+            assert _sha(_read_alluxio(testbed, record.path)) == _sha(reference)
