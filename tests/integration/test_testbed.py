@@ -109,11 +109,11 @@ def _listening(ports: list[int]) -> list[int]:
     return [p for p in ports if f":{p} " in out]
 
 
-def test_down_leaves_no_process_and_no_listening_port(tmp_path):
+def test_down_leaves_no_process_and_no_listening_port(testbed, tmp_path):
     """A second, complete testbed on other ports: up, then down, then nothing remains."""
     layout = Layout(tmp_path / "bed")
     layout.root.mkdir()
-    layout.jars.symlink_to(Layout().jars)  # reuse the jars the session fetched
+    layout.jars.symlink_to(testbed.layout.jars)  # reuse the jars the session fetched
     ports = tb_alluxio.Ports(19998 + 100, 19999 + 100, 29999 + 100, 30000 + 100, 39999 + 100)
     state = bed.up(layout, nodes=2, ports=ports)
     pids = bed.status(layout)[1]
