@@ -15,7 +15,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from worker.results import ClientResult
-from worker.start import StartSignal
+from worker.start import NoStart, StartSignal
 from worker.storage import describe_error
 
 WaitForStart = Callable[[], None]
@@ -111,7 +111,8 @@ def run_clients(
     """Start every job in its own process, call ``on_result`` as each finishes.
 
     Once every client is set up (or done), ``start()`` gives the common start on this
-    node's clock (None: at once) and the clients are released together. While clients
+    node's clock (None: at once) and the clients are released together; if it raises
+    NoStart, they give up instead, each with an error record. While clients
     run, ``on_progress(done, total)`` is called every ``progress_every`` seconds. At
     ``deadline`` (epoch seconds, this node's clock) clients still running are terminated
     and get an error record, so that the records of the others are not lost with them.
@@ -133,7 +134,10 @@ def run_clients(
         processes.append(process)
         pending[receiver] = index
     _gather_arrivals(signal, list(pending), deadline)
-    signal.release(start())
+    try:
+        signal.release(start())
+    except NoStart:
+        signal.cancel()
     results: List[Optional[ClientResult]] = [None] * len(jobs)
 
     def finish(index: int, result: ClientResult) -> None:

@@ -35,6 +35,10 @@ def wait_until(start_at: Optional[float]) -> None:
         time.sleep(min(remaining, 1.0))
 
 
+class NoStart(Exception):
+    """The controller gave no start time: nobody starts (the message says why)."""
+
+
 class StartSignal:
     """Shared by the worker and its client processes (made before they start).
 
@@ -46,14 +50,19 @@ class StartSignal:
         self._ready = context.Semaphore(0)
         self._go = context.Event()
         self._at = context.Value("d", 0.0, lock=False)
+        self._cancelled = context.Value("b", 0, lock=False)
         self._parent = os.getpid()
 
     def arrive(self) -> None:
-        """In a client: say ready, then sleep until released and the start time has come."""
+        """In a client: say ready, then sleep until released and the start time has come.
+
+        Raises NoStart if the start was cancelled: the client then never does its IO."""
         self._ready.release()
         while not self._go.wait(1.0):
             if os.getppid() != self._parent:
-                raise RuntimeError("the worker went away before the common start")
+                raise NoStart("the worker went away before the common start")
+        if self._cancelled.value:
+            raise NoStart("no common start from the controller; not started")
         wait_until(self._at.value or None)
 
     def take_arrival(self, timeout: float) -> bool:
@@ -65,14 +74,20 @@ class StartSignal:
         self._at.value = start_at or 0.0
         self._go.set()
 
+    def cancel(self) -> None:
+        """In the worker: every waiting client gives up without doing its IO."""
+        self._cancelled.value = 1
+        self._go.set()
+
 
 def ask_controller(
     node: str, clients: int, timeout: float, stdin: TextIO = sys.stdin
-) -> Optional[float]:
+) -> float:
     """Say this node is ready and wait up to ``timeout`` s for ``go EPOCH`` on ``stdin``.
 
-    Without an answer (no line in time, end of input, garbage) the clients start at once,
-    and stderr says why: their records then show how late that was.
+    Without an answer (no line in time, end of input, garbage) the controller is gone or
+    broken: NoStart, after saying why on stderr. Timed IO that nobody coordinates or
+    gathers would only load the cluster under someone else's benchmark.
     """
     print(f"{READY_MARKER} {node} {clients} clients", flush=True)
     readable, _, _ = select.select([stdin], [], [], max(timeout, 0.0))
@@ -84,10 +99,6 @@ def ask_controller(
         except ValueError:
             pass
     why = "no answer" if line is None else ("end of input" if not line else f"got {line!r}")
-    print(
-        f"parbench worker: {node}: no common start from the controller ({why} within "
-        f"{timeout:.0f} s); starting at once",
-        file=sys.stderr,
-        flush=True,
-    )
-    return None
+    message = f"{node}: no common start from the controller ({why} within {timeout:.0f} s)"
+    print(f"parbench worker: {message}; no client starts", file=sys.stderr, flush=True)
+    raise NoStart(message)

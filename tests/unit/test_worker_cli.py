@@ -457,19 +457,26 @@ def test_start_on_stdin_says_ready_then_starts_when_told(bench: dict) -> None:
     assert all(r.ready < told and r.start >= round(go, 6) for r in results)
 
 
-def test_start_on_stdin_without_an_answer_starts_at_once_and_says_why(bench: dict) -> None:
+@pytest.mark.parametrize("answer", ["", "start now\n"])
+def test_without_a_start_from_the_controller_no_client_starts(bench: dict, answer: str) -> None:
+    """The controller gone (end of input) or broken: every client gives up before its IO,
+    and its record says so."""
     proc = subprocess.run(
         _write_argv(bench, 2, "--start-on-stdin"),
         cwd=REPO,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
-        input="",
+        input=answer,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "no common start from the controller (end of input" in proc.stderr
-    assert len(records(bench["tmp"] / "out" / "write.jsonl")) == 2
+    assert proc.returncode == 1, proc.stderr
+    why = "end of input" if not answer else "got 'start now\\n'"
+    assert f"no common start from the controller ({why} within" in proc.stderr
+    results = records(bench["tmp"] / "out" / "write.jsonl")
+    assert [r.status for r in results] == ["error", "error"]
+    assert all(r.start == 0 and "not started" in (r.error or "") for r in results)
+    assert not list(bench["store"].rglob("*/0"))  # nothing written
 
 
 @pytest.mark.parametrize("node", ["../x", "a/b", "", "n0\n"])
