@@ -10,11 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from testbed import bed
 from testbed.layout import Layout
 
 NODES = 3
+
+# no per-example time limit: a shared 2-core machine is noisy, and speed is measured in
+# bench/, never asserted in a test
+settings.register_profile("parbench", deadline=None)
+settings.load_profile("parbench")
 
 
 @dataclass(frozen=True)
