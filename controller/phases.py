@@ -183,7 +183,10 @@ def run_phases(
     ready = push(inventory, run)
     offsets = _offsets(run)
     settings = inventory.settings
-    gate = StartGate([n.id for n in ready], settings.start_delay, settings.ready_timeout)
+    gates = {
+        phase: StartGate([n.id for n in ready], settings.start_delay, settings.ready_timeout)
+        for phase in (phases if timed else [])
+    }
     if timed:
         print(
             f"{'+'.join(phases)}: {sum(n.clients for n in ready)} clients on {len(ready)} "
@@ -192,24 +195,33 @@ def run_phases(
 
     def step(conn: Connection, node: Node) -> list[ClientResult]:
         offset = offsets.get(node.id, 0.0)
-        watchers = [ReadyWatcher(gate, node.id, offset)] if timed else []
         records: list[ClientResult] = []
         try:
             for phase in phases:
+                gate = gates.get(phase)
+                watchers = [] if gate is None else [ReadyWatcher(gate, node.id, offset)]
                 deadline = time.time() + offset + settings.phase_timeout * REQUEST_TIMEOUT_SHARE
                 args = worker_args(inventory, node, phase, run.run_id, timed, read, deadline)
                 records += run_worker(conn, node, inventory, run, phase, args, offset, watchers)
         finally:
-            gate.leave(node.id)  # a node that failed before it was ready holds no one up
+            for gate in gates.values():  # a node that failed before it was ready
+                gate.leave(node.id)  # holds no one up
         return records
 
-    outcomes = on_nodes(inventory, "+".join(phases), step, ready)
-    if gate.late:
-        print(
-            f"{'+'.join(phases)}: node(s) {', '.join(gate.late)} were not ready within "
-            f"{settings.ready_timeout:g} s (defaults.ready_timeout) and started late",
-            file=sys.stderr,
-        )
+    def cancel() -> None:
+        print("interrupted: the nodes' clients will not start", file=sys.stderr)
+        for gate in gates.values():
+            gate.cancel()
+
+    outcomes = on_nodes(inventory, "+".join(phases), step, ready, on_interrupt=cancel)
+    for phase, gate in gates.items():
+        if gate.late:
+            print(
+                f"{phase}: node(s) {', '.join(gate.late)} were not ready within "
+                f"{settings.ready_timeout:g} s (defaults.ready_timeout) and started "
+                "without waiting for the others",
+                file=sys.stderr,
+            )
     failures = _failures(outcomes) + [
         NodeFailure(n.id, address(n), "push", "not prepared (see above)")
         for n in inventory.nodes

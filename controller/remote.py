@@ -1,6 +1,6 @@
 """Fabric connections to the nodes, and running one step on many nodes in parallel.
 
-Each node gets its own command line (node id, sources, start time), so steps run on a
+Each node gets its own command line (node id, sources, deadline), so steps run on a
 thread per node rather than through a ``ThreadingGroup``; a failure on one node becomes a
 ``NodeFailure`` naming the node, host and cause while the other nodes carry on.
 """
@@ -116,8 +116,12 @@ def on_nodes(
     step: str,
     fn: Callable[[Connection, Node], T],
     nodes: Optional[Sequence[Node]] = None,
+    on_interrupt: Callable[[], None] = lambda: None,
 ) -> list[Outcome[T]]:
-    """Run ``fn(connection, node)`` on every node at once; failures become outcomes."""
+    """Run ``fn(connection, node)`` on every node at once; failures become outcomes.
+
+    On Ctrl-C, ``on_interrupt()`` runs at once: the node threads cannot be stopped, so
+    it must make them finish (the pool waits for them before the interrupt goes on)."""
     targets = list(nodes if nodes is not None else inventory.nodes)
 
     def one(node: Node) -> Outcome[T]:
@@ -135,9 +139,13 @@ def on_nodes(
 
     if not targets:
         return []
-    # a thread per node, however many: a queued node would miss the common start
+    # a thread per node, however many: a queued node would hold up the common start
     with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-        return list(pool.map(one, targets))
+        try:
+            return list(pool.map(one, targets))
+        except KeyboardInterrupt:
+            on_interrupt()
+            raise
 
 
 class PrefixedStream(io.TextIOBase):

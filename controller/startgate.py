@@ -3,8 +3,9 @@
 Each node's worker prints ``READY_MARKER`` once its clients are set up and waits for
 ``go EPOCH`` on stdin. ``StartGate`` holds the nodes' answers until every node is ready
 (or has dropped out, or ``ready_timeout`` has passed), then gives them all one start
-``margin`` seconds ahead, each on its own clock. ``ReadyWatcher`` plugs a node into the
-gate through invoke's stream watchers, which write their answers to the command's stdin.
+``margin`` seconds ahead, each on its own clock, or, when the controller is interrupted,
+tells them not to start. ``ReadyWatcher`` plugs a node into the gate through invoke's
+stream watchers, which write their answers to the command's stdin.
 """
 
 from __future__ import annotations
@@ -16,33 +17,40 @@ from typing import Iterable, Optional
 
 from invoke.watchers import StreamWatcher
 
-from worker.start import GO, READY_MARKER
+from worker.start import GO, READY_MARKER, STOP
 
 
 class StartGate:
-    """A barrier across node threads that yields one start time (controller clock)."""
+    """A barrier across node threads that yields one start time (controller clock).
+
+    ``ready_timeout`` counts from the gate's creation, at the start of the phase."""
 
     def __init__(self, nodes: Iterable[str], margin: float, ready_timeout: float) -> None:
         self._waiting = set(nodes)
         self._margin = margin
-        self._ready_timeout = ready_timeout
-        self._opened = time.time()
+        self._give_up = time.time() + ready_timeout
         self._start: Optional[float] = None
+        self._cancelled = False
         self._late: list[str] = []
         self._lock = threading.Condition()
 
-    def arrive(self, node: str) -> float:
-        """``node`` is ready: block until all are, return the common start.
+    def arrive(self, node: str) -> Optional[float]:
+        """``node`` is ready: block until all are, return the common start, or None if
+        the run was cancelled meanwhile.
 
-        A node that arrives after the others were let go gets that same start, already
-        past: it begins at once and its records show how late it was."""
+        A node ready only after ``ready_timeout`` does not wait for the others any more
+        and is named in ``late``; one that comes after the start was fixed gets that
+        start, already past: it begins at once and its records show how late it was."""
         with self._lock:
-            if self._start is not None:
+            if time.time() > self._give_up:
                 self._late.append(node)
             self._waiting.discard(node)
             self._lock.notify_all()
-            give_up = self._opened + self._ready_timeout
-            self._lock.wait_for(lambda: not self._waiting, timeout=give_up - time.time())
+            self._lock.wait_for(
+                lambda: not self._waiting or self._cancelled, timeout=self._give_up - time.time()
+            )
+            if self._cancelled:
+                return None
             if self._start is None:
                 self._start = time.time() + self._margin
             return self._start
@@ -53,13 +61,16 @@ class StartGate:
             self._waiting.discard(node)
             self._lock.notify_all()
 
-    @property
-    def start(self) -> Optional[float]:
-        return self._start
+    def cancel(self) -> None:
+        """No start at all (the controller is interrupted): waiting and later arrivals
+        get None."""
+        with self._lock:
+            self._cancelled = True
+            self._lock.notify_all()
 
     @property
     def late(self) -> list[str]:
-        """Nodes that became ready only after ``ready_timeout``, when the others had gone."""
+        """Nodes that became ready only after ``ready_timeout``."""
         return list(self._late)
 
 
@@ -78,10 +89,13 @@ class ReadyWatcher(StreamWatcher):
         self._lock = threading.Lock()
 
     def submit(self, stream: str) -> list[str]:
-        # called with all the output so far, by the stdout and the stderr reader threads
+        # invoke calls this with all the output so far, from its stdout reader thread and
+        # from its stderr one; the worker prints the ready line on stdout only
         with self._lock:
             if self._answered or not _READY_LINE.search(stream):
                 return []
             self._answered = True
         start = self.gate.arrive(self.node)
+        if start is None:
+            return [f"{STOP}\n"]  # the worker's clients give up
         return [f"{GO} {start + self.clock_offset:.6f}\n"]

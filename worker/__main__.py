@@ -35,6 +35,8 @@ from worker.storage import (
 from worker.transfer import ON_EXISTING, ReadJob, WriteJob, expand_sources, write_target
 from worker.verify import Reference, VerifyJob
 
+#: --start-on-stdin without --deadline: how long to wait for the controller's answer
+START_WAIT = 1800.0
 EXIT_NOT_SAVED = 3  # distinct from 1 (some record not ok): no records to collect at all
 
 Work = Union[List[Job], List[ClientResult]]  # jobs to run, or records already decided
@@ -278,11 +280,12 @@ def _progress(phase: str, node: str):
     return show
 
 
-def _common_start(args: argparse.Namespace, clients: int) -> Callable[[], Optional[float]]:
+def _common_start(args: argparse.Namespace) -> Callable[[], Optional[float]]:
     """When the clients, once all ready, start: a given time, the controller's, or at once."""
     if args.start_on_stdin:
-        until = args.deadline if args.deadline is not None else time.time() + args.timeout
-        return lambda: ask_controller(args.node, clients, until - time.time())
+        # the controller answers every ready node; without a deadline, wait a phase long
+        until = args.deadline if args.deadline is not None else time.time() + START_WAIT
+        return lambda: ask_controller(args.node, until - time.time())
     return lambda: args.start_at
 
 
@@ -308,7 +311,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 on_result=_show,
                 deadline=args.deadline,
                 on_progress=_progress(args.phase, args.node),
-                start=_common_start(args, len(jobs)),
+                start=_common_start(args),
             )
         except KeyboardInterrupt:
             print("parbench worker: interrupted, no records saved", file=sys.stderr)

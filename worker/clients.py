@@ -12,10 +12,10 @@ import multiprocessing
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Union
 
 from worker.results import ClientResult
-from worker.start import NoStart, StartSignal
+from worker.start import NoStart, wait_until
 from worker.storage import describe_error
 
 WaitForStart = Callable[[], None]
@@ -70,34 +70,63 @@ class Job:
         raise NotImplementedError
 
 
-def _client_main(job: Job, conn: Connection, signal: StartSignal) -> None:
-    """Process entry: run the job and send its record as one JSON line."""
+#: what a client sends its worker once set up; the worker answers with a ``Start``
+READY = "ready"
+
+
+@dataclass(frozen=True)
+class Start:
+    """The worker's answer to a ready client: go at ``at`` (this node's clock, None: at
+    once), or give up (``go`` false: there is no common start)."""
+
+    go: bool
+    at: Optional[float] = None
+
+
+def _client_main(job: Job, conn: Connection) -> None:
+    """Process entry: run the job, then send its record as one JSON line.
+
+    ``wait_for_start`` tells the worker this client is ready and blocks for its answer;
+    the end of the pipe means the worker is gone."""
+
+    def wait_for_start() -> None:
+        conn.send(READY)
+        try:
+            start = conn.recv()
+        except EOFError:
+            raise NoStart("the worker went away before the common start") from None
+        if not start.go:
+            raise NoStart("no common start from the controller; not started")
+        wait_until(start.at)
+
     try:
-        result = job(signal.arrive)
+        result = job(wait_for_start)
     except BaseException as exc:  # a bug in the job: still report it
         result = job.identity.failure(f"client crashed: {describe_error(exc)}")
     conn.send(result.to_json())
     conn.close()
 
 
-def _receive(conn: Connection) -> Optional[ClientResult]:
+def _receive(conn: Connection) -> Union[str, ClientResult, None]:
+    """READY, a client's record, or None if it died without one."""
     try:
-        return ClientResult.from_dict(json.loads(conn.recv()))
+        message = conn.recv()
     except (EOFError, OSError):
         return None
+    return message if message == READY else ClientResult.from_dict(json.loads(message))
 
 
-def _gather_arrivals(
-    signal: StartSignal, receivers: Sequence[Connection], deadline: Optional[float]
-) -> None:
-    """Wait until each client has arrived at the start or already finished (a failed
-    set-up, a crash), or until ``deadline``."""
-    arrived = 0
-    while arrived + sum(conn.poll() for conn in receivers) < len(receivers):
-        if deadline is not None and time.time() >= deadline:
-            return
-        if signal.take_arrival(timeout=0.05):
-            arrived += 1
+def _release(waiting: Iterable[Connection], start: Callable[[], Optional[float]]) -> None:
+    """Ask ``start()`` for the common start and send it to every waiting client; if there
+    is none (NoStart) or asking fails, they give up."""
+    answer = Start(go=False)
+    try:
+        answer = Start(go=True, at=start())
+    except NoStart:
+        pass
+    finally:
+        for conn in waiting:
+            conn.send(answer)
 
 
 def run_clients(
@@ -110,56 +139,57 @@ def run_clients(
 ) -> List[ClientResult]:
     """Start every job in its own process, call ``on_result`` as each finishes.
 
-    Once every client is set up (or done), ``start()`` gives the common start on this
-    node's clock (None: at once) and the clients are released together; if it raises
-    NoStart, they give up instead, each with an error record. While clients
-    run, ``on_progress(done, total)`` is called every ``progress_every`` seconds. At
-    ``deadline`` (epoch seconds, this node's clock) clients still running are terminated
-    and get an error record, so that the records of the others are not lost with them.
-    Returns the records in the order of ``jobs``.
+    Once every client still running is set up and waiting, ``start()`` gives the common
+    start on this node's clock (None: at once) and they are released together; if it
+    raises NoStart, they give up instead, each with an error record. Jobs that never wait
+    (verify) just run. While clients run, ``on_progress(done, total)`` is called every
+    ``progress_every`` seconds. At ``deadline`` (epoch seconds, this node's clock) clients
+    still running are terminated and get an error record, so that the records of the
+    others are not lost with them. Returns the records in the order of ``jobs``.
     """
     context = multiprocessing.get_context()
-    signal = StartSignal(context)
     pending: Dict[Connection, int] = {}
     processes = []
     for index, job in enumerate(jobs):
-        receiver, sender = context.Pipe(duplex=False)
+        conn, child = context.Pipe()
         process = context.Process(
-            target=_client_main,
-            args=(job, sender, signal),
-            name=f"parbench-client-{job.identity.client}",
+            target=_client_main, args=(job, child), name=f"parbench-client-{job.identity.client}"
         )
         process.start()
-        sender.close()  # the child holds the only writer: EOF once it is gone
+        child.close()  # the child holds the only other end: EOF once it is gone
         processes.append(process)
-        pending[receiver] = index
-    _gather_arrivals(signal, list(pending), deadline)
-    try:
-        signal.release(start())
-    except NoStart:
-        signal.cancel()
+        pending[conn] = index
     results: List[Optional[ClientResult]] = [None] * len(jobs)
+    waiting: Set[Connection] = set()  # ready, not released yet
+    released = False
 
     def finish(index: int, result: ClientResult) -> None:
         results[index] = result
         on_result(result)
 
     while pending:
+        if waiting and not released and len(waiting) == len(pending):
+            released = True
+            _release(waiting, start)
         timeout = progress_every
         if deadline is not None:
             timeout = max(min(timeout, deadline - time.time()), 0.0)
         ready = wait(list(pending), timeout=timeout)
         for conn in ready:
+            message = _receive(conn)
+            if message == READY:
+                waiting.add(conn)
+                continue
             index = pending.pop(conn)
-            result = _receive(conn)
+            waiting.discard(conn)
             conn.close()
-            if result is None:
+            if not isinstance(message, ClientResult):
                 processes[index].join()
                 code = processes[index].exitcode
-                result = jobs[index].identity.failure(
+                message = jobs[index].identity.failure(
                     f"client process died without reporting (exit code {code})"
                 )
-            finish(index, result)
+            finish(index, message)
         if ready or not pending:
             continue
         if deadline is not None and time.time() >= deadline:

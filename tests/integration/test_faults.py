@@ -5,6 +5,8 @@ results are still gathered."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -12,7 +14,8 @@ import pytest
 
 from testbed.procs import free_port_from
 
-from .fabrun import edit_inventory, fab, write_inventory
+from .fabrun import FAB, REPO, edit_inventory, fab, write_inventory
+from .slowlink import SlowLink
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +170,45 @@ def test_a_workdir_that_is_not_parbenchs_is_refused_untouched(testbed, tmp_path)
     line = [x for x in run.err.splitlines() if x.strip().startswith("bad ")][0]
     assert f"workdir {foreign} is not empty and was not made by parbench" in line
     assert sorted(p.name for p in foreign.rglob("*")) == ["theirs.py", "venv", "worker"]
+
+
+def test_an_interrupt_during_the_start_barrier_starts_no_client(testbed, tmp_path):
+    """Ctrl-C while n1 is still setting up (its link to the proxy holds each connection
+    for 6 s): no client on any node does its IO, each record says so, fab exits 1."""
+    link = SlowLink(testbed.proxy_port, delay=6.0)
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", dst="/it/interrupt")
+    edit_inventory(
+        inv, lambda doc: doc["nodes"][1].update(proxy={"host": "127.0.0.1", "port": link.port})
+    )
+    env = {
+        **os.environ,
+        "FABRIC_BENCH_INVENTORY": str(inv),
+        "FABRIC_BENCH_RESULTS": str(tmp_path / "results"),
+    }
+    proc = subprocess.Popen(
+        [str(FAB), "-r", str(REPO), "write"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("[n0] parbench-ready"):
+                proc.send_signal(signal.SIGINT)
+                break
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=60) == 1, rest
+    finally:
+        proc.kill()
+        link.close()
+    assert "interrupted: the nodes' clients will not start" in rest
+    records = [
+        json.loads(line) for p in _gathered(tmp_path, "write").values()
+        for line in p.read_text().splitlines()
+    ]
+    assert len(records) == 6
+    assert all(r["start"] == 0 and "not started" in r["error"] for r in records)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from dataclasses import dataclass
+
+import pytest
 
 from worker.clients import Identity, Job, WaitForStart, no_wait, run_clients
 from worker.results import ClientResult
@@ -118,7 +121,13 @@ class StaggeredJob(Job):
         return self.identity.record(ready=ready, start=time.time())
 
 
-def test_clients_start_together_after_the_slowest_set_up() -> None:
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_clients_start_together_after_the_slowest_set_up(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the start method (forkserver is the default from Python 3.14 on)."""
+    context = multiprocessing.get_context(method)
+    monkeypatch.setattr(multiprocessing, "get_context", lambda: context)
     asked = []
 
     def start() -> float:
