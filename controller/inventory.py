@@ -422,7 +422,7 @@ def _node(check: _Check, where: str, raw: Any, settings: Settings) -> Node:
         python=check.string(at("python"), raw.get("python", settings.python)),
         clients=check.integer(at("clients"), raw.get("clients", settings.clients), 1),
         proxy=check.proxy(at("proxy"), raw.get("proxy", {}), settings.proxy),
-        alluxio_home=None if home is None else check.remote_path(at("alluxio_home"), home),
+        alluxio_home=_or(home, None, partial(check.remote_path, at("alluxio_home"))),
         posix_root=_or(root, settings.posix_root, partial(check.remote_path, at("posix_root"))),
     )
 

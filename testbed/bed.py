@@ -26,7 +26,10 @@ def oldest_python() -> Optional[str]:
     """A Python 3.9 interpreter on this machine (pyenv's versions, then PATH without
     pyenv's shims, which depend on the caller's pyenv settings), or None."""
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates = sorted(pyenv.glob(f"{OLDEST_PYTHON}.*/bin/python{OLDEST_PYTHON}"))
+    candidates = sorted(
+        pyenv.glob(f"{OLDEST_PYTHON}.*/bin/python{OLDEST_PYTHON}"),
+        key=lambda p: [int(x) if x.isdigit() else -1 for x in p.parts[-3].split(".")],
+    )
     if candidates:
         return str(candidates[-1])
     found = shutil.which(f"python{OLDEST_PYTHON}")

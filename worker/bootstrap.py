@@ -20,7 +20,7 @@ import subprocess
 import sys
 import zipfile
 
-STAMP = ".parbench-runtime"
+STAMP = ".parbench-runtime"  # probe.RUNTIME names it too
 UNFINISHED = "unfinished"  # the stamp until the install succeeds: never a real stamp
 
 
@@ -61,7 +61,9 @@ def install(wheels, venv, stamp, names):
         raise SystemExit("bootstrap: no wheels named")
     impure = [n for n in names if os.path.basename(n) != n or not n.endswith("-none-any.whl")]
     if impure:
-        raise SystemExit("bootstrap: not pure-Python wheels: " + ", ".join(impure))
+        raise SystemExit(
+            "bootstrap: expected bare file names of pure-Python wheels: " + ", ".join(impure)
+        )
     missing = [n for n in names if not os.path.isfile(os.path.join(wheels, n))]
     if missing:
         raise SystemExit(f"bootstrap: not in {wheels}: " + ", ".join(missing))

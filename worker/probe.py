@@ -16,6 +16,8 @@ import socket
 import sys
 
 MARKER = ".parbench-workdir"
+# runs as `python -c` source, so it cannot import: keep in step with bootstrap.STAMP and
+# the venv folder push gives bootstrap
 RUNTIME = os.path.join("venv", ".parbench-runtime")
 REFUSED = 3
 
