@@ -289,6 +289,13 @@ def _common_start(args: argparse.Namespace) -> Callable[[], Optional[float]]:
     return lambda: args.start_at
 
 
+def _max_running(args: argparse.Namespace) -> Optional[int]:
+    """``fs checksum`` starts a JVM per file: at most one per core at a time."""
+    if args.phase == "verify-write" and args.home:
+        return os.cpu_count() or 1
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -312,6 +319,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 deadline=args.deadline,
                 on_progress=_progress(args.phase, args.node),
                 start=_common_start(args),
+                max_running=_max_running(args),
             )
         except KeyboardInterrupt:
             print("parbench worker: interrupted, no records saved", file=sys.stderr)

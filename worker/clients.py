@@ -116,9 +116,9 @@ def _receive(conn: Connection) -> Union[str, ClientResult, None]:
     return message if message == READY else ClientResult.from_dict(json.loads(message))
 
 
-def _release(waiting: Iterable[Connection], start: Callable[[], Optional[float]]) -> None:
+def _release(waiting: Iterable[Connection], start: Callable[[], Optional[float]]) -> Start:
     """Ask ``start()`` for the common start and send it to every waiting client; if there
-    is none (NoStart) or asking fails, they give up."""
+    is none (NoStart) or asking fails, they give up. Returns what was sent."""
     answer = Start(go=False)
     try:
         answer = Start(go=True, at=start())
@@ -127,6 +127,7 @@ def _release(waiting: Iterable[Connection], start: Callable[[], Optional[float]]
     finally:
         for conn in waiting:
             conn.send(answer)
+    return answer
 
 
 def run_clients(
@@ -136,41 +137,50 @@ def run_clients(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     progress_every: float = 10.0,
     start: Callable[[], Optional[float]] = lambda: None,
+    max_running: Optional[int] = None,
 ) -> List[ClientResult]:
     """Start every job in its own process, call ``on_result`` as each finishes.
 
-    Once every client still running is set up and waiting, ``start()`` gives the common
-    start on this node's clock (None: at once) and they are released together; if it
-    raises NoStart, they give up instead, each with an error record. Jobs that never wait
-    (verify) just run. While clients run, ``on_progress(done, total)`` is called every
-    ``progress_every`` seconds. At ``deadline`` (epoch seconds, this node's clock) clients
-    still running are terminated and get an error record, so that the records of the
-    others are not lost with them. Returns the records in the order of ``jobs``.
+    Once every client begun is set up and waiting, ``start()`` gives the common start on
+    this node's clock (None: at once) and they are released together; if it raises
+    NoStart, they give up instead, each with an error record. Jobs that never wait
+    (verify) just run. ``max_running`` bounds how many run at once (for untimed jobs: a
+    timed one begun when a slot frees gets the start already given, and begins late).
+    While clients run, ``on_progress(done, total)`` is called every ``progress_every``
+    seconds. At ``deadline`` (epoch seconds, this node's clock) clients still running are
+    terminated and get an error record, so that the records of the others are not lost
+    with them; those not begun get one too. Returns the records in the order of ``jobs``.
     """
     context = multiprocessing.get_context()
     pending: Dict[Connection, int] = {}
-    processes = []
-    for index, job in enumerate(jobs):
-        conn, child = context.Pipe()
-        process = context.Process(
-            target=_client_main, args=(job, child), name=f"parbench-client-{job.identity.client}"
-        )
-        process.start()
-        child.close()  # the child holds the only other end: EOF once it is gone
-        processes.append(process)
-        pending[conn] = index
+    processes: Dict[int, Any] = {}
+    queued = list(range(len(jobs)))
+
+    def launch() -> None:
+        while queued and (max_running is None or len(pending) < max_running):
+            index = queued.pop(0)
+            job = jobs[index]
+            conn, child = context.Pipe()
+            name = f"parbench-client-{job.identity.client}"
+            process = context.Process(target=_client_main, args=(job, child), name=name)
+            process.start()
+            child.close()  # the child holds the only other end: EOF once it is gone
+            processes[index] = process
+            pending[conn] = index
+
     results: List[Optional[ClientResult]] = [None] * len(jobs)
     waiting: Set[Connection] = set()  # ready, not released yet
-    released = False
+    answer: Optional[Start] = None  # the start, once given
 
     def finish(index: int, result: ClientResult) -> None:
         results[index] = result
         on_result(result)
 
+    launch()
     while pending:
-        if waiting and not released and len(waiting) == len(pending):
-            released = True
-            _release(waiting, start)
+        # every client begun is waiting, and no more can begin (all begun, or no slot)
+        if answer is None and waiting and len(waiting) == len(pending):
+            answer = _release(waiting, start)
         timeout = progress_every
         if deadline is not None:
             timeout = max(min(timeout, deadline - time.time()), 0.0)
@@ -178,7 +188,10 @@ def run_clients(
         for conn in ready:
             message = _receive(conn)
             if message == READY:
-                waiting.add(conn)
+                if answer is None:
+                    waiting.add(conn)
+                else:
+                    conn.send(answer)
                 continue
             index = pending.pop(conn)
             waiting.discard(conn)
@@ -190,6 +203,7 @@ def run_clients(
                     f"client process died without reporting (exit code {code})"
                 )
             finish(index, message)
+        launch()
         if ready or not pending:
             continue
         if deadline is not None and time.time() >= deadline:
@@ -204,8 +218,11 @@ def run_clients(
                     ),
                 )
             pending.clear()
+            for index in queued:
+                finish(index, jobs[index].identity.failure("timed out: not begun by the deadline"))
+            queued.clear()
         else:
-            on_progress(len(jobs) - len(pending), len(jobs))
-    for process in processes:
+            on_progress(len(jobs) - len(pending) - len(queued), len(jobs))
+    for process in processes.values():
         process.join()
     return [result for result in results if result is not None]

@@ -194,9 +194,10 @@ def test_clients_start_together_even_when_one_node_is_ready_late(testbed, tmp_pa
 
 def test_unequal_client_counts_read_every_file_once_from_another_node(testbed, tmp_path):
     """1, 2 and 3 clients: no node holds more than half of the 6 files, so each file is
-    read exactly once, never by a client of the node that wrote it."""
+    read exactly once, never by a client of the node that wrote it. The written files
+    are checked by `fs checksum`, whose JVMs n2 runs at most one per core at once."""
     dst = "/it/unequal"
-    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=3, dst=dst)
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=3, dst=dst, fs_checksum=True)
     counts = {"n0": 1, "n1": 2, "n2": 3}
     edit_inventory(inv, lambda doc: [n.update(clients=counts[n["id"]]) for n in doc["nodes"]])
     run = fab(tmp_path, inv, "write", "read", "verify")
@@ -209,6 +210,8 @@ def test_unequal_client_counts_read_every_file_once_from_another_node(testbed, t
         assert [r.client for r in records] == list(range(n))
         assert all(r.ok and not r.path.startswith(f"{dst}/{nid}/") for r in records)
         read += [r.path for r in records]
+        checked = _records(run_dir, nid, "verify-write")
+        assert len(checked) == n and all(r.ok and r.method == "fs-checksum" for r in checked)
     assert sorted(read) == sorted(written)
 
 

@@ -148,3 +148,53 @@ def test_clients_start_together_after_the_slowest_set_up(
 def test_without_a_start_time_clients_go_once_all_are_ready() -> None:
     results = run_clients([StaggeredJob(identity(0), 0.0), StaggeredJob(identity(1), 0.5)])
     assert results[0].start >= results[1].ready
+
+
+@dataclass(frozen=True)
+class SpanJob(Job):
+    """Records when it ran (start, end) and for how long: 0.3 s."""
+
+    identity: Identity
+
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
+        began = time.time()
+        time.sleep(0.3)
+        return self.identity.record(start=began, end=time.time())
+
+
+def test_max_running_bounds_how_many_run_at_once_and_keeps_every_record() -> None:
+    progress: list = []
+    results = run_clients(
+        [SpanJob(identity(cid)) for cid in range(5)],
+        max_running=2,
+        on_progress=lambda done, total: progress.append((done, total)),
+        progress_every=0.2,
+    )
+    assert [r.client for r in results] == [0, 1, 2, 3, 4]
+    edges = sorted([(r.start, 1) for r in results] + [(r.end, -1) for r in results])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    assert peak == 2
+    assert all(total == 5 and 0 <= done <= 5 for done, total in progress)
+
+
+def test_jobs_not_begun_by_the_deadline_get_a_record_too() -> None:
+    results = run_clients(
+        [SlowJob(identity(0)), PidJob(identity(1))], max_running=1, deadline=time.time() + 2.0
+    )
+    assert [r.client for r in results] == [0, 1]
+    assert "timed out: still running at the deadline" in results[0].error
+    assert results[1].error.endswith("timed out: not begun by the deadline")
+
+
+def test_a_timed_job_begun_after_the_start_was_given_starts_at_once() -> None:
+    asked = []
+    results = run_clients(
+        [StaggeredJob(identity(cid), 0.0) for cid in range(3)],
+        max_running=2,
+        start=lambda: asked.append(1) or time.time() + 0.3,
+    )
+    assert asked == [1] and [r.status for r in results] == ["ok", "ok", "ok"]
+    assert results[2].start >= results[0].start  # it got the same start, already past
