@@ -116,8 +116,12 @@ def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> li
     return [Artifact(local, remote, hash_file(str(local))) for local, remote in files]
 
 
+def _wheels(arts: list[Artifact]) -> list[Artifact]:
+    return [a for a in arts if a.remote.startswith("wheels/")]
+
+
 def runtime_stamp(arts: list[Artifact], python: str) -> str:
-    wheels = sorted(a.sha256 for a in arts if a.remote.startswith("wheels/"))
+    wheels = sorted(a.sha256 for a in _wheels(arts))
     return hashlib.sha256(json.dumps([python, wheels]).encode()).hexdigest()[:16]
 
 
@@ -203,9 +207,7 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
     stamp = runtime_stamp(arts, node.python)
     provisioned = facts["runtime"] != stamp
     if provisioned:  # installs exactly these wheels and deletes other *.whl in wheels/
-        wheels = " ".join(
-            q(a.remote.split("/", 1)[1]) for a in arts if a.remote.startswith("wheels/")
-        )
+        wheels = " ".join(q(posixpath.basename(a.remote)) for a in _wheels(arts))
         conn.run(
             f"cd {q(workdir)} && PYTHONPATH={q(workdir)} {q(node.python)} -m "
             f"worker.bootstrap --wheels wheels --venv venv --stamp {stamp} {wheels}",

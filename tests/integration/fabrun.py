@@ -60,13 +60,24 @@ def edit_inventory(path: Path, change: Callable[[dict], None]) -> Path:
     return path
 
 
-def fab(tmp_path: Path, inventory: Optional[Path], *args: str, timeout: float = 300) -> FabRun:
-    """``fab ARGS`` in ``tmp_path``, results there too; ``inventory`` through the
-    environment (None: as ``fab`` itself chooses it)."""
+def update_node(path: Path, index: int, **fields: Any) -> Path:
+    """Set ``fields`` on node ``index`` of the inventory at ``path``."""
+    return edit_inventory(path, lambda doc: doc["nodes"][index].update(fields))
+
+
+def fab_env(tmp_path: Path, inventory: Optional[Path]) -> dict:
+    """The environment of a ``fab`` run: results under ``tmp_path``, ``inventory``
+    through the environment (None: as ``fab`` itself chooses it)."""
     env = {**os.environ, "FABRIC_BENCH_RESULTS": str(tmp_path / "results")}
     env.pop("FABRIC_BENCH_INVENTORY", None)
     if inventory is not None:
         env["FABRIC_BENCH_INVENTORY"] = str(inventory)
+    return env
+
+
+def fab(tmp_path: Path, inventory: Optional[Path], *args: str, timeout: float = 300) -> FabRun:
+    """``fab ARGS`` in ``tmp_path`` with ``fab_env``; its exit code and output."""
+    env = fab_env(tmp_path, inventory)
     proc = subprocess.run(
         [str(FAB), "-r", str(REPO), *args],
         cwd=tmp_path,

@@ -14,7 +14,7 @@ import yaml
 from testbed import bed
 from worker.results import ClientResult
 
-from .fabrun import REPO, edit_inventory, fab, write_inventory
+from .fabrun import REPO, edit_inventory, fab, update_node, write_inventory
 from .slowlink import SlowLink
 
 pytestmark = pytest.mark.integration
@@ -133,7 +133,7 @@ def test_posix_backend_on_a_shared_directory(testbed, tmp_path, reference):
     inv = write_inventory(
         testbed, tmp_path / "inv.yaml", backend="posix", posix_root=str(shared), dst="/bench"
     )
-    edit_inventory(inv, lambda doc: doc["nodes"][2].update(posix_root=str(elsewhere)))
+    update_node(inv, 2, posix_root=str(elsewhere))
     run = fab(tmp_path, inv, "write", "read", "verify")
     assert run.code == 0, run.text
     for nid in ("n0", "n1", "n2"):
@@ -180,9 +180,7 @@ def test_clients_start_together_even_when_one_node_is_ready_late(testbed, tmp_pa
     link = SlowLink(testbed.proxy_port, delay=2.0)
     try:
         inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=3, dst="/it/late")
-        edit_inventory(
-            inv, lambda doc: doc["nodes"][1].update(proxy={"host": "127.0.0.1", "port": link.port})
-        )
+        update_node(inv, 1, proxy={"host": "127.0.0.1", "port": link.port})
         run = fab(tmp_path, inv, "write")
     finally:
         link.close()

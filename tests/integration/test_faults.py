@@ -5,7 +5,6 @@ results are still gathered."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from testbed.procs import free_port_from
 
-from .fabrun import FAB, REPO, edit_inventory, fab, write_inventory
+from .fabrun import FAB, REPO, edit_inventory, fab, fab_env, update_node, write_inventory
 from .slowlink import SlowLink
 
 pytestmark = pytest.mark.integration
@@ -125,7 +124,7 @@ def test_a_phase_run_again_counts_only_the_nodes_that_ran_now(testbed, tmp_path)
     inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=3, dst="/it/rerun")
     assert fab(tmp_path, inv, "write", "read").code == 0
     closed = free_port_from(2450, set())
-    edit_inventory(inv, lambda doc: doc["nodes"][1].update(port=closed))
+    update_node(inv, 1, port=closed)
     run = fab(tmp_path, inv, "read")
     assert run.code == 1, run.text
     assert set(_gathered(tmp_path, "read")) == {"n0", "n2"}
@@ -177,18 +176,11 @@ def test_an_interrupt_during_the_start_barrier_starts_no_client(testbed, tmp_pat
     for 6 s): no client on any node does its IO, each record says so, fab exits 1."""
     link = SlowLink(testbed.proxy_port, delay=6.0)
     inv = write_inventory(testbed, tmp_path / "inv.yaml", dst="/it/interrupt")
-    edit_inventory(
-        inv, lambda doc: doc["nodes"][1].update(proxy={"host": "127.0.0.1", "port": link.port})
-    )
-    env = {
-        **os.environ,
-        "FABRIC_BENCH_INVENTORY": str(inv),
-        "FABRIC_BENCH_RESULTS": str(tmp_path / "results"),
-    }
+    update_node(inv, 1, proxy={"host": "127.0.0.1", "port": link.port})
     proc = subprocess.Popen(
         [str(FAB), "-r", str(REPO), "write"],
         cwd=tmp_path,
-        env=env,
+        env=fab_env(tmp_path, inv),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
