@@ -15,20 +15,30 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from fabric import task
 from invoke import Collection, Context, Exit
 
 from controller import phases, session
 from controller.inventory import Inventory, InventoryError, load
+from controller.locks import LockFailed, LockHeld
 from controller.pairing import PairingError
-from controller.plan import PlanError, read_plan
+from controller.plan import PlanError, check_read_options, read_plan
 from controller.push import PushError, RuntimeUnavailable
+from controller.run import RunMismatch
 from controller.rundir import ResultsError, RunDir, RunNotFound
 
 HERE = Path(__file__).resolve().parent
-BAD_INPUT = (InventoryError, PlanError, PairingError, PushError, RunNotFound)
+BAD_INPUT = (
+    InventoryError,
+    PlanError,
+    PairingError,
+    PushError,
+    RunNotFound,
+    RunMismatch,
+    LockHeld,
+)
 
 
 @contextmanager
@@ -40,7 +50,7 @@ def _exits() -> Iterator[None]:
         raise Exit(f"error: {exc}", code=2) from None
     except phases.BenchFailure as exc:
         raise Exit(f"failed: {exc}", code=exc.code) from None
-    except (RuntimeUnavailable, ResultsError) as exc:
+    except (RuntimeUnavailable, ResultsError, LockFailed) as exc:
         raise Exit(f"failed: {exc}", code=1) from None
 
 
@@ -48,56 +58,71 @@ def _inventory(c: Context, inventory: Optional[str]) -> Inventory:
     return load(inventory or c.config.bench.inventory)
 
 
+def _today(
+    c: Context, inventory: Optional[str], from_run: bool
+) -> Callable[[], Optional[Inventory]]:
+    """Today's inventory, loaded when a run needs it; None with ``--from-run``."""
+    return lambda: None if from_run else _inventory(c, inventory)
+
+
 def _results(c: Context) -> Path:
     root = Path(c.config.bench.results)
     return root if root.is_absolute() else HERE / root
 
 
-@task(help={"inventory": "inventory file (default: config bench.inventory)"})
+INVENTORY_HELP = "inventory file (default: config bench.inventory)"
+RUN_HELP = "run id to continue (default: this command's run, else the latest)"
+FROM_RUN_HELP = "use the run's own settings even where today's inventory differs"
+
+
+@task(help={"inventory": INVENTORY_HELP})
 def push(c, inventory=None):
     """Copy the worker, the reference data and its runtime to every node (what changed)."""
     with _exits():
         phases.push_all(_inventory(c, inventory))
 
 
-@task(help={"inventory": "inventory file (default: config bench.inventory)"})
+@task(help={"inventory": INVENTORY_HELP})
 def write(c, inventory=None):
     """Start a run: client c of node n writes the reference file to {dst}/{n}/{c}."""
     with _exits():
-        inv = _inventory(c, inventory)
-        phases.write(inv, session.start(inv, _results(c)))
+        phases.write(session.start(_inventory(c, inventory), _results(c)))
 
 
 @task(
     help={
-        "inventory": "inventory file (default: config bench.inventory)",
+        "inventory": INVENTORY_HELP,
         "mode": "cross (default): read another node's files; same: all read --src",
-        "src": "with --mode same: the storage path every client reads",
-        "run": "run id to continue (default: this command's run, else the latest)",
+        "src": "with --mode same: the storage path every client reads ({cid}: its id)",
+        "run": RUN_HELP,
+        "from-run": FROM_RUN_HELP,
     }
 )
-def read(c, inventory=None, mode="cross", src=None, run=None):
-    """Read back into {local_dst}/{c} on each node, per the computed pairing."""
+def read(c, inventory=None, mode="cross", src=None, run=None, from_run=False):
+    """Read back into {local_dst}/{c} on each node, per the run's pairing."""
     with _exits():
-        inv = _inventory(c, inventory)
-        plan = read_plan(inv, mode, src)
+        check_read_options(mode, src)
+        if mode == "cross" and not from_run:  # one node: say so before looking for a run
+            read_plan(_inventory(c, inventory))
         chosen = session.current(
-            inv, _results(c), run, c.config.bench.run, create=plan.mode == "same"
+            _today(c, inventory, from_run),
+            _results(c),
+            run,
+            c.config.bench.run,
+            create=mode == "same",
         )
-        phases.read(inv, chosen, plan)
+        phases.read(chosen, mode, src)
 
 
-@task(
-    help={
-        "inventory": "inventory file (default: config bench.inventory)",
-        "run": "run id to check (default: this command's run, else the latest)",
-    }
-)
-def verify(c, inventory=None, run=None):
-    """Check written files and read copies against the reference; exit 1 naming bad ones."""
+@task(help={"inventory": INVENTORY_HELP, "run": RUN_HELP, "from-run": FROM_RUN_HELP})
+def verify(c, inventory=None, run=None, from_run=False):
+    """Check the run's written files and read copies against its reference; exit 1
+    naming bad ones."""
     with _exits():
-        inv = _inventory(c, inventory)
-        phases.verify(inv, session.current(inv, _results(c), run, c.config.bench.run))
+        chosen = session.current(
+            _today(c, inventory, from_run), _results(c), run, c.config.bench.run
+        )
+        phases.verify(chosen)
 
 
 @task(help={"run": "run id (default: latest)"})
@@ -107,7 +132,7 @@ def report(c, run=None):
         phases.show(RunDir.open(_results(c), run or c.config.bench.run or "latest"))
 
 
-@task(help={"inventory": "inventory file (default: config bench.inventory)"})
+@task(help={"inventory": INVENTORY_HELP})
 def clean(c, inventory=None):
     """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those)."""
     with _exits():

@@ -5,17 +5,19 @@ expected, e.g. ``inventory.yaml: nodes[2].host: expected a non-empty string, got
 Unknown keys are errors. Local paths (``data``, ``key``, ``known_hosts``) are resolved
 against the inventory's directory with ``~`` expanded; remote paths are POSIX strings,
 normalised, and may not contain ``..`` or be ``/``. Files are not required to exist yet
-(the testbed creates its keys later); the commands that use them check.
+(the testbed creates its keys later); the commands that use them check. YAML anchors and
+merge keys (``<<: *first``) work; a key written twice in one mapping is an error.
 """
 
 from __future__ import annotations
 
 import getpass
-import math
+import ipaddress
 import os
 import posixpath
 import re
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, NoReturn
@@ -23,11 +25,17 @@ from typing import Any, Callable, Iterable, NoReturn
 import yaml
 
 # what the worker accepts is what the inventory accepts
-from worker.clean import NODE_ID
-from worker.storage import BACKENDS, READ_TYPES, WRITE_TYPES
-from worker.transfer import ON_EXISTING
+from worker.protocol import BACKENDS, NODE_ID, ON_EXISTING, READ_TYPES, WRITE_TYPES
 
 MIN_CHUNK_SIZE = 4 * 1024
+MAX_CHUNK_SIZE = 1024**3
+MAX_CLIENTS = 1024  # per node
+MAX_START_DELAY = 3600.0  # seconds
+MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: ready_timeout, connect_timeout, phase_timeout
+
+#: what a node's workdir holds for parbench itself (``.parbench*``: marker files); read
+#: copies (``local_dst``) may not go into any of these, nor onto the workdir or above it
+WORKDIR_ENTRIES = ("worker", "data", "wheels", "venv", "runs", ".parbench*")
 
 _UNITS = {
     "": 1,
@@ -156,23 +164,47 @@ def load(path: str | os.PathLike) -> Inventory:
 # --- parsing -----------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys, which would silently override each other."""
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys, which would silently override each other.
+
+    Each mapping is checked as written, before PyYAML copies merged (``<<``) keys into it,
+    so a key may override a merged one, as YAML specifies.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._checked: set[yaml.Node] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        if node not in self._checked:  # a merge flattens its source before the source's turn
+            self._checked.add(node)
+            self._refuse_duplicates(node)
+        super().flatten_mapping(node)
+
+    def _refuse_duplicates(self, node: yaml.MappingNode) -> None:
         seen: dict = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
+            key = "<<" if key_node.tag == _MERGE_TAG else self.construct_object(key_node)
             try:
                 first = seen.setdefault(key, key_node)
-            except TypeError:  # unhashable key: reported by the construction below
+            except TypeError:  # unhashable key: reported by the construction
                 continue
             if first is not key_node:
                 line = first.start_mark.line + 1
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (first on line {line})", key_node.start_mark
                 )
-        return super().construct_mapping(node, deep)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as exc:  # e.g. an integer of 5000 digits, a date like 2024-13-45
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value: {exc}", node.start_mark
+            ) from None
 
 
 def _parse(text: str, source: str) -> Any:
@@ -231,18 +263,18 @@ class _Check:
             self.expect(where, f"a string matching {pattern.pattern}", value)
         return value
 
-    def integer(self, where: str, value: Any, low: int, high: int | None = None) -> int:
+    def integer(self, where: str, value: Any, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             self.expect(where, "an integer", value)
-        if value < low or (high is not None and value > high):
-            span = f"between {low} and {high}" if high is not None else f">= {low}"
-            self.expect(where, f"an integer {span}", value)
+        if not low <= value <= high:
+            self.expect(where, f"an integer between {low} and {high}", value)
         return value
 
-    def seconds(self, where: str, value: Any, low: float) -> float:
+    def seconds(self, where: str, value: Any, low: float, high: float) -> float:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not math.isfinite(value) or value < low:
-            self.expect(where, f"a finite number of seconds >= {low:g}", value)
+        # compared before any conversion: a 400-digit integer does not fit a float
+        if not number or not low <= value <= high:  # also false for nan
+            self.expect(where, f"a number of seconds between {low:g} and {high:g}", value)
         return float(value)
 
     def boolean(self, where: str, value: Any) -> bool:
@@ -256,20 +288,21 @@ class _Check:
         return value
 
     def size(self, where: str, value: Any) -> int:
-        """Bytes from an int or ``"<n>[KiB|MiB|GiB|KB|MB|GB]"``, at least MIN_CHUNK_SIZE."""
+        """Bytes from an int or ``"<n>[KiB|MiB|GiB|KB|MB|GB]"``, MIN_ to MAX_CHUNK_SIZE."""
         what = 'a size in bytes or like "1MiB" (units KiB, MiB, GiB, KB, MB, GB)'
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             self.expect(where, what, value)
         if isinstance(value, int):
-            size = value
+            size: float = value
         else:
             match = _SIZE.fullmatch(value)
             if not match or match.group(2).lower() not in _UNITS:
                 self.expect(where, what, value)
-            size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-        if size < MIN_CHUNK_SIZE:
-            self.expect(where, f"at least {MIN_CHUNK_SIZE} bytes (4KiB)", value)
-        return size
+            size = float(match.group(1)) * _UNITS[match.group(2).lower()]  # inf if huge
+        if not MIN_CHUNK_SIZE <= size <= MAX_CHUNK_SIZE:
+            span = f"{MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes (4KiB and 1GiB)"
+            self.expect(where, f"a size between {span}", value)
+        return int(size)
 
     def local_path(self, where: str, value: Any) -> Path:
         """A controller path; relative -> the inventory's directory, ``~`` expanded."""
@@ -312,9 +345,9 @@ _Field = Callable[[_Check, str, Any], Any]
 
 #: defaults: key -> (default as written in YAML, validator)
 _SETTINGS: dict[str, tuple[Any, _Field]] = {
-    "clients": (2, lambda c, w, v: c.integer(w, v, 1)),
+    "clients": (2, lambda c, w, v: c.integer(w, v, 1, MAX_CLIENTS)),
     "backend": ("alluxio", lambda c, w, v: c.choice(w, v, BACKENDS)),
-    "dst": ("/parbench", lambda c, w, v: c.remote_path(w, v)),
+    "dst": ("/parbench", lambda c, w, v: _run_root(c, w, v)),
     "local_dst": ("read", lambda c, w, v: c.remote_path(w, v, relative=True)),
     "data": ("data/5mb.txt", lambda c, w, v: c.local_path(w, v)),
     "proxy": ({}, lambda c, w, v: c.proxy(w, v, _DEFAULT_PROXY)),
@@ -323,10 +356,10 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "read_type": ("CACHE", lambda c, w, v: c.choice(w, v, READ_TYPES)),
     "chunk_size": ("1MiB", lambda c, w, v: c.size(w, v)),
     "on_existing": ("replace", lambda c, w, v: c.choice(w, v, ON_EXISTING)),
-    "start_delay": (0.5, lambda c, w, v: c.seconds(w, v, 0.1)),
-    "ready_timeout": (120, lambda c, w, v: c.seconds(w, v, 1)),
-    "connect_timeout": (15, lambda c, w, v: c.seconds(w, v, 1)),
-    "phase_timeout": (1800, lambda c, w, v: c.seconds(w, v, 1)),
+    "start_delay": (0.5, lambda c, w, v: c.seconds(w, v, 0.1, MAX_START_DELAY)),
+    "ready_timeout": (120, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
+    "connect_timeout": (15, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
+    "phase_timeout": (1800, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
     "python": ("python3", lambda c, w, v: c.string(w, v)),
 }
 _SSH_KEYS = ("known_hosts", "strict_host_keys")
@@ -377,6 +410,19 @@ def _or_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
+def _run_root(check: _Check, where: str, value: Any) -> str:
+    """``dst``: one storage root for the whole run, so no ``{...}`` (nothing expands it)."""
+    path = check.remote_path(where, value)
+    if "{" in path or "}" in path:
+        check.expect(
+            where,
+            "a path without '{' or '}' (dst is one root for the whole run; templates are not"
+            " expanded there)",
+            value,
+        )
+    return path
+
+
 def _settings(check: _Check, raw: Any) -> Settings:
     raw = check.mapping("defaults", raw, _SETTINGS)
     values = {
@@ -403,9 +449,10 @@ def _node(check: _Check, where: str, raw: Any, settings: Settings) -> Node:
         if key not in raw:
             check.fail(at(key), "missing; every node needs an id and a host")
     nid = check.string(at("id"), raw["id"], NODE_ID)
-    host = check.string(at("host"), raw["host"], _TOKEN)
-    user = raw.get("user")
-    user = getpass.getuser() if user is None else check.string(at("user"), user, _TOKEN)
+    host = _host(check, where, raw["host"])
+    user = _user(check, at("user"), raw.get("user"))
+    workdir = check.remote_path(at("workdir"), raw.get("workdir", f"/tmp/parbench-{user}"))
+    _check_local_dst(check, settings.local_dst, where, workdir)
     key, home, root = raw.get("key"), raw.get("alluxio_home"), raw.get("posix_root")
     if root is None and settings.backend == "posix" and settings.posix_root is None:
         check.fail(
@@ -418,23 +465,81 @@ def _node(check: _Check, where: str, raw: Any, settings: Settings) -> Node:
         port=check.integer(at("port"), raw.get("port", 22), 1, 65535),
         user=user,
         key=None if key is None else check.local_path(at("key"), key),
-        workdir=check.remote_path(at("workdir"), raw.get("workdir", f"/tmp/parbench-{user}")),
+        workdir=workdir,
         python=check.string(at("python"), raw.get("python", settings.python)),
-        clients=check.integer(at("clients"), raw.get("clients", settings.clients), 1),
+        clients=check.integer(at("clients"), raw.get("clients", settings.clients), 1, MAX_CLIENTS),
         proxy=check.proxy(at("proxy"), raw.get("proxy", {}), settings.proxy),
         alluxio_home=_or(home, None, partial(check.remote_path, at("alluxio_home"))),
         posix_root=_or(root, settings.posix_root, partial(check.remote_path, at("posix_root"))),
     )
 
 
+def _host(check: _Check, where: str, value: Any) -> str:
+    """``{where}.host``: a name or address only; the user and port have keys of their own."""
+    host = check.string(_join(where, "host"), value, _TOKEN)
+    if "@" in host:
+        check.fail(_join(where, "host"), f"{host!r} includes a user; set it as {where}.user")
+    if ":" in host and not _is_ipv6(host):  # a bare IPv6 address is fine
+        check.fail(_join(where, "host"), f"{host!r} includes a port; set it as {where}.port")
+    return host
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _user(check: _Check, where: str, value: Any) -> str:
+    """The node's SSH user, by default the one running the controller."""
+    if value is not None:
+        return check.string(where, value, _TOKEN)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no LOGNAME, USER, ... and no passwd entry for our uid
+        check.fail(
+            where,
+            f"not set, and the controller's own user name is unknown (no LOGNAME or USER, no"
+            f" passwd entry for uid {os.getuid()}); set {where}",
+        )
+
+
+def _check_local_dst(check: _Check, local_dst: str, where: str, workdir: str) -> None:
+    """Read copies go neither onto the workdir (nor above it) nor into its own entries."""
+    path = posixpath.join(workdir, local_dst)  # an absolute local_dst stays itself
+    if path == workdir or workdir.startswith(path + "/"):
+        check.fail(
+            "defaults.local_dst",
+            f"{local_dst!r} is or contains {where}.workdir ({workdir}); read copies go elsewhere",
+        )
+    if path.startswith(workdir + "/"):
+        entry = path[len(workdir) + 1 :].split("/")[0]
+        if any(fnmatchcase(entry, reserved) for reserved in WORKDIR_ENTRIES):
+            check.fail(
+                "defaults.local_dst",
+                f"{local_dst!r} is inside {posixpath.join(workdir, entry)}, which {where}.workdir"
+                f" keeps for parbench ({', '.join(WORKDIR_ENTRIES)}); choose another folder",
+            )
+
+
 def _check_unique(check: _Check, nodes: tuple[Node, ...]) -> None:
-    """Ids are unique, and no two nodes share a workdir on the same SSH endpoint."""
+    """Ids are unique, even ignoring case (they name folders), and no two nodes share a
+    workdir on the same SSH endpoint."""
     ids: dict[str, int] = {}
     places: dict[tuple[str, int, str], int] = {}
     for i, node in enumerate(nodes):
-        first = ids.setdefault(node.id, i)
+        first = ids.setdefault(node.id.lower(), i)
         if first != i:
-            check.fail(f"nodes[{i}].id", f"{node.id!r} is used by nodes[{first}] too")
+            other = nodes[first].id
+            check.fail(
+                f"nodes[{i}].id",
+                f"{node.id!r} is used by nodes[{first}] too"
+                if other == node.id
+                else f"{node.id!r} differs from nodes[{first}].id {other!r} only in case;"
+                " ids name folders, and some file systems ignore case",
+            )
         first = places.setdefault((node.host, node.port, node.workdir), i)
         if first != i:
             check.fail(

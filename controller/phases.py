@@ -10,30 +10,31 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from dataclasses import replace
 from typing import Optional, Sequence
 
 from fabric import Connection
 from invoke.watchers import StreamWatcher
 
+from worker.protocol import RECORDED_EXITS, PhaseRequest
 from worker.results import ClientResult, read_lines, write_file
 
+from . import locks, report, stats
 from . import push as pushing
-from . import report, stats
 from .inventory import Inventory, Node
 from .plan import (
     REQUEST_TIMEOUT_SHARE,
-    ReadPlan,
-    node_paths,
-    worker_args,
+    NodePaths,
+    PlanError,
+    new_run_id,
+    node_request,
     worker_command,
-    write_paths,
 )
+from .push import PushError
 from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
+from .run import Run
 from .rundir import RunDir
 from .startgate import ReadyWatcher, StartGate
-
-#: worker exit codes that still mean "records written": 0 all ok, 1 some not ok
-WORKER_RECORDED = (0, 1)
 
 
 class BenchFailure(RuntimeError):
@@ -57,10 +58,12 @@ def _failures(outcomes: Sequence[Outcome]) -> list[NodeFailure]:
     return [o.failure for o in outcomes if o.failure is not None]
 
 
-def push(inventory: Inventory, run: Optional[RunDir] = None, data: bool = True) -> list[Node]:
-    """Update every node (``data``: with the reference file); return the nodes that are
-    ready, having reported the others. Fails if none is ready."""
+def push(inventory: Inventory, run: Optional[Run] = None, data: bool = True) -> list[Node]:
+    """Update every node (``data``: with the reference file, which must be the run's);
+    return the nodes that are ready, having reported the others. Fails if none is."""
     arts = pushing.artifacts(inventory, pushing.ensure_wheels(), data)
+    if run is not None:
+        pushing.check_reference(arts, run.reference.path, run.reference.sha256)
     outcomes = on_nodes(
         inventory, "push", lambda conn, node: pushing.push_node(conn, node, inventory, arts)
     )
@@ -76,15 +79,19 @@ def push(inventory: Inventory, run: Optional[RunDir] = None, data: bool = True) 
                 f"clock offset {info.clock_offset * 1000:+.1f} ms "
                 f"(±{info.clock_error * 1000:.1f})"
             )
+    twins = pushing.same_workdirs({o.node.id: o.value for o in outcomes if o.value is not None})
+    if twins:
+        a, b = twins[0]
+        raise PushError(
+            f"nodes {a} and {b} are one workdir on one machine ({inventory.node(a).workdir}): "
+            "list a machine once, or give each entry a workdir of its own"
+        )
     failures = _failures(outcomes)
     if run is not None:
-        infos = {o.node.id: o.value.to_dict() for o in outcomes if o.value is not None}
-        run.update_json(
-            "manifest.json",
-            "nodes",
-            {**run.read_json("manifest.json", {}).get("nodes", {}), **infos},
+        run.dir.update_doc(
+            "hosts.json", {o.node.id: o.value.to_dict() for o in outcomes if o.value is not None}
         )
-        _record_failures(run, "push", failures)
+        _record_failures(run.dir, "push", failures)
     if failures:
         print(failure_table(failures), file=sys.stderr)
         if not ready:
@@ -101,30 +108,33 @@ def push_all(inventory: Inventory) -> None:
 
 
 def _offsets(run: RunDir) -> dict[str, float]:
-    return {
-        nid: info["clock_offset"]
-        for nid, info in run.read_json("manifest.json", {}).get("nodes", {}).items()
-    }
+    return {nid: info["clock_offset"] for nid, info in run.read_doc("hosts.json", {}).items()}
 
 
 def run_worker(
     conn: Connection,
     node: Node,
-    inventory: Inventory,
     run: RunDir,
-    phase: str,
-    args: list[str],
+    request: PhaseRequest,
+    timeout: float,
     offset: float,
     watchers: Sequence[StreamWatcher] = (),
 ) -> list[ClientResult]:
-    """Run ``python -m worker ARGS`` on ``node``, stream its output, fetch its records.
+    """Send ``request`` to ``node``, run it there, stream its output, fetch its records.
 
     The node's records file is removed first, so that only this invocation's records can
     be fetched; they are kept (clock offset filled in) even when the step then fails.
+    Records that do not belong to the request (another run, node, phase or client) are
+    refused.
     """
-    paths = node_paths(inventory, node)
-    remote_out = paths.output(run.run_id, phase)
-    command = f"rm -f {shlex.quote(remote_out)} && " + worker_command(node, paths, args)
+    phase = request.phase
+    paths = NodePaths(node.workdir)
+    remote_request = paths.request(request.run_id, phase)
+    assert request.out is not None
+    text = request.to_json() + "\n"
+    run.node_file(node.id, f"{phase}.request.json").write_text(text)
+    _send(conn, remote_request, text)
+    command = f"rm -f {shlex.quote(request.out)} && " + worker_command(node, "run", remote_request)
     out, err = PrefixedStream(node.id), PrefixedStream(node.id, sys.stderr)
     try:
         result = conn.run(
@@ -133,7 +143,7 @@ def run_worker(
             out_stream=out,
             err_stream=err,
             watchers=list(watchers),
-            timeout=inventory.settings.phase_timeout,
+            timeout=timeout,
         )
     finally:
         out.finish()
@@ -143,7 +153,7 @@ def run_worker(
     )
     fetched = run.node_file(node.id, f"{phase}.jsonl.remote")
     try:
-        conn.get(remote_out, str(fetched))
+        conn.get(request.out, str(fetched))
     except OSError as exc:
         output = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise StepError(
@@ -151,41 +161,73 @@ def run_worker(
             f"{result.exited}: {' | '.join(output)}"
         ) from exc
     with open(fetched) as stream:
-        records = list(read_lines(stream, f"{node.id}:{remote_out}"))
+        records = list(read_lines(stream, f"{node.id}:{request.out}"))
     fetched.unlink()
+    _check_records(request, records)
     for record in records:
         record.clock_offset = offset
     write_file(records, str(run.node_file(node.id, f"{phase}.jsonl")))
-    if result.exited not in WORKER_RECORDED:
+    if result.exited not in RECORDED_EXITS:
         raise StepError(f"worker exited {result.exited} after writing {len(records)} records")
-    if len(records) != node.clients:
-        raise StepError(f"worker left {len(records)} {phase} records for {node.clients} clients")
+    if len(records) != len(request.clients):
+        raise StepError(
+            f"worker left {len(records)} {phase} records for {len(request.clients)} clients"
+        )
     return records
 
 
+def _send(conn: Connection, remote: str, text: str) -> None:
+    """Put ``text`` at ``remote`` on the node, making its folder (one level) first."""
+    sftp = conn.sftp()
+    folder = remote.rsplit("/", 1)[0]
+    try:
+        sftp.stat(folder)
+    except OSError:
+        sftp.mkdir(folder, 0o700)
+    with sftp.open(remote, "w") as stream:
+        stream.write(text.encode())
+
+
+def _check_records(request: PhaseRequest, records: list[ClientResult]) -> None:
+    """Every record is one of ``request``'s clients, once."""
+    expected = {t.client for t in request.clients}
+    seen: set[int] = set()
+    for r in records:
+        mine = (r.run_id, r.node, r.phase) == (request.run_id, request.node, request.phase)
+        if not mine or r.client not in expected or r.client in seen:
+            raise StepError(
+                f"records file {request.out} holds a record of run {r.run_id} node {r.node} "
+                f"{r.phase} client {r.client}, not one of this request's "
+                f"({request.run_id} {request.node} {request.phase} clients 0..{len(expected) - 1})"
+            )
+        seen.add(r.client)
+
+
 def _record_failures(run: RunDir, phase: str, failures: list[NodeFailure]) -> None:
-    run.update_json("failures.json", phase, [f.to_dict() for f in failures])
+    run.update_doc("failures.json", {phase: [f.to_dict() for f in failures]})
 
 
 def run_phases(
-    inventory: Inventory,
-    run: RunDir,
-    phases: Sequence[str],
-    read: Optional[ReadPlan] = None,
-    timed: bool = True,
+    run: Run,
+    requests: dict[str, dict[str, PhaseRequest]],
 ) -> list[ClientResult]:
-    """Push, run ``phases`` in turn on every ready node at once, gather, summarise.
+    """Push, run the phases of ``requests`` (phase -> node -> request) in turn on every
+    ready node at once, gather, summarise.
 
     Raises BenchFailure when a node failed or a record is not ok, after saving the rest.
     """
+    phases = list(requests)
+    inventory = run.inventory
+    ready = [n for n in push(inventory, run) if all(n.id in requests[p] for p in phases)]
+    locks.hold(inventory, run.run_id, ready)  # or LockHeld: another run is at work there
     for phase in phases:  # a node that fails now must not contribute an earlier attempt
-        run.forget(phase)
-    ready = push(inventory, run)
-    offsets = _offsets(run)
+        run.dir.forget(phase)
+    offsets = _offsets(run.dir)
     settings = inventory.settings
+    timed = [p for p in phases if any(r.timed for r in requests[p].values())]
     gates = {
         phase: StartGate([n.id for n in ready], settings.start_delay, settings.ready_timeout)
-        for phase in (phases if timed else [])
+        for phase in timed
     }
     if timed:
         print(
@@ -200,9 +242,11 @@ def run_phases(
             for phase in phases:
                 gate = gates.get(phase)
                 watchers = [] if gate is None else [ReadyWatcher(gate, node.id, offset)]
-                deadline = time.time() + offset + settings.phase_timeout * REQUEST_TIMEOUT_SHARE
-                args = worker_args(inventory, node, phase, run.run_id, timed, read, deadline)
-                records += run_worker(conn, node, inventory, run, phase, args, offset, watchers)
+                budget = settings.phase_timeout * REQUEST_TIMEOUT_SHARE
+                request = replace(requests[phase][node.id], deadline=time.time() + offset + budget)
+                records += run_worker(
+                    conn, node, run.dir, request, settings.phase_timeout, offset, watchers
+                )
         finally:
             for gate in gates.values():  # a node that failed before it was ready
                 gate.leave(node.id)  # holds no one up
@@ -229,12 +273,12 @@ def run_phases(
     ]
     records: list[ClientResult] = []
     for phase in phases:
-        _record_failures(run, phase, failures)
-        gathered = run.records(phase)  # what the nodes left now, including failed steps
+        _record_failures(run.dir, phase, failures)
+        gathered = run.dir.records(phase)  # what the nodes left now, including failed steps
         summary = stats.summarise(gathered, phase)
-        run.update_json("summary.json", phase, summary.to_dict())
-        if timed:
-            run.write_text(f"{phase}.svg", report.svg_bar_chart(summary))
+        run.dir.update_doc("summary.json", {phase: summary.to_dict()})
+        if phase in timed:
+            run.dir.write_text(f"{phase}.svg", report.svg_bar_chart(summary))
             print(report.phase_table(summary))
         records += gathered
     if failures:
@@ -248,36 +292,44 @@ def run_phases(
     return records
 
 
-def write(inventory: Inventory, run: RunDir) -> None:
-    s = inventory.settings
-    run.update_json(
-        "plan.json", "write", {n.id: write_paths(inventory, n) for n in inventory.nodes}
-    )
+def write(run: Run) -> None:
+    s = run.inventory.settings
     if s.on_existing == "replace":
         print(
             f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
             "(defaults.on_existing: replace)"
         )
-    records = run_phases(inventory, run, ["write"])
+    records = run_phases(run, {"write": run.requests["write"]})
     replaced = sum(r.replaced for r in records)
     if replaced:
         print(f"write: replaced {replaced} file(s) left by an earlier run")
 
 
-def read(inventory: Inventory, run: RunDir, plan: ReadPlan) -> None:
-    run.update_json("plan.json", "read", plan.to_dict())
-    if plan.pairing is not None:
-        print("\n".join(report.plan_lines(plan.pairing)))
-    run_phases(inventory, run, ["read"], read=plan)
+def read(run: Run, mode: str = "cross", src: Optional[str] = None) -> None:
+    """Cross-node: the run's sealed read; same-file: every client reads ``src``."""
+    if mode == "same":
+        assert src is not None
+        requests = run.same_file_requests(src)
+        run.dir.update_doc("plan.json", {"read": {"mode": "same", "src": src}})
+    else:
+        if run.read_plan is None or "read" not in run.requests:
+            raise PlanError(
+                f"run {run.run_id} has one node: a cross-node read needs at least two "
+                "nodes; to read back on the writing node use --mode same --src PATH"
+            )
+        requests = run.requests["read"]
+        run.dir.update_doc("plan.json", {"read": run.read_plan.to_dict()})
+        print("\n".join(report.plan_lines(run.read_plan.pairing)))  # type: ignore[arg-type]
+    run_phases(run, {"read": requests})
 
 
-def verify(inventory: Inventory, run: RunDir) -> None:
+def verify(run: Run) -> None:
     """verify-write and verify-read on every node; a table naming every bad file."""
     phases = ["verify-write", "verify-read"]
     try:
-        records = run_phases(inventory, run, phases, timed=False)
+        records = run_phases(run, {p: run.requests[p] for p in phases})
     except BenchFailure:
-        print(report.verify_table(r for p in phases for r in run.records(p)))
+        print(report.verify_table(r for p in phases for r in run.dir.records(p)))
         raise
     print(report.verify_table(records))
     print(f"verify: all {len(records)} files match the reference")
@@ -287,11 +339,18 @@ def clean(inventory: Inventory) -> None:
     """Remove the files of ``dst`` in storage and the local copies, per node."""
 
     def step(conn: Connection, node: Node) -> str:
-        args = worker_args(inventory, node, "clean", "clean")
-        return conn.run(worker_command(node, node_paths(inventory, node), args), hide=True).stdout
+        request = node_request(inventory, node, "clean", "clean", None)
+        paths = NodePaths(node.workdir)
+        remote = paths.request("clean", "clean")
+        _send(conn, remote, request.to_json() + "\n")
+        return conn.run(worker_command(node, "run", remote), hide=True).stdout
 
     ready = push(inventory, data=False)
-    outcomes = on_nodes(inventory, "clean", step, ready)
+    held = locks.hold(inventory, f"clean-{new_run_id()}", ready)
+    try:
+        outcomes = on_nodes(inventory, "clean", step, ready)
+    finally:
+        held.release()
     for o in outcomes:
         if o.value:
             print("\n".join(f"[{o.node.id}] {line}" for line in o.value.strip().splitlines()))
@@ -312,6 +371,6 @@ def show(run: RunDir) -> None:
     checked = run.records("verify-write") + run.records("verify-read")
     if checked:
         print(report.verify_table(checked))
-    for phase, failed in (run.read_json("failures.json") or {}).items():
+    for phase, failed in run.read_doc("failures.json", {}).items():
         if failed:
             print(f"{phase}: " + failure_table([NodeFailure(**f) for f in failed]))

@@ -1,7 +1,7 @@
-"""A run: its id, what each node writes and reads, and the worker command lines for it.
+"""A run: its id, what each node writes and reads, and the request each node is sent.
 
-Everything here is pure: it turns a validated inventory (and the read mode) into
-``NodeTask``s, the exact ``python -m worker ...`` argument lists each node runs.
+Everything here is pure: it turns a validated inventory (and the read mode) into one
+:class:`worker.protocol.PhaseRequest` per node and phase.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import shlex
 import time
 from dataclasses import dataclass
 from typing import Optional
+
+from worker.protocol import TIMED_PHASES, ClientTask, PhaseRequest, Reference, StorageConfig
 
 from .inventory import Inventory, Node
 from .pairing import Pairing, cross_node
@@ -27,10 +29,9 @@ def new_run_id(now: Optional[float] = None) -> str:
 
 @dataclass(frozen=True)
 class NodePaths:
-    """Where things live on a node, all below its workdir (except ``local_dst``)."""
+    """Where parbench's own files live on a node, all below its workdir."""
 
     workdir: str
-    local_dst: str
 
     @property
     def venv_python(self) -> str:
@@ -45,9 +46,8 @@ class NodePaths:
     def output(self, run_id: str, phase: str) -> str:
         return posixpath.join(self.run_dir(run_id), f"{phase}.jsonl")
 
-
-def node_paths(inventory: Inventory, node: Node) -> NodePaths:
-    return NodePaths(node.workdir, inventory.local_dst(node))
+    def request(self, run_id: str, phase: str) -> str:
+        return posixpath.join(self.run_dir(run_id), f"{phase}.request.json")
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,9 @@ class ReadPlan:
 
     def sources(self, node: Node, dst: str) -> list[str]:
         """The storage path for each client ``0..node.clients-1`` of ``node``."""
-        if self.mode == "same":
+        if self.mode == "same":  # "{cid}" becomes each client's id, on every node alike
             assert self.src is not None
-            return [self.src] * node.clients
+            return [self.src.replace("{cid}", str(cid)) for cid in range(node.clients)]
         assert self.pairing is not None
         return [
             posixpath.join(dst, a.source_node, str(a.source_client))
@@ -90,16 +90,21 @@ class PlanError(ValueError):
     """A run cannot be planned as asked; the message says why."""
 
 
-def read_plan(inventory: Inventory, mode: str = "cross", src: Optional[str] = None) -> ReadPlan:
-    """Cross-node pairing from the inventory, or every client reading ``src``."""
+def check_read_options(mode: str, src: Optional[str]) -> None:
+    """``--mode`` and ``--src`` make sense together, or PlanError saying why."""
     if mode not in READ_MODES:
         raise PlanError(f"--mode must be one of {', '.join(READ_MODES)}, got {mode!r}")
-    if mode == "same":
-        if not src or not src.startswith("/"):
-            raise PlanError(f"--mode same needs --src with an absolute storage path, got {src!r}")
-        return ReadPlan("same", src=src)
-    if src:
+    if mode == "same" and (not src or not src.startswith("/")):
+        raise PlanError(f"--mode same needs --src with an absolute storage path, got {src!r}")
+    if mode == "cross" and src:
         raise PlanError("--src is for --mode same; cross-node reads use the files of `fab write`")
+
+
+def read_plan(inventory: Inventory, mode: str = "cross", src: Optional[str] = None) -> ReadPlan:
+    """Cross-node pairing from the inventory, or every client reading ``src``."""
+    check_read_options(mode, src)
+    if mode == "same":
+        return ReadPlan("same", src=src)
     return ReadPlan("cross", pairing=cross_node(inventory.clients_by_node()))
 
 
@@ -111,67 +116,108 @@ def write_paths(inventory: Inventory, node: Node) -> list[str]:
 
 
 #: share of ``phase_timeout`` a single storage request, and the whole worker (its
-#: ``--deadline``), may take: a hung request or a slow client then ends as an error record
-#: on the node before the controller gives up the node and loses all its records
+#: deadline), may take: a hung request or a slow client then ends as an error record on
+#: the node before the controller gives up the node and loses all its records
 REQUEST_TIMEOUT_SHARE = 0.9
 
 
-def worker_args(
+@dataclass(frozen=True)
+class ReferenceFacts:
+    """The reference file on the controller, as the run sealed it."""
+
+    path: str
+    bytes: int
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+
+def _storage(inventory: Inventory, node: Node) -> StorageConfig:
+    s = inventory.settings
+    timeout = s.phase_timeout * REQUEST_TIMEOUT_SHARE
+    if s.backend == "alluxio":
+        return StorageConfig(
+            "alluxio", node.proxy.host, node.proxy.port, None, s.write_type, s.read_type, timeout
+        )
+    return StorageConfig(
+        "posix",
+        root=node.posix_root,
+        write_type=s.write_type,
+        read_type=s.read_type,
+        timeout=timeout,
+    )
+
+
+def node_request(
     inventory: Inventory,
     node: Node,
     phase: str,
     run_id: str,
-    common_start: bool = False,
+    reference: Optional[ReferenceFacts],
     read: Optional[ReadPlan] = None,
-    deadline: Optional[float] = None,
-) -> list[str]:
-    """The arguments after ``python -m worker`` for ``phase`` (or ``clean``) on ``node``.
-
-    ``common_start``: the clients start when the controller says (controller/startgate.py).
-    ``deadline`` is in epoch seconds on the node's clock."""
+) -> PhaseRequest:
+    """What ``node`` is asked to do in ``phase`` (``clean`` too); timed phases start
+    behind the controller's barrier (controller/startgate.py)."""
     s = inventory.settings
-    paths = node_paths(inventory, node)
-    reference = paths.data(s.data.name)
-    args = [phase]
-    if phase == "write":
-        args += ["--src", reference, "--dst", s.dst, "--on-existing", s.on_existing]
-    elif phase == "read":
+    paths = NodePaths(node.workdir)
+    local_dst = inventory.local_dst(node)
+    storage = _storage(inventory, node)
+    local = [posixpath.join(local_dst, str(c)) for c in range(node.clients)]
+    if phase == "read":
         if read is None:
             raise PlanError("a read needs a read plan")
-        for source in read.sources(node, s.dst):
-            args += ["--src", source]
-        args += ["--dst", paths.local_dst]
-    elif phase == "verify-write":
-        args += ["--src", reference, "--dst", s.dst]
-        if node.alluxio_home and s.backend == "alluxio":
-            args += ["--home", node.alluxio_home]
-    elif phase == "verify-read":
-        args += ["--src", reference, "--dst", paths.local_dst]
-    elif phase == "clean":
-        args += ["--dst", s.dst, "--local-dst", paths.local_dst]
+        sources = read.sources(node, s.dst)
+    elif phase == "verify-read":  # the copies are local files: checked through a view of /
+        sources = local
+        storage = StorageConfig("posix", root="/", timeout=storage.timeout)
+    elif phase in ("write", "verify-write", "clean"):
+        sources = write_paths(inventory, node)
     else:
         raise PlanError(f"unknown phase {phase!r}")
-    args += ["--node", node.id, "--nfile", str(node.clients), "--backend", s.backend]
-    if s.backend == "alluxio":
-        args += ["--host", node.proxy.host, "--port", str(node.proxy.port)]
-    elif node.posix_root:
-        args += ["--root", node.posix_root]
-    timeout = s.phase_timeout * REQUEST_TIMEOUT_SHARE
-    args += ["--write-type", s.write_type, "--read-type", s.read_type]
-    args += ["--chunk-size", str(s.chunk_size), "--timeout", f"{timeout:g}", "--run-id", run_id]
-    if phase != "clean":
-        args += ["--out", paths.output(run_id, phase)]
-    if common_start:
-        args.append("--start-on-stdin")
-    if deadline is not None:
-        args += ["--deadline", f"{deadline:.6f}"]
-    return args
+    with_copies = phase in ("read", "verify-read")
+    # `alluxio fs checksum` asks Alluxio: another backend is checked by streaming
+    fs_checksum = phase == "verify-write" and s.backend == "alluxio"
+    return PhaseRequest(
+        run_id=run_id,
+        node=node.id,
+        phase=phase,
+        storage=storage,
+        clients=tuple(
+            ClientTask(c, path, local[c] if with_copies else None) for c, path in enumerate(sources)
+        ),
+        dst=s.dst,
+        local_dst=local_dst,
+        reference=None
+        if reference is None or phase in ("read", "clean")
+        else Reference(paths.data(reference.name), reference.bytes, reference.sha256),
+        chunk_size=s.chunk_size,
+        on_existing=s.on_existing,
+        alluxio_home=node.alluxio_home if fs_checksum else None,
+        start="stdin" if phase in TIMED_PHASES else "now",
+        out=None if phase == "clean" else paths.output(run_id, phase),
+    ).check()
 
 
-def worker_command(node: Node, paths: NodePaths, args: list[str]) -> str:
-    """The shell command that runs the worker on ``node``; every argument quoted."""
+def phase_requests(
+    inventory: Inventory,
+    phase: str,
+    run_id: str,
+    reference: Optional[ReferenceFacts],
+    read: Optional[ReadPlan] = None,
+) -> dict[str, PhaseRequest]:
+    """Node id -> its request for ``phase``, in inventory order."""
+    return {
+        n.id: node_request(inventory, n, phase, run_id, reference, read) for n in inventory.nodes
+    }
+
+
+def worker_command(node: Node, *args: str) -> str:
+    """The shell command that runs ``python -m worker ARGS`` on ``node``; all quoted."""
     q = shlex.quote
+    python = NodePaths(node.workdir).venv_python
     return (
-        f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} "
-        f"{q(paths.venv_python)} -m worker " + " ".join(q(a) for a in args)
+        f"cd {q(node.workdir)} && PYTHONPATH={q(node.workdir)} {q(python)} -m worker "
+        + " ".join(q(a) for a in args)
     )

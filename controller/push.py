@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,44 +56,118 @@ class Artifact:
     sha256: str
 
 
-def ensure_wheels(cache: Path = WHEEL_CACHE, requirement: str = RUNTIME_REQUIREMENT) -> list[Path]:
-    """Pure-Python wheels of ``requirement`` for Python 3.9+, downloaded once.
+#: the runtime's wheels as ``<sha256>  <wheel file name>`` lines: exactly what nodes get
+RUNTIME_LOCK = REPO / "worker-runtime.lock"
+_WHEEL_FILE = re.compile(  # name-version[-build]-python-abi-platform.whl
+    r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[A-Za-z0-9_.!+]+)(?:-\d[\w.]*)?-[\w.]+-[\w.]+-[\w.]+\.whl"
+)
+_LOCK_LINE = re.compile(rf"(?P<sha256>[0-9a-f]{{64}})  (?P<file>{_WHEEL_FILE.pattern})")
+_PIP_DOWNLOAD = (  # pure-Python wheels that any Python 3.9+ can unpack
+    *("-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.9"),
+    *("--implementation", "py", "--abi", "none", "--platform", "any"),
+)
+_LOCK_HEADER = """\
+# The worker runtime: {requirement} and its dependencies, pure-Python wheels for Python
+# 3.9+, one "<sha256>  <wheel file name>" line each. controller/push.py's ensure_wheels
+# downloads exactly these files and refuses any whose sha256 differs. Regenerate (network)
+# after changing RUNTIME_REQUIREMENT in controller/push.py, then review the diff:
+#   .venv/bin/python -c 'from controller.push import relock; relock()'
+"""
 
-    The marker records the requirement: when it differs, the cache's wheels are deleted and
-    downloaded again, so the cache never holds two versions of a package.
+
+def ensure_wheels(cache: Path = WHEEL_CACHE, lock: Path = RUNTIME_LOCK) -> list[Path]:
+    """The wheels ``lock`` lists, downloaded once into ``cache``; each call checks every
+    wheel's sha256 against the lock, and a difference raises RuntimeUnavailable.
+
+    The marker records the lock's digest: when the lock changes, the cache's wheels are
+    deleted and downloaded again, so the cache never holds two versions of a package. After
+    a failed check the marker is gone, so the next call downloads afresh.
     """
+    locked = read_lock(lock)
+    digest = hashlib.sha256(json.dumps(sorted(locked.items())).encode()).hexdigest()
     marker = cache / ".complete"
-    if not marker.is_file() or marker.read_text().strip() != requirement:
+    fresh = not marker.is_file() or marker.read_text().strip() != digest
+    if fresh:
         marker.unlink(missing_ok=True)
         for old in cache.glob("*.whl"):
             old.unlink()
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--only-binary=:all:",
-            "--python-version",
-            "3.9",
-            "--implementation",
-            "py",
-            "--abi",
-            "none",
-            "--platform",
-            "any",
-            "-d",
-            str(cache),
-            requirement,
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            requirements = Path(tmp) / "requirements.txt"
+            requirements.write_text("".join(map(_requirement, locked.items())))
+            _pip_download(cache, "--require-hashes", "--no-deps", "-r", str(requirements))
+    problems = _check_wheels(cache, locked, lock.name)
+    if problems:
+        marker.unlink(missing_ok=True)
+        raise RuntimeUnavailable(
+            f"worker runtime in {cache}: {'; '.join(problems)} (the next run downloads it again)"
+        )
+    if fresh:
+        marker.write_text(digest)
+    return [cache / name for name in sorted(locked)]
+
+
+def read_lock(lock: Path = RUNTIME_LOCK) -> dict[str, str]:
+    """Wheel file name -> sha256, from ``lock`` (``#`` starts a comment line)."""
+    try:
+        lines = lock.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuntimeUnavailable(f"cannot read the runtime's lock file: {exc}") from None
+    locked: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = _LOCK_LINE.fullmatch(line)
+        if not match or match["file"] in locked:
             raise RuntimeUnavailable(
-                f"could not download the worker runtime ({requirement}) "
-                f"into {cache}: {proc.stderr.strip()[-500:]}"
+                f"{lock}: line {number}: expected '<sha256>  <wheel file name>', each wheel"
+                f" once, got {line!r}"
             )
-        marker.write_text(requirement)
-    return sorted(cache.glob("*.whl"))
+        locked[match["file"]] = match["sha256"]
+    if not locked:
+        raise RuntimeUnavailable(f"{lock}: lists no wheels")
+    return locked
+
+
+def _requirement(wheel: tuple[str, str]) -> str:
+    """A requirements line that pins a locked wheel by version and sha256."""
+    file, sha256 = wheel
+    match = _WHEEL_FILE.fullmatch(file)
+    assert match is not None  # read_lock checked it
+    return f"{match['name']}=={match['version']} --hash=sha256:{sha256}\n"
+
+
+def _check_wheels(cache: Path, locked: dict[str, str], lock_name: str) -> list[str]:
+    """What differs between the wheels in ``cache`` and the lock, one phrase each."""
+    problems = []
+    present = sorted(cache.glob("*.whl"))
+    for path in present:
+        got, want = hash_file(str(path), "sha256"), locked.get(path.name)
+        if want is None:
+            problems.append(f"{path.name} (sha256 {got}) is not in {lock_name}")
+        elif got != want:
+            problems.append(f"{path.name} has sha256 {got}, {lock_name} says {want}")
+    for name in sorted(set(locked) - {p.name for p in present}):
+        problems.append(f"{name} (sha256 {locked[name]} in {lock_name}) is missing")
+    return problems
+
+
+def _pip_download(folder: Path, *args: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, *_PIP_DOWNLOAD, "-d", str(folder), *args], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        why = " ".join(proc.stderr.split())[-500:]  # pip's hash report spans several lines
+        raise RuntimeUnavailable(f"could not download the worker runtime into {folder}: {why}")
+
+
+def relock(requirement: str = RUNTIME_REQUIREMENT, lock: Path = RUNTIME_LOCK) -> None:
+    """Write ``lock`` from the wheels pip picks for ``requirement`` today (needs the network;
+    run by hand after changing RUNTIME_REQUIREMENT, then review and commit the lock)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _pip_download(Path(tmp), requirement)
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        lines = [f"{hash_file(str(w), 'sha256')}  {w.name}\n" for w in wheels]
+    lock.write_text(_LOCK_HEADER.format(requirement=requirement) + "".join(lines))
 
 
 def reference_file(inventory: Inventory) -> Path:
@@ -116,6 +192,16 @@ def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> li
     return [Artifact(local, remote, hash_file(str(local))) for local, remote in files]
 
 
+def check_reference(arts: list[Artifact], path: str, sha256: str) -> None:
+    """The reference file about to be pushed is the run's (by content), or PushError."""
+    for art in arts:
+        if art.remote.startswith("data/") and art.sha256 != sha256:
+            raise PushError(
+                f"reference file {art.local} changed since the run sealed {path} "
+                f"(sha256 {art.sha256[:12]}..., the run's {sha256[:12]}...)"
+            )
+
+
 def _wheels(arts: list[Artifact]) -> list[Artifact]:
     return [a for a in arts if a.remote.startswith("wheels/")]
 
@@ -136,9 +222,25 @@ class NodeInfo:
     clock_error: float  # half the round trip of the best sample: the offset's uncertainty
     uploaded: int
     provisioned: bool
+    machine: Optional[str] = None  # /etc/machine-id, else the hostname
+    workdir_id: Optional[tuple[int, int]] = None  # (st_dev, st_ino) of the workdir
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def same_workdirs(infos: dict[str, NodeInfo]) -> list[tuple[str, str]]:
+    """Pairs of node ids whose workdir is one directory of one machine (a machine listed
+    twice under different names); nodes whose machine or workdir is unknown pair with none."""
+    seen: dict[tuple[str, tuple[int, int]], list[str]] = {}
+    pairs: list[tuple[str, str]] = []
+    for nid, info in infos.items():
+        if info.machine is None or info.workdir_id is None:
+            continue
+        twins = seen.setdefault((info.machine, tuple(info.workdir_id)), [])
+        pairs += [(twin, nid) for twin in twins]
+        twins.append(nid)
+    return pairs
 
 
 #: answers each line on stdin with the node's clock: one exec, then pure round trips
@@ -170,6 +272,10 @@ def measure_clock(conn: Connection, python: str, samples: int = 5) -> tuple[floa
         channel.close()
 
 
+#: prints "st_dev st_ino" of the directory given, as the probe's ``workdir_id``
+STAT_DIR = "import os, sys; s = os.stat(sys.argv[1]); print(s.st_dev, s.st_ino)"
+
+
 def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Artifact]) -> NodeInfo:
     workdir = node.workdir
     q = shlex.quote
@@ -190,10 +296,16 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
             f"{node.python} is Python {'.'.join(map(str, version))}; the worker "
             f"needs {'.'.join(map(str, MIN_PYTHON))}+ (set nodes[].python)"
         )
-    # claim the workdir (the marker before anything else), then make its folders
+    # claim the workdir (the marker before anything else; new folders private to this
+    # user), make its folders, then tell the directory apart (it may have been new)
     dirs = " ".join(q(posixpath.join(workdir, d)) for d in ("worker", "data", "wheels", "runs"))
     marker = q(posixpath.join(workdir, MARKER))
-    conn.run(f"mkdir -p {q(workdir)} && touch {marker} && mkdir -p {dirs}", hide=True)
+    made = conn.run(
+        f"umask 077 && mkdir -p {q(workdir)} && touch {marker} && mkdir -p {dirs} && "
+        f"{q(node.python)} -c {q(STAT_DIR)} {q(workdir)}",
+        hide=True,
+    )
+    device, inode = map(int, made.stdout.split())
     stale = [a for a in arts if facts["hashes"].get(a.remote) != a.sha256]
     for art in stale:
         conn.put(str(art.local), posixpath.join(workdir, art.remote))
@@ -222,4 +334,6 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
         error,
         len(stale),
         provisioned,
+        facts["machine"],
+        (device, inode),
     )

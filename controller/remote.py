@@ -11,7 +11,6 @@ import io
 import socket
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Generic, Optional, Sequence, TextIO, TypeVar
 
@@ -121,7 +120,7 @@ def on_nodes(
     """Run ``fn(connection, node)`` on every node at once; failures become outcomes.
 
     On Ctrl-C, ``on_interrupt()`` runs at once: the node threads cannot be stopped, so
-    it must make them finish (the pool waits for them before the interrupt goes on)."""
+    it must make them finish (they are waited for before the interrupt goes on)."""
     targets = list(nodes if nodes is not None else inventory.nodes)
 
     def one(node: Node) -> Outcome[T]:
@@ -139,13 +138,26 @@ def on_nodes(
 
     if not targets:
         return []
-    # a thread per node, however many: a queued node would hold up the common start
-    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-        try:
-            return list(pool.map(one, targets))
-        except KeyboardInterrupt:
-            on_interrupt()
-            raise
+    # a thread per node, however many: a queued node would hold up the common start. Plain
+    # threads rather than a pool: the locks are given back at exit, when pools refuse work
+    outcomes: list[Optional[Outcome[T]]] = [None] * len(targets)
+
+    def run(index: int) -> None:
+        outcomes[index] = one(targets[index])
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(targets))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)  # wakes up for Ctrl-C
+    except KeyboardInterrupt:
+        on_interrupt()
+        for thread in threads:
+            thread.join()
+        raise
+    return [o for o in outcomes if o is not None]
 
 
 class PrefixedStream(io.TextIOBase):

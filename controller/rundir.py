@@ -2,22 +2,30 @@
 
 ::
 
-    manifest.json            inventory snapshot, reference checksum, versions, hosts
-    plan.json                what each node writes and reads (the pairing)
-    <node>/<phase>.jsonl     client records fetched from the node
-    <node>/<phase>.log       what the worker printed there
-    summary.json             per phase: aggregate and per-node statistics, node failures
-    <phase>.svg              per-client throughput, for a person
-    failures.json            per phase: nodes whose step failed, and why
+    run.json                       the sealed run (controller/run.py), written once
+    plan.json                      who writes and reads what, for people
+    hosts.json                     what the latest push learnt about each node
+    summary.json                   per phase: aggregate and per-node statistics
+    failures.json                  per phase: nodes whose step failed, and why
+    <phase>.svg                    per-client throughput, for a person
+    nodes/<node>/<phase>.jsonl     client records fetched from the node
+    nodes/<node>/<phase>.log       what the worker printed there
+    nodes/<node>/<phase>.request.json   the request the node was sent
 
+Every JSON document carries a ``schema`` and is checked on load. Writes are atomic (a
+temporary file of its own, then a rename) and read-modify-write updates hold the run's
+lock file, so two processes updating one run never lose or corrupt each other's work.
 ``results/latest`` links to the newest run.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,19 +37,39 @@ class RunNotFound(LookupError):
     pass
 
 
+class ResultsError(RuntimeError):
+    """A file of the run cannot be read or is not what it should be; the message names it."""
+
+
 #: a run id (or ``latest``) is one folder of results/, never a path
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
+#: the versioned documents of a run folder and their schemas
+SCHEMAS = {
+    "run.json": "parbench.run/1",
+    "plan.json": "parbench.plan/1",
+    "hosts.json": "parbench.hosts/1",
+    "summary.json": "parbench.summary/1",
+    "failures.json": "parbench.failures/1",
+}
 
-class ResultsError(RuntimeError):
-    """A records file of the run cannot be read; the message names it."""
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file of its own and a rename, so a
+    reader or a crash never sees half a file and two writers never share a temporary."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def _write_json(path: Path, data: Any) -> None:
-    """Write atomically, so that a crash never leaves half a JSON file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+def _dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
 
 
 @dataclass(frozen=True)
@@ -75,9 +103,11 @@ class RunDir:
             raise RunNotFound(f"no run {run_id!r} under {root}/: {hint}")
         return cls(root, path.resolve().name)
 
+    # --- files of the nodes ----------------------------------------------------------
+
     def node_file(self, node: str, name: str) -> Path:
-        folder = self.path / node
-        folder.mkdir(exist_ok=True)
+        folder = self.path / "nodes" / node
+        folder.mkdir(parents=True, exist_ok=True)
         return folder / name
 
     def records(self, phase: str) -> list[ClientResult]:
@@ -85,7 +115,7 @@ class RunDir:
         return list(self._iter_records(phase))
 
     def _iter_records(self, phase: str) -> Iterator[ClientResult]:
-        for path in sorted(self.path.glob(f"*/{phase}.jsonl")):
+        for path in sorted(self.path.glob(f"nodes/*/{phase}.jsonl")):
             try:
                 with open(path) as stream:
                     yield from read_lines(stream, str(path))
@@ -94,27 +124,50 @@ class RunDir:
 
     def forget(self, phase: str) -> None:
         """Drop the records of ``phase`` gathered earlier, before it runs again."""
-        for path in self.path.glob(f"*/{phase}.jsonl"):
+        for path in self.path.glob(f"nodes/*/{phase}.jsonl"):
             path.unlink()
 
-    def read_json(self, name: str, default: Any = None) -> Any:
+    # --- versioned documents ---------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the run folder's lock (other processes updating this run wait)."""
+        with open(self.path / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def read_doc(self, name: str, default: Any = None) -> Any:
+        """The document ``name`` without its schema field; ``default`` if it is absent.
+        ResultsError when it is not JSON or not of the expected schema."""
+        path = self.path / name
         try:
-            return json.loads((self.path / name).read_text())
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             return default
+        except (OSError, ValueError) as exc:
+            raise ResultsError(f"cannot read {path}: {exc}") from None
+        found = data.get("schema") if isinstance(data, dict) else None
+        if found != SCHEMAS[name]:
+            raise ResultsError(f"{path}: schema {found!r}, expected {SCHEMAS[name]!r}")
+        return {k: v for k, v in data.items() if k != "schema"}
 
-    def write_json(self, name: str, data: Any) -> Path:
+    def write_doc(self, name: str, data: dict) -> Path:
         path = self.path / name
-        _write_json(path, data)
+        write_atomically(path, _dumps({**data, "schema": SCHEMAS[name]}))
         return path
 
-    def update_json(self, name: str, key: str, value: Any) -> Path:
-        """Set one top-level key of a JSON object file (e.g. one phase of summary.json)."""
-        data = self.read_json(name, {})
-        data[key] = value
-        return self.write_json(name, data)
+    def update_doc(self, name: str, values: dict) -> Path:
+        """Set some top-level keys of a document (e.g. one phase of summary.json), under
+        the run's lock."""
+        with self.locked():
+            data = self.read_doc(name, {})
+            data.update(values)
+            return self.write_doc(name, data)
 
     def write_text(self, name: str, text: str) -> Path:
         path = self.path / name
-        path.write_text(text)
+        write_atomically(path, text)
         return path

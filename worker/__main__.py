@@ -1,12 +1,11 @@
-"""Command line of the worker: ``python -m worker PHASE ...`` on a client node.
+"""Command line of the worker on a client node.
 
-Exit status:
+- ``python -m worker run REQUEST.json``: what the controller runs; the file holds one
+  :class:`worker.protocol.PhaseRequest`.
+- ``python -m worker {write,read,verify-write,verify-read,clean} ...``: the same by hand,
+  with the original scripts' options; they build the same request.
 
-- 0 every record ok (``clean``: everything removed)
-- 1 some record not ok (``clean``: something could not be removed)
-- 2 usage error
-- 3 records could not be saved
-- 130 interrupted
+Exit status: :class:`worker.protocol.ExitCode`.
 """
 
 from __future__ import annotations
@@ -18,28 +17,40 @@ import sys
 import time
 from typing import Callable, List, Optional, Sequence, Union
 
-from worker.clean import NODE_ID, UnsafePath, clean
+from worker import lock
+from worker.clean import UnsafePath, clean
 from worker.clients import Identity, Job, run_clients
-from worker.report import progress_line, summary_line
-from worker.results import PHASES, ClientResult, write_file
-from worker.start import GO, READY_MARKER, ask_controller
-from worker.storage import (
+from worker.protocol import (
     BACKENDS,
+    GO,
+    NODE_ID,
+    ON_EXISTING,
     READ_TYPES,
+    READY_MARKER,
     WRITE_TYPES,
+    ClientTask,
+    ExitCode,
+    PhaseRequest,
+    Reference,
+    RequestError,
     StorageConfig,
-    StorageError,
-    describe_error,
-    make_storage,
+    load_request,
 )
-from worker.transfer import ON_EXISTING, ReadJob, WriteJob, expand_sources, write_target
-from worker.verify import Reference, VerifyJob
+from worker.report import progress_line, summary_line
+from worker.results import ClientResult, write_file
+from worker.start import ask_controller
+from worker.storage import StorageError, describe_error, make_storage
+from worker.transfer import ReadJob, WriteJob, expand_sources, write_target
+from worker.verify import Reference as Expected
+from worker.verify import VerifyJob
 
-#: --start-on-stdin without --deadline: how long to wait for the controller's answer
+#: start "stdin" without a deadline: how long to wait for the controller's answer
 START_WAIT = 1800.0
-EXIT_NOT_SAVED = 3  # distinct from 1 (some record not ok): no records to collect at all
 
 Work = Union[List[Job], List[ClientResult]]  # jobs to run, or records already decided
+
+
+# --- the by-hand command line -> a PhaseRequest ------------------------------------------
 
 
 def _positive_int(text: str) -> int:
@@ -119,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     phases.required = True
     common = [_common_options()]
 
+    run = phases.add_parser("run", help="run the phase request in a JSON file (the controller)")
+    run.add_argument("request", metavar="REQUEST.json")
+    lock = phases.add_parser("lock", help="take or give back a run's locks (the controller)")
+    lock.add_argument("request", metavar="LOCK_REQUEST_JSON")
+
     write = phases.add_parser("write", parents=common, help="write the reference file N times")
     write.add_argument("--src", required=True, metavar="LOCAL_REF_FILE")
     write.add_argument("--dst", required=True, metavar="ROOT", help="client c writes ROOT/NID/c")
@@ -161,88 +177,150 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _identity(
-    args: argparse.Namespace, host: str, cid: int, path: str, local: Optional[str] = None
-) -> Identity:
-    return Identity(args.run_id, args.phase, args.node, cid, host, args.backend, path, local)
+def request_from_args(args: argparse.Namespace) -> PhaseRequest:
+    """The request the by-hand options describe (storage paths as given, local paths
+    made absolute); RequestError or ValueError when they do not make one."""
+    if not NODE_ID.fullmatch(args.node):  # it becomes a path segment: {dst}/{node}/{cid}
+        raise RequestError(
+            f"--node must be a plain path segment ([A-Za-z0-9._-]), got {args.node!r}"
+        )
+    phase, n = args.phase, args.nfile
+    storage = StorageConfig(
+        args.backend,
+        args.host,
+        args.port,
+        args.root,
+        args.write_type,
+        args.read_type,
+        args.timeout,
+    )
+    if phase == "verify-read":  # the copies are local files: checked through a view of "/"
+        storage = StorageConfig(backend="posix", root="/", timeout=args.timeout)
+    if storage.backend == "posix" and not storage.root:
+        raise RequestError("--backend posix needs --root DIR")
+    dst, local_dst = args.dst, None
+    if phase in ("read", "verify-read"):  # --dst is the local folder of the copies
+        dst, local_dst = None, os.path.abspath(args.dst)
+    if phase == "clean":
+        local_dst = os.path.abspath(args.local_dst)
+    locals_ = [os.path.join(local_dst, str(c)) for c in range(n)] if local_dst else [None] * n
+    if phase == "read":
+        paths = expand_sources(args.src, n)
+    elif phase == "verify-read":
+        paths = [p for p in locals_ if p]
+    else:
+        paths = [write_target(args.dst, args.node, c) for c in range(n)]
+    reference = Reference(os.path.abspath(args.src)) if phase not in ("read", "clean") else None
+    start = "at" if args.start_at is not None else "now"
+    if args.start_on_stdin:
+        start = "stdin"
+    return PhaseRequest(
+        run_id=args.run_id,
+        node=args.node,
+        phase=phase,
+        storage=storage,
+        clients=tuple(ClientTask(c, p, loc) for c, (p, loc) in enumerate(zip(paths, locals_))),
+        dst=dst,
+        local_dst=local_dst,
+        reference=reference,
+        chunk_size=args.chunk_size,
+        on_existing=getattr(args, "on_existing", "replace"),
+        alluxio_home=getattr(args, "home", None),
+        start=start,
+        start_at=args.start_at,
+        deadline=args.deadline,
+        out=None if phase == "clean" else (args.out or f"parbench-{phase}.jsonl"),
+    ).check()
 
 
-def _write_jobs(args: argparse.Namespace, host: str) -> Work:
-    storage = StorageConfig.from_args(args)
+# --- a PhaseRequest -> client jobs ------------------------------------------------------
+
+
+def _identity(request: PhaseRequest, task: ClientTask, host: str) -> Identity:
+    return Identity(
+        request.run_id,
+        request.phase,
+        request.node,
+        task.client,
+        host,
+        request.storage.backend,
+        task.path,
+        task.local_path,
+    )
+
+
+def _write_jobs(request: PhaseRequest, host: str) -> Work:
+    assert request.reference is not None
     return [
         WriteJob(
-            _identity(args, host, cid, write_target(args.dst, args.node, cid)),
-            storage,
-            args.src,
-            args.chunk_size,
-            args.on_existing,
+            _identity(request, task, host),
+            request.storage,
+            request.reference.path,
+            request.chunk_size,
+            request.on_existing,
         )
-        for cid in range(args.nfile)
+        for task in request.clients
     ]
 
 
-def _read_jobs(args: argparse.Namespace, host: str) -> Work:
-    storage = StorageConfig.from_args(args)
-    sources = expand_sources(args.src, args.nfile)
-    local_dir = os.path.abspath(args.dst)
+def _read_jobs(request: PhaseRequest, host: str) -> Work:
     return [
-        ReadJob(
-            _identity(args, host, cid, source, os.path.join(local_dir, str(cid))),
-            storage,
-            args.chunk_size,
-        )
-        for cid, source in enumerate(sources)
+        ReadJob(_identity(request, task, host), request.storage, request.chunk_size)
+        for task in request.clients
     ]
 
 
-def _verify_jobs(args: argparse.Namespace, host: str) -> Work:
-    if args.phase == "verify-write":
-        storage = StorageConfig.from_args(args)
-        home = args.home
-        identities = [
-            _identity(args, host, cid, write_target(args.dst, args.node, cid))
-            for cid in range(args.nfile)
-        ]
-    else:  # the copies are local files: check them through a posix view of "/"
-        storage = StorageConfig(backend="posix", root="/")
-        home = None
-        local_dir = os.path.abspath(args.dst)
-        copies = [os.path.join(local_dir, str(cid)) for cid in range(args.nfile)]
-        identities = [_identity(args, host, cid, copy, copy) for cid, copy in enumerate(copies)]
-    algorithm = "sha256" if home is None else "md5"
+def _expected(request: PhaseRequest, algorithm: str) -> Expected:
+    """Size and digest of the node's reference file, which must be what the run sealed."""
+    ref = request.reference
+    assert ref is not None
+    if ref.sha256 is not None:
+        sealed = Expected.of(ref.path, "sha256", request.chunk_size)
+        if (sealed.size, sealed.checksum) != (ref.bytes, ref.sha256):
+            raise ValueError(
+                f"reference file {ref.path} is not the run's ({sealed.size} bytes, sha256 "
+                f"{sealed.checksum[:12]}... where the run has {ref.bytes} bytes, "
+                f"{ref.sha256[:12]}...)"
+            )
+        if algorithm == "sha256":
+            return sealed
+    return Expected.of(ref.path, algorithm, request.chunk_size)
+
+
+def _verify_jobs(request: PhaseRequest, host: str) -> Work:
+    home = request.alluxio_home if request.phase == "verify-write" else None
+    identities = [_identity(request, task, host) for task in request.clients]
+    method = "stream" if home is None else "fs-checksum"
     try:
-        reference = Reference.of(args.src, algorithm, args.chunk_size)
-    except OSError as exc:
-        cause = f"reference file {args.src}: {describe_error(exc)}"
-        return [
-            identity.failure(cause, method="stream" if home is None else "fs-checksum")
-            for identity in identities
-        ]
+        reference = _expected(request, "sha256" if home is None else "md5")
+    except (OSError, ValueError) as exc:
+        cause = describe_error(exc) if isinstance(exc, OSError) else str(exc)
+        assert request.reference is not None
+        if isinstance(exc, OSError):
+            cause = f"reference file {request.reference.path}: {cause}"
+        return [identity.failure(cause, method=method) for identity in identities]
     return [
-        VerifyJob(identity, storage, reference, args.chunk_size, home, args.timeout)
+        VerifyJob(
+            identity,
+            request.storage,
+            reference,
+            request.chunk_size,
+            home,
+            request.storage.timeout,
+        )
         for identity in identities
     ]
 
 
-BUILDERS = {
+BUILDERS: dict = {
     "write": _write_jobs,
     "read": _read_jobs,
     "verify-write": _verify_jobs,
     "verify-read": _verify_jobs,
 }
-assert set(BUILDERS) == set(PHASES)
 
 
-def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if not NODE_ID.fullmatch(args.node):  # it becomes a path segment: {dst}/{node}/{cid}
-        parser.error(f"--node must be a plain path segment ([A-Za-z0-9._-]), got {args.node!r}")
-    if args.backend == "posix" and not args.root and args.phase != "verify-read":
-        parser.error("--backend posix needs --root DIR")
-    if args.phase == "read":
-        try:
-            expand_sources(args.src, args.nfile)
-        except ValueError as exc:
-            parser.error(str(exc))
+# --- running ----------------------------------------------------------------------------
 
 
 def _show(result: ClientResult) -> None:
@@ -256,19 +334,23 @@ def _show(result: ClientResult) -> None:
         )
 
 
-def _clean(args: argparse.Namespace) -> int:
+def _clean(request: PhaseRequest) -> ExitCode:
     host = socket.gethostname()
+    assert request.local_dst is not None
     try:
-        with make_storage(StorageConfig.from_args(args)) as storage:
-            for line in clean(storage, args.dst, args.node, args.local_dst, args.nfile):
+        with make_storage(request.storage) as storage:
+            lines = clean(
+                storage, request.dst, request.node, request.local_dst, len(request.clients)
+            )
+            for line in lines:
                 print(f"clean {line}")
     except (UnsafePath, StorageError, OSError) as exc:
         print(f"parbench worker: {host}: clean: {describe_error(exc)}", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.NOT_OK
+    return ExitCode.OK
 
 
-def _progress(phase: str, node: str):
+def _progress(phase: str, node: str) -> Callable[[int, int], None]:
     began = time.monotonic()
 
     def show(done: int, total: int) -> None:
@@ -280,34 +362,32 @@ def _progress(phase: str, node: str):
     return show
 
 
-def _common_start(args: argparse.Namespace) -> Callable[[], Optional[float]]:
+def _common_start(request: PhaseRequest) -> Callable[[], Optional[float]]:
     """When the clients, once all ready, start: a given time, the controller's, or at once."""
-    if args.start_on_stdin:
+    if request.start == "stdin":
         # the controller answers every ready node; without a deadline, wait a phase long
-        until = args.deadline if args.deadline is not None else time.time() + START_WAIT
-        return lambda: ask_controller(args.node, until - time.time())
-    return lambda: args.start_at
+        until = request.deadline if request.deadline is not None else time.time() + START_WAIT
+        return lambda: ask_controller(request.node, until - time.time())
+    return lambda: request.start_at
 
 
-def _max_running(args: argparse.Namespace) -> Optional[int]:
+def _max_running(request: PhaseRequest) -> Optional[int]:
     """``fs checksum`` starts a JVM per file: at most one per core at a time."""
-    if args.phase == "verify-write" and args.home:
+    if request.phase == "verify-write" and request.alluxio_home:
         return os.cpu_count() or 1
     return None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _check_usage(parser, args)
-    if args.phase == "clean":
-        return _clean(args)
-    out = args.out or f"parbench-{args.phase}.jsonl"
-    work = BUILDERS[args.phase](args, socket.gethostname())
-    if args.start_at is not None and args.start_at < time.time():
+def execute(request: PhaseRequest) -> ExitCode:
+    """Run the request's clients, save one record each to ``request.out``."""
+    if request.phase == "clean":
+        return _clean(request)
+    assert request.out is not None
+    work = BUILDERS[request.phase](request, socket.gethostname())
+    if request.start_at is not None and request.start_at < time.time():
         print(
-            f"parbench worker: --start-at is {time.time() - args.start_at:.1f} s in the past;"
-            " starting at once",
+            f"parbench worker: --start-at is {time.time() - request.start_at:.1f} s in the"
+            " past; starting at once",
             file=sys.stderr,
         )
     jobs = [item for item in work if isinstance(item, Job)]
@@ -316,29 +396,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             results = run_clients(
                 jobs,
                 on_result=_show,
-                deadline=args.deadline,
-                on_progress=_progress(args.phase, args.node),
-                start=_common_start(args),
-                max_running=_max_running(args),
+                deadline=request.deadline,
+                on_progress=_progress(request.phase, request.node),
+                start=_common_start(request),
+                max_running=_max_running(request),
             )
         except KeyboardInterrupt:
             print("parbench worker: interrupted, no records saved", file=sys.stderr)
-            return 130
+            return ExitCode.INTERRUPTED
     else:
         results = [item for item in work if isinstance(item, ClientResult)]
         for result in results:
             _show(result)
     try:
-        write_file(results, out)
+        write_file(results, request.out)
     except OSError as exc:
         print(
-            f"parbench worker: {socket.gethostname()}: cannot save records to {out}: "
+            f"parbench worker: {socket.gethostname()}: cannot save records to {request.out}: "
             f"{describe_error(exc)}",
             file=sys.stderr,
         )
-        return EXIT_NOT_SAVED
-    print(summary_line(args.phase, args.node, results, out), flush=True)
-    return 0 if results and all(result.ok for result in results) else 1
+        return ExitCode.NOT_SAVED
+    print(summary_line(request.phase, request.node, results, request.out), flush=True)
+    return ExitCode.OK if results and all(r.ok for r in results) else ExitCode.NOT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.phase == "lock":
+        return lock.main(args.request)
+    try:
+        request = load_request(args.request) if args.phase == "run" else request_from_args(args)
+    except (RequestError, ValueError) as exc:
+        parser.error(str(exc))  # exits 2 (ExitCode.USAGE)
+    return int(execute(request))
 
 
 if __name__ == "__main__":

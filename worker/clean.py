@@ -3,19 +3,17 @@
 Deletes ``{dst}/{node}`` in storage (every file the node's writers made there) and the
 copies ``{local_dst}/{cid}`` for cid in 0..nfile-1 on this node (regular files only, never
 symlinks or other names), then ``local_dst`` if it is empty. Refuses roots that are not
-absolute, not normalised, or ``/``: nothing outside the configured roots is ever touched.
+absolute, not normalised, or ``/``, and a ``local_dst`` that is a symbolic link (as reads
+do): nothing outside the configured roots is ever touched.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-import re
 
+from worker.protocol import NODE_ID
 from worker.storage import Storage
-
-#: A node id: one plain path segment (also what the controller accepts in the inventory).
-NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class UnsafePath(ValueError):
@@ -37,6 +35,8 @@ def clean(storage: Storage, dst: str, node: str, local_dst: str, nfile: int) -> 
         raise UnsafePath(f"refusing node id {node!r}: not a plain path segment")
     target = posixpath.join(safe_root(dst, "--dst"), node)
     local = safe_root(local_dst, "--local-dst")
+    if os.path.islink(local):
+        raise UnsafePath(f"refusing to delete below --local-dst {local!r}: a symbolic link")
     done = [f"deleted {target}" if storage.delete_tree(target) else f"absent {target}"]
     deleted = 0
     for cid in range(nfile):

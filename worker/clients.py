@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -84,10 +86,13 @@ class Start:
 
 
 def _client_main(job: Job, conn: Connection) -> None:
-    """Process entry: run the job, then send its record as one JSON line.
+    """Process entry: lead a process group of its own (so that :func:`stop_clients` also
+    reaches what the job starts, such as an ``alluxio fs checksum`` JVM), run the job, then
+    send its record as one JSON line.
 
     ``wait_for_start`` tells the worker this client is ready and blocks for its answer;
     the end of the pipe means the worker is gone."""
+    os.setpgrp()
 
     def wait_for_start() -> None:
         conn.send(READY)
@@ -105,6 +110,36 @@ def _client_main(job: Job, conn: Connection) -> None:
         result = job.identity.failure(f"client crashed: {describe_error(exc)}")
     conn.send(result.to_json())
     conn.close()
+
+
+#: seconds the clients stopped at the deadline get to exit before they are killed
+STOP_GRACE = 2.0
+
+
+def _signal_group(pid: int, signum: int) -> bool:
+    """Send ``signum`` to the process group client ``pid`` leads; False if none is left."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def stop_clients(processes: Iterable[Any], grace: float = STOP_GRACE) -> None:
+    """Stop client processes and everything they started: SIGTERM to the process group
+    of each, then SIGKILL to the groups with a process left after ``grace`` seconds."""
+    left = list(processes)
+    for process in left:
+        if not _signal_group(process.pid, signal.SIGTERM):
+            process.terminate()  # it had not made its group yet
+    until = time.monotonic() + grace
+    while left and time.monotonic() < until:
+        time.sleep(0.05)
+        # is_alive() reaps an exited client, so that only live processes keep a group
+        left = [p for p in left if p.is_alive() or _signal_group(p.pid, 0)]
+    for process in left:
+        _signal_group(process.pid, signal.SIGKILL)
+        process.kill()
 
 
 def _receive(conn: Connection) -> Union[str, ClientResult, None]:
@@ -148,8 +183,10 @@ def run_clients(
     timed one begun when a slot frees gets the start already given, and begins late).
     While clients run, ``on_progress(done, total)`` is called every ``progress_every``
     seconds. At ``deadline`` (epoch seconds, this node's clock) clients still running are
-    terminated and get an error record, so that the records of the others are not lost
-    with them; those not begun get one too. Returns the records in the order of ``jobs``.
+    stopped with whatever they started (:func:`stop_clients`) and get an error record, so
+    that the records of the others are not lost with them; those not begun get one too.
+    An exception (KeyboardInterrupt) stops the running clients the same way before it goes
+    on. Returns the records in the order of ``jobs``.
     """
     context = multiprocessing.get_context()
     pending: Dict[Connection, int] = {}
@@ -176,53 +213,61 @@ def run_clients(
         results[index] = result
         on_result(result)
 
-    launch()
-    while pending:
-        # every client begun is waiting, and no more can begin (all begun, or no slot)
-        if answer is None and waiting and len(waiting) == len(pending):
-            answer = _release(waiting, start)
-        timeout = progress_every
-        if deadline is not None:
-            timeout = max(min(timeout, deadline - time.time()), 0.0)
-        ready = wait(list(pending), timeout=timeout)
-        for conn in ready:
-            message = _receive(conn)
-            if message == READY:
-                if answer is None:
-                    waiting.add(conn)
-                else:
-                    conn.send(answer)
-                continue
-            index = pending.pop(conn)
-            waiting.discard(conn)
+    def expire() -> None:
+        """Stop the clients still running, and record them and those not begun."""
+        stop_clients(processes[index] for index in pending.values())
+        for conn, index in pending.items():
             conn.close()
-            if not isinstance(message, ClientResult):
-                processes[index].join()
-                code = processes[index].exitcode
-                message = jobs[index].identity.failure(
-                    f"client process died without reporting (exit code {code})"
-                )
-            finish(index, message)
+            finish(
+                index,
+                jobs[index].identity.failure(
+                    "timed out: still running at the deadline, terminated "
+                    "(a partial file may remain)"
+                ),
+            )
+        pending.clear()
+        for index in queued:
+            finish(index, jobs[index].identity.failure("timed out: not begun by the deadline"))
+        queued.clear()
+
+    try:
         launch()
-        if ready or not pending:
-            continue
-        if deadline is not None and time.time() >= deadline:
-            for conn, index in pending.items():
-                processes[index].terminate()
+        while pending:
+            # every client begun is waiting, and no more can begin (all begun, or no slot)
+            if answer is None and waiting and len(waiting) == len(pending):
+                answer = _release(waiting, start)
+            timeout = progress_every
+            if deadline is not None:
+                timeout = max(min(timeout, deadline - time.time()), 0.0)
+            ready = wait(list(pending), timeout=timeout)
+            for conn in ready:
+                message = _receive(conn)
+                if message == READY:
+                    if answer is None:
+                        waiting.add(conn)
+                    else:
+                        conn.send(answer)
+                    continue
+                index = pending.pop(conn)
+                waiting.discard(conn)
                 conn.close()
-                finish(
-                    index,
-                    jobs[index].identity.failure(
-                        "timed out: still running at the deadline, terminated "
-                        "(a partial file may remain)"
-                    ),
-                )
-            pending.clear()
-            for index in queued:
-                finish(index, jobs[index].identity.failure("timed out: not begun by the deadline"))
-            queued.clear()
-        else:
-            on_progress(len(jobs) - len(pending) - len(queued), len(jobs))
+                if not isinstance(message, ClientResult):
+                    processes[index].join()
+                    code = processes[index].exitcode
+                    message = jobs[index].identity.failure(
+                        f"client process died without reporting (exit code {code})"
+                    )
+                finish(index, message)
+            launch()
+            if ready or not pending:
+                continue
+            if deadline is not None and time.time() >= deadline:
+                expire()
+            else:
+                on_progress(len(jobs) - len(pending) - len(queued), len(jobs))
+    except BaseException:  # interrupted: no client (nor what it started) outlives this
+        stop_clients(processes[index] for index in pending.values())
+        raise
     for process in processes.values():
         process.join()
     return [result for result in results if result is not None]

@@ -2,9 +2,12 @@
 ``python -c "<this file's source>" WORKDIR FILE...``, so it works before anything is
 installed there. Prints one JSON object. Stdlib only, Python 3.9+.
 
-First it checks that parbench may use WORKDIR: a new or empty directory, one it marked
-(``.parbench-workdir``), or one holding its own runtime (made before the marker existed).
-Otherwise it says why on stderr and exits with ``REFUSED``, having touched nothing.
+First it checks that parbench may use WORKDIR: a directory of this user that no one else
+may write to (else another local user could plant modules that run as this one), and
+new or empty, one it marked (``.parbench-workdir``), or one holding its own runtime (made
+before the marker existed). Otherwise it says why on stderr and exits with ``REFUSED``,
+having touched nothing. The facts include what tells one machine and one directory apart
+(``machine``, ``workdir_id``), so the controller can see a machine listed twice.
 No f-strings: an old Python must still get as far as reporting its version.
 """
 
@@ -13,6 +16,7 @@ import json
 import os
 import platform
 import socket
+import stat
 import sys
 
 MARKER = ".parbench-workdir"
@@ -41,12 +45,46 @@ def _read(path):
         return None
 
 
+def _user(uid):
+    """The name of user ``uid``, or "uid N" when it has none."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return "uid " + str(uid)
+
+
+def _exposed(workdir):
+    """Why another local user could change what is in ``workdir`` (a directory), or None.
+
+    It (and the link, if it is one) must belong to this user and be writable by no one else.
+    """
+    me = os.getuid()
+    info = os.stat(workdir)
+    mode = format(stat.S_IMODE(info.st_mode), "04o")
+    owner = [uid for uid in (os.lstat(workdir).st_uid, info.st_uid) if uid != me]
+    risk = ": they could plant code there that runs as you; "
+    if owner:
+        whose = _user(owner[0]) + " (mode " + mode + "), not to you (" + _user(me) + ")"
+        fix = "remove it or choose a workdir of your own"
+        return "workdir " + workdir + " belongs to " + whose + risk + fix
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        whose = " (owner " + _user(me) + ", mode " + mode + ")"
+        fix = "run chmod go-w on it or choose another workdir"
+        return "workdir " + workdir + whose + " is writable by group or others" + risk + fix
+    return None
+
+
 def refusal(workdir):
     """Why parbench must not use ``workdir``, or None if it may."""
     if not os.path.lexists(workdir):
         return None
     if not os.path.isdir(workdir):
         return "workdir " + workdir + " is not a directory; choose an empty or new directory"
+    exposed = _exposed(workdir)
+    if exposed is not None:
+        return exposed
     if os.path.isfile(os.path.join(workdir, MARKER)):
         return None
     if os.path.isfile(os.path.join(workdir, RUNTIME)) or not os.listdir(workdir):
@@ -55,9 +93,28 @@ def refusal(workdir):
     return "workdir " + workdir + why + "; choose an empty or new directory"
 
 
+def machine_id():
+    """What tells this machine from others: its machine-id, else its hostname."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        found = _read(path)
+        if found:
+            return found
+    return socket.gethostname()
+
+
+def directory_id(path):
+    """[st_dev, st_ino] of the directory ``path``, None while it does not exist."""
+    if not os.path.isdir(path):
+        return None
+    info = os.stat(path)
+    return [info.st_dev, info.st_ino]
+
+
 def probe(workdir, files):
     package = os.path.join(workdir, "worker")
     return {
+        "machine": machine_id(),
+        "workdir_id": directory_id(workdir),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "python": list(sys.version_info[:3]),

@@ -18,12 +18,7 @@ import sys
 import time
 from typing import Optional, TextIO
 
-#: printed by the worker once all of its clients are ready; the controller watches for it
-READY_MARKER = "parbench-ready"
-#: the controller's answer on the worker's stdin: ``go <epoch seconds, node clock>``
-GO = "go"
-#: ... or, when the controller is interrupted, this: no client starts
-STOP = "stop"
+from worker.protocol import GO, READY_MARKER, STOP
 
 
 def wait_until(start_at: Optional[float]) -> None:

@@ -11,14 +11,10 @@ import os
 import posixpath
 import shutil
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from worker.hashing import read_chunks
-
-BACKENDS = ("alluxio", "posix")
-WRITE_TYPES = ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
-READ_TYPES = ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
+from worker.protocol import BACKENDS, StorageConfig
 
 
 class StorageError(Exception):
@@ -32,33 +28,10 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-@dataclass(frozen=True)
-class StorageConfig:
-    """Picklable settings a client process builds its backend from."""
-
-    backend: str = "alluxio"
-    host: str = "localhost"
-    port: int = 39999
-    root: Optional[str] = None
-    write_type: str = "CACHE_THROUGH"
-    read_type: str = "CACHE"
-    timeout: float = 600.0
-
-    @classmethod
-    def from_args(cls, args: Any) -> StorageConfig:
-        return cls(
-            backend=args.backend,
-            host=args.host,
-            port=args.port,
-            root=args.root,
-            write_type=args.write_type,
-            read_type=args.read_type,
-            timeout=args.timeout,
-        )
-
-
 class Storage(abc.ABC):
     """A file namespace with streaming IO; paths are absolute POSIX-style storage paths."""
+
+    where: str  # the backend as messages name it: "alluxio proxy HOST:PORT", "posix root DIR"
 
     @abc.abstractmethod
     def connect(self) -> None:
@@ -115,26 +88,50 @@ def _quietly(action: Callable[[], object]) -> None:
 
 
 class PosixStorage(Storage):
-    """Storage path /a/b is the file ROOT/a/b of a mounted directory (FUSE, NFS, local)."""
+    """Storage path /a/b is the file ROOT/a/b of a mounted directory (FUSE, NFS, local).
+
+    Nothing outside the root is read, written or deleted, whatever links are planted below
+    it. A path is refused when it resolves (``os.path.realpath``) to a place outside the
+    root's real path, or when its file itself is a symbolic link. Resolving rather than
+    refusing every link keeps links that stay inside (the root itself may be one, and with
+    the root ``/`` the system's own links are fine), and it catches a link at any depth. The
+    file itself is never followed, also if it turns into a link after the check: files are
+    opened with O_NOFOLLOW or created exclusively, sizes come from lstat, and delete_tree
+    (``shutil.rmtree``) refuses a link and never follows one below. A directory swapped for
+    a link between the check and the use is not caught.
+    """
 
     def __init__(self, config: StorageConfig) -> None:
         if not config.root:
             raise ValueError("the posix backend needs a root directory (--root)")
         self.root = os.path.abspath(config.root)
+        self.where = f"posix root {self.root}"
 
     def local_path(self, path: str) -> str:
-        """Map a storage path under the root; paths escaping it are refused."""
+        """Map a storage path under the root; paths escaping it (by ``..`` or a symbolic
+        link) and paths whose file is a link are refused."""
         relative = posixpath.normpath("/" + path).lstrip("/")
         if relative.split("/")[0] == "..":
-            raise StorageError(f"posix root {self.root}: path {path!r} escapes the root")
-        return os.path.join(self.root, relative) if relative else self.root
+            raise StorageError(f"{self.where}: path {path!r} escapes the root")
+        if not relative:
+            return self.root
+        local = os.path.join(self.root, relative)
+        if os.path.islink(local):
+            raise StorageError(f"{self.where}: {path}: {local} is a symbolic link; not followed")
+        real, real_root = os.path.realpath(local), os.path.realpath(self.root)
+        if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+            raise StorageError(
+                f"{self.where}: {path}: a symbolic link leads to {real}, outside the root; "
+                "not followed"
+            )
+        return local
 
     @contextmanager
     def _calling(self, what: str) -> Iterator[None]:
         try:
             yield
         except OSError as exc:
-            raise StorageError(f"posix root {self.root}: {what}: {describe_error(exc)}") from exc
+            raise StorageError(f"{self.where}: {what}: {describe_error(exc)}") from exc
 
     def connect(self) -> None:
         with self._calling("connect"):
@@ -161,9 +158,10 @@ class PosixStorage(Storage):
 
     def size(self, path: str) -> Optional[int]:
         with self._calling("stat"):
-            return os.path.getsize(self.local_path(path))
+            return os.lstat(self.local_path(path)).st_size
 
     def write_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+        # "x" is O_CREAT | O_EXCL, which fails on a link instead of following it
         with self._calling("write"), open(self.local_path(path), "xb") as out:
             for chunk in chunks:
                 out.write(chunk)
@@ -171,8 +169,10 @@ class PosixStorage(Storage):
             os.fsync(out.fileno())
 
     def read_stream(self, path: str, chunk_size: int) -> Iterator[bytes]:
-        with self._calling("read"), open(self.local_path(path), "rb") as stream:
-            yield from read_chunks(stream, chunk_size)
+        with self._calling("read"):
+            descriptor = os.open(self.local_path(path), os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(descriptor, "rb") as stream:
+                yield from read_chunks(stream, chunk_size)
 
 
 def _explain_alluxio(exc: BaseException) -> str:
@@ -257,7 +257,7 @@ class AlluxioStorage(Storage):
         return True
 
     def size(self, path: str) -> Optional[int]:
-        with self._calling("get-status"):
+        with self._calling(f"get-status {path}"):
             try:
                 return int(self.client.get_status(path).length)
             except (KeyError, TypeError, ValueError):  # status JSON this client cannot parse

@@ -2,6 +2,9 @@
 
 Each job sets up (backend, connection, directories), records ``ready``, waits for the
 common start (``wait_for_start``), then times the transfer while hashing the bytes moved.
+What a failed transfer leaves is deleted: the partial file of a write; for a read, its
+copy, whose previous version it deletes before anything else and which it creates only
+at the start (never through a symbolic link).
 """
 
 from __future__ import annotations
@@ -9,17 +12,16 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
+import stat
 import time
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import BinaryIO, Callable, Optional
 
 from worker.clients import Identity, Job, WaitForStart, no_wait
 from worker.hashing import HashingTee, read_chunks
 from worker.results import ClientResult
-from worker.storage import Storage, StorageConfig, describe_error, make_storage
-
-ON_EXISTING = ("replace", "refuse")
+from worker.storage import Storage, StorageConfig, StorageError, describe_error, make_storage
 
 
 def expand_sources(sources: list[str], nfile: int) -> list[str]:
@@ -42,15 +44,72 @@ def write_target(root: str, node: str, cid: int) -> str:
 Cleanup = Callable[[Storage], str]
 
 
-def _cleanup_note(storage: Storage, path: str) -> str:
-    """Remove what a failed write may have left and say how that went."""
+def _cleanup_note(what: str, exists: Callable[[], bool], delete: Callable[[], None]) -> str:
+    """Remove the partial ``what`` a failed transfer may have left and say how that went."""
     try:
-        if not storage.exists(path):
-            return "no partial file left"
-        storage.delete(path)
-        return "partial file deleted"
+        if not exists():
+            return f"no partial {what} left"
+        delete()
+        return f"partial {what} deleted"
     except Exception as exc:
-        return f"cleanup failed, a partial file may remain: {describe_error(exc)}"
+        return f"cleanup failed, a partial {what} may remain: {describe_error(exc)}"
+
+
+def _partial_file(storage: Storage, path: str) -> str:
+    return _cleanup_note("file", lambda: storage.exists(path), lambda: storage.delete(path))
+
+
+def _partial_copy(storage: Storage, local: str) -> str:
+    # os.remove deletes a link, never its target
+    return _cleanup_note("copy", lambda: os.path.lexists(local), lambda: os.remove(local))
+
+
+class UnsafeCopy(StorageError):
+    """A read copy's place is not parbench's to write; the message says why."""
+
+
+def _remove_old_copy(local: str) -> None:
+    """Delete the copy a previous read left at ``local`` (a regular file), so that a failed
+    read leaves none; refuse a symbolic link (there or as its folder) or anything else."""
+    folder = os.path.dirname(local)
+    if os.path.islink(folder):
+        raise UnsafeCopy(f"local_dst {folder} is a symbolic link; not writing copies through it")
+    try:
+        mode = os.lstat(local).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        raise UnsafeCopy(f"{local} is {kind}; move it away to read a copy there")
+    os.remove(local)
+
+
+class _CopyPlace:
+    """Where a read's copy goes: ``local``, whose folder is made and held open on entry
+    (O_NOFOLLOW: never a link) and where ``create`` makes the copy exclusively (never
+    through a link, never over a file); or nowhere (None: os.devnull)."""
+
+    def __init__(self, local: Optional[str]) -> None:
+        self.local = local
+        self.folder: Optional[int] = None
+
+    def __enter__(self) -> _CopyPlace:
+        if self.local is not None:
+            folder = os.path.dirname(self.local)
+            os.makedirs(folder, exist_ok=True)
+            self.folder = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.folder is not None:
+            os.close(self.folder)
+
+    def create(self) -> BinaryIO:
+        if self.local is None or self.folder is None:
+            return open(os.devnull, "wb")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        name = os.path.basename(self.local)
+        return os.fdopen(os.open(name, flags, 0o666, dir_fd=self.folder), "wb")
 
 
 class _Transfer:
@@ -110,7 +169,7 @@ class WriteJob(Job):
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         path = self.identity.path
-        cleanup = functools.partial(_cleanup_note, path=path)
+        cleanup = functools.partial(_partial_file, path=path)
         with _Transfer(self.identity, self.storage, cleanup) as transfer:
             result = transfer.result
             storage = transfer.open()
@@ -137,19 +196,22 @@ class ReadJob(Job):
     chunk_size: int
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
-        local = self.identity.local_path or os.devnull
-        with _Transfer(self.identity, self.storage) as transfer:
+        local = self.identity.local_path
+        cleanup = None if local is None else functools.partial(_partial_copy, local=local)
+        with _Transfer(self.identity, self.storage, cleanup) as transfer:
             result = transfer.result
+            if local is not None:
+                _remove_old_copy(local)  # first: from here on, a failed read leaves no copy
             storage = transfer.open()
-            os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
-            with open(local, "wb") as out:
+            with _CopyPlace(local) as place:
                 result.ready = time.time()
                 wait_for_start()
-                result.start = time.time()
-                chunks = storage.read_stream(self.identity.path, self.chunk_size)
-                with closing(chunks):
-                    transfer.tee = HashingTee(chunks)
-                    for chunk in transfer.tee:
-                        out.write(chunk)
-                result.end = time.time()
+                with place.create() as out:  # at the start: a failed set-up leaves no copy
+                    result.start = time.time()
+                    chunks = storage.read_stream(self.identity.path, self.chunk_size)
+                    with closing(chunks):
+                        transfer.tee = HashingTee(chunks)
+                        for chunk in transfer.tee:
+                            out.write(chunk)
+                    result.end = time.time()
         return transfer.result

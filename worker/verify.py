@@ -1,7 +1,8 @@
 """Check stored or copied files against the local reference file.
 
 Method "stream" reads the file back through a backend and compares size and sha256;
-method "fs-checksum" asks ``$ALLUXIO_HOME/bin/alluxio fs checksum`` for the MD5.
+method "fs-checksum" asks ``$ALLUXIO_HOME/bin/alluxio fs checksum`` for the MD5 and the
+backend (the proxy) for the size: both are compared, so both must see the file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Optional, Tuple
 from worker.clients import Identity, Job, WaitForStart, no_wait
 from worker.hashing import HashingTee, size_and_hash
 from worker.results import ClientResult
-from worker.storage import Storage, StorageConfig, describe_error, make_storage
+from worker.storage import Storage, StorageConfig, StorageError, describe_error, make_storage
 
 _MD5_LABELLED = re.compile(r"\bmd5(?:sum)?\s*[:=]\s*([0-9a-fA-F]{32})(?![0-9a-fA-F])", re.I)
 _HEX32 = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])")
@@ -98,19 +99,24 @@ def _stream_digest(storage: Storage, path: str, chunk_size: int, algorithm: str)
 
 def _fs_checksum_digest(
     storage_config: StorageConfig, path: str, home: str, timeout: float
-) -> Tuple[Optional[int], str]:
+) -> Tuple[int, str]:
+    """(size, MD5) of ``path``: the MD5 from ``alluxio fs checksum``, the size from the backend.
+
+    The shell asks whatever cluster the installation at ``home`` is configured for, which
+    cannot be pointed at the proxy; so the proxy must agree: the path exists for both (a
+    file the proxy cannot stat is an error) and the sizes are compared too.
+    """
     digest = fs_checksum(home, path, timeout)
-    try:  # the size is a bonus: the checksum decides
-        with make_storage(storage_config) as storage:
-            size = storage.size(path)
-    except Exception:
-        size = None
+    with make_storage(storage_config) as storage:
+        size = storage.size(path)
+        if size is None:
+            raise StorageError(f"{storage.where}: get-status {path}: no size in the answer")
     return size, digest
 
 
-def _mismatches(reference: Reference, size: Optional[int], digest: str) -> list[str]:
+def _mismatches(reference: Reference, size: int, digest: str) -> list[str]:
     problems = []
-    if size is not None and size != reference.size:
+    if size != reference.size:
         problems.append(f"size {size} != expected {reference.size}")
     if digest != reference.checksum:
         problems.append(
@@ -152,7 +158,7 @@ class VerifyJob(Job):
                     )
             else:
                 size, digest = _fs_checksum_digest(self.storage, path, self.home, self.timeout)
-            result.bytes, result.checksum = size, digest  # type: ignore[assignment]
+            result.bytes, result.checksum = size, digest
             problems = _mismatches(self.reference, size, digest)
             if problems:
                 result.status = "mismatch"

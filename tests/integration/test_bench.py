@@ -38,7 +38,7 @@ def _read_alluxio(testbed, path: str) -> bytes:
 
 
 def _records(run: Path, node: str, phase: str) -> list[ClientResult]:
-    lines = (run / node / f"{phase}.jsonl").read_text().splitlines()
+    lines = (run / "nodes" / node / f"{phase}.jsonl").read_text().splitlines()
     return [ClientResult.from_dict(json.loads(line)) for line in lines]
 
 
@@ -69,17 +69,23 @@ def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference)
     results = tmp_path / "results"
     run_dir = (results / "latest").resolve()
     assert run_dir.parent == results and run_dir.is_dir()
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["reference"]["sha256"] == _sha(reference)
-    assert set(manifest["nodes"]) == {"n0", "n1", "n2"}
-    assert manifest["versions"]["alluxio"] == "0.1.4"
+    sealed = json.loads((run_dir / "run.json").read_text())
+    assert sealed["schema"] == "parbench.run/1"
+    assert sealed["reference"]["sha256"] == _sha(reference)
+    assert sealed["inventory"]["settings"]["dst"] == dst
+    assert sealed["versions"]["alluxio"] == "0.1.4"
+    hosts = json.loads((run_dir / "hosts.json").read_text())
+    assert set(hosts) == {"schema", "n0", "n1", "n2"}
+    sent = json.loads((run_dir / "nodes" / "n1" / "write.request.json").read_text())
+    assert sent["clients"] == sealed["requests"]["write"]["n1"]["clients"]
+    assert sent["deadline"] is not None and sealed["requests"]["write"]["n1"]["deadline"] is None
     plans = json.loads((run_dir / "plan.json").read_text())
     assert plans["write"]["n2"] == [f"{dst}/n2/0", f"{dst}/n2/1"]
     plan = plans["read"]
     assert len(plan["assignments"]) == 6 and not plan["unread"] and not plan["read_twice"]
     assert all(a["reader"][0] != a["source"][0] for a in plan["assignments"])
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert set(summary) == {"write", "read", "verify-write", "verify-read"}
+    assert set(summary) == {"schema", "write", "read", "verify-write", "verify-read"}
     assert summary["write"]["bytes"] == summary["read"]["bytes"] == 6 * len(reference)
     assert summary["write"]["aggregate_throughput"] > 0
     for nid in ("n0", "n1", "n2"):
@@ -139,9 +145,10 @@ def test_posix_backend_on_a_shared_directory(testbed, tmp_path, reference):
     for nid in ("n0", "n1", "n2"):
         for cid in ("0", "1"):
             assert (shared / "bench" / nid / cid).read_bytes() == reference
-    run_dir = tmp_path / "results" / "latest"
-    assert f"--root {elsewhere} " in (run_dir / "n2" / "write.log").read_text()
-    assert f"--root {shared} " in (run_dir / "n0" / "read.log").read_text()
+    nodes = tmp_path / "results" / "latest" / "nodes"
+    sent = {n: json.loads((nodes / n / "write.request.json").read_text()) for n in ("n0", "n2")}
+    assert sent["n2"]["storage"]["root"] == str(elsewhere)
+    assert sent["n0"]["storage"]["root"] == str(shared)
 
 
 def test_clean_removes_the_files_in_alluxio_and_on_the_nodes(testbed, tmp_path):
@@ -222,9 +229,9 @@ def test_the_worker_runs_on_the_oldest_supported_python(testbed, tmp_path):
     inv = write_inventory(testbed, tmp_path / "inv.yaml", dst="/it/oldest")
     run = fab(tmp_path, inv, "write", "read", "verify")
     assert run.code == 0, run.text
-    manifest = json.loads((tmp_path / "results" / "latest" / "manifest.json").read_text())
-    assert manifest["nodes"]["n2"]["python"].startswith(bed.OLDEST_PYTHON + ".")
-    assert manifest["nodes"]["n0"]["python"] != manifest["nodes"]["n2"]["python"]
+    hosts = json.loads((tmp_path / "results" / "latest" / "hosts.json").read_text())
+    assert hosts["n2"]["python"].startswith(bed.OLDEST_PYTHON + ".")
+    assert hosts["n0"]["python"] != hosts["n2"]["python"]
 
 
 def test_files_left_by_an_earlier_run_are_replaced_or_refused_as_configured(

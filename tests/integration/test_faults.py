@@ -58,7 +58,7 @@ def _with_extra_node(testbed, tmp_path, dst: str, **node) -> Path:
 
 def _gathered(tmp_path, phase: str) -> dict:
     run_dir = (tmp_path / "results" / "latest").resolve()
-    return {p.parent.name: p for p in run_dir.glob(f"*/{phase}.jsonl")}
+    return {p.parent.name: p for p in run_dir.glob(f"nodes/*/{phase}.jsonl")}
 
 
 def test_an_unreachable_node_is_named_and_the_others_results_kept(testbed, tmp_path):
@@ -94,21 +94,33 @@ def test_an_unknown_host_key_is_refused(testbed, tmp_path):
 
 
 def test_a_wrong_proxy_address_fails_every_client_by_name(testbed, tmp_path):
+    """n1 is given a proxy port nothing listens on: each of its clients fails, named."""
     closed = free_port_from(40500, set())
-    inv = write_inventory(
-        testbed,
-        tmp_path / "inv.yaml",
-        nodes=2,
-        dst="/it/proxy",
-        proxy={"host": "127.0.0.1", "port": closed},
-    )
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst="/it/proxy")
+    update_node(inv, 1, proxy={"host": "127.0.0.1", "port": closed})
     run = fab(tmp_path, inv, "write")
     assert run.code == 1, run.text
     assert f"alluxio proxy 127.0.0.1:{closed}" in run.text
     gathered = _gathered(tmp_path, "write")
     assert set(gathered) == {"n0", "n1"}  # the records of the failure are saved
     records = [json.loads(line) for p in gathered.values() for line in p.read_text().splitlines()]
-    assert len(records) == 4 and all(r["status"] == "error" for r in records)
+    assert [r["status"] for r in records if r["node"] == "n1"] == ["error", "error"]
+    assert all(r["status"] == "ok" for r in records if r["node"] == "n0")
+
+
+def test_a_wrong_proxy_on_the_node_that_locks_the_storage_root_is_one_clear_error(
+    testbed, tmp_path
+):
+    closed = free_port_from(40600, set())
+    inv = write_inventory(
+        testbed, tmp_path / "inv.yaml", nodes=2, dst="/it/proxy-all",
+        proxy={"host": "127.0.0.1", "port": closed},
+    )  # fmt: skip
+    run = fab(tmp_path, inv, "write")
+    assert run.code == 1, run.text
+    lines = [line for line in run.err.splitlines() if "cannot lock the storage root" in line]
+    assert len(lines) == 1 and f"alluxio proxy 127.0.0.1:{closed}" in lines[0]
+    assert not _gathered(tmp_path, "write")  # no client ran
 
 
 def test_verify_without_any_run_asks_for_a_write_first(testbed, tmp_path):

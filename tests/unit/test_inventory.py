@@ -6,6 +6,12 @@ from pathlib import Path
 import pytest
 
 from controller.inventory import (
+    MAX_CHUNK_SIZE,
+    MAX_CLIENTS,
+    MAX_START_DELAY,
+    MAX_TIMEOUT,
+    NODE_ID,
+    WORKDIR_ENTRIES,
     Inventory,
     InventoryError,
     Node,
@@ -152,7 +158,9 @@ def test_chunk_size(inv_path: Path, value: object, expected: int) -> None:
     assert inv.settings.chunk_size == expected
 
 
-@pytest.mark.parametrize("value", ["1024", "'4KB'", "'1TiB'", "'lots'", "true", "[1]"])
+@pytest.mark.parametrize(
+    "value", ["1024", "'4KB'", "'1TiB'", "'1025MiB'", "1073741825", "'lots'", "true", "[1]"]
+)
 def test_chunk_size_rejected(inv_path: Path, value: str) -> None:
     message = error_of(inv_path, f"defaults: {{chunk_size: {value}}}\n" + MINIMAL)
     assert message.startswith("defaults.chunk_size: expected ")
@@ -203,7 +211,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         (_nodes("{id: n0}"), "nodes[0].host: missing; every node needs an id and a host"),
         (
             _nodes("{id: n/0, host: h}"),
-            "nodes[0].id: expected a string matching ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, got 'n/0'",
+            f"nodes[0].id: expected a string matching {NODE_ID.pattern}, got 'n/0'",
         ),
         (
             _nodes("{id: n0, host: h, port: 0}"),
@@ -212,7 +220,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         (_nodes("{id: n0, host: h, port: '22'}"), "nodes[0].port: expected an integer, got '22'"),
         (
             _nodes("{id: n0, host: h, clients: 0}"),
-            "nodes[0].clients: expected an integer >= 1, got 0",
+            f"nodes[0].clients: expected an integer between 1 and {MAX_CLIENTS}, got 0",
         ),
         (
             "defaults: {clients: true}\n" + _nodes(OK0),
@@ -274,19 +282,23 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             "defaults: {start_delay: 0}\n" + _nodes(OK0),
-            "defaults.start_delay: expected a finite number of seconds >= 0.1, got 0",
+            "defaults.start_delay: expected a number of seconds between 0.1 and 3600, got 0",
         ),
         (
             "defaults: {phase_timeout: '30'}\n" + _nodes(OK0),
-            "defaults.phase_timeout: expected a finite number of seconds >= 1, got '30'",
+            "defaults.phase_timeout: expected a number of seconds between 1 and 604800, got '30'",
         ),
         (
             "defaults: {connect_timeout: 0.5}\n" + _nodes(OK0),
-            "defaults.connect_timeout: expected a finite number of seconds >= 1, got 0.5",
+            "defaults.connect_timeout: expected a number of seconds between 1 and 604800, got 0.5",
         ),
         (
             "defaults: {phase_timeout: .inf}\n" + _nodes(OK0),
-            "defaults.phase_timeout: expected a finite number of seconds >= 1, got inf",
+            "defaults.phase_timeout: expected a number of seconds between 1 and 604800, got inf",
+        ),
+        (
+            "defaults: {ready_timeout: .nan}\n" + _nodes(OK0),
+            "defaults.ready_timeout: expected a number of seconds between 1 and 604800, got nan",
         ),
         (
             "defaults: {proxy: {host: p, port: 0}}\n" + _nodes(OK0),
@@ -366,3 +378,270 @@ def test_example_inventory_loads() -> None:
     assert any(n.alluxio_home for n in inv.nodes)
     assert len({n.clients for n in inv.nodes}) > 1
     assert len({(n.user, n.port) for n in inv.nodes}) > 1
+
+
+# --- numbers: no traceback for huge values, upper limits --------------------------------
+
+HUGE = "1" + "0" * 400
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (f"defaults: {{phase_timeout: {HUGE}}}\n" + MINIMAL, "defaults.phase_timeout"),
+        (f"defaults: {{start_delay: {HUGE}}}\n" + MINIMAL, "defaults.start_delay"),
+        (f"defaults: {{ready_timeout: -{HUGE}}}\n" + MINIMAL, "defaults.ready_timeout"),
+        (f"defaults: {{connect_timeout: {HUGE}.5}}\n" + MINIMAL, "defaults.connect_timeout"),
+        (f"defaults: {{chunk_size: {HUGE}}}\n" + MINIMAL, "defaults.chunk_size"),
+        (f"defaults: {{chunk_size: '{HUGE}'}}\n" + MINIMAL, "defaults.chunk_size"),
+        (f"defaults: {{chunk_size: '{HUGE}.5 MiB'}}\n" + MINIMAL, "defaults.chunk_size"),
+        (f"defaults: {{clients: {HUGE}}}\n" + MINIMAL, "defaults.clients"),
+        (_nodes(f"{{id: n0, host: h, port: {HUGE}}}"), "nodes[0].port"),
+        (_nodes(f"{{id: n0, host: h, clients: {HUGE}}}"), "nodes[0].clients"),
+    ],
+)
+def test_a_400_digit_number_is_refused_naming_the_key(inv_path: Path, text: str, key: str) -> None:
+    message = error_of(inv_path, text)
+    assert message.startswith(f"{key}: expected "), message
+    assert "\n" not in message and len(message) < 200  # the number shown cut short
+
+
+@pytest.mark.parametrize("value", ["1" * 5000, "2024-13-45"])
+def test_a_value_yaml_cannot_read_is_an_error(inv_path: Path, value: str) -> None:
+    message = error_of(inv_path, f"defaults: {{phase_timeout: {value}}}\n" + MINIMAL)
+    assert message.startswith("line 1, column 27: invalid YAML: cannot read this value: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            f"defaults: {{clients: {MAX_CLIENTS + 1}}}\n" + MINIMAL,
+            f"defaults.clients: expected an integer between 1 and 1024, got {MAX_CLIENTS + 1}",
+        ),
+        (
+            _nodes(f"{{id: n0, host: h, clients: {MAX_CLIENTS + 1}}}"),
+            f"nodes[0].clients: expected an integer between 1 and 1024, got {MAX_CLIENTS + 1}",
+        ),
+        (
+            "defaults: {chunk_size: 2GiB}\n" + MINIMAL,
+            "defaults.chunk_size: expected a size between 4096 and 1073741824 bytes"
+            " (4KiB and 1GiB), got '2GiB'",
+        ),
+        (
+            "defaults: {start_delay: 3601}\n" + MINIMAL,
+            "defaults.start_delay: expected a number of seconds between 0.1 and 3600, got 3601",
+        ),
+        (
+            "defaults: {ready_timeout: 604801}\n" + MINIMAL,
+            "defaults.ready_timeout: expected a number of seconds between 1 and 604800, got 604801",
+        ),
+        (
+            "defaults: {connect_timeout: 604800.5}\n" + MINIMAL,
+            "defaults.connect_timeout: expected a number of seconds between 1 and 604800,"
+            " got 604800.5",
+        ),
+    ],
+)
+def test_upper_limits(inv_path: Path, text: str, message: str) -> None:
+    assert error_of(inv_path, text) == message
+
+
+def test_upper_limits_themselves_are_allowed(inv_path: Path) -> None:
+    inv = load_text(
+        inv_path,
+        f"defaults: {{clients: {MAX_CLIENTS}, chunk_size: 1GiB, start_delay: {MAX_START_DELAY},"
+        f" ready_timeout: {int(MAX_TIMEOUT)}, connect_timeout: {MAX_TIMEOUT},"
+        f" phase_timeout: {MAX_TIMEOUT}}}\n" + MINIMAL,
+    )
+    s = inv.settings
+    assert (s.clients, s.chunk_size, s.start_delay) == (MAX_CLIENTS, MAX_CHUNK_SIZE, 3600.0)
+    assert s.ready_timeout == s.connect_timeout == s.phase_timeout == 7 * 24 * 3600.0
+
+
+# --- YAML merge keys ---------------------------------------------------------------------
+
+
+def test_merge_keys_repeat_settings_and_explicit_keys_override(inv_path: Path) -> None:
+    inv = load_text(
+        inv_path,
+        """
+defaults:
+  proxy: &proxy {host: p0, port: 40000}
+nodes:
+  - &edge {id: e1, host: h1, user: bench, port: 2222, workdir: /w}
+  - {<<: *edge, id: e2, host: h2}
+  - {id: e3, <<: *edge, host: h3, port: 22}
+  - <<: [{user: first, clients: 3}, *edge]
+    id: e4
+    host: h4
+    proxy: {<<: *proxy, port: 40001}
+""",
+    )
+    assert [(n.id, n.host, n.port, n.user, n.workdir) for n in inv.nodes] == [
+        ("e1", "h1", 2222, "bench", "/w"),
+        ("e2", "h2", 2222, "bench", "/w"),
+        ("e3", "h3", 22, "bench", "/w"),
+        ("e4", "h4", 2222, "first", "/w"),  # the first mapping of a merge list wins
+    ]
+    assert inv.nodes[3].clients == 3
+    assert inv.nodes[3].proxy == Proxy("p0", 40001)
+    assert inv.raw["nodes"][1] == {
+        "id": "e2",
+        "host": "h2",
+        "user": "bench",
+        "port": 2222,
+        "workdir": "/w",
+    }
+
+
+def test_a_merge_source_merged_before_its_own_turn(inv_path: Path) -> None:
+    """PyYAML flattens &p (merged keys + its own) when n1 merges it, before it builds &p
+    itself: its own override must not then look like a duplicate."""
+    inv = load_text(
+        inv_path,
+        _nodes(
+            "{id: n0, host: h0, proxy: &p {port: 2, <<: {host: p1, port: 3}}}", "{<<: *p, id: n1}"
+        ),
+    )
+    assert inv.nodes[0].proxy == Proxy("p1", 2)
+    assert (inv.nodes[1].host, inv.nodes[1].port) == ("p1", 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "nodes:\n  - &a {id: n0, host: h0}\n  - {<<: *a, host: x, host: y}\n",
+            "line 3, column 23: invalid YAML: duplicate key 'host' (first on line 3)",
+        ),
+        (
+            "nodes:\n  - &a {id: n0, host: h0}\n  - {<<: *a, <<: *a, id: n1}\n",
+            "line 3, column 14: invalid YAML: duplicate key '<<' (first on line 3)",
+        ),
+        (
+            "nodes:\n  - &a {id: n0, host: h0, id: n9}\n  - {<<: *a, id: n1}\n",
+            "line 2, column 27: invalid YAML: duplicate key 'id' (first on line 2)",
+        ),
+        (
+            "nodes:\n  - {<<: 5, id: n1}\n",
+            "line 2, column 10: invalid YAML: expected a mapping or list of mappings for"
+            " merging, but found scalar",
+        ),
+    ],
+)
+def test_duplicates_next_to_merges_are_still_errors(
+    inv_path: Path, text: str, message: str
+) -> None:
+    assert error_of(inv_path, text) == message
+
+
+# --- hosts, users, ids -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        (
+            "bench@10.0.0.1",
+            "nodes[0].host: 'bench@10.0.0.1' includes a user; set it as nodes[0].user",
+        ),
+        ("h:2222", "nodes[0].host: 'h:2222' includes a port; set it as nodes[0].port"),
+        ("'[::1]'", "nodes[0].host: '[::1]' includes a port; set it as nodes[0].port"),
+        ("'::1:22:'", "nodes[0].host: '::1:22:' includes a port; set it as nodes[0].port"),
+    ],
+)
+def test_host_with_user_or_port_is_refused(inv_path: Path, host: str, message: str) -> None:
+    assert error_of(inv_path, _nodes(f"{{id: n0, host: {host}}}")) == message
+
+
+def test_bare_ipv6_host_is_accepted(inv_path: Path) -> None:
+    inv = load_text(inv_path, _nodes("{id: n0, host: '::1'}", "{id: n1, host: 'fe80::2'}"))
+    assert [n.host for n in inv.nodes] == ["::1", "fe80::2"]
+
+
+def test_unknown_local_user_asks_for_nodes_user(
+    inv_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_name() -> str:
+        raise KeyError("getpwuid(): uid not found: 4242")
+
+    monkeypatch.setattr(getpass, "getuser", no_name)
+    message = error_of(inv_path, _nodes("{id: n0, host: h, user: u}", "{id: n1, host: h}"))
+    assert message.startswith("nodes[1].user: not set, and the controller's own user name is")
+    assert message.endswith("; set nodes[1].user")
+    inv = load_text(inv_path, _nodes("{id: n0, host: h, user: u}"))  # set: no need to ask
+    assert inv.nodes[0].user == "u"
+
+
+def test_ids_differing_only_in_case_are_refused(inv_path: Path) -> None:
+    message = error_of(
+        inv_path, _nodes("{id: n0, host: h0}", "{id: x, host: h}", "{id: N0, host: h1}")
+    )
+    assert message == (
+        "nodes[2].id: 'N0' differs from nodes[0].id 'n0' only in case; ids name folders,"
+        " and some file systems ignore case"
+    )
+
+
+# --- where read copies and the run's files go --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "local_dst",
+    [*WORKDIR_ENTRIES[:-1], "runs/x", ".parbench-workdir", ".parbench", "venv/../venv/read"],
+)
+def test_relative_local_dst_in_the_workdirs_own_entries_is_refused(
+    inv_path: Path, local_dst: str
+) -> None:
+    text = f"defaults: {{local_dst: '{local_dst}'}}\n" + _nodes("{id: n0, host: h, workdir: /w}")
+    message = error_of(inv_path, text)
+    if ".." in local_dst:
+        assert message == f"defaults.local_dst: expected a path without '..', got '{local_dst}'"
+        return
+    entry = local_dst.split("/")[0]
+    assert message == (
+        f"defaults.local_dst: '{local_dst}' is inside /w/{entry}, which nodes[0].workdir keeps"
+        " for parbench (worker, data, wheels, venv, runs, .parbench*); choose another folder"
+    )
+
+
+@pytest.mark.parametrize(
+    ("local_dst", "message"),
+    [
+        ("/w/n1", "'/w/n1' is or contains nodes[1].workdir (/w/n1); read copies go elsewhere"),
+        ("/w", "'/w' is or contains nodes[0].workdir (/w/n0); read copies go elsewhere"),
+        (
+            "/w/n1/data/x",
+            "'/w/n1/data/x' is inside /w/n1/data, which nodes[1].workdir keeps for parbench"
+            " (worker, data, wheels, venv, runs, .parbench*); choose another folder",
+        ),
+        (
+            "/w/n0/.parbench-x",
+            "'/w/n0/.parbench-x' is inside /w/n0/.parbench-x, which nodes[0].workdir keeps for"
+            " parbench (worker, data, wheels, venv, runs, .parbench*); choose another folder",
+        ),
+    ],
+)
+def test_absolute_local_dst_clashing_with_a_workdir_is_refused(
+    inv_path: Path, local_dst: str, message: str
+) -> None:
+    nodes = _nodes("{id: n0, host: h, workdir: /w/n0}", "{id: n1, host: h, workdir: /w/n1}")
+    text = f"defaults: {{local_dst: '{local_dst}'}}\n" + nodes
+    assert error_of(inv_path, text) == f"defaults.local_dst: {message}"
+
+
+@pytest.mark.parametrize("local_dst", ["reads", "my/runs", "/w/n0/read", "/w/n0x", "/scratch"])
+def test_local_dst_beside_the_workdirs_own_entries_is_fine(inv_path: Path, local_dst: str) -> None:
+    nodes = _nodes("{id: n0, host: h, workdir: /w/n0}")
+    inv = load_text(inv_path, f"defaults: {{local_dst: '{local_dst}'}}\n" + nodes)
+    assert inv.settings.local_dst == local_dst
+
+
+@pytest.mark.parametrize("dst", ["/bench/{cid}", "/bench/{node}/x", "/a}b", "/a{"])
+def test_dst_with_braces_is_refused(inv_path: Path, dst: str) -> None:
+    message = error_of(inv_path, f"defaults: {{dst: '{dst}'}}\n" + MINIMAL)
+    assert message == (
+        "defaults.dst: expected a path without '{' or '}' (dst is one root for the whole run;"
+        f" templates are not expanded there), got '{dst}'"
+    )

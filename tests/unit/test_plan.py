@@ -5,7 +5,16 @@ from pathlib import Path
 import pytest
 
 from controller.inventory import load
-from controller.plan import PlanError, new_run_id, read_plan, worker_args, write_paths
+from controller.plan import (
+    PlanError,
+    ReferenceFacts,
+    new_run_id,
+    node_request,
+    read_plan,
+    write_paths,
+)
+
+REF = ReferenceFacts("/ctl/ref.txt", 1, "ab" * 32)
 
 INVENTORY = """
 defaults: {clients: 2, dst: /bench, data: ref.txt, local_dst: copies}
@@ -23,8 +32,8 @@ def inventory(tmp_path: Path):
     return load(tmp_path / "inv.yaml")
 
 
-def _option(args: list[str], name: str) -> list[str]:
-    return [args[i + 1] for i, arg in enumerate(args) if arg == name]
+def _request(inventory, nid: str, phase: str, read=None):
+    return node_request(inventory, inventory.node(nid), phase, "r1", REF, read)
 
 
 def test_run_ids_sort_by_time_and_differ():
@@ -36,38 +45,40 @@ def test_write_paths_are_dst_node_client(inventory):
     assert write_paths(inventory, inventory.node("b")) == ["/bench/b/0", "/bench/b/1", "/bench/b/2"]
 
 
-def test_write_command_of_a_node(inventory):
-    args = worker_args(inventory, inventory.node("c"), "write", "r1", common_start=True)
-    assert args[0] == "write"
-    assert _option(args, "--src") == ["/w/c/data/ref.txt"]
-    assert _option(args, "--dst") == ["/bench"]
-    assert _option(args, "--node") == ["c"] and _option(args, "--nfile") == ["2"]
-    assert _option(args, "--host") == ["p2"] and _option(args, "--port") == ["1234"]
-    assert "--start-on-stdin" in args
-    assert _option(args, "--out") == ["/w/c/runs/r1/write.jsonl"]
+def test_write_request_of_a_node(inventory):
+    request = _request(inventory, "c", "write")
+    assert (request.phase, request.node, request.run_id) == ("write", "c", "r1")
+    assert request.reference is not None
+    assert (request.reference.path, request.reference.sha256) == ("/w/c/data/ref.txt", "ab" * 32)
+    assert [t.path for t in request.clients] == ["/bench/c/0", "/bench/c/1"]
+    assert (request.storage.host, request.storage.port) == ("p2", 1234)
+    assert request.start == "stdin" and request.timed
+    assert request.out == "/w/c/runs/r1/write.jsonl"
 
 
 def test_cross_read_sources_follow_the_pairing_and_never_the_own_node(inventory):
     plan = read_plan(inventory)
+    every = []
     for node in inventory.nodes:
-        args = worker_args(inventory, node, "read", "r1", read=plan)
-        sources = _option(args, "--src")
+        request = _request(inventory, node.id, "read", plan)
+        sources = [t.path for t in request.clients]
         assert len(sources) == node.clients
         assert all(not s.startswith(f"/bench/{node.id}/") for s in sources)
-        assert _option(args, "--dst") == [f"/w/{node.id}/copies"]
-    every = [
-        s
-        for n in inventory.nodes
-        for s in _option(worker_args(inventory, n, "read", "r", read=plan), "--src")
-    ]
+        assert [t.local_path for t in request.clients] == [
+            f"/w/{node.id}/copies/{c}" for c in range(node.clients)
+        ]
+        every += sources
     assert sorted(every) == sorted(p for n in inventory.nodes for p in write_paths(inventory, n))
 
 
-def test_same_mode_reads_src_everywhere(inventory):
+def test_same_mode_reads_src_everywhere_with_cid_expanded_on_every_node(inventory):
     plan = read_plan(inventory, "same", "/bench/a/0")
-    args = worker_args(inventory, inventory.node("b"), "read", "r1", read=plan)
-    assert _option(args, "--src") == ["/bench/a/0"] * 3
+    assert [t.path for t in _request(inventory, "b", "read", plan).clients] == ["/bench/a/0"] * 3
     assert plan.to_dict() == {"mode": "same", "src": "/bench/a/0"}
+    templated = read_plan(inventory, "same", "/bench/a/{cid}")
+    for nid, count in (("a", 2), ("b", 3)):  # one client or many: the same expansion
+        paths = [t.path for t in _request(inventory, nid, "read", templated).clients]
+        assert paths == [f"/bench/a/{c}" for c in range(count)]
 
 
 @pytest.mark.parametrize(
@@ -85,7 +96,13 @@ def test_bad_read_options(inventory, mode, src, message):
 
 
 def test_verify_write_uses_fs_checksum_only_where_alluxio_home_is_set(inventory):
-    with_home = worker_args(inventory, inventory.node("b"), "verify-write", "r1")
-    without = worker_args(inventory, inventory.node("a"), "verify-write", "r1")
-    assert _option(with_home, "--home") == ["/opt/alluxio"]
-    assert "--home" not in without
+    assert _request(inventory, "b", "verify-write").alluxio_home == "/opt/alluxio"
+    assert _request(inventory, "a", "verify-write").alluxio_home is None
+    assert _request(inventory, "b", "write").alluxio_home is None
+
+
+def test_verify_read_checks_the_local_copies(inventory):
+    request = _request(inventory, "a", "verify-read")
+    assert request.storage.backend == "posix" and request.storage.root == "/"
+    assert [t.path for t in request.clients] == ["/w/a/copies/0", "/w/a/copies/1"]
+    assert not request.timed and request.start == "now"

@@ -1,7 +1,8 @@
-"""ensure_wheels: the controller's wheel cache holds exactly RUNTIME_REQUIREMENT's wheels."""
+"""ensure_wheels: the controller's wheel cache holds exactly the lock's wheels, by sha256."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -9,59 +10,225 @@ import pytest
 
 from controller import push
 
-OLD = "alluxio-0.1.3-py3-none-any.whl"
+from .fakewheels import ALLUXIO, ALLUXIO_OLD, REQUESTS, make_wheel
+
+SIX = "six-1.0-py3-none-any.whl"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_lock(lock: Path, wheels: list[Path]) -> Path:
+    lock.write_text("# a comment\n\n" + "".join(f"{sha256(w)}  {w.name}\n" for w in wheels))
+    return lock
+
+
+class FakePip:
+    """Stands in for ``pip download``: serves the wheels in ``index`` (all of them for a
+    plain requirement, as if they were its dependencies) and records what it was asked."""
+
+    def __init__(self, index: Path) -> None:
+        self.index = index
+        self.calls: list[list[str]] = []
+        self.requirements: list[list[str]] = []
+
+    def __call__(self, cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        self.calls.append(cmd)
+        dest = Path(cmd[cmd.index("-d") + 1])
+        dest.mkdir(parents=True, exist_ok=True)
+        if "-r" in cmd:
+            lines = Path(cmd[cmd.index("-r") + 1]).read_text().splitlines()
+            self.requirements.append(lines)
+            pins = [line.split()[0].replace("==", "-") + "-" for line in lines]
+            served = [w for w in self.index.iterdir() if w.name.startswith(tuple(pins))]
+        else:
+            served = list(self.index.iterdir())
+        for wheel in served:
+            (dest / wheel.name).write_bytes(wheel.read_bytes())
+        return subprocess.CompletedProcess(cmd, 0, "", "")
 
 
 @pytest.fixture
-def downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Stands in for ``pip download``: one wheel named after the requirement."""
-    asked: list[str] = []
-
-    def fake_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess:
-        requirement, dest = cmd[-1], Path(cmd[cmd.index("-d") + 1])
-        asked.append(requirement)
-        name, version = requirement.split("==")
-        dest.mkdir(parents=True, exist_ok=True)
-        (dest / f"{name}-{version}-py3-none-any.whl").write_bytes(b"wheel")
-        return subprocess.CompletedProcess(cmd, 0, "", "")
-
-    monkeypatch.setattr(push.subprocess, "run", fake_run)
-    return asked
+def index(tmp_path: Path) -> Path:
+    """What the package index serves: stand-in wheels of alluxio and a dependency."""
+    for name in (ALLUXIO, REQUESTS):
+        make_wheel(tmp_path / "index", name)
+    return tmp_path / "index"
 
 
-def current() -> str:
-    name, version = push.RUNTIME_REQUIREMENT.split("==")
-    return f"{name}-{version}-py3-none-any.whl"
+@pytest.fixture
+def lock(tmp_path: Path, index: Path) -> Path:
+    return write_lock(tmp_path / "runtime.lock", sorted(index.iterdir()))
 
 
-def test_a_cache_for_another_requirement_is_replaced(tmp_path: Path, downloads: list) -> None:
-    (tmp_path / OLD).write_bytes(b"old")
-    (tmp_path / "six-1.0-py3-none-any.whl").write_bytes(b"a dependency no longer needed")
-    (tmp_path / ".complete").write_text("alluxio==0.1.3")
-    wheels = push.ensure_wheels(tmp_path)
-    assert downloads == [push.RUNTIME_REQUIREMENT]
-    assert [w.name for w in wheels] == [current()]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".complete", current()]
-    assert (tmp_path / ".complete").read_text().strip() == push.RUNTIME_REQUIREMENT
+@pytest.fixture
+def pip(index: Path, monkeypatch: pytest.MonkeyPatch) -> FakePip:
+    fake = FakePip(index)
+    monkeypatch.setattr(push.subprocess, "run", fake)
+    return fake
 
 
-def test_a_complete_cache_for_this_requirement_is_kept(tmp_path: Path, downloads: list) -> None:
-    (tmp_path / current()).write_bytes(b"cached")
-    (tmp_path / ".complete").write_text(push.RUNTIME_REQUIREMENT)  # as older versions wrote it
-    assert push.ensure_wheels(tmp_path) == [tmp_path / current()]
-    assert downloads == []
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
 
 
-def test_an_unfinished_download_is_started_over(tmp_path: Path, downloads: list) -> None:
-    (tmp_path / OLD).write_bytes(b"partial")  # no marker: the last download did not finish
-    assert push.ensure_wheels(tmp_path) == [tmp_path / current()]
-    assert downloads == [push.RUNTIME_REQUIREMENT]
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
 
 
-def test_a_failed_download_leaves_no_marker(tmp_path: Path, monkeypatch) -> None:
-    failed = subprocess.CompletedProcess([], 1, "", "no network")
+def test_a_fresh_download_is_exactly_the_locked_set(
+    cache: Path, lock: Path, index: Path, pip: FakePip
+) -> None:
+    assert push.ensure_wheels(cache, lock) == [cache / ALLUXIO, cache / REQUESTS]
+    (cmd,) = pip.calls
+    assert {"--require-hashes", "--no-deps", "--only-binary=:all:"} <= set(cmd)
+    assert pip.requirements == [
+        [
+            f"alluxio==0.1.4 --hash=sha256:{sha256(index / ALLUXIO)}",
+            f"requests==2.0 --hash=sha256:{sha256(index / REQUESTS)}",
+        ]
+    ]
+    assert listing(cache) == [".complete", ALLUXIO, REQUESTS]
+
+
+def test_a_complete_cache_is_kept_and_checked(cache: Path, lock: Path, pip: FakePip) -> None:
+    wheels = push.ensure_wheels(cache, lock)
+    assert push.ensure_wheels(cache, lock) == wheels
+    assert len(pip.calls) == 1
+
+
+def test_a_cache_for_another_requirement_is_replaced(cache: Path, lock: Path, pip: FakePip) -> None:
+    make_wheel(cache, ALLUXIO_OLD)
+    make_wheel(cache, SIX)  # a dependency no longer needed
+    (cache / ".complete").write_text("alluxio==0.1.3")  # as versions before the lock wrote it
+    assert push.ensure_wheels(cache, lock) == [cache / ALLUXIO, cache / REQUESTS]
+    assert len(pip.calls) == 1
+    assert listing(cache) == [".complete", ALLUXIO, REQUESTS]
+
+
+def test_a_changed_lock_downloads_again(cache: Path, lock: Path, index: Path, pip: FakePip) -> None:
+    push.ensure_wheels(cache, lock)
+    write_lock(lock, [index / ALLUXIO])
+    assert push.ensure_wheels(cache, lock) == [cache / ALLUXIO]
+    assert len(pip.calls) == 2
+    assert listing(cache) == [".complete", ALLUXIO]
+
+
+def test_comments_in_the_lock_do_not_download_again(cache: Path, lock: Path, pip: FakePip) -> None:
+    push.ensure_wheels(cache, lock)
+    lock.write_text("# reviewed\n" + lock.read_text())
+    push.ensure_wheels(cache, lock)
+    assert len(pip.calls) == 1
+
+
+def test_an_unfinished_download_is_started_over(cache: Path, lock: Path, pip: FakePip) -> None:
+    make_wheel(cache, ALLUXIO_OLD)  # no marker: the last download did not finish
+    assert push.ensure_wheels(cache, lock) == [cache / ALLUXIO, cache / REQUESTS]
+    assert len(pip.calls) == 1
+    assert listing(cache) == [".complete", ALLUXIO, REQUESTS]
+
+
+def test_a_changed_cached_wheel_is_refused_then_fetched_again(
+    cache: Path, lock: Path, index: Path, pip: FakePip
+) -> None:
+    push.ensure_wheels(cache, lock)
+    (cache / REQUESTS).write_bytes(b"tampered")
+    with pytest.raises(push.RuntimeUnavailable) as info:
+        push.ensure_wheels(cache, lock)
+    assert str(info.value) == (
+        f"worker runtime in {cache}: {REQUESTS} has sha256 {sha256(cache / REQUESTS)},"
+        f" runtime.lock says {sha256(index / REQUESTS)} (the next run downloads it again)"
+    )
+    assert not (cache / ".complete").exists()
+    assert push.ensure_wheels(cache, lock) == [cache / ALLUXIO, cache / REQUESTS]
+    assert len(pip.calls) == 2
+
+
+def test_an_extra_or_missing_cached_wheel_is_refused(
+    cache: Path, lock: Path, index: Path, pip: FakePip
+) -> None:
+    push.ensure_wheels(cache, lock)
+    six = make_wheel(cache, SIX)
+    (cache / REQUESTS).unlink()
+    with pytest.raises(push.RuntimeUnavailable) as info:
+        push.ensure_wheels(cache, lock)
+    assert str(info.value) == (
+        f"worker runtime in {cache}: {SIX} (sha256 {sha256(six)}) is not in runtime.lock;"
+        f" {REQUESTS} (sha256 {sha256(index / REQUESTS)} in runtime.lock) is missing"
+        " (the next run downloads it again)"
+    )
+    assert not (cache / ".complete").exists()
+
+
+def test_a_download_that_differs_from_the_lock_is_refused(
+    cache: Path, lock: Path, index: Path, pip: FakePip
+) -> None:
+    """Checked here too, should pip (or a mirror) not have checked the hashes."""
+    locked = sha256(index / REQUESTS)
+    (index / REQUESTS).write_bytes(b"another build")
+    with pytest.raises(push.RuntimeUnavailable) as info:
+        push.ensure_wheels(cache, lock)
+    served = sha256(index / REQUESTS)
+    assert f"{REQUESTS} has sha256 {served}, runtime.lock says {locked}" in str(info.value)
+    assert not (cache / ".complete").exists()
+
+
+def test_a_failed_download_leaves_no_marker(
+    cache: Path, lock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failed = subprocess.CompletedProcess([], 1, "", "ERROR: no network\n  (try later)\n")
     monkeypatch.setattr(push.subprocess, "run", lambda cmd, **kwargs: failed)
-    (tmp_path / ".complete").write_text("alluxio==0.1.3")
-    with pytest.raises(push.RuntimeUnavailable, match="no network"):
-        push.ensure_wheels(tmp_path)
-    assert not (tmp_path / ".complete").exists()
+    make_wheel(cache, ALLUXIO_OLD)
+    (cache / ".complete").write_text("alluxio==0.1.3")
+    with pytest.raises(push.RuntimeUnavailable) as info:
+        push.ensure_wheels(cache, lock)
+    assert str(info.value) == (
+        f"could not download the worker runtime into {cache}: ERROR: no network (try later)"
+    )
+    assert not (cache / ".complete").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (f"{'0' * 64} {ALLUXIO}\n", "line 1: expected '<sha256>  <wheel file name>'"),
+        (f"{'0' * 63}  {ALLUXIO}\n", "line 1: expected "),
+        (f"{'0' * 64}  alluxio.tar.gz\n", "line 1: expected "),
+        (f"{'0' * 64}  ../{ALLUXIO}\n", "line 1: expected "),
+        (f"# x\n{'0' * 64}  {ALLUXIO}\n{'1' * 64}  {ALLUXIO}\n", "line 3: expected "),
+        ("# only a comment\n", "lists no wheels"),
+    ],
+)
+def test_a_malformed_lock_is_refused(
+    tmp_path: Path, cache: Path, pip: FakePip, text: str, problem: str
+) -> None:
+    lock = tmp_path / "runtime.lock"
+    lock.write_text(text)
+    with pytest.raises(push.RuntimeUnavailable, match=f"^{lock}: {problem}"):
+        push.ensure_wheels(cache, lock)
+    assert pip.calls == []
+
+
+def test_a_missing_lock_is_refused(tmp_path: Path, cache: Path, pip: FakePip) -> None:
+    with pytest.raises(push.RuntimeUnavailable, match="cannot read the runtime's lock file"):
+        push.ensure_wheels(cache, tmp_path / "nope.lock")
+
+
+def test_relock_writes_what_pip_downloads(
+    tmp_path: Path, cache: Path, index: Path, pip: FakePip
+) -> None:
+    lock = tmp_path / "new.lock"
+    push.relock("alluxio==0.1.4", lock)
+    assert pip.calls[0][-1] == "alluxio==0.1.4"
+    assert "alluxio==0.1.4" in lock.read_text().splitlines()[0]
+    assert push.read_lock(lock) == {w.name: sha256(w) for w in index.iterdir()}
+    assert push.ensure_wheels(cache, lock) == [cache / ALLUXIO, cache / REQUESTS]
+
+
+def test_the_committed_lock_pins_the_runtime() -> None:
+    locked = push.read_lock()
+    name, version = push.RUNTIME_REQUIREMENT.split("==")
+    assert [f for f in locked if f.startswith(f"{name}-{version}-")], locked
+    assert all(f.endswith("-none-any.whl") for f in locked)

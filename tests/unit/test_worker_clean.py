@@ -5,7 +5,7 @@ import os
 import pytest
 
 from worker.clean import NODE_ID, UnsafePath, clean
-from worker.storage import PosixStorage, StorageConfig
+from worker.storage import PosixStorage, StorageConfig, StorageError
 
 
 @pytest.fixture
@@ -44,6 +44,29 @@ def test_clean_leaves_symlinks_and_directories_named_like_copies(tmp_path, stora
     assert lines[1] == f"deleted 1 read copies in {copies}"
     assert sorted(p.name for p in copies.iterdir()) == ["1", "2"]
     assert (copies / "1").is_symlink() and precious.read_text() == "the link's target"
+
+
+def test_clean_refuses_a_linked_local_dst_before_deleting_anything(tmp_path, storage):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "0").write_text("not a copy")
+    os.symlink(elsewhere, tmp_path / "copies")
+    (tmp_path / "mount" / "bench" / "n0").mkdir(parents=True)
+    with pytest.raises(UnsafePath, match="--local-dst .*: a symbolic link"):
+        clean(storage, "/bench", "n0", str(tmp_path / "copies"), nfile=1)
+    assert (elsewhere / "0").read_text() == "not a copy"
+    assert (tmp_path / "mount" / "bench" / "n0").is_dir()
+
+
+def test_clean_does_not_follow_links_in_storage(tmp_path, storage):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "0").write_text("not parbench's")
+    (tmp_path / "mount" / "bench").mkdir()
+    os.symlink(outside, tmp_path / "mount" / "bench" / "n0")
+    with pytest.raises(StorageError, match="is a symbolic link; not followed"):
+        clean(storage, "/bench", "n0", str(tmp_path / "copies"), nfile=1)
+    assert (outside / "0").read_text() == "not parbench's"
 
 
 def test_clean_removes_the_emptied_copy_directory(tmp_path, storage):

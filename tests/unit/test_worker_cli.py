@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import worker.__main__ as worker_main
+from worker.protocol import ExitCode
 from worker.results import ClientResult, read_lines
 
 REPO = Path(__file__).resolve().parents[2]
@@ -384,10 +384,8 @@ def test_records_that_cannot_be_saved_exit_3(bench: dict) -> None:
     out = bench["tmp"] / "a-directory"
     out.mkdir()
     done = write(bench, 2, "--out", out)  # the last --out wins: a directory, not a file
-    assert done.returncode == 3, done.stderr
+    assert done.returncode == ExitCode.NOT_SAVED == 3, done.stderr
     assert f"cannot save records to {out}" in done.stderr
-    assert "3 records could not be saved" in (worker_main.__doc__ or "")
-    assert "1 some record not ok" in (worker_main.__doc__ or "")
 
 
 def test_clean_deletes_only_this_runs_copies(bench: dict) -> None:
@@ -416,15 +414,13 @@ def test_clean_deletes_only_this_runs_copies(bench: dict) -> None:
 
 
 def test_constants_the_controller_imports() -> None:
-    from worker.clean import NODE_ID
-    from worker.storage import BACKENDS, READ_TYPES, WRITE_TYPES
-    from worker.transfer import ON_EXISTING
+    from worker.protocol import BACKENDS, NODE_ID, ON_EXISTING, READ_TYPES, WRITE_TYPES
 
     assert BACKENDS == ("alluxio", "posix")
     assert WRITE_TYPES == ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
     assert READ_TYPES == ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
     assert ON_EXISTING == ("replace", "refuse")
-    assert NODE_ID.pattern == r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    assert NODE_ID.pattern == r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
 
 def _write_argv(bench: dict, nfile: int, *extra: object) -> list[str]:

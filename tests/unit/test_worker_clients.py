@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -93,6 +95,60 @@ def test_clients_past_the_deadline_are_terminated_and_the_others_kept() -> None:
     assert [r.status for r in results] == ["ok", "error"]
     assert "timed out: still running at the deadline" in results[1].error
     assert progress and progress[-1] == (1, 2)
+
+
+@dataclass(frozen=True)
+class SpawningJob(Job):
+    """Starts a long ``sleep`` (as ``alluxio fs checksum`` starts a JVM), notes its pid in
+    ``pid_file`` and waits for it."""
+
+    identity: Identity
+    pid_file: str
+
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
+        child = subprocess.Popen(["sleep", "60"])
+        Path(self.pid_file + ".tmp").write_text(str(child.pid))
+        os.replace(self.pid_file + ".tmp", self.pid_file)
+        child.wait()
+        return self.identity.record()
+
+
+def runs(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def gone_soon(pid: int) -> bool:
+    until = time.monotonic() + 5
+    while runs(pid) and time.monotonic() < until:
+        time.sleep(0.05)
+    return not runs(pid)
+
+
+def test_what_a_client_started_is_stopped_with_it_at_the_deadline(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    results = run_clients([SpawningJob(identity(0), str(pid_file))], deadline=time.time() + 1.0)
+    assert "timed out: still running at the deadline" in results[0].error
+    assert gone_soon(int(pid_file.read_text()))
+
+
+def test_an_interrupted_worker_stops_its_clients_and_what_they_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+
+    def interrupt(done: int, total: int) -> None:
+        if pid_file.exists():
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_clients(
+            [SpawningJob(identity(0), str(pid_file))], on_progress=interrupt, progress_every=0.1
+        )
+    assert gone_soon(int(pid_file.read_text()))
 
 
 def test_a_client_stuck_in_its_set_up_is_terminated_at_the_deadline() -> None:

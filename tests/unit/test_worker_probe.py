@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from worker import probe
 
@@ -25,10 +29,71 @@ def test_probe_reports_only_what_push_reads(tmp_path: Path) -> None:
         check=True,
     )
     facts = json.loads(done.stdout)
-    assert set(facts) == {"hostname", "platform", "python", "hashes", "worker_files", "runtime"}
+    assert set(facts) == {
+        "machine",
+        "workdir_id",
+        "hostname",
+        "platform",
+        "python",
+        "hashes",
+        "worker_files",
+        "runtime",
+    }
+    assert facts["machine"] == probe.machine_id()
+    assert facts["workdir_id"] == [tmp_path.stat().st_dev, tmp_path.stat().st_ino]
     assert facts["python"] == list(sys.version_info[:3])
     assert facts["hashes"] == {
         "worker/a.py": hashlib.sha256(b"x = 1\n").hexdigest(),
         "nope": None,
     }
     assert facts["worker_files"] == ["a.py"] and facts["runtime"] == "stamp"
+
+
+def test_probe_of_a_new_workdir_has_no_directory_id(tmp_path: Path) -> None:
+    assert probe.probe(str(tmp_path / "new"), [])["workdir_id"] is None
+
+
+def test_machine_id_falls_back_to_the_hostname(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(probe, "_read", lambda path: None)
+    assert probe.machine_id() == socket.gethostname()
+    monkeypatch.setattr(probe, "_read", lambda path: "" if path == "/etc/machine-id" else "abc")
+    assert probe.machine_id() == "abc"  # /var/lib/dbus/machine-id, when /etc's is empty
+
+
+@pytest.mark.parametrize(
+    ("mode", "refused"),
+    [(0o700, False), (0o755, False), (0o775, True), (0o757, True), (0o1777, True)],
+)
+def test_refuses_a_workdir_others_may_write(tmp_path: Path, mode: int, refused: bool) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / ".parbench-workdir").write_text("")
+    workdir.chmod(mode)
+    reason = probe.refusal(str(workdir))
+    if not refused:
+        assert reason is None
+        return
+    me = probe._user(os.getuid())
+    assert reason == (
+        f"workdir {workdir} (owner {me}, mode {mode & 0o7777:04o}) is writable by group or "
+        "others: they could plant code there that runs as you; run chmod go-w on it or "
+        "choose another workdir"
+    )
+
+
+def test_refuses_a_workdir_of_another_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/tmp/parbench-USER made (empty, 0777) by someone else before the first push."""
+    workdir = tmp_path / "parbench-me"
+    workdir.mkdir()
+    workdir.chmod(0o777)
+    owner = workdir.stat().st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)  # we are somebody else
+    assert probe.refusal(str(workdir)) == (
+        f"workdir {workdir} belongs to {probe._user(owner)} (mode 0777), not to you "
+        f"({probe._user(owner + 1)}): they could plant code there that runs as you; "
+        "remove it or choose a workdir of your own"
+    )
+
+
+def test_user_names_an_unknown_uid_by_number() -> None:
+    assert probe._user(2**31 - 3) == f"uid {2**31 - 3}"

@@ -1,4 +1,5 @@
-"""Backends: posix path mapping and streaming, alluxio options, errors and stream handling."""
+"""Backends: posix path mapping (never out of the root) and streaming, alluxio options,
+errors and stream handling."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Iterator, List
+from typing import Callable, Iterator, List
 
 import pytest
 import requests
@@ -21,6 +22,8 @@ from worker.storage import (
     StorageError,
     make_storage,
 )
+
+from .fakewheels import tree
 
 
 def posix(root: Path) -> PosixStorage:
@@ -66,6 +69,86 @@ def test_posix_errors_name_root_and_operation(tmp_path: Path) -> None:
         posix(tmp_path).mkdirs("/file/sub")
     with pytest.raises(StorageError, match="connect"):
         posix(tmp_path / "file").connect()
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> tuple[Path, Path]:
+    """A root whose links lead outside it (``out`` to a folder, ``f`` to a file), and the
+    outside folder they lead to."""
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "secret").write_text("not parbench's")
+    root = tmp_path / "store"
+    (root / "n0").mkdir(parents=True)
+    os.symlink(outside, root / "out")
+    os.symlink(outside / "secret", root / "f")
+    os.symlink(outside, root / "n0" / "deep")
+    return root, outside
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda s: s.write_stream("/out/new", [b"x"]),
+        lambda s: s.write_stream("/n0/deep/new", [b"x"]),
+        lambda s: list(s.read_stream("/out/secret", 10)),
+        lambda s: list(s.read_stream("/f", 10)),
+        lambda s: s.size("/f"),
+        lambda s: s.size("/out/secret"),
+        lambda s: s.exists("/out/secret"),
+        lambda s: s.delete("/out/secret"),
+        lambda s: s.delete("/f"),
+        lambda s: s.delete_tree("/out"),
+        lambda s: s.delete_tree("/out/sub"),
+        lambda s: s.mkdirs("/out/made"),
+        lambda s: s.mkdirs("/n0/deep/made"),
+    ],
+)
+def test_posix_refuses_symlinks_leading_out_of_the_root(
+    planted: tuple[Path, Path], operation: Callable[[PosixStorage], object]
+) -> None:
+    root, outside = planted
+    before = tree(outside)
+    with pytest.raises(StorageError, match=rf"^posix root {root}: /\S+: .*not followed$"):
+        operation(posix(root))
+    assert tree(outside) == before
+
+
+def test_posix_delete_tree_removes_links_not_their_targets(planted: tuple[Path, Path]) -> None:
+    root, outside = planted
+    before = tree(outside)
+    (root / "n0" / "file").write_text("x")
+    assert posix(root).delete_tree("/n0")
+    assert not (root / "n0").exists() and tree(outside) == before
+
+
+def test_posix_never_follows_the_file_itself(
+    planted: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also when the file becomes a link after the check (O_NOFOLLOW, O_EXCL)."""
+    root, outside = planted
+    storage = posix(root)
+    monkeypatch.setattr(PosixStorage, "local_path", lambda self, path: str(root) + path)
+    with pytest.raises(StorageError, match="read: OSError"):
+        list(storage.read_stream("/f", 10))
+    with pytest.raises(StorageError, match="write: FileExistsError"):
+        storage.write_stream("/f", [b"x"])
+    assert (outside / "secret").read_text() == "not parbench's"
+
+
+def test_posix_links_that_stay_inside_are_fine(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    (real / "d").mkdir(parents=True)
+    os.symlink("d", real / "alias")  # relative, inside the root
+    os.symlink(real, tmp_path / "root")  # the root itself may be a link
+    storage = posix(tmp_path / "root")
+    storage.write_stream("/alias/f", [b"abc"])
+    assert (real / "d" / "f").read_bytes() == b"abc"
+    assert b"".join(storage.read_stream("/alias/f", 2)) == b"abc"
+    with pytest.raises(StorageError, match="alias is a symbolic link; not followed"):
+        storage.delete_tree("/alias")
+    # with the root /, as verify-read checks copies, the system's links are fine
+    assert posix(Path("/")).size(str(tmp_path / "root" / "d" / "f")) == 3
 
 
 def test_read_chunks_rejects_bad_size(tmp_path: Path) -> None:

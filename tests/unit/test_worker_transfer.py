@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pytest
 
-from worker.clients import Identity
+from worker.clients import Identity, no_wait
+from worker.results import ClientResult
+from worker.start import NoStart
 from worker.storage import PosixStorage, StorageConfig
 from worker.transfer import ReadJob, WriteJob, expand_sources, write_target
 
@@ -127,10 +129,91 @@ def test_failed_read_keeps_its_timing_and_what_arrived(
     result = ReadJob(identity("read", "/r/f", str(local)), config, chunk_size=1000)()
     assert result.status == "error" and "Connection reset by peer" in result.error
     assert result.error.startswith("hostA: /r/f: ")
-    assert "partial" not in result.error  # reads have no storage-side cleanup
+    assert result.error.endswith("; partial copy deleted")
+    assert not local.exists()
     assert 0 < result.ready <= result.start <= result.end
     assert result.bytes == 2000 and result.checksum == hashlib.sha256(b"y" * 2000).hexdigest()
     assert len(closes) == 1
+
+
+def no_start() -> None:
+    raise NoStart("no common start from the controller; not started")
+
+
+def posix_config(root: Path) -> StorageConfig:
+    return StorageConfig(backend="posix", root=str(root))
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> StorageConfig:
+    """A posix store holding /r/f."""
+    (tmp_path / "store" / "r").mkdir(parents=True)
+    (tmp_path / "store" / "r" / "f").write_bytes(b"data")
+    return posix_config(tmp_path / "store")
+
+
+def read_to(local: Path, config: StorageConfig, wait: Callable[[], None] = no_wait) -> ClientResult:
+    return ReadJob(identity("read", "/r/f", str(local)), config, chunk_size=1000)(wait)
+
+
+@pytest.mark.parametrize("how", ["connect", "no start"])
+def test_a_read_failing_in_its_set_up_leaves_no_copy(
+    tmp_path: Path, stored: StorageConfig, how: str
+) -> None:
+    """Not even the previous run's, which verify-read would find fine."""
+    local = tmp_path / "copies" / "0"
+    local.parent.mkdir()
+    local.write_bytes(b"the previous run's copy")
+    config = stored if how == "no start" else posix_config(tmp_path / "gone")
+    result = read_to(local, config, no_start if how == "no start" else no_wait)
+    assert result.status == "error" and result.start == 0
+    assert ("not started" if how == "no start" else "connect") in result.error
+    assert "partial" not in result.error
+    assert not local.exists()
+
+
+def test_a_read_copy_is_never_written_through_a_link(tmp_path: Path, stored: StorageConfig) -> None:
+    precious = tmp_path / "precious"
+    precious.write_text("not parbench's")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    os.symlink(precious, copies / "0")
+    result = read_to(copies / "0", stored)
+    assert result.status == "error"
+    assert result.error == (
+        f"hostA: /r/f: {copies / '0'} is a symbolic link; move it away to read a copy there"
+    )
+    assert (copies / "0").is_symlink()
+    os.symlink(elsewhere, tmp_path / "linked")  # local_dst itself a link
+    result = read_to(tmp_path / "linked" / "0", stored)
+    assert result.error == (
+        f"hostA: /r/f: local_dst {tmp_path / 'linked'} is a symbolic link; "
+        "not writing copies through it"
+    )
+    (copies / "1").mkdir()
+    assert "is not a regular file" in read_to(copies / "1", stored).error
+    assert precious.read_text() == "not parbench's" and list(elsewhere.iterdir()) == []
+
+
+def test_a_link_planted_after_the_check_is_not_followed(
+    tmp_path: Path, stored: StorageConfig
+) -> None:
+    precious = tmp_path / "precious"
+    precious.write_text("not parbench's")
+    local = tmp_path / "copies" / "0"
+    result = read_to(local, stored, lambda: os.symlink(precious, local))
+    assert result.status == "error" and "FileExistsError" in result.error
+    assert precious.read_text() == "not parbench's" and local.is_symlink()
+
+
+def test_a_read_replaces_the_previous_copy(tmp_path: Path, stored: StorageConfig) -> None:
+    local = tmp_path / "copies" / "0"
+    local.parent.mkdir()
+    local.write_bytes(b"the previous run's copy, longer than the new one")
+    assert read_to(local, stored).ok
+    assert local.read_bytes() == b"data"
 
 
 def test_interrupt_is_not_turned_into_a_record(

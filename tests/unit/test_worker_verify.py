@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 from pathlib import Path
 from typing import Optional
 
 import pytest
 
 from worker.clients import Identity
-from worker.storage import StorageConfig
+from worker.storage import PosixStorage, StorageConfig
 from worker.verify import (
     FileMissing,
     Reference,
@@ -71,20 +72,6 @@ def test_stream_verification_detects_size_and_content(tmp_path: Path) -> None:
     assert all(r.method == "stream" and r.end >= r.start > 0 for r in results)
 
 
-def test_fs_checksum_size_stays_none_without_stat(tmp_path: Path) -> None:
-    ref = tmp_path / "ref"
-    ref.write_bytes(b"a")
-    home = tmp_path / "alluxio"
-    (home / "bin").mkdir(parents=True)
-    script = home / "bin" / "alluxio"
-    script.write_text(f"#!/bin/sh\necho 'md5sum: {MD5_A}'\n")
-    script.chmod(0o755)
-    result = job(tmp_path, ref, 0, home)()  # no store directory: the stat fails
-    assert (result.status, result.method, result.algorithm) == ("ok", "fs-checksum", "md5")
-    assert result.checksum == result.expected_checksum == MD5_A
-    assert result.bytes is None
-
-
 def fake_alluxio(tmp_path: Path, body: str) -> Path:
     home = tmp_path / "alluxio"
     (home / "bin").mkdir(parents=True, exist_ok=True)
@@ -92,6 +79,64 @@ def fake_alluxio(tmp_path: Path, body: str) -> Path:
     script.write_text(f"#!/bin/sh\n{body}\n")
     script.chmod(0o755)
     return home
+
+
+@pytest.mark.parametrize(
+    ("stored", "status", "error"),
+    [
+        (b"a", "ok", None),
+        (b"ab", "mismatch", "hostA: /b/n0/0: size 2 != expected 1"),
+        # the checksum is of some file, the backend has none: they disagree
+        (None, "error", "hostA: /b/n0/0: posix root {store}: stat: FileNotFoundError: "),
+    ],
+)
+def test_fs_checksum_needs_the_backends_size_to_agree(
+    tmp_path: Path, stored: Optional[bytes], status: str, error: Optional[str]
+) -> None:
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"a")
+    (tmp_path / "store" / "b" / "n0").mkdir(parents=True)
+    if stored is not None:
+        (tmp_path / "store" / "b" / "n0" / "0").write_bytes(stored)
+    home = fake_alluxio(tmp_path, f"echo 'md5sum: {MD5_A}'")  # the MD5 of b"a"
+    result = job(tmp_path, ref, 0, home)()
+    assert (result.status, result.method, result.algorithm) == (status, "fs-checksum", "md5")
+    if error is None:
+        assert result.error is None
+        assert (result.bytes, result.checksum) == (1, MD5_A)
+    else:
+        assert result.error.startswith(error.format(store=tmp_path / "store"))
+
+
+def test_fs_checksum_with_an_unknown_size_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"a")
+    monkeypatch.setattr(PosixStorage, "size", lambda self, path: None)
+    result = job(tmp_path, ref, 0, fake_alluxio(tmp_path, f"echo 'md5sum: {MD5_A}'"))()
+    assert (result.status, result.error) == (
+        "error",
+        f"hostA: /b/n0/0: posix root {tmp_path / 'store'}: get-status /b/n0/0: "
+        "no size in the answer",
+    )
+
+
+def test_fs_checksum_names_the_proxy_that_cannot_stat(tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"a")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once closed
+    identity = Identity("r", "verify-write", "n0", 0, "hostA", "alluxio", "/b/n0/0")
+    proxy = StorageConfig(host="127.0.0.1", port=port, timeout=5)
+    reference = Reference.of(str(ref), "md5", chunk_size=1000)
+    home = fake_alluxio(tmp_path, f"echo 'md5sum: {MD5_A}'")
+    result = VerifyJob(identity, proxy, reference, 1000, home=str(home))()
+    assert result.status == "error"
+    assert result.error.startswith(
+        f"hostA: /b/n0/0: alluxio proxy 127.0.0.1:{port}: get-status /b/n0/0: ConnectionError"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,225 @@
+"""The locks a ``fab`` process holds on a run: the storage root ``{dst}`` and every node's
+workdir (the files themselves are made by ``python -m worker lock``, worker/lock.py).
+
+The storage root is locked first, on one node, so of two runs started together one wins
+whole and the other is refused whole, naming the holder (exit 2). A holder is gone when
+its lease has expired, or when it was this controller host and its pid is not running:
+then its locks are taken over, and that is said. The locks are held for the whole
+``fab`` command (a chained ``write read verify`` is not interleaved with another run) and
+given back when it exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+from dataclasses import replace
+from typing import Optional, Sequence
+
+from fabric import Connection
+
+from worker.protocol import LOCK_REPLY, Holder, LockRequest, StorageConfig
+
+from .inventory import Inventory, Node
+from .plan import worker_command
+from .remote import StepError, on_nodes
+
+
+class LockHeld(RuntimeError):
+    """Another run holds a lock this one needs (bad moment, not a benchmark failure)."""
+
+
+class LockFailed(RuntimeError):
+    """A lock could not be taken or checked for another reason; the message says where."""
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def describe(holder: dict) -> str:
+    return (
+        f"run {holder['run_id']} (controller {holder['controller']} pid {holder['pid']}, "
+        f"user {holder['user']}, since {_when(holder['since'])})"
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def gone(holder: dict, now: Optional[float] = None) -> Optional[str]:
+    """Why ``holder`` no longer holds anything, or None while it may still be running."""
+    if holder["expires"] < (time.time() if now is None else now):
+        return f"its lease ended at {_when(holder['expires'])}"
+    if holder["controller"] == socket.gethostname() and not _alive(holder["pid"]):
+        return f"pid {holder['pid']} is not running on {holder['controller']}"
+    return None
+
+
+def lease(inventory: Inventory) -> float:
+    """How long a holder may keep a lock without renewing it: the longest one phase step
+    can take (verify runs two phases) plus the start barrier's wait, with a margin."""
+    s = inventory.settings
+    return 2 * s.phase_timeout + s.ready_timeout + 60
+
+
+class RunLocks:
+    """The locks of this process on one run, over the nodes it works on."""
+
+    def __init__(self, inventory: Inventory, run_id: str) -> None:
+        self.inventory = inventory
+        now = time.time()
+        self.holder = Holder(
+            run_id=run_id,
+            token=secrets.token_hex(8),
+            controller=socket.gethostname(),
+            pid=os.getpid(),
+            user=_user(),
+            since=now,
+            expires=now + lease(inventory),
+        )
+        self.nodes: dict[str, Node] = {}  # whose workdir this process holds
+        self.dst_node: Optional[Node] = None  # where the storage root's lock was taken
+        atexit.register(self.release)
+
+    def _request(self, node: Node, action: str, dst: bool, take_over: Sequence[str]) -> str:
+        s = self.inventory.settings
+        storage = None
+        if dst:
+            timeout = min(s.phase_timeout, 60.0)
+            if s.backend == "alluxio":
+                storage = StorageConfig(
+                    "alluxio", node.proxy.host, node.proxy.port, timeout=timeout
+                )
+            else:
+                storage = StorageConfig("posix", root=node.posix_root, timeout=timeout)
+        return LockRequest(
+            action=action,
+            holder=self.holder,
+            workdir=node.workdir,
+            storage=storage,
+            dst=s.dst if dst else None,
+            take_over=tuple(take_over),
+        ).to_json()
+
+    def _ask(self, nodes: Sequence[Node], action: str, dst: bool, take_over=()) -> dict:
+        """Node id -> its reply (LockFailed naming the first node that could not answer)."""
+
+        def one(conn: Connection, node: Node) -> dict:
+            request = self._request(node, action, dst, take_over)
+            out = conn.run(worker_command(node, "lock", request), hide=True, warn=True)
+            for line in out.stdout.splitlines():
+                if line.startswith(LOCK_REPLY + " "):
+                    return json.loads(line[len(LOCK_REPLY) + 1 :])
+            raise StepError(f"no answer to the lock request: {out.stdout.strip()[-200:]}")
+
+        outcomes = on_nodes(self.inventory, f"lock {action}", one, nodes)
+        failed = [o.failure for o in outcomes if o.failure is not None]
+        if failed:
+            f = failed[0]
+            raise LockFailed(f"cannot {action} the run's locks on {f.node} ({f.host}): {f.cause}")
+        return {o.node.id: o.value for o in outcomes}
+
+    def acquire(self, nodes: Sequence[Node]) -> None:
+        """Hold ``{dst}`` (on the first node) and the workdirs of ``nodes``, renewing what
+        this process holds already; LockHeld naming the holder of any that is taken."""
+        if not nodes:
+            return
+        now = time.time()
+        self.holder = replace(self.holder, expires=now + lease(self.inventory))
+        first = self.dst_node or nodes[0]
+        self._take([first], dst=True)
+        self.dst_node = first
+        self._take([n for n in nodes if n.id != first.id], dst=False)
+
+    def _take(self, nodes: Sequence[Node], dst: bool) -> None:
+        if not nodes:
+            return
+        replies = self._ask(nodes, "acquire", dst)
+        stale = {
+            holder["token"]: why
+            for reply in replies.values()
+            for place in (reply["workdir"], reply["dst"])
+            if place and (holder := place.get("holder")) and (why := gone(holder))
+        }
+        if stale:
+            retry = [n for n in nodes if _refused(replies[n.id])]
+            replies.update(self._ask(retry, "acquire", dst, tuple(stale)))
+        for node in nodes:
+            for kind in ("workdir", "dst"):
+                place = replies[node.id][kind]
+                if place is None:
+                    continue
+                if place.get("replaced"):
+                    why = gone(place["replaced"]) or "gone"
+                    print(
+                        f"[{node.id}] took over the lock {place['path']} of "
+                        f"{describe(place['replaced'])}: {why}",
+                        file=sys.stderr,
+                    )
+                if place["held"]:
+                    if kind == "workdir":
+                        self.nodes[node.id] = node
+                    continue
+                self.release()
+                what = "storage root" if kind == "dst" else "workdir"
+                if "error" in place:
+                    raise LockFailed(
+                        f"cannot lock the {what} {place['path']} on {node.id}: {place['error']}"
+                    )
+                raise LockHeld(
+                    f"the {what} {place['path']} (on {node.id}) is locked by "
+                    f"{describe(place['holder'])}; wait for it to finish, or stop it"
+                )
+
+    def release(self) -> None:
+        """Give back every lock this process holds (others' locks are left alone)."""
+        held, self.nodes = list(self.nodes.values()), {}
+        dst_node, self.dst_node = self.dst_node, None
+        if not held:
+            return
+        try:
+            if dst_node is not None:
+                self._ask([dst_node], "release", dst=True)
+            rest = [n for n in held if dst_node is None or n.id != dst_node.id]
+            if rest:
+                self._ask(rest, "release", dst=False)
+        except LockFailed as exc:
+            print(f"warning: {exc}; the lease ends the lock", file=sys.stderr)
+
+
+def _refused(reply: dict) -> bool:
+    return any(p is not None and not p["held"] for p in (reply["workdir"], reply["dst"]))
+
+
+#: this process's locks, per run
+_HELD: dict[str, RunLocks] = {}
+
+
+def hold(inventory: Inventory, run_id: str, nodes: Sequence[Node]) -> RunLocks:
+    """Hold run ``run_id``'s locks on ``nodes`` for the rest of this process."""
+    locks = _HELD.get(run_id)
+    if locks is None:
+        locks = _HELD[run_id] = RunLocks(inventory, run_id)
+    locks.acquire(nodes)
+    return locks

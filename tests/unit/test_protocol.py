@@ -1,0 +1,97 @@
+"""The controller-worker contract: round trip, versions, fields named when bad, and the
+by-hand command line building the same request as the controller."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+
+import pytest
+
+import worker.__main__ as worker_main
+from worker.protocol import (
+    REQUEST_SCHEMA,
+    ClientTask,
+    ExitCode,
+    PhaseRequest,
+    Reference,
+    RequestError,
+    StorageConfig,
+    load_request,
+)
+
+REQUEST = PhaseRequest(
+    run_id="r1",
+    node="n0",
+    phase="write",
+    storage=StorageConfig("alluxio", "proxy", 39999),
+    clients=(ClientTask(0, "/bench/n0/0"), ClientTask(1, "/bench/n0/1")),
+    dst="/bench",
+    reference=Reference("/w/data/ref", 5, "ab" * 32),
+    start="stdin",
+    deadline=1234.5,
+    out="/w/runs/r1/write.jsonl",
+)
+
+
+def test_round_trip() -> None:
+    assert PhaseRequest.from_json(REQUEST.to_json()) == REQUEST
+
+
+def _bad(edit) -> str:
+    data = json.loads(REQUEST.to_json())
+    edit(data)
+    with pytest.raises(RequestError) as info:
+        PhaseRequest.from_json(json.dumps(data))
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda d: d.update(schema="parbench.request/0"), "request.schema"),
+        (lambda d: d.pop("schema"), "request.schema"),
+        (lambda d: d.update(phase="dance"), "request.phase: expected one of"),
+        (lambda d: d.update(node="../n1"), "request.node"),
+        (lambda d: d["storage"].update(port="39999"), "request.storage.port: expected an integer"),
+        (lambda d: d["storage"].update(write_type="FAST"), "request.storage.write_type"),
+        (lambda d: d["clients"][1].update(client=5), "request.clients[1].client"),
+        (lambda d: d["clients"][0].update(path="rel/0"), "request.clients[0].path"),
+        (lambda d: d["clients"][0].update(path="/a/../b"), "request.clients[0].path"),
+        (lambda d: d.update(clients=[]), "request.clients: expected at least one client"),
+        (lambda d: d.update(colour="red"), "request.colour: unknown field"),
+        (lambda d: d.pop("run_id"), "request.run_id: missing"),
+        (lambda d: d.update(deadline="soon"), "request.deadline: expected a number"),
+        (lambda d: d.update(reference=None), "request.reference"),
+        (lambda d: d.update(start="at"), "request.start_at"),
+        (lambda d: d.update(chunk_size=True), "request.chunk_size: expected an integer"),
+    ],
+)
+def test_a_bad_field_is_named(edit, named) -> None:
+    assert named in _bad(edit)
+
+
+def test_not_json_and_unreadable_files_are_named(tmp_path) -> None:
+    with pytest.raises(RequestError, match="not JSON"):
+        PhaseRequest.from_json("{")
+    with pytest.raises(RequestError, match="nope.json: cannot read the request"):
+        load_request(str(tmp_path / "nope.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**asdict(REQUEST), "phase": "x"}))
+    with pytest.raises(RequestError, match="bad.json: request.phase"):
+        load_request(str(bad))
+
+
+def test_the_by_hand_command_line_builds_the_same_request() -> None:
+    argv = [
+        "write", "--src", "/w/data/ref", "--dst", "/bench", "--node", "n0", "--nfile", "2",
+        "--host", "proxy", "--run-id", "r1", "--out", "/w/runs/r1/write.jsonl",
+        "--start-on-stdin", "--deadline", "1234.5", "--timeout", "600",
+    ]  # fmt: skip
+    built = worker_main.request_from_args(worker_main.build_parser().parse_args(argv))
+    assert built == replace(REQUEST, reference=Reference("/w/data/ref"))
+    assert built.schema == REQUEST_SCHEMA
+
+
+def test_exit_codes() -> None:
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 130, 143]

@@ -1,0 +1,339 @@
+"""THE contract between the controller and the worker: what a node is asked to do, the
+start handshake, the worker's exit codes.
+
+The controller sends each node one :class:`PhaseRequest` as JSON (``python -m worker run
+FILE``); the by-hand CLI (``python -m worker write --src ... --dst ...``) builds the same
+object from its options. A request is versioned (``schema``) and checked field by field
+when loaded: a bad one is refused with the field's path named, never half-run. Adding a
+setting is adding a field here (with a default); encoding and type checks follow from the
+field's annotation. Stdlib only, Python 3.9+.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from enum import IntEnum
+from typing import Any, Optional, Tuple, Union, get_type_hints
+
+REQUEST_SCHEMA = "parbench.request/1"
+
+#: what a request may ask; the first four leave one record per client
+PHASES = ("write", "read", "verify-write", "verify-read", "clean")
+RECORDED_PHASES = PHASES[:4]
+#: phases whose clients start together behind the barrier and whose IO is timed
+TIMED_PHASES = ("write", "read")
+
+BACKENDS = ("alluxio", "posix")
+WRITE_TYPES = ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
+READ_TYPES = ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
+ON_EXISTING = ("replace", "refuse")
+#: when the clients start once all are ready: at once, at ``start_at``, or when the
+#: controller says so on stdin (the handshake below)
+START_MODES = ("now", "at", "stdin")
+
+#: a node id: one plain path segment (the inventory accepts the same)
+NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: a run id: one folder name
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+# --- the start handshake (worker/start.py, controller/startgate.py) --------------------
+#: printed by the worker once all of its clients are ready; the controller watches for it
+READY_MARKER = "parbench-ready"
+#: the controller's answer on the worker's stdin: ``go <epoch seconds, node clock>``
+GO = "go"
+#: ... or, when the controller is interrupted, this: no client starts
+STOP = "stop"
+
+
+class ExitCode(IntEnum):
+    """How ``python -m worker`` ends."""
+
+    OK = 0  # every record ok (clean: everything removed)
+    NOT_OK = 1  # records saved, some not ok (clean: something not removed)
+    USAGE = 2  # bad options or a bad request: nothing ran
+    NOT_SAVED = 3  # the records could not be saved
+    INTERRUPTED = 130  # SIGINT
+    TERMINATED = 143  # SIGTERM
+
+
+#: exit codes after which the node's records file is complete and worth fetching
+RECORDED_EXITS = (ExitCode.OK, ExitCode.NOT_OK)
+
+
+class RequestError(ValueError):
+    """A request that cannot be run; the message names the field."""
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where and how the clients reach storage (picklable: each client builds its own)."""
+
+    backend: str = "alluxio"
+    host: str = "localhost"  # alluxio: the REST proxy as this node sees it
+    port: int = 39999
+    root: Optional[str] = None  # posix: storage path /a/b is the file ROOT/a/b
+    write_type: str = "CACHE_THROUGH"
+    read_type: str = "CACHE"
+    timeout: float = 600.0  # seconds one storage request may take
+
+    def check(self, where: str) -> None:
+        _choice(f"{where}.backend", self.backend, BACKENDS)
+        _choice(f"{where}.write_type", self.write_type, WRITE_TYPES)
+        _choice(f"{where}.read_type", self.read_type, READ_TYPES)
+        if not 0 < self.port < 65536:
+            _refuse(f"{where}.port", "a port 1..65535", self.port)
+        if not self.timeout > 0:
+            _refuse(f"{where}.timeout", "a positive number of seconds", self.timeout)
+        if self.root is not None:
+            _absolute(f"{where}.root", self.root, allow_root=True)
+        elif self.backend == "posix":
+            _refuse(f"{where}.root", "a directory for the posix backend", None)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference file on the node, and what the run sealed it as."""
+
+    path: str
+    bytes: Optional[int] = None  # None: not known (by hand), checked only by content
+    sha256: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ClientTask:
+    """One client: the storage path it writes, reads or checks, and its local file."""
+
+    client: int
+    path: str
+    local_path: Optional[str] = None  # read: where its copy goes; verify-read: copy checked
+
+
+@dataclass(frozen=True)
+class PhaseRequest:
+    """Everything one node needs to run one phase; times are on the node's clock."""
+
+    run_id: str
+    node: str
+    phase: str
+    storage: StorageConfig
+    clients: Tuple[ClientTask, ...]
+    dst: Optional[str] = None  # the run's storage root: client c writes {dst}/{node}/{c}
+    local_dst: Optional[str] = None  # where read copies go: {local_dst}/{c}
+    reference: Optional[Reference] = None  # write, verify
+    chunk_size: int = 1024 * 1024
+    on_existing: str = "replace"
+    alluxio_home: Optional[str] = None  # verify-write by `alluxio fs checksum`
+    start: str = "now"
+    start_at: Optional[float] = None  # start "at": epoch seconds
+    deadline: Optional[float] = None  # clients still running then are stopped
+    out: Optional[str] = None  # the records file (JSON lines)
+    schema: str = REQUEST_SCHEMA
+
+    def check(self) -> PhaseRequest:
+        """Refuse a request that is inconsistent; return it when it is fine."""
+        if self.schema != REQUEST_SCHEMA:
+            _refuse("request.schema", repr(REQUEST_SCHEMA), self.schema)
+        _choice("request.phase", self.phase, PHASES)
+        _pattern("request.node", self.node, NODE_ID)
+        _pattern("request.run_id", self.run_id, RUN_ID)
+        self.storage.check("request.storage")
+        if self.phase in ("write", "verify-write", "clean"):
+            _absolute("request.dst", self.dst)
+        if not self.clients:
+            _refuse("request.clients", "at least one client", "none")
+        for index, task in enumerate(self.clients):
+            where = f"request.clients[{index}]"
+            if task.client != index:
+                _refuse(f"{where}.client", f"{index} (clients in order from 0)", task.client)
+            _absolute(f"{where}.path", task.path)
+            if self.phase in ("read", "verify-read"):
+                _absolute(f"{where}.local_path", task.local_path)
+        if self.phase in ("write", "verify-write", "verify-read") and self.reference is None:
+            _refuse("request.reference", f"the reference file for {self.phase}", None)
+        if self.phase in ("read", "clean"):
+            _absolute("request.local_dst", self.local_dst)
+        if not self.chunk_size > 0:
+            _refuse("request.chunk_size", "a positive number of bytes", self.chunk_size)
+        _choice("request.on_existing", self.on_existing, ON_EXISTING)
+        _choice("request.start", self.start, START_MODES)
+        if (self.start == "at") != (self.start_at is not None):
+            _refuse("request.start_at", "a time exactly when start is 'at'", self.start_at)
+        if self.phase in RECORDED_PHASES and not self.out:
+            _refuse("request.out", "a records file", self.out)
+        return self
+
+    @property
+    def timed(self) -> bool:
+        return self.phase in TIMED_PHASES
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PhaseRequest:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise RequestError(f"request: not JSON ({exc})") from None
+        if not isinstance(data, dict) or data.get("schema") != REQUEST_SCHEMA:
+            found = data.get("schema") if isinstance(data, dict) else data
+            _refuse("request.schema", repr(REQUEST_SCHEMA), found)
+        return decode(cls, data, "request").check()
+
+
+LOCK_SCHEMA = "parbench.lock/1"
+#: the line the worker prints with its answer to a LockRequest (then one JSON object)
+LOCK_REPLY = "parbench-lock"
+LOCK_ACTIONS = ("acquire", "release")
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lock: written into the lock file, shown to whoever is refused."""
+
+    run_id: str
+    token: str  # one controller process on one run
+    controller: str  # its host name
+    pid: int
+    user: str
+    since: float  # epoch seconds, controller clock
+    expires: float  # the holder is taken for gone after this, whatever its pid says
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    """Take or give back the locks of a run on one node: its workdir's, and (on one node
+    only) the storage root's ``{dst}``. A holder whose token is in ``take_over`` is gone
+    (the controller decided) and is replaced."""
+
+    action: str
+    holder: Holder
+    workdir: str
+    storage: Optional[StorageConfig] = None  # with dst: lock the storage root too
+    dst: Optional[str] = None
+    take_over: Tuple[str, ...] = ()
+    schema: str = LOCK_SCHEMA
+
+    def check(self) -> LockRequest:
+        if self.schema != LOCK_SCHEMA:
+            _refuse("lock.schema", repr(LOCK_SCHEMA), self.schema)
+        _choice("lock.action", self.action, LOCK_ACTIONS)
+        _absolute("lock.workdir", self.workdir)
+        if (self.storage is None) != (self.dst is None):
+            _refuse("lock.dst", "a storage root exactly when storage is given", self.dst)
+        if self.storage is not None:
+            self.storage.check("lock.storage")
+            _absolute("lock.dst", self.dst)
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> LockRequest:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise RequestError(f"lock request: not JSON ({exc})") from None
+        return decode(cls, data, "lock").check()
+
+
+def load_request(path: str) -> PhaseRequest:
+    """The request in the file ``path``; RequestError naming the file otherwise."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+    except OSError as exc:
+        raise RequestError(f"{path}: cannot read the request: {exc.strerror or exc}") from None
+    try:
+        return PhaseRequest.from_json(text)
+    except RequestError as exc:
+        raise RequestError(f"{path}: {exc}") from None
+
+
+# --- typed decoding: every field checked against its annotation ------------------------
+
+
+def decode(kind: Any, value: Any, where: str) -> Any:
+    """``value`` (parsed JSON) as an instance of the annotation ``kind``; RequestError
+    naming ``where`` when it does not fit. Unknown keys of a dataclass are refused."""
+    if is_dataclass(kind):
+        if not isinstance(value, dict):
+            _refuse(where, "an object", value)
+        hints = get_type_hints(kind)
+        known = {f.name: f for f in fields(kind)}
+        for key in value:
+            if key not in known:
+                raise RequestError(f"{where}.{key}: unknown field")
+        given = {}
+        for name, spec in known.items():
+            if name in value:
+                given[name] = decode(hints[name], value[name], f"{where}.{name}")
+            elif spec.default is MISSING and spec.default_factory is MISSING:
+                raise RequestError(f"{where}.{name}: missing")
+        return kind(**given)
+    origin = getattr(kind, "__origin__", None)
+    args = getattr(kind, "__args__", ())
+    if origin is Union:  # Optional[X]
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return decode(inner[0], value, where)
+    if origin in (tuple, Tuple):
+        if not isinstance(value, list):
+            _refuse(where, "a list", value)
+        return tuple(decode(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _refuse(where, "a number", value)
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _refuse(where, "an integer", value)
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            _refuse(where, "a string", value)
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            _refuse(where, "true or false", value)
+        return value
+    raise TypeError(f"{where}: no decoder for {kind!r}")  # a bug in this module
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _refuse(where: str, expected: str, value: Any) -> None:
+    raise RequestError(f"{where}: expected {expected}, got {_show(value)}")
+
+
+def _choice(where: str, value: str, choices: Tuple[str, ...]) -> None:
+    if value not in choices:
+        _refuse(where, "one of " + ", ".join(choices), value)
+
+
+def _pattern(where: str, value: str, pattern: re.Pattern) -> None:
+    if not pattern.fullmatch(value):
+        _refuse(where, f"a plain name matching {pattern.pattern}", value)
+
+
+def _absolute(where: str, path: Optional[str], allow_root: bool = False) -> None:
+    """An absolute, normalised POSIX path without control characters (and not / unless
+    ``allow_root``)."""
+    ok = (
+        isinstance(path, str)
+        and path.startswith("/")
+        and posixpath.normpath(path) == path
+        and (allow_root or path != "/")
+        and not any(ord(c) < 32 for c in path)
+    )
+    if not ok:
+        what = "an absolute, normalised path" + ("" if allow_root else " other than /")
+        _refuse(where, what, path)
