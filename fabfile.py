@@ -20,13 +20,13 @@ from typing import Callable, Iterator, Optional
 from fabric import task
 from invoke import Collection, Context, Exit
 
-from controller import phases, session
+from controller import phases, session, stopping
 from controller.inventory import Inventory, InventoryError, load
 from controller.locks import LockFailed, LockHeld
 from controller.pairing import PairingError
 from controller.plan import PlanError, check_read_options, read_plan
 from controller.push import PushError, RuntimeUnavailable
-from controller.run import RunMismatch
+from controller.run import Run, RunMismatch
 from controller.rundir import ResultsError, RunDir, RunNotFound
 
 HERE = Path(__file__).resolve().parent
@@ -43,7 +43,9 @@ BAD_INPUT = (
 
 @contextmanager
 def _exits() -> Iterator[None]:
-    """Known failures become a message and an exit code, not a traceback."""
+    """Known failures become a message and an exit code, not a traceback; SIGTERM takes
+    Ctrl-C's path (130 for SIGINT, 143 for SIGTERM)."""
+    stopping.install()
     try:
         yield
     except BAD_INPUT as exc:
@@ -52,6 +54,10 @@ def _exits() -> Iterator[None]:
         raise Exit(f"failed: {exc}", code=exc.code) from None
     except (RuntimeUnavailable, ResultsError, LockFailed) as exc:
         raise Exit(f"failed: {exc}", code=1) from None
+    except stopping.Interrupted as exc:
+        raise Exit("interrupted", code=exc.code) from None
+    except KeyboardInterrupt as exc:
+        raise Exit("interrupted", code=stopping.exit_code(exc)) from None
 
 
 def _inventory(c: Context, inventory: Optional[str]) -> Inventory:
@@ -125,11 +131,22 @@ def verify(c, inventory=None, run=None, from_run=False):
         phases.verify(chosen)
 
 
-@task(help={"run": "run id (default: latest)"})
-def report(c, run=None):
+@task(
+    help={
+        "run": "run id (default: latest)",
+        "collect": "first fetch the records nodes kept when a command lost them",
+        "inventory": INVENTORY_HELP + "; with --collect",
+        "from-run": FROM_RUN_HELP,
+    }
+)
+def report(c, run=None, collect=False, inventory=None, from_run=False):
     """Print the tables of a run again from results/<run>/."""
     with _exits():
-        phases.show(RunDir.open(_results(c), run or c.config.bench.run or "latest"))
+        chosen = run or c.config.bench.run or "latest"
+        if collect:
+            today = _today(c, inventory, from_run)
+            phases.collect(Run.open(_results(c), chosen).reconciled(today()))
+        phases.show(RunDir.open(_results(c), chosen))
 
 
 @task(help={"inventory": INVENTORY_HELP})

@@ -26,6 +26,7 @@ from fabric import Connection
 
 from worker.protocol import LOCK_REPLY, Holder, LockRequest, StorageConfig
 
+from . import stopping
 from .inventory import Inventory, Node
 from .plan import worker_command
 from .remote import StepError, on_nodes
@@ -206,6 +207,12 @@ class RunLocks:
                 self._ask(rest, "release", dst=False)
         except LockFailed as exc:
             print(f"warning: {exc}; the lease ends the lock", file=sys.stderr)
+        except (KeyboardInterrupt, stopping.Interrupted):
+            print(
+                "warning: interrupted while giving back the run's locks: the next run takes "
+                "them over (this controller's pid is gone) or their lease ends them",
+                file=sys.stderr,
+            )
 
 
 def _refused(reply: dict) -> bool:

@@ -16,10 +16,10 @@ from typing import Optional, Sequence
 from fabric import Connection
 from invoke.watchers import StreamWatcher
 
-from worker.protocol import RECORDED_EXITS, PhaseRequest
+from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, RequestError
 from worker.results import ClientResult, read_lines, write_file
 
-from . import locks, report, stats
+from . import locks, report, stats, stopping
 from . import push as pushing
 from .inventory import Inventory, Node
 from .plan import (
@@ -33,7 +33,7 @@ from .plan import (
 from .push import PushError
 from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
 from .run import Run
-from .rundir import RunDir
+from .rundir import ResultsError, RunDir
 from .startgate import ReadyWatcher, StartGate
 
 
@@ -119,60 +119,90 @@ def run_worker(
     timeout: float,
     offset: float,
     watchers: Sequence[StreamWatcher] = (),
+    controls: Optional[stopping.Controls] = None,
 ) -> list[ClientResult]:
     """Send ``request`` to ``node``, run it there, stream its output, fetch its records.
 
     The node's records file is removed first, so that only this invocation's records can
     be fetched; they are kept (clock offset filled in) even when the step then fails.
-    Records that do not belong to the request (another run, node, phase or client) are
-    refused.
+    ``controls`` holds the worker's stdin: a ``stop`` there stops its clients.
     """
     phase = request.phase
-    paths = NodePaths(node.workdir)
-    remote_request = paths.request(request.run_id, phase)
+    remote_request = NodePaths(node.workdir).request(request.run_id, phase)
     assert request.out is not None
     text = request.to_json() + "\n"
-    run.node_file(node.id, f"{phase}.request.json").write_text(text)
     _send(conn, remote_request, text)
+    run.node_file(node.id, f"{phase}.request.json").write_text(text)  # sent: collectable
     command = f"rm -f {shlex.quote(request.out)} && " + worker_command(node, "run", remote_request)
     out, err = PrefixedStream(node.id), PrefixedStream(node.id, sys.stderr)
-    try:
-        result = conn.run(
-            command,
-            warn=True,
-            out_stream=out,
-            err_stream=err,
-            watchers=list(watchers),
-            timeout=timeout,
-        )
-    finally:
-        out.finish()
-        err.finish()
+    began = time.monotonic()
+    with (controls or stopping.Controls()).attach(node.id) as stdin:
+        try:
+            result = conn.run(
+                command,
+                warn=True,
+                out_stream=out,
+                err_stream=err,
+                watchers=list(watchers),
+                timeout=timeout,
+                in_stream=stdin,
+            )
+        except Exception:
+            _lost(conn, node, request, time.monotonic() - began)
+            raise
+        finally:
+            out.finish()
+            err.finish()
     run.node_file(node.id, f"{phase}.log").write_text(
         f"$ {command}\n{result.stdout}{result.stderr}exit code {result.exited}\n"
     )
-    fetched = run.node_file(node.id, f"{phase}.jsonl.remote")
+    _lost(conn, node, request, time.monotonic() - began)
     try:
-        conn.get(request.out, str(fetched))
+        records = fetch_records(conn, node, run, request, offset)
     except OSError as exc:
         output = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise StepError(
             f"the worker left no {phase} records ({exc}); it exited "
             f"{result.exited}: {' | '.join(output)}"
         ) from exc
-    with open(fetched) as stream:
-        records = list(read_lines(stream, f"{node.id}:{request.out}"))
-    fetched.unlink()
+    counted = f"{len(records)} of {len(request.clients)} records collected"
+    if result.exited in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+        raise StepError(f"{phase} stopped when the controller was interrupted; {counted}")
+    if result.exited not in RECORDED_EXITS:
+        raise StepError(f"worker exited {result.exited}; {counted}")
+    if len(records) != len(request.clients):
+        raise StepError(f"worker left {counted}")
+    return records
+
+
+def _lost(conn: Connection, node: Node, request: PhaseRequest, seconds: float) -> None:
+    """StepError saying so when the connection to ``node`` is gone."""
+    transport = conn.client.get_transport()
+    if transport is None or not transport.is_active():
+        raise StepError(
+            f"connection to {node.id} lost {seconds:.1f} s into {request.phase}; 0 of "
+            f"{len(request.clients)} records collected (the node keeps them: the next "
+            "command on the run, or fab report --collect, fetches them)"
+        )
+
+
+def fetch_records(
+    conn: Connection, node: Node, run: RunDir, request: PhaseRequest, offset: float
+) -> list[ClientResult]:
+    """The records ``request`` left on ``node``, checked and saved in the run folder
+    (OSError when there is no records file)."""
+    assert request.out is not None
+    fetched = run.node_file(node.id, f"{request.phase}.jsonl.remote")
+    conn.get(request.out, str(fetched))
+    try:
+        with open(fetched) as stream:
+            records = list(read_lines(stream, f"{node.id}:{request.out}"))
+    finally:
+        fetched.unlink()
     _check_records(request, records)
     for record in records:
         record.clock_offset = offset
-    write_file(records, str(run.node_file(node.id, f"{phase}.jsonl")))
-    if result.exited not in RECORDED_EXITS:
-        raise StepError(f"worker exited {result.exited} after writing {len(records)} records")
-    if len(records) != len(request.clients):
-        raise StepError(
-            f"worker left {len(records)} {phase} records for {len(request.clients)} clients"
-        )
+    write_file(records, str(run.node_file(node.id, f"{request.phase}.jsonl")))
     return records
 
 
@@ -220,6 +250,7 @@ def run_phases(
     inventory = run.inventory
     ready = [n for n in push(inventory, run) if all(n.id in requests[p] for p in phases)]
     locks.hold(inventory, run.run_id, ready)  # or LockHeld: another run is at work there
+    collect(run, ready, skip=phases)  # records a node kept when an earlier command lost it
     for phase in phases:  # a node that fails now must not contribute an earlier attempt
         run.dir.forget(phase)
     offsets = _offsets(run.dir)
@@ -235,17 +266,21 @@ def run_phases(
             f"node(s) start together {settings.start_delay:g} s after the last is ready"
         )
 
+    controls = stopping.Controls()
+
     def step(conn: Connection, node: Node) -> list[ClientResult]:
         offset = offsets.get(node.id, 0.0)
         records: list[ClientResult] = []
         try:
             for phase in phases:
+                if controls.stopped:
+                    raise StepError(f"interrupted before {phase}")
                 gate = gates.get(phase)
                 watchers = [] if gate is None else [ReadyWatcher(gate, node.id, offset)]
                 budget = settings.phase_timeout * REQUEST_TIMEOUT_SHARE
                 request = replace(requests[phase][node.id], deadline=time.time() + offset + budget)
                 records += run_worker(
-                    conn, node, run.dir, request, settings.phase_timeout, offset, watchers
+                    conn, node, run.dir, request, settings.phase_timeout, offset, watchers, controls
                 )
         finally:
             for gate in gates.values():  # a node that failed before it was ready
@@ -253,11 +288,21 @@ def run_phases(
         return records
 
     def cancel() -> None:
-        print("interrupted: the nodes' clients will not start", file=sys.stderr)
+        print(
+            "interrupted: stopping the clients on every node and saving what finished "
+            "(Ctrl-C again quits at once)",
+            file=sys.stderr,
+            flush=True,
+        )
         for gate in gates.values():
             gate.cancel()
+        controls.stop_all()
 
-    outcomes = on_nodes(inventory, "+".join(phases), step, ready, on_interrupt=cancel)
+    interrupted: Optional[int] = None
+    try:
+        outcomes = on_nodes(inventory, "+".join(phases), step, ready, on_interrupt=cancel)
+    except stopping.Interrupted as stop:
+        outcomes, interrupted = stop.outcomes, stop.code
     for phase, gate in gates.items():
         if gate.late:
             print(
@@ -284,6 +329,12 @@ def run_phases(
     if failures:
         print(failure_table(failures), file=sys.stderr)
     bad = [r for r in records if not r.ok]
+    if interrupted is not None:
+        raise BenchFailure(
+            f"{'+'.join(phases)} interrupted: {len(records) - len(bad)} record(s) ok, "
+            f"{len(bad)} not; see {run.path}/",
+            code=interrupted,
+        )
     if failures or bad:
         raise BenchFailure(
             f"{'+'.join(phases)}: {len(bad)} record(s) not ok, "
@@ -359,6 +410,46 @@ def clean(inventory: Inventory) -> None:
         if failures:
             print(failure_table(failures), file=sys.stderr)
         raise BenchFailure("clean failed on some nodes")
+
+
+def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str] = ()) -> None:
+    """Fetch the records that nodes kept when the controller lost them: for every request
+    sent (``nodes/<node>/<phase>.request.json``) with no records here yet, except the
+    phases in ``skip`` (about to run again). The phases that gain records are summarised
+    again."""
+    missing: dict[str, list[PhaseRequest]] = {}
+    for sent in sorted(run.path.glob("nodes/*/*.request.json")):
+        phase = sent.name[: -len(".request.json")]
+        if phase in skip or (sent.parent / f"{phase}.jsonl").exists():
+            continue
+        try:
+            request = PhaseRequest.from_json(sent.read_text())
+        except (OSError, RequestError) as exc:
+            raise ResultsError(f"cannot read {sent}: {exc}") from None
+        missing.setdefault(request.node, []).append(request)
+    targets = [n for n in (nodes or run.inventory.nodes) if n.id in missing]
+    if not targets:
+        return
+    offsets = _offsets(run.dir)
+
+    def fetch(conn: Connection, node: Node) -> list[str]:
+        found = []
+        for request in missing[node.id]:
+            try:
+                records = fetch_records(conn, node, run.dir, request, offsets.get(node.id, 0.0))
+            except OSError:
+                found.append(f"{request.phase}: no records on the node (the worker saved none)")
+                continue
+            found.append(f"{request.phase}: {len(records)} record(s) collected")
+        return found
+
+    for o in on_nodes(run.inventory, "collect", fetch, targets):
+        for line in o.value or [f"not collected: {o.failure and o.failure.cause}"]:
+            print(f"[{o.node.id}] {line}")
+    for phase in {r.phase for requests in missing.values() for r in requests}:
+        run.dir.update_doc(
+            "summary.json", {phase: stats.summarise(run.dir.records(phase), phase).to_dict()}
+        )
 
 
 def show(run: RunDir) -> None:

@@ -196,6 +196,7 @@ def node_request(
         on_existing=s.on_existing,
         alluxio_home=node.alluxio_home if fs_checksum else None,
         start="stdin" if phase in TIMED_PHASES else "now",
+        controlled=phase != "clean",
         out=None if phase == "clean" else paths.output(run_id, phase),
     ).check()
 

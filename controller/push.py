@@ -27,8 +27,7 @@ from typing import Optional
 from fabric import Connection
 from invoke.exceptions import UnexpectedExit
 
-from worker.hashing import hash_file
-from worker.probe import MARKER, REFUSED
+from worker.protocol import PROBE_REFUSED, WORKDIR_MARKER, ProbeFacts, RequestError
 
 from .inventory import Inventory, Node
 from .remote import StepError
@@ -39,6 +38,15 @@ PROBE = WORKER / "probe.py"
 WHEEL_CACHE = REPO / ".cache" / "wheels"
 RUNTIME_REQUIREMENT = "alluxio==0.1.4"
 MIN_PYTHON = (3, 9)
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a local file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class PushError(RuntimeError):
@@ -141,7 +149,7 @@ def _check_wheels(cache: Path, locked: dict[str, str], lock_name: str) -> list[s
     problems = []
     present = sorted(cache.glob("*.whl"))
     for path in present:
-        got, want = hash_file(str(path), "sha256"), locked.get(path.name)
+        got, want = sha256_of(path), locked.get(path.name)
         if want is None:
             problems.append(f"{path.name} (sha256 {got}) is not in {lock_name}")
         elif got != want:
@@ -166,7 +174,7 @@ def relock(requirement: str = RUNTIME_REQUIREMENT, lock: Path = RUNTIME_LOCK) ->
     with tempfile.TemporaryDirectory() as tmp:
         _pip_download(Path(tmp), requirement)
         wheels = sorted(Path(tmp).glob("*.whl"))
-        lines = [f"{hash_file(str(w), 'sha256')}  {w.name}\n" for w in wheels]
+        lines = [f"{sha256_of(w)}  {w.name}\n" for w in wheels]
     lock.write_text(_LOCK_HEADER.format(requirement=requirement) + "".join(lines))
 
 
@@ -189,7 +197,7 @@ def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> li
     if data:
         reference = reference_file(inventory)
         files.append((reference, f"data/{reference.name}"))
-    return [Artifact(local, remote, hash_file(str(local))) for local, remote in files]
+    return [Artifact(local, remote, sha256_of(local)) for local, remote in files]
 
 
 def check_reference(arts: list[Artifact], path: str, sha256: str) -> None:
@@ -286,11 +294,14 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
             f"{q(node.python)} -c {q(PROBE.read_text())} {q(workdir)} {names}", hide=True
         )
     except UnexpectedExit as exc:
-        if exc.result.exited == REFUSED:  # not parbench's workdir: nothing was touched
+        if exc.result.exited == PROBE_REFUSED:  # not parbench's workdir: nothing was touched
             raise StepError(exc.result.stderr.strip()) from None
         raise
-    facts = json.loads(probe.stdout)
-    version = tuple(facts["python"])
+    try:
+        facts = ProbeFacts.from_json(probe.stdout)
+    except RequestError as exc:
+        raise StepError(f"the probe's answer cannot be read: {exc}") from None
+    version = facts.python
     if version < MIN_PYTHON:
         raise StepError(
             f"{node.python} is Python {'.'.join(map(str, version))}; the worker "
@@ -299,25 +310,25 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
     # claim the workdir (the marker before anything else; new folders private to this
     # user), make its folders, then tell the directory apart (it may have been new)
     dirs = " ".join(q(posixpath.join(workdir, d)) for d in ("worker", "data", "wheels", "runs"))
-    marker = q(posixpath.join(workdir, MARKER))
+    marker = q(posixpath.join(workdir, WORKDIR_MARKER))
     made = conn.run(
         f"umask 077 && mkdir -p {q(workdir)} && touch {marker} && mkdir -p {dirs} && "
         f"{q(node.python)} -c {q(STAT_DIR)} {q(workdir)}",
         hide=True,
     )
     device, inode = map(int, made.stdout.split())
-    stale = [a for a in arts if facts["hashes"].get(a.remote) != a.sha256]
+    stale = [a for a in arts if facts.hashes.get(a.remote) != a.sha256]
     for art in stale:
         conn.put(str(art.local), posixpath.join(workdir, art.remote))
     ours = {a.remote.split("/", 1)[1] for a in arts if a.remote.startswith("worker/")}
-    extra = [f for f in facts["worker_files"] if f.endswith(".py") and f not in ours]
+    extra = [f for f in facts.worker_files if f.endswith(".py") and f not in ours]
     if extra:  # modules removed from the package since the last push
         conn.run(
             "rm -f -- " + " ".join(q(posixpath.join(workdir, "worker", f)) for f in extra),
             hide=True,
         )
     stamp = runtime_stamp(arts, node.python)
-    provisioned = facts["runtime"] != stamp
+    provisioned = facts.runtime != stamp
     if provisioned:  # installs exactly these wheels and deletes other *.whl in wheels/
         wheels = " ".join(q(posixpath.basename(a.remote)) for a in _wheels(arts))
         conn.run(
@@ -327,13 +338,13 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
         )
     offset, error = measure_clock(conn, node.python)
     return NodeInfo(
-        facts["hostname"],
-        facts["platform"],
+        facts.hostname,
+        facts.platform,
         ".".join(map(str, version)),
         offset,
         error,
         len(stale),
         provisioned,
-        facts["machine"],
+        facts.machine,
         (device, inode),
     )

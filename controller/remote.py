@@ -11,13 +11,17 @@ import io
 import socket
 import sys
 import threading
+import time
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Callable, Generic, Optional, Sequence, TextIO, TypeVar
 
 import paramiko
 from fabric import Config, Connection
+from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
+from . import stopping
 from .inventory import Inventory, Node
 
 T = TypeVar("T")
@@ -49,9 +53,18 @@ def address(node: Node) -> str:
     return f"{node.user}@{node.host}:{node.port}"
 
 
+class _Remote(Remote):
+    """Fabric's runner, except that writing to a command that has already ended (its
+    stdin closed) is no error: a ``stop`` meant for a worker that just finished."""
+
+    def _write_proc_stdin(self, data: bytes) -> None:
+        with suppress(OSError):
+            super()._write_proc_stdin(data)
+
+
 #: never forward the controller's stdin: many threads share it, schedulers have none, and
-#: a node's stdin carries the common start (controller/startgate.py)
-_CONFIG = Config(overrides={"run": {"in_stream": False}})
+#: a node's stdin carries the common start (controller/startgate.py) and the stop
+_CONFIG = Config(overrides={"run": {"in_stream": False}, "runners": {"remote": _Remote}})
 
 
 def connect(inventory: Inventory, node: Node) -> Connection:
@@ -119,8 +132,9 @@ def on_nodes(
 ) -> list[Outcome[T]]:
     """Run ``fn(connection, node)`` on every node at once; failures become outcomes.
 
-    On Ctrl-C, ``on_interrupt()`` runs at once: the node threads cannot be stopped, so
-    it must make them finish (they are waited for before the interrupt goes on)."""
+    On Ctrl-C (or SIGTERM), ``on_interrupt()`` runs at once: the node threads cannot be
+    stopped, so it must make them finish; once they have, ``Interrupted`` carries their
+    outcomes. A second Ctrl-C meanwhile quits at once."""
     targets = list(nodes if nodes is not None else inventory.nodes)
 
     def one(node: Node) -> Outcome[T]:
@@ -141,23 +155,34 @@ def on_nodes(
     # a thread per node, however many: a queued node would hold up the common start. Plain
     # threads rather than a pool: the locks are given back at exit, when pools refuse work
     outcomes: list[Optional[Outcome[T]]] = [None] * len(targets)
+    finished = [False] * len(targets)
 
     def run(index: int) -> None:
-        outcomes[index] = one(targets[index])
+        try:
+            outcomes[index] = one(targets[index])
+        finally:
+            finished[index] = True
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(targets))]
-    for thread in threads:
-        thread.start()
+    for i in range(len(targets)):
+        threading.Thread(target=run, args=(i,), daemon=True).start()
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)  # wakes up for Ctrl-C
-    except KeyboardInterrupt:
+        _wait(finished)
+    except KeyboardInterrupt as interrupt:
+        code = stopping.exit_code(interrupt)
         on_interrupt()
-        for thread in threads:
-            thread.join()
-        raise
+        try:
+            _wait(finished)
+        except KeyboardInterrupt:
+            stopping.quit_now(code)
+        raise stopping.Interrupted([o for o in outcomes if o is not None], code) from None
     return [o for o in outcomes if o is not None]
+
+
+def _wait(finished: list[bool]) -> None:
+    """Until every flag is set. Polled, not ``Thread.join``: a Ctrl-C that lands inside
+    ``join`` can leave a running thread looking finished."""
+    while not all(finished):
+        time.sleep(0.05)
 
 
 class PrefixedStream(io.TextIOBase):

@@ -9,7 +9,7 @@ from html import escape
 
 from controller.pairing import Pairing
 from controller.stats import ClientSummary, PhaseSummary
-from worker.results import STATUSES, ClientResult
+from worker.results import STATUSES, ClientResult, error_cause, outcome
 
 MIB = 1024 * 1024
 CHECKSUM_PREFIX = 12
@@ -47,7 +47,8 @@ def phase_table(summary: PhaseSummary) -> str:
     if s.errors:
         lines.append(f"errors ({len(s.errors)}):")
         lines += [
-            f"  {e.node}/{e.client} {e.path}: {e.status}: {_one_line(e.error)}" for e in s.errors
+            f"  {e.node}/{e.client} {e.path}: {outcome(e.status, e.error, e.host, e.path)}"
+            for e in s.errors
         ]
     return "\n".join(lines)
 
@@ -89,10 +90,6 @@ def _mib(value: float) -> str:
     return f"{value / MIB:.2f}"
 
 
-def _one_line(text: str | None) -> str:
-    return " ".join((text or "no detail").split())
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
     """Indented aligned columns: the first ``left`` align left, the others right."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -120,7 +117,7 @@ def _verify_phase(phase: str, records: list[ClientResult]) -> list[str]:
             r.status,
             f"{_or_dash(None if r.status == 'missing' else r.bytes)}/{_or_dash(r.expected_bytes)}",
             f"{_prefix(r.checksum)}/{_prefix(r.expected_checksum)}",
-            _one_line(r.error) if r.error else "",
+            error_cause(r.error, r.host, r.path),
         )
         for r in bad
     ]

@@ -25,13 +25,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-from worker.hashing import size_and_hash
 from worker.protocol import PhaseRequest, RequestError, decode
 
 from .inventory import Inventory, Node, Proxy, Settings, SshSettings
 from .pairing import PairingError
 from .plan import ReadPlan, ReferenceFacts, new_run_id, phase_requests, read_plan, write_paths
-from .push import reference_file
+from .push import reference_file, sha256_of
 from .rundir import ResultsError, RunDir
 
 PACKAGES = ("fabric", "invoke", "paramiko", "pyyaml", "alluxio")
@@ -69,8 +68,7 @@ def _user() -> str:
 def reference_facts(inventory: Inventory) -> ReferenceFacts:
     """Size and sha256 of the inventory's reference file (which must exist)."""
     path = reference_file(inventory)
-    size, digest = size_and_hash(str(path))
-    return ReferenceFacts(str(path), size, digest)
+    return ReferenceFacts(str(path), path.stat().st_size, sha256_of(path))
 
 
 # --- the inventory as plain data and back -----------------------------------------------

@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 
 from invoke.watchers import StreamWatcher
 
-from worker.start import GO, READY_MARKER, STOP
+from worker.protocol import GO, READY_MARKER, STOP
 
 
 class StartGate:

@@ -53,13 +53,14 @@ def percentile(ordered: Sequence[float], q: float) -> float:
 
 @dataclass(frozen=True)
 class Failure:
-    """A record that is not ok."""
+    """A record that is not ok; ``error`` as the record has it (``HOST: PATH: cause``)."""
 
     node: str
     client: int
     path: str
     status: str
     error: str | None
+    host: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,9 @@ def summarise(records: Iterable[ClientResult], phase: str | None = None) -> Phas
         clients=len({(r.node, r.client) for r in records}),
         ok=len(ok),
         errors=tuple(
-            Failure(r.node, r.client, r.path, r.status, r.error) for r in records if not r.ok
+            Failure(r.node, r.client, r.path, r.status, r.error, r.host)
+            for r in records
+            if not r.ok
         ),
         bytes=span.bytes,
         first_start=span.first_start,

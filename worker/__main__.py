@@ -11,11 +11,14 @@ Exit status: :class:`worker.protocol.ExitCode`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import multiprocessing
 import os
 import socket
 import sys
 import time
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, TextIO, Union
 
 from worker import lock
 from worker.clean import UnsafePath, clean
@@ -38,7 +41,8 @@ from worker.protocol import (
 )
 from worker.report import progress_line, summary_line
 from worker.results import ClientResult, write_file
-from worker.start import ask_controller
+from worker.start import ControllerLink
+from worker.stop import DEADLINE, StopSignal, stop_on_signals
 from worker.storage import StorageError, describe_error, make_storage
 from worker.transfer import ReadJob, WriteJob, expand_sources, write_target
 from worker.verify import Reference as Expected
@@ -229,6 +233,7 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         start=start,
         start_at=args.start_at,
         deadline=args.deadline,
+        controlled=args.start_on_stdin,
         out=None if phase == "clean" else (args.out or f"parbench-{phase}.jsonl"),
     ).check()
 
@@ -323,15 +328,27 @@ BUILDERS: dict = {
 # --- running ----------------------------------------------------------------------------
 
 
+class Forgiving(io.TextIOBase):
+    """A stream that drops what it cannot write (the controller's connection is gone)
+    instead of failing the worker before it has saved its records."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError):
+            self.inner.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self.inner.flush()
+
+
 def _show(result: ClientResult) -> None:
+    """One line per finished client; a failure's short cause is on it, once (the whole
+    chain is in the record's ``detail``)."""
     print(progress_line(result), flush=True)
-    if not result.ok:
-        print(
-            f"parbench worker: {result.phase} {result.node}/{result.client} {result.status}: "
-            f"{result.error}",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 def _clean(request: PhaseRequest) -> ExitCode:
@@ -362,12 +379,17 @@ def _progress(phase: str, node: str) -> Callable[[int, int], None]:
     return show
 
 
-def _common_start(request: PhaseRequest) -> Callable[[], Optional[float]]:
-    """When the clients, once all ready, start: a given time, the controller's, or at once."""
+def _common_start(request: PhaseRequest, stop: StopSignal) -> Callable[[], Optional[float]]:
+    """When the clients, once all ready, start: a given time, the controller's, or at once.
+    A controlled worker listens to the controller from the beginning, for a stop."""
+    link = None
+    if request.start == "stdin" or request.controlled:
+        link = ControllerLink(stop, request.controlled)
     if request.start == "stdin":
+        assert link is not None
         # the controller answers every ready node; without a deadline, wait a phase long
         until = request.deadline if request.deadline is not None else time.time() + START_WAIT
-        return lambda: ask_controller(request.node, until - time.time())
+        return lambda: link.ask(request.node, until - time.time())
     return lambda: request.start_at
 
 
@@ -391,19 +413,20 @@ def execute(request: PhaseRequest) -> ExitCode:
             file=sys.stderr,
         )
     jobs = [item for item in work if isinstance(item, Job)]
+    stop = StopSignal(multiprocessing.get_context())
+    stop_on_signals(stop)
+    if request.controlled:  # a lost connection must not stop the records being saved
+        sys.stdout, sys.stderr = Forgiving(sys.stdout), Forgiving(sys.stderr)
     if jobs:
-        try:
-            results = run_clients(
-                jobs,
-                on_result=_show,
-                deadline=request.deadline,
-                on_progress=_progress(request.phase, request.node),
-                start=_common_start(request),
-                max_running=_max_running(request),
-            )
-        except KeyboardInterrupt:
-            print("parbench worker: interrupted, no records saved", file=sys.stderr)
-            return ExitCode.INTERRUPTED
+        results = run_clients(
+            jobs,
+            on_result=_show,
+            deadline=request.deadline,
+            on_progress=_progress(request.phase, request.node),
+            start=_common_start(request, stop),
+            max_running=_max_running(request),
+            stop=stop,
+        )
     else:
         results = [item for item in work if isinstance(item, ClientResult)]
         for result in results:
@@ -418,7 +441,10 @@ def execute(request: PhaseRequest) -> ExitCode:
         )
         return ExitCode.NOT_SAVED
     print(summary_line(request.phase, request.node, results, request.out), flush=True)
-    return ExitCode.OK if results and all(r.ok for r in results) else ExitCode.NOT_OK
+    if stop.requested and stop.requested != DEADLINE:
+        print(f"parbench worker: {request.node}: {stop.reason}", file=sys.stderr, flush=True)
+    done = ExitCode.OK if results and all(r.ok for r in results) else ExitCode.NOT_OK
+    return stop.exit_code(done)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Union
 
-from worker.results import ClientResult
+from worker import stop as stopping
+from worker.results import ClientResult, error_detail
 from worker.start import NoStart, wait_until
 from worker.storage import describe_error
 
@@ -85,7 +86,7 @@ class Start:
     at: Optional[float] = None
 
 
-def _client_main(job: Job, conn: Connection) -> None:
+def _client_main(job: Job, conn: Connection, stop_code: Any) -> None:
     """Process entry: lead a process group of its own (so that :func:`stop_clients` also
     reaches what the job starts, such as an ``alluxio fs checksum`` JVM), run the job, then
     send its record as one JSON line.
@@ -93,6 +94,7 @@ def _client_main(job: Job, conn: Connection) -> None:
     ``wait_for_start`` tells the worker this client is ready and blocks for its answer;
     the end of the pipe means the worker is gone."""
     os.setpgrp()
+    stopping.in_client(stop_code)
 
     def wait_for_start() -> None:
         conn.send(READY)
@@ -107,7 +109,10 @@ def _client_main(job: Job, conn: Connection) -> None:
     try:
         result = job(wait_for_start)
     except BaseException as exc:  # a bug in the job: still report it
-        result = job.identity.failure(f"client crashed: {describe_error(exc)}")
+        result = job.identity.failure(
+            f"client crashed: {describe_error(exc)}", detail=error_detail(exc)
+        )
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: a stop now must not lose it
     conn.send(result.to_json())
     conn.close()
 
@@ -173,6 +178,7 @@ def run_clients(
     progress_every: float = 10.0,
     start: Callable[[], Optional[float]] = lambda: None,
     max_running: Optional[int] = None,
+    stop: Optional[stopping.StopSignal] = None,
 ) -> List[ClientResult]:
     """Start every job in its own process, call ``on_result`` as each finishes.
 
@@ -186,9 +192,11 @@ def run_clients(
     stopped with whatever they started (:func:`stop_clients`) and get an error record, so
     that the records of the others are not lost with them; those not begun get one too.
     An exception (KeyboardInterrupt) stops the running clients the same way before it goes
-    on. Returns the records in the order of ``jobs``.
+    on. A ``stop`` request (the controller, a lost connection, a signal) stops them the
+    same way, each record saying why. Returns the records in the order of ``jobs``.
     """
     context = multiprocessing.get_context()
+    stop = stop or stopping.StopSignal(context)
     pending: Dict[Connection, int] = {}
     processes: Dict[int, Any] = {}
     queued = list(range(len(jobs)))
@@ -199,7 +207,7 @@ def run_clients(
             job = jobs[index]
             conn, child = context.Pipe()
             name = f"parbench-client-{job.identity.client}"
-            process = context.Process(target=_client_main, args=(job, child), name=name)
+            process = context.Process(target=_client_main, args=(job, child, stop.code), name=name)
             process.start()
             child.close()  # the child holds the only other end: EOF once it is gone
             processes[index] = process
@@ -213,22 +221,60 @@ def run_clients(
         results[index] = result
         on_result(result)
 
-    def expire() -> None:
-        """Stop the clients still running, and record them and those not begun."""
+    def receive(conn: Connection) -> None:
+        """A client's message: ready (answered or held), or its record (or its death)."""
+        message = _receive(conn)
+        if message == READY:
+            if answer is None and not stop.requested:
+                waiting.add(conn)
+            else:  # the start was given (late client), or there is none any more
+                conn.send(answer or Start(go=False))
+            return
+        index = pending.pop(conn)
+        waiting.discard(conn)
+        conn.close()
+        if not isinstance(message, ClientResult):
+            processes[index].join()
+            code = processes[index].exitcode
+            message = jobs[index].identity.failure(
+                f"client process died without reporting (exit code {code})"
+            )
+        finish(index, message)
+
+    def halt(code: int) -> None:
+        """Stop the clients still running (SIGTERM to each one's process group: they save
+        what they can and report why), kill those that have not reported ``STOP_GRACE``
+        seconds later, and record the clients not begun."""
+        stop.request(code)
+        why = "timed out: not begun by the deadline" if code == stopping.DEADLINE else None
+        for index in queued:
+            finish(index, jobs[index].identity.failure(why or f"{stop.reason}; not begun"))
+        queued.clear()
+        held = set(waiting)
+        for conn in held:  # held at the barrier: no start any more, and they say so
+            conn.send(Start(go=False))
+        waiting.clear()
+        for conn, index in pending.items():
+            if conn in held:
+                continue
+            if not _signal_group(processes[index].pid, signal.SIGTERM):
+                processes[index].terminate()  # it had not made its group yet
+        until = time.monotonic() + STOP_GRACE
+        while pending and time.monotonic() < until:
+            for conn in wait(list(pending), timeout=max(until - time.monotonic(), 0.0)):
+                receive(conn)
         stop_clients(processes[index] for index in pending.values())
         for conn, index in pending.items():
             conn.close()
+            path = jobs[index].identity.path
             finish(
                 index,
                 jobs[index].identity.failure(
-                    "timed out: still running at the deadline, terminated "
-                    "(a partial file may remain)"
+                    f"{stop.reason}; killed after {STOP_GRACE:g} s without a record "
+                    f"(a partial file may remain at {path})"
                 ),
             )
         pending.clear()
-        for index in queued:
-            finish(index, jobs[index].identity.failure("timed out: not begun by the deadline"))
-        queued.clear()
 
     try:
         launch()
@@ -236,33 +282,21 @@ def run_clients(
             # every client begun is waiting, and no more can begin (all begun, or no slot)
             if answer is None and waiting and len(waiting) == len(pending):
                 answer = _release(waiting, start)
+                waiting.clear()
             timeout = progress_every
             if deadline is not None:
                 timeout = max(min(timeout, deadline - time.time()), 0.0)
-            ready = wait(list(pending), timeout=timeout)
+            ready = wait([*pending, stop.fd], timeout=timeout)
+            if stop.fd in ready:
+                halt(stop.requested)
+                break
             for conn in ready:
-                message = _receive(conn)
-                if message == READY:
-                    if answer is None:
-                        waiting.add(conn)
-                    else:
-                        conn.send(answer)
-                    continue
-                index = pending.pop(conn)
-                waiting.discard(conn)
-                conn.close()
-                if not isinstance(message, ClientResult):
-                    processes[index].join()
-                    code = processes[index].exitcode
-                    message = jobs[index].identity.failure(
-                        f"client process died without reporting (exit code {code})"
-                    )
-                finish(index, message)
+                receive(conn)  # type: ignore[arg-type]
             launch()
             if ready or not pending:
                 continue
             if deadline is not None and time.time() >= deadline:
-                expire()
+                halt(stopping.DEADLINE)
             else:
                 on_progress(len(jobs) - len(pending) - len(queued), len(jobs))
     except BaseException:  # interrupted: no client (nor what it started) outlives this

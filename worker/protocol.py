@@ -16,7 +16,7 @@ import posixpath
 import re
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from enum import IntEnum
-from typing import Any, Optional, Tuple, Union, get_type_hints
+from typing import Any, Dict, Optional, Tuple, Union, get_type_hints
 
 REQUEST_SCHEMA = "parbench.request/1"
 
@@ -61,6 +61,14 @@ class ExitCode(IntEnum):
 
 #: exit codes after which the node's records file is complete and worth fetching
 RECORDED_EXITS = (ExitCode.OK, ExitCode.NOT_OK)
+
+
+# --- the probe (worker/probe.py runs as `python -c` before this package is on the node,
+# so it cannot import this module: it keeps its own copies of these, checked by a test)
+#: the probe's exit code when the workdir is not parbench's to use (nothing was touched)
+PROBE_REFUSED = 3
+#: the file that marks a workdir as parbench's
+WORKDIR_MARKER = ".parbench-workdir"
 
 
 class RequestError(ValueError):
@@ -129,6 +137,7 @@ class PhaseRequest:
     start: str = "now"
     start_at: Optional[float] = None  # start "at": epoch seconds
     deadline: Optional[float] = None  # clients still running then are stopped
+    controlled: bool = False  # the controller holds stdin: "stop", or its end, stops all
     out: Optional[str] = None  # the records file (JSON lines)
     schema: str = REQUEST_SCHEMA
 
@@ -241,6 +250,27 @@ class LockRequest:
         return decode(cls, data, "lock").check()
 
 
+@dataclass(frozen=True)
+class ProbeFacts:
+    """What the probe prints about a node (one JSON object), checked when read."""
+
+    hostname: str
+    platform: str
+    python: Tuple[int, ...]
+    hashes: Dict[str, Optional[str]]  # sha256 of each file asked about, None if absent
+    worker_files: Tuple[str, ...]
+    runtime: Optional[str]  # the venv's stamp
+    machine: Optional[str] = None  # /etc/machine-id, else the host name
+    workdir_id: Optional[Tuple[int, ...]] = None  # (st_dev, st_ino), None before it exists
+
+    @classmethod
+    def from_json(cls, text: str) -> ProbeFacts:
+        try:
+            return decode(cls, json.loads(text), "probe")
+        except ValueError as exc:
+            raise RequestError(f"probe: {exc}") from None
+
+
 def load_request(path: str) -> PhaseRequest:
     """The request in the file ``path``; RequestError naming the file otherwise."""
     try:
@@ -282,6 +312,13 @@ def decode(kind: Any, value: Any, where: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return decode(inner[0], value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            _refuse(where, "an object", value)
+        return {
+            decode(args[0], key, f"{where}.{key}"): decode(args[1], item, f"{where}.{key}")
+            for key, item in value.items()
+        }
     if origin in (tuple, Tuple):
         if not isinstance(value, list):
             _refuse(where, "a list", value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Optional, Sequence
 
-from worker.results import ClientResult
+from worker.results import ClientResult, outcome
 
 MIB = 1024 * 1024
 
@@ -28,23 +28,15 @@ def format_rate(size: Optional[int], seconds: float) -> str:
     return f"{size / MIB / seconds:.1f} MiB/s"
 
 
-def _outcome(result: ClientResult) -> str:
-    if result.ok:
-        return "ok"
-    cause = result.error or ""
-    prefix = f"{result.host}: {result.path}: "  # the line names the client and path already
-    if cause.startswith(prefix):
-        cause = cause[len(prefix) :]
-    return f"{result.status}: {cause}" if cause else result.status
-
-
 def progress_line(result: ClientResult) -> str:
-    """e.g. ``n0/1 write /parbench/n0/1  5.0 MiB  0.12 s  41.2 MiB/s  ok``."""
+    """e.g. ``n0/1 write /parbench/n0/1  5.0 MiB  0.12 s  41.2 MiB/s  ok``; one line, a
+    failed client's ending with its error (without the host and path the line shows)."""
     # a check's speed is no throughput figure: verify lines say how the file was checked
     how = result.method if _is_check(result.phase) else format_rate(result.bytes, result.duration)
     return (
         f"{result.node}/{result.client} {result.phase} {result.path}  "
-        f"{format_size(result.bytes)}  {result.duration:.2f} s  {how}  {_outcome(result)}"
+        f"{format_size(result.bytes)}  {result.duration:.2f} s  {how}  "
+        f"{outcome(result.status, result.error, result.host, result.path)}"
     )
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import traceback
 from dataclasses import asdict, dataclass, fields
 from typing import IO, Iterator, Optional
 
+#: an added optional field is no new version: readers ignore the keys they do not know and
+#: give the fields a record lacks their default
 SCHEMA = "parbench.client/1"
 
 #: phases a record may belong to
@@ -19,6 +22,10 @@ PHASES = ("write", "read", "verify-write", "verify-read")
 
 #: outcomes of one record; "ok" for IO that completed, the rest for verification
 STATUSES = ("ok", "error", "mismatch", "missing")
+
+#: characters of an error as lines for people show it, and of a record's ``detail``
+ERROR_LIMIT = 400
+DETAIL_LIMIT = 8000
 
 
 @dataclass
@@ -39,7 +46,8 @@ class ClientResult:
     path: str  # the storage path written, read or checked
     local_path: Optional[str] = None  # read: where the copy was saved; verify-read: copy checked
     status: str = "ok"
-    error: Optional[str] = None
+    error: Optional[str] = None  # one line: host, path, what failed and why
+    detail: Optional[str] = None  # the error's whole exception chain (traceback), bounded
     bytes: int = 0  # None in verify-write by fs-checksum when the size could not be read
     start: float = 0.0  # first byte moved (after the common start)
     end: float = 0.0
@@ -75,6 +83,44 @@ class ClientResult:
             raise ValueError(f"unknown result schema {data.get('schema')!r}, expected {SCHEMA!r}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def elide(text: str, limit: int, marker: str = " ... ") -> str:
+    """``text`` if it has at most ``limit`` characters, else its start and its end with
+    ``marker`` between them (both ends: a chain's root cause and its last step)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - len(marker)) // 2
+    tail = limit - len(marker) - head
+    return text[:head] + marker + text[len(text) - tail :]
+
+
+def one_line(text: str, limit: int = ERROR_LIMIT) -> str:
+    """``text`` on one line (each run of white space one space), elided to ``limit``."""
+    return elide(" ".join(text.split()), limit)
+
+
+def error_cause(error: Optional[str], host: str, path: str) -> str:
+    """A record's error without the ``HOST: PATH: `` it begins with, for a line that names
+    the client and its path already; one line, bounded."""
+    cause = error or ""
+    prefix = f"{host}: {path}: "
+    if cause.startswith(prefix):
+        cause = cause[len(prefix) :]
+    return one_line(cause)
+
+
+def outcome(status: str, error: Optional[str], host: str, path: str) -> str:
+    """``STATUS: CAUSE`` (:func:`error_cause`), or the status alone when there is no error."""
+    cause = error_cause(error, host, path)
+    return f"{status}: {cause}" if cause else status
+
+
+def error_detail(exc: BaseException) -> str:
+    """The ``detail`` of a record whose error is ``exc``: its traceback with the whole
+    chain of causes, bounded to DETAIL_LIMIT characters."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return elide("".join(lines), DETAIL_LIMIT, "\n...\n")
 
 
 def write_lines(results: list[ClientResult], stream: IO[str]) -> None:

@@ -7,18 +7,23 @@ Two levels, like an MPI barrier followed by a timed start:
   every client is ready;
 - across nodes, the worker asks the controller for that time once all of its clients are
   ready (``--start-on-stdin``): it prints ``READY_MARKER`` and reads ``go EPOCH`` from
-  stdin. The controller answers when every node is ready, so a slow set-up (a cold
-  proxy, a slow node) delays the start instead of spoiling it.
+  stdin (:class:`ControllerLink`, which also hears ``stop`` there). The controller
+  answers when every node is ready, so a slow set-up (a cold proxy, a slow node) delays
+  the start instead of spoiling it.
 """
 
 from __future__ import annotations
 
-import select
+import os
+import queue
 import sys
+import threading
 import time
-from typing import Optional, TextIO
+from contextlib import suppress
+from typing import Iterator, Optional, TextIO
 
 from worker.protocol import GO, READY_MARKER, STOP
+from worker.stop import CONNECTION_LOST, CONTROLLER, StopSignal
 
 
 def wait_until(start_at: Optional[float]) -> None:
@@ -36,30 +41,76 @@ class NoStart(Exception):
     """The controller gave no start time: nobody starts (the message says why)."""
 
 
-def ask_controller(node: str, timeout: float, stdin: TextIO = sys.stdin) -> float:
-    """Say this node is ready and wait up to ``timeout`` s for ``go EPOCH`` on ``stdin``.
+def _lines(fd: int) -> Iterator[str]:
+    """Lines read from the file descriptor itself: ``sys.stdin``'s buffer has a lock that a
+    reading thread would hold while clients fork, and a forked client closes stdin."""
+    pending = b""
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.decode(errors="replace") + "\n"
 
-    Without an answer (no line in time, end of input, garbage) the controller is gone or
-    broken: NoStart, after saying why on stderr. Timed IO that nobody coordinates or
-    gathers would only load the cluster under someone else's benchmark.
-    """
-    print(f"{READY_MARKER} {node}", flush=True)
-    readable, _, _ = select.select([stdin], [], [], max(timeout, 0.0))
-    line = stdin.readline() if readable else None
-    words = (line or "").split()
-    if len(words) == 2 and words[0] == GO:
-        try:
-            return float(words[1])
-        except ValueError:
-            pass
-    if line is None:
-        why = f"no answer within {timeout:.0f} s"
-    elif not line:
-        why = "end of input: the controller is gone"
-    elif line.strip() == STOP:
-        why = "the controller was interrupted"
-    else:
-        why = f"got {line!r}"
-    message = f"{node}: no common start from the controller ({why})"
-    print(f"parbench worker: {message}; no client starts", file=sys.stderr, flush=True)
-    raise NoStart(message)
+
+class ControllerLink:
+    """The worker's stdin, where the controller speaks: read by one thread for the whole
+    phase. ``go EPOCH`` answers the barrier; ``stop`` or the end of input stops the
+    clients (``controlled``: the controller's request) or, before the start, cancels it."""
+
+    def __init__(self, stop: StopSignal, controlled: bool, stdin: TextIO = sys.stdin) -> None:
+        self.stop = stop
+        self.controlled = controlled
+        self._answers: queue.Queue = queue.Queue()
+        threading.Thread(
+            target=self._listen, args=(stdin,), name="parbench-controller", daemon=True
+        ).start()
+
+    def _listen(self, stdin: TextIO) -> None:
+        why = CONNECTION_LOST
+        for line in _lines(stdin.fileno()):
+            self._answers.put(line)
+            if line.strip() == STOP:
+                why = CONTROLLER
+                break
+        else:
+            self._answers.put("")  # end of input
+        if self.controlled:
+            self.stop.request(why)
+
+    def ask(self, node: str, timeout: float) -> float:
+        """Say this node is ready and wait up to ``timeout`` s for ``go EPOCH``.
+
+        Without an answer (no line in time, end of input, stop, garbage) the controller is
+        gone, interrupted or broken: NoStart, after saying why on stderr. Timed IO that
+        nobody coordinates or gathers would only load the cluster under someone else's
+        benchmark."""
+        print(f"{READY_MARKER} {node}", flush=True)
+        until = time.monotonic() + max(timeout, 0.0)
+        line: Optional[str] = None
+        while line is None and time.monotonic() < until and not self.stop.requested:
+            # in slices: a signal to the worker meanwhile cancels the start too
+            with suppress(queue.Empty):
+                line = self._answers.get(timeout=min(0.1, max(until - time.monotonic(), 0)))
+        if line is None:  # what the controller said last may be why it stopped
+            with suppress(queue.Empty):
+                line = self._answers.get_nowait()
+        words = (line or "").split()
+        if len(words) == 2 and words[0] == GO:
+            try:
+                return float(words[1])
+            except ValueError:
+                pass
+        if line is None:
+            why = self.stop.reason if self.stop.requested else f"no answer within {timeout:.0f} s"
+        elif not line:
+            why = "end of input: the controller is gone"
+        elif line.strip() == STOP:
+            why = "the controller was interrupted"
+        else:
+            why = f"got {line!r}"
+        message = f"{node}: no common start from the controller ({why})"
+        print(f"parbench worker: {message}; no client starts", file=sys.stderr, flush=True)
+        raise NoStart(message)

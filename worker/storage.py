@@ -1,7 +1,9 @@
 """Storage backends the clients write to and read from: the Alluxio REST proxy or a directory.
 
-Every backend failure surfaces as :class:`StorageError`, whose message names the backend
-(``alluxio proxy HOST:PORT`` or ``posix root DIR``), the operation and the cause.
+Every backend failure surfaces as :class:`StorageError`, one line naming the backend
+(``alluxio proxy HOST:PORT`` or ``posix root DIR``), the operation and the cause; for the
+proxy, the root cause in a few words (``connection refused``), not the chain of requests
+and urllib3 exceptions around it, which stays in the StorageError's ``__cause__``.
 """
 
 from __future__ import annotations
@@ -9,12 +11,19 @@ from __future__ import annotations
 import abc
 import os
 import posixpath
+import re
 import shutil
+import socket
+import sys
 from contextlib import contextmanager, suppress
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, List, Optional
 
 from worker.hashing import read_chunks
 from worker.protocol import BACKENDS, StorageConfig
+from worker.results import one_line
+
+#: characters of a root cause (:func:`root_cause`)
+CAUSE_LIMIT = 200
 
 
 class StorageError(Exception):
@@ -24,8 +33,72 @@ class StorageError(Exception):
 def describe_error(exc: BaseException) -> str:
     """One-line cause of an exception: storage errors as is, others with their type."""
     if isinstance(exc, StorageError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+        return one_line(str(exc))
+    return one_line(f"{type(exc).__name__}: {exc}")
+
+
+def exception_chain(
+    exc: BaseException, handled: Optional[BaseException] = None
+) -> List[BaseException]:
+    """``exc`` and the exceptions behind it, outermost first. Behind one is its cause, else
+    the exception it holds (urllib3's ``reason``, or among its arguments, as requests'
+    ConnectionError holds a MaxRetryError and urllib3's ProtocolError an OSError), else
+    its context. ``handled`` was being handled when the call that raised ``exc`` began
+    (a failed write whose partial file is being deleted): Python makes it a context in the
+    chain, but it is no cause, so the chain ends before it."""
+    chain: List[BaseException] = []
+    link: Optional[BaseException] = exc
+    while link is not None and link is not handled and len(chain) < 32:
+        if any(link is seen for seen in chain):
+            break
+        chain.append(link)
+        link = _behind(link)
+    return chain
+
+
+def _behind(exc: BaseException) -> Optional[BaseException]:
+    if exc.__cause__ is not None:
+        return exc.__cause__
+    for held in (getattr(exc, "reason", None), *reversed(exc.args)):
+        if isinstance(held, BaseException):
+            return held
+    return None if exc.__suppress_context__ else exc.__context__
+
+
+def root_cause(
+    exc: BaseException, timeout: Optional[float] = None, handled: Optional[BaseException] = None
+) -> str:
+    """The innermost cause behind ``exc`` (:func:`exception_chain`) in a few words, at most
+    CAUSE_LIMIT characters: ``connection refused``, ``connection reset by peer``, ``read
+    timed out after 600 s``. ``timeout``: the seconds a timeout took if the chain does not
+    say them."""
+    chain = exception_chain(exc, handled)
+    root = chain[-1]
+    if isinstance(root, (TimeoutError, socket.timeout)):
+        return _timed_out(" ".join(map(str, chain)), timeout)
+    return one_line(_in_words(root), CAUSE_LIMIT)
+
+
+def _timed_out(messages: str, timeout: Optional[float]) -> str:
+    """``read timed out after 5 s``, from urllib3's ``... (read timeout=5)`` if it is there."""
+    named = re.search(r"\b(read|connect) timeout=([0-9.]+)", messages)
+    if named:
+        return f"{named.group(1)} timed out after {float(named.group(2)):g} s"
+    what = "read timed out" if "read timed out" in messages.lower() else "timed out"
+    return what if timeout is None else f"{what} after {timeout:g} s"
+
+
+def _in_words(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:  # errno: "Connection refused"
+        words = exc.strerror[:1].lower() + exc.strerror[1:]
+        return words if exc.filename is None else f"{words}: {exc.filename}"
+    text = str(exc)
+    if isinstance(exc, ConnectionError) and text:  # "Remote end closed connection ..."
+        return text[:1].lower() + text[1:]
+    name = type(exc).__name__
+    if not text or text.startswith(name):  # "IncompleteRead(10 bytes read, ...)"
+        return text or name
+    return f"{name}: {text}"
 
 
 class Storage(abc.ABC):
@@ -175,19 +248,18 @@ class PosixStorage(Storage):
                 yield from read_chunks(stream, chunk_size)
 
 
-def _explain_alluxio(exc: BaseException) -> str:
-    """Turn alluxio-python and requests exceptions into a short cause."""
+def _explain_alluxio(exc: BaseException, timeout: float, handled: Optional[BaseException]) -> str:
+    """The cause of an alluxio-python or requests exception in a few words: the proxy's
+    own error, else the root cause of the chain (:func:`root_cause`)."""
     from alluxio import exceptions
 
-    if isinstance(exc, exceptions.AlluxioError):
-        return f"{type(exc).__name__} ({exc.status}): {exc.message}"
-    if isinstance(exc, exceptions.HTTPError):
-        cause = exc.__cause__ or exc.__context__
-        if cause is not None:  # the requests error the library wrapped
-            return describe_error(cause)
-    if type(exc).__name__ == "JSONDecodeError":
-        return f"the proxy answered with an error that is not JSON ({exc})"
-    return describe_error(exc)
+    for link in exception_chain(exc, handled):
+        if isinstance(link, exceptions.AlluxioError):
+            cause = f"{type(link).__name__} ({link.status}): {link.message}"
+            return one_line(cause, CAUSE_LIMIT)
+        if type(link).__name__ == "JSONDecodeError":  # json's, or requests' of it
+            return one_line(f"the proxy's answer is not JSON ({link})", CAUSE_LIMIT)
+    return root_cause(exc, timeout, handled)
 
 
 class AlluxioStorage(Storage):
@@ -221,12 +293,14 @@ class AlluxioStorage(Storage):
 
     @contextmanager
     def _calling(self, what: str) -> Iterator[None]:
+        handled = sys.exc_info()[1]  # the caller's: e.g. a failed write, cleaning up after it
         try:
             yield
         except StorageError:
             raise
         except Exception as exc:
-            raise StorageError(f"{self.where}: {what}: {_explain_alluxio(exc)}") from exc
+            cause = _explain_alluxio(exc, self.config.timeout, handled)
+            raise StorageError(f"{self.where}: {what}: {cause}") from exc
 
     def connect(self) -> None:
         with self._calling("exists /"):

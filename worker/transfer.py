@@ -20,7 +20,8 @@ from typing import BinaryIO, Callable, Optional
 
 from worker.clients import Identity, Job, WaitForStart, no_wait
 from worker.hashing import HashingTee, read_chunks
-from worker.results import ClientResult
+from worker.report import format_size
+from worker.results import ClientResult, error_detail, one_line
 from worker.storage import Storage, StorageConfig, StorageError, describe_error, make_storage
 
 
@@ -116,8 +117,9 @@ class _Transfer:
     """The part both jobs share: ``with _Transfer(...) as t:`` around the work, then
     ``return t.result``.
 
-    On leaving, an exception becomes an error record (end time stamped at once, then
-    ``cleanup``'s note appended when the timed transfer had started); the backend is closed
+    On leaving, an exception becomes an error record: end time stamped at once; its error
+    one line (the cause, and when the timed transfer had started, the bytes moved so far
+    and ``cleanup``'s note), its detail the whole exception chain. The backend is closed
     either way, and the bytes that went through ``tee`` are counted and hashed.
     """
 
@@ -146,10 +148,13 @@ class _Transfer:
             if isinstance(exc, Exception):
                 result.end = time.time() if result.start else 0.0
                 cause = describe_error(exc)
-                if result.start and self.cleanup is not None and self.storage is not None:
-                    cause = f"{cause}; {self.cleanup(self.storage)}"
+                if result.start:
+                    cause += f" after {format_size(self.tee.size if self.tee else 0)}"
+                    if self.cleanup is not None and self.storage is not None:
+                        cause = f"{cause}; {self.cleanup(self.storage)}"
                 result.status = "error"
-                result.error = self.identity.error_text(cause)
+                result.error = one_line(self.identity.error_text(cause))
+                result.detail = error_detail(exc)
         finally:
             if self.storage is not None:
                 self.storage.close()

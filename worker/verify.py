@@ -17,7 +17,7 @@ from typing import Optional, Tuple
 
 from worker.clients import Identity, Job, WaitForStart, no_wait
 from worker.hashing import HashingTee, size_and_hash
-from worker.results import ClientResult
+from worker.results import ClientResult, error_detail, one_line
 from worker.storage import Storage, StorageConfig, StorageError, describe_error, make_storage
 
 _MD5_LABELLED = re.compile(r"\bmd5(?:sum)?\s*[:=]\s*([0-9a-fA-F]{32})(?![0-9a-fA-F])", re.I)
@@ -168,6 +168,7 @@ class VerifyJob(Job):
             result.error = self.identity.error_text("does not exist")
         except Exception as exc:
             result.status = "error"
-            result.error = self.identity.error_text(describe_error(exc))
+            result.error = one_line(self.identity.error_text(describe_error(exc)))
+            result.detail = error_detail(exc)
         result.end = time.time()
         return result

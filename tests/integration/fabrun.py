@@ -45,9 +45,7 @@ def write_inventory(
             node.pop("alluxio_home", None)
     # read copies per test too, so that no test verifies another one's copies
     local_dst = "read" + str(defaults.get("dst", "")).replace("/", "-")
-    doc["defaults"].update(
-        {"connect_timeout": 5, "local_dst": local_dst, **defaults}
-    )
+    doc["defaults"].update({"connect_timeout": 5, "local_dst": local_dst, **defaults})
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 

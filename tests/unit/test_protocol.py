@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from worker.protocol import (
     load_request,
 )
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUEST = PhaseRequest(
     run_id="r1",
     node="n0",
@@ -30,6 +32,7 @@ REQUEST = PhaseRequest(
     reference=Reference("/w/data/ref", 5, "ab" * 32),
     start="stdin",
     deadline=1234.5,
+    controlled=True,
     out="/w/runs/r1/write.jsonl",
 )
 
@@ -95,3 +98,24 @@ def test_the_by_hand_command_line_builds_the_same_request() -> None:
 
 def test_exit_codes() -> None:
     assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 130, 143]
+
+
+def test_the_probe_keeps_the_contracts_constants_and_its_facts_load(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from worker import probe
+    from worker.protocol import PROBE_REFUSED, WORKDIR_MARKER, ProbeFacts
+
+    assert (probe.REFUSED, probe.MARKER) == (PROBE_REFUSED, WORKDIR_MARKER)
+    source = (REPO_ROOT / "worker" / "probe.py").read_text()
+    done = subprocess.run(
+        [sys.executable, "-c", source, str(tmp_path), "data/x"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    facts = ProbeFacts.from_json(done.stdout)
+    assert facts.python == tuple(sys.version_info[:3]) and facts.hashes == {"data/x": None}
+    with pytest.raises(RequestError, match="probe.hashes.data/x: expected a string"):
+        ProbeFacts.from_json(done.stdout.replace('"data/x": null', '"data/x": 5'))

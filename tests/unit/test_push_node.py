@@ -32,10 +32,6 @@ class LocalConnection(Context):
         shutil.copyfile(local, remote)
 
 
-
-
-
-
 @pytest.fixture(autouse=True)
 def no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(push, "measure_clock", lambda conn, python: (0.0, 0.0))

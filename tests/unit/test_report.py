@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 from controller.pairing import cross_node
 from controller.report import phase_table, plan_lines, svg_bar_chart, verify_table
 from controller.stats import summarise
-from worker.results import ClientResult
+from worker.results import ERROR_LIMIT, ClientResult
 
 MIB = 1024 * 1024
 SVG = "{http://www.w3.org/2000/svg}"
@@ -113,3 +113,31 @@ def test_svg_bar_chart() -> None:
 def test_svg_bar_chart_empty() -> None:
     root = ET.fromstring(svg_bar_chart(summarise([], phase="read")))
     assert root.tag == f"{SVG}svg"
+
+
+def test_phase_table_shows_each_error_once_on_one_short_line() -> None:
+    cause = "alluxio proxy 10.0.0.5:39999: write: connection reset by peer after 3.0 MiB"
+    records = [
+        rec("n0", 0, status="error", error=f"h: /parbench/n0/0: {cause}; partial file deleted",
+            detail="Traceback (most recent call last):\n  ...\nConnectionResetError: ..."),
+        rec("n0", 1, status="error", error="h: /parbench/n0/1: " + "Max retries exceeded\n" * 60),
+        rec("n0", 2, status="error"),
+    ]  # fmt: skip
+    lines = phase_table(summarise(records)).splitlines()
+    assert lines[-4:-2] == [
+        "errors (3):",
+        f"  n0/0 /parbench/n0/0: error: {cause}; partial file deleted",
+    ]
+    shown = "  n0/1 /parbench/n0/1: error: "
+    assert lines[-2].startswith(shown + "Max retries exceeded Max") and " ... " in lines[-2]
+    assert len(lines[-2]) == len(shown) + ERROR_LIMIT
+    assert lines[-1] == "  n0/2 /parbench/n0/2: error"
+    assert sum(cause in line for line in lines) == 1 and "Traceback" not in "\n".join(lines)
+
+
+def test_verify_table_shows_the_error_without_host_and_path() -> None:
+    error = "h: /parbench/n0/0: alluxio proxy p:39999: read: connection refused"
+    record = rec("n0", 0, phase="verify-write", status="error", error=error)
+    assert verify_table([record]).splitlines()[-1].split("  ")[-1] == (
+        "alluxio proxy p:39999: read: connection refused"
+    )

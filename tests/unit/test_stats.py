@@ -61,7 +61,7 @@ def test_distribution() -> None:
 def test_phase_summary_math() -> None:
     s = summarise(RECORDS)
     assert (s.phase, s.clients, s.ok, s.bytes) == ("write", 4, 3, 600)
-    assert s.errors == (Failure("n1", 1, "/parbench/n1/1", "error", "refused"),)
+    assert s.errors == (Failure("n1", 1, "/parbench/n1/1", "error", "refused", "h"),)
     # on the controller clock: first start 10 (n0/0), last end 14 (n0/1)
     assert (s.first_start, s.last_end, s.wall_seconds) == (10.0, 14.0, 4.0)
     # 600 bytes over 4 s, not the sum of the client rates (250)
@@ -83,7 +83,7 @@ def test_to_dict_is_json() -> None:
     assert data["aggregate_throughput"] == 150.0
     assert data["per_client"] == {"n": 3, "min": 50.0, "median": 100.0, "p90": 100.0, "max": 100.0}
     assert data["per_node"][1]["node"] == "n1"
-    assert data["errors"][0]["error"] == "refused"
+    assert data["errors"][0]["error"] == "refused" and data["errors"][0]["host"] == "h"
 
 
 def test_no_records() -> None:

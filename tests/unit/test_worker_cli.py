@@ -127,7 +127,8 @@ def test_replace_and_refuse_existing(bench: dict) -> None:
     assert [r.status for r in results] == ["error", "error", "ok"]
     assert "/parbench/n0/0" in results[0].error and "already exists" in results[0].error
     assert results[0].host in results[0].error
-    assert "already exists" in done.stderr
+    assert "already exists" in done.stdout  # once, on the client's own line
+    assert "already exists" not in done.stderr
 
 
 def test_read_template_and_explicit_sources_then_verify_read(bench: dict) -> None:
@@ -455,24 +456,45 @@ def test_start_on_stdin_says_ready_then_starts_when_told(bench: dict) -> None:
 
 @pytest.mark.parametrize("answer", ["", "start now\n"])
 def test_without_a_start_from_the_controller_no_client_starts(bench: dict, answer: str) -> None:
-    """The controller gone (end of input) or broken: every client gives up before its IO,
-    and its record says so."""
-    proc = subprocess.run(
+    """The controller gone (end of input: the worker stops, 130) or broken (garbage, the
+    input still open: no start, 1): every client gives up before its IO, and its record
+    says so."""
+    proc = subprocess.Popen(
         _write_argv(bench, 2, "--start-on-stdin"),
         cwd=REPO,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
-        input=answer,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         text=True,
-        timeout=60,
     )
-    assert proc.returncode == 1, proc.stderr
-    why = "end of input: the controller is gone" if not answer else "got 'start now\\n'"
-    assert f"no common start from the controller ({why})" in proc.stderr
+    assert proc.stdin is not None
+    proc.stdin.write(answer)
+    proc.stdin.flush()
+    if not answer:
+        proc.stdin.close()
+    try:
+        err = _wait_err(proc)
+    finally:
+        proc.kill()
+    if answer:
+        assert proc.returncode == 1, err
+        assert "no common start from the controller (got 'start now\\n')" in err
+    else:
+        assert proc.returncode == 130, err
+        assert "stopped: the connection to the controller was lost" in err
     results = records(bench["tmp"] / "out" / "write.jsonl")
     assert [r.status for r in results] == ["error", "error"]
-    assert all(r.start == 0 and "not started" in (r.error or "") for r in results)
+    gave_up = ("not started", "the connection to the controller was lost")
+    assert all(r.start == 0 and any(w in (r.error or "") for w in gave_up) for r in results)
     assert not list(bench["store"].rglob("*/0"))  # nothing written
+
+
+def _wait_err(proc: subprocess.Popen) -> str:
+    """Wait for ``proc`` with its stdin still open; its stderr."""
+    proc.wait(timeout=60)
+    assert proc.stderr is not None
+    return proc.stderr.read()
 
 
 @pytest.mark.parametrize("node", ["../x", "a/b", "", "n0\n"])

@@ -16,6 +16,7 @@ from alluxio import exceptions
 
 from worker.hashing import HashingTee, hash_file, read_chunks, size_and_hash
 from worker.storage import (
+    CAUSE_LIMIT,
     AlluxioStorage,
     PosixStorage,
     StorageConfig,
@@ -186,8 +187,7 @@ def test_alluxio_unreachable_proxy_is_a_clear_error() -> None:
     port = free_port()
     with pytest.raises(StorageError) as caught:
         alluxio(port=port).connect()
-    message = str(caught.value)
-    assert message.startswith(f"alluxio proxy localhost:{port}: exists /: ConnectionError: ")
+    assert str(caught.value) == f"alluxio proxy localhost:{port}: exists /: connection refused"
 
 
 def test_alluxio_errors_are_explained() -> None:
@@ -203,6 +203,30 @@ def test_alluxio_errors_are_explained() -> None:
         "alluxio proxy localhost:39999: open-file: NotFoundError "
         '(NOT_FOUND): Path "/x" does not exist.'
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (exceptions.AlreadyExistsError("/p/0 already exists\n" + "  at alluxio.Master\n" * 50),
+         "AlreadyExistsError (ALREADY_EXISTS): /p/0 already exists at alluxio.Master at"),
+        (requests.JSONDecodeError("Expecting value", "<html>", 0),
+         "the proxy's answer is not JSON (Expecting value: line 1 column 1 (char 0))"),
+    ],
+)  # fmt: skip
+def test_alluxio_proxy_errors_are_one_bounded_line(error: Exception, cause: str) -> None:
+    storage = alluxio()
+
+    def failing(*args: object) -> None:
+        raise error
+
+    storage.client.create_file = failing
+    with pytest.raises(StorageError) as caught:
+        storage.write_stream("/p/0", iter([b"ab"]))
+    prefix = "alluxio proxy localhost:39999: create-file: "
+    message = str(caught.value)
+    assert message.startswith(prefix + cause) and "\n" not in message
+    assert len(message) <= len(prefix) + CAUSE_LIMIT
 
 
 def test_alluxio_requests_get_the_default_timeout(monkeypatch: pytest.MonkeyPatch) -> None:

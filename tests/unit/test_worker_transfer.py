@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
+import socket
+import struct
+import threading
+import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Callable, Iterable
 
 import pytest
 
+from controller.report import phase_table
+from controller.stats import summarise
 from worker.clients import Identity, no_wait
-from worker.results import ClientResult
+from worker.report import format_size, progress_line
+from worker.results import ERROR_LIMIT, ClientResult
 from worker.start import NoStart
 from worker.storage import PosixStorage, StorageConfig
 from worker.transfer import ReadJob, WriteJob, expand_sources, write_target
@@ -231,3 +241,169 @@ def test_interrupt_is_not_turned_into_a_record(
     with pytest.raises(KeyboardInterrupt):
         job()
     assert len(closes) == 1
+
+
+# --- a real HTTP exchange with a proxy that breaks mid-stream ----------------------------
+
+MIB = 1024 * 1024
+ANSWERS = {"create-file": b"1", "open-file": b"2", "delete": b"", "create-directory": b""}
+
+
+class FakeProxy:
+    """An Alluxio REST proxy on loopback, one request per connection, that knows the calls
+    a job makes and breaks its stream: after ``cut`` bytes of a write, or of a read's
+    answer, it resets the connection (``stall``: stops answering instead); ``dies``: it
+    stops listening first, as a killed proxy would."""
+
+    def __init__(self, cut: int, dies: bool = False, stall: bool = False) -> None:
+        self.cut, self.dies, self.stall = cut, dies, stall
+        self.files: set[str] = set()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.where = f"alluxio proxy 127.0.0.1:{self.port}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def config(self, timeout: float = 10.0) -> StorageConfig:
+        return StorageConfig(host="127.0.0.1", port=self.port, timeout=timeout)
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            with conn, suppress(OSError):  # the client went away
+                self._answer(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += _more(conn)
+        head, body = head.split(b"\r\n\r\n", 1)
+        target = head.split()[1].decode().split("?")[0]
+        subject, action = target.rsplit("/", 1)  # /api/v1/paths//w/n0/0 exists
+        path = subject[len("/api/v1/paths/") :]
+        if action == "write":
+            while len(body) < self.cut:
+                body += _more(conn)
+            self._break(conn)
+        elif action == "read":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 * self.cut))
+            conn.sendall(b"r" * self.cut)
+            self._break(conn)
+        else:
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            while length and len(body) < int(length.group(1)):
+                body += _more(conn)
+            self._reply(conn, action, path)
+
+    def _reply(self, conn: socket.socket, action: str, path: str) -> None:
+        if action == "exists":
+            answer = json.dumps(path in self.files).encode()
+        else:
+            answer = ANSWERS.get(action, b"")
+            if action == "create-file":
+                self.files.add(path)
+            if action == "delete":
+                self.files.discard(path)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer)
+        )
+
+    def _break(self, conn: socket.socket) -> None:
+        if self.stall:
+            time.sleep(2)
+            return
+        if self.dies:
+            self.listener.close()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+
+
+def _more(conn: socket.socket) -> bytes:
+    data = conn.recv(65536)
+    if not data:
+        raise ConnectionError("the client closed the connection")
+    return data
+
+
+#: what urllib3 makes of a reset while it sends (it reads the answer that never comes)
+BROKEN = "(connection reset by peer|remote end closed connection without response|broken pipe)"
+
+
+@pytest.fixture
+def big_ref(tmp_path: Path) -> Path:
+    """32 MiB: more than the loopback socket buffers hold, so a cut write fails midway."""
+    ref = tmp_path / "ref"
+    ref.write_bytes(os.urandom(MIB) * 32)
+    return ref
+
+
+def alluxio_identity(phase: str, path: str, local: str = None) -> Identity:  # type: ignore[assignment]
+    return Identity("r", phase, "n0", 0, "hostA", "alluxio", path, local)
+
+
+def assert_one_line(result: ClientResult, pattern: str) -> None:
+    """The record's error: the host and path, then ``pattern``; one line, not too long; the
+    chain in ``detail``."""
+    assert result.status == "error"
+    assert re.fullmatch(f"hostA: {re.escape(result.path)}: {pattern}", result.error)
+    assert len(result.error) <= ERROR_LIMIT
+    assert result.detail.startswith("Traceback") and "StorageError" in result.detail
+
+
+def test_a_write_cut_by_a_killed_proxy_is_one_line(big_ref: Path) -> None:
+    proxy = FakeProxy(cut=3 * MIB, dies=True)
+    result = WriteJob(alluxio_identity("write", "/w/n0/0"), proxy.config(), str(big_ref), MIB)()
+    assert 3 * MIB <= result.bytes < 32 * MIB
+    assert_one_line(
+        result,
+        f"{re.escape(proxy.where)}: write: {BROKEN} after {re.escape(format_size(result.bytes))}"
+        f"; cleanup failed, a partial file may remain: {re.escape(proxy.where)}: exists: "
+        "connection refused",
+    )
+    assert "ConnectionRefusedError" not in result.detail  # the cleanup's is not the cause
+
+
+def test_a_write_cut_midway_deletes_its_partial_file(big_ref: Path) -> None:
+    proxy = FakeProxy(cut=3 * MIB)
+    result = WriteJob(alluxio_identity("write", "/w/n0/0"), proxy.config(), str(big_ref), MIB)()
+    proxy.close()
+    assert_one_line(
+        result,
+        f"{re.escape(proxy.where)}: write: {BROKEN} after "
+        f"{re.escape(format_size(result.bytes))}; partial file deleted",
+    )
+    assert proxy.files == set()
+
+
+@pytest.mark.parametrize(
+    ("stall", "cause"), [(False, "connection reset by peer"), (True, "read timed out after 0.5 s")]
+)
+def test_a_read_cut_midway_is_one_line(tmp_path: Path, stall: bool, cause: str) -> None:
+    proxy = FakeProxy(cut=3 * MIB, stall=stall)
+    local = tmp_path / "copy"
+    identity = alluxio_identity("read", "/w/n1/0", str(local))
+    result = ReadJob(identity, proxy.config(timeout=0.5), MIB)()
+    proxy.close()
+    assert result.bytes <= 3 * MIB
+    assert_one_line(
+        result,
+        f"{re.escape(proxy.where)}: read: {cause} after {re.escape(format_size(result.bytes))}"
+        "; partial copy deleted",
+    )
+    assert not local.exists()
+
+
+def test_a_failure_is_shown_once_per_place(big_ref: Path) -> None:
+    """The worker's progress line and the controller's table carry the short error, once."""
+    proxy = FakeProxy(cut=MIB, dies=True)
+    result = WriteJob(alluxio_identity("write", "/w/n0/0"), proxy.config(), str(big_ref), MIB)()
+    cause = result.error[len("hostA: /w/n0/0: ") :]
+    line = progress_line(result)
+    assert line.endswith(f"  error: {cause}") and line.count(proxy.where) == 2  # + cleanup's
+    table = phase_table(summarise([result])).splitlines()
+    assert table[-2:] == ["errors (1):", f"  n0/0 /w/n0/0: error: {cause}"]

@@ -133,10 +133,11 @@ def test_fs_checksum_names_the_proxy_that_cannot_stat(tmp_path: Path) -> None:
     reference = Reference.of(str(ref), "md5", chunk_size=1000)
     home = fake_alluxio(tmp_path, f"echo 'md5sum: {MD5_A}'")
     result = VerifyJob(identity, proxy, reference, 1000, home=str(home))()
-    assert result.status == "error"
-    assert result.error.startswith(
-        f"hostA: /b/n0/0: alluxio proxy 127.0.0.1:{port}: get-status /b/n0/0: ConnectionError"
+    assert (result.status, result.error) == (
+        "error",
+        f"hostA: /b/n0/0: alluxio proxy 127.0.0.1:{port}: get-status /b/n0/0: connection refused",
     )
+    assert "ConnectionRefusedError" in result.detail and "HTTPError" in result.detail
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,168 @@
+"""The order of the steps of a phase, against fake connections (no SSH, no testbed):
+push, then the locks, then per node: send the request, run it, fetch its records; a
+record of another node is refused; Ctrl-C stops every node and keeps what finished."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from controller import locks, phases, remote
+from controller.inventory import load
+from controller.phases import BenchFailure
+from controller.run import Run
+from worker.protocol import ExitCode, PhaseRequest
+from worker.results import ClientResult
+
+INVENTORY = """
+defaults: {clients: 2, dst: /bench, data: ref.txt}
+nodes:
+  - {id: n0, host: h0, workdir: /w/n0}
+  - {id: n1, host: h1, workdir: /w/n1}
+"""
+
+
+class World:
+    """The nodes' files and everything the controller did to them, in order."""
+
+    def __init__(self, behaviour=None) -> None:
+        self.files: dict[str, str] = {}
+        self.log: list[tuple[str, ...]] = []
+        self.lock = threading.Lock()
+        self.behaviour = behaviour or (lambda node, request, conn_kwargs: None)
+
+    def note(self, *event: str) -> None:
+        with self.lock:
+            self.log.append(event)
+
+
+class FakeSftp:
+    def __init__(self, world: World, node: str) -> None:
+        self.world, self.node = world, node
+
+    def stat(self, path: str) -> None:
+        return None
+
+    def mkdir(self, path: str, mode: int = 0o777) -> None:
+        pass
+
+    def open(self, path: str, mode: str = "r") -> io.BytesIO:
+        world, node = self.world, self.node
+
+        class Sink(io.BytesIO):
+            def close(self) -> None:
+                world.files[path] = self.getvalue().decode()
+                world.note(node, "send", path)
+                super().close()
+
+        return Sink()
+
+
+class FakeConnection:
+    """Runs ``python -m worker run REQUEST`` as a worker would: ready, go, one record per
+    client; ``behaviour`` may change what it does."""
+
+    def __init__(self, world: World, node: str) -> None:
+        self.world, self.node = world, node
+        transport = SimpleNamespace(is_active=lambda: True)
+        self.client = SimpleNamespace(get_transport=lambda: transport)
+
+    def sftp(self) -> FakeSftp:
+        return FakeSftp(self.world, self.node)
+
+    def run(self, command: str, **kwargs):
+        self.world.note(self.node, "run", command)
+        request = PhaseRequest.from_json(self.world.files[command.split()[-1]])
+        start = 0.0
+        for watcher in kwargs.get("watchers", []):  # the barrier, across the node threads
+            [answer] = watcher.submit(f"parbench-ready {self.node}\n")
+            start = float(answer.split()[1]) if answer.startswith("go") else 0.0
+        code = self.world.behaviour(self.node, request, kwargs) or ExitCode.OK
+        stopped = code == ExitCode.INTERRUPTED
+        records = [
+            ClientResult(
+                request.run_id, request.phase, self.world.files.get("as-node", request.node),
+                t.client, self.node, "posix", t.path, status="error" if stopped else "ok",
+                error="stopped: the controller was interrupted" if stopped else None,
+                bytes=5, start=start, end=start + 1.0,
+            )
+            for t in request.clients
+        ]  # fmt: skip
+        self.world.files[request.out] = "".join(r.to_json() + "\n" for r in records)
+        return SimpleNamespace(stdout="", stderr="", exited=int(code))
+
+    def get(self, remote_path: str, local: str) -> None:
+        self.world.note(self.node, "get", remote_path)
+        Path(local).write_text(self.world.files[remote_path])
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> World:
+    world = World()
+    monkeypatch.setattr(remote, "connect", lambda inventory, node: FakeConnection(world, node.id))
+
+    def push(inventory, run=None, data=True):
+        world.note("controller", "push")
+        return list(inventory.nodes)
+
+    monkeypatch.setattr(phases, "push", push)
+    monkeypatch.setattr(locks, "hold", lambda inv, run_id, nodes: world.note("controller", "lock"))
+    return world
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Run:
+    (tmp_path / "ref.txt").write_text("12345")
+    (tmp_path / "inv.yaml").write_text(INVENTORY)
+    return Run.start(load(tmp_path / "inv.yaml"), tmp_path / "results")
+
+
+def test_a_phase_pushes_locks_then_sends_runs_and_fetches_on_every_node(world, run) -> None:
+    phases.write(run)
+    assert world.log[:2] == [("controller", "push"), ("controller", "lock")]
+    for node in ("n0", "n1"):
+        steps = [e for e in world.log if e[0] == node]
+        assert [e[1] for e in steps] == ["send", "run", "get"]
+        sent = f"/w/{node}/runs/{run.run_id}/write.request.json"
+        assert steps[0][2] == sent and steps[1][2].endswith(f"-m worker run {sent}")
+        assert steps[1][2].startswith(f"rm -f /w/{node}/runs/{run.run_id}/write.jsonl && ")
+        request = PhaseRequest.from_json(world.files[sent])
+        assert request.deadline is not None  # the sealed request, with this run's deadline
+        assert request.clients == run.requests["write"][node].clients
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert summary["write"]["ok"] == 4 and summary["write"]["start_skew"] == 0.0
+
+
+def test_records_of_another_node_are_refused_and_the_others_kept(world, run) -> None:
+    world.files["as-node"] = "n9"  # every node's worker claims to be n9
+    with pytest.raises(BenchFailure):
+        phases.write(run)
+    failures = json.loads((run.path / "failures.json").read_text())["write"]
+    assert {f["node"] for f in failures} == {"n0", "n1"}
+    assert all("holds a record of run" in f["cause"] and "node n9" in f["cause"] for f in failures)
+
+
+def test_ctrl_c_stops_every_node_and_keeps_what_finished(world, run) -> None:
+    def behaviour(node, request, kwargs):
+        if node == "n0":  # Ctrl-C on the controller while the nodes are at work
+            signal.raise_signal(signal.SIGINT)
+        told = kwargs["in_stream"].read(5)  # the controller's stop reaches every node
+        return ExitCode.INTERRUPTED if told == b"stop\n" else ExitCode.OK
+
+    world.behaviour = behaviour
+    with pytest.raises(BenchFailure) as info:
+        phases.write(run)
+    assert info.value.code == 130
+    records = run.dir.records("write")
+    assert len(records) == 4 and all("stopped" in (r.error or "") for r in records)
+    failures = json.loads((run.path / "failures.json").read_text())["write"]
+    assert all("stopped when the controller was interrupted" in f["cause"] for f in failures)
