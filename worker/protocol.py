@@ -119,8 +119,22 @@ class ClientTask:
     local_path: Optional[str] = None  # read: where its copy goes; verify-read: copy checked
 
 
+class _Message:
+    """A dataclass sent as one JSON object."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)  # type: ignore[call-overload]
+
+
+def _parse(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise RequestError(f"{what}: not JSON ({exc})") from None
+
+
 @dataclass(frozen=True)
-class PhaseRequest:
+class PhaseRequest(_Message):
     """Everything one node needs to run one phase; times are on the node's clock."""
 
     run_id: str
@@ -178,15 +192,9 @@ class PhaseRequest:
     def timed(self) -> bool:
         return self.phase in TIMED_PHASES
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
     @classmethod
     def from_json(cls, text: str) -> PhaseRequest:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise RequestError(f"request: not JSON ({exc})") from None
+        data = _parse(text, "request")
         if not isinstance(data, dict) or data.get("schema") != REQUEST_SCHEMA:
             found = data.get("schema") if isinstance(data, dict) else data
             _refuse("request.schema", repr(REQUEST_SCHEMA), found)
@@ -213,7 +221,7 @@ class Holder:
 
 
 @dataclass(frozen=True)
-class LockRequest:
+class LockRequest(_Message):
     """Take or give back the locks of a run on one node: its workdir's, and (on one node
     only) the storage root's ``{dst}``. A holder whose token is in ``take_over`` is gone
     (the controller decided) and is replaced."""
@@ -238,16 +246,9 @@ class LockRequest:
             _absolute("lock.dst", self.dst)
         return self
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
     @classmethod
     def from_json(cls, text: str) -> LockRequest:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise RequestError(f"lock request: not JSON ({exc})") from None
-        return decode(cls, data, "lock").check()
+        return decode(cls, _parse(text, "lock request"), "lock").check()
 
 
 @dataclass(frozen=True)
@@ -265,10 +266,7 @@ class ProbeFacts:
 
     @classmethod
     def from_json(cls, text: str) -> ProbeFacts:
-        try:
-            return decode(cls, json.loads(text), "probe")
-        except ValueError as exc:
-            raise RequestError(f"probe: {exc}") from None
+        return decode(cls, _parse(text, "probe"), "probe")
 
 
 def load_request(path: str) -> PhaseRequest:

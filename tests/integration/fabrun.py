@@ -73,6 +73,20 @@ def fab_env(tmp_path: Path, inventory: Optional[Path]) -> dict:
     return env
 
 
+def fab_popen(tmp_path: Path, inventory: Optional[Path], *args: str) -> subprocess.Popen:
+    """``fab ARGS`` started in the background (to interrupt it, or to race it); its
+    output, stdout and stderr together, on ``.stdout``."""
+    return subprocess.Popen(
+        [str(FAB), "-r", str(REPO), *args],
+        cwd=tmp_path,
+        env=fab_env(tmp_path, inventory),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def fab(tmp_path: Path, inventory: Optional[Path], *args: str, timeout: float = 300) -> FabRun:
     """``fab ARGS`` in ``tmp_path`` with ``fab_env``; its exit code and output."""
     env = fab_env(tmp_path, inventory)

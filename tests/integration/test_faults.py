@@ -13,7 +13,7 @@ import pytest
 
 from testbed.procs import free_port_from
 
-from .fabrun import FAB, REPO, edit_inventory, fab, fab_env, update_node, write_inventory
+from .fabrun import edit_inventory, fab, fab_popen, update_node, write_inventory
 from .slowlink import SlowLink
 
 pytestmark = pytest.mark.integration
@@ -189,15 +189,7 @@ def test_an_interrupt_during_the_start_barrier_starts_no_client(testbed, tmp_pat
     link = SlowLink(testbed.proxy_port, delay=6.0)
     inv = write_inventory(testbed, tmp_path / "inv.yaml", dst="/it/interrupt")
     update_node(inv, 1, proxy={"host": "127.0.0.1", "port": link.port})
-    proc = subprocess.Popen(
-        [str(FAB), "-r", str(REPO), "write"],
-        cwd=tmp_path,
-        env=fab_env(tmp_path, inv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = fab_popen(tmp_path, inv, "write")
     try:
         assert proc.stdout is not None
         for line in proc.stdout:

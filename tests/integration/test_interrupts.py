@@ -14,7 +14,7 @@ from pathlib import Path
 import alluxio
 import pytest
 
-from .fabrun import FAB, REPO, fab, fab_env, update_node, write_inventory
+from .fabrun import fab, fab_popen, update_node, write_inventory
 from .slowlink import SlowLink
 
 pytestmark = pytest.mark.integration
@@ -37,15 +37,7 @@ def _slow_run(testbed, tmp_path: Path, dst: str) -> tuple[Path, SlowLink]:
 
 
 def _start(tmp_path: Path, inv: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(FAB), "-r", str(REPO), "write"],
-        cwd=tmp_path,
-        env=fab_env(tmp_path, inv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return fab_popen(tmp_path, inv, "write")
 
 
 def _until_both_ready(proc: subprocess.Popen) -> list[str]:

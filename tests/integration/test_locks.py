@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .fabrun import FAB, REPO, edit_inventory, fab, fab_env, write_inventory
+from .fabrun import edit_inventory, fab, fab_popen, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -24,15 +24,7 @@ def test_a_second_write_started_meanwhile_is_refused_and_the_first_keeps_its_fil
     inv = write_inventory(testbed, tmp_path / "inv.yaml", dst="/it/locked", start_delay=8.0)
     first_dir, second_dir = tmp_path / "first", tmp_path / "second"
     first_dir.mkdir(), second_dir.mkdir()
-    first = subprocess.Popen(
-        [str(FAB), "-r", str(REPO), "write"],
-        cwd=first_dir,
-        env=fab_env(first_dir, inv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    first = fab_popen(first_dir, inv, "write")
     try:
         assert first.stdout is not None
         for line in first.stdout:  # the first run holds its locks once its nodes are ready
