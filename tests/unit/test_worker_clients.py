@@ -197,8 +197,9 @@ def test_clients_start_together_after_the_slowest_set_up(
     assert all(r.ready <= asked_at for r in results[:2])
     starts = [r.start for r in results[:2]]
     assert min(starts) >= asked_at + 0.2
-    # the fast client waited out the slow one's second of set-up
-    assert starts[0] - results[0].ready > 0.9
+    # the fast client waited out the slow one's second of set-up (compared by order, not
+    # by duration: process start-up under load eats into any fixed margin)
+    assert starts[0] >= results[1].ready > results[0].ready
 
 
 def test_without_a_start_time_clients_go_once_all_are_ready() -> None:
