@@ -129,8 +129,12 @@ class Storage(abc.ABC):
         """Size in bytes from the file's metadata, None when the backend cannot tell."""
 
     @abc.abstractmethod
-    def write_stream(self, path: str, chunks: Iterable[bytes]) -> None:
-        """Create a new file from chunks; fails if it exists; the data is stored on return."""
+    def write_stream(
+        self, path: str, chunks: Iterable[bytes], created: Callable[[], None] = lambda: None
+    ) -> None:
+        """Create a new file from chunks; fails if it exists; the data is stored on return.
+        ``created()`` is called once the file is this call's (so that a failure cleans up
+        only what it made, never a file someone else created meanwhile)."""
 
     @abc.abstractmethod
     def read_stream(self, path: str, chunk_size: int) -> Iterator[bytes]:
@@ -233,9 +237,12 @@ class PosixStorage(Storage):
         with self._calling("stat"):
             return os.lstat(self.local_path(path)).st_size
 
-    def write_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+    def write_stream(
+        self, path: str, chunks: Iterable[bytes], created: Callable[[], None] = lambda: None
+    ) -> None:
         # "x" is O_CREAT | O_EXCL, which fails on a link instead of following it
         with self._calling("write"), open(self.local_path(path), "xb") as out:
+            created()
             for chunk in chunks:
                 out.write(chunk)
             out.flush()
@@ -347,9 +354,12 @@ class AlluxioStorage(Storage):
             with self._calling("close"):
                 self.client.close(file_id)
 
-    def write_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+    def write_stream(
+        self, path: str, chunks: Iterable[bytes], created: Callable[[], None] = lambda: None
+    ) -> None:
         with self._calling("create-file"):
             file_id = self.client.create_file(path, self.create_options())
+        created()
         sent = [0]
 
         def counted() -> Iterator[bytes]:  # a generator: requests sends it chunked, one POST

@@ -174,7 +174,13 @@ class WriteJob(Job):
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         path = self.identity.path
-        cleanup = functools.partial(_partial_file, path=path)
+        mine: list = []  # non-empty once this write created the file
+
+        def cleanup(storage: Storage) -> str:
+            if not mine:  # someone else's file, made between our check and our create
+                return "the file there is not this write's: left alone"
+            return _partial_file(storage, path)
+
         with _Transfer(self.identity, self.storage, cleanup) as transfer:
             result = transfer.result
             storage = transfer.open()
@@ -189,7 +195,7 @@ class WriteJob(Job):
                 wait_for_start()
                 transfer.tee = HashingTee(read_chunks(stream, self.chunk_size))
                 result.start = time.time()
-                storage.write_stream(path, transfer.tee)
+                storage.write_stream(path, transfer.tee, created=lambda: mine.append(True))
                 result.end = time.time()
         return transfer.result
 

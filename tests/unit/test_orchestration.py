@@ -8,12 +8,13 @@ import io
 import json
 import signal
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from controller import locks, phases, remote
+from controller import locks, phases, remote, stopping
 from controller.inventory import load
 from controller.phases import BenchFailure
 from controller.run import Run
@@ -166,3 +167,26 @@ def test_ctrl_c_stops_every_node_and_keeps_what_finished(world, run) -> None:
     assert len(records) == 4 and all("stopped" in (r.error or "") for r in records)
     failures = json.loads((run.path / "failures.json").read_text())["write"]
     assert all("stopped when the controller was interrupted" in f["cause"] for f in failures)
+
+
+def test_a_second_ctrl_c_quits_at_once(world, run, monkeypatch: pytest.MonkeyPatch) -> None:
+    quits: list[int] = []
+
+    def quit_now(code: int) -> None:
+        quits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(stopping, "quit_now", quit_now)
+
+    def behaviour(node, request, kwargs):
+        if node == "n0":  # Ctrl-C twice, the second while the nodes are still stopping
+            signal.raise_signal(signal.SIGINT)
+            time.sleep(0.3)
+            signal.raise_signal(signal.SIGINT)
+        time.sleep(0.6)
+        return ExitCode.INTERRUPTED
+
+    world.behaviour = behaviour
+    with pytest.raises(SystemExit):
+        phases.write(run)
+    assert quits == [130]

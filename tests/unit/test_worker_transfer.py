@@ -70,14 +70,14 @@ def test_failed_write_deletes_the_partial_file(
     (tmp_path / "store").mkdir()
     original = PosixStorage.write_stream
 
-    def failing(self: PosixStorage, path: str, chunks: Iterable[bytes]) -> None:
+    def failing(self: PosixStorage, path: str, chunks: Iterable[bytes], created) -> None:
         def some() -> Iterable[bytes]:
             for number, chunk in enumerate(chunks):
                 if number == 2:
                     raise OSError(28, "No space left on device")
                 yield chunk
 
-        original(self, path, some())
+        original(self, path, some(), created)
 
     monkeypatch.setattr(PosixStorage, "write_stream", failing)
     config = StorageConfig(backend="posix", root=str(tmp_path / "store"))
@@ -88,6 +88,26 @@ def test_failed_write_deletes_the_partial_file(
     assert result.error.endswith("; partial file deleted")
     assert result.end >= result.start > 0 and result.bytes == 3000  # read from the source so far
     assert not (tmp_path / "store" / "w" / "n0" / "0").exists()
+
+
+def test_a_write_never_deletes_a_file_it_did_not_create(tmp_path: Path) -> None:
+    """Another writer makes the file between this write's check and its create: the
+    create fails, and the other's file stays as it was."""
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"mine" * 1000)
+    target = tmp_path / "store" / "w" / "n0" / "0"
+    (tmp_path / "store").mkdir()
+
+    def someone_else_writes() -> None:  # at the common start, just before our create
+        target.write_bytes(b"theirs")
+
+    config = StorageConfig(backend="posix", root=str(tmp_path / "store"))
+    result = WriteJob(identity("write", "/w/n0/0"), config, str(ref), chunk_size=1000)(
+        someone_else_writes
+    )
+    assert result.status == "error" and "File exists" in result.error
+    assert result.error.endswith("the file there is not this write's: left alone")
+    assert target.read_bytes() == b"theirs"
 
 
 def test_write_with_unreadable_source_fails_before_starting(tmp_path: Path) -> None:
