@@ -27,7 +27,7 @@ from controller.pairing import PairingError
 from controller.plan import PlanError, check_read_options, read_plan
 from controller.push import PushError, RuntimeUnavailable
 from controller.run import Run, RunMismatch
-from controller.rundir import ResultsError, RunDir, RunNotFound
+from controller.rundir import ResultsError, RunDir, RunNotFound, latest_id
 
 HERE = Path(__file__).resolve().parent
 BAD_INPUT = (
@@ -92,7 +92,14 @@ def push(c, inventory=None):
 def write(c, inventory=None):
     """Start a run: client c of node n writes the reference file to {dst}/{n}/{c}."""
     with _exits():
-        phases.write(session.start(_inventory(c, inventory), _results(c)))
+        root = _results(c)
+        previous = latest_id(root)
+        run = session.start(_inventory(c, inventory), root)
+        try:
+            phases.write(run)
+        except LockHeld:  # another run is at work there: this one leaves no trace
+            session.discard(run, previous)
+            raise
 
 
 @task(

@@ -19,7 +19,9 @@ import secrets
 import socket
 import sys
 import time
+from contextlib import suppress
 from dataclasses import replace
+from pathlib import Path
 from typing import Optional, Sequence
 
 from fabric import Connection
@@ -40,7 +42,8 @@ class LockFailed(RuntimeError):
     """A lock could not be taken or checked for another reason; the message says where."""
 
 
-def _user() -> str:
+def user_name() -> str:
+    """This controller's user name; the uid where it has no passwd entry."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -68,13 +71,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def machine_id() -> str:
+    """This controller's machine id (host names repeat, in containers for one)."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with suppress(OSError):
+            found = Path(path).read_text().strip()
+            if found:
+                return found
+    return socket.gethostname()
+
+
 def gone(holder: dict, now: Optional[float] = None) -> Optional[str]:
-    """Why ``holder`` no longer holds anything, or None while it may still be running."""
+    """Why ``holder`` no longer holds anything, or None while it may still be running.
+    Its pid is asked about only when it ran on this very machine."""
     if holder["expires"] < (time.time() if now is None else now):
         return f"its lease ended at {_when(holder['expires'])}"
-    if holder["controller"] == socket.gethostname() and not _alive(holder["pid"]):
+    here = holder["controller"] == socket.gethostname()
+    if here and holder.get("machine", "") in ("", machine_id()) and not _alive(holder["pid"]):
         return f"pid {holder['pid']} is not running on {holder['controller']}"
     return None
+
+
+#: one token for all this process's locks: a chained command (write ... clean) renews
+#: its own locks instead of being refused by them
+_TOKEN = secrets.token_hex(8)
 
 
 def lease(inventory: Inventory) -> float:
@@ -92,12 +112,13 @@ class RunLocks:
         now = time.time()
         self.holder = Holder(
             run_id=run_id,
-            token=secrets.token_hex(8),
+            token=_TOKEN,
             controller=socket.gethostname(),
             pid=os.getpid(),
-            user=_user(),
+            user=user_name(),
             since=now,
             expires=now + lease(inventory),
+            machine=machine_id(),
         )
         self.nodes: dict[str, Node] = {}  # whose workdir this process holds
         self.dst_node: Optional[Node] = None  # where the storage root's lock was taken
@@ -134,12 +155,22 @@ class RunLocks:
                     return json.loads(line[len(LOCK_REPLY) + 1 :])
             raise StepError(f"no answer to the lock request: {out.stdout.strip()[-200:]}")
 
-        outcomes = on_nodes(self.inventory, f"lock {action}", one, nodes)
+        try:
+            outcomes = on_nodes(self.inventory, f"lock {action}", one, nodes)
+        except stopping.Interrupted as stop:
+            if action == "acquire":
+                self._record(nodes, {o.node.id: o.value for o in stop.outcomes if o.value})
+            raise
+        replies = {o.node.id: o.value for o in outcomes if o.value is not None}
+        if action == "acquire":
+            self._record(nodes, replies)
         failed = [o.failure for o in outcomes if o.failure is not None]
         if failed:
+            if action == "acquire":
+                self.release()
             f = failed[0]
             raise LockFailed(f"cannot {action} the run's locks on {f.node} ({f.host}): {f.cause}")
-        return {o.node.id: o.value for o in outcomes}
+        return replies
 
     def acquire(self, nodes: Sequence[Node]) -> None:
         """Hold ``{dst}`` (on the first node) and the workdirs of ``nodes``, renewing what
@@ -148,10 +179,9 @@ class RunLocks:
             return
         now = time.time()
         self.holder = replace(self.holder, expires=now + lease(self.inventory))
-        first = self.dst_node or nodes[0]
-        self._take([first], dst=True)
-        self.dst_node = first
-        self._take([n for n in nodes if n.id != first.id], dst=False)
+        # {dst} is one file in storage, reached through any node: the first ready one
+        self._take(nodes[:1], dst=True)
+        self._take(nodes[1:], dst=False)
 
     def _take(self, nodes: Sequence[Node], dst: bool) -> None:
         if not nodes:
@@ -166,6 +196,7 @@ class RunLocks:
         if stale:
             retry = [n for n in nodes if _refused(replies[n.id])]
             replies.update(self._ask(retry, "acquire", dst, tuple(stale)))
+        refused: list[tuple[Node, str, dict]] = []
         for node in nodes:
             for kind in ("workdir", "dst"):
                 place = replies[node.id][kind]
@@ -178,20 +209,31 @@ class RunLocks:
                         f"{describe(place['replaced'])}: {why}",
                         file=sys.stderr,
                     )
-                if place["held"]:
-                    if kind == "workdir":
-                        self.nodes[node.id] = node
-                    continue
-                self.release()
-                what = "storage root" if kind == "dst" else "workdir"
-                if "error" in place:
-                    raise LockFailed(
-                        f"cannot lock the {what} {place['path']} on {node.id}: {place['error']}"
-                    )
-                raise LockHeld(
-                    f"the {what} {place['path']} (on {node.id}) is locked by "
-                    f"{describe(place['holder'])}; wait for it to finish, or stop it"
+                if not place["held"]:
+                    refused.append((node, kind, place))
+        if refused:  # give back what this batch did get, and say who holds the rest
+            self.release()
+            node, kind, place = refused[0]
+            what = "storage root" if kind == "dst" else "workdir"
+            if "error" in place:
+                raise LockFailed(
+                    f"cannot lock the {what} {place['path']} on {node.id}: {place['error']}"
                 )
+            raise LockHeld(
+                f"the {what} {place['path']} (on {node.id}) is locked by "
+                f"{describe(place['holder'])}; wait for it to finish, or stop it"
+            )
+
+    def _record(self, nodes: Sequence[Node], replies: dict) -> None:
+        """Note what ``replies`` say this process now holds (so that it is given back)."""
+        for node in nodes:
+            reply = replies.get(node.id)
+            if reply is None:
+                continue
+            if reply["workdir"]["held"]:
+                self.nodes[node.id] = node
+            if reply["dst"] is not None and reply["dst"]["held"]:
+                self.dst_node = node
 
     def release(self) -> None:
         """Give back every lock this process holds (others' locks are left alone)."""

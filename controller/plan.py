@@ -16,7 +16,7 @@ from typing import Optional
 from worker.protocol import TIMED_PHASES, ClientTask, PhaseRequest, Reference, StorageConfig
 
 from .inventory import Inventory, Node
-from .pairing import Pairing, cross_node
+from .pairing import Assignment, Pairing, cross_node
 
 READ_MODES = ("cross", "same")
 
@@ -68,6 +68,18 @@ class ReadPlan:
             posixpath.join(dst, a.source_node, str(a.source_client))
             for a in self.pairing.for_node(node.id)
         ]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ReadPlan:
+        """The plan as ``to_dict`` wrote it (KeyError/TypeError/ValueError otherwise)."""
+        if data["mode"] == "same":
+            return cls("same", src=data["src"])
+        pairing = Pairing(
+            assignments=tuple(Assignment(*a["reader"], *a["source"]) for a in data["assignments"]),
+            unread=tuple((n, int(c)) for n, c in data["unread"]),
+            read_twice=tuple((n, int(c), int(t)) for n, c, t in data["read_twice"]),
+        )
+        return cls("cross", pairing=pairing)
 
     def to_dict(self) -> dict:
         out: dict = {"mode": self.mode}

@@ -221,7 +221,7 @@ def runtime_stamp(arts: list[Artifact], python: str) -> str:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """What ``push`` learnt about a node; saved in the run's manifest."""
+    """What ``push`` learnt about a node; saved in the run's hosts.json."""
 
     hostname: str
     platform: str
@@ -319,7 +319,10 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
     device, inode = map(int, made.stdout.split())
     stale = [a for a in arts if facts.hashes.get(a.remote) != a.sha256]
     for art in stale:
-        conn.put(str(art.local), posixpath.join(workdir, art.remote))
+        # a new name, then a rename: a worker reading the old file keeps reading it whole
+        final = posixpath.join(workdir, art.remote)
+        conn.put(str(art.local), final + ".parbench-new")
+        conn.sftp().posix_rename(final + ".parbench-new", final)
     ours = {a.remote.split("/", 1)[1] for a in arts if a.remote.startswith("worker/")}
     extra = [f for f in facts.worker_files if f.endswith(".py") and f not in ours]
     if extra:  # modules removed from the package since the last push

@@ -163,12 +163,16 @@ def on_nodes(
         finally:
             finished[index] = True
 
-    for i in range(len(targets)):
-        threading.Thread(target=run, args=(i,), daemon=True).start()
-    try:
+    started = 0
+    try:  # started inside: a Ctrl-C while they start stops those already running
+        for i in range(len(targets)):
+            threading.Thread(target=run, args=(i,), daemon=True).start()
+            started += 1
         _wait(finished)
     except KeyboardInterrupt as interrupt:
         code = stopping.exit_code(interrupt)
+        for i in range(started, len(targets)):  # never begun: nothing to wait for
+            finished[i] = True
         on_interrupt()
         try:
             _wait(finished)

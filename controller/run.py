@@ -15,7 +15,6 @@ the user asks for the run's own settings (``--from-run``).
 
 from __future__ import annotations
 
-import getpass
 import os
 import platform
 import socket
@@ -28,6 +27,7 @@ from typing import Any, Optional
 from worker.protocol import PhaseRequest, RequestError, decode
 
 from .inventory import Inventory, Node, Proxy, Settings, SshSettings
+from .locks import user_name
 from .pairing import PairingError
 from .plan import ReadPlan, ReferenceFacts, new_run_id, phase_requests, read_plan, write_paths
 from .push import reference_file, sha256_of
@@ -56,13 +56,6 @@ def _versions() -> dict[str, Optional[str]]:
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # a uid without a passwd entry
-        return str(os.getuid())
 
 
 def reference_facts(inventory: Inventory) -> ReferenceFacts:
@@ -208,7 +201,7 @@ class Run:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "controller": {
                 "hostname": socket.gethostname(),
-                "user": _user(),
+                "user": user_name(),
                 "pid": os.getpid(),
                 "platform": platform.platform(),
             },
@@ -241,10 +234,10 @@ class Run:
                 for phase, nodes in data["requests"].items()
             }
             reference = ReferenceFacts(**data["reference"])
-            cross = data.get("read_plan")
-        except (KeyError, TypeError, RequestError) as exc:
+            sealed = data.get("read_plan")
+            plan = None if sealed is None else ReadPlan.from_dict(sealed)
+        except (KeyError, TypeError, ValueError, RequestError) as exc:
             raise ResultsError(f"{where}: not a run this parbench can read: {exc}") from None
-        plan = read_plan(inventory, "cross") if cross is not None else None
         return cls(folder, inventory, reference, requests, plan)
 
     def reconciled(self, today: Optional[Inventory]) -> Run:

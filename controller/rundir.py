@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,6 +69,20 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def _point_latest(root: Path, run_id: str) -> None:
+    """``root/latest`` names ``run_id``, switched atomically."""
+    tmp = root / f".latest-{run_id}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_id)
+    os.replace(tmp, root / "latest")
+
+
+def latest_id(root: Path) -> str | None:
+    """The run ``root/latest`` names now, if any."""
+    link = root / "latest"
+    return os.readlink(link) if link.is_symlink() else None
+
+
 def _dumps(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
 
@@ -85,12 +100,17 @@ class RunDir:
     def create(cls, root: Path, run_id: str) -> RunDir:
         run = cls(root, run_id)
         run.path.mkdir(parents=True, exist_ok=False)
-        latest = root / "latest"
-        tmp = root / f".latest-{run_id}"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(run_id)
-        os.replace(tmp, latest)
+        _point_latest(root, run_id)
         return run
+
+    def discard(self, previous: str | None) -> None:
+        """Remove this run (refused before it did anything); ``latest`` goes back to
+        ``previous`` (the run it named before, if any)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        if previous is not None:
+            _point_latest(self.root, previous)
+        elif (self.root / "latest").resolve().name == self.run_id:
+            (self.root / "latest").unlink(missing_ok=True)
 
     @classmethod
     def open(cls, root: Path, run_id: str = "latest") -> RunDir:
@@ -123,9 +143,11 @@ class RunDir:
                 raise ResultsError(f"cannot read the records {path}: {exc}") from exc
 
     def forget(self, phase: str) -> None:
-        """Drop the records of ``phase`` gathered earlier, before it runs again."""
-        for path in self.path.glob(f"nodes/*/{phase}.jsonl"):
-            path.unlink()
+        """Drop what an earlier attempt of ``phase`` left (records, log, the request sent,
+        so that nothing of it is collected later), before it runs again."""
+        for suffix in ("jsonl", "log", "request.json"):
+            for path in self.path.glob(f"nodes/*/{phase}.{suffix}"):
+                path.unlink()
 
     # --- versioned documents ---------------------------------------------------------
 

@@ -25,6 +25,14 @@ def start(inventory: Inventory, root: Path) -> Run:
     return run
 
 
+def discard(run: Run, previous: Optional[str]) -> None:
+    """Forget a run that was refused before anything ran (its locks were taken): its
+    folder goes and ``latest`` names ``previous`` again."""
+    _ACTIVE.pop(run.dir.root.resolve(), None)
+    run.dir.discard(previous)
+    print(f"run {run.run_id}: discarded, nothing ran", flush=True)
+
+
 def current(
     inventory: Callable[[], Optional[Inventory]],
     root: Path,

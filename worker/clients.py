@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import signal
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Union
@@ -92,9 +93,9 @@ def _client_main(job: Job, conn: Connection, stop_code: Any) -> None:
     send its record as one JSON line.
 
     ``wait_for_start`` tells the worker this client is ready and blocks for its answer;
-    the end of the pipe means the worker is gone."""
-    os.setpgrp()
-    stopping.in_client(stop_code)
+    the end of the pipe means the worker is gone. SIGTERM, blocked by the worker while it
+    started this process, is let in once the client's own handler is in place; SIGINT is
+    the worker's business; the client is stopped too when its worker dies."""
 
     def wait_for_start() -> None:
         conn.send(READY)
@@ -107,13 +108,19 @@ def _client_main(job: Job, conn: Connection, stop_code: Any) -> None:
         wait_until(start.at)
 
     try:
+        os.setpgrp()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stopping.in_client(stop_code)
+        stopping.with_its_worker()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         result = job(wait_for_start)
     except BaseException as exc:  # a bug in the job: still report it
         result = job.identity.failure(
             f"client crashed: {describe_error(exc)}", detail=error_detail(exc)
         )
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: a stop now must not lose it
-    conn.send(result.to_json())
+    with suppress(OSError):  # the worker is gone: nobody to report to
+        conn.send(result.to_json())
     conn.close()
 
 
@@ -147,6 +154,12 @@ def stop_clients(processes: Iterable[Any], grace: float = STOP_GRACE) -> None:
         process.kill()
 
 
+def _tell(conn: Connection, start: Start) -> None:
+    """Answer a client; one that has exited meanwhile reports by its end of file."""
+    with suppress(OSError):
+        conn.send(start)
+
+
 def _receive(conn: Connection) -> Union[str, ClientResult, None]:
     """READY, a client's record, or None if it died without one."""
     try:
@@ -166,7 +179,7 @@ def _release(waiting: Iterable[Connection], start: Callable[[], Optional[float]]
         pass
     finally:
         for conn in waiting:
-            conn.send(answer)
+            _tell(conn, answer)
     return answer
 
 
@@ -196,7 +209,14 @@ def run_clients(
     same way, each record saying why. Returns the records in the order of ``jobs``.
     """
     context = multiprocessing.get_context()
-    stop = stop or stopping.StopSignal(context)
+    if stop is None:  # nobody else stops these clients: a signal of their own, closed after
+        own = stopping.StopSignal(context)
+        try:
+            return run_clients(
+                jobs, on_result, deadline, on_progress, progress_every, start, max_running, own
+            )
+        finally:
+            own.close()
     pending: Dict[Connection, int] = {}
     processes: Dict[int, Any] = {}
     queued = list(range(len(jobs)))
@@ -208,7 +228,12 @@ def run_clients(
             conn, child = context.Pipe()
             name = f"parbench-client-{job.identity.client}"
             process = context.Process(target=_client_main, args=(job, child, stop.code), name=name)
-            process.start()
+            # a SIGTERM before the client's handler is in place waits for it
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            try:
+                process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
             child.close()  # the child holds the only other end: EOF once it is gone
             processes[index] = process
             pending[conn] = index
@@ -228,7 +253,7 @@ def run_clients(
             if answer is None and not stop.requested:
                 waiting.add(conn)
             else:  # the start was given (late client), or there is none any more
-                conn.send(answer or Start(go=False))
+                _tell(conn, answer or Start(go=False))
             return
         index = pending.pop(conn)
         waiting.discard(conn)
@@ -252,7 +277,7 @@ def run_clients(
         queued.clear()
         held = set(waiting)
         for conn in held:  # held at the barrier: no start any more, and they say so
-            conn.send(Start(go=False))
+            _tell(conn, Start(go=False))
         waiting.clear()
         for conn, index in pending.items():
             if conn in held:
@@ -263,7 +288,9 @@ def run_clients(
         while pending and time.monotonic() < until:
             for conn in wait(list(pending), timeout=max(until - time.monotonic(), 0.0)):
                 receive(conn)
-        stop_clients(processes[index] for index in pending.values())
+        stop_clients((processes[index] for index in pending.values()), grace=0.0)
+        for conn in wait(list(pending), timeout=0):  # reported just in time
+            receive(conn)
         for conn, index in pending.items():
             conn.close()
             path = jobs[index].identity.path

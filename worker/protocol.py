@@ -218,6 +218,7 @@ class Holder:
     user: str
     since: float  # epoch seconds, controller clock
     expires: float  # the holder is taken for gone after this, whatever its pid says
+    machine: str = ""  # the controller's machine id: host names repeat (containers)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ so that every record says why its client stopped.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 from contextlib import suppress
@@ -24,8 +25,12 @@ CONNECTION_LOST = 3
 INTERRUPTED = 4
 TERMINATED = 5
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
 REASONS = {
     DEADLINE: "timed out: still running at the deadline",
+    # 0 (no reason set) with a SIGTERM: the worker died, the parent-death signal fired
+    0: "stopped: its worker died",
     CONTROLLER: "stopped: the controller was interrupted",
     CONNECTION_LOST: "stopped: the connection to the controller was lost",
     INTERRUPTED: "stopped: the worker got SIGINT",
@@ -65,6 +70,11 @@ class StopSignal:
         with suppress(BlockingIOError):  # already signalled many times
             os.write(self._write, b"x")
 
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            with suppress(OSError):
+                os.close(fd)
+
     def exit_code(self, default: ExitCode) -> ExitCode:
         """What the worker exits with, having saved its records."""
         if self.requested == TERMINATED:
@@ -79,6 +89,17 @@ def stop_on_signals(stop: StopSignal) -> None:
     killing the worker with its clients still loading the cluster."""
     signal.signal(signal.SIGINT, lambda *_: stop.request(INTERRUPTED))
     signal.signal(signal.SIGTERM, lambda *_: stop.request(TERMINATED))
+
+
+def with_its_worker() -> None:
+    """In a client process: SIGTERM when the worker dies (Linux's parent-death signal),
+    so that a killed worker leaves no client loading the cluster. Elsewhere, nothing."""
+    parent = os.getppid()
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if os.getppid() != parent:  # it died before that took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def in_client(code: Any) -> None:

@@ -190,3 +190,22 @@ def test_a_second_ctrl_c_quits_at_once(world, run, monkeypatch: pytest.MonkeyPat
     with pytest.raises(SystemExit):
         phases.write(run)
     assert quits == [130]
+
+
+def test_one_workdir_of_one_machine_listed_twice_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two entries that reach one machine under two names, with one workdir: push sees
+    the same machine id and directory, and refuses before anything runs."""
+    from controller import push as pushing
+    from controller.push import NodeInfo, PushError
+
+    (tmp_path / "ref.txt").write_text("12345")
+    (tmp_path / "inv.yaml").write_text(INVENTORY.replace("workdir: /w/n1", "workdir: /w/n0"))
+    inventory = load(tmp_path / "inv.yaml")
+    monkeypatch.setattr(pushing, "ensure_wheels", lambda: [])
+    monkeypatch.setattr(remote, "connect", lambda inv, node: FakeConnection(World(), node.id))
+    same = NodeInfo("vm", "linux", "3.11", 0.0, 0.0, 0, False, "m-1", (64, 1234))
+    monkeypatch.setattr(pushing, "push_node", lambda conn, node, inv, arts: same)
+    with pytest.raises(PushError, match="nodes n0 and n1 are one workdir on one machine"):
+        phases.push(inventory)

@@ -6,11 +6,13 @@ real probe and bootstrap do their work in a temporary folder; only the clock is 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import cast
 
 import pytest
@@ -30,6 +32,9 @@ class LocalConnection(Context):
 
     def put(self, local: str, remote: str) -> None:
         shutil.copyfile(local, remote)
+
+    def sftp(self) -> SimpleNamespace:
+        return SimpleNamespace(posix_rename=os.replace)
 
 
 @pytest.fixture(autouse=True)

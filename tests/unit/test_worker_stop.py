@@ -87,3 +87,21 @@ def test_a_stopped_write_saves_its_record_and_deletes_its_partial_file(tmp_path,
     # a forked client has the worker's command line, which names the FIFO: none is left
     left = subprocess.run(["pgrep", "-f", str(tmp_path / "ref.fifo")], capture_output=True)
     assert left.stdout == b""
+
+
+def test_a_killed_worker_leaves_no_client_loading_the_storage(tmp_path):
+    """SIGKILL gives the worker no chance to stop anyone: its clients see it die (the
+    parent-death signal) and stop by themselves, deleting their partial files."""
+    proc, _, partial = _start_writer(tmp_path)
+    proc.kill()
+    proc.wait(timeout=30)
+    until = time.time() + 10
+    left = b"?"
+    while time.time() < until:
+        left = subprocess.run(
+            ["pgrep", "-f", str(tmp_path / "ref.fifo")], capture_output=True
+        ).stdout
+        if not left and not partial.exists():
+            break
+        time.sleep(0.1)
+    assert left == b"" and not partial.exists()
