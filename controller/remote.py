@@ -8,18 +8,20 @@ thread per node rather than through a ``ThreadingGroup``; a failure on one node 
 from __future__ import annotations
 
 import io
+import os
 import socket
 import sys
 import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Callable, Generic, Optional, Sequence, TextIO, TypeVar
+from typing import IO, Callable, Generic, Optional, Sequence, TextIO, TypeVar
 
 import paramiko
 from fabric import Config, Connection
 from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
+from invoke.terminals import ready_for_reading
 
 from . import stopping
 from .inventory import Inventory, Node
@@ -55,11 +57,19 @@ def address(node: Node) -> str:
 
 class _Remote(Remote):
     """Fabric's runner, except that writing to a command that has already ended (its
-    stdin closed) is no error: a ``stop`` meant for a worker that just finished."""
+    stdin closed) is no error (a ``stop`` meant for a worker that just finished), and that
+    what the controller writes to a worker's stdin goes whole."""
 
     def _write_proc_stdin(self, data: bytes) -> None:
         with suppress(OSError):
             super()._write_proc_stdin(data)
+
+    def read_our_stdin(self, input_: IO) -> Optional[str]:
+        """What is in our pipe (controller/stopping.py) at once, not a byte per 10 ms: a
+        ``stop`` must not be cut into bytes that the barrier's ``go`` could land between."""
+        if not ready_for_reading(input_):
+            return None
+        return os.read(input_.fileno(), 4096).decode()
 
 
 #: never forward the controller's stdin: many threads share it, schedulers have none, and
