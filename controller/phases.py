@@ -30,7 +30,6 @@ from .plan import (
     node_request,
     worker_command,
 )
-from .push import PushError
 from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
 from .run import Run
 from .rundir import ResultsError, RunDir
@@ -82,7 +81,7 @@ def push(inventory: Inventory, run: Optional[Run] = None, data: bool = True) -> 
     twins = pushing.same_workdirs({o.node.id: o.value for o in outcomes if o.value is not None})
     if twins:
         a, b = twins[0]
-        raise PushError(
+        raise pushing.PushError(
             f"nodes {a} and {b} are one workdir on one machine ({inventory.node(a).workdir}): "
             "list a machine once, or give each entry a workdir of its own"
         )

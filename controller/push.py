@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import re
 import shlex
@@ -41,12 +42,21 @@ MIN_PYTHON = (3, 9)
 
 
 def sha256_of(path: Path) -> str:
-    """The sha256 of a local file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The sha256 of a local file, read in 1 MiB chunks; read once per command while the
+    file is unchanged (the run's check and the push both ask about the reference)."""
+    stat = os.stat(path)
+    key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+#: (path, size, mtime, inode) -> sha256, for this process
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
 
 
 class PushError(RuntimeError):
