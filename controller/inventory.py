@@ -25,7 +25,14 @@ from typing import Any, Callable, Iterable, NoReturn
 import yaml
 
 # what the worker accepts is what the inventory accepts
-from worker.protocol import BACKENDS, NODE_ID, ON_EXISTING, READ_TYPES, WRITE_TYPES
+from worker.protocol import (
+    BACKENDS,
+    MIN_INTERVAL,
+    NODE_ID,
+    ON_EXISTING,
+    READ_TYPES,
+    WRITE_TYPES,
+)
 
 MIN_CHUNK_SIZE = 4 * 1024
 MAX_CHUNK_SIZE = 1024**3
@@ -100,6 +107,8 @@ class Settings:
     connect_timeout: float
     phase_timeout: float
     python: str
+    latency: bool = True  # per-operation latency histograms
+    series_interval: float = 1.0  # seconds per point of throughput over time; 0: none
 
 
 @dataclass(frozen=True)
@@ -361,6 +370,8 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "connect_timeout": (15, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
     "phase_timeout": (1800, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
     "python": ("python3", lambda c, w, v: c.string(w, v)),
+    "latency": (True, lambda c, w, v: c.boolean(w, v)),
+    "series_interval": (1, lambda c, w, v: _interval(c, w, v)),
 }
 _SSH_KEYS = ("known_hosts", "strict_host_keys")
 _NODE_KEYS = (
@@ -408,6 +419,15 @@ def _or(value: Any, default: Any, validate: Callable[[Any], Any]) -> Any:
 def _or_empty(value: Any) -> Any:
     """An empty section (``defaults:`` with nothing under it) parses as null."""
     return {} if value is None else value
+
+
+def _interval(check: _Check, where: str, value: Any) -> float:
+    """``series_interval``: 0 (no series) or MIN_INTERVAL..3600 seconds."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not (value == 0 or MIN_INTERVAL <= value <= 3600):
+        span = f"0 (no series) or a number of seconds between {MIN_INTERVAL:g} and 3600"
+        check.expect(where, span, value)
+    return float(value)
 
 
 def _run_root(check: _Check, where: str, value: Any) -> str:

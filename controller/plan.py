@@ -13,7 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from worker.protocol import TIMED_PHASES, ClientTask, PhaseRequest, Reference, StorageConfig
+from worker.protocol import (
+    TIMED_PHASES,
+    ClientTask,
+    Measure,
+    PhaseRequest,
+    Reference,
+    StorageConfig,
+)
 
 from .inventory import Inventory, Node
 from .pairing import Assignment, Pairing, cross_node
@@ -210,6 +217,7 @@ def node_request(
         start="stdin" if phase in TIMED_PHASES else "now",
         controlled=phase != "clean",
         out=None if phase == "clean" else paths.output(run_id, phase),
+        measure=Measure(s.latency, s.series_interval),
     ).check()
 
 

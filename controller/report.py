@@ -44,6 +44,8 @@ def phase_table(summary: PhaseSummary) -> str:
         f"per client MiB/s (n={d.n}): min {_mib(d.min)}  median {_mib(d.median)}"
         f"  p90 {_mib(d.p90)}  max {_mib(d.max)}"
     )
+    lines += latency_lines(s.latency)
+    lines += series_lines(s.series)
     if s.errors:
         lines.append(f"errors ({len(s.errors)}):")
         lines += [
@@ -51,6 +53,40 @@ def phase_table(summary: PhaseSummary) -> str:
             for e in s.errors
         ]
     return "\n".join(lines)
+
+
+#: latency columns: the percentile keys of worker.histogram's summary
+LATENCY_COLUMNS = ("p50", "p90", "p99", "p99.9", "max")
+#: operations in the order a transfer does them
+OP_ORDER = ("create", "open", "ttfb", "write", "read", "close", "file")
+
+
+def latency_lines(latency: dict[str, dict]) -> list[str]:
+    """A table of each operation's count and percentiles in ms (none when not recorded)."""
+    if not latency:
+        return []
+    ops = sorted(latency, key=lambda op: (OP_ORDER.index(op) if op in OP_ORDER else 99, op))
+    rows = [
+        (op, str(latency[op]["count"]), *(_ms(latency[op][c]) for c in LATENCY_COLUMNS))
+        for op in ops
+    ]
+    return ["latency (ms):", *_table(("op", "count", *LATENCY_COLUMNS), rows)]
+
+
+def series_lines(series: dict | None, most: int = 12) -> list[str]:
+    """Throughput over time, MiB/s per interval: all of them, or the first and last
+    ``most``/2 with how many are left out between."""
+    if not series or not series["bytes"]:
+        return []
+    rates = [_mib(b / series["interval"]) for b in series["bytes"]]
+    if len(rates) > most:
+        half = most // 2
+        rates = [*rates[:half], f"... ({len(rates) - most} more) ...", *rates[-half:]]
+    return [f"MiB/s per {series['interval']:g} s: {' '.join(rates)}"]
+
+
+def _ms(microseconds: float) -> str:
+    return f"{microseconds / 1000:.3f}"
 
 
 def verify_table(records: Iterable[ClientResult]) -> str:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
+from worker.histogram import Histogram
 from worker.results import ClientResult
+
+from . import measures
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class NodeSummary:
     first_start: float | None
     last_end: float | None
     throughput: float  # bytes of ok records / (last_end - first_start), 0 if no span
+    latency: dict[str, dict] = field(default_factory=dict)  # op -> percentiles (us)
+    series: dict | None = None  # bytes per interval, controller clock (measures.Series)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,11 @@ class PhaseSummary:
     start_skew: float
     ready_skew: float
     by_client: tuple[ClientSummary, ...]
+    #: op -> count, mean, min, p50, p90, p99, p99.9, max in us, over every record
+    latency: dict[str, dict] = field(default_factory=dict)
+    #: op -> the merged histogram itself (worker/histogram.py), to merge further
+    histograms: dict[str, dict] = field(default_factory=dict)
+    series: dict | None = None  # all clients' bytes per interval (measures.Series)
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
@@ -128,6 +138,7 @@ def summarise(records: Iterable[ClientResult], phase: str | None = None) -> Phas
     ok = [r for r in records if r.ok]
     span = _Span.of(ok)
     nodes = dict.fromkeys(r.node for r in records)
+    merged = measures.latency(records)
     return PhaseSummary(
         phase=phase,
         clients=len({(r.node, r.client) for r in records}),
@@ -147,7 +158,19 @@ def summarise(records: Iterable[ClientResult], phase: str | None = None) -> Phas
         start_skew=_spread(_start(r) for r in ok),
         ready_skew=_spread(r.ready - r.clock_offset for r in ok if r.ready > 0),
         by_client=tuple(_client(r) for r in records),
+        latency=_percentiles(merged),
+        histograms={op: h.to_dict() for op, h in merged.items()},
+        series=_series(records),
     )
+
+
+def _percentiles(merged: dict[str, Histogram]) -> dict[str, dict]:
+    return {op: h.summary() for op, h in merged.items()}
+
+
+def _series(records: list[ClientResult]) -> dict | None:
+    found = measures.series(records)
+    return None if found is None else found.to_dict()
 
 
 def _phase(records: list[ClientResult], phase: str | None) -> str:
@@ -202,6 +225,8 @@ def _node(nid: str, records: list[ClientResult]) -> NodeSummary:
         first_start=span.first_start,
         last_end=span.last_end,
         throughput=span.throughput,
+        latency=_percentiles(measures.latency(records)),
+        series=_series(records),
     )
 
 

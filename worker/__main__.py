@@ -33,6 +33,7 @@ from worker.protocol import (
     WRITE_TYPES,
     ClientTask,
     ExitCode,
+    Measure,
     PhaseRequest,
     Reference,
     RequestError,
@@ -111,6 +112,16 @@ def _common_options() -> argparse.ArgumentParser:
         type=float,
         metavar="EPOCH_SECONDS",
         help="terminate clients still running then, with error records (default: none)",
+    )
+    group.add_argument(
+        "--no-latency", action="store_true", help="record no per-operation latency histograms"
+    )
+    group.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds per point of the throughput series (0.1..3600; 0: no series)",
     )
     group.add_argument("--run-id", default=time.strftime("manual-%Y%m%dT%H%M%S"))
     group.add_argument(
@@ -235,6 +246,7 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         deadline=args.deadline,
         controlled=args.start_on_stdin,
         out=None if phase == "clean" else (args.out or f"parbench-{phase}.jsonl"),
+        measure=Measure(latency=not args.no_latency, interval=args.interval),
     ).check()
 
 
@@ -263,6 +275,7 @@ def _write_jobs(request: PhaseRequest, host: str) -> Work:
             request.reference.path,
             request.chunk_size,
             request.on_existing,
+            request.measure,
         )
         for task in request.clients
     ]
@@ -270,7 +283,9 @@ def _write_jobs(request: PhaseRequest, host: str) -> Work:
 
 def _read_jobs(request: PhaseRequest, host: str) -> Work:
     return [
-        ReadJob(_identity(request, task, host), request.storage, request.chunk_size)
+        ReadJob(
+            _identity(request, task, host), request.storage, request.chunk_size, request.measure
+        )
         for task in request.clients
     ]
 

@@ -110,6 +110,22 @@ class Reference:
     sha256: Optional[str] = None
 
 
+#: shortest interval of the throughput series, seconds
+MIN_INTERVAL = 0.1
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What a timed client records besides its totals (worker/meter.py)."""
+
+    latency: bool = True  # a latency histogram per operation
+    interval: float = 1.0  # seconds per point of the bytes-moved series; 0: no series
+
+    def check(self, where: str) -> None:
+        if self.interval != 0 and not MIN_INTERVAL <= self.interval <= 3600:
+            _refuse(f"{where}.interval", f"0 (off) or {MIN_INTERVAL}..3600 seconds", self.interval)
+
+
 @dataclass(frozen=True)
 class ClientTask:
     """One client: the storage path it writes, reads or checks, and its local file."""
@@ -153,6 +169,7 @@ class PhaseRequest(_Message):
     deadline: Optional[float] = None  # clients still running then are stopped
     controlled: bool = False  # the controller holds stdin: "stop", or its end, stops all
     out: Optional[str] = None  # the records file (JSON lines)
+    measure: Measure = Measure()
     schema: str = REQUEST_SCHEMA
 
     def check(self) -> PhaseRequest:
@@ -163,6 +180,7 @@ class PhaseRequest(_Message):
         _pattern("request.node", self.node, NODE_ID)
         _pattern("request.run_id", self.run_id, RUN_ID)
         self.storage.check("request.storage")
+        self.measure.check("request.measure")
         if self.phase in ("write", "verify-write", "clean"):
             _absolute("request.dst", self.dst)
         if not self.clients:

@@ -11,7 +11,7 @@ import os
 import tempfile
 import traceback
 from dataclasses import asdict, dataclass, fields
-from typing import IO, Iterator, Optional
+from typing import IO, Dict, Iterator, Optional
 
 #: an added optional field is no new version: readers ignore the keys they do not know and
 #: give the fields a record lacks their default
@@ -59,6 +59,10 @@ class ClientResult:
     method: Optional[str] = None  # verify: "stream" or "fs-checksum"
     replaced: bool = False  # write: an earlier file at this path was deleted first
     clock_offset: float = 0.0
+    #: write/read: operation -> latency histogram (worker/histogram.py), None when off
+    latency: Optional[Dict[str, dict]] = None
+    #: write/read: {"start": epoch s (node clock), "interval": s, "bytes": [per interval]}
+    series: Optional[dict] = None
     schema: str = SCHEMA
 
     @property

@@ -18,7 +18,7 @@ import sys
 from contextlib import contextmanager, suppress
 from typing import Any, Callable, Iterable, Iterator, List, Optional
 
-from worker.hashing import read_chunks
+from worker.meter import NO_METER, Meter
 from worker.protocol import BACKENDS, StorageConfig
 from worker.results import one_line
 
@@ -130,15 +130,21 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def write_stream(
-        self, path: str, chunks: Iterable[bytes], created: Callable[[], None] = lambda: None
+        self,
+        path: str,
+        chunks: Iterable[bytes],
+        created: Callable[[], None] = lambda: None,
+        meter: Meter = NO_METER,
     ) -> None:
         """Create a new file from chunks; fails if it exists; the data is stored on return.
         ``created()`` is called once the file is this call's (so that a failure cleans up
-        only what it made, never a file someone else created meanwhile)."""
+        only what it made, never a file someone else created meanwhile). ``meter`` times
+        ``create``, each chunk's ``write`` and ``close``."""
 
     @abc.abstractmethod
-    def read_stream(self, path: str, chunk_size: int) -> Iterator[bytes]:
-        """Yield the file's content in chunks; close the generator to release the file."""
+    def read_stream(self, path: str, chunk_size: int, meter: Meter = NO_METER) -> Iterator[bytes]:
+        """Yield the file's content in chunks; close the generator to release the file.
+        ``meter`` times ``open``, each chunk's ``read``, ``ttfb`` and ``close``."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections."""
@@ -238,21 +244,50 @@ class PosixStorage(Storage):
             return os.lstat(self.local_path(path)).st_size
 
     def write_stream(
-        self, path: str, chunks: Iterable[bytes], created: Callable[[], None] = lambda: None
+        self,
+        path: str,
+        chunks: Iterable[bytes],
+        created: Callable[[], None] = lambda: None,
+        meter: Meter = NO_METER,
     ) -> None:
-        # "x" is O_CREAT | O_EXCL, which fails on a link instead of following it
-        with self._calling("write"), open(self.local_path(path), "xb") as out:
-            created()
-            for chunk in chunks:
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+        with self._calling("write"):
+            began = meter.clock()
+            # "x" is O_CREAT | O_EXCL, which fails on a link instead of following it
+            with open(self.local_path(path), "xb") as out:
+                meter.since("create", began)
+                created()
+                for chunk in chunks:
+                    began = meter.clock()
+                    out.write(chunk)
+                    meter.moved("write", began, len(chunk))
+                began = meter.clock()
+                out.flush()
+                os.fsync(out.fileno())
+            meter.since("close", began)
 
-    def read_stream(self, path: str, chunk_size: int) -> Iterator[bytes]:
+    def read_stream(self, path: str, chunk_size: int, meter: Meter = NO_METER) -> Iterator[bytes]:
         with self._calling("read"):
+            opened = meter.clock()
             descriptor = os.open(self.local_path(path), os.O_RDONLY | os.O_NOFOLLOW)
+            meter.since("open", opened)
             with os.fdopen(descriptor, "rb") as stream:
-                yield from read_chunks(stream, chunk_size)
+                yield from _metered(lambda: stream.read(chunk_size), meter, opened)
+
+
+def _metered(read: Callable[[], bytes], meter: Meter, opened: float) -> Iterator[bytes]:
+    """The chunks ``read()`` returns until an empty one, each timed as a ``read`` and the
+    first also as ``ttfb`` (from ``opened``, before the file was opened)."""
+    began = meter.clock()
+    chunk = read()
+    if chunk:
+        meter.moved("read", began, len(chunk))
+        meter.since("ttfb", opened)
+    while chunk:
+        yield chunk
+        began = meter.clock()
+        chunk = read()
+        if chunk:
+            meter.moved("read", began, len(chunk))
 
 
 def _explain_alluxio(exc: BaseException, timeout: float, handled: Optional[BaseException]) -> str:
@@ -344,7 +379,7 @@ class AlluxioStorage(Storage):
             except (KeyError, TypeError, ValueError):  # status JSON this client cannot parse
                 return None
 
-    def _release(self, stream: Any, file_id: int, quiet: bool) -> None:
+    def _release(self, stream: Any, file_id: int, quiet: bool, meter: Meter) -> None:
         """Close the HTTP stream then the proxy's file; errors count only when not ``quiet``."""
         if stream is not None:
             _quietly(stream.close)
@@ -352,20 +387,30 @@ class AlluxioStorage(Storage):
             _quietly(lambda: self.client.close(file_id))
         else:
             with self._calling("close"):
+                began = meter.clock()
                 self.client.close(file_id)
+                meter.since("close", began)
 
     def write_stream(
-        self, path: str, chunks: Iterable[bytes], created: Callable[[], None] = lambda: None
+        self,
+        path: str,
+        chunks: Iterable[bytes],
+        created: Callable[[], None] = lambda: None,
+        meter: Meter = NO_METER,
     ) -> None:
         with self._calling("create-file"):
+            began = meter.clock()
             file_id = self.client.create_file(path, self.create_options())
+            meter.since("create", began)
         created()
         sent = [0]
 
         def counted() -> Iterator[bytes]:  # a generator: requests sends it chunked, one POST
             for chunk in chunks:
                 sent[0] += len(chunk)
-                yield chunk
+                began = meter.clock()
+                yield chunk  # resumed once the connection has taken the chunk
+                meter.moved("write", began, len(chunk))
 
         writer = None
         done = False
@@ -379,24 +424,22 @@ class AlluxioStorage(Storage):
                 )
             done = True
         finally:
-            self._release(writer, file_id, quiet=not done)
+            self._release(writer, file_id, not done, meter)
 
-    def read_stream(self, path: str, chunk_size: int) -> Iterator[bytes]:
+    def read_stream(self, path: str, chunk_size: int, meter: Meter = NO_METER) -> Iterator[bytes]:
         with self._calling("open-file"):
+            opened = meter.clock()
             file_id = self.client.open_file(path, self.open_options())
+            meter.since("open", opened)
         reader = None
         done = False
         try:
             with self._calling("read"):
                 reader = self.client.read(file_id)
-                while True:
-                    chunk = reader.read(chunk_size)
-                    if not chunk:
-                        break
-                    yield chunk
+                yield from _metered(lambda: reader.read(chunk_size), meter, opened)
             done = True
         finally:
-            self._release(reader, file_id, quiet=not done)
+            self._release(reader, file_id, not done, meter)
 
     def close(self) -> None:
         _quietly(self.client.session.close)

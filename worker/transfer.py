@@ -20,6 +20,8 @@ from typing import BinaryIO, Callable, Optional
 
 from worker.clients import Identity, Job, WaitForStart, no_wait
 from worker.hashing import HashingTee, read_chunks
+from worker.meter import Meter
+from worker.protocol import Measure
 from worker.report import format_size
 from worker.results import ClientResult, error_detail, one_line
 from worker.storage import Storage, StorageConfig, StorageError, describe_error, make_storage
@@ -120,18 +122,34 @@ class _Transfer:
     On leaving, an exception becomes an error record: end time stamped at once; its error
     one line (the cause, and when the timed transfer had started, the bytes moved so far
     and ``cleanup``'s note), its detail the whole exception chain. The backend is closed
-    either way, and the bytes that went through ``tee`` are counted and hashed.
+    either way, the bytes that went through ``tee`` are counted and hashed, and what the
+    meter measured is in the record (a failed transfer's too).
     """
 
     def __init__(
-        self, identity: Identity, config: StorageConfig, cleanup: Optional[Cleanup] = None
+        self,
+        identity: Identity,
+        config: StorageConfig,
+        measure: Measure,
+        cleanup: Optional[Cleanup] = None,
     ) -> None:
         self.identity = identity
         self.config = config
         self.cleanup = cleanup
         self.result = identity.record()
+        self.meter = Meter(measure)
         self.storage: Optional[Storage] = None
         self.tee: Optional[HashingTee] = None
+
+    def begin(self) -> None:
+        """The timed transfer starts now."""
+        self.meter.begin()
+        self.result.start = time.time()
+
+    def done(self) -> None:
+        """The timed transfer ended well now."""
+        self.result.end = time.time()
+        self.meter.add("file", self.result.end - self.result.start)
 
     def open(self) -> Storage:
         self.storage = make_storage(self.config)
@@ -161,6 +179,8 @@ class _Transfer:
         if self.tee is not None:
             result.bytes = self.tee.size
             result.checksum = self.tee.hexdigest()
+        result.latency = self.meter.latency_record() if result.start else None
+        result.series = self.meter.series_record()
         return failed  # an Exception is now in the record; KeyboardInterrupt & co. go on
 
 
@@ -171,6 +191,7 @@ class WriteJob(Job):
     source: str  # local reference file
     chunk_size: int
     on_existing: str = "replace"
+    measure: Measure = Measure()
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         path = self.identity.path
@@ -181,7 +202,7 @@ class WriteJob(Job):
                 return "the file there is not this write's: left alone"
             return _partial_file(storage, path)
 
-        with _Transfer(self.identity, self.storage, cleanup) as transfer:
+        with _Transfer(self.identity, self.storage, self.measure, cleanup) as transfer:
             result = transfer.result
             storage = transfer.open()
             with open(self.source, "rb") as stream:
@@ -194,9 +215,9 @@ class WriteJob(Job):
                 result.ready = time.time()
                 wait_for_start()
                 transfer.tee = HashingTee(read_chunks(stream, self.chunk_size))
-                result.start = time.time()
-                storage.write_stream(path, transfer.tee, created=lambda: mine.append(True))
-                result.end = time.time()
+                transfer.begin()
+                storage.write_stream(path, transfer.tee, lambda: mine.append(True), transfer.meter)
+                transfer.done()
         return transfer.result
 
 
@@ -205,11 +226,12 @@ class ReadJob(Job):
     identity: Identity  # path: storage file read; local_path: where the copy goes
     storage: StorageConfig
     chunk_size: int
+    measure: Measure = Measure()
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         local = self.identity.local_path
         cleanup = None if local is None else functools.partial(_partial_copy, local=local)
-        with _Transfer(self.identity, self.storage, cleanup) as transfer:
+        with _Transfer(self.identity, self.storage, self.measure, cleanup) as transfer:
             result = transfer.result
             if local is not None:
                 _remove_old_copy(local)  # first: from here on, a failed read leaves no copy
@@ -218,11 +240,13 @@ class ReadJob(Job):
                 result.ready = time.time()
                 wait_for_start()
                 with place.create() as out:  # at the start: a failed set-up leaves no copy
-                    result.start = time.time()
-                    chunks = storage.read_stream(self.identity.path, self.chunk_size)
+                    transfer.begin()
+                    chunks = storage.read_stream(
+                        self.identity.path, self.chunk_size, transfer.meter
+                    )
                     with closing(chunks):
                         transfer.tee = HashingTee(chunks)
                         for chunk in transfer.tee:
                             out.write(chunk)
-                    result.end = time.time()
+                    transfer.done()
         return transfer.result

@@ -96,6 +96,28 @@ def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference)
         assert all(r.ok and not r.path.startswith(f"{dst}/{nid}/") for r in reads)
         assert all(r.method == "fs-checksum" for r in _records(run_dir, nid, "verify-write"))
     assert (run_dir / "write.svg").read_text().startswith("<svg")
+    # latency per operation, merged over every client; bytes over time on one grid
+    chunks = 6 * -(-len(reference) // (1 << 20))  # 1 MiB chunks of each of 6 files
+    write, read = summary["write"], summary["read"]
+    assert {op: v["count"] for op, v in write["latency"].items()} == {
+        "create": 6,
+        "write": chunks,
+        "close": 6,
+        "file": 6,
+    }
+    assert {op: v["count"] for op, v in read["latency"].items()} == {
+        "open": 6,
+        "ttfb": 6,
+        "read": chunks,
+        "close": 6,
+        "file": 6,
+    }
+    assert 0 < read["latency"]["ttfb"]["p50"] <= read["latency"]["file"]["max"]
+    assert all(n["latency"]["file"]["count"] == 2 for n in write["per_node"])
+    for phase in (write, read):
+        assert phase["series"]["interval"] == 1.0
+        assert sum(phase["series"]["bytes"]) == phase["bytes"]
+    assert "latency (ms):" in run.out and "MiB/s per 1 s:" in run.out
     # every client waited for the common start: they started within a second of each other
     assert summary["write"]["start_skew"] < 1.0
 
@@ -137,7 +159,13 @@ def test_posix_backend_on_a_shared_directory(testbed, tmp_path, reference):
     elsewhere = tmp_path / "mnt-n2"  # n2 mounts it at another place
     elsewhere.symlink_to(shared)
     inv = write_inventory(
-        testbed, tmp_path / "inv.yaml", backend="posix", posix_root=str(shared), dst="/bench"
+        testbed,
+        tmp_path / "inv.yaml",
+        backend="posix",
+        posix_root=str(shared),
+        dst="/bench",
+        latency=False,  # recording switched off: the records carry none
+        series_interval=0,
     )
     update_node(inv, 2, posix_root=str(elsewhere))
     run = fab(tmp_path, inv, "write", "read", "verify")
@@ -149,6 +177,10 @@ def test_posix_backend_on_a_shared_directory(testbed, tmp_path, reference):
     sent = {n: json.loads((nodes / n / "write.request.json").read_text()) for n in ("n0", "n2")}
     assert sent["n2"]["storage"]["root"] == str(elsewhere)
     assert sent["n0"]["storage"]["root"] == str(shared)
+    assert sent["n0"]["measure"] == {"latency": False, "interval": 0.0}
+    summary = json.loads((tmp_path / "results" / "latest" / "summary.json").read_text())
+    assert summary["write"]["latency"] == {} and summary["read"]["series"] is None
+    assert "latency (ms):" not in run.out
 
 
 def test_clean_removes_the_files_in_alluxio_and_on_the_nodes(testbed, tmp_path):

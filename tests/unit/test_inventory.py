@@ -189,7 +189,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
             "defaults.clinets: unknown key (known: clients, backend, dst, local_dst, data, proxy,"
             " posix_root, write_type, read_type, chunk_size, on_existing, start_delay,"
             " ready_timeout,"
-            " connect_timeout, phase_timeout, python)",
+            " connect_timeout, phase_timeout, python, latency, series_interval)",
         ),
         (
             _nodes("{id: n0, hots: h0}"),
@@ -279,6 +279,15 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
             "defaults: {backend: posix}\n" + _nodes("{id: n0, host: h, posix_root: /m}", OK1),
             "nodes[1].posix_root: required when defaults.backend is posix and"
             " defaults.posix_root is not set",
+        ),
+        (
+            "defaults: {series_interval: 0.05}\n" + _nodes(OK0),
+            "defaults.series_interval: expected 0 (no series) or a number of seconds between"
+            " 0.1 and 3600, got 0.05",
+        ),
+        (
+            "defaults: {latency: 'no'}\n" + _nodes(OK0),
+            "defaults.latency: expected true or false, got 'no'",
         ),
         (
             "defaults: {start_delay: 0}\n" + _nodes(OK0),

@@ -141,3 +141,37 @@ def test_verify_table_shows_the_error_without_host_and_path() -> None:
     assert verify_table([record]).splitlines()[-1].split("  ")[-1] == (
         "alluxio proxy p:39999: read: connection refused"
     )
+
+
+def test_latency_and_series_lines() -> None:
+    from controller.report import latency_lines, series_lines
+
+    latency = {
+        "write": {
+            "count": 8,
+            "p50": 1500.0,
+            "p90": 2000.0,
+            "p99": 2500.0,
+            "p99.9": 2600.0,
+            "max": 2600,
+        },
+        "create": {
+            "count": 2,
+            "p50": 800.0,
+            "p90": 900.0,
+            "p99": 900.0,
+            "p99.9": 900.0,
+            "max": 900,
+        },
+    }
+    lines = latency_lines(latency)
+    assert lines[0] == "latency (ms):"
+    assert lines[2].split() == ["create", "2", "0.800", "0.900", "0.900", "0.900", "0.900"]
+    assert lines[3].split()[:3] == ["write", "8", "1.500"]
+    assert latency_lines({}) == [] and series_lines(None) == []
+    mib = 1024 * 1024
+    assert series_lines({"start": 0, "interval": 0.5, "bytes": [mib, 2 * mib]}) == [
+        "MiB/s per 0.5 s: 2.00 4.00"
+    ]
+    long = series_lines({"start": 0, "interval": 1, "bytes": [mib] * 20}, most=4)
+    assert long == ["MiB/s per 1 s: 1.00 1.00 ... (16 more) ... 1.00 1.00"]

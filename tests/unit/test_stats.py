@@ -128,3 +128,37 @@ def test_mixed_phases_are_refused() -> None:
 def test_unknown_size_counts_as_zero() -> None:
     s = summarise([rec("n0", 0, phase="verify-write", bytes=None, start=1.0, end=2.0)])
     assert (s.ok, s.bytes, s.aggregate_throughput, s.by_client[0].bytes) == (1, 0, 0.0, 0)
+
+
+def test_series_are_aligned_on_the_controller_clock() -> None:
+    """n1 runs 10 s ahead: its series, started at 20.5 on its clock, is at 10.5 here and
+    its intervals are split over the grid's in proportion to their overlap."""
+    a = rec("n0", 0, bytes=30, start=10.0, end=13.0)
+    a.series = {"start": 10.0, "interval": 1.0, "bytes": [10, 10, 10]}
+    b = rec("n1", 0, bytes=20, start=20.5, end=22.5, clock_offset=10.0)
+    b.series = {"start": 20.5, "interval": 1.0, "bytes": [10, 10]}
+    summary = summarise([a, b])
+    assert summary.series == {"start": 10.0, "interval": 1.0, "bytes": [15, 20, 15]}
+    assert sum(summary.series["bytes"]) == 50
+    assert summary.per_node[1].series == {"start": 10.5, "interval": 1.0, "bytes": [10, 10]}
+
+
+def test_latency_is_merged_per_node_and_phase() -> None:
+    from worker.histogram import Histogram
+
+    def hist(*values: int) -> dict:
+        h = Histogram()
+        for v in values:
+            h.record(v)
+        return h.to_dict()
+
+    a = rec("n0", 0, bytes=1, start=1.0, end=2.0, latency={"write": hist(100, 200)})
+    b = rec("n0", 1, bytes=1, start=1.0, end=2.0, latency={"write": hist(300), "close": hist(5)})
+    c = rec("n1", 0, bytes=1, start=1.0, end=2.0, latency={"write": hist(400)})
+    summary = summarise([a, b, c])
+    assert summary.latency["write"]["count"] == 4 and summary.latency["write"]["max"] == 400
+    assert summary.latency["close"]["count"] == 1
+    assert Histogram.from_dict(summary.histograms["write"]).count == 4
+    assert summary.per_node[0].latency["write"]["count"] == 3
+    assert summary.per_node[1].latency == {"write": summary.per_node[1].latency["write"]}
+    assert summarise([rec("n0", 0, bytes=1, start=1.0, end=2.0)]).latency == {}

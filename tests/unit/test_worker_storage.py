@@ -15,6 +15,8 @@ import requests
 from alluxio import exceptions
 
 from worker.hashing import HashingTee, hash_file, read_chunks, size_and_hash
+from worker.meter import Meter
+from worker.protocol import Measure
 from worker.storage import (
     CAUSE_LIMIT,
     AlluxioStorage,
@@ -292,12 +294,15 @@ class FakeClient:
 def test_alluxio_write_stream_sends_one_generator_and_closes() -> None:
     storage = alluxio()
     storage.client = FakeClient()
-    storage.write_stream("/p/0", iter([b"ab", b"cd"]))
+    meter = Meter(Measure())
+    storage.write_stream("/p/0", iter([b"ab", b"cd"]), meter=meter)
     assert storage.client.log == [
         'create /p/0 {"recursive": true, "writeType": "CACHE_THROUGH"}',
         "stream closed",
         "close 7",
     ]
+    counts = {op: h["count"] for op, h in meter.latency_record().items()}
+    assert counts == {"create": 1, "write": 2, "close": 1}
 
 
 def test_alluxio_failed_write_reports_and_releases() -> None:
@@ -311,7 +316,10 @@ def test_alluxio_failed_write_reports_and_releases() -> None:
 def test_alluxio_read_stream_reads_chunks_and_closes() -> None:
     storage = alluxio(read_type="CACHE_PROMOTE")
     storage.client = FakeClient(data=b"x" * 25)
-    assert [len(chunk) for chunk in storage.read_stream("/p/0", 10)] == [10, 10, 5]
+    meter = Meter(Measure())
+    assert [len(chunk) for chunk in storage.read_stream("/p/0", 10, meter)] == [10, 10, 5]
+    counts = {op: h["count"] for op, h in meter.latency_record().items()}
+    assert counts == {"open": 1, "read": 3, "ttfb": 1, "close": 1}
     assert storage.client.log == [
         'open /p/0 {"readType": "CACHE_PROMOTE"}',
         "stream closed",

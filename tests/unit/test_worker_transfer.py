@@ -70,14 +70,14 @@ def test_failed_write_deletes_the_partial_file(
     (tmp_path / "store").mkdir()
     original = PosixStorage.write_stream
 
-    def failing(self: PosixStorage, path: str, chunks: Iterable[bytes], created) -> None:
+    def failing(self: PosixStorage, path: str, chunks: Iterable[bytes], created, meter) -> None:
         def some() -> Iterable[bytes]:
             for number, chunk in enumerate(chunks):
                 if number == 2:
                     raise OSError(28, "No space left on device")
                 yield chunk
 
-        original(self, path, some(), created)
+        original(self, path, some(), created, meter)
 
     monkeypatch.setattr(PosixStorage, "write_stream", failing)
     config = StorageConfig(backend="posix", root=str(tmp_path / "store"))
@@ -87,6 +87,7 @@ def test_failed_write_deletes_the_partial_file(
     assert "No space left on device" in result.error
     assert result.error.endswith("; partial file deleted")
     assert result.end >= result.start > 0 and result.bytes == 3000  # read from the source so far
+    assert result.latency["write"]["count"] == 2  # what was measured before the failure is kept
     assert not (tmp_path / "store" / "w" / "n0" / "0").exists()
 
 
@@ -147,8 +148,8 @@ def test_failed_read_keeps_its_timing_and_what_arrived(
     (tmp_path / "store" / "r" / "f").write_bytes(b"y" * 5000)
     original = PosixStorage.read_stream
 
-    def breaking(self: PosixStorage, path: str, chunk_size: int) -> Iterable[bytes]:
-        for number, chunk in enumerate(original(self, path, chunk_size)):
+    def breaking(self: PosixStorage, path: str, chunk_size: int, meter) -> Iterable[bytes]:
+        for number, chunk in enumerate(original(self, path, chunk_size, meter)):
             if number == 2:
                 raise OSError(104, "Connection reset by peer")
             yield chunk
@@ -251,7 +252,7 @@ def test_interrupt_is_not_turned_into_a_record(
 ) -> None:
     (tmp_path / "store").mkdir()
 
-    def interrupted(self: PosixStorage, path: str, chunk_size: int) -> Iterable[bytes]:
+    def interrupted(self: PosixStorage, path: str, chunk_size: int, meter) -> Iterable[bytes]:
         raise KeyboardInterrupt
         yield b""  # pragma: no cover - makes this a generator
 

@@ -1,0 +1,79 @@
+"""The clients' measurements merged: latency histograms per operation, and their
+bytes-moved series aligned on the controller's clock.
+
+A client's series starts at its own start (node clock); the controller shifts it by the
+node's measured clock offset and spreads each interval's bytes over the intervals of a
+common grid it overlaps, in proportion to the overlap (the bytes of an interval are taken
+as moved evenly within it). The grid starts at the earliest series and has the largest
+interval among them (one run has one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from worker.histogram import Histogram
+from worker.results import ClientResult
+
+
+def latency(records: Iterable[ClientResult]) -> dict[str, Histogram]:
+    """Operation -> the merged histogram of every record that has one, by name."""
+    merged: dict[str, Histogram] = {}
+    for record in records:
+        for op, data in (record.latency or {}).items():
+            merged.setdefault(op, Histogram()).merge(Histogram.from_dict(data))
+    return dict(sorted(merged.items()))
+
+
+@dataclass(frozen=True)
+class Series:
+    """Bytes moved per interval from ``start`` (epoch seconds, controller clock)."""
+
+    start: float
+    interval: float
+    bytes: tuple[float, ...]
+
+    def rates(self) -> list[float]:
+        """Bytes per second of each interval."""
+        return [b / self.interval for b in self.bytes]
+
+    def to_dict(self) -> dict:
+        return {
+            "start": self.start,
+            "interval": self.interval,
+            "bytes": [round(b) for b in self.bytes],
+        }
+
+
+def series(records: Iterable[ClientResult]) -> Series | None:
+    """The records' series summed on one grid (controller clock); None when none has one."""
+    found = [
+        (r.series["start"] - r.clock_offset, float(r.series["interval"]), r.series["bytes"])
+        for r in records
+        if r.series and r.series.get("interval")
+    ]
+    if not found:
+        return None
+    start = min(s for s, _, _ in found)
+    interval = max(i for _, i, _ in found)
+    width = max(math.ceil((s - start + i * len(b)) / interval - 1e-9) for s, i, b in found)
+    grid = [0.0] * max(width, 0)
+    for began, step, moved in found:
+        for k, amount in enumerate(moved):
+            if amount:
+                _spread(grid, (began - start + k * step) / interval, step / interval, amount)
+    return Series(start, interval, tuple(grid))
+
+
+def _spread(grid: list[float], at: float, length: float, amount: float) -> None:
+    """Add ``amount`` to the grid cells overlapping [at, at + length), by overlap."""
+    end = at + length
+    cell = int(math.floor(at))
+    while at < end - 1e-12 and cell < len(grid):
+        upto = min(cell + 1.0, end)
+        grid[cell] += amount * (upto - at) / length
+        at, cell = upto, cell + 1
+    if at < end - 1e-12 and grid:  # rounding at the very end: the last cell keeps the rest
+        grid[-1] += amount * (end - at) / length
