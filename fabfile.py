@@ -1,6 +1,7 @@
 """parbench: parallel write / read / verify against an Alluxio cluster, over SSH.
 
     fab write read verify                      one run, chained
+    fab write --iterations 5 --warmup 1        repeated, the first not counted
     fab read --mode same --src /parbench/n0/0  every client reads one file
     fab verify --run 20261125T103200Z-1a2b     check an earlier run again
     FABRIC_BENCH_INVENTORY=other.yaml fab write read verify
@@ -26,6 +27,7 @@ from controller.locks import LockFailed, LockHeld
 from controller.pairing import PairingError
 from controller.plan import PlanError, check_read_options, read_plan
 from controller.push import PushError, RuntimeUnavailable
+from controller.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError
 from controller.run import Run, RunMismatch
 from controller.rundir import ResultsError, RunDir, RunNotFound, latest_id
 
@@ -38,6 +40,7 @@ BAD_INPUT = (
     RunNotFound,
     RunMismatch,
     LockHeld,
+    RoundsError,
 )
 
 
@@ -76,7 +79,30 @@ def _results(c: Context) -> Path:
     return root if root.is_absolute() else HERE / root
 
 
+def _rounds(iterations: Optional[str], warmup: Optional[str]) -> Callable[[Run], Rounds]:
+    """The options checked now; later, a run's iteration settings with them where given."""
+    counts = (
+        _count("iterations", iterations, 1, MAX_ITERATIONS),
+        _count("warmup", warmup, 0, MAX_WARMUP),
+    )
+    return lambda run: run.inventory.settings.rounds.overridden(*counts)
+
+
+def _count(name: str, value: Optional[str], low: int, high: int) -> Optional[int]:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise RoundsError(f"--{name}: expected a whole number {low}..{high}, got {value!r}")
+    return number
+
+
 INVENTORY_HELP = "inventory file (default: config bench.inventory)"
+ITERATIONS_HELP = "measured iterations (default: defaults.iterations, or until_stable)"
+WARMUP_HELP = "iterations run first and not counted (default: defaults.warmup)"
 RUN_HELP = "run id to continue (default: this command's run, else the latest)"
 FROM_RUN_HELP = "use the run's own settings even where today's inventory differs"
 
@@ -88,15 +114,16 @@ def push(c, inventory=None):
         phases.push_all(_inventory(c, inventory))
 
 
-@task(help={"inventory": INVENTORY_HELP})
-def write(c, inventory=None):
+@task(help={"inventory": INVENTORY_HELP, "iterations": ITERATIONS_HELP, "warmup": WARMUP_HELP})
+def write(c, inventory=None, iterations=None, warmup=None):
     """Start a run: client c of node n writes the reference file to {dst}/{n}/{c}."""
     with _exits():
         root = _results(c)
         previous = latest_id(root)
+        rounds = _rounds(iterations, warmup)
         run = session.start(_inventory(c, inventory), root)
         try:
-            phases.write(run)
+            phases.write(run, rounds(run))
         except LockHeld:  # another run is at work there: this one leaves no trace
             session.discard(run, previous)
             raise
@@ -109,12 +136,24 @@ def write(c, inventory=None):
         "src": "with --mode same: the storage path every client reads ({cid}: its id)",
         "run": RUN_HELP,
         "from-run": FROM_RUN_HELP,
+        "iterations": ITERATIONS_HELP,
+        "warmup": WARMUP_HELP,
     }
 )
-def read(c, inventory=None, mode="cross", src=None, run=None, from_run=False):
+def read(
+    c,
+    inventory=None,
+    mode="cross",
+    src=None,
+    run=None,
+    from_run=False,
+    iterations=None,
+    warmup=None,
+):
     """Read back into {local_dst}/{c} on each node, per the run's pairing."""
     with _exits():
         check_read_options(mode, src)
+        rounds = _rounds(iterations, warmup)
         if mode == "cross" and not from_run:  # one node: say so before looking for a run
             read_plan(_inventory(c, inventory))
         chosen = session.current(
@@ -124,7 +163,7 @@ def read(c, inventory=None, mode="cross", src=None, run=None, from_run=False):
             c.config.bench.run,
             create=mode == "same",
         )
-        phases.read(chosen, mode, src)
+        phases.read(chosen, mode, src, rounds(chosen))
 
 
 @task(help={"inventory": INVENTORY_HELP, "run": RUN_HELP, "from-run": FROM_RUN_HELP})

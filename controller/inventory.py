@@ -34,6 +34,8 @@ from worker.protocol import (
     WRITE_TYPES,
 )
 
+from .rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError
+
 MIN_CHUNK_SIZE = 4 * 1024
 MAX_CHUNK_SIZE = 1024**3
 MAX_CLIENTS = 1024  # per node
@@ -109,6 +111,21 @@ class Settings:
     python: str
     latency: bool = True  # per-operation latency histograms
     series_interval: float = 1.0  # seconds per point of throughput over time; 0: none
+    iterations: int = 1  # measured iterations of a timed phase
+    warmup: int = 0  # iterations before them, not in the statistics
+    until_stable: float | None = None  # repeat until the last stable_window agree within it
+    stable_window: int = 3
+    max_iterations: int = 10
+
+    @property
+    def rounds(self) -> Rounds:
+        return Rounds(
+            self.iterations,
+            self.warmup,
+            self.until_stable,
+            self.stable_window,
+            self.max_iterations,
+        )
 
 
 @dataclass(frozen=True)
@@ -372,6 +389,11 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "python": ("python3", lambda c, w, v: c.string(w, v)),
     "latency": (True, lambda c, w, v: c.boolean(w, v)),
     "series_interval": (1, lambda c, w, v: _interval(c, w, v)),
+    "iterations": (1, lambda c, w, v: c.integer(w, v, 1, MAX_ITERATIONS)),
+    "warmup": (0, lambda c, w, v: c.integer(w, v, 0, MAX_WARMUP)),
+    "until_stable": (None, lambda c, w, v: _coefficient(c, w, v)),
+    "stable_window": (3, lambda c, w, v: c.integer(w, v, 2, MAX_ITERATIONS)),
+    "max_iterations": (10, lambda c, w, v: c.integer(w, v, 2, MAX_ITERATIONS)),
 }
 _SSH_KEYS = ("known_hosts", "strict_host_keys")
 _NODE_KEYS = (
@@ -430,6 +452,15 @@ def _interval(check: _Check, where: str, value: Any) -> float:
     return float(value)
 
 
+def _coefficient(check: _Check, where: str, value: Any) -> float | None:
+    """``until_stable``: null, or a coefficient of variation between 0 and 1 (0.05: 5 %)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is not None and (not number or not 0 < value < 1):
+        what = "null or a coefficient of variation between 0 and 1 (0.05 is 5 %)"
+        check.expect(where, what, value)
+    return None if value is None else float(value)
+
+
 def _run_root(check: _Check, where: str, value: Any) -> str:
     """``dst``: one storage root for the whole run, so no ``{...}`` (nothing expands it)."""
     path = check.remote_path(where, value)
@@ -449,7 +480,12 @@ def _settings(check: _Check, raw: Any) -> Settings:
         key: validate(check, f"defaults.{key}", raw.get(key, default))
         for key, (default, validate) in _SETTINGS.items()
     }
-    return Settings(**values)
+    settings = Settings(**values)
+    try:
+        settings.rounds.check()
+    except RoundsError as exc:
+        check.fail("defaults", str(exc))
+    return settings
 
 
 def _ssh(check: _Check, raw: Any) -> SshSettings:

@@ -31,9 +31,13 @@ from .plan import (
     worker_command,
 )
 from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
+from .rounds import Rounds
 from .run import Run
 from .rundir import ResultsError, RunDir
 from .startgate import ReadyWatcher, StartGate
+
+#: a phase run once, as the seed did
+ONCE = Rounds()
 
 
 class BenchFailure(RuntimeError):
@@ -189,7 +193,8 @@ def fetch_records(
     conn: Connection, node: Node, run: RunDir, request: PhaseRequest, offset: float
 ) -> list[ClientResult]:
     """The records ``request`` left on ``node``, checked and saved in the run folder
-    (OSError when there is no records file)."""
+    next to those of the phase's other iterations (OSError when there is no records
+    file)."""
     assert request.out is not None
     fetched = run.node_file(node.id, f"{request.phase}.jsonl.remote")
     conn.get(request.out, str(fetched))
@@ -201,7 +206,11 @@ def fetch_records(
     _check_records(request, records)
     for record in records:
         record.clock_offset = offset
-    write_file(records, str(run.node_file(node.id, f"{request.phase}.jsonl")))
+    saved = run.node_file(node.id, f"{request.phase}.jsonl")
+    others = [
+        r for r in run.node_records(node.id, request.phase) if r.iteration != request.iteration
+    ]
+    write_file(others + records, str(saved))
     return records
 
 
@@ -221,13 +230,15 @@ def _check_records(request: PhaseRequest, records: list[ClientResult]) -> None:
     """Every record is one of ``request``'s clients, once."""
     expected = {t.client for t in request.clients}
     seen: set[int] = set()
+    ours = (request.run_id, request.node, request.phase, request.iteration)
     for r in records:
-        mine = (r.run_id, r.node, r.phase) == (request.run_id, request.node, request.phase)
+        mine = (r.run_id, r.node, r.phase, r.iteration) == ours
         if not mine or r.client not in expected or r.client in seen:
             raise StepError(
                 f"records file {request.out} holds a record of run {r.run_id} node {r.node} "
-                f"{r.phase} client {r.client}, not one of this request's "
-                f"({request.run_id} {request.node} {request.phase} clients 0..{len(expected) - 1})"
+                f"{r.phase} iteration {r.iteration} client {r.client}, not one of this "
+                f"request's ({request.run_id} {request.node} {request.phase} iteration "
+                f"{request.iteration} clients 0..{len(expected) - 1})"
             )
         seen.add(r.client)
 
@@ -239,9 +250,12 @@ def _record_failures(run: RunDir, phase: str, failures: list[NodeFailure]) -> No
 def run_phases(
     run: Run,
     requests: dict[str, dict[str, PhaseRequest]],
+    rounds: Rounds = ONCE,
 ) -> list[ClientResult]:
     """Push, run the phases of ``requests`` (phase -> node -> request) in turn on every
-    ready node at once, gather, summarise.
+    ready node at once, gather, summarise. A timed phase runs as often as ``rounds``
+    says, each iteration behind a common start of its own; the repeating ends early at
+    the first iteration with a failure.
 
     Raises BenchFailure when a node failed or a record is not ok, after saving the rest.
     """
@@ -252,19 +266,94 @@ def run_phases(
     collect(run, ready, skip=phases)  # records a node kept when an earlier command lost it
     for phase in phases:  # a node that fails now must not contribute an earlier attempt
         run.dir.forget(phase)
-    offsets = _offsets(run.dir)
-    settings = inventory.settings
     timed = [p for p in phases if any(r.timed for r in requests[p].values())]
-    gates = {
-        phase: StartGate([n.id for n in ready], settings.start_delay, settings.ready_timeout)
-        for phase in timed
-    }
+    if not timed:
+        rounds = ONCE
+    settings = inventory.settings
     if timed:
         print(
             f"{'+'.join(phases)}: {sum(n.clients for n in ready)} clients on {len(ready)} "
             f"node(s) start together {settings.start_delay:g} s after the last is ready"
+            + _rounds_note(rounds)
         )
+    measured: list[float] = []
+    verdict: Optional[str] = None
+    iteration = 0
+    while True:
+        warmup = rounds.next_is_warmup(iteration)
+        failures, interrupted = _iteration(run, requests, ready, timed, iteration, warmup)
+        done = [r for p in phases for r in run.dir.records(p) if r.iteration == iteration]
+        if interrupted is not None or failures or not all(r.ok for r in done) or not timed:
+            break
+        aggregate = stats.summarise(done).aggregate_throughput
+        print(report.iteration_line(timed[0], iteration, warmup, rounds, aggregate))
+        if not warmup:
+            measured.append(aggregate)
+            verdict = rounds.verdict(measured)
+        iteration += 1
+        if verdict is not None:
+            break
+    if verdict is not None and verdict != "done":
+        print(f"{'+'.join(phases)}: {verdict}")
+    records: list[ClientResult] = []
+    for phase in phases:
+        _record_failures(run.dir, phase, failures)
+        gathered = run.dir.records(phase)  # what the nodes left now, including failed steps
+        summary = stats.summarise(gathered, phase).decided(verdict)
+        run.dir.update_doc("summary.json", {phase: summary.to_dict()})
+        if phase in timed:
+            run.dir.write_text(f"{phase}.svg", report.svg_bar_chart(summary))
+            print(report.phase_table(summary))
+        records += gathered
+    if failures:
+        print(failure_table(failures), file=sys.stderr)
+    bad = [r for r in records if not r.ok]
+    if interrupted is not None:
+        raise BenchFailure(
+            f"{'+'.join(phases)} interrupted: {len(records) - len(bad)} record(s) ok, "
+            f"{len(bad)} not; see {run.path}/",
+            code=interrupted,
+        )
+    if failures or bad:
+        raise BenchFailure(
+            f"{'+'.join(phases)}: {len(bad)} record(s) not ok, "
+            f"{len(failures)} node(s) failed; see {run.path}/"
+        )
+    return records
 
+
+def _rounds_note(rounds: Rounds) -> str:
+    """How often, for the phase's first line; nothing for the seed's once."""
+    if rounds == ONCE:
+        return ""
+    warm = f"{rounds.warmup} warm-up iteration(s), then " if rounds.warmup else ""
+    if rounds.until_stable is not None:
+        how = (
+            f"until the last {rounds.window} agree within {rounds.until_stable * 100:g} %"
+            f" (at most {rounds.max_iterations})"
+        )
+    else:
+        how = f"{rounds.iterations} measured iteration(s)"
+    return f"; {warm}{how}"
+
+
+def _iteration(
+    run: Run,
+    requests: dict[str, dict[str, PhaseRequest]],
+    ready: list[Node],
+    timed: list[str],
+    iteration: int,
+    warmup: bool,
+) -> tuple[list[NodeFailure], Optional[int]]:
+    """Run one iteration of the phases on the ``ready`` nodes; the node failures (and the
+    nodes never prepared), and the exit code of an interruption (None: not interrupted)."""
+    phases = list(requests)
+    inventory, settings = run.inventory, run.inventory.settings
+    offsets = _offsets(run.dir)
+    gates = {
+        phase: StartGate([n.id for n in ready], settings.start_delay, settings.ready_timeout)
+        for phase in timed
+    }
     controls = stopping.Controls()
 
     def step(conn: Connection, node: Node) -> list[ClientResult]:
@@ -277,7 +366,14 @@ def run_phases(
                 gate = gates.get(phase)
                 watchers = [] if gate is None else [ReadyWatcher(gate, node.id, offset)]
                 budget = settings.phase_timeout * REQUEST_TIMEOUT_SHARE
-                request = replace(requests[phase][node.id], deadline=time.time() + offset + budget)
+                request = replace(
+                    requests[phase][node.id],
+                    deadline=time.time() + offset + budget,
+                    iteration=iteration,
+                    warmup=warmup,
+                )
+                if iteration:  # the files there are this run's, from the iteration before
+                    request = replace(request, on_existing="replace")
                 records += run_worker(
                     conn, node, run.dir, request, settings.phase_timeout, offset, watchers, controls
                 )
@@ -315,47 +411,23 @@ def run_phases(
         for n in inventory.nodes
         if n not in ready
     ]
-    records: list[ClientResult] = []
-    for phase in phases:
-        _record_failures(run.dir, phase, failures)
-        gathered = run.dir.records(phase)  # what the nodes left now, including failed steps
-        summary = stats.summarise(gathered, phase)
-        run.dir.update_doc("summary.json", {phase: summary.to_dict()})
-        if phase in timed:
-            run.dir.write_text(f"{phase}.svg", report.svg_bar_chart(summary))
-            print(report.phase_table(summary))
-        records += gathered
-    if failures:
-        print(failure_table(failures), file=sys.stderr)
-    bad = [r for r in records if not r.ok]
-    if interrupted is not None:
-        raise BenchFailure(
-            f"{'+'.join(phases)} interrupted: {len(records) - len(bad)} record(s) ok, "
-            f"{len(bad)} not; see {run.path}/",
-            code=interrupted,
-        )
-    if failures or bad:
-        raise BenchFailure(
-            f"{'+'.join(phases)}: {len(bad)} record(s) not ok, "
-            f"{len(failures)} node(s) failed; see {run.path}/"
-        )
-    return records
+    return failures, interrupted
 
 
-def write(run: Run) -> None:
+def write(run: Run, rounds: Rounds = ONCE) -> None:
     s = run.inventory.settings
     if s.on_existing == "replace":
         print(
             f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
             "(defaults.on_existing: replace)"
         )
-    records = run_phases(run, {"write": run.requests["write"]})
-    replaced = sum(r.replaced for r in records)
+    records = run_phases(run, {"write": run.requests["write"]}, rounds)
+    replaced = sum(r.replaced for r in records if r.iteration == 0)
     if replaced:
         print(f"write: replaced {replaced} file(s) left by an earlier run")
 
 
-def read(run: Run, mode: str = "cross", src: Optional[str] = None) -> None:
+def read(run: Run, mode: str = "cross", src: Optional[str] = None, rounds: Rounds = ONCE) -> None:
     """Cross-node: the run's sealed read; same-file: every client reads ``src``."""
     if mode == "same":
         assert src is not None
@@ -370,7 +442,7 @@ def read(run: Run, mode: str = "cross", src: Optional[str] = None) -> None:
         requests = run.requests["read"]
         run.dir.update_doc("plan.json", {"read": run.read_plan.to_dict()})
         print("\n".join(report.plan_lines(run.read_plan.pairing)))  # type: ignore[arg-type]
-    run_phases(run, {"read": requests})
+    run_phases(run, {"read": requests}, rounds)
 
 
 def verify(run: Run) -> None:
@@ -419,12 +491,15 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
     missing: dict[str, list[PhaseRequest]] = {}
     for sent in sorted(run.path.glob("nodes/*/*.request.json")):
         phase = sent.name[: -len(".request.json")]
-        if phase in skip or (sent.parent / f"{phase}.jsonl").exists():
+        if phase in skip:
             continue
         try:
             request = PhaseRequest.from_json(sent.read_text())
         except (OSError, RequestError) as exc:
             raise ResultsError(f"cannot read {sent}: {exc}") from None
+        kept = run.dir.node_records(request.node, phase)
+        if any(r.iteration == request.iteration for r in kept):
+            continue
         missing.setdefault(request.node, []).append(request)
     targets = [n for n in (nodes or run.inventory.nodes) if n.id in missing]
     if not targets:

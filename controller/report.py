@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from controller.pairing import Pairing
+from controller.rounds import Rounds
 from controller.stats import ClientSummary, PhaseSummary
 from worker.results import STATUSES, ClientResult, error_cause, outcome
 
@@ -33,7 +34,7 @@ def phase_table(summary: PhaseSummary) -> str:
             str(n.ok),
             str(n.errors),
             _mib(n.bytes),
-            "-" if n.first_start is None else f"{n.last_end - n.first_start:.3f}",
+            "-" if n.first_start is None else f"{n.wall_seconds:.3f}",
             _mib(n.throughput),
         )
         for n in s.per_node
@@ -44,6 +45,7 @@ def phase_table(summary: PhaseSummary) -> str:
         f"per client MiB/s (n={d.n}): min {_mib(d.min)}  median {_mib(d.median)}"
         f"  p90 {_mib(d.p90)}  max {_mib(d.max)}"
     )
+    lines += iteration_lines(s)
     lines += latency_lines(s.latency)
     lines += series_lines(s.series)
     if s.errors:
@@ -53,6 +55,44 @@ def phase_table(summary: PhaseSummary) -> str:
             for e in s.errors
         ]
     return "\n".join(lines)
+
+
+def iteration_line(
+    phase: str, iteration: int, warmup: bool, rounds: Rounds, aggregate: float
+) -> str:
+    """e.g. ``write iteration 3 of 5: 712.40 MiB/s aggregate`` as each one ends."""
+    of = "" if rounds.until_stable is not None else f" of {rounds.most}"
+    kind = " (warm-up, not counted)" if warmup else ""
+    return f"{phase} iteration {iteration + 1}{of}{kind}: {_mib(aggregate)} MiB/s aggregate"
+
+
+def iteration_lines(summary: PhaseSummary) -> list[str]:
+    """The spread of a repeated phase's iterations (nothing for a phase run once)."""
+    it = summary.iterations
+    if it is None or len(it.measured) + len(it.warmup) <= 1:
+        return []
+    t = it.throughput
+    lines = [
+        f"iterations: {t.n} measured"
+        + (f" after {len(it.warmup)} warm-up" if it.warmup else "")
+        + f"; aggregate MiB/s mean {_mib(t.mean)} ± {_mib(t.stdev)} (cv {t.cv * 100:.1f} %),"
+        f" 95 % CI {_mib(t.ci_low)}..{_mib(t.ci_high)},"
+        f" min {_mib(t.min)} median {_mib(t.median)} max {_mib(t.max)}"
+    ]
+    rows = [
+        (
+            str(i.iteration + 1),
+            "warm-up" if i.warmup else "",
+            _mib(i.aggregate_throughput),
+            f"{i.wall_seconds:.3f}",
+            f"{i.start_skew * 1000:.1f}",
+        )
+        for i in (*it.warmup, *it.measured)
+    ]
+    lines += _table(("iteration", "", "MiB/s", "s", "skew ms"), rows, left=2)
+    if it.verdict and it.verdict != "done":
+        lines.append(f"iterations ended: {it.verdict}")
+    return lines
 
 
 #: latency columns: the percentile keys of worker.histogram's summary

@@ -134,13 +134,14 @@ class RunDir:
         """Every client record of ``phase`` fetched so far, all nodes."""
         return list(self._iter_records(phase))
 
+    def node_records(self, node: str, phase: str) -> list[ClientResult]:
+        """The records of ``phase`` fetched from ``node`` so far (none: empty)."""
+        path = self.path / "nodes" / node / f"{phase}.jsonl"
+        return list(_read_records(path)) if path.exists() else []
+
     def _iter_records(self, phase: str) -> Iterator[ClientResult]:
         for path in sorted(self.path.glob(f"nodes/*/{phase}.jsonl")):
-            try:
-                with open(path) as stream:
-                    yield from read_lines(stream, str(path))
-            except (OSError, ValueError) as exc:
-                raise ResultsError(f"cannot read the records {path}: {exc}") from exc
+            yield from _read_records(path)
 
     def forget(self, phase: str) -> None:
         """Drop what an earlier attempt of ``phase`` left (records, log, the request sent,
@@ -193,3 +194,11 @@ class RunDir:
         path = self.path / name
         write_atomically(path, text)
         return path
+
+
+def _read_records(path: Path) -> Iterator[ClientResult]:
+    try:
+        with open(path) as stream:
+            yield from read_lines(stream, str(path))
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"cannot read the records {path}: {exc}") from exc

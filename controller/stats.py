@@ -5,18 +5,25 @@ throughput use the ``ok`` records only: a failed client may never have started, 
 zero times would distort the span. Aggregate throughput is the bytes of all ok records
 over the phase's span (last end - first start), not the sum of the clients' rates.
 ``bytes`` None (a size fs-checksum could not read) counts as 0.
+
+A phase run several times is summarised over its measured iterations (warm-up ones are
+reported apart, in ``iterations``): the span is the sum of the iterations' spans (the
+pauses between them do not count), skews are the largest of any iteration, and
+``iterations.throughput`` gives the spread of the iterations' aggregates. Errors of
+every iteration, warm-up included, are listed.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from worker.histogram import Histogram
 from worker.results import ClientResult
 
 from . import measures
+from .samples import Samples
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,33 @@ class ClientSummary:
     start: float
     end: float
     throughput: float  # bytes/s
+    iteration: int = 0
+
+
+@dataclass(frozen=True)
+class IterationSummary:
+    """One iteration of a phase (controller clock)."""
+
+    iteration: int
+    warmup: bool
+    ok: int
+    errors: int
+    bytes: int
+    first_start: float | None
+    wall_seconds: float
+    aggregate_throughput: float
+    start_skew: float
+
+
+@dataclass(frozen=True)
+class Iterations:
+    """Every iteration, and the spread of the measured ones' aggregate throughput
+    (bytes/s); ``verdict`` is why the controller stopped repeating (None: not said)."""
+
+    warmup: tuple[IterationSummary, ...]
+    measured: tuple[IterationSummary, ...]
+    throughput: Samples
+    verdict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +124,8 @@ class NodeSummary:
     bytes: int
     first_start: float | None
     last_end: float | None
-    throughput: float  # bytes of ok records / (last_end - first_start), 0 if no span
+    throughput: float  # bytes of ok records / wall_seconds, 0 if no span
+    wall_seconds: float = 0.0  # last end - first start (iterations: the sum of theirs)
     latency: dict[str, dict] = field(default_factory=dict)  # op -> percentiles (us)
     series: dict | None = None  # bytes per interval, controller clock (measures.Series)
 
@@ -121,10 +156,17 @@ class PhaseSummary:
     #: op -> the merged histogram itself (worker/histogram.py), to merge further
     histograms: dict[str, dict] = field(default_factory=dict)
     series: dict | None = None  # all clients' bytes per interval (measures.Series)
+    iterations: Iterations | None = None
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
         return asdict(self)
+
+    def decided(self, verdict: str | None) -> PhaseSummary:
+        """This summary with why its iterations stopped."""
+        if self.iterations is None:
+            return self
+        return replace(self, iterations=replace(self.iterations, verdict=verdict))
 
 
 def summarise(records: Iterable[ClientResult], phase: str | None = None) -> PhaseSummary:
@@ -133,19 +175,21 @@ def summarise(records: Iterable[ClientResult], phase: str | None = None) -> Phas
     Nodes keep the order in which they first appear in ``records``. Records of more than
     one phase (or of another phase than ``phase``) raise ValueError.
     """
-    records = list(records)
-    phase = _phase(records, phase)
+    everything = list(records)
+    phase = _phase(everything, phase)
+    records = [r for r in everything if not r.warmup]
     ok = [r for r in records if r.ok]
-    span = _Span.of(ok)
-    nodes = dict.fromkeys(r.node for r in records)
+    span = _Span.of_iterations(ok)
+    nodes = dict.fromkeys(r.node for r in everything)
     merged = measures.latency(records)
+    rounds = _by_iteration(ok)
     return PhaseSummary(
         phase=phase,
-        clients=len({(r.node, r.client) for r in records}),
+        clients=len({(r.node, r.client) for r in everything}),
         ok=len(ok),
         errors=tuple(
             Failure(r.node, r.client, r.path, r.status, r.error, r.host)
-            for r in records
+            for r in everything
             if not r.ok
         ),
         bytes=span.bytes,
@@ -155,12 +199,50 @@ def summarise(records: Iterable[ClientResult], phase: str | None = None) -> Phas
         aggregate_throughput=span.throughput,
         per_client=Distribution.of(r.throughput for r in ok),
         per_node=tuple(_node(nid, [r for r in records if r.node == nid]) for nid in nodes),
-        start_skew=_spread(_start(r) for r in ok),
-        ready_skew=_spread(r.ready - r.clock_offset for r in ok if r.ready > 0),
+        start_skew=max((_spread(map(_start, group)) for group in rounds), default=0.0),
+        ready_skew=max(
+            (_spread(r.ready - r.clock_offset for r in group if r.ready > 0) for group in rounds),
+            default=0.0,
+        ),
         by_client=tuple(_client(r) for r in records),
         latency=_percentiles(merged),
         histograms={op: h.to_dict() for op, h in merged.items()},
         series=_series(records),
+        iterations=_iterations(everything),
+    )
+
+
+def _by_iteration(records: list[ClientResult]) -> list[list[ClientResult]]:
+    """The records grouped by iteration, in iteration order."""
+    groups: dict[int, list[ClientResult]] = {}
+    for record in records:
+        groups.setdefault(record.iteration, []).append(record)
+    return [groups[i] for i in sorted(groups)]
+
+
+def _iterations(records: list[ClientResult]) -> Iterations:
+    summaries = [_iteration(group) for group in _by_iteration(records)]
+    measured = tuple(s for s in summaries if not s.warmup)
+    return Iterations(
+        warmup=tuple(s for s in summaries if s.warmup),
+        measured=measured,
+        throughput=Samples.of([s.aggregate_throughput for s in measured]),
+    )
+
+
+def _iteration(records: list[ClientResult]) -> IterationSummary:
+    ok = [r for r in records if r.ok]
+    span = _Span.of(ok)
+    return IterationSummary(
+        iteration=records[0].iteration,
+        warmup=any(r.warmup for r in records),
+        ok=len(ok),
+        errors=len(records) - len(ok),
+        bytes=span.bytes,
+        first_start=span.first_start,
+        wall_seconds=span.seconds,
+        aggregate_throughput=span.throughput,
+        start_skew=_spread(map(_start, ok)),
     )
 
 
@@ -204,6 +286,22 @@ class _Span:
     throughput: float
 
     @classmethod
+    def of_iterations(cls, ok: list[ClientResult]) -> _Span:
+        """The spans of each iteration's records added up (one iteration: :meth:`of`)."""
+        spans = [cls.of(group) for group in _by_iteration(ok)]
+        if len(spans) <= 1:
+            return spans[0] if spans else cls.of([])
+        total = sum(s.bytes for s in spans)
+        seconds = sum(s.seconds for s in spans)
+        return cls(
+            total,
+            min(s.first_start for s in spans if s.first_start is not None),
+            max(s.last_end for s in spans if s.last_end is not None),
+            seconds,
+            total / seconds if seconds > 0 else 0.0,
+        )
+
+    @classmethod
     def of(cls, ok: list[ClientResult]) -> _Span:
         if not ok:
             return cls(0, None, None, 0.0, 0.0)
@@ -215,7 +313,7 @@ class _Span:
 
 def _node(nid: str, records: list[ClientResult]) -> NodeSummary:
     ok = [r for r in records if r.ok]
-    span = _Span.of(ok)
+    span = _Span.of_iterations(ok)
     return NodeSummary(
         node=nid,
         clients=len({r.client for r in records}),
@@ -225,6 +323,7 @@ def _node(nid: str, records: list[ClientResult]) -> NodeSummary:
         first_start=span.first_start,
         last_end=span.last_end,
         throughput=span.throughput,
+        wall_seconds=span.seconds,
         latency=_percentiles(measures.latency(records)),
         series=_series(records),
     )
@@ -232,7 +331,9 @@ def _node(nid: str, records: list[ClientResult]) -> NodeSummary:
 
 def _client(record: ClientResult) -> ClientSummary:
     if not record.ok:
-        return ClientSummary(record.node, record.client, record.status, 0, 0.0, 0.0, 0.0)
+        return ClientSummary(
+            record.node, record.client, record.status, 0, 0.0, 0.0, 0.0, record.iteration
+        )
     return ClientSummary(
         node=record.node,
         client=record.client,
@@ -241,4 +342,5 @@ def _client(record: ClientResult) -> ClientSummary:
         start=_start(record),
         end=_end(record),
         throughput=record.throughput,
+        iteration=record.iteration,
     )

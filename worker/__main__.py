@@ -263,6 +263,8 @@ def _identity(request: PhaseRequest, task: ClientTask, host: str) -> Identity:
         request.storage.backend,
         task.path,
         task.local_path,
+        request.iteration,
+        request.warmup,
     )
 
 

@@ -41,6 +41,8 @@ class Identity:
     backend: str
     path: str
     local_path: Optional[str] = None
+    iteration: int = 0
+    warmup: bool = False
 
     def record(self, **fields: Any) -> ClientResult:
         return ClientResult(
@@ -52,6 +54,8 @@ class Identity:
             backend=self.backend,
             path=self.path,
             local_path=self.local_path,
+            iteration=self.iteration,
+            warmup=self.warmup,
             **fields,
         )
 

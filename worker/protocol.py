@@ -170,6 +170,8 @@ class PhaseRequest(_Message):
     controlled: bool = False  # the controller holds stdin: "stop", or its end, stops all
     out: Optional[str] = None  # the records file (JSON lines)
     measure: Measure = Measure()
+    iteration: int = 0  # of a phase run several times: 0, 1, ...
+    warmup: bool = False  # a warm-up iteration: reported apart, never in the statistics
     schema: str = REQUEST_SCHEMA
 
     def check(self) -> PhaseRequest:
@@ -181,6 +183,8 @@ class PhaseRequest(_Message):
         _pattern("request.run_id", self.run_id, RUN_ID)
         self.storage.check("request.storage")
         self.measure.check("request.measure")
+        if self.iteration < 0:
+            _refuse("request.iteration", "0 or more", self.iteration)
         if self.phase in ("write", "verify-write", "clean"):
             _absolute("request.dst", self.dst)
         if not self.clients:

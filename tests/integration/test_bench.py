@@ -287,3 +287,48 @@ def test_files_left_by_an_earlier_run_are_replaced_or_refused_as_configured(
             assert record.status == "error" and record.path in record.error
             assert "already exists (--on-existing refuse)" in record.error
             assert _sha(_read_alluxio(testbed, record.path)) == _sha(reference)
+
+
+def test_iterations_after_a_warmup_and_until_stable(testbed, tmp_path, reference):
+    """write repeats until stable (here it cannot be: 0.01 % over 2, at most 2, said
+    plainly), after a warm-up; read runs 2 measured iterations; verify checks what the
+    last iterations left."""
+    inv = write_inventory(
+        testbed,
+        tmp_path / "inv.yaml",
+        nodes=2,
+        dst="/it/rounds",
+        clients=1,
+        warmup=1,
+        until_stable=0.0001,
+        stable_window=2,
+        max_iterations=2,
+    )
+    run = fab(tmp_path, inv, "write", "read", "--iterations", "2", "--warmup", "0", "verify")
+    assert run.code == 0, run.text
+    assert "write iteration 1 (warm-up, not counted): " in run.out
+    assert "read iteration 2 of 2: " in run.out
+    assert "write: not stable after 2 iterations (max_iterations)" in run.out
+    assert "iterations: 2 measured after 1 warm-up; aggregate MiB/s mean" in run.out
+    assert "verify: all 4 files match the reference" in run.out
+    run_dir = (tmp_path / "results" / "latest").resolve()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    write, read = summary["write"], summary["read"]
+    assert [i["iteration"] for i in write["iterations"]["warmup"]] == [0]
+    assert [i["iteration"] for i in write["iterations"]["measured"]] == [1, 2]
+    assert write["iterations"]["verdict"].startswith("not stable after 2 iterations")
+    assert write["iterations"]["throughput"]["n"] == 2
+    assert write["bytes"] == 2 * 2 * len(reference)  # measured iterations only
+    assert read["iterations"]["warmup"] == [] and read["iterations"]["throughput"]["n"] == 2
+    assert read["iterations"]["verdict"] == "done"
+    writes = _records(run_dir, "n0", "write")
+    assert [(r.iteration, r.warmup) for r in writes] == [(0, True), (1, False), (2, False)]
+    assert [r.replaced for r in writes][1:] == [True, True]  # its own earlier file
+
+
+def test_bad_iteration_options_are_refused_before_anything_runs(testbed, tmp_path):
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=1, dst="/it/badrounds")
+    run = fab(tmp_path, inv, "write", "--iterations", "0")
+    assert run.code == 2, run.text
+    assert "error: --iterations: expected a whole number 1..1000, got '0'" in run.err
+    assert not (tmp_path / "results" / "latest").exists()

@@ -189,7 +189,8 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
             "defaults.clinets: unknown key (known: clients, backend, dst, local_dst, data, proxy,"
             " posix_root, write_type, read_type, chunk_size, on_existing, start_delay,"
             " ready_timeout,"
-            " connect_timeout, phase_timeout, python, latency, series_interval)",
+            " connect_timeout, phase_timeout, python, latency, series_interval, iterations, warmup,"
+            " until_stable, stable_window, max_iterations)",
         ),
         (
             _nodes("{id: n0, hots: h0}"),
@@ -284,6 +285,19 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
             "defaults: {series_interval: 0.05}\n" + _nodes(OK0),
             "defaults.series_interval: expected 0 (no series) or a number of seconds between"
             " 0.1 and 3600, got 0.05",
+        ),
+        (
+            "defaults: {until_stable: 5}\n" + _nodes(OK0),
+            "defaults.until_stable: expected null or a coefficient of variation between 0 and 1"
+            " (0.05 is 5 %), got 5",
+        ),
+        (
+            "defaults: {until_stable: 0.05, stable_window: 4, max_iterations: 3}\n" + _nodes(OK0),
+            "defaults: stable_window: expected 2..max_iterations (3), got 4",
+        ),
+        (
+            "defaults: {iterations: 0}\n" + _nodes(OK0),
+            "defaults.iterations: expected an integer between 1 and 1000, got 0",
         ),
         (
             "defaults: {latency: 'no'}\n" + _nodes(OK0),

@@ -175,3 +175,39 @@ def test_latency_and_series_lines() -> None:
     ]
     long = series_lines({"start": 0, "interval": 1, "bytes": [mib] * 20}, most=4)
     assert long == ["MiB/s per 1 s: 1.00 1.00 ... (16 more) ... 1.00 1.00"]
+
+
+def test_iteration_lines_show_the_spread_and_each_iteration() -> None:
+    from controller.report import iteration_line, iteration_lines
+    from controller.rounds import Rounds
+    from controller.stats import summarise
+    from worker.results import ClientResult
+
+    mib = 1024 * 1024
+
+    def rec(iteration: int, seconds: float, warmup: bool = False) -> ClientResult:
+        return ClientResult(
+            run_id="r",
+            phase="write",
+            node="n0",
+            client=0,
+            host="h",
+            backend="alluxio",
+            path="/p/n0/0",
+            bytes=mib,
+            start=10.0 * iteration,
+            end=10.0 * iteration + seconds,
+            iteration=iteration,
+            warmup=warmup,
+        )
+
+    summary = summarise([rec(0, 1.0, True), rec(1, 0.5), rec(2, 0.25)]).decided("stable: x")
+    lines = iteration_lines(summary)
+    assert lines[0].startswith("iterations: 2 measured after 1 warm-up; aggregate MiB/s mean 3.00")
+    assert "min 2.00 median 3.00 max 4.00" in lines[0]
+    assert lines[2].split() == ["1", "warm-up", "1.00", "1.000", "0.0"]
+    assert lines[-1] == "iterations ended: stable: x"
+    assert iteration_lines(summarise([rec(0, 1.0)])) == []
+    assert iteration_line("read", 0, True, Rounds(warmup=1), mib) == (
+        "read iteration 1 of 2 (warm-up, not counted): 1.00 MiB/s aggregate"
+    )

@@ -71,8 +71,8 @@ def test_phase_summary_math() -> None:
     assert s.start_skew == 1.0
     assert s.ready_skew == pytest.approx(0.5)
     assert s.per_node == (
-        NodeSummary("n0", 2, 2, 0, 400, 10.0, 14.0, 100.0),
-        NodeSummary("n1", 2, 1, 1, 200, 11.0, 13.0, 100.0),
+        NodeSummary("n0", 2, 2, 0, 400, 10.0, 14.0, 100.0, 4.0),
+        NodeSummary("n1", 2, 1, 1, 200, 11.0, 13.0, 100.0, 2.0),
     )
     assert s.by_client[2] == ClientSummary("n1", 0, "ok", 200, 11.0, 13.0, 100.0)
     assert s.by_client[3] == ClientSummary("n1", 1, "error", 0, 0.0, 0.0, 0.0)
@@ -162,3 +162,27 @@ def test_latency_is_merged_per_node_and_phase() -> None:
     assert summary.per_node[0].latency["write"]["count"] == 3
     assert summary.per_node[1].latency == {"write": summary.per_node[1].latency["write"]}
     assert summarise([rec("n0", 0, bytes=1, start=1.0, end=2.0)]).latency == {}
+
+
+def test_iterations_are_summarised_apart_and_warmup_left_out() -> None:
+    """Two measured iterations of 100 B in 1 s and 300 B in 1 s, after a warm-up of
+    1000 B in 1 s: the phase is 400 B over 2 s; the warm-up counts only as an iteration
+    apart (and its error would still be listed)."""
+    warm = rec("n0", 0, bytes=1000, start=0.0, end=1.0, iteration=0, warmup=True)
+    broken = rec("n0", 1, status="error", error="boom", iteration=0, warmup=True)
+    one = rec("n0", 0, bytes=100, start=10.0, end=11.0, iteration=1)
+    two = rec("n0", 0, bytes=300, start=20.0, end=21.0, iteration=2)
+    s = summarise([warm, broken, one, two])
+    assert (s.bytes, s.wall_seconds, s.aggregate_throughput) == (400, 2.0, 200.0)
+    assert (s.first_start, s.last_end, s.ok) == (10.0, 21.0, 2)
+    assert [e.client for e in s.errors] == [1]
+    it = s.iterations
+    assert [i.iteration for i in it.warmup] == [0] and it.warmup[0].errors == 1
+    assert [i.aggregate_throughput for i in it.measured] == [100.0, 300.0]
+    assert it.throughput.n == 2 and it.throughput.mean == 200.0
+    assert s.per_node[0].throughput == 200.0
+    assert s.decided("done").iterations.verdict == "done"
+    assert json.loads(json.dumps(s.to_dict()))["iterations"]["throughput"]["values"] == [
+        100.0,
+        300.0,
+    ]

@@ -1,0 +1,94 @@
+"""How many times a timed phase runs: ``warmup`` iterations first, which are reported
+apart and never enter the statistics, then ``iterations`` measured ones; or, with
+``until_stable``, measured iterations until the last ``window`` agree within that
+coefficient of variation (as pbench and warp's autoterm do), at most ``max_iterations``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Optional
+
+from .samples import cv_of
+
+MAX_ITERATIONS = 1000
+MAX_WARMUP = 100
+
+
+class RoundsError(ValueError):
+    """Iteration settings that do not make sense; the message names the option."""
+
+
+@dataclass(frozen=True)
+class Rounds:
+    iterations: int = 1
+    warmup: int = 0
+    until_stable: Optional[float] = None  # coefficient of variation, e.g. 0.05
+    window: int = 3
+    max_iterations: int = 10
+
+    def check(self) -> Rounds:
+        if not 1 <= self.iterations <= MAX_ITERATIONS:
+            raise RoundsError(f"iterations: expected 1..{MAX_ITERATIONS}, got {self.iterations}")
+        if not 0 <= self.warmup <= MAX_WARMUP:
+            raise RoundsError(f"warmup: expected 0..{MAX_WARMUP}, got {self.warmup}")
+        if self.until_stable is not None:
+            if not 0 < self.until_stable < 1:
+                raise RoundsError(
+                    "until_stable: expected a coefficient of variation between 0 and 1"
+                    f" (0.05 is 5 %), got {self.until_stable}"
+                )
+            if not 2 <= self.window <= self.max_iterations:
+                raise RoundsError(
+                    f"stable_window: expected 2..max_iterations ({self.max_iterations}),"
+                    f" got {self.window}"
+                )
+            if not 2 <= self.max_iterations <= MAX_ITERATIONS:
+                raise RoundsError(
+                    f"max_iterations: expected 2..{MAX_ITERATIONS}, got {self.max_iterations}"
+                )
+        return self
+
+    def overridden(self, iterations: Optional[int], warmup: Optional[int]) -> Rounds:
+        """These rounds with the command line's ``--iterations``/``--warmup`` where given
+        (a fixed ``--iterations`` replaces ``until_stable``)."""
+        changed = self
+        if iterations is not None:
+            changed = replace(changed, iterations=iterations, until_stable=None)
+        if warmup is not None:
+            changed = replace(changed, warmup=warmup)
+        return changed.check()
+
+    @property
+    def most(self) -> int:
+        """The most iterations, warm-up included."""
+        measured = self.max_iterations if self.until_stable is not None else self.iterations
+        return self.warmup + measured
+
+    def next_is_warmup(self, done: int) -> bool:
+        return done < self.warmup
+
+    def verdict(self, measured: Sequence[float]) -> Optional[str]:
+        """None to run another iteration, else why to stop, given the measured
+        iterations' throughputs so far."""
+        if self.until_stable is None:
+            return "done" if len(measured) >= self.iterations else None
+        if len(measured) >= self.window:
+            cv = cv_of(measured[-self.window :])
+            if cv <= self.until_stable:
+                return (
+                    f"stable: the last {self.window} iterations agree within"
+                    f" {cv * 100:.1f} % (until_stable {self.until_stable * 100:g} %)"
+                )
+        if len(measured) >= self.max_iterations:
+            cv = cv_of(measured[-self.window :])
+            return (
+                f"not stable after {len(measured)} iterations (max_iterations): the last"
+                f" {self.window} vary by {cv * 100:.1f} %, more than until_stable"
+                f" {self.until_stable * 100:g} %"
+            )
+        return None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
