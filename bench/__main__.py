@@ -1,4 +1,5 @@
-"""``python -m bench [--cold]``: measure, print, and write ``bench/results.json``.
+"""``python -m bench [--cold] [--only PART]``: measure, print, and write
+``bench/results.json`` (``--only`` replaces just that part of it).
 
 1. ``testbed up`` with 3 nodes: jars cached (in ``.testbed/jars``), and from the local
    Maven repository only (``.testbed/jars`` removed); with ``--cold`` also from Maven
@@ -8,6 +9,8 @@
    file through the real proxy: streaming means the ratio stays near 1, not near 51.
 4. ``fab write`` and ``fab read`` wall time against the clients' own IO span: what the
    controller adds (push check, SSH, start delay, gathering).
+5. What recording latency histograms and the throughput series costs: the worker with
+   them on and off, rounds interleaved after warm-up, medians of the aggregate.
 
 Timings are noisy on a shared 2-core machine: the comparisons that matter are ratios
 within one run, not absolute seconds.
@@ -19,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,9 +148,109 @@ def controller_overhead(layout: Layout, scratch: Path) -> dict[str, float]:
     return found
 
 
+#: measurement cost: clients, file size, rounds after WARMUP_ROUNDS interleaved ones
+COST_CLIENTS, COST_MIB, COST_ROUNDS, WARMUP_ROUNDS = 4, 64, 7, 2
+
+
+def _aggregate(records: Path) -> float:
+    """MiB/s of one worker run: bytes of its records over first start to last end."""
+    found = [json.loads(line) for line in records.read_text().splitlines()]
+    assert all(r["status"] == "ok" for r in found), found
+    span = max(r["end"] for r in found) - min(r["start"] for r in found)
+    return sum(r["bytes"] for r in found) / span / (1 << 20)
+
+
+def meter_cost_us() -> float:
+    """Microseconds the meter adds to one chunk (its latency and its bytes recorded),
+    timed in-process: the cost no round-to-round noise can hide."""
+    from worker.meter import Meter
+    from worker.protocol import Measure
+
+    meter = Meter(Measure(interval=0.1))
+    meter.begin()
+    calls = 200_000
+    began = time.perf_counter()
+    for _ in range(calls):
+        meter.moved("write", meter.clock(), 1 << 20)
+    return (time.perf_counter() - began) / calls * 1e6
+
+
+def measurement_cost(port: int, scratch: Path) -> dict:
+    """Aggregate MiB/s of the worker (4 clients, 64 MiB each, MUST_CACHE) with latency
+    and series recorded (the default) and with both off, in interleaved rounds."""
+    ref = scratch / "cost.bin"
+    with open(ref, "wb") as out:
+        for _ in range(COST_MIB):
+            out.write(os.urandom(1 << 20))
+    common = [
+        *("--node", "bench", "--nfile", str(COST_CLIENTS), "--host", "127.0.0.1"),
+        *("--port", str(port), "--write-type", "MUST_CACHE"),
+    ]
+    modes = {"on": [], "off": ["--no-latency", "--interval", "0"]}
+    rates: dict[str, dict[str, list[float]]] = {
+        p: {m: [] for m in modes} for p in ("write", "read")
+    }
+    dst = "/bench-cost"
+    for round_ in range(WARMUP_ROUNDS + COST_ROUNDS):
+        for mode, extra in modes.items():
+            out = scratch / f"cost-{mode}.jsonl"
+            for phase, args in (
+                ("write", ["--src", str(ref), "--dst", dst]),
+                ("read", ["--src", dst + "/bench/{cid}", "--dst", str(scratch / "copies")]),
+            ):
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "worker",
+                        phase,
+                        *args,
+                        *common,
+                        *extra,
+                        "--out",
+                        str(out),
+                    ],
+                    cwd=REPO,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                if round_ >= WARMUP_ROUNDS:
+                    rates[phase][mode].append(_aggregate(out))
+    ref.unlink()
+    per_chunk_us = meter_cost_us()
+    found: dict = {
+        "setup": f"{COST_CLIENTS} clients x {COST_MIB} MiB, MUST_CACHE, {COST_ROUNDS} rounds"
+        f" after {WARMUP_ROUNDS} warm-up, on/off interleaved",
+        "meter_us_per_chunk": round(per_chunk_us, 2),
+    }
+    for phase, by_mode in rates.items():
+        on, off = (statistics.median(by_mode[m]) for m in ("on", "off"))
+        chunk_us = (1 << 20) / (on * (1 << 20) / COST_CLIENTS) * 1e6  # one client's chunk
+        found[phase] = {
+            "meter_share_of_a_chunk": round(per_chunk_us / chunk_us, 5),
+            "on_median_mib_s": round(on, 1),
+            "off_median_mib_s": round(off, 1),
+            "on_over_off": round(on / off, 3),
+            "on_mib_s": [round(r, 1) for r in by_mode["on"]],
+            "off_mib_s": [round(r, 1) for r in by_mode["off"]],
+        }
+    return found
+
+
 def main() -> int:
-    cold = "--cold" in sys.argv[1:]
+    args = sys.argv[1:]
+    cold = "--cold" in args
+    only = args[args.index("--only") + 1] if "--only" in args else None
     layout = Layout()
+    if only == "measurement_cost":
+        bed.up(layout, nodes=3)
+        results = json.loads(OUT.read_text()) if OUT.exists() else {}
+        with tempfile.TemporaryDirectory() as tmp:
+            port = bed.State.load(layout).proxy_port
+            results["measurement_cost"] = measurement_cost(port, Path(tmp))
+        OUT.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(results["measurement_cost"], indent=2))
+        return 0
     results: dict = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
@@ -158,7 +262,9 @@ def main() -> int:
         scratch = Path(tmp)
         results["controller_overhead"] = controller_overhead(layout, scratch)
         results["alluxio_jvm_rss_mib_after_run"] = jvm_rss_mib(layout)
-        results["worker_client_memory"] = worker_memory(bed.State.load(layout).proxy_port, scratch)
+        port = bed.State.load(layout).proxy_port
+        results["worker_client_memory"] = worker_memory(port, scratch)
+        results["measurement_cost"] = measurement_cost(port, scratch)
     mem = results["worker_client_memory"]
     big, small = f"{SIZES_MIB[-1]}MiB", f"{SIZES_MIB[0]}MiB"
     results["worker_memory_ratio_big_over_small"] = {

@@ -38,6 +38,7 @@ from .rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError
 
 MIN_CHUNK_SIZE = 4 * 1024
 MAX_CHUNK_SIZE = 1024**3
+MAX_GENERATED = 64 * 1024**3  # data: a size generated on the nodes
 MAX_CLIENTS = 1024  # per node
 MAX_START_DELAY = 3600.0  # seconds
 MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: ready_timeout, connect_timeout, phase_timeout
@@ -97,7 +98,7 @@ class Settings:
     backend: str
     dst: str
     local_dst: str
-    data: Path
+    data: Path | int  # the reference file, or the size of data generated on every node
     proxy: Proxy
     posix_root: str | None
     write_type: str
@@ -313,8 +314,10 @@ class _Check:
             self.expect(where, f"one of {', '.join(choices)}", value)
         return value
 
-    def size(self, where: str, value: Any) -> int:
-        """Bytes from an int or ``"<n>[KiB|MiB|GiB|KB|MB|GB]"``, MIN_ to MAX_CHUNK_SIZE."""
+    def size(
+        self, where: str, value: Any, low: int = MIN_CHUNK_SIZE, high: int = MAX_CHUNK_SIZE
+    ) -> int:
+        """Bytes from an int or ``"<n>[KiB|MiB|GiB|KB|MB|GB]"``, ``low`` to ``high``."""
         what = 'a size in bytes or like "1MiB" (units KiB, MiB, GiB, KB, MB, GB)'
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             self.expect(where, what, value)
@@ -325,8 +328,8 @@ class _Check:
             if not match or match.group(2).lower() not in _UNITS:
                 self.expect(where, what, value)
             size = float(match.group(1)) * _UNITS[match.group(2).lower()]  # inf if huge
-        if not MIN_CHUNK_SIZE <= size <= MAX_CHUNK_SIZE:
-            span = f"{MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes (4KiB and 1GiB)"
+        if not low <= size <= high:
+            span = f"{low} and {high} bytes ({_in_units(low)} and {_in_units(high)})"
             self.expect(where, f"a size between {span}", value)
         return int(size)
 
@@ -360,6 +363,13 @@ class _Check:
         )
 
 
+def _in_units(size: int) -> str:
+    for unit in ("GiB", "MiB", "KiB"):
+        if size >= _UNITS[unit.lower()] and size % _UNITS[unit.lower()] == 0:
+            return f"{size // _UNITS[unit.lower()]}{unit}"
+    return f"{size}B"
+
+
 def _join(where: str, key: Any) -> str:
     return f"{where}.{key}" if where else str(key)
 
@@ -375,7 +385,7 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "backend": ("alluxio", lambda c, w, v: c.choice(w, v, BACKENDS)),
     "dst": ("/parbench", lambda c, w, v: _run_root(c, w, v)),
     "local_dst": ("read", lambda c, w, v: c.remote_path(w, v, relative=True)),
-    "data": ("data/5mb.txt", lambda c, w, v: c.local_path(w, v)),
+    "data": ("data/5mb.txt", lambda c, w, v: _data(c, w, v)),
     "proxy": ({}, lambda c, w, v: c.proxy(w, v, _DEFAULT_PROXY)),
     "posix_root": (None, lambda c, w, v: None if v is None else c.remote_path(w, v)),
     "write_type": ("CACHE_THROUGH", lambda c, w, v: c.choice(w, v, WRITE_TYPES)),
@@ -441,6 +451,18 @@ def _or(value: Any, default: Any, validate: Callable[[Any], Any]) -> Any:
 def _or_empty(value: Any) -> Any:
     """An empty section (``defaults:`` with nothing under it) parses as null."""
     return {} if value is None else value
+
+
+def _data(check: _Check, where: str, value: Any) -> Path | int:
+    """``data``: a size (``1GiB``, or bytes) of data generated on every node, else the
+    path of the reference file on the controller."""
+    sized = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value)
+        sized = bool(match and match.group(2) and match.group(2).lower() in _UNITS)
+    if sized:
+        return check.size(where, value, 1, MAX_GENERATED)
+    return check.local_path(where, value)
 
 
 def _interval(check: _Check, where: str, value: Any) -> float:

@@ -68,7 +68,7 @@ def push(inventory: Inventory, run: Optional[Run] = None, data: bool = True) -> 
     if run is not None:
         pushing.check_reference(arts, run.reference.path, run.reference.sha256)
     outcomes = on_nodes(
-        inventory, "push", lambda conn, node: pushing.push_node(conn, node, inventory, arts)
+        inventory, "push", lambda conn, node: pushing.push_node(conn, node, inventory, arts, data)
     )
     ready = [o.node for o in outcomes if o.failure is None]
     for o in outcomes:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from worker import generate
 from worker.protocol import (
     TIMED_PHASES,
     ClientTask,
@@ -144,13 +145,15 @@ REQUEST_TIMEOUT_SHARE = 0.9
 class ReferenceFacts:
     """The reference file on the controller, as the run sealed it."""
 
-    path: str
+    path: str  # on the controller; "generated:<bytes>" for data generated on the nodes
     bytes: int
     sha256: str
+    generated: bool = False
 
     @property
     def name(self) -> str:
-        return posixpath.basename(self.path)
+        """The file's name on the nodes (in their data/ folder)."""
+        return generate.file_name(self.bytes) if self.generated else posixpath.basename(self.path)
 
 
 def _storage(inventory: Inventory, node: Node) -> StorageConfig:

@@ -28,15 +28,18 @@ from typing import Optional
 from fabric import Connection
 from invoke.exceptions import UnexpectedExit
 
+from worker import generate
 from worker.protocol import PROBE_REFUSED, WORKDIR_MARKER, ProbeFacts, RequestError
 
 from .inventory import Inventory, Node
+from .plan import worker_command
 from .remote import StepError
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = REPO / "worker"
 PROBE = WORKER / "probe.py"
 WHEEL_CACHE = REPO / ".cache" / "wheels"
+GENERATED_CACHE = REPO / ".cache" / "generated"
 RUNTIME_REQUIREMENT = "alluxio==0.1.4"
 MIN_PYTHON = (3, 9)
 
@@ -191,6 +194,8 @@ def relock(requirement: str = RUNTIME_REQUIREMENT, lock: Path = RUNTIME_LOCK) ->
 def reference_file(inventory: Inventory) -> Path:
     """The reference data file, which must exist before anything starts."""
     data = inventory.settings.data
+    if isinstance(data, int):
+        raise PushError(f"{inventory.path.name}: defaults.data: generated on the nodes, no file")
     if not data.is_file():
         raise PushError(
             f"{inventory.path.name}: defaults.data: reference file {data} does not "
@@ -204,10 +209,26 @@ def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> li
     reference file."""
     files = [(p, f"worker/{p.name}") for p in sorted(WORKER.glob("*.py"))]
     files += [(w, f"wheels/{w.name}") for w in wheels]
-    if data:
+    if data and not isinstance(inventory.settings.data, int):  # an int: generated there
         reference = reference_file(inventory)
         files.append((reference, f"data/{reference.name}"))
     return [Artifact(local, remote, sha256_of(local)) for local, remote in files]
+
+
+def generated_sha256(size: int, cache: Path = GENERATED_CACHE) -> str:
+    """The sha256 of the data generated on the nodes (worker/generate.py), computed once
+    per recipe and size and kept in ``cache``."""
+    kept = cache / f"{generate.GENERATOR.replace('/', '-')}-{size}.sha256"
+    try:
+        return kept.read_text().strip()
+    except OSError:
+        pass
+    digest = generate.sha256(size)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = kept.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(digest + "\n")
+    tmp.replace(kept)
+    return digest
 
 
 def check_reference(arts: list[Artifact], path: str, sha256: str) -> None:
@@ -294,7 +315,33 @@ def measure_clock(conn: Connection, python: str, samples: int = 5) -> tuple[floa
 STAT_DIR = "import os, sys; s = os.stat(sys.argv[1]); print(s.st_dev, s.st_ino)"
 
 
-def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Artifact]) -> NodeInfo:
+def _generate(conn: Connection, node: Node, size: int) -> None:
+    """Make the generated reference on ``node`` (once: a stamp says it is there), checked
+    against the controller's digest; StepError naming the file when it differs."""
+    name = posixpath.join("data", generate.file_name(size))
+    made = conn.run(
+        worker_command(
+            node,
+            "generate",
+            "--bytes",
+            str(size),
+            "--sha256",
+            generated_sha256(size),
+            "--out",
+            name,
+        ),
+        hide=True,
+        warn=True,
+    )
+    if made.exited != 0:
+        raise StepError(
+            f"generated reference {name}: {(made.stderr or made.stdout).strip() or made.exited}"
+        )
+
+
+def push_node(
+    conn: Connection, node: Node, inventory: Inventory, arts: list[Artifact], data: bool = True
+) -> NodeInfo:
     workdir = node.workdir
     q = shlex.quote
     names = " ".join(q(a.remote) for a in arts)
@@ -349,6 +396,8 @@ def push_node(conn: Connection, node: Node, inventory: Inventory, arts: list[Art
             f"worker.bootstrap --wheels wheels --venv venv --stamp {stamp} {wheels}",
             hide=True,
         )
+    if data and isinstance(inventory.settings.data, int):
+        _generate(conn, node, inventory.settings.data)
     offset, error = measure_clock(conn, node.python)
     return NodeInfo(
         facts.hostname,

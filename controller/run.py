@@ -30,7 +30,7 @@ from .inventory import Inventory, Node, Proxy, Settings, SshSettings
 from .locks import user_name
 from .pairing import PairingError
 from .plan import ReadPlan, ReferenceFacts, new_run_id, phase_requests, read_plan, write_paths
-from .push import reference_file, sha256_of
+from .push import generated_sha256, reference_file, sha256_of
 from .rundir import ResultsError, RunDir
 
 PACKAGES = ("fabric", "invoke", "paramiko", "pyyaml", "alluxio")
@@ -59,7 +59,11 @@ def _versions() -> dict[str, Optional[str]]:
 
 
 def reference_facts(inventory: Inventory) -> ReferenceFacts:
-    """Size and sha256 of the inventory's reference file (which must exist)."""
+    """Size and sha256 of the inventory's reference file (which must exist), or of the
+    data generated on the nodes."""
+    data = inventory.settings.data
+    if isinstance(data, int):
+        return ReferenceFacts(f"generated:{data}", data, generated_sha256(data), generated=True)
     path = reference_file(inventory)
     return ReferenceFacts(str(path), path.stat().st_size, sha256_of(path))
 
@@ -92,7 +96,8 @@ def _path(value: Optional[str]) -> Optional[Path]:
 def inventory_from_dict(data: dict) -> Inventory:
     """The inventory sealed in a run; KeyError/TypeError when its shape is not ours."""
     s = data["settings"]
-    settings = Settings(**{**s, "data": Path(s["data"]), "proxy": Proxy(**s["proxy"])})
+    reference = Path(s["data"]) if isinstance(s["data"], str) else s["data"]
+    settings = Settings(**{**s, "data": reference, "proxy": Proxy(**s["proxy"])})
     ssh = SshSettings(_path(data["ssh"]["known_hosts"]), data["ssh"]["strict_host_keys"])
     nodes = tuple(
         Node(**{**n, "key": _path(n["key"]), "proxy": Proxy(**n["proxy"])}) for n in data["nodes"]

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Callable, List, Optional, Sequence, TextIO, Union
 
-from worker import lock
+from worker import generate, lock
 from worker.clean import UnsafePath, clean
 from worker.clients import Identity, Job, run_clients
 from worker.protocol import (
@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("request", metavar="REQUEST.json")
     lock = phases.add_parser("lock", help="take or give back a run's locks (the controller)")
     lock.add_argument("request", metavar="LOCK_REQUEST_JSON")
+    made = phases.add_parser("generate", help="make the generated reference data (the controller)")
+    made.add_argument("--bytes", type=int, required=True, metavar="SIZE")
+    made.add_argument("--sha256", required=True, help="what the data must hash to")
+    made.add_argument("--out", required=True, metavar="FILE")
 
     write = phases.add_parser("write", parents=common, help="write the reference file N times")
     write.add_argument("--src", required=True, metavar="LOCAL_REF_FILE")
@@ -469,6 +473,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.phase == "lock":
         return lock.main(args.request)
+    if args.phase == "generate":
+        return generate.run(args.out, args.bytes, args.sha256)
     try:
         request = load_request(args.request) if args.phase == "run" else request_from_args(args)
     except (RequestError, ValueError) as exc:

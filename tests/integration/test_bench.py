@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from testbed import bed
+from worker import generate
 from worker.results import ClientResult
 
 from .fabrun import REPO, edit_inventory, fab, update_node, write_inventory
@@ -332,3 +333,27 @@ def test_bad_iteration_options_are_refused_before_anything_runs(testbed, tmp_pat
     assert run.code == 2, run.text
     assert "error: --iterations: expected a whole number 1..1000, got '0'" in run.err
     assert not (tmp_path / "results" / "latest").exists()
+
+
+def test_reference_data_generated_on_the_nodes(testbed, tmp_path):
+    """data: a size: every node makes the same bytes (no transfer), checked against the
+    controller's digest; the run seals that digest and verify checks against it."""
+    size = 3 * 1024 * 1024 + 5
+    inv = write_inventory(
+        testbed, tmp_path / "inv.yaml", nodes=2, clients=1, dst="/it/generated", data="3145733B"
+    )
+    run = fab(tmp_path, inv, "write", "read", "verify")
+    assert run.code == 0, run.text
+    assert "verify: all 4 files match the reference" in run.out
+    expected = generate.sha256(size)
+    sealed = json.loads(((tmp_path / "results" / "latest") / "run.json").read_text())
+    assert sealed["reference"] == {
+        "path": f"generated:{size}",
+        "bytes": size,
+        "sha256": expected,
+        "generated": True,
+    }
+    for node in testbed.state.nodes[:2]:
+        made = Path(node["workdir"]) / "data" / f"generated-{size}.bin"
+        assert _sha(made.read_bytes()) == expected
+    assert _sha(_read_alluxio(testbed, "/it/generated/n1/0")) == expected

@@ -4,6 +4,7 @@ import getpass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from controller.inventory import (
     MAX_CHUNK_SIZE,
@@ -298,6 +299,10 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         (
             "defaults: {iterations: 0}\n" + _nodes(OK0),
             "defaults.iterations: expected an integer between 1 and 1000, got 0",
+        ),
+        (
+            "defaults: {data: 0}\n" + _nodes(OK0),
+            "defaults.data: expected a size between 1 and 68719476736 bytes (1B and 64GiB), got 0",
         ),
         (
             "defaults: {latency: 'no'}\n" + _nodes(OK0),
@@ -668,3 +673,21 @@ def test_dst_with_braces_is_refused(inv_path: Path, dst: str) -> None:
         "defaults.dst: expected a path without '{' or '}' (dst is one root for the whole run;"
         f" templates are not expanded there), got '{dst}'"
     )
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [("1GiB", 1024**3), ("64 MiB", 64 * 1024**2), (1000, 1000), ("3KB", 3000)],
+)
+def test_data_given_as_a_size_is_generated(tmp_path: Path, written: object, expected: int) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        yaml.safe_dump({"defaults": {"data": written}, "nodes": [{"id": "n0", "host": "h"}]})
+    )
+    assert load(path).settings.data == expected
+
+
+def test_data_given_as_a_name_is_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text("defaults: {data: 5mb.txt}\nnodes: [{id: n0, host: h}]\n")
+    assert load(path).settings.data == tmp_path / "5mb.txt"

@@ -206,6 +206,6 @@ def test_one_workdir_of_one_machine_listed_twice_is_refused(
     monkeypatch.setattr(pushing, "ensure_wheels", lambda: [])
     monkeypatch.setattr(remote, "connect", lambda inv, node: FakeConnection(World(), node.id))
     same = NodeInfo("vm", "linux", "3.11", 0.0, 0.0, 0, False, "m-1", (64, 1234))
-    monkeypatch.setattr(pushing, "push_node", lambda conn, node, inv, arts: same)
+    monkeypatch.setattr(pushing, "push_node", lambda conn, node, inv, arts, data: same)
     with pytest.raises(PushError, match="nodes n0 and n1 are one workdir on one machine"):
         phases.push(inventory)

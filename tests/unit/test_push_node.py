@@ -6,6 +6,7 @@ real probe and bootstrap do their work in a temporary folder; only the clock is 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from invoke import Config, Context
 from controller import push
 from controller.inventory import load
 from controller.remote import StepError
-from worker import probe
+from worker import generate, probe
 
 from .fakewheels import ALLUXIO, ALLUXIO_OLD, REQUESTS, make_wheel, tree
 
@@ -42,13 +43,45 @@ def no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(push, "measure_clock", lambda conn, python: (0.0, 0.0))
 
 
-def run_push(tmp_path: Path, workdir: Path, wheels: tuple[str, ...] = (ALLUXIO, REQUESTS)):
-    (tmp_path / "inventory.yaml").write_text("nodes:\n  - {id: n0, host: localhost}\n")
+def run_push(
+    tmp_path: Path,
+    workdir: Path,
+    wheels: tuple[str, ...] = (ALLUXIO, REQUESTS),
+    defaults: str = "",
+):
+    (tmp_path / "inventory.yaml").write_text(f"{defaults}nodes:\n  - {{id: n0, host: localhost}}\n")
     inventory = load(tmp_path / "inventory.yaml")
     node = replace(inventory.nodes[0], workdir=str(workdir), python=sys.executable)
     local = [make_wheel(tmp_path / "cache", name) for name in wheels]
-    arts = push.artifacts(inventory, local, data=False)
-    return push.push_node(cast(push.Connection, LocalConnection()), node, inventory, arts)
+    data = bool(defaults)  # generated data: nothing to copy
+    arts = push.artifacts(inventory, local, data=data)
+    return push.push_node(cast(push.Connection, LocalConnection()), node, inventory, arts, data)
+
+
+def test_generated_data_is_made_on_the_node_once_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(push, "GENERATED_CACHE", tmp_path / "generated-cache")
+    workdir = tmp_path / "work"
+    made = workdir / "data" / "generated-1048577.bin"
+    run_push(tmp_path, workdir, defaults="defaults: {data: 1048577}\n")
+    assert hashlib.sha256(made.read_bytes()).hexdigest() == generate.sha256(1048577)
+    first = made.stat().st_mtime_ns
+    run_push(tmp_path, workdir, defaults="defaults: {data: 1048577}\n")
+    assert made.stat().st_mtime_ns == first  # the stamp says it is there: not made again
+    made.write_bytes(b"tampered")  # changed behind parbench's back: made again, right
+    run_push(tmp_path, workdir, defaults="defaults: {data: 1048577}\n")
+    assert hashlib.sha256(made.read_bytes()).hexdigest() == generate.sha256(1048577)
+    monkeypatch.setattr(push, "generated_sha256", lambda size, cache=None: "0" * 64)
+    made.unlink()
+    with pytest.raises(StepError) as info:
+        run_push(tmp_path, workdir, defaults="defaults: {data: 1048577}\n")
+    assert str(info.value).startswith(
+        "generated reference data/generated-1048577.bin: parbench generate: "
+        "data/generated-1048577.bin: generated 1048577 bytes have sha256 "
+    )
+    assert "the controller expects 000000000000..." in str(info.value)
+    assert not made.exists()
 
 
 def test_refuses_a_workdir_it_did_not_make(tmp_path: Path) -> None:
