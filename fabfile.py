@@ -22,7 +22,7 @@ from fabric import task
 from invoke import Collection, Context, Exit
 
 from controller import phases, session, stopping
-from controller.inventory import Inventory, InventoryError, load
+from controller.inventory import Inventory, InventoryError, LabelError, load, parse_labels
 from controller.locks import LockFailed, LockHeld
 from controller.pairing import PairingError
 from controller.plan import PlanError, check_read_options, read_plan
@@ -41,6 +41,7 @@ BAD_INPUT = (
     RunMismatch,
     LockHeld,
     RoundsError,
+    LabelError,
 )
 
 
@@ -114,14 +115,23 @@ def push(c, inventory=None):
         phases.push_all(_inventory(c, inventory))
 
 
-@task(help={"inventory": INVENTORY_HELP, "iterations": ITERATIONS_HELP, "warmup": WARMUP_HELP})
-def write(c, inventory=None, iterations=None, warmup=None):
+@task(
+    iterable=["label"],
+    help={
+        "inventory": INVENTORY_HELP,
+        "iterations": ITERATIONS_HELP,
+        "warmup": WARMUP_HELP,
+        "label": "KEY=VALUE kept with the run (repeatable; wins over the inventory's labels)",
+    },
+)
+def write(c, inventory=None, iterations=None, warmup=None, label=None):
     """Start a run: client c of node n writes the reference file to {dst}/{n}/{c}."""
     with _exits():
         root = _results(c)
         previous = latest_id(root)
         rounds = _rounds(iterations, warmup)
-        run = session.start(_inventory(c, inventory), root)
+        labels = parse_labels(label or [])
+        run = session.start(_inventory(c, inventory), root, labels)
         try:
             phases.write(run, rounds(run))
         except LockHeld:  # another run is at work there: this one leaves no trace

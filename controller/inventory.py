@@ -117,6 +117,8 @@ class Settings:
     until_stable: float | None = None  # repeat until the last stable_window agree within it
     stable_window: int = 3
     max_iterations: int = 10
+    max_start_skew: float = 0.1  # seconds; more makes a phase invalid
+    min_phase_seconds: float = 0.0  # an iteration shorter than this is invalid; 0: any
 
     @property
     def rounds(self) -> Rounds:
@@ -146,6 +148,9 @@ class Inventory:
     ssh: SshSettings
     nodes: tuple[Node, ...]
     raw: dict = field(compare=False, repr=False)
+    #: what a person says about the runs (cluster, build, ...): kept in each run,
+    #: never what defines the benchmark
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def node_ids(self) -> tuple[str, ...]:
@@ -404,6 +409,8 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "until_stable": (None, lambda c, w, v: _coefficient(c, w, v)),
     "stable_window": (3, lambda c, w, v: c.integer(w, v, 2, MAX_ITERATIONS)),
     "max_iterations": (10, lambda c, w, v: c.integer(w, v, 2, MAX_ITERATIONS)),
+    "max_start_skew": (0.1, lambda c, w, v: c.seconds(w, v, 0.001, MAX_START_DELAY)),
+    "min_phase_seconds": (0, lambda c, w, v: c.seconds(w, v, 0, MAX_TIMEOUT)),
 }
 _SSH_KEYS = ("known_hosts", "strict_host_keys")
 _NODE_KEYS = (
@@ -424,8 +431,12 @@ _NODE_KEYS = (
 def _build(doc: Any, check: _Check, path: Path) -> Inventory:
     if doc is None:
         check.fail("", "the inventory is empty; expected a mapping with a 'nodes' list")
-    doc = check.mapping("", doc, ("defaults", "ssh", "nodes"))
+    doc = check.mapping("", doc, ("defaults", "ssh", "labels", "nodes"))
     settings = _settings(check, _or_empty(doc.get("defaults")))
+    labels = check_labels(
+        _or_empty(doc.get("labels")),
+        lambda key, what, value: check.expect(f"labels.{key}" if key else "labels", what, value),
+    )
     ssh = _ssh(check, _or_empty(doc.get("ssh")))
     if "nodes" not in doc:
         check.fail("nodes", "missing; expected a non-empty list of nodes")
@@ -440,7 +451,51 @@ def _build(doc: Any, check: _Check, path: Path) -> Inventory:
         ssh=ssh,
         nodes=built,
         raw=doc,
+        labels=labels,
     )
+
+
+#: a label's name: what OpenMetrics accepts (they become metric labels)
+LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+MAX_LABEL_VALUE = 200
+
+
+def check_labels(raw: Any, refuse: Callable[[str, str, Any], NoReturn]) -> dict[str, str]:
+    """``labels``: names like ``cluster`` or ``build_id`` to one-line strings of at most
+    MAX_LABEL_VALUE characters (numbers are taken as their text); ``refuse(key, what,
+    value)`` raises for a bad one."""
+    if not isinstance(raw, dict):
+        refuse("", "a mapping of label names to values", raw)
+    labels: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not LABEL_NAME.fullmatch(key):
+            refuse(str(key), f"a label name matching {LABEL_NAME.pattern}", key)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            refuse(key, "a string", value)
+        text = str(value)
+        if len(text) > MAX_LABEL_VALUE or any(ord(c) < 32 for c in text):
+            refuse(key, f"one line of at most {MAX_LABEL_VALUE} characters", value)
+        labels[key] = text
+    return labels
+
+
+class LabelError(ValueError):
+    """A ``--label`` that is not KEY=VALUE with a valid name and value."""
+
+
+def parse_labels(given: Iterable[str]) -> dict[str, str]:
+    """``--label KEY=VALUE`` options as labels; LabelError naming a bad one."""
+    pairs = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise LabelError(f"--label: expected KEY=VALUE, got {item!r}")
+        pairs[key] = value
+
+    def refuse(key: str, what: str, value: Any) -> NoReturn:
+        raise LabelError(f"--label {key}: expected {what}, got {value!r}")
+
+    return check_labels(pairs, refuse)
 
 
 def _or(value: Any, default: Any, validate: Callable[[Any], Any]) -> Any:

@@ -19,7 +19,7 @@ from invoke.watchers import StreamWatcher
 from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, RequestError
 from worker.results import ClientResult, read_lines, write_file
 
-from . import locks, report, stats, stopping
+from . import locks, report, stats, stopping, validity
 from . import push as pushing
 from .inventory import Inventory, Node
 from .plan import (
@@ -251,6 +251,7 @@ def run_phases(
     run: Run,
     requests: dict[str, dict[str, PhaseRequest]],
     rounds: Rounds = ONCE,
+    read_mode: Optional[str] = None,
 ) -> list[ClientResult]:
     """Push, run the phases of ``requests`` (phase -> node -> request) in turn on every
     ready node at once, gather, summarise. A timed phase runs as often as ``rounds``
@@ -299,7 +300,14 @@ def run_phases(
     for phase in phases:
         _record_failures(run.dir, phase, failures)
         gathered = run.dir.records(phase)  # what the nodes left now, including failed steps
-        summary = stats.summarise(gathered, phase).decided(verdict)
+        summary = _judged(
+            run,
+            stats.summarise(gathered, phase).decided(verdict),
+            rounds,
+            read_mode,
+            sum(len(r.clients) for r in requests[phase].values()),
+            failures if phase in timed else None,
+        )
         run.dir.update_doc("summary.json", {phase: summary.to_dict()})
         if phase in timed:
             run.dir.write_text(f"{phase}.svg", report.svg_bar_chart(summary))
@@ -320,6 +328,24 @@ def run_phases(
             f"{len(failures)} node(s) failed; see {run.path}/"
         )
     return records
+
+
+def _judged(
+    run: Run,
+    summary: stats.PhaseSummary,
+    rounds: Rounds,
+    read_mode: Optional[str],
+    planned: int,
+    failures: Optional[list[NodeFailure]],
+) -> stats.PhaseSummary:
+    """``summary`` with its config, the run's labels and (with ``failures``: a timed
+    phase) why its figures cannot be trusted."""
+    s = run.inventory.settings
+    config = validity.phase_config(run.inventory, run.reference, summary.phase, rounds, read_mode)
+    invalid: tuple[str, ...] = ()
+    if failures is not None:
+        invalid = validity.judge(summary, planned, failures, s.max_start_skew, s.min_phase_seconds)
+    return summary.judged(config, validity.config_hash(config), run.labels, invalid)
 
 
 def _rounds_note(rounds: Rounds) -> str:
@@ -442,7 +468,7 @@ def read(run: Run, mode: str = "cross", src: Optional[str] = None, rounds: Round
         requests = run.requests["read"]
         run.dir.update_doc("plan.json", {"read": run.read_plan.to_dict()})
         print("\n".join(report.plan_lines(run.read_plan.pairing)))  # type: ignore[arg-type]
-    run_phases(run, {"read": requests}, rounds)
+    run_phases(run, {"read": requests}, rounds, mode)
 
 
 def verify(run: Run) -> None:
@@ -529,10 +555,12 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
 def show(run: RunDir) -> None:
     """Print the tables of a run again, from its files."""
     print(f"run {run.run_id} ({run.path})")
+    saved = run.read_doc("summary.json", {})
     for phase in ("write", "read"):
         records = run.records(phase)
         if records:
-            print(report.phase_table(stats.summarise(records, phase)))
+            summary = stats.summarise(records, phase).restored(saved.get(phase, {}))
+            print(report.phase_table(summary))
     checked = run.records("verify-write") + run.records("verify-read")
     if checked:
         print(report.verify_table(checked))

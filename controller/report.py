@@ -25,6 +25,11 @@ def phase_table(summary: PhaseSummary) -> str:
         f" start skew {s.start_skew * 1000:.1f} ms, ready skew {s.ready_skew * 1000:.1f} ms,"
         f" ok {s.ok}, errors {len(s.errors)}"
     ]
+    if s.invalid:
+        lines.append(f"INVALID: {'; '.join(s.invalid)}")
+    if s.config_hash:
+        labels = " ".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        lines.append(f"config {s.config_hash}" + (f", labels {labels}" if labels else ""))
     if not s.per_node:
         return "\n".join([*lines, "  (no records)"])
     rows = [

@@ -19,7 +19,7 @@ import os
 import platform
 import socket
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
@@ -85,6 +85,7 @@ def inventory_to_dict(inventory: Inventory) -> dict:
         "settings": _plain(asdict(inventory.settings)),
         "ssh": _plain(asdict(inventory.ssh)),
         "nodes": [_plain(asdict(n)) for n in inventory.nodes],
+        "labels": inventory.labels,
         "document": inventory.raw,
     }
 
@@ -102,7 +103,9 @@ def inventory_from_dict(data: dict) -> Inventory:
     nodes = tuple(
         Node(**{**n, "key": _path(n["key"]), "proxy": Proxy(**n["proxy"])}) for n in data["nodes"]
     )
-    return Inventory(Path(data["path"]), settings, ssh, nodes, data.get("document") or {})
+    return Inventory(
+        Path(data["path"]), settings, ssh, nodes, data.get("document") or {}, data.get("labels", {})
+    )
 
 
 # --- comparing today's inventory with the run's -----------------------------------------
@@ -166,6 +169,8 @@ class Run:
     reference: ReferenceFacts
     requests: dict[str, dict[str, PhaseRequest]]  # phase -> node id -> request
     read_plan: Optional[ReadPlan]  # cross-node, when the run has two nodes or more
+    #: the inventory's labels and those of the command that started the run
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -176,8 +181,11 @@ class Run:
         return self.dir.path
 
     @classmethod
-    def start(cls, inventory: Inventory, root: Path) -> Run:
-        """Seal a new run of ``inventory`` under ``root`` (checks the reference first)."""
+    def start(
+        cls, inventory: Inventory, root: Path, labels: Optional[dict[str, str]] = None
+    ) -> Run:
+        """Seal a new run of ``inventory`` under ``root`` (checks the reference first),
+        labelled with the inventory's labels and ``labels`` (which win)."""
         reference = reference_facts(inventory)
         run_id = new_run_id()
         try:
@@ -189,7 +197,14 @@ class Run:
             for phase in ("write", "read", "verify-write", "verify-read")
             if phase != "read" or cross is not None
         }
-        run = cls(RunDir.create(root, run_id), inventory, reference, requests, cross)
+        run = cls(
+            RunDir.create(root, run_id),
+            inventory,
+            reference,
+            requests,
+            cross,
+            {**inventory.labels, **(labels or {})},
+        )
         run.dir.write_doc("run.json", run._sealed())
         run.dir.write_doc(
             "plan.json",
@@ -213,6 +228,7 @@ class Run:
             "versions": _versions(),
             "inventory": inventory_to_dict(self.inventory),
             "reference": asdict(self.reference),
+            "labels": self.labels,
             "read_plan": None if self.read_plan is None else self.read_plan.to_dict(),
             "requests": {
                 phase: {nid: asdict(request) for nid, request in by_node.items()}
@@ -243,7 +259,7 @@ class Run:
             plan = None if sealed is None else ReadPlan.from_dict(sealed)
         except (KeyError, TypeError, ValueError, RequestError) as exc:
             raise ResultsError(f"{where}: not a run this parbench can read: {exc}") from None
-        return cls(folder, inventory, reference, requests, plan)
+        return cls(folder, inventory, reference, requests, plan, dict(data.get("labels", {})))
 
     def reconciled(self, today: Optional[Inventory]) -> Run:
         """This run reached with today's access settings, or RunMismatch saying what of

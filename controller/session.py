@@ -18,8 +18,8 @@ from .rundir import RunNotFound
 _ACTIVE: dict[Path, Run] = {}
 
 
-def start(inventory: Inventory, root: Path) -> Run:
-    run = Run.start(inventory, root)
+def start(inventory: Inventory, root: Path, labels: Optional[dict[str, str]] = None) -> Run:
+    run = Run.start(inventory, root, labels)
     _ACTIVE[root.resolve()] = run
     print(f"run {run.run_id}: results in {run.path}/")
     return run

@@ -157,10 +157,38 @@ class PhaseSummary:
     histograms: dict[str, dict] = field(default_factory=dict)
     series: dict | None = None  # all clients' bytes per interval (measures.Series)
     iterations: Iterations | None = None
+    #: what defines the benchmark (controller/validity.py) and its hash; the run's labels
+    config: dict = field(default_factory=dict)
+    config_hash: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    #: why the figures cannot be trusted; empty: valid
+    invalid: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not self.invalid
 
     def to_dict(self) -> dict:
-        """Plain data for JSON."""
-        return asdict(self)
+        """Plain data for JSON (with ``valid``)."""
+        return {**asdict(self), "valid": self.valid}
+
+    def judged(
+        self, config: dict, config_hash: str, labels: dict[str, str], invalid: tuple[str, ...]
+    ) -> PhaseSummary:
+        """This summary with what defines it, the run's labels and its validity."""
+        return replace(self, config=config, config_hash=config_hash, labels=labels, invalid=invalid)
+
+    def restored(self, saved: dict) -> PhaseSummary:
+        """This summary (made again from the records) with what only the run that made it
+        knew: why its iterations stopped, its config, labels and validity, from the
+        ``saved`` summary."""
+        verdict = (saved.get("iterations") or {}).get("verdict")
+        return self.decided(verdict).judged(
+            saved.get("config", {}),
+            saved.get("config_hash", ""),
+            saved.get("labels", {}),
+            tuple(saved.get("invalid", ())),
+        )
 
     def decided(self, verdict: str | None) -> PhaseSummary:
         """This summary with why its iterations stopped."""

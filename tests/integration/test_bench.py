@@ -357,3 +357,37 @@ def test_reference_data_generated_on_the_nodes(testbed, tmp_path):
         made = Path(node["workdir"]) / "data" / f"generated-{size}.bin"
         assert _sha(made.read_bytes()) == expected
     assert _sha(_read_alluxio(testbed, "/it/generated/n1/0")) == expected
+
+
+def test_labels_config_hash_and_an_invalid_phase(testbed, tmp_path):
+    """Labels from the inventory and --label; the same benchmark on another root has the
+    same config hash; an iteration shorter than min_phase_seconds marks the phase
+    invalid, shown again by fab report."""
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, clients=1, dst="/it/valid")
+    edit_inventory(inv, lambda doc: doc.update(labels={"cluster": "testbed", "build": "1"}))
+    run = fab(tmp_path, inv, "write", "--label", "build=2", "--label", "night=yes")
+    assert run.code == 0, run.text
+    first = json.loads(((tmp_path / "results" / "latest") / "summary.json").read_text())
+    write = first["write"]
+    assert write["labels"] == {"cluster": "testbed", "build": "2", "night": "yes"}
+    assert write["valid"] is True and write["invalid"] == []
+    assert write["config"]["clients"] == [1, 1] and len(write["config_hash"]) == 16
+    assert f"config {write['config_hash']}, labels build=2 cluster=testbed night=yes" in run.out
+
+    edit_inventory(inv, lambda doc: doc["defaults"].update(dst="/it/valid2", min_phase_seconds=600))
+    run = fab(tmp_path, inv, "write")
+    assert run.code == 0, run.text  # invalid is said, not failed
+    again = json.loads(((tmp_path / "results" / "latest") / "summary.json").read_text())["write"]
+    assert again["config_hash"] == write["config_hash"]
+    assert again["valid"] is False
+    assert again["invalid"][0].startswith("lasted ")
+    assert again["invalid"][0].endswith(" s < min_phase_seconds 600 s")
+    assert "INVALID: lasted " in run.out
+    shown = fab(tmp_path, inv, "report")
+    assert shown.code == 0 and "INVALID: lasted " in shown.out
+
+
+def test_a_bad_label_is_refused(testbed, tmp_path):
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=1, dst="/it/badlabel")
+    run = fab(tmp_path, inv, "write", "--label", "no-equals")
+    assert run.code == 2 and "error: --label: expected KEY=VALUE, got 'no-equals'" in run.err

@@ -191,7 +191,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
             " posix_root, write_type, read_type, chunk_size, on_existing, start_delay,"
             " ready_timeout,"
             " connect_timeout, phase_timeout, python, latency, series_interval, iterations, warmup,"
-            " until_stable, stable_window, max_iterations)",
+            " until_stable, stable_window, max_iterations, max_start_skew, min_phase_seconds)",
         ),
         (
             _nodes("{id: n0, hots: h0}"),
@@ -202,7 +202,10 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
             "ssh: {strict: false}\n" + _nodes(OK0),
             "ssh.strict: unknown key (known: known_hosts, strict_host_keys)",
         ),
-        ("node:\n  - {id: n0, host: h}\n", "node: unknown key (known: defaults, ssh, nodes)"),
+        (
+            "node:\n  - {id: n0, host: h}\n",
+            "node: unknown key (known: defaults, ssh, labels, nodes)",
+        ),
         ("defaults: {}\n", "nodes: missing; expected a non-empty list of nodes"),
         ("nodes: []\n", "nodes: expected a non-empty list of nodes, got a list"),
         ("nodes: {id: n0}\n", "nodes: expected a non-empty list of nodes, got a mapping"),
