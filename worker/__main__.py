@@ -114,6 +114,13 @@ def _common_options() -> argparse.ArgumentParser:
         help="terminate clients still running then, with error records (default: none)",
     )
     group.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="write, read: each client moves files one after another until then (write:"
+        " ROOT/NID/c, then ROOT/NID/c.1, ...)",
+    )
+    group.add_argument(
         "--no-latency", action="store_true", help="record no per-operation latency histograms"
     )
     group.add_argument(
@@ -251,6 +258,7 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         controlled=args.start_on_stdin,
         out=None if phase == "clean" else (args.out or f"parbench-{phase}.jsonl"),
         measure=Measure(latency=not args.no_latency, interval=args.interval),
+        duration=args.duration,
     ).check()
 
 
@@ -282,6 +290,7 @@ def _write_jobs(request: PhaseRequest, host: str) -> Work:
             request.chunk_size,
             request.on_existing,
             request.measure,
+            request.duration,
         )
         for task in request.clients
     ]
@@ -290,7 +299,12 @@ def _write_jobs(request: PhaseRequest, host: str) -> Work:
 def _read_jobs(request: PhaseRequest, host: str) -> Work:
     return [
         ReadJob(
-            _identity(request, task, host), request.storage, request.chunk_size, request.measure
+            _identity(request, task, host),
+            request.storage,
+            request.chunk_size,
+            request.measure,
+            request.duration,
+            task.files,
         )
         for task in request.clients
     ]
@@ -333,8 +347,9 @@ def _verify_jobs(request: PhaseRequest, host: str) -> Work:
             request.chunk_size,
             home,
             request.storage.timeout,
+            task.files,
         )
-        for identity in identities
+        for identity, task in zip(identities, request.clients)
     ]
 
 

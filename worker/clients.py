@@ -22,11 +22,14 @@ from worker.results import ClientResult, error_detail
 from worker.start import NoStart, wait_until
 from worker.storage import describe_error
 
-WaitForStart = Callable[[], None]
+#: blocks until the common start; returns it (epoch seconds, this node's clock), or None
+#: when the start is "at once"
+WaitForStart = Callable[[], Optional[float]]
 
 
-def no_wait() -> None:
+def no_wait() -> Optional[float]:
     """``wait_for_start`` of a job run on its own: start at once."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def _client_main(job: Job, conn: Connection, stop_code: Any) -> None:
     started this process, is let in once the client's own handler is in place; SIGINT is
     the worker's business; the client is stopped too when its worker dies."""
 
-    def wait_for_start() -> None:
+    def wait_for_start() -> Optional[float]:
         conn.send(READY)
         try:
             start = conn.recv()
@@ -110,6 +113,7 @@ def _client_main(job: Job, conn: Connection, stop_code: Any) -> None:
         if not start.go:
             raise NoStart("no common start from the controller; not started")
         wait_until(start.at)
+        return start.at
 
     try:
         os.setpgrp()

@@ -126,6 +126,21 @@ class Measure:
             _refuse(f"{where}.interval", f"0 (off) or {MIN_INTERVAL}..3600 seconds", self.interval)
 
 
+def nth_path(path: str, k: int) -> str:
+    """The ``k``-th file of a client's sequence (a phase with a duration moves one file
+    after another): ``path`` itself, then ``path.1``, ``path.2``, ..."""
+    return path if k == 0 else f"{path}.{k}"
+
+
+#: the names :func:`nth_path` gives below a client's ``NAME``: ``NAME`` and ``NAME.<k>``
+def is_nth_of(name: str, base: str) -> bool:
+    return name == base or (
+        name.startswith(base + ".")
+        and name[len(base) + 1 :].isdigit()
+        and name[len(base) + 1] != "0"
+    )
+
+
 @dataclass(frozen=True)
 class ClientTask:
     """One client: the storage path it writes, reads or checks, and its local file."""
@@ -133,6 +148,7 @@ class ClientTask:
     client: int
     path: str
     local_path: Optional[str] = None  # read: where its copy goes; verify-read: copy checked
+    files: int = 1  # read, verify: how many files of the sequence (nth_path) there are
 
 
 class _Message:
@@ -170,6 +186,7 @@ class PhaseRequest(_Message):
     controlled: bool = False  # the controller holds stdin: "stop", or its end, stops all
     out: Optional[str] = None  # the records file (JSON lines)
     measure: Measure = Measure()
+    duration: Optional[float] = None  # write, read: files one after another until then
     iteration: int = 0  # of a phase run several times: 0, 1, ...
     warmup: bool = False  # a warm-up iteration: reported apart, never in the statistics
     schema: str = REQUEST_SCHEMA
@@ -185,6 +202,10 @@ class PhaseRequest(_Message):
         self.measure.check("request.measure")
         if self.iteration < 0:
             _refuse("request.iteration", "0 or more", self.iteration)
+        if self.duration is not None and not (self.timed and self.duration > 0):
+            _refuse(
+                "request.duration", "a positive number of seconds, for write or read", self.duration
+            )
         if self.phase in ("write", "verify-write", "clean"):
             _absolute("request.dst", self.dst)
         if not self.clients:
@@ -194,6 +215,8 @@ class PhaseRequest(_Message):
             if task.client != index:
                 _refuse(f"{where}.client", f"{index} (clients in order from 0)", task.client)
             _absolute(f"{where}.path", task.path)
+            if task.files < 1:
+                _refuse(f"{where}.files", "1 or more", task.files)
             if self.phase in ("read", "verify-read"):
                 _absolute(f"{where}.local_path", task.local_path)
         if self.phase in ("write", "verify-write", "verify-read") and self.reference is None:

@@ -63,6 +63,7 @@ class ClientResult:
     latency: Optional[Dict[str, dict]] = None
     #: write/read: {"start": epoch s (node clock), "interval": s, "bytes": [per interval]}
     series: Optional[dict] = None
+    files: int = 1  # whole files moved or checked (a phase with a duration moves several)
     iteration: int = 0  # of a phase run several times
     warmup: bool = False  # a warm-up iteration's: not in the statistics
     schema: str = SCHEMA

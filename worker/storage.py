@@ -129,6 +129,10 @@ class Storage(abc.ABC):
         """Size in bytes from the file's metadata, None when the backend cannot tell."""
 
     @abc.abstractmethod
+    def names(self, path: str) -> List[str]:
+        """The names in directory ``path``; none when it does not exist."""
+
+    @abc.abstractmethod
     def write_stream(
         self,
         path: str,
@@ -242,6 +246,13 @@ class PosixStorage(Storage):
     def size(self, path: str) -> Optional[int]:
         with self._calling("stat"):
             return os.lstat(self.local_path(path)).st_size
+
+    def names(self, path: str) -> List[str]:
+        with self._calling("list"):
+            try:
+                return os.listdir(self.local_path(path))
+            except FileNotFoundError:
+                return []
 
     def write_stream(
         self,
@@ -371,6 +382,12 @@ class AlluxioStorage(Storage):
         with self._calling(f"delete {path}"):
             self.client.delete(path, option.Delete(recursive=True))
         return True
+
+    def names(self, path: str) -> List[str]:
+        if not self.exists(path):
+            return []
+        with self._calling(f"list-status {path}"):
+            return [status.name for status in self.client.list_status(path)]
 
     def size(self, path: str) -> Optional[int]:
         with self._calling(f"get-status {path}"):

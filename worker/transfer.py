@@ -9,19 +9,18 @@ at the start (never through a symbolic link).
 
 from __future__ import annotations
 
-import functools
 import os
 import posixpath
 import stat
 import time
 from contextlib import closing
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Optional
+from typing import BinaryIO, Callable, List, Optional
 
 from worker.clients import Identity, Job, WaitForStart, no_wait
 from worker.hashing import HashingTee, read_chunks
 from worker.meter import Meter
-from worker.protocol import Measure
+from worker.protocol import Measure, is_nth_of, nth_path
 from worker.report import format_size
 from worker.results import ClientResult, error_detail, one_line
 from worker.storage import Storage, StorageConfig, StorageError, describe_error, make_storage
@@ -62,7 +61,7 @@ def _partial_file(storage: Storage, path: str) -> str:
     return _cleanup_note("file", lambda: storage.exists(path), lambda: storage.delete(path))
 
 
-def _partial_copy(storage: Storage, local: str) -> str:
+def _partial_copy(storage: Storage, local: str) -> str:  # storage: a Cleanup's signature
     # os.remove deletes a link, never its target
     return _cleanup_note("copy", lambda: os.path.lexists(local), lambda: os.remove(local))
 
@@ -107,11 +106,12 @@ class _CopyPlace:
         if self.folder is not None:
             os.close(self.folder)
 
-    def create(self) -> BinaryIO:
-        if self.local is None or self.folder is None:
+    def create(self, copy: Optional[str]) -> BinaryIO:
+        """The copy ``copy`` (a file in the folder ``local`` is in), or nowhere (None)."""
+        if copy is None or self.folder is None:
             return open(os.devnull, "wb")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        name = os.path.basename(self.local)
+        name = os.path.basename(copy)
         return os.fdopen(os.open(name, flags, 0o666, dir_fd=self.folder), "wb")
 
 
@@ -122,8 +122,9 @@ class _Transfer:
     On leaving, an exception becomes an error record: end time stamped at once; its error
     one line (the cause, and when the timed transfer had started, the bytes moved so far
     and ``cleanup``'s note), its detail the whole exception chain. The backend is closed
-    either way, the bytes that went through ``tee`` are counted and hashed, and what the
-    meter measured is in the record (a failed transfer's too).
+    either way; the record counts the bytes of the files moved whole (``files``) and of
+    the one under way, with the digest of the first file (or of the one under way), and
+    what the meter measured (a failed transfer's too).
     """
 
     def __init__(
@@ -136,25 +137,36 @@ class _Transfer:
         self.identity = identity
         self.config = config
         self.cleanup = cleanup
-        self.result = identity.record()
+        self.result = identity.record(files=0)
         self.meter = Meter(measure)
         self.storage: Optional[Storage] = None
-        self.tee: Optional[HashingTee] = None
+        self.tee: Optional[HashingTee] = None  # the file under way
+        self.moved = 0  # bytes of the files done
+        self.digest: Optional[str] = None  # of the first file done
+
+    def open(self) -> Storage:
+        self.storage = make_storage(self.config)
+        self.storage.connect()
+        return self.storage
 
     def begin(self) -> None:
         """The timed transfer starts now."""
         self.meter.begin()
         self.result.start = time.time()
 
+    def file_done(self, began: float) -> None:
+        """The file under way (since ``began``, the meter's clock) was moved whole."""
+        assert self.tee is not None
+        self.meter.since("file", began)
+        self.moved += self.tee.size
+        self.result.files += 1
+        if self.digest is None:
+            self.digest = self.tee.hexdigest()
+        self.tee = None
+
     def done(self) -> None:
         """The timed transfer ended well now."""
         self.result.end = time.time()
-        self.meter.add("file", self.result.end - self.result.start)
-
-    def open(self) -> Storage:
-        self.storage = make_storage(self.config)
-        self.storage.connect()
-        return self.storage
 
     def __enter__(self) -> _Transfer:
         return self
@@ -162,12 +174,15 @@ class _Transfer:
     def __exit__(self, kind: object, exc: Optional[BaseException], tb: object) -> bool:
         result = self.result
         failed = isinstance(exc, Exception)
+        under_way = self.tee.size if self.tee is not None else 0
         try:
             if isinstance(exc, Exception):
                 result.end = time.time() if result.start else 0.0
                 cause = describe_error(exc)
                 if result.start:
-                    cause += f" after {format_size(self.tee.size if self.tee else 0)}"
+                    cause += f" after {format_size(self.moved + under_way)}"
+                    if result.files:
+                        cause += f" ({result.files} whole file(s) kept)"
                     if self.cleanup is not None and self.storage is not None:
                         cause = f"{cause}; {self.cleanup(self.storage)}"
                 result.status = "error"
@@ -176,12 +191,46 @@ class _Transfer:
         finally:
             if self.storage is not None:
                 self.storage.close()
-        if self.tee is not None:
-            result.bytes = self.tee.size
-            result.checksum = self.tee.hexdigest()
+        if result.start:
+            result.bytes = self.moved + under_way
+            result.checksum = self.digest or (self.tee.hexdigest() if self.tee else None)
         result.latency = self.meter.latency_record() if result.start else None
         result.series = self.meter.series_record()
         return failed  # an Exception is now in the record; KeyboardInterrupt & co. go on
+
+
+class _Current:
+    """The file of a sequence under way, and whether this job made it (for cleanup)."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self.path = path
+        self.mine = False
+
+    def made(self) -> None:
+        self.mine = True
+
+    def at(self, path: Optional[str]) -> Optional[str]:
+        self.path, self.mine = path, False
+        return path
+
+
+def _end(start: Optional[float], duration: Optional[float]) -> Optional[float]:
+    """When a job with ``duration`` begins no more files: the common start + duration
+    (the start: None when it was "at once", then now)."""
+    if duration is None:
+        return None
+    return (start if start is not None else time.time()) + duration
+
+
+def _more(done: int, files: int, end_at: Optional[float]) -> bool:
+    """Whether to move another file: until the end time, else until ``files`` are done."""
+    return done < files if end_at is None else time.time() < end_at
+
+
+def _sequence(storage: Storage, path: str) -> List[str]:
+    """The files of the sequence at ``path`` (nth_path) that exist now."""
+    folder, base = posixpath.split(path)
+    return [posixpath.join(folder, n) for n in sorted(storage.names(folder)) if is_nth_of(n, base)]
 
 
 @dataclass(frozen=True)
@@ -192,31 +241,54 @@ class WriteJob(Job):
     chunk_size: int
     on_existing: str = "replace"
     measure: Measure = Measure()
+    duration: Optional[float] = None  # files one after another until then
+
+    def existing(self, storage: Storage) -> List[str]:
+        """What a write here would replace: its file, or with a duration every file of
+        its sequence (so that afterwards exactly the files it wrote are there)."""
+        path = self.identity.path
+        if self.duration is None:
+            return [path] if storage.exists(path) else []
+        return _sequence(storage, path)
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         path = self.identity.path
-        mine: list = []  # non-empty once this write created the file
+        current = _Current(path)
 
         def cleanup(storage: Storage) -> str:
-            if not mine:  # someone else's file, made between our check and our create
+            if not current.mine:  # someone else's file, made between our check and our create
                 return "the file there is not this write's: left alone"
-            return _partial_file(storage, path)
+            assert current.path is not None
+            return _partial_file(storage, current.path)
 
         with _Transfer(self.identity, self.storage, self.measure, cleanup) as transfer:
             result = transfer.result
             storage = transfer.open()
             with open(self.source, "rb") as stream:
                 storage.mkdirs(posixpath.dirname(path))
-                if storage.exists(path):
+                old = self.existing(storage)
+                if old:
                     if self.on_existing == "refuse":
-                        return self.identity.failure("already exists (--on-existing refuse)")
-                    storage.delete(path)
+                        return self.identity.failure(
+                            f"already exists (--on-existing refuse): {', '.join(old[:3])}"
+                            + (f" and {len(old) - 3} more" if len(old) > 3 else ""),
+                            files=0,
+                        )
+                    for stale in old:
+                        storage.delete(stale)
                     result.replaced = True
                 result.ready = time.time()
-                wait_for_start()
-                transfer.tee = HashingTee(read_chunks(stream, self.chunk_size))
+                end_at = _end(wait_for_start(), self.duration)
                 transfer.begin()
-                storage.write_stream(path, transfer.tee, lambda: mine.append(True), transfer.meter)
+                while _more(result.files, 1, end_at):
+                    target = current.at(nth_path(path, result.files))
+                    assert target is not None
+                    if result.files:  # again from its start (only then: it may be a pipe)
+                        stream.seek(0)
+                    began = transfer.meter.clock()
+                    transfer.tee = HashingTee(read_chunks(stream, self.chunk_size))
+                    storage.write_stream(target, transfer.tee, current.made, transfer.meter)
+                    transfer.file_done(began)
                 transfer.done()
         return transfer.result
 
@@ -227,26 +299,47 @@ class ReadJob(Job):
     storage: StorageConfig
     chunk_size: int
     measure: Measure = Measure()
+    duration: Optional[float] = None  # files one after another until then, round again
+    files: int = 1  # of the sequence at identity.path (nth_path)
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         local = self.identity.local_path
-        cleanup = None if local is None else functools.partial(_partial_copy, local=local)
-        with _Transfer(self.identity, self.storage, self.measure, cleanup) as transfer:
+        current = _Current(local)
+
+        def cleanup(storage: Storage) -> str:
+            if not current.mine:  # made by someone else before our exclusive create
+                return "the copy there is not this read's: left alone"
+            assert current.path is not None
+            return _partial_copy(storage, current.path)
+
+        with _Transfer(
+            self.identity, self.storage, self.measure, None if local is None else cleanup
+        ) as transfer:
             result = transfer.result
-            if local is not None:
-                _remove_old_copy(local)  # first: from here on, a failed read leaves no copy
+            if local is not None:  # first: from here on, a failed read leaves no copy
+                for n in range(self.files):
+                    _remove_old_copy(nth_path(local, n))
             storage = transfer.open()
             with _CopyPlace(local) as place:
                 result.ready = time.time()
-                wait_for_start()
-                with place.create() as out:  # at the start: a failed set-up leaves no copy
-                    transfer.begin()
-                    chunks = storage.read_stream(
-                        self.identity.path, self.chunk_size, transfer.meter
-                    )
-                    with closing(chunks):
-                        transfer.tee = HashingTee(chunks)
-                        for chunk in transfer.tee:
-                            out.write(chunk)
-                    transfer.done()
+                end_at = _end(wait_for_start(), self.duration)
+                transfer.begin()
+                while _more(result.files, self.files, end_at):
+                    n = result.files % self.files
+                    copy = current.at(None if local is None else nth_path(local, n))
+                    if result.files >= self.files and copy is not None:
+                        _remove_old_copy(copy)  # read again: this run's copy goes first
+                    began = transfer.meter.clock()
+                    # the copy is made at the start: a failed set-up leaves none
+                    with place.create(copy) as out:
+                        current.made()
+                        chunks = storage.read_stream(
+                            nth_path(self.identity.path, n), self.chunk_size, transfer.meter
+                        )
+                        with closing(chunks):
+                            transfer.tee = HashingTee(chunks)
+                            for chunk in transfer.tee:
+                                out.write(chunk)
+                    transfer.file_done(began)
+                transfer.done()
         return transfer.result

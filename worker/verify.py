@@ -17,6 +17,7 @@ from typing import Optional, Tuple
 
 from worker.clients import Identity, Job, WaitForStart, no_wait
 from worker.hashing import HashingTee, size_and_hash
+from worker.protocol import nth_path
 from worker.results import ClientResult, error_detail, one_line
 from worker.storage import Storage, StorageConfig, StorageError, describe_error, make_storage
 
@@ -125,9 +126,16 @@ def _mismatches(reference: Reference, size: int, digest: str) -> list[str]:
     return problems
 
 
+#: bad files a record of several names, at most
+NAMED_BAD = 3
+
+
 @dataclass(frozen=True)
 class VerifyJob(Job):
-    """Check one file: ``identity.path`` through ``storage``, or via fs checksum with ``home``."""
+    """Check one file: ``identity.path`` through ``storage``, or via fs checksum with
+    ``home``; or the ``files`` files of its sequence (nth_path), one record for all: ok
+    when every one is, else the status and the figures of the first bad one, the error
+    naming the first bad ones and how many there are."""
 
     identity: Identity
     storage: StorageConfig
@@ -135,21 +143,14 @@ class VerifyJob(Job):
     chunk_size: int
     home: Optional[str] = None
     timeout: float = 600.0
+    files: int = 1
 
     @property
     def method(self) -> str:
         return "stream" if self.home is None else "fs-checksum"
 
-    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
-        # untimed: a check starts as soon as it is set up
-        path = self.identity.path
-        result = self.identity.record(
-            expected_bytes=self.reference.size,
-            expected_checksum=self.reference.checksum,
-            algorithm=self.reference.algorithm,
-            method=self.method,
-        )
-        result.ready = result.start = time.time()
+    def _check(self, path: str) -> Tuple[str, int, Optional[str], Optional[str], Optional[str]]:
+        """(status, size, digest, cause, detail) of one file."""
         try:
             if self.home is None:
                 with make_storage(self.storage) as storage:
@@ -158,17 +159,46 @@ class VerifyJob(Job):
                     )
             else:
                 size, digest = _fs_checksum_digest(self.storage, path, self.home, self.timeout)
-            result.bytes, result.checksum = size, digest
-            problems = _mismatches(self.reference, size, digest)
-            if problems:
-                result.status = "mismatch"
-                result.error = self.identity.error_text("; ".join(problems))
         except FileMissing:
-            result.status = "missing"
-            result.error = self.identity.error_text("does not exist")
+            return "missing", 0, None, "does not exist", None
         except Exception as exc:
-            result.status = "error"
-            result.error = one_line(self.identity.error_text(describe_error(exc)))
-            result.detail = error_detail(exc)
+            return "error", 0, None, describe_error(exc), error_detail(exc)
+        problems = _mismatches(self.reference, size, digest)
+        return ("mismatch" if problems else "ok"), size, digest, "; ".join(problems) or None, None
+
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
+        # untimed: a check starts as soon as it is set up
+        result = self.identity.record(
+            expected_bytes=self.reference.size,
+            expected_checksum=self.reference.checksum,
+            algorithm=self.reference.algorithm,
+            method=self.method,
+            files=self.files,
+        )
+        result.ready = result.start = time.time()
+        bad: list = []
+        total = 0
+        for k in range(self.files):
+            path = nth_path(self.identity.path, k)
+            status, size, digest, cause, detail = self._check(path)
+            total += size
+            if k == 0 or (status != "ok" and not bad):  # the figures shown: first bad one
+                result.status, result.bytes, result.checksum = status, size, digest
+                result.detail = detail
+            if status != "ok":
+                bad.append((path, status, cause))
+        if bad:
+            result.error = one_line(self.identity.error_text(_bad_files(bad, self.files)))
+        elif self.files > 1:
+            result.bytes = total
         result.end = time.time()
         return result
+
+
+def _bad_files(bad: list, files: int) -> str:
+    """The cause of one bad file, or of several: ``3 of 40 files not ok: PATH: cause; ...``."""
+    if files == 1:
+        return bad[0][2]
+    named = "; ".join(f"{path}: {status}: {cause}" for path, status, cause in bad[:NAMED_BAD])
+    more = f"; and {len(bad) - NAMED_BAD} more" if len(bad) > NAMED_BAD else ""
+    return f"{len(bad)} of {files} files not ok: {named}{more}"

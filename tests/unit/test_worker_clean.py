@@ -24,12 +24,15 @@ def test_clean_removes_the_nodes_files_and_its_clients_copies_only(tmp_path, sto
     copies.mkdir()
     (copies / "0").write_text("x")
     (copies / "1").write_text("x")
+    (copies / "1.1").write_text("x")  # the sequence of a phase with a duration
+    (copies / "1.12").write_text("x")
+    (copies / "1.01").write_text("not a name parbench gives")
     (copies / "7").write_text("not a copy of this run: cid 7 >= nfile 2")
     (copies / "notes.txt").write_text("keep me")
     lines = clean(storage, "/bench", "n0", str(copies), nfile=2)
-    assert lines == ["deleted /bench/n0", f"deleted 2 read copies in {copies}"]
+    assert lines == ["deleted /bench/n0", f"deleted 4 read copies in {copies}"]
     assert not (mount / "bench" / "n0").exists() and (mount / "bench" / "n1").exists()
-    assert sorted(p.name for p in copies.iterdir()) == ["7", "notes.txt"]
+    assert sorted(p.name for p in copies.iterdir()) == ["1.01", "7", "notes.txt"]
 
 
 def test_clean_leaves_symlinks_and_directories_named_like_copies(tmp_path, storage):
