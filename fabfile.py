@@ -2,6 +2,7 @@
 
     fab write read verify                      one run, chained
     fab write --iterations 5 --warmup 1        repeated, the first not counted
+    fab write --duration 60s read --duration 60s   files one after another for a minute
     fab read --mode same --src /parbench/n0/0  every client reads one file
     fab verify --run 20261125T103200Z-1a2b     check an earlier run again
     FABRIC_BENCH_INVENTORY=other.yaml fab write read verify
@@ -25,9 +26,9 @@ from controller import phases, session, stopping
 from controller.inventory import Inventory, InventoryError, LabelError, load, parse_labels
 from controller.locks import LockFailed, LockHeld
 from controller.pairing import PairingError
-from controller.plan import PlanError, check_read_options, read_plan
+from controller.plan import PlanError, check_read_options, phase_budget, read_plan
 from controller.push import PushError, RuntimeUnavailable
-from controller.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError
+from controller.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
 from controller.run import Run, RunMismatch
 from controller.rundir import ResultsError, RunDir, RunNotFound, latest_id
 
@@ -80,13 +81,25 @@ def _results(c: Context) -> Path:
     return root if root.is_absolute() else HERE / root
 
 
-def _rounds(iterations: Optional[str], warmup: Optional[str]) -> Callable[[Run], Rounds]:
-    """The options checked now; later, a run's iteration settings with them where given."""
-    counts = (
+def _rounds(
+    iterations: Optional[str], warmup: Optional[str], duration: Optional[str]
+) -> Callable[[Inventory], Rounds]:
+    """The options checked now; later, an inventory's repeats with them where given."""
+    given = (
         _count("iterations", iterations, 1, MAX_ITERATIONS),
         _count("warmup", warmup, 0, MAX_WARMUP),
+        _seconds("duration", duration),
     )
-    return lambda run: run.inventory.settings.rounds.overridden(*counts)
+    return lambda inv: inv.settings.rounds.overridden(*given).fits(phase_budget(inv.settings))
+
+
+def _seconds(name: str, value: Optional[str]) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        return seconds_of(value)
+    except ValueError as exc:
+        raise RoundsError(f"--{name}: {exc}") from None
 
 
 def _count(name: str, value: Optional[str], low: int, high: int) -> Optional[int]:
@@ -104,6 +117,7 @@ def _count(name: str, value: Optional[str], low: int, high: int) -> Optional[int
 INVENTORY_HELP = "inventory file (default: config bench.inventory)"
 ITERATIONS_HELP = "measured iterations (default: defaults.iterations, or until_stable)"
 WARMUP_HELP = "iterations run first and not counted (default: defaults.warmup)"
+DURATION_HELP = "each client moves files one after another for this long, e.g. 60s, 2m"
 RUN_HELP = "run id to continue (default: this command's run, else the latest)"
 FROM_RUN_HELP = "use the run's own settings even where today's inventory differs"
 
@@ -121,19 +135,22 @@ def push(c, inventory=None):
         "inventory": INVENTORY_HELP,
         "iterations": ITERATIONS_HELP,
         "warmup": WARMUP_HELP,
+        "duration": DURATION_HELP,
         "label": "KEY=VALUE kept with the run (repeatable; wins over the inventory's labels)",
     },
 )
-def write(c, inventory=None, iterations=None, warmup=None, label=None):
+def write(c, inventory=None, iterations=None, warmup=None, duration=None, label=None):
     """Start a run: client c of node n writes the reference file to {dst}/{n}/{c}."""
     with _exits():
         root = _results(c)
         previous = latest_id(root)
-        rounds = _rounds(iterations, warmup)
+        rounds = _rounds(iterations, warmup, duration)
         labels = parse_labels(label or [])
-        run = session.start(_inventory(c, inventory), root, labels)
+        today = _inventory(c, inventory)
+        chosen = rounds(today)
+        run = session.start(today, root, labels)
         try:
-            phases.write(run, rounds(run))
+            phases.write(run, chosen)
         except LockHeld:  # another run is at work there: this one leaves no trace
             session.discard(run, previous)
             raise
@@ -148,6 +165,7 @@ def write(c, inventory=None, iterations=None, warmup=None, label=None):
         "from-run": FROM_RUN_HELP,
         "iterations": ITERATIONS_HELP,
         "warmup": WARMUP_HELP,
+        "duration": DURATION_HELP,
     }
 )
 def read(
@@ -159,11 +177,12 @@ def read(
     from_run=False,
     iterations=None,
     warmup=None,
+    duration=None,
 ):
     """Read back into {local_dst}/{c} on each node, per the run's pairing."""
     with _exits():
         check_read_options(mode, src)
-        rounds = _rounds(iterations, warmup)
+        rounds = _rounds(iterations, warmup, duration)
         if mode == "cross" and not from_run:  # one node: say so before looking for a run
             read_plan(_inventory(c, inventory))
         chosen = session.current(
@@ -173,7 +192,7 @@ def read(
             c.config.bench.run,
             create=mode == "same",
         )
-        phases.read(chosen, mode, src, rounds(chosen))
+        phases.read(chosen, mode, src, rounds(chosen.inventory))
 
 
 @task(help={"inventory": INVENTORY_HELP, "run": RUN_HELP, "from-run": FROM_RUN_HELP})

@@ -34,7 +34,7 @@ from worker.protocol import (
     WRITE_TYPES,
 )
 
-from .rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError
+from .rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
 
 MIN_CHUNK_SIZE = 4 * 1024
 MAX_CHUNK_SIZE = 1024**3
@@ -117,6 +117,7 @@ class Settings:
     until_stable: float | None = None  # repeat until the last stable_window agree within it
     stable_window: int = 3
     max_iterations: int = 10
+    duration: float | None = None  # seconds a write or read phase moves files
     max_start_skew: float = 0.1  # seconds; more makes a phase invalid
     min_phase_seconds: float = 0.0  # an iteration shorter than this is invalid; 0: any
 
@@ -128,6 +129,7 @@ class Settings:
             self.until_stable,
             self.stable_window,
             self.max_iterations,
+            self.duration,
         )
 
 
@@ -409,6 +411,7 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "until_stable": (None, lambda c, w, v: _coefficient(c, w, v)),
     "stable_window": (3, lambda c, w, v: c.integer(w, v, 2, MAX_ITERATIONS)),
     "max_iterations": (10, lambda c, w, v: c.integer(w, v, 2, MAX_ITERATIONS)),
+    "duration": (None, lambda c, w, v: _duration(c, w, v)),
     "max_start_skew": (0.1, lambda c, w, v: c.seconds(w, v, 0.001, MAX_START_DELAY)),
     "min_phase_seconds": (0, lambda c, w, v: c.seconds(w, v, 0, MAX_TIMEOUT)),
 }
@@ -518,6 +521,16 @@ def _data(check: _Check, where: str, value: Any) -> Path | int:
     if sized:
         return check.size(where, value, 1, MAX_GENERATED)
     return check.local_path(where, value)
+
+
+def _duration(check: _Check, where: str, value: Any) -> float | None:
+    """``duration``: null, seconds, or a time like ``60s``, ``2m``, ``1h``."""
+    if value is None:
+        return None
+    try:
+        return seconds_of(value)
+    except ValueError as exc:
+        check.fail(where, str(exc))
 
 
 def _interval(check: _Check, where: str, value: Any) -> float:

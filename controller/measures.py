@@ -77,3 +77,27 @@ def _spread(grid: list[float], at: float, length: float, amount: float) -> None:
         at, cell = upto, cell + 1
     if at < end - 1e-12 and grid:  # rounding at the very end: the last cell keeps the rest
         grid[-1] += amount * (end - at) / length
+
+
+def bytes_until(record: ClientResult, when: float) -> float:
+    """The bytes ``record``'s client had moved at ``when`` (controller clock): from its
+    series (an interval's bytes taken as moved evenly within it), or without one as if
+    it moved at an even rate from start to end."""
+    start, end = record.start - record.clock_offset, record.end - record.clock_offset
+    total = float(record.bytes or 0)
+    if when >= end:
+        return total
+    if when <= start:
+        return 0.0
+    series = record.series
+    if not series or not series.get("interval"):
+        return total * (when - start) / (end - start)
+    began, step = series["start"] - record.clock_offset, float(series["interval"])
+    moved = 0.0
+    for k, amount in enumerate(series["bytes"]):
+        low = began + k * step
+        if low + step <= when:
+            moved += amount
+        elif low < when:
+            moved += amount * (when - low) / step
+    return min(moved, total)

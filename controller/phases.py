@@ -19,15 +19,16 @@ from invoke.watchers import StreamWatcher
 from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, RequestError
 from worker.results import ClientResult, read_lines, write_file
 
-from . import locks, report, stats, stopping, validity
+from . import locks, report, sequences, stats, stopping, validity
 from . import push as pushing
 from .inventory import Inventory, Node
 from .plan import (
-    REQUEST_TIMEOUT_SHARE,
     NodePaths,
     PlanError,
+    ReadPlan,
     new_run_id,
     node_request,
+    phase_budget,
     worker_command,
 )
 from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
@@ -262,6 +263,7 @@ def run_phases(
     """
     phases = list(requests)
     inventory = run.inventory
+    rounds.fits(phase_budget(inventory.settings))
     ready = [n for n in push(inventory, run) if all(n.id in requests[p] for p in phases)]
     locks.hold(inventory, run.run_id, ready)  # or LockHeld: another run is at work there
     collect(run, ready, skip=phases)  # records a node kept when an earlier command lost it
@@ -282,12 +284,13 @@ def run_phases(
     iteration = 0
     while True:
         warmup = rounds.next_is_warmup(iteration)
-        failures, interrupted = _iteration(run, requests, ready, timed, iteration, warmup)
+        failures, interrupted = _iteration(run, requests, ready, timed, rounds, iteration, warmup)
         done = [r for p in phases for r in run.dir.records(p) if r.iteration == iteration]
         if interrupted is not None or failures or not all(r.ok for r in done) or not timed:
             break
         aggregate = stats.summarise(done).aggregate_throughput
-        print(report.iteration_line(timed[0], iteration, warmup, rounds, aggregate))
+        if rounds.most > 1:
+            print(report.iteration_line(timed[0], iteration, warmup, rounds, aggregate))
         if not warmup:
             measured.append(aggregate)
             verdict = rounds.verdict(measured)
@@ -349,18 +352,21 @@ def _judged(
 
 
 def _rounds_note(rounds: Rounds) -> str:
-    """How often, for the phase's first line; nothing for the seed's once."""
-    if rounds == ONCE:
-        return ""
-    warm = f"{rounds.warmup} warm-up iteration(s), then " if rounds.warmup else ""
-    if rounds.until_stable is not None:
-        how = (
-            f"until the last {rounds.window} agree within {rounds.until_stable * 100:g} %"
-            f" (at most {rounds.max_iterations})"
-        )
-    else:
-        how = f"{rounds.iterations} measured iteration(s)"
-    return f"; {warm}{how}"
+    """How often and how long, for the phase's first line; nothing for the seed's once."""
+    notes = []
+    if rounds.duration is not None:
+        notes.append(f"each moves files one after another for {rounds.duration:g} s")
+    if rounds.most > 1:
+        warm = f"{rounds.warmup} warm-up iteration(s), then " if rounds.warmup else ""
+        if rounds.until_stable is not None:
+            how = (
+                f"until the last {rounds.window} agree within {rounds.until_stable * 100:g} %"
+                f" (at most {rounds.max_iterations})"
+            )
+        else:
+            how = f"{rounds.iterations} measured iteration(s)"
+        notes.append(warm + how)
+    return "".join(f"; {note}" for note in notes)
 
 
 def _iteration(
@@ -368,6 +374,7 @@ def _iteration(
     requests: dict[str, dict[str, PhaseRequest]],
     ready: list[Node],
     timed: list[str],
+    rounds: Rounds,
     iteration: int,
     warmup: bool,
 ) -> tuple[list[NodeFailure], Optional[int]]:
@@ -391,12 +398,13 @@ def _iteration(
                     raise StepError(f"interrupted before {phase}")
                 gate = gates.get(phase)
                 watchers = [] if gate is None else [ReadyWatcher(gate, node.id, offset)]
-                budget = settings.phase_timeout * REQUEST_TIMEOUT_SHARE
+                budget = phase_budget(settings)
                 request = replace(
                     requests[phase][node.id],
                     deadline=time.time() + offset + budget,
                     iteration=iteration,
                     warmup=warmup,
+                    duration=rounds.duration if phase in timed else None,
                 )
                 if iteration:  # the files there are this run's, from the iteration before
                     request = replace(request, on_existing="replace")
@@ -465,7 +473,10 @@ def read(run: Run, mode: str = "cross", src: Optional[str] = None, rounds: Round
                 f"run {run.run_id} has one node: a cross-node read needs at least two "
                 "nodes; to read back on the writing node use --mode same --src PATH"
             )
-        requests = run.requests["read"]
+        # with a duration, the files each source's write left
+        requests = sequences.read_requests(
+            run.requests["read"], run.read_plan, run.dir.records("write")
+        )
         run.dir.update_doc("plan.json", {"read": run.read_plan.to_dict()})
         print("\n".join(report.plan_lines(run.read_plan.pairing)))  # type: ignore[arg-type]
     run_phases(run, {"read": requests}, rounds, mode)
@@ -474,13 +485,22 @@ def read(run: Run, mode: str = "cross", src: Optional[str] = None, rounds: Round
 def verify(run: Run) -> None:
     """verify-write and verify-read on every node; a table naming every bad file."""
     phases = ["verify-write", "verify-read"]
+    writes, reads = run.dir.records("write"), run.dir.records("read")
+    done = run.dir.read_doc("plan.json", {}).get("read")
+    read_plan = ReadPlan.from_dict(done) if done else None
+    requests = {  # with a duration, every file the write left and every copy the read made
+        "verify-write": sequences.verify_write_requests(run.requests["verify-write"], writes),
+        "verify-read": sequences.verify_read_requests(
+            run.requests["verify-read"], read_plan, writes, reads
+        ),
+    }
     try:
-        records = run_phases(run, {p: run.requests[p] for p in phases})
+        records = run_phases(run, requests)
     except BenchFailure:
         print(report.verify_table(r for p in phases for r in run.dir.records(p)))
         raise
     print(report.verify_table(records))
-    print(f"verify: all {len(records)} files match the reference")
+    print(f"verify: all {sum(r.files for r in records)} files match the reference")
 
 
 def clean(inventory: Inventory) -> None:

@@ -23,7 +23,7 @@ from worker.protocol import (
     StorageConfig,
 )
 
-from .inventory import Inventory, Node
+from .inventory import Inventory, Node, Settings
 from .pairing import Assignment, Pairing, cross_node
 
 READ_MODES = ("cross", "same")
@@ -141,6 +141,11 @@ def write_paths(inventory: Inventory, node: Node) -> list[str]:
 REQUEST_TIMEOUT_SHARE = 0.9
 
 
+def phase_budget(settings: Settings) -> float:
+    """Seconds a phase may take on a node before its clients are stopped."""
+    return settings.phase_timeout * REQUEST_TIMEOUT_SHARE
+
+
 @dataclass(frozen=True)
 class ReferenceFacts:
     """The reference file on the controller, as the run sealed it."""
@@ -158,7 +163,7 @@ class ReferenceFacts:
 
 def _storage(inventory: Inventory, node: Node) -> StorageConfig:
     s = inventory.settings
-    timeout = s.phase_timeout * REQUEST_TIMEOUT_SHARE
+    timeout = phase_budget(s)
     if s.backend == "alluxio":
         return StorageConfig(
             "alluxio", node.proxy.host, node.proxy.port, None, s.write_type, s.read_type, timeout

@@ -19,9 +19,11 @@ CHECKSUM_PREFIX = 12
 def phase_table(summary: PhaseSummary) -> str:
     """Header line, one row per node, the per-client distribution and the errors."""
     s = summary
+    first = s.first_done
     lines = [
-        f"{s.phase}: {_mib(s.aggregate_throughput)} MiB/s aggregate,"
-        f" {_mib(s.bytes)} MiB ({s.bytes} bytes) in {s.wall_seconds:.3f} s,"
+        f"{s.phase}: {_mib(s.aggregate_throughput)} MiB/s aggregate"
+        + (f" (last done; first done {_mib(first.throughput)})" if first else "")
+        + f", {_mib(s.bytes)} MiB ({s.bytes} bytes, {s.files} files) in {s.wall_seconds:.3f} s,"
         f" start skew {s.start_skew * 1000:.1f} ms, ready skew {s.ready_skew * 1000:.1f} ms,"
         f" ok {s.ok}, errors {len(s.errors)}"
     ]
@@ -38,13 +40,14 @@ def phase_table(summary: PhaseSummary) -> str:
             str(n.clients),
             str(n.ok),
             str(n.errors),
+            str(n.files),
             _mib(n.bytes),
             "-" if n.first_start is None else f"{n.wall_seconds:.3f}",
             _mib(n.throughput),
         )
         for n in s.per_node
     ]
-    lines += _table(("node", "clients", "ok", "errors", "MiB", "s", "MiB/s"), rows)
+    lines += _table(("node", "clients", "ok", "errors", "files", "MiB", "s", "MiB/s"), rows)
     d = s.per_client
     lines.append(
         f"per client MiB/s (n={d.n}): min {_mib(d.min)}  median {_mib(d.median)}"
@@ -186,8 +189,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
 
 def _verify_phase(phase: str, records: list[ClientResult]) -> list[str]:
     bad = sorted((r for r in records if not r.ok), key=lambda r: (r.node, r.client, r.path))
+    files = sum(r.files for r in records)
     if not bad:
-        return [f"{phase}: all {len(records)} files ok"]
+        return [f"{phase}: all {files} files ok"]
     by_status = [(st, sum(r.status == st for r in bad)) for st in STATUSES if st != "ok"]
     detail = ", ".join(f"{n} {st}" for st, n in by_status if n)
     rows = [
@@ -203,8 +207,9 @@ def _verify_phase(phase: str, records: list[ClientResult]) -> list[str]:
         for r in bad
     ]
     header = ("node", "client", "path", "status", "size found/expected", "checksum found/expected")
+    of = "files" if files == len(records) else f"clients' files ({files} files checked)"
     return [
-        f"{phase}: {len(records) - len(bad)} of {len(records)} files ok,"
+        f"{phase}: {len(records) - len(bad)} of {len(records)} {of} ok,"
         f" {len(bad)} not ok ({detail})",
         *_table((*header, "error"), rows, left=7),
     ]

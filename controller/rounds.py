@@ -1,11 +1,14 @@
-"""How many times a timed phase runs: ``warmup`` iterations first, which are reported
-apart and never enter the statistics, then ``iterations`` measured ones; or, with
-``until_stable``, measured iterations until the last ``window`` agree within that
+"""How many times, and how long, a timed phase runs: ``warmup`` iterations first, which
+are reported apart and never enter the statistics, then ``iterations`` measured ones; or,
+with ``until_stable``, measured iterations until the last ``window`` agree within that
 coefficient of variation (as pbench and warp's autoterm do), at most ``max_iterations``.
+With a ``duration`` each client of an iteration moves files one after another until
+the common start + duration (the file under way is finished).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
@@ -14,10 +17,28 @@ from .samples import cv_of
 
 MAX_ITERATIONS = 1000
 MAX_WARMUP = 100
+MAX_DURATION = 7 * 24 * 3600.0
+_SECONDS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 class RoundsError(ValueError):
     """Iteration settings that do not make sense; the message names the option."""
+
+
+def seconds_of(value: object) -> float:
+    """A duration from a number of seconds or ``"90s"``, ``"2m"``, ``"1h"``, ``"500ms"``
+    (ValueError otherwise, or when not positive)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _SECONDS.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            raise ValueError(f"expected seconds or a time like 60s, 2m, 1h; got {value!r}")
+        seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    if not 0 < seconds <= MAX_DURATION:
+        raise ValueError(f"expected a duration above 0 and at most 7 days; got {value!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,7 @@ class Rounds:
     until_stable: Optional[float] = None  # coefficient of variation, e.g. 0.05
     window: int = 3
     max_iterations: int = 10
+    duration: Optional[float] = None  # seconds; None: one file per client
 
     def check(self) -> Rounds:
         if not 1 <= self.iterations <= MAX_ITERATIONS:
@@ -50,15 +72,32 @@ class Rounds:
                 )
         return self
 
-    def overridden(self, iterations: Optional[int], warmup: Optional[int]) -> Rounds:
-        """These rounds with the command line's ``--iterations``/``--warmup`` where given
-        (a fixed ``--iterations`` replaces ``until_stable``)."""
+    def overridden(
+        self,
+        iterations: Optional[int],
+        warmup: Optional[int],
+        duration: Optional[float] = None,
+    ) -> Rounds:
+        """These rounds with the command line's ``--iterations``/``--warmup``/
+        ``--duration`` where given (a fixed ``--iterations`` replaces ``until_stable``)."""
         changed = self
         if iterations is not None:
             changed = replace(changed, iterations=iterations, until_stable=None)
         if warmup is not None:
             changed = replace(changed, warmup=warmup)
+        if duration is not None:
+            changed = replace(changed, duration=duration)
         return changed.check()
+
+    def fits(self, budget: float) -> Rounds:
+        """These rounds, when their duration leaves room in a phase's ``budget`` (seconds)
+        for set-up and the last file; RoundsError otherwise."""
+        if self.duration is not None and self.duration > budget / 2:
+            raise RoundsError(
+                f"duration {self.duration:g} s is more than half of the {budget:g} s a phase"
+                " may take (90 % of defaults.phase_timeout): raise phase_timeout"
+            )
+        return self
 
     @property
     def most(self) -> int:

@@ -85,6 +85,17 @@ class ClientSummary:
     end: float
     throughput: float  # bytes/s
     iteration: int = 0
+    files: int = 1  # whole files moved
+
+
+@dataclass(frozen=True)
+class Stonewall:
+    """elbencho's "first done": what all clients had moved when the first finished
+    (summed over measured iterations, like the aggregate)."""
+
+    seconds: float  # first start to first end
+    bytes: float
+    throughput: float  # bytes/s
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,8 @@ class IterationSummary:
     wall_seconds: float
     aggregate_throughput: float
     start_skew: float
+    files: int = 0
+    first_done: Stonewall | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,7 @@ class NodeSummary:
     last_end: float | None
     throughput: float  # bytes of ok records / wall_seconds, 0 if no span
     wall_seconds: float = 0.0  # last end - first start (iterations: the sum of theirs)
+    files: int = 0  # whole files the ok records moved
     latency: dict[str, dict] = field(default_factory=dict)  # op -> percentiles (us)
     series: dict | None = None  # bytes per interval, controller clock (measures.Series)
 
@@ -163,6 +177,8 @@ class PhaseSummary:
     labels: dict[str, str] = field(default_factory=dict)
     #: why the figures cannot be trusted; empty: valid
     invalid: tuple[str, ...] = ()
+    files: int = 0  # whole files the ok records moved
+    first_done: Stonewall | None = None  # stonewall; the aggregate above is "last done"
 
     @property
     def valid(self) -> bool:
@@ -237,7 +253,30 @@ def summarise(records: Iterable[ClientResult], phase: str | None = None) -> Phas
         histograms={op: h.to_dict() for op, h in merged.items()},
         series=_series(records),
         iterations=_iterations(everything),
+        files=sum(r.files for r in ok),
+        first_done=_first_done_of([_stonewall(group) for group in rounds]),
     )
+
+
+def _stonewall(ok: list[ClientResult]) -> Stonewall | None:
+    """First done of one iteration's ok records."""
+    if not ok:
+        return None
+    first = min(map(_start, ok))
+    done = min(map(_end, ok))
+    moved = sum(measures.bytes_until(r, done) for r in ok)
+    seconds = max(done - first, 0.0)
+    return Stonewall(seconds, moved, moved / seconds if seconds > 0 else 0.0)
+
+
+def _first_done_of(walls: list[Stonewall | None]) -> Stonewall | None:
+    """Several iterations' first-done figures as one, as the aggregate adds spans up."""
+    found = [w for w in walls if w is not None]
+    if not found:
+        return None
+    seconds = sum(w.seconds for w in found)
+    moved = sum(w.bytes for w in found)
+    return Stonewall(seconds, moved, moved / seconds if seconds > 0 else 0.0)
 
 
 def _by_iteration(records: list[ClientResult]) -> list[list[ClientResult]]:
@@ -271,6 +310,8 @@ def _iteration(records: list[ClientResult]) -> IterationSummary:
         wall_seconds=span.seconds,
         aggregate_throughput=span.throughput,
         start_skew=_spread(map(_start, ok)),
+        files=sum(r.files for r in ok),
+        first_done=_stonewall(ok),
     )
 
 
@@ -352,6 +393,7 @@ def _node(nid: str, records: list[ClientResult]) -> NodeSummary:
         last_end=span.last_end,
         throughput=span.throughput,
         wall_seconds=span.seconds,
+        files=sum(r.files for r in ok),
         latency=_percentiles(measures.latency(records)),
         series=_series(records),
     )
@@ -360,7 +402,7 @@ def _node(nid: str, records: list[ClientResult]) -> NodeSummary:
 def _client(record: ClientResult) -> ClientSummary:
     if not record.ok:
         return ClientSummary(
-            record.node, record.client, record.status, 0, 0.0, 0.0, 0.0, record.iteration
+            record.node, record.client, record.status, 0, 0.0, 0.0, 0.0, record.iteration, 0
         )
     return ClientSummary(
         node=record.node,
@@ -371,4 +413,5 @@ def _client(record: ClientResult) -> ClientSummary:
         end=_end(record),
         throughput=record.throughput,
         iteration=record.iteration,
+        files=record.files,
     )

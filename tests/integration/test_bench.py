@@ -391,3 +391,47 @@ def test_a_bad_label_is_refused(testbed, tmp_path):
     inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=1, dst="/it/badlabel")
     run = fab(tmp_path, inv, "write", "--label", "no-equals")
     assert run.code == 2 and "error: --label: expected KEY=VALUE, got 'no-equals'" in run.err
+
+
+def test_a_phase_with_a_duration_reads_and_verifies_exactly_what_it_wrote(
+    testbed, tmp_path, reference
+):
+    """write for 1.5 s: each client files one after another ({cid}, {cid}.1, ...); read
+    for 1 s goes round the files its source wrote; verify checks every file and copy;
+    the report gives first done (stonewall) next to last done."""
+    dst = "/it/duration"
+    inv = write_inventory(
+        testbed, tmp_path / "inv.yaml", nodes=2, clients=2, dst=dst, series_interval=0.1
+    )
+    run = fab(tmp_path, inv, "write", "--duration", "1.5s", "read", "--duration", "1s", "verify")
+    assert run.code == 0, run.text
+    run_dir = (tmp_path / "results" / "latest").resolve()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    written = {}
+    for nid in ("n0", "n1"):
+        records = _records(run_dir, nid, "write")
+        names = sorted(s.name for s in _client(testbed).list_status(f"{dst}/{nid}"))
+        expected = [str(r.client) + (f".{k}" if k else "") for r in records for k in range(r.files)]
+        assert names == sorted(expected)  # exactly the files each client completed
+        assert all(r.bytes == r.files * len(reference) for r in records)
+        written.update({(nid, r.client): r.files for r in records})
+    assert sum(written.values()) > 4 and summary["write"]["files"] == sum(written.values())
+    assert summary["write"]["config"]["rounds"]["duration"] == 1.5
+    reads = [r for nid in ("n0", "n1") for r in _records(run_dir, nid, "read")]
+    assert all(r.ok and r.files >= 1 for r in reads)
+    sent = json.loads((run_dir / "nodes" / "n0" / "read.request.json").read_text())
+    plan = json.loads((run_dir / "plan.json").read_text())["read"]["assignments"]
+    for task in sent["clients"]:  # each reader was told how many files its source left
+        source = next(a["source"] for a in plan if a["reader"] == ["n0", task["client"]])
+        assert task["files"] == written[tuple(source)]
+    copies = sum(
+        min(
+            r.files,
+            written[tuple(next(a["source"] for a in plan if a["reader"] == [r.node, r.client]))],
+        )
+        for r in reads
+    )
+    assert f"verify: all {sum(written.values()) + copies} files match the reference" in run.out
+    first = summary["write"]["first_done"]
+    assert 0 < first["seconds"] <= summary["write"]["wall_seconds"]
+    assert "(last done; first done " in run.out

@@ -27,11 +27,11 @@ WRITE = [
 
 def test_phase_table() -> None:
     assert phase_table(summarise(WRITE)).splitlines() == [
-        "write: 16.00 MiB/s aggregate, 40.00 MiB (41943040 bytes) in 2.500 s,"
-        " start skew 500.0 ms, ready skew 20.0 ms, ok 3, errors 1",
-        "  node  clients  ok  errors    MiB      s  MiB/s",
-        "  n0          2   2       0  20.00  2.500   8.00",
-        "  n1          2   1       1  20.00  1.750  11.43",
+        "write: 16.00 MiB/s aggregate (last done; first done 21.07), 40.00 MiB (41943040"
+        " bytes, 3 files) in 2.500 s, start skew 500.0 ms, ready skew 20.0 ms, ok 3, errors 1",
+        "  node  clients  ok  errors  files    MiB      s  MiB/s",
+        "  n0          2   2       0      2  20.00  2.500   8.00",
+        "  n1          2   1       1      1  20.00  1.750  11.43",
         "per client MiB/s (n=3): min 5.00  median 10.00  p90 11.14  max 11.43",
         "errors (1):",
         "  n1/1 /parbench/n1/1: error: ConnectionError: refused at line 3",
@@ -41,7 +41,7 @@ def test_phase_table() -> None:
 def test_phase_table_without_errors_or_records() -> None:
     assert phase_table(summarise(WRITE[:3])).splitlines()[-1].startswith("per client MiB/s")
     assert phase_table(summarise([], phase="read")).splitlines() == [
-        "read: 0.00 MiB/s aggregate, 0.00 MiB (0 bytes) in 0.000 s,"
+        "read: 0.00 MiB/s aggregate, 0.00 MiB (0 bytes, 0 files) in 0.000 s,"
         " start skew 0.0 ms, ready skew 0.0 ms, ok 0, errors 0",
         "  (no records)",
     ]

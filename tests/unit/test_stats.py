@@ -71,11 +71,16 @@ def test_phase_summary_math() -> None:
     assert s.start_skew == 1.0
     assert s.ready_skew == pytest.approx(0.5)
     assert s.per_node == (
-        NodeSummary("n0", 2, 2, 0, 400, 10.0, 14.0, 100.0, 4.0),
-        NodeSummary("n1", 2, 1, 1, 200, 11.0, 13.0, 100.0, 2.0),
+        NodeSummary("n0", 2, 2, 0, 400, 10.0, 14.0, 100.0, 4.0, 2),
+        NodeSummary("n1", 2, 1, 1, 200, 11.0, 13.0, 100.0, 2.0, 1),
     )
     assert s.by_client[2] == ClientSummary("n1", 0, "ok", 200, 11.0, 13.0, 100.0)
-    assert s.by_client[3] == ClientSummary("n1", 1, "error", 0, 0.0, 0.0, 0.0)
+    assert s.by_client[3] == ClientSummary("n1", 1, "error", 0, 0.0, 0.0, 0.0, files=0)
+    # first done at 12 (n0/0): n0/0 100 B, n0/1 1/3 of 300, n1/0 half of 200, over 2 s
+    assert s.first_done is not None and s.first_done.seconds == 2.0
+    assert s.first_done.bytes == pytest.approx(300.0)
+    assert s.first_done.throughput == pytest.approx(150.0)
+    assert s.files == 3
 
 
 def test_to_dict_is_json() -> None:
@@ -186,3 +191,17 @@ def test_iterations_are_summarised_apart_and_warmup_left_out() -> None:
         100.0,
         300.0,
     ]
+
+
+def test_first_done_counts_from_the_series_where_there_is_one() -> None:
+    """Two clients started at 0: a stops at 2 s; b moved 10 B in its first second and
+    90 B in its second half-rate... its series says what it had moved at 2 s."""
+    a = rec("n0", 0, bytes=200, start=0.0, end=2.0, files=4)
+    b = rec("n0", 1, bytes=400, start=0.0, end=4.0, files=8)
+    b.series = {"start": 0.0, "interval": 1.0, "bytes": [10, 90, 100, 200]}
+    s = summarise([a, b])
+    assert s.first_done.seconds == 2.0 and s.first_done.bytes == 300.0  # 200 + 10 + 90
+    assert s.aggregate_throughput == 150.0 and s.first_done.throughput == 150.0
+    assert s.files == 12 and s.iterations.measured[0].files == 12
+    mid = summarise([a, rec("n0", 1, bytes=400, start=0.0, end=4.0)])  # no series: even
+    assert mid.first_done.bytes == 400.0
