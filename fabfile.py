@@ -3,6 +3,7 @@
     fab write read verify                      one run, chained
     fab write --iterations 5 --warmup 1        repeated, the first not counted
     fab write --duration 60s read --duration 60s   files one after another for a minute
+    fab meta                                   metadata ops/s (create, stat, list, delete)
     fab read --mode same --src /parbench/n0/0  every client reads one file
     fab verify --run 20261125T103200Z-1a2b     check an earlier run again
     FABRIC_BENCH_INVENTORY=other.yaml fab write read verify
@@ -224,6 +225,28 @@ def report(c, run=None, collect=False, inventory=None, from_run=False):
         phases.show(RunDir.open(_results(c), chosen))
 
 
+@task(
+    iterable=["label"],
+    help={"inventory": INVENTORY_HELP, "label": "KEY=VALUE kept with a run this starts"},
+)
+def meta(c, inventory=None, label=None):
+    """Metadata rates (mdtest-like): each client creates, stats, lists and deletes
+    defaults.meta_files files in {dst}/{n}/{c}.meta; chained after write, in its run."""
+    with _exits():
+        root = _results(c)
+        previous = latest_id(root)
+        run = session.active(root)
+        started = run is None
+        if run is None:
+            run = session.start(_inventory(c, inventory), root, parse_labels(label or []))
+        try:
+            phases.meta(run)
+        except LockHeld:
+            if started:
+                session.discard(run, previous)
+            raise
+
+
 @task(help={"inventory": INVENTORY_HELP})
 def clean(c, inventory=None):
     """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those)."""
@@ -231,7 +254,7 @@ def clean(c, inventory=None):
         phases.clean(_inventory(c, inventory))
 
 
-ns = Collection(push, write, read, verify, report, clean)
+ns = Collection(push, write, read, verify, meta, report, clean)
 # the default inventory is the project's, wherever in it `fab` runs; a path given by the
 # user (--inventory, FABRIC_BENCH_INVENTORY, a config file) is relative to the cwd
 ns.configure(

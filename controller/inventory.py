@@ -118,6 +118,8 @@ class Settings:
     stable_window: int = 3
     max_iterations: int = 10
     duration: float | None = None  # seconds a write or read phase moves files
+    meta_files: int = 100  # fab meta: files each client creates, stats, lists, deletes
+    meta_size: int = 0  # ... of this many bytes each
     max_start_skew: float = 0.1  # seconds; more makes a phase invalid
     min_phase_seconds: float = 0.0  # an iteration shorter than this is invalid; 0: any
 
@@ -412,6 +414,8 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "stable_window": (3, lambda c, w, v: c.integer(w, v, 2, MAX_ITERATIONS)),
     "max_iterations": (10, lambda c, w, v: c.integer(w, v, 2, MAX_ITERATIONS)),
     "duration": (None, lambda c, w, v: _duration(c, w, v)),
+    "meta_files": (100, lambda c, w, v: c.integer(w, v, 1, 1_000_000)),
+    "meta_size": (0, lambda c, w, v: c.size(w, v, 0, 1024**3)),
     "max_start_skew": (0.1, lambda c, w, v: c.seconds(w, v, 0.001, MAX_START_DELAY)),
     "min_phase_seconds": (0, lambda c, w, v: c.seconds(w, v, 0, MAX_TIMEOUT)),
 }

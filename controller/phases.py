@@ -11,7 +11,7 @@ import shlex
 import sys
 import time
 from dataclasses import replace
-from typing import Optional, Sequence
+from typing import Optional, Sequence, TypeVar
 
 from fabric import Connection
 from invoke.watchers import StreamWatcher
@@ -19,7 +19,7 @@ from invoke.watchers import StreamWatcher
 from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, RequestError
 from worker.results import ClientResult, read_lines, write_file
 
-from . import locks, report, sequences, stats, stopping, validity
+from . import locks, metastats, report, sequences, stats, stopping, validity
 from . import push as pushing
 from .inventory import Inventory, Node
 from .plan import (
@@ -39,6 +39,7 @@ from .startgate import ReadyWatcher, StartGate
 
 #: a phase run once, as the seed did
 ONCE = Rounds()
+Summary = TypeVar("Summary", stats.PhaseSummary, metastats.MetaSummary)
 
 
 class BenchFailure(RuntimeError):
@@ -305,16 +306,17 @@ def run_phases(
         gathered = run.dir.records(phase)  # what the nodes left now, including failed steps
         summary = _judged(
             run,
-            stats.summarise(gathered, phase).decided(verdict),
+            summary_of(phase, gathered).decided(verdict),
             rounds,
             read_mode,
             sum(len(r.clients) for r in requests[phase].values()),
             failures if phase in timed else None,
         )
         run.dir.update_doc("summary.json", {phase: summary.to_dict()})
-        if phase in timed:
+        if isinstance(summary, stats.PhaseSummary) and phase in timed:
             run.dir.write_text(f"{phase}.svg", report.svg_bar_chart(summary))
-            print(report.phase_table(summary))
+        if phase in timed:
+            print(report.table(summary))
         records += gathered
     if failures:
         print(failure_table(failures), file=sys.stderr)
@@ -333,14 +335,23 @@ def run_phases(
     return records
 
 
+def summary_of(
+    phase: str, records: list[ClientResult]
+) -> stats.PhaseSummary | metastats.MetaSummary:
+    """The summary of a phase's records: ops/s for meta, throughput for the others."""
+    if phase == "meta":
+        return metastats.summarise_meta(records)
+    return stats.summarise(records, phase)
+
+
 def _judged(
     run: Run,
-    summary: stats.PhaseSummary,
+    summary: Summary,
     rounds: Rounds,
     read_mode: Optional[str],
     planned: int,
     failures: Optional[list[NodeFailure]],
-) -> stats.PhaseSummary:
+) -> Summary:
     """``summary`` with its config, the run's labels and (with ``failures``: a timed
     phase) why its figures cannot be trusted."""
     s = run.inventory.settings
@@ -503,6 +514,16 @@ def verify(run: Run) -> None:
     print(f"verify: all {sum(r.files for r in records)} files match the reference")
 
 
+def meta(run: Run) -> None:
+    """The metadata phase: every client creates, stats, lists and deletes files."""
+    s = run.inventory.settings
+    print(
+        f"meta: each client creates, stats, lists and deletes {s.meta_files} files of"
+        f" {s.meta_size} bytes in {s.dst}/<node>/<client>.meta"
+    )
+    run_phases(run, {"meta": run.requests["meta"]})
+
+
 def clean(inventory: Inventory) -> None:
     """Remove the files of ``dst`` in storage and the local copies, per node."""
 
@@ -568,7 +589,7 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
             print(f"[{o.node.id}] {line}")
     for phase in {r.phase for requests in missing.values() for r in requests}:
         run.dir.update_doc(
-            "summary.json", {phase: stats.summarise(run.dir.records(phase), phase).to_dict()}
+            "summary.json", {phase: summary_of(phase, run.dir.records(phase)).to_dict()}
         )
 
 
@@ -576,11 +597,10 @@ def show(run: RunDir) -> None:
     """Print the tables of a run again, from its files."""
     print(f"run {run.run_id} ({run.path})")
     saved = run.read_doc("summary.json", {})
-    for phase in ("write", "read"):
+    for phase in ("write", "read", "meta"):
         records = run.records(phase)
         if records:
-            summary = stats.summarise(records, phase).restored(saved.get(phase, {}))
-            print(report.phase_table(summary))
+            print(report.table(summary_of(phase, records).restored(saved.get(phase, {}))))
     checked = run.records("verify-write") + run.records("verify-read")
     if checked:
         print(report.verify_table(checked))

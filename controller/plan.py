@@ -18,9 +18,11 @@ from worker.protocol import (
     TIMED_PHASES,
     ClientTask,
     Measure,
+    MetaWork,
     PhaseRequest,
     Reference,
     StorageConfig,
+    meta_folder,
 )
 
 from .inventory import Inventory, Node, Settings
@@ -201,6 +203,8 @@ def node_request(
         storage = StorageConfig("posix", root="/", timeout=storage.timeout)
     elif phase in ("write", "verify-write", "clean"):
         sources = write_paths(inventory, node)
+    elif phase == "meta":
+        sources = [meta_folder(s.dst, node.id, c) for c in range(node.clients)]
     else:
         raise PlanError(f"unknown phase {phase!r}")
     with_copies = phase in ("read", "verify-read")
@@ -217,7 +221,7 @@ def node_request(
         dst=s.dst,
         local_dst=local_dst,
         reference=None
-        if reference is None or phase in ("read", "clean")
+        if reference is None or phase in ("read", "meta", "clean")
         else Reference(paths.data(reference.name), reference.bytes, reference.sha256),
         chunk_size=s.chunk_size,
         on_existing=s.on_existing,
@@ -226,6 +230,7 @@ def node_request(
         controlled=phase != "clean",
         out=None if phase == "clean" else paths.output(run_id, phase),
         measure=Measure(s.latency, s.series_interval),
+        meta=MetaWork(s.meta_files, s.meta_size) if phase == "meta" else None,
     ).check()
 
 

@@ -7,9 +7,10 @@ import math
 from collections.abc import Iterable, Sequence
 from html import escape
 
+from controller.metastats import MetaSummary
 from controller.pairing import Pairing
 from controller.rounds import Rounds
-from controller.stats import ClientSummary, PhaseSummary
+from controller.stats import ClientSummary, Failure, PhaseSummary, Verdicts
 from worker.results import STATUSES, ClientResult, error_cause, outcome
 
 MIB = 1024 * 1024
@@ -27,11 +28,7 @@ def phase_table(summary: PhaseSummary) -> str:
         f" start skew {s.start_skew * 1000:.1f} ms, ready skew {s.ready_skew * 1000:.1f} ms,"
         f" ok {s.ok}, errors {len(s.errors)}"
     ]
-    if s.invalid:
-        lines.append(f"INVALID: {'; '.join(s.invalid)}")
-    if s.config_hash:
-        labels = " ".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-        lines.append(f"config {s.config_hash}" + (f", labels {labels}" if labels else ""))
+    lines += _verdict_lines(s)
     if not s.per_node:
         return "\n".join([*lines, "  (no records)"])
     rows = [
@@ -56,13 +53,7 @@ def phase_table(summary: PhaseSummary) -> str:
     lines += iteration_lines(s)
     lines += latency_lines(s.latency)
     lines += series_lines(s.series)
-    if s.errors:
-        lines.append(f"errors ({len(s.errors)}):")
-        lines += [
-            f"  {e.node}/{e.client} {e.path}: {outcome(e.status, e.error, e.host, e.path)}"
-            for e in s.errors
-        ]
-    return "\n".join(lines)
+    return "\n".join(lines + _error_lines(s.errors))
 
 
 def iteration_line(
@@ -135,6 +126,62 @@ def series_lines(series: dict | None, most: int = 12) -> list[str]:
 
 def _ms(microseconds: float) -> str:
     return f"{microseconds / 1000:.3f}"
+
+
+def meta_table(summary: MetaSummary) -> str:
+    """The metadata phase: ops/s per kind (all clients, then per node), latency, errors."""
+    s = summary
+    lines = [
+        f"meta: {s.clients} clients, {s.files} files each; ok {s.ok}, errors {len(s.errors)},"
+        f" start skew {s.start_skew * 1000:.1f} ms"
+    ]
+    lines += _verdict_lines(s)
+    rows = [
+        (
+            kind,
+            str(f.count),
+            f"{f.seconds:.3f}",
+            f"{f.rate:.1f}",
+            *(_ms(s.latency[kind][c]) if kind in s.latency else "-" for c in ("p50", "p99")),
+        )
+        for kind, f in s.ops.items()
+    ]
+    lines += _table(("op", "count", "s", "ops/s", "p50 ms", "p99 ms"), rows)
+    kinds = list(s.ops)
+    lines.append("ops/s per node:")
+    lines += _table(
+        ("node", *kinds),
+        [(nid, *(f"{by_kind[k].rate:.1f}" for k in kinds)) for nid, by_kind in s.per_node.items()],
+    )
+    return "\n".join(lines + _error_lines(s.errors))
+
+
+def _verdict_lines(summary: Verdicts) -> list[str]:
+    """INVALID and why; the config hash and labels."""
+    lines = []
+    if summary.invalid:
+        lines.append(f"INVALID: {'; '.join(summary.invalid)}")
+    if summary.config_hash:
+        labels = " ".join(f"{k}={v}" for k, v in sorted(summary.labels.items()))
+        lines.append(f"config {summary.config_hash}" + (f", labels {labels}" if labels else ""))
+    return lines
+
+
+def _error_lines(errors: Sequence[Failure]) -> list[str]:
+    if not errors:
+        return []
+    return [
+        f"errors ({len(errors)}):",
+        *(
+            f"  {e.node}/{e.client} {e.path}: {outcome(e.status, e.error, e.host, e.path)}"
+            for e in errors
+        ),
+    ]
+
+
+def table(summary: PhaseSummary | MetaSummary) -> str:
+    """The table of a timed phase's summary, whichever kind."""
+    return meta_table(summary) if isinstance(summary, MetaSummary) else phase_table(summary)
 
 
 def verify_table(records: Iterable[ClientResult]) -> str:

@@ -194,7 +194,7 @@ class Run:
             cross = None
         requests = {
             phase: phase_requests(inventory, phase, run_id, reference, cross)
-            for phase in ("write", "read", "verify-write", "verify-read")
+            for phase in ("write", "read", "verify-write", "verify-read", "meta")
             if phase != "read" or cross is not None
         }
         run = cls(

@@ -25,6 +25,11 @@ def start(inventory: Inventory, root: Path, labels: Optional[dict[str, str]] = N
     return run
 
 
+def active(root: Path) -> Optional[Run]:
+    """The run this ``fab`` command started or continued, if any."""
+    return _ACTIVE.get(root.resolve())
+
+
 def discard(run: Run, previous: Optional[str]) -> None:
     """Forget a run that was refused before anything ran (its locks were taken): its
     folder goes and ``latest`` names ``previous`` again."""

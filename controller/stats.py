@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import TypeVar
 
 from worker.histogram import Histogram
 from worker.results import ClientResult
@@ -144,8 +145,55 @@ class NodeSummary:
     series: dict | None = None  # bytes per interval, controller clock (measures.Series)
 
 
+S = TypeVar("S", bound="Verdicts")
+
+
+class Verdicts:
+    """What a phase's summary is given after its records are summarised: why its
+    iterations stopped, its config, the run's labels and its validity (the fields
+    ``iterations``, ``config``, ``config_hash``, ``labels`` and ``invalid``)."""
+
+    iterations: Iterations | None
+    config_hash: str
+    labels: dict[str, str]
+    invalid: tuple[str, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not self.invalid
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON (with ``valid``)."""
+        return {**asdict(self), "valid": self.valid}  # type: ignore[call-overload]
+
+    def judged(
+        self: S, config: dict, config_hash: str, labels: dict[str, str], invalid: tuple[str, ...]
+    ) -> S:
+        """This summary with what defines it, the run's labels and its validity."""
+        return replace(  # type: ignore[type-var]
+            self, config=config, config_hash=config_hash, labels=labels, invalid=invalid
+        )
+
+    def decided(self: S, verdict: str | None) -> S:
+        """This summary with why its iterations stopped."""
+        if self.iterations is None:
+            return self
+        return replace(self, iterations=replace(self.iterations, verdict=verdict))  # type: ignore[type-var]
+
+    def restored(self: S, saved: dict) -> S:
+        """This summary (made again from the records) with what only the run that made it
+        knew, from the ``saved`` summary."""
+        verdict = (saved.get("iterations") or {}).get("verdict")
+        return self.decided(verdict).judged(
+            saved.get("config", {}),
+            saved.get("config_hash", ""),
+            saved.get("labels", {}),
+            tuple(saved.get("invalid", ())),
+        )
+
+
 @dataclass(frozen=True)
-class PhaseSummary:
+class PhaseSummary(Verdicts):
     """What a phase achieved; ``per_client`` is in bytes/s, skews in seconds.
 
     With no ok records the times are None and the rates and skews 0.0.
@@ -180,38 +228,6 @@ class PhaseSummary:
     files: int = 0  # whole files the ok records moved
     first_done: Stonewall | None = None  # stonewall; the aggregate above is "last done"
 
-    @property
-    def valid(self) -> bool:
-        return not self.invalid
-
-    def to_dict(self) -> dict:
-        """Plain data for JSON (with ``valid``)."""
-        return {**asdict(self), "valid": self.valid}
-
-    def judged(
-        self, config: dict, config_hash: str, labels: dict[str, str], invalid: tuple[str, ...]
-    ) -> PhaseSummary:
-        """This summary with what defines it, the run's labels and its validity."""
-        return replace(self, config=config, config_hash=config_hash, labels=labels, invalid=invalid)
-
-    def restored(self, saved: dict) -> PhaseSummary:
-        """This summary (made again from the records) with what only the run that made it
-        knew: why its iterations stopped, its config, labels and validity, from the
-        ``saved`` summary."""
-        verdict = (saved.get("iterations") or {}).get("verdict")
-        return self.decided(verdict).judged(
-            saved.get("config", {}),
-            saved.get("config_hash", ""),
-            saved.get("labels", {}),
-            tuple(saved.get("invalid", ())),
-        )
-
-    def decided(self, verdict: str | None) -> PhaseSummary:
-        """This summary with why its iterations stopped."""
-        if self.iterations is None:
-            return self
-        return replace(self, iterations=replace(self.iterations, verdict=verdict))
-
 
 def summarise(records: Iterable[ClientResult], phase: str | None = None) -> PhaseSummary:
     """Summarise the records of one phase; ``phase`` names it when there are none.
@@ -229,13 +245,9 @@ def summarise(records: Iterable[ClientResult], phase: str | None = None) -> Phas
     rounds = _by_iteration(ok)
     return PhaseSummary(
         phase=phase,
-        clients=len({(r.node, r.client) for r in everything}),
+        clients=clients_of(everything),
         ok=len(ok),
-        errors=tuple(
-            Failure(r.node, r.client, r.path, r.status, r.error, r.host)
-            for r in everything
-            if not r.ok
-        ),
+        errors=failures_of(everything),
         bytes=span.bytes,
         first_start=span.first_start,
         last_end=span.last_end,
@@ -277,6 +289,18 @@ def _first_done_of(walls: list[Stonewall | None]) -> Stonewall | None:
     seconds = sum(w.seconds for w in found)
     moved = sum(w.bytes for w in found)
     return Stonewall(seconds, moved, moved / seconds if seconds > 0 else 0.0)
+
+
+def clients_of(records: list[ClientResult]) -> int:
+    """How many distinct clients the records are of."""
+    return len({(r.node, r.client) for r in records})
+
+
+def failures_of(records: list[ClientResult]) -> tuple[Failure, ...]:
+    """The records that are not ok, as failures."""
+    return tuple(
+        Failure(r.node, r.client, r.path, r.status, r.error, r.host) for r in records if not r.ok
+    )
 
 
 def _by_iteration(records: list[ClientResult]) -> list[list[ClientResult]]:

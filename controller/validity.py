@@ -19,7 +19,7 @@ from .inventory import Inventory
 from .plan import ReferenceFacts
 from .remote import NodeFailure
 from .rounds import Rounds
-from .stats import PhaseSummary
+from .stats import Verdicts
 
 
 def phase_config(
@@ -46,6 +46,10 @@ def phase_config(
     if phase == "read":
         config["read_type"] = s.read_type
         config["read_mode"] = read_mode or "cross"
+    if phase == "meta":
+        config["meta"] = {"files": s.meta_files, "size": s.meta_size}
+        for unrelated in ("bytes", "generated", "chunk_size"):
+            del config[unrelated]
     return config
 
 
@@ -56,7 +60,7 @@ def config_hash(config: dict) -> str:
 
 
 def judge(
-    summary: PhaseSummary,
+    summary: Verdicts,
     planned: int,
     failures: Sequence[NodeFailure],
     max_start_skew: float,

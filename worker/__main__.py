@@ -23,6 +23,7 @@ from typing import Callable, List, Optional, Sequence, TextIO, Union
 from worker import generate, lock
 from worker.clean import UnsafePath, clean
 from worker.clients import Identity, Job, run_clients
+from worker.meta import MetaJob
 from worker.protocol import (
     BACKENDS,
     GO,
@@ -34,11 +35,13 @@ from worker.protocol import (
     ClientTask,
     ExitCode,
     Measure,
+    MetaWork,
     PhaseRequest,
     Reference,
     RequestError,
     StorageConfig,
     load_request,
+    meta_folder,
 )
 from worker.report import progress_line, summary_line
 from worker.results import ClientResult, write_file
@@ -195,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify_read.add_argument("--src", required=True, metavar="LOCAL_REF_FILE")
     verify_read.add_argument("--dst", required=True, metavar="LOCAL_DIR")
 
+    meta = phases.add_parser(
+        "meta", parents=common, help="create, stat, list, delete files in ROOT/NID/c.meta"
+    )
+    meta.add_argument("--dst", required=True, metavar="ROOT")
+    meta.add_argument("--files", type=_positive_int, default=100, metavar="K")
+    meta.add_argument("--size", type=int, default=0, metavar="BYTES", help="of each file")
+
     cleaner = phases.add_parser(
         "clean", parents=common, help="delete ROOT/NID in storage and LOCAL_DIR/<cid> copies"
     )
@@ -234,9 +244,12 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         paths = expand_sources(args.src, n)
     elif phase == "verify-read":
         paths = [p for p in locals_ if p]
+    elif phase == "meta":
+        paths = [meta_folder(args.dst, args.node, c) for c in range(n)]
     else:
         paths = [write_target(args.dst, args.node, c) for c in range(n)]
-    reference = Reference(os.path.abspath(args.src)) if phase not in ("read", "clean") else None
+    with_reference = phase in ("write", "verify-write", "verify-read")
+    reference = Reference(os.path.abspath(args.src)) if with_reference else None
     start = "at" if args.start_at is not None else "now"
     if args.start_on_stdin:
         start = "stdin"
@@ -259,6 +272,7 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         out=None if phase == "clean" else (args.out or f"parbench-{phase}.jsonl"),
         measure=Measure(latency=not args.no_latency, interval=args.interval),
         duration=args.duration,
+        meta=MetaWork(args.files, args.size) if phase == "meta" else None,
     ).check()
 
 
@@ -353,11 +367,26 @@ def _verify_jobs(request: PhaseRequest, host: str) -> Work:
     ]
 
 
+def _meta_jobs(request: PhaseRequest, host: str) -> Work:
+    assert request.meta is not None
+    return [
+        MetaJob(
+            _identity(request, task, host),
+            request.storage,
+            request.meta.files,
+            request.meta.size,
+            request.measure,
+        )
+        for task in request.clients
+    ]
+
+
 BUILDERS: dict = {
     "write": _write_jobs,
     "read": _read_jobs,
     "verify-write": _verify_jobs,
     "verify-read": _verify_jobs,
+    "meta": _meta_jobs,
 }
 
 

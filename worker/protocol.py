@@ -20,11 +20,15 @@ from typing import Any, Dict, Optional, Tuple, Union, get_type_hints
 
 REQUEST_SCHEMA = "parbench.request/1"
 
-#: what a request may ask; the first four leave one record per client
-PHASES = ("write", "read", "verify-write", "verify-read", "clean")
-RECORDED_PHASES = PHASES[:4]
-#: phases whose clients start together behind the barrier and whose IO is timed
-TIMED_PHASES = ("write", "read")
+#: what a request may ask; all but clean leave one record per client
+PHASES = ("write", "read", "verify-write", "verify-read", "meta", "clean")
+RECORDED_PHASES = PHASES[:5]
+#: phases whose clients start together behind the barrier and whose work is timed
+TIMED_PHASES = ("write", "read", "meta")
+#: phases that move file data
+IO_PHASES = ("write", "read")
+#: the metadata phase's kinds of operation, in the order each client does them
+META_OPS = ("create", "stat", "list", "delete")
 
 BACKENDS = ("alluxio", "posix")
 WRITE_TYPES = ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
@@ -132,6 +136,12 @@ def nth_path(path: str, k: int) -> str:
     return path if k == 0 else f"{path}.{k}"
 
 
+def meta_folder(root: str, node: str, client: int) -> str:
+    """The directory of client ``client`` of ``node`` in the metadata phase:
+    ``{root}/{node}/{client}.meta`` (``{root}/{node}/{client}`` is the client's file)."""
+    return posixpath.join(root, node, f"{client}.meta")
+
+
 #: the names :func:`nth_path` gives below a client's ``NAME``: ``NAME`` and ``NAME.<k>``
 def is_nth_of(name: str, base: str) -> bool:
     return name == base or (
@@ -139,6 +149,21 @@ def is_nth_of(name: str, base: str) -> bool:
         and name[len(base) + 1 :].isdigit()
         and name[len(base) + 1] != "0"
     )
+
+
+@dataclass(frozen=True)
+class MetaWork:
+    """The metadata phase: each client creates, stats, lists and deletes ``files``
+    files of ``size`` bytes in its own directory."""
+
+    files: int = 100
+    size: int = 0
+
+    def check(self, where: str) -> None:
+        if not 1 <= self.files <= 1_000_000:
+            _refuse(f"{where}.files", "1..1000000 files", self.files)
+        if not 0 <= self.size <= 1 << 30:
+            _refuse(f"{where}.size", "0..1GiB bytes", self.size)
 
 
 @dataclass(frozen=True)
@@ -187,6 +212,7 @@ class PhaseRequest(_Message):
     out: Optional[str] = None  # the records file (JSON lines)
     measure: Measure = Measure()
     duration: Optional[float] = None  # write, read: files one after another until then
+    meta: Optional[MetaWork] = None  # the metadata phase's work
     iteration: int = 0  # of a phase run several times: 0, 1, ...
     warmup: bool = False  # a warm-up iteration: reported apart, never in the statistics
     schema: str = REQUEST_SCHEMA
@@ -202,11 +228,15 @@ class PhaseRequest(_Message):
         self.measure.check("request.measure")
         if self.iteration < 0:
             _refuse("request.iteration", "0 or more", self.iteration)
-        if self.duration is not None and not (self.timed and self.duration > 0):
+        if self.duration is not None and not (self.phase in IO_PHASES and self.duration > 0):
             _refuse(
                 "request.duration", "a positive number of seconds, for write or read", self.duration
             )
-        if self.phase in ("write", "verify-write", "clean"):
+        if (self.phase == "meta") != (self.meta is not None):
+            _refuse("request.meta", "the work of a meta phase, exactly there", self.meta)
+        if self.meta is not None:
+            self.meta.check("request.meta")
+        if self.phase in ("write", "verify-write", "meta", "clean"):
             _absolute("request.dst", self.dst)
         if not self.clients:
             _refuse("request.clients", "at least one client", "none")

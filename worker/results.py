@@ -18,7 +18,7 @@ from typing import IO, Dict, Iterator, Optional
 SCHEMA = "parbench.client/1"
 
 #: phases a record may belong to
-PHASES = ("write", "read", "verify-write", "verify-read")
+PHASES = ("write", "read", "verify-write", "verify-read", "meta")
 
 #: outcomes of one record; "ok" for IO that completed, the rest for verification
 STATUSES = ("ok", "error", "mismatch", "missing")
@@ -64,6 +64,8 @@ class ClientResult:
     #: write/read: {"start": epoch s (node clock), "interval": s, "bytes": [per interval]}
     series: Optional[dict] = None
     files: int = 1  # whole files moved or checked (a phase with a duration moves several)
+    #: meta: kind -> {"count": operations done, "start": epoch s, "end": epoch s} (node clock)
+    ops: Optional[Dict[str, dict]] = None
     iteration: int = 0  # of a phase run several times
     warmup: bool = False  # a warm-up iteration's: not in the statistics
     schema: str = SCHEMA

@@ -435,3 +435,33 @@ def test_a_phase_with_a_duration_reads_and_verifies_exactly_what_it_wrote(
     first = summary["write"]["first_done"]
     assert 0 < first["seconds"] <= summary["write"]["wall_seconds"]
     assert "(last done; first done " in run.out
+
+
+def test_meta_phase_alone_and_after_a_write(testbed, tmp_path):
+    """fab meta: every client creates, stats, lists and deletes its files through the
+    proxy; ops/s per kind in the summary; chained after write it joins the write's run."""
+    dst = "/it/meta"
+    inv = write_inventory(
+        testbed, tmp_path / "inv.yaml", nodes=2, clients=2, dst=dst, meta_files=12, meta_size=10
+    )
+    run = fab(tmp_path, inv, "meta")
+    assert run.code == 0, run.text
+    summary = json.loads(((tmp_path / "results" / "latest") / "summary.json").read_text())["meta"]
+    assert {k: v["count"] for k, v in summary["ops"].items()} == {
+        "create": 48,
+        "stat": 48,
+        "list": 4,
+        "delete": 48,
+    }
+    assert all(v["rate"] > 0 for v in summary["ops"].values())
+    assert set(summary["per_node"]) == {"n0", "n1"} and summary["valid"] is True
+    assert summary["latency"]["stat"]["count"] == 48
+    assert summary["config"]["meta"] == {"files": 12, "size": 10}
+    assert "ops/s per node:" in run.out
+    assert sorted(s.name for s in _client(testbed).list_status(f"{dst}/n0")) == []  # nothing left
+
+    chained = fab(tmp_path, inv, "write", "meta")
+    assert chained.code == 0, chained.text
+    both = json.loads(((tmp_path / "results" / "latest") / "summary.json").read_text())
+    assert {"write", "meta"} <= set(both)
+    assert sorted(s.name for s in _client(testbed).list_status(f"{dst}/n1")) == ["0", "1"]

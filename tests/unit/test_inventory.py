@@ -191,7 +191,8 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
             " posix_root, write_type, read_type, chunk_size, on_existing, start_delay,"
             " ready_timeout,"
             " connect_timeout, phase_timeout, python, latency, series_interval, iterations, warmup,"
-            " until_stable, stable_window, max_iterations, duration, max_start_skew,"
+            " until_stable, stable_window, max_iterations, duration, meta_files, meta_size,"
+            " max_start_skew,"
             " min_phase_seconds)",
         ),
         (

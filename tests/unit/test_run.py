@@ -36,7 +36,7 @@ def test_a_run_records_everything_that_defines_it(sealed: Run, tmp_path: Path) -
     doc = json.loads((sealed.path / "run.json").read_text())
     assert doc["schema"] == "parbench.run/1" and doc["run_id"] == sealed.run_id
     assert doc["reference"]["bytes"] == len(b"reference bytes")
-    assert set(doc["requests"]) == {"write", "read", "verify-write", "verify-read"}
+    assert set(doc["requests"]) == {"write", "read", "verify-write", "verify-read", "meta"}
     assert doc["requests"]["write"]["b"]["clients"][2]["path"] == "/odd topo/run/b/2"
     assert doc["inventory"]["settings"]["dst"] == "/odd topo/run"
     assert json.loads((sealed.path / "plan.json").read_text())["schema"] == "parbench.plan/1"
