@@ -4,6 +4,7 @@
     fab write --iterations 5 --warmup 1        repeated, the first not counted
     fab write --duration 60s read --duration 60s   files one after another for a minute
     fab meta                                   metadata ops/s (create, stat, list, delete)
+    fab sweep --size 1MiB,64MiB --clients 1,4  a run per point of the matrix
     fab read --mode same --src /parbench/n0/0  every client reads one file
     fab verify --run 20261125T103200Z-1a2b     check an earlier run again
     FABRIC_BENCH_INVENTORY=other.yaml fab write read verify
@@ -32,6 +33,7 @@ from controller.push import PushError, RuntimeUnavailable
 from controller.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
 from controller.run import Run, RunMismatch
 from controller.rundir import ResultsError, RunDir, RunNotFound, latest_id
+from controller.sweep import SweepError, parse_axes
 
 HERE = Path(__file__).resolve().parent
 BAD_INPUT = (
@@ -44,6 +46,7 @@ BAD_INPUT = (
     LockHeld,
     RoundsError,
     LabelError,
+    SweepError,
 )
 
 
@@ -247,6 +250,41 @@ def meta(c, inventory=None, label=None):
             raise
 
 
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "size": "file sizes, e.g. 1MiB,64MiB,1GiB (data generated on the nodes)",
+        "clients": "clients per node, e.g. 1,4,16",
+        "chunk-size": "chunk sizes, e.g. 256KiB,4MiB",
+        "write-type": "write types, e.g. MUST_CACHE,CACHE_THROUGH",
+        "read-type": "read types, e.g. CACHE,NO_CACHE",
+        "steps": "what each point runs: write, then any of read, verify (default all three)",
+    }
+)
+def sweep(
+    c,
+    inventory=None,
+    size=None,
+    clients=None,
+    chunk_size=None,
+    write_type=None,
+    read_type=None,
+    steps="write,read,verify",
+):
+    """The benchmark over a matrix of settings: each point a run of its own, one sweep id."""
+    with _exits():
+        axes = parse_axes(
+            {
+                "size": size,
+                "clients": clients,
+                "chunk_size": chunk_size,
+                "write_type": write_type,
+                "read_type": read_type,
+            }
+        )
+        phases.sweep(_inventory(c, inventory), axes, steps.split(","), _results(c))
+
+
 @task(help={"inventory": INVENTORY_HELP})
 def clean(c, inventory=None):
     """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those)."""
@@ -254,7 +292,7 @@ def clean(c, inventory=None):
         phases.clean(_inventory(c, inventory))
 
 
-ns = Collection(push, write, read, verify, meta, report, clean)
+ns = Collection(push, write, read, verify, meta, sweep, report, clean)
 # the default inventory is the project's, wherever in it `fab` runs; a path given by the
 # user (--inventory, FABRIC_BENCH_INVENTORY, a config file) is relative to the cwd
 ns.configure(

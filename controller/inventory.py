@@ -197,6 +197,12 @@ def load(path: str | os.PathLike) -> Inventory:
     return _build(_parse(text, source), _Check(source, path.parent), path)
 
 
+def build(doc: Any, path: Path) -> Inventory:
+    """Validate an inventory document as parsed from the YAML at ``path`` (a sweep's
+    points are documents changed from the user's)."""
+    return _build(doc, _Check(str(path), path.parent), path)
+
+
 # --- parsing -----------------------------------------------------------------------------
 
 

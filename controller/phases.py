@@ -11,6 +11,7 @@ import shlex
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Optional, Sequence, TypeVar
 
 from fabric import Connection
@@ -19,8 +20,9 @@ from invoke.watchers import StreamWatcher
 from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, RequestError
 from worker.results import ClientResult, read_lines, write_file
 
-from . import locks, metastats, report, sequences, stats, stopping, validity
+from . import locks, metastats, report, sequences, session, stats, stopping, validity
 from . import push as pushing
+from . import sweep as sweeping
 from .inventory import Inventory, Node
 from .plan import (
     NodePaths,
@@ -607,3 +609,40 @@ def show(run: RunDir) -> None:
     for phase, failed in run.read_doc("failures.json", {}).items():
         if failed:
             print(f"{phase}: " + failure_table([NodeFailure(**f) for f in failed]))
+
+
+class PointFailed(BenchFailure):
+    """A sweep point's run failed; ``run_id`` names it."""
+
+    def __init__(self, message: str, code: int, run_id: str) -> None:
+        super().__init__(message, code)
+        self.run_id = run_id
+
+
+def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], root: Path) -> None:
+    """``fab sweep``: each point of the matrix a run of ``steps`` (write, read, verify);
+    a table of the points at the end; BenchFailure when a point failed."""
+    found = sweeping.points(base, axes)
+    unknown = [s for s in steps if s not in ("write", "read", "verify")]
+    if unknown or "write" not in steps:
+        raise PlanError(f"--steps: write, then any of read, verify; got {','.join(steps)}")
+    sweep_id = sweeping.new_sweep_id()
+    print(f"sweep {sweep_id}: {len(found)} point(s) of {', '.join(axes)}; each: {','.join(steps)}")
+
+    def one(point: sweeping.Point, labels: dict[str, str]) -> tuple[str, dict]:
+        run = session.start(point.inventory, root, labels)
+        try:
+            write(run)
+            if "read" in steps and len(point.inventory.nodes) > 1:
+                read(run)
+            if "verify" in steps:
+                verify(run)
+        except BenchFailure as exc:
+            raise PointFailed(str(exc), exc.code, run.run_id) from None
+        return run.run_id, run.dir.read_doc("summary.json", {})
+
+    outcomes = sweeping.run(sweep_id, found, one, root)
+    print(report.sweep_table(sweep_id, list(axes), outcomes))
+    failed = [o for o in outcomes if o.error]
+    if failed:
+        raise BenchFailure(f"sweep {sweep_id}: {len(failed)} of {len(outcomes)} point(s) failed")

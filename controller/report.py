@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from html import escape
+from typing import Any
 
 from controller.metastats import MetaSummary
 from controller.pairing import Pairing
 from controller.rounds import Rounds
 from controller.stats import ClientSummary, Failure, PhaseSummary, Verdicts
-from worker.results import STATUSES, ClientResult, error_cause, outcome
+from worker.results import STATUSES, ClientResult, error_cause, one_line, outcome
 
 MIB = 1024 * 1024
 CHECKSUM_PREFIX = 12
@@ -182,6 +183,31 @@ def _error_lines(errors: Sequence[Failure]) -> list[str]:
 def table(summary: PhaseSummary | MetaSummary) -> str:
     """The table of a timed phase's summary, whichever kind."""
     return meta_table(summary) if isinstance(summary, MetaSummary) else phase_table(summary)
+
+
+def sweep_table(sweep_id: str, axes: list[str], outcomes: Sequence[Any]) -> str:
+    """One row per point: its values, run, throughput of write and read (first done in
+    brackets), and whether it is valid, or its error."""
+    rows = []
+    for o in outcomes:
+        figures = o.figures or {}
+        cells = []
+        for phase in ("write", "read"):
+            f = figures.get(phase)
+            first = f and f.get("first_done_throughput")
+            cells.append(
+                "-"
+                if not f
+                else _mib(f["aggregate_throughput"]) + (f" ({_mib(first)})" if first else "")
+            )
+        valid = all(f.get("valid", True) for f in figures.values()) if figures else False
+        state = f"failed: {one_line(o.error, 120)}" if o.error else ("ok" if valid else "INVALID")
+        rows.append((*(o.values[a] for a in axes), o.run_id or "-", *cells, state))
+    header = (*axes, "run", "write MiB/s", "read MiB/s", "")
+    return "\n".join(
+        [f"sweep {sweep_id}: {len(outcomes)} point(s); MiB/s last done (first done)"]
+        + _table(header, rows, left=len(axes) + 1)
+    )
 
 
 def verify_table(records: Iterable[ClientResult]) -> str:

@@ -465,3 +465,42 @@ def test_meta_phase_alone_and_after_a_write(testbed, tmp_path):
     both = json.loads(((tmp_path / "results" / "latest") / "summary.json").read_text())
     assert {"write", "meta"} <= set(both)
     assert sorted(s.name for s in _client(testbed).list_status(f"{dst}/n1")) == ["0", "1"]
+
+
+def test_sweep_runs_every_point_as_a_run_of_its_own(testbed, tmp_path):
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst="/it/sweep")
+    bad = fab(tmp_path, inv, "sweep", "--size", "1MiB", "--clients", "1,0")
+    assert bad.code == 2, bad.text
+    assert (
+        "--size 1MiB --clients 0: " in bad.err
+        and "defaults.clients: expected an integer" in bad.err
+    )
+    assert not (tmp_path / "results" / "sweeps").exists()
+
+    run = fab(
+        tmp_path,
+        inv,
+        "sweep",
+        "--size",
+        "1MiB,2MiB",
+        "--write-type",
+        "MUST_CACHE",
+        "--steps",
+        "write,read",
+    )
+    assert run.code == 0, run.text
+    (doc_path,) = (tmp_path / "results" / "sweeps").glob("sweep-*.json")
+    doc = json.loads(doc_path.read_text())
+    assert doc["schema"] == "parbench.sweep/1"
+    assert [p["values"] for p in doc["points"]] == [
+        {"size": "1MiB", "write_type": "MUST_CACHE"},
+        {"size": "2MiB", "write_type": "MUST_CACHE"},
+    ]
+    for point, size in zip(doc["points"], (1 << 20, 2 << 20)):
+        assert point["error"] is None and point["figures"]["write"]["aggregate_throughput"] > 0
+        assert point["figures"]["read"]["valid"] is True
+        sealed = json.loads((tmp_path / "results" / point["run_id"] / "run.json").read_text())
+        assert sealed["labels"]["sweep"] == doc["sweep_id"]
+        assert sealed["reference"]["bytes"] == size and sealed["reference"]["generated"]
+        assert sealed["inventory"]["settings"]["write_type"] == "MUST_CACHE"
+    assert f"sweep {doc['sweep_id']}: 2 point(s)" in run.out

@@ -1,0 +1,51 @@
+"""fab sweep's points: the matrix, each point a checked inventory, bad values named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controller.inventory import load
+from controller.sweep import SweepError, parse_axes, points
+
+
+@pytest.fixture
+def base(tmp_path: Path):
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        "defaults: {clients: 2}\nnodes:\n  - {id: n0, host: a, clients: 3}\n  - {id: n1, host: b}\n"
+    )
+    return load(path)
+
+
+def test_every_combination_in_order(base) -> None:
+    axes = parse_axes({"size": "1MiB, 64MiB", "clients": "1,4", "read_type": None})
+    found = points(base, axes)
+    assert [p.name for p in found] == [
+        "size=1MiB,clients=1",
+        "size=1MiB,clients=4",
+        "size=64MiB,clients=1",
+        "size=64MiB,clients=4",
+    ]
+    last = found[-1].inventory
+    assert last.settings.data == 64 << 20
+    assert [n.clients for n in last.nodes] == [4, 4]  # a node's own count gives way
+    assert base.settings.data != 64 << 20  # the user's inventory is untouched
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"write_type": "FAST"}, "--write-type FAST: "),
+        ({"size": "data/5mb.txt"}, "--size data/5mb.txt: expected a size like 64MiB"),
+        ({"clients": "two"}, "--clients two: expected a whole number"),
+        ({"chunk_size": "1"}, "--chunk-size 1: "),
+        ({"size": "1MiB,"}, "--size: an empty value in '1MiB,'"),
+        ({}, "give at least one of --size, --clients"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_it(base, given: dict, message: str) -> None:
+    with pytest.raises(SweepError) as info:
+        points(base, parse_axes(given))
+    assert message in str(info.value)
