@@ -17,13 +17,21 @@ from dataclasses import dataclass
 from worker.histogram import Histogram
 from worker.results import ClientResult
 
+from .rundir import ResultsError
+
 
 def latency(records: Iterable[ClientResult]) -> dict[str, Histogram]:
     """Operation -> the merged histogram of every record that has one, by name."""
     merged: dict[str, Histogram] = {}
     for record in records:
         for op, data in (record.latency or {}).items():
-            merged.setdefault(op, Histogram()).merge(Histogram.from_dict(data))
+            try:
+                found = Histogram.from_dict(data)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ResultsError(
+                    f"{record.node}/{record.client} {record.phase} record: latency of {op}: {exc}"
+                ) from None
+            merged.setdefault(op, Histogram()).merge(found)
     return dict(sorted(merged.items()))
 
 

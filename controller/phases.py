@@ -291,7 +291,7 @@ def run_phases(
         done = [r for p in phases for r in run.dir.records(p) if r.iteration == iteration]
         if interrupted is not None or failures or not all(r.ok for r in done) or not timed:
             break
-        aggregate = stats.summarise(done).aggregate_throughput
+        aggregate = stats.aggregate_of(done)
         if rounds.most > 1:
             print(report.iteration_line(timed[0], iteration, warmup, rounds, aggregate))
         if not warmup:
@@ -495,9 +495,10 @@ def read(run: Run, mode: str = "cross", src: Optional[str] = None, rounds: Round
     run_phases(run, {"read": requests}, rounds, mode)
 
 
-def verify(run: Run) -> None:
-    """verify-write and verify-read on every node; a table naming every bad file."""
-    phases = ["verify-write", "verify-read"]
+def verify(run: Run, copies: bool = True) -> None:
+    """verify-write and (``copies``: there was a read) verify-read on every node; a table
+    naming every bad file."""
+    phases = ["verify-write", "verify-read"] if copies else ["verify-write"]
     writes, reads = run.dir.records("write"), run.dir.records("read")
     done = run.dir.read_doc("plan.json", {}).get("read")
     read_plan = ReadPlan.from_dict(done) if done else None
@@ -507,6 +508,7 @@ def verify(run: Run) -> None:
             run.requests["verify-read"], read_plan, writes, reads
         ),
     }
+    requests = {phase: requests[phase] for phase in phases}
     try:
         records = run_phases(run, requests)
     except BenchFailure:
@@ -518,6 +520,11 @@ def verify(run: Run) -> None:
 
 def meta(run: Run) -> None:
     """The metadata phase: every client creates, stats, lists and deletes files."""
+    if "meta" not in run.requests:
+        raise PlanError(
+            f"run {run.run_id} was sealed without a meta phase (an older parbench): start a"
+            " new run with `fab meta` on its own"
+        )
     s = run.inventory.settings
     print(
         f"meta: each client creates, stats, lists and deletes {s.meta_files} files of"
@@ -589,10 +596,10 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
     for o in on_nodes(run.inventory, "collect", fetch, targets):
         for line in o.value or [f"not collected: {o.failure and o.failure.cause}"]:
             print(f"[{o.node.id}] {line}")
+    saved = run.dir.read_doc("summary.json", {})
     for phase in {r.phase for requests in missing.values() for r in requests}:
-        run.dir.update_doc(
-            "summary.json", {phase: summary_of(phase, run.dir.records(phase)).to_dict()}
-        )
+        again = summary_of(phase, run.dir.records(phase)).restored(saved.get(phase, {}))
+        run.dir.update_doc("summary.json", {phase: again.to_dict()})
 
 
 def show(run: RunDir) -> None:
@@ -630,13 +637,16 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
     print(f"sweep {sweep_id}: {len(found)} point(s) of {', '.join(axes)}; each: {','.join(steps)}")
 
     def one(point: sweeping.Point, labels: dict[str, str]) -> tuple[str, dict]:
+        settings = point.inventory.settings
+        rounds = settings.rounds.fits(phase_budget(settings))  # the inventory's repeats
         run = session.start(point.inventory, root, labels)
+        reads = "read" in steps and len(point.inventory.nodes) > 1
         try:
-            write(run)
-            if "read" in steps and len(point.inventory.nodes) > 1:
-                read(run)
+            write(run, rounds)
+            if reads:
+                read(run, rounds=rounds)
             if "verify" in steps:
-                verify(run)
+                verify(run, copies=reads)
         except BenchFailure as exc:
             raise PointFailed(str(exc), exc.code, run.run_id) from None
         return run.run_id, run.dir.read_doc("summary.json", {})

@@ -72,6 +72,7 @@ class Failure:
     status: str
     error: str | None
     host: str = ""
+    iteration: int = 0
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,11 @@ def _first_done_of(walls: list[Stonewall | None]) -> Stonewall | None:
     return Stonewall(seconds, moved, moved / seconds if seconds > 0 else 0.0)
 
 
+def aggregate_of(records: list[ClientResult]) -> float:
+    """Aggregate throughput (bytes/s) of one iteration's records, warm-up or not."""
+    return _Span.of([r for r in records if r.ok]).throughput
+
+
 def clients_of(records: list[ClientResult]) -> int:
     """How many distinct clients the records are of."""
     return len({(r.node, r.client) for r in records})
@@ -299,7 +305,9 @@ def clients_of(records: list[ClientResult]) -> int:
 def failures_of(records: list[ClientResult]) -> tuple[Failure, ...]:
     """The records that are not ok, as failures."""
     return tuple(
-        Failure(r.node, r.client, r.path, r.status, r.error, r.host) for r in records if not r.ok
+        Failure(r.node, r.client, r.path, r.status, r.error, r.host, r.iteration)
+        for r in records
+        if not r.ok
     )
 
 

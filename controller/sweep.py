@@ -50,7 +50,8 @@ def _set_size(doc: dict, value: str) -> None:
         raise SweepError(
             f"--size {value}: expected a size like 64MiB (data generated on the nodes)"
         )
-    _set_default("data")(doc, value)
+    # bytes given as a number: an int, which the inventory takes as a size, not a file name
+    _set_default("data")(doc, int(value) if value.isdigit() else value)  # type: ignore[arg-type]
 
 
 def _set_clients(doc: dict, value: str) -> None:

@@ -84,10 +84,15 @@ def materialise(path: str, size: int, expected: str) -> bool:
         pass
     partial = path + ".parbench-new"
     digest = hashlib.sha256()
-    with open(partial, "wb") as out:
-        for chunk in chunks(size):
-            digest.update(chunk)
-            out.write(chunk)
+    try:
+        with open(partial, "wb") as out:
+            for chunk in chunks(size):
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:  # a full disk, an interruption: no large partial file stays
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
     if digest.hexdigest() != expected:
         os.remove(partial)
         raise GenerateError(

@@ -17,6 +17,7 @@ records the worker sends the controller).
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Dict, Iterable, List, Optional
 
 #: significant bits of a bucket's lower bound
@@ -50,6 +51,12 @@ def bounds_of(index: int) -> tuple[int, int]:
 
 #: the most buckets a histogram can use (4,352 with BITS 8)
 BUCKETS = bucket_of(HIGHEST) + 1
+
+
+def nearest_rank(q: float, count: int) -> int:
+    """The 1-based rank of the ``q``-th percentile of ``count`` values, in exact
+    arithmetic (99.9 / 100 * 1000 is 1000.0000000000001 in floating point)."""
+    return max(math.ceil(Fraction(str(q)) * count / 100), 1)
 
 
 class Histogram:
@@ -108,7 +115,9 @@ class Histogram:
             raise ValueError(f"percentile must be within 0..100, got {q}")
         if self.count == 0:
             return 0.0
-        rank = max(math.ceil(q / 100 * self.count), 1)
+        rank = nearest_rank(q, self.count)
+        if rank >= self.count:  # the largest value is known exactly
+            return float(self.max)
         seen = 0
         for index in sorted(self.counts):
             seen += self.counts[index]

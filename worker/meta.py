@@ -62,6 +62,8 @@ class MetaJob(Job):
             result.end = time.time() if result.start else 0.0
             done = ", ".join(f"{op['count']} {kind}" for kind, op in ops.items())
             cause = describe_error(exc) + (f" after {done}" if done else "")
+            if storage is not None and result.start:
+                cause += "; " + _removed(storage, folder)
             result.status = "error"
             result.error = one_line(self.identity.error_text(cause))
             result.detail = error_detail(exc)
@@ -82,12 +84,23 @@ class _Timed:
     def __call__(self, kind: str, paths: List[str], op: Callable[[str], object]) -> None:
         assert kind in META_OPS
         entry = self.ops[kind] = {"count": 0, "start": time.time(), "end": 0.0}
-        for path in paths:
-            began = self.meter.clock()
-            op(path)
-            self.meter.since(kind, began)
-            entry["count"] += 1
-        entry["end"] = time.time()
+        try:
+            for path in paths:
+                began = self.meter.clock()
+                op(path)
+                self.meter.since(kind, began)
+                entry["count"] += 1
+        finally:  # a failed kind still has its span: the operations done so far
+            entry["end"] = time.time()
+
+
+def _removed(storage: Storage, folder: str) -> str:
+    """Remove what a failed client left in its directory; say how that went."""
+    try:
+        storage.delete_tree(folder)
+        return f"{folder} removed"
+    except Exception as exc:
+        return f"{folder} may remain: {describe_error(exc)}"
 
 
 def _listed(storage: Storage, folder: str, files: int) -> None:

@@ -384,10 +384,13 @@ class AlluxioStorage(Storage):
         return True
 
     def names(self, path: str) -> List[str]:
-        if not self.exists(path):
-            return []
+        from alluxio.exceptions import NotFoundError
+
         with self._calling(f"list-status {path}"):
-            return [status.name for status in self.client.list_status(path)]
+            try:
+                return [status.name for status in self.client.list_status(path)]
+            except NotFoundError:  # one call: a timed listing is one round trip
+                return []
 
     def size(self, path: str) -> Optional[int]:
         with self._calling(f"get-status {path}"):

@@ -223,8 +223,9 @@ def _end(start: Optional[float], duration: Optional[float]) -> Optional[float]:
 
 
 def _more(done: int, files: int, end_at: Optional[float]) -> bool:
-    """Whether to move another file: until the end time, else until ``files`` are done."""
-    return done < files if end_at is None else time.time() < end_at
+    """Whether to move another file: until the end time (at least one file, even for a
+    client that began late), else until ``files`` are done."""
+    return done < files if end_at is None else (done == 0 or time.time() < end_at)
 
 
 def _sequence(storage: Storage, path: str) -> List[str]:
@@ -244,8 +245,10 @@ class WriteJob(Job):
     duration: Optional[float] = None  # files one after another until then
 
     def existing(self, storage: Storage) -> List[str]:
-        """What a write here would replace: its file, or with a duration every file of
-        its sequence (so that afterwards exactly the files it wrote are there)."""
+        """What a write here replaces: its file, or with a duration every file of its
+        sequence, so that afterwards exactly the files it wrote are there. (Without a
+        duration, ``.1``, ``.2``, ... an earlier run with one left are not looked for:
+        nothing reads them, and ``fab clean`` removes them.)"""
         path = self.identity.path
         if self.duration is None:
             return [path] if storage.exists(path) else []

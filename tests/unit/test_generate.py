@@ -45,3 +45,14 @@ def test_a_digest_that_differs_leaves_nothing(tmp_path: Path) -> None:
         generate.materialise(str(out), 10, "f" * 64)
     assert list(tmp_path.iterdir()) == []
     assert generate.run(str(out), 10, "f" * 64) == 1
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
+    def full(size: int):
+        yield b"x" * 10
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(generate, "chunks", full)
+    with pytest.raises(OSError, match="No space left"):
+        generate.materialise(str(tmp_path / "generated-20.bin"), 20, "0" * 64)
+    assert list(tmp_path.iterdir()) == []

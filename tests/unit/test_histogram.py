@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -24,7 +25,7 @@ def of(items: list[int]) -> Histogram:
 def exact(items: list[int], q: float) -> int:
     """The nearest-rank percentile of the values themselves."""
     ordered = sorted(items)
-    return ordered[max(math.ceil(q / 100 * len(ordered)), 1) - 1]
+    return ordered[max(math.ceil(Fraction(str(q)) * len(ordered) / 100), 1) - 1]
 
 
 @given(st.integers(min_value=0, max_value=HIGHEST))
@@ -113,3 +114,8 @@ def test_summary_and_empty() -> None:
 def test_a_histogram_this_cannot_read_is_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         Histogram.from_dict(bad)
+
+
+def test_p999_of_a_thousand_values_is_not_the_max() -> None:
+    h = of([1000] * 999 + [5_000_000])
+    assert abs(h.percentile(99.9) - 1000) <= 1000 / 2**BITS and h.percentile(100) == 5_000_000

@@ -68,3 +68,27 @@ def test_rates_per_kind_over_its_span_on_the_controller_clock() -> None:
     assert table[2].split() == ["create", "20", "2.000", "10.0", "-", "-"]
     assert table[-3].split() == ["node", "create", "stat", "list", "delete"]
     assert table[-2].split() == ["n0", "10.0", "20.0", "4.0", "10.0"]
+
+
+def test_a_kind_that_fails_keeps_its_span_and_the_directory_goes(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from worker.storage import PosixStorage
+
+    calls = []
+
+    def failing_size(self, path: str) -> int:
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(5, "Input/output error")
+        return 0
+
+    monkeypatch.setattr(PosixStorage, "size", failing_size)
+    result = job(tmp_path)()
+    assert result.status == "error" and "after 5 create, 2 stat" in result.error
+    assert result.error.endswith("; /m/n0/1.meta removed")
+    assert (
+        result.ops["stat"]["count"] == 2
+        and result.ops["stat"]["end"] >= result.ops["stat"]["start"]
+    )
+    assert not (tmp_path / "m" / "n0" / "1.meta").exists()

@@ -91,7 +91,8 @@ class FakeConnection:
                 request.run_id, request.phase, self.world.files.get("as-node", request.node),
                 t.client, self.node, "posix", t.path, status="error" if stopped else "ok",
                 error="stopped: the controller was interrupted" if stopped else None,
-                bytes=5, start=start, end=start + 1.0,
+                bytes=5, start=start, end=start + 1.0, iteration=request.iteration,
+                warmup=request.warmup,
             )
             for t in request.clients
         ]  # fmt: skip
@@ -209,3 +210,31 @@ def test_one_workdir_of_one_machine_listed_twice_is_refused(
     monkeypatch.setattr(pushing, "push_node", lambda conn, node, inv, arts, data: same)
     with pytest.raises(PushError, match="nodes n0 and n1 are one workdir on one machine"):
         phases.push(inventory)
+
+
+def test_iterations_send_each_its_number_and_keep_every_record(world, run) -> None:
+    from controller.rounds import Rounds
+
+    phases.write(run, Rounds(iterations=2, warmup=1))
+    runs = [e for e in world.log if e[0] == "n0" and e[1] == "run"]
+    assert len(runs) == 3  # one warm-up, two measured, each its own round
+    records = run.dir.node_records("n0", "write")
+    assert [(r.iteration, r.warmup) for r in records] == [
+        (0, True), (0, True), (1, False), (1, False), (2, False), (2, False)
+    ]  # fmt: skip
+    last = PhaseRequest.from_json(world.files[f"/w/n0/runs/{run.run_id}/write.request.json"])
+    assert (last.iteration, last.warmup, last.on_existing) == (2, False, "replace")
+    summary = json.loads((run.path / "summary.json").read_text())["write"]
+    assert [i["iteration"] for i in summary["iterations"]["measured"]] == [1, 2]
+    assert summary["iterations"]["verdict"] == "done" and summary["ok"] == 8  # 2 x 4 records
+
+
+def test_collecting_late_records_keeps_the_verdicts(world, run) -> None:
+    phases.write(run)
+    before = json.loads((run.path / "summary.json").read_text())["write"]
+    assert len(before["config_hash"]) == 16
+    (run.path / "nodes" / "n1" / "write.jsonl").unlink()  # as if the connection was lost
+    phases.collect(run)
+    after = json.loads((run.path / "summary.json").read_text())["write"]
+    assert after["ok"] == 4 and after["config_hash"] == before["config_hash"]
+    assert after["config"] == before["config"] and after["valid"] == before["valid"]

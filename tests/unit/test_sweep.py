@@ -32,6 +32,7 @@ def test_every_combination_in_order(base) -> None:
     assert last.settings.data == 64 << 20
     assert [n.clients for n in last.nodes] == [4, 4]  # a node's own count gives way
     assert base.settings.data != 64 << 20  # the user's inventory is untouched
+    assert points(base, {"size": ["1048576"]})[0].inventory.settings.data == 1 << 20
 
 
 @pytest.mark.parametrize(

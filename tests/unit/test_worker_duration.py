@@ -103,3 +103,10 @@ def test_an_existing_sequence_is_refused_when_asked(tmp_path: Path, setup) -> No
     assert result.status == "error" and result.files == 0
     assert result.error == "hostA: /w/n0/0: already exists (--on-existing refuse): /w/n0/0.3"
     assert PosixStorage(config).names("/w/n0") == ["0.3"]
+
+
+def test_a_client_that_begins_after_the_end_still_writes_one_file(tmp_path: Path, setup) -> None:
+    config, ref, data = setup
+    job = WriteJob(identity("write", "/w/n0/0"), config, str(ref), 50_000, duration=0.5)
+    result = job(lambda: time.time() - 10)  # the common start was 10 s ago
+    assert result.ok and result.files == 1 and result.bytes == len(data)
