@@ -24,12 +24,14 @@ from typing import Callable, Iterator, Optional
 from fabric import task
 from invoke import Collection, Context, Exit
 
-from controller import phases, session, stopping
+from controller import history, phases, session, stopping
+from controller.compare import CompareError, compare_runs
 from controller.inventory import Inventory, InventoryError, LabelError, load, parse_labels
 from controller.locks import LockFailed, LockHeld
 from controller.pairing import PairingError
 from controller.plan import PlanError, check_read_options, phase_budget, read_plan
 from controller.push import PushError, RuntimeUnavailable
+from controller.report import compare_table, history_table
 from controller.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
 from controller.run import Run, RunMismatch
 from controller.rundir import ResultsError, RunDir, RunNotFound, latest_id
@@ -47,6 +49,7 @@ BAD_INPUT = (
     RoundsError,
     LabelError,
     SweepError,
+    CompareError,
 )
 
 
@@ -61,7 +64,7 @@ def _exits() -> Iterator[None]:
         raise Exit(f"error: {exc}", code=2) from None
     except phases.BenchFailure as exc:
         raise Exit(f"failed: {exc}", code=exc.code) from None
-    except (RuntimeUnavailable, ResultsError, LockFailed) as exc:
+    except (RuntimeUnavailable, ResultsError, LockFailed, history.HistoryError) as exc:
         raise Exit(f"failed: {exc}", code=1) from None
     except stopping.Interrupted as exc:
         raise Exit("interrupted", code=exc.code) from None
@@ -81,7 +84,9 @@ def _today(
 
 
 def _results(c: Context) -> Path:
+    """The results folder (``bench.results``); the history's place goes with it."""
     root = Path(c.config.bench.results)
+    history.configure(c.config.bench.history)
     return root if root.is_absolute() else HERE / root
 
 
@@ -285,6 +290,45 @@ def sweep(
         phases.sweep(_inventory(c, inventory), axes, steps.split(","), _results(c))
 
 
+@task(
+    iterable=["label"],
+    help={
+        "phase": "only this phase (write, read, meta)",
+        "label": "KEY=VALUE the runs must carry (repeatable)",
+        "last": "only the last N entries",
+        "import": "first record every run folder in results/ (runs made before the history)",
+    },
+)
+def history_(c, phase=None, label=None, last=None, import_=False):
+    """The trend of recorded runs: throughput, first done, p99 latency, ops/s, validity."""
+    with _exits():
+        root = _results(c)
+        with history.History(history.location(root)) as db:
+            if import_:
+                done, skipped = history.import_runs(db, root)
+                print(f"history: recorded {len(done)} run(s) from {root}")
+                for line in skipped:
+                    print(f"history: skipped {line}")
+            count = _count("last", last, 1, 1_000_000)
+            entries = db.entries(phase, parse_labels(label or []), last=count)
+        print(history_table(entries))
+
+
+@task(
+    positional=["first", "second"],
+    help={
+        "first": "run A: an id, latest, or previous (the run before the latest)",
+        "second": "run B: the same",
+        "anyway": "compare even when a phase's config hash differs",
+    },
+)
+def compare(c, first, second, anyway=False):
+    """Per phase and metric, the change from run A to run B and whether it is significant."""
+    with _exits():
+        a, b, changes = compare_runs(_results(c), first, second, anyway)
+        print(compare_table(a, b, changes))
+
+
 @task(help={"inventory": INVENTORY_HELP})
 def clean(c, inventory=None):
     """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those)."""
@@ -292,9 +336,17 @@ def clean(c, inventory=None):
         phases.clean(_inventory(c, inventory))
 
 
-ns = Collection(push, write, read, verify, meta, sweep, report, clean)
+ns = Collection(push, write, read, verify, meta, sweep, report, compare, clean)
+ns.add_task(history_, name="history")
 # the default inventory is the project's, wherever in it `fab` runs; a path given by the
 # user (--inventory, FABRIC_BENCH_INVENTORY, a config file) is relative to the cwd
 ns.configure(
-    {"bench": {"inventory": str(HERE / "inventory.yaml"), "results": "results", "run": None}}
+    {
+        "bench": {
+            "inventory": str(HERE / "inventory.yaml"),
+            "results": "results",
+            "run": None,
+            "history": None,
+        }
+    }
 )

@@ -20,7 +20,7 @@ from invoke.watchers import StreamWatcher
 from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, RequestError
 from worker.results import ClientResult, read_lines, write_file
 
-from . import locks, metastats, report, sequences, session, stats, stopping, validity
+from . import history, locks, metastats, report, sequences, session, stats, stopping, validity
 from . import push as pushing
 from . import sweep as sweeping
 from .inventory import Inventory, Node
@@ -322,6 +322,10 @@ def run_phases(
         records += gathered
     if failures:
         print(failure_table(failures), file=sys.stderr)
+    if timed:
+        trouble = history.remember(run.dir)
+        if trouble:
+            print(f"{'+'.join(phases)}: {trouble}", file=sys.stderr)
     bad = [r for r in records if not r.ok]
     if interrupted is not None:
         raise BenchFailure(

@@ -210,6 +210,64 @@ def sweep_table(sweep_id: str, axes: list[str], outcomes: Sequence[Any]) -> str:
     )
 
 
+def history_table(entries: Sequence[Any]) -> str:
+    """The trend: one row per recorded phase, oldest first."""
+    if not entries:
+        return "history: no runs recorded (yet) for this selection"
+    rows = [
+        (
+            e.run_id,
+            e.phase,
+            e.config_hash,
+            "-" if e.aggregate is None else _mib(e.aggregate),
+            "-" if e.first_done is None else _mib(e.first_done),
+            "-" if e.p99_us is None else _ms(e.p99_us),
+            "-" if e.ops_per_s is None else f"{e.ops_per_s:.1f}",
+            str(len(e.samples)),
+            "ok" if e.valid else "INVALID",
+            " ".join(f"{k}={v}" for k, v in sorted(e.labels.items())),
+        )
+        for e in entries
+    ]
+    header = ("run", "phase", "config", "MiB/s", "first done", "p99 ms", "ops/s", "n", "", "labels")
+    return "\n".join(_table(header, rows, left=3))
+
+
+#: how compare shows each metric: its unit and its values
+_METRIC_UNITS: dict[str, tuple[str, Any]] = {
+    "aggregate": ("MiB/s", lambda v: _mib(v)),
+    "first_done": ("MiB/s", lambda v: _mib(v)),
+    "client_median": ("MiB/s", lambda v: _mib(v)),
+    "p99_latency": ("ms", lambda v: _ms(v)),
+    "ops_per_s": ("ops/s", lambda v: f"{v:.1f}"),
+}
+
+
+def compare_table(first: str, second: str, changes: Sequence[Any]) -> str:
+    """One row per phase and metric: before, after, change, p value, samples, verdict."""
+    rows = []
+    for c in changes:
+        unit, show = _METRIC_UNITS[c.metric]
+        rows.append(
+            (
+                c.phase,
+                f"{c.metric} {unit}",
+                show(c.before),
+                show(c.after),
+                f"{c.change * 100:+.1f} %",
+                "-" if c.p_value is None else f"{c.p_value:.3f}",
+                f"{c.samples[0]}/{c.samples[1]}",
+                c.verdict,
+            )
+        )
+    title = (
+        f"compare {first} -> {second} (Mann-Whitney U, two-sided: a change needs p < 0.05 and 5 %)"
+    )
+    return "\n".join(
+        [title, *_table(("phase", "metric", "A", "B", "change", "p", "n", ""), rows, left=2)]
+    )
+
+
 def verify_table(records: Iterable[ClientResult]) -> str:
     """Per phase: a count line, then every file that is not ok with found vs expected."""
     records = list(records)

@@ -385,6 +385,19 @@ def test_labels_config_hash_and_an_invalid_phase(testbed, tmp_path):
     assert "INVALID: lasted " in run.out
     shown = fab(tmp_path, inv, "report")
     assert shown.code == 0 and "INVALID: lasted " in shown.out
+    trend = fab(tmp_path, inv, "history", "--phase", "write", "--label", "cluster=testbed")
+    assert trend.code == 0, trend.text
+    rows = [line for line in trend.out.splitlines() if write["config_hash"] in line]
+    assert len(rows) == 2 and rows[0].split()[-4:] == [
+        "ok",
+        "build=2",
+        "cluster=testbed",
+        "night=yes",
+    ]
+    assert "INVALID" in rows[1]
+    compared = fab(tmp_path, inv, "compare", "previous", "latest")
+    assert compared.code == 0, compared.text
+    assert compared.out.startswith("compare ") and "write  aggregate MiB/s" in compared.out
 
 
 def test_a_bad_label_is_refused(testbed, tmp_path):
