@@ -26,12 +26,13 @@ from invoke import Collection, Context, Exit
 
 from controller import history, phases, session, stopping
 from controller.compare import CompareError, compare_runs
+from controller.history import regression_check
 from controller.inventory import Inventory, InventoryError, LabelError, load, parse_labels
 from controller.locks import LockFailed, LockHeld
 from controller.pairing import PairingError
 from controller.plan import PlanError, check_read_options, phase_budget, read_plan
 from controller.push import PushError, RuntimeUnavailable
-from controller.report import compare_table, history_table
+from controller.report import check_lines, compare_table, history_table
 from controller.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
 from controller.run import Run, RunMismatch
 from controller.rundir import ResultsError, RunDir, RunNotFound, latest_id
@@ -329,6 +330,26 @@ def compare(c, first, second, anyway=False):
         print(compare_table(a, b, changes))
 
 
+@task(
+    iterable=["label"],
+    help={
+        "run": "the run to check (default: this command's, else the latest)",
+        "label": "KEY=VALUE the history's runs must share with it (repeatable)",
+        "min-effect": "smallest change called a regression (default 0.05: 5 %)",
+    },
+)
+def check(c, run=None, label=None, min_effect="0.05"):
+    """Exit 1 naming a regression of the run against the history of the same benchmark."""
+    with _exits():
+        root = _results(c)
+        chained = session.active(root)
+        chosen = run or (chained.run_id if chained else None)
+        found = regression_check(root, chosen, parse_labels(label or []), float(min_effect))
+        print("\n".join(check_lines(found)))
+        if found.regressions:
+            raise Exit(code=1)
+
+
 @task(help={"inventory": INVENTORY_HELP})
 def clean(c, inventory=None):
     """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those)."""
@@ -336,7 +357,7 @@ def clean(c, inventory=None):
         phases.clean(_inventory(c, inventory))
 
 
-ns = Collection(push, write, read, verify, meta, sweep, report, compare, clean)
+ns = Collection(push, write, read, verify, meta, sweep, report, compare, check, clean)
 ns.add_task(history_, name="history")
 # the default inventory is the project's, wherever in it `fab` runs; a path given by the
 # user (--inventory, FABRIC_BENCH_INVENTORY, a config file) is relative to the cwd

@@ -238,7 +238,7 @@ _METRIC_UNITS: dict[str, tuple[str, Any]] = {
     "aggregate": ("MiB/s", lambda v: _mib(v)),
     "first_done": ("MiB/s", lambda v: _mib(v)),
     "client_median": ("MiB/s", lambda v: _mib(v)),
-    "p99_latency": ("ms", lambda v: _ms(v)),
+    "p99_latency": ("ms", lambda v: _ms(v)),  # values in us
     "ops_per_s": ("ops/s", lambda v: f"{v:.1f}"),
 }
 
@@ -266,6 +266,23 @@ def compare_table(first: str, second: str, changes: Sequence[Any]) -> str:
     return "\n".join(
         [title, *_table(("phase", "metric", "A", "B", "change", "p", "n", ""), rows, left=2)]
     )
+
+
+def check_lines(verdict: Any) -> list[str]:
+    """A regression per line (metric, size, confidence, the runs that mark it), or the
+    one line that says there is none; then the notes."""
+    lines = []
+    for r in verdict.regressions:
+        unit, show = _METRIC_UNITS[r.metric]
+        lines.append(
+            f"REGRESSION {r.phase} {r.metric}: {r.change * 100:+.1f} % ({show(r.before)} ->"
+            f" {show(r.after)} {unit}) since run {r.since}, confidence"
+            f" {(1 - r.p_value) * 100:.1f} % (p {r.p_value:.4f}; {r.runs_before} run(s) before,"
+            f" {r.runs_after} at the new level)"
+        )
+    if not verdict.regressions:
+        lines.append(f"check: no regression in {verdict.runs} run(s)")
+    return lines + [f"check: {note}" for note in verdict.notes]
 
 
 def verify_table(records: Iterable[ClientResult]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import alluxio
@@ -517,3 +518,35 @@ def test_sweep_runs_every_point_as_a_run_of_its_own(testbed, tmp_path):
         assert sealed["reference"]["bytes"] == size and sealed["reference"]["generated"]
         assert sealed["inventory"]["settings"]["write_type"] == "MUST_CACHE"
     assert f"sweep {doc['sweep_id']}: 2 point(s)" in run.out
+
+
+def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
+    """Six writes straight to the proxy, then three through a link throttled to 1 MB/s
+    (the same benchmark: the proxy's address is not part of it): fab check exits 1
+    naming the metric, the size and the first slow run; before that it passed."""
+    inv = write_inventory(
+        testbed, tmp_path / "inv.yaml", nodes=1, clients=1, dst="/it/regress", data="1MiB",
+        write_type="MUST_CACHE",
+    )  # fmt: skip
+    run_ids = []
+    for _ in range(6):
+        run = fab(tmp_path, inv, "write")
+        assert run.code == 0, run.text
+        run_ids.append(os.readlink(tmp_path / "results" / "latest"))
+    calm = fab(tmp_path, inv, "check")
+    assert calm.code == 0 and "check: no regression in 6 run(s)" in calm.out, calm.text
+    link = SlowLink(testbed.proxy_port, rate=1_000_000)
+    try:
+        update_node(inv, 0, proxy={"host": "127.0.0.1", "port": link.port})
+        for _ in range(3):
+            run = fab(tmp_path, inv, "write")
+            assert run.code == 0, run.text
+            run_ids.append(os.readlink(tmp_path / "results" / "latest"))
+    finally:
+        link.close()
+    caught = fab(tmp_path, inv, "check")
+    assert caught.code == 1, caught.text
+    line = next(x for x in caught.out.splitlines() if x.startswith("REGRESSION write aggregate:"))
+    assert f"since run {run_ids[6]}" in line and "6 run(s) before, 3 at the new level" in line
+    change = float(line.split(":")[1].split("%")[0])
+    assert change < -30

@@ -1,0 +1,61 @@
+"""fab check on a synthetic history: a step down found with the run where it began, a
+flat history passes, a short one is said, invalid runs do not count."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from controller.check import check
+from controller.history import History
+
+from .test_history import make_run
+
+
+def history_of(tmp_path: Path, values: list[float], invalid: tuple[int, ...] = ()):
+    db = History(tmp_path / "h.sqlite")
+    runs = []
+    for index, value in enumerate(values):
+        run = make_run(tmp_path, value)
+        if index in invalid:
+            summary = run.dir.read_doc("summary.json")
+            summary["write"]["valid"] = False
+            run.dir.write_doc("summary.json", {k: v for k, v in summary.items() if k != "schema"})
+        db.record(run.dir)
+        runs.append(run)
+    return db, runs
+
+
+def noisy(level: float, n: int, rng: random.Random) -> list[float]:
+    return [level * (1 + rng.uniform(-0.03, 0.03)) for _ in range(n)]
+
+
+def verdict(db, run) -> object:
+    return check(db, run.run_id, run.dir.read_doc("summary.json", {}))
+
+
+def test_a_step_down_is_a_regression_named_with_its_first_run(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    db, runs = history_of(tmp_path, noisy(700, 6, rng) + noisy(560, 3, rng))
+    found = verdict(db, runs[-1])
+    (regression,) = [r for r in found.regressions if r.metric == "aggregate"]
+    assert regression.since == runs[6].run_id and regression.change < -0.15
+    assert (regression.runs_before, regression.runs_after) == (6, 3) and regression.p_value < 0.05
+
+
+def test_a_flat_history_and_a_short_one(tmp_path: Path) -> None:
+    rng = random.Random(2)
+    db, runs = history_of(tmp_path / "flat", noisy(700, 8, rng))
+    assert verdict(db, runs[-1]).regressions == () and verdict(db, runs[-1]).runs == 8
+    db, runs = history_of(tmp_path / "short", [700.0, 500.0])
+    short = verdict(db, runs[-1])
+    assert short.regressions == () and "history too short to judge (2 run(s)" in short.notes[0]
+
+
+def test_an_improvement_is_no_regression_and_invalid_runs_do_not_count(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    db, runs = history_of(tmp_path / "up", noisy(500, 6, rng) + noisy(700, 3, rng))
+    assert verdict(db, runs[-1]).regressions == ()
+    # three slow runs, all invalid: left out, so nothing to see
+    db, runs = history_of(tmp_path / "inv", noisy(700, 6, rng) + noisy(400, 3, rng), (6, 7))
+    assert [r.metric for r in verdict(db, runs[-1]).regressions] == []
