@@ -26,7 +26,7 @@ from invoke import Collection, Context, Exit
 
 from controller import history, phases, session, stopping
 from controller.compare import CompareError, compare_runs
-from controller.history import regression_check
+from controller.history import keep_check, regression_check
 from controller.inventory import Inventory, InventoryError, LabelError, load, parse_labels
 from controller.locks import LockFailed, LockHeld
 from controller.pairing import PairingError
@@ -344,8 +344,12 @@ def check(c, run=None, label=None, min_effect="0.05"):
         root = _results(c)
         chained = session.active(root)
         chosen = run or (chained.run_id if chained else None)
-        found = regression_check(root, chosen, parse_labels(label or []), float(min_effect))
-        print("\n".join(check_lines(found)))
+        checked, found = regression_check(
+            root, chosen, parse_labels(label or []), float(min_effect)
+        )
+        lines = check_lines(found)
+        print("\n".join(lines))
+        keep_check(checked, found, lines)
         if found.regressions:
             raise Exit(code=1)
 

@@ -351,12 +351,32 @@ def remember(run: RunDir) -> Optional[str]:
 def regression_check(
     root: Path, run_id: Optional[str], labels: dict[str, str], min_effect: float
 ) -> Any:
-    """``fab check``: the run (recorded first, if it is not yet) against the history."""
+    """``fab check``: (the run, its verdict) against the history (the run is recorded
+    first, if it is not yet)."""
     from .check import check  # the statistics load only when asked for
 
     run = RunDir.open(root, run_id or "latest")
     with History(location(root)) as history:
         history.record(run)
-        return check(
+        verdict = check(
             history, run.run_id, run.read_doc("summary.json", {}), labels, min_effect=min_effect
         )
+    return run, verdict
+
+
+def keep_check(run: RunDir, verdict: Any, lines: list[str]) -> None:
+    """Save ``fab check``'s verdict in the run (check.json) and its exports."""
+    from . import exports
+
+    run.write_doc(
+        "check.json",
+        {
+            "regressions": [
+                {"phase": r.phase, "metric": r.metric, "line": line}
+                for r, line in zip(verdict.regressions, lines)
+            ],
+            "notes": list(verdict.notes),
+            "runs": verdict.runs,
+        },
+    )
+    exports.write(run)

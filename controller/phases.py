@@ -20,7 +20,18 @@ from invoke.watchers import StreamWatcher
 from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, RequestError
 from worker.results import ClientResult, read_lines, write_file
 
-from . import history, locks, metastats, report, sequences, session, stats, stopping, validity
+from . import (
+    exports,
+    history,
+    locks,
+    metastats,
+    report,
+    sequences,
+    session,
+    stats,
+    stopping,
+    validity,
+)
 from . import push as pushing
 from . import sweep as sweeping
 from .inventory import Inventory, Node
@@ -326,6 +337,7 @@ def run_phases(
         trouble = history.remember(run.dir)
         if trouble:
             print(f"{'+'.join(phases)}: {trouble}", file=sys.stderr)
+    exports.write(run.dir)
     bad = [r for r in records if not r.ok]
     if interrupted is not None:
         raise BenchFailure(

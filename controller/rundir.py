@@ -52,6 +52,7 @@ SCHEMAS = {
     "hosts.json": "parbench.hosts/1",
     "summary.json": "parbench.summary/1",
     "failures.json": "parbench.failures/1",
+    "check.json": "parbench.check/1",
 }
 
 
