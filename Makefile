@@ -6,7 +6,7 @@ FAB := $(VENV)/bin/fab
 DATA := data/5mb.txt
 DEMO_INVENTORY := .testbed/inventory.yaml
 
-.PHONY: demo test lint unit setup up down status bench clean-results
+.PHONY: demo test lint unit setup up down status bench nightly clean-results
 
 demo: setup $(VENV)/.installed $(DATA)
 	$(PY) -m testbed up --nodes 3
@@ -42,6 +42,10 @@ down:
 
 status:
 	$(PY) -m testbed status
+
+# the nightly chain against the inventory in FABRIC_BENCH_INVENTORY (default inventory.yaml)
+nightly: $(VENV)/.installed
+	$(FAB) nightly
 
 bench: setup $(VENV)/.installed $(DATA)
 	$(PY) -m bench

@@ -17,6 +17,7 @@ client or a file), 2 bad input (inventory, options, missing data or run).
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -354,6 +355,33 @@ def check(c, run=None, label=None, min_effect="0.05"):
             raise Exit(code=1)
 
 
+@task(
+    iterable=["label"],
+    help={"inventory": INVENTORY_HELP, "label": "KEY=VALUE kept with the run (repeatable)"},
+)
+def nightly(c, inventory=None, label=None):
+    """What a scheduler runs: write, read, verify, then check against the history; the
+    run's JUnit and OpenMetrics files are written; exits with the worst code of them."""
+    worst = 0
+    steps = [
+        lambda: write(c, inventory=inventory, label=label),
+        lambda: read(c, inventory=inventory),
+        lambda: verify(c, inventory=inventory),
+        lambda: check(c),
+    ]
+    for number, step in enumerate(steps):
+        try:
+            step()
+        except Exit as stop:
+            if stop.message:
+                print(stop.message, file=sys.stderr)
+            worst = max(worst, stop.code)
+            if number == 0 or stop.code in (130, 143):  # no run to go on with, or stopped
+                break
+    if worst:
+        raise Exit(code=worst)
+
+
 @task(help={"inventory": INVENTORY_HELP})
 def clean(c, inventory=None):
     """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those)."""
@@ -361,7 +389,7 @@ def clean(c, inventory=None):
         phases.clean(_inventory(c, inventory))
 
 
-ns = Collection(push, write, read, verify, meta, sweep, report, compare, check, clean)
+ns = Collection(push, write, read, verify, meta, sweep, report, compare, check, nightly, clean)
 ns.add_task(history_, name="history")
 # the default inventory is the project's, wherever in it `fab` runs; a path given by the
 # user (--inventory, FABRIC_BENCH_INVENTORY, a config file) is relative to the cwd

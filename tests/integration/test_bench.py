@@ -569,3 +569,26 @@ def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
     junit = ET.fromstring((tmp_path / "results" / "latest" / "junit.xml").read_text())
     failure = junit.find("testsuite[@name='parbench.check']/testcase/failure")
     assert failure is not None and failure.text == line
+
+
+def test_the_systemd_units_command_runs_the_nightly_chain(testbed, tmp_path):
+    """The service unit's ExecStart, pointed at this checkout and the testbed: the whole
+    chain runs, the history and the JUnit/OpenMetrics files are there, exit 0."""
+    unit = (REPO / "contrib" / "parbench-nightly.service").read_text()
+    command = next(
+        line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")
+    )
+    workdir = next(
+        line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("WorkingDirectory=")
+    )
+    assert command.startswith(f"{workdir}/.venv/bin/fab nightly")
+    args = command.replace(f"{workdir}/.venv/bin/fab", "").split()
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, clients=1, dst="/it/nightly")
+    run = fab(tmp_path, inv, *args)
+    assert run.code == 0, run.text
+    assert "verify: all 4 files match the reference" in run.out
+    assert "check: no regression in 1 run(s)" in run.out
+    latest = tmp_path / "results" / "latest"
+    assert (latest / "junit.xml").is_file() and (latest / "metrics.prom").is_file()
+    assert json.loads((latest / "run.json").read_text())["labels"]["trigger"] == "timer"
+    assert (tmp_path / "results" / "history.sqlite").is_file()
