@@ -14,8 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from worker.histogram import Histogram
-from worker.results import ClientResult
+from worker.results import ClientResult, Histogram
 
 from .rundir import ResultsError
 

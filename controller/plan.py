@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from worker import generate
 from worker.protocol import (
     TIMED_PHASES,
     ClientTask,
@@ -22,6 +21,7 @@ from worker.protocol import (
     PhaseRequest,
     Reference,
     StorageConfig,
+    generated_file,
     meta_folder,
 )
 
@@ -160,7 +160,7 @@ class ReferenceFacts:
     @property
     def name(self) -> str:
         """The file's name on the nodes (in their data/ folder)."""
-        return generate.file_name(self.bytes) if self.generated else posixpath.basename(self.path)
+        return generated_file(self.bytes) if self.generated else posixpath.basename(self.path)
 
 
 def _storage(inventory: Inventory, node: Node) -> StorageConfig:

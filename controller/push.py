@@ -28,8 +28,15 @@ from typing import Optional
 from fabric import Connection
 from invoke.exceptions import UnexpectedExit
 
-from worker import generate
-from worker.protocol import PROBE_REFUSED, WORKDIR_MARKER, ProbeFacts, RequestError
+from worker.protocol import (
+    DATA_GENERATOR,
+    PROBE_REFUSED,
+    WORKDIR_MARKER,
+    ProbeFacts,
+    RequestError,
+    generated_file,
+)
+from worker.protocol import generated_sha256 as generated_digest
 
 from .inventory import Inventory, Node
 from .plan import worker_command
@@ -218,12 +225,12 @@ def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> li
 def generated_sha256(size: int, cache: Path = GENERATED_CACHE) -> str:
     """The sha256 of the data generated on the nodes (worker/generate.py), computed once
     per recipe and size and kept in ``cache``."""
-    kept = cache / f"{generate.GENERATOR.replace('/', '-')}-{size}.sha256"
+    kept = cache / f"{DATA_GENERATOR.replace('/', '-')}-{size}.sha256"
     try:
         return kept.read_text().strip()
     except OSError:
         pass
-    digest = generate.sha256(size)
+    digest = generated_digest(size)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = kept.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(digest + "\n")
@@ -318,7 +325,7 @@ STAT_DIR = "import os, sys; s = os.stat(sys.argv[1]); print(s.st_dev, s.st_ino)"
 def _generate(conn: Connection, node: Node, size: int) -> None:
     """Make the generated reference on ``node`` (once: a stamp says it is there), checked
     against the controller's digest; StepError naming the file when it differs."""
-    name = posixpath.join("data", generate.file_name(size))
+    name = posixpath.join("data", generated_file(size))
     made = conn.run(
         worker_command(
             node,

@@ -20,8 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TypeVar
 
-from worker.histogram import Histogram
-from worker.results import ClientResult
+from worker.results import ClientResult, Histogram
 
 from . import measures
 from .samples import Samples

@@ -18,6 +18,12 @@ from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from enum import IntEnum
 from typing import Any, Dict, Optional, Tuple, Union, get_type_hints
 
+# reference data generated on the nodes: what the bytes are is part of this contract (a
+# node checks its data against the controller's digest of the same recipe)
+from worker.generate import GENERATOR as DATA_GENERATOR  # noqa: F401
+from worker.generate import file_name as generated_file  # noqa: F401
+from worker.generate import sha256 as generated_sha256  # noqa: F401
+
 REQUEST_SCHEMA = "parbench.request/1"
 
 #: what a request may ask; all but clean leave one record per client

@@ -13,6 +13,12 @@ import traceback
 from dataclasses import asdict, dataclass, fields
 from typing import IO, Dict, Iterator, Optional
 
+# the format of a record's ``latency`` (part of this contract; its code has a module of
+# its own, which the controller reaches through this one)
+from worker.histogram import Histogram
+
+__all__ = ["Histogram"]
+
 #: an added optional field is no new version: readers ignore the keys they do not know and
 #: give the fields a record lacks their default
 SCHEMA = "parbench.client/1"
