@@ -298,8 +298,9 @@ def run_phases(
     iteration = 0
     while True:
         warmup = rounds.next_is_warmup(iteration)
-        failures, interrupted = _iteration(run, requests, ready, timed, rounds, iteration, warmup)
-        done = [r for p in phases for r in run.dir.records(p) if r.iteration == iteration]
+        done, failures, interrupted = _iteration(
+            run, requests, ready, timed, rounds, iteration, warmup
+        )
         if interrupted is not None or failures or not all(r.ok for r in done) or not timed:
             break
         aggregate = stats.aggregate_of(done)
@@ -406,9 +407,10 @@ def _iteration(
     rounds: Rounds,
     iteration: int,
     warmup: bool,
-) -> tuple[list[NodeFailure], Optional[int]]:
-    """Run one iteration of the phases on the ``ready`` nodes; the node failures (and the
-    nodes never prepared), and the exit code of an interruption (None: not interrupted)."""
+) -> tuple[list[ClientResult], list[NodeFailure], Optional[int]]:
+    """Run one iteration of the phases on the ``ready`` nodes: the records of the nodes
+    that finished it, the node failures (and the nodes never prepared), and the exit code
+    of an interruption (None: not interrupted)."""
     phases = list(requests)
     inventory, settings = run.inventory, run.inventory.settings
     offsets = _offsets(run.dir)
@@ -474,7 +476,7 @@ def _iteration(
         for n in inventory.nodes
         if n not in ready
     ]
-    return failures, interrupted
+    return [r for o in outcomes for r in o.value or []], failures, interrupted
 
 
 def write(run: Run, rounds: Rounds = ONCE) -> None:

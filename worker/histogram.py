@@ -83,9 +83,6 @@ class Histogram:
         self.count += times
         self.total += value * times
 
-    def record_seconds(self, seconds: float) -> None:
-        self.record(round(seconds * 1e6))
-
     def merge(self, other: Histogram) -> Histogram:
         """Add ``other``'s counts to this one; returns self."""
         if other.count == 0:

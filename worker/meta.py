@@ -18,7 +18,6 @@ from typing import Callable, Dict, List, Optional
 from worker.clients import Identity, Job, WaitForStart, no_wait
 from worker.meter import Meter
 from worker.protocol import META_OPS, Measure
-from worker.report import format_size
 from worker.results import ClientResult, error_detail, one_line
 from worker.storage import Storage, StorageConfig, describe_error, make_storage
 
@@ -107,7 +106,3 @@ def _listed(storage: Storage, folder: str, files: int) -> None:
     found = len(storage.names(folder))
     if found != files:
         raise RuntimeError(f"list {folder}: {found} entries, {files} expected")
-
-
-def describe(files: int, size: int) -> str:
-    return f"{files} files of {format_size(size)}"

@@ -60,10 +60,6 @@ class Meter:
                 series.extend([0] * (index + 1 - len(series)))
             series[index] += size
 
-    def add(self, op: str, seconds: float) -> None:
-        """Count ``seconds`` as one ``op``."""
-        self.since(op, time.perf_counter() - seconds)
-
     def latency_record(self) -> Optional[Dict[str, dict]]:
         """The histograms as a record carries them; None when latency is off."""
         if not self.record_latency:

@@ -15,9 +15,7 @@ from typing import IO, Dict, Iterator, Optional
 
 # the format of a record's ``latency`` (part of this contract; its code has a module of
 # its own, which the controller reaches through this one)
-from worker.histogram import Histogram
-
-__all__ = ["Histogram"]
+from worker.histogram import Histogram as Histogram
 
 #: an added optional field is no new version: readers ignore the keys they do not know and
 #: give the fields a record lacks their default
