@@ -223,16 +223,20 @@ def verify(c, inventory=None, run=None, from_run=False):
         "collect": "first fetch the records nodes kept when a command lost them",
         "inventory": INVENTORY_HELP + "; with --collect",
         "from-run": FROM_RUN_HELP,
+        "html": "also write the run's HTML page (results/<run>/report.html) and print its path",
     }
 )
-def report(c, run=None, collect=False, inventory=None, from_run=False):
-    """Print the tables of a run again from results/<run>/."""
+def report(c, run=None, collect=False, inventory=None, from_run=False, html=False):
+    """Print the tables of a run again from results/<run>/; --html writes its page."""
     with _exits():
         chosen = run or c.config.bench.run or "latest"
         if collect:
             today = _today(c, inventory, from_run)
             phases.collect(Run.open(_results(c), chosen).reconciled(today()))
-        phases.show(RunDir.open(_results(c), chosen))
+        folder = RunDir.open(_results(c), chosen)
+        phases.show(folder)
+        if html:
+            print(f"report: {phases.html(folder)}")
 
 
 @task(
@@ -345,12 +349,11 @@ def check(c, run=None, label=None, min_effect="0.05"):
         root = _results(c)
         chained = session.active(root)
         chosen = run or (chained.run_id if chained else None)
-        checked, found = regression_check(
-            root, chosen, parse_labels(label or []), float(min_effect)
-        )
+        labels = parse_labels(label or [])
+        checked, found = regression_check(root, chosen, labels, float(min_effect))
         lines = check_lines(found)
         print("\n".join(lines))
-        keep_check(checked, found, lines)
+        keep_check(checked, found, lines, labels)
         if found.regressions:
             raise Exit(code=1)
 
@@ -361,8 +364,10 @@ def check(c, run=None, label=None, min_effect="0.05"):
 )
 def nightly(c, inventory=None, label=None):
     """What a scheduler runs: write, read, verify, then check against the history; the
-    run's JUnit and OpenMetrics files are written; exits with the worst code of them."""
+    run's JUnit and OpenMetrics files and its HTML page are written; exits with the worst
+    code of them."""
     worst = 0
+    before = latest_id(_results(c))
     steps = [
         lambda: write(c, inventory=inventory, label=label),
         lambda: read(c, inventory=inventory),
@@ -378,6 +383,13 @@ def nightly(c, inventory=None, label=None):
             worst = max(worst, stop.code)
             if number == 0 or stop.code in (130, 143):  # no run to go on with, or stopped
                 break
+    made = latest_id(_results(c))
+    if made is not None and made != before:  # a run began: its page, whatever the outcome
+        try:
+            print(f"nightly: report {phases.html(RunDir.open(_results(c), made))}")
+        except Exception as exc:  # noqa: BLE001 - the page is one output; the codes stand
+            print(f"nightly: report of {made} not written: {exc}", file=sys.stderr)
+            worst = max(worst, 1)
     if worst:
         raise Exit(code=worst)
 

@@ -364,8 +364,9 @@ def regression_check(
     return run, verdict
 
 
-def keep_check(run: RunDir, verdict: Any, lines: list[str]) -> None:
-    """Save ``fab check``'s verdict in the run (check.json) and its exports."""
+def keep_check(run: RunDir, verdict: Any, lines: list[str], labels: dict[str, str]) -> None:
+    """Save ``fab check``'s verdict in the run (check.json: with the labels the history
+    was filtered by, so the run's page draws the series that was judged) and its exports."""
     from . import exports
 
     run.write_doc(
@@ -377,6 +378,7 @@ def keep_check(run: RunDir, verdict: Any, lines: list[str]) -> None:
             ],
             "notes": list(verdict.notes),
             "runs": verdict.runs,
+            "labels": labels,
         },
     )
     exports.write(run)

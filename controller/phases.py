@@ -7,6 +7,7 @@ node that fails is reported by name, host and cause; the others' results are kep
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -327,8 +328,6 @@ def run_phases(
             failures if phase in timed else None,
         )
         run.dir.update_doc("summary.json", {phase: summary.to_dict()})
-        if isinstance(summary, stats.PhaseSummary) and phase in timed:
-            run.dir.write_text(f"{phase}.svg", report.svg_bar_chart(summary))
         if phase in timed:
             print(report.table(summary))
         records += gathered
@@ -620,20 +619,57 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
         run.dir.update_doc("summary.json", {phase: again.to_dict()})
 
 
+def summaries(run: RunDir) -> dict[str, stats.PhaseSummary | metastats.MetaSummary]:
+    """Each timed phase's summary, from the run's records and the verdicts it kept."""
+    saved = run.read_doc("summary.json", {})
+    return {
+        phase: summary_of(phase, records).restored(saved.get(phase, {}))
+        for phase in ("write", "read", "meta")
+        if (records := run.records(phase))
+    }
+
+
+def _failure_lines(run: RunDir) -> list[str]:
+    return [
+        f"{phase}: " + failure_table([NodeFailure(**f) for f in failed])
+        for phase, failed in run.read_doc("failures.json", {}).items()
+        if failed
+    ]
+
+
 def show(run: RunDir) -> None:
     """Print the tables of a run again, from its files."""
     print(f"run {run.run_id} ({run.path})")
-    saved = run.read_doc("summary.json", {})
-    for phase in ("write", "read", "meta"):
-        records = run.records(phase)
-        if records:
-            print(report.table(summary_of(phase, records).restored(saved.get(phase, {}))))
+    for summary in summaries(run).values():
+        print(report.table(summary))
     checked = run.records("verify-write") + run.records("verify-read")
     if checked:
         print(report.verify_table(checked))
-    for phase, failed in run.read_doc("failures.json", {}).items():
-        if failed:
-            print(f"{phase}: " + failure_table([NodeFailure(**f) for f in failed]))
+    for line in _failure_lines(run):
+        print(line)
+
+
+def html(run: RunDir) -> Path:
+    """Write the run's HTML page (results/<run>/report.html) and return its path."""
+    from . import htmlreport  # matplotlib loads only when a page is asked for
+
+    kinds = ("write", "read", "meta", "verify-write", "verify-read")
+    records = {phase: found for phase in kinds if (found := run.records(phase))}
+    return htmlreport.write(
+        run, summaries(run), records, _failure_lines(run), history.location(run.path.parent)
+    )
+
+
+def sweep_html(root: Path, sweep_id: str) -> Path:
+    """Write a sweep's page (results/sweeps/<id>.html) from its JSON; return its path."""
+    from . import htmlreport
+
+    found = root / "sweeps" / f"{sweep_id}.json"
+    try:
+        doc = json.loads(found.read_text())
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{found}: cannot be read: {exc}") from None
+    return htmlreport.write_sweep(found.with_suffix(".html"), doc)
 
 
 class PointFailed(BenchFailure):
@@ -671,6 +707,7 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
 
     outcomes = sweeping.run(sweep_id, found, one, root)
     print(report.sweep_table(sweep_id, list(axes), outcomes))
+    print(f"sweep {sweep_id}: {sweep_html(root, sweep_id)}")
     failed = [o for o in outcomes if o.error]
     if failed:
         raise BenchFailure(f"sweep {sweep_id}: {len(failed)} of {len(outcomes)} point(s) failed")

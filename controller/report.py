@@ -1,17 +1,16 @@
-"""What a person reads: plain-text tables of phases, verification and the read plan, and
-a small dependency-free SVG bar chart. Sizes are MiB (2**20 bytes), rates MiB/s."""
+"""What a person reads in a terminal: plain-text tables of phases, verification and the
+read plan (the HTML page, controller/htmlreport.py, shows them too). Sizes are MiB (2**20
+bytes), rates MiB/s."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from html import escape
 from typing import Any
 
 from controller.metastats import MetaSummary
 from controller.pairing import Pairing
 from controller.rounds import Rounds
-from controller.stats import ClientSummary, Failure, PhaseSummary, Verdicts
+from controller.stats import Failure, PhaseSummary, Verdicts
 from worker.results import STATUSES, ClientResult, error_cause, one_line, outcome
 
 MIB = 1024 * 1024
@@ -307,14 +306,6 @@ def plan_lines(pairing: Pairing) -> list[str]:
     return [*pairing.describe(), *_table(("reader", "", "source"), rows, left=3)]
 
 
-def svg_bar_chart(summary: PhaseSummary) -> str:
-    """Per-client throughput grouped by node, as a standalone SVG document.
-
-    Failed clients are drawn as a red cross on the axis; the dashed line is the median.
-    """
-    return _BarChart(summary).render()
-
-
 # --- text helpers ------------------------------------------------------------------------
 
 
@@ -369,118 +360,3 @@ def _or_dash(value: object) -> str:
 
 def _prefix(checksum: str | None) -> str:
     return checksum[:CHECKSUM_PREFIX] if checksum else "-"
-
-
-# --- SVG ---------------------------------------------------------------------------------
-
-
-def _nice_top(peak: float) -> tuple[float, float]:
-    """An axis maximum >= ``peak`` and a round tick step (1, 2 or 5 times a power of 10)."""
-    peak = max(peak, 1.0)
-    raw = peak / 5
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    return math.ceil(peak / step) * step, step
-
-
-class _BarChart:
-    """Geometry of the chart, in SVG user units."""
-
-    BAR, GAP, GROUP_GAP = 16, 4, 28
-    LEFT, RIGHT, TOP, BOTTOM, HEIGHT, MIN_WIDTH = 64, 84, 48, 56, 240, 480
-
-    def __init__(self, summary: PhaseSummary) -> None:
-        self.s = summary
-        order = {n.node: i for i, n in enumerate(summary.per_node)}
-        self.clients = sorted(summary.by_client, key=lambda c: (order[c.node], c.client))
-        self.top, self.step = _nice_top(max((c.throughput / MIB for c in self.clients), default=0))
-
-    def y(self, mib_s: float) -> float:
-        return self.TOP + self.HEIGHT * (1 - mib_s / self.top)
-
-    def render(self) -> str:
-        bars, x = [], float(self.LEFT + self.GROUP_GAP / 2)
-        for node in self.s.per_node:
-            first = x
-            for c in (c for c in self.clients if c.node == node.node):
-                bars.append(self._bar(c, x))
-                x += self.BAR + self.GAP
-            label_y = self.TOP + self.HEIGHT + 34
-            bars.append(_text((first + x - self.GAP) / 2, label_y, node.node, bold=True))
-            x += self.GROUP_GAP - self.GAP
-        width = max(round(x + self.GROUP_GAP / 2 + self.RIGHT), self.MIN_WIDTH)
-        height = self.TOP + self.HEIGHT + self.BOTTOM
-        title = (
-            f"{self.s.phase}: per-client throughput (MiB/s),"
-            f" aggregate {_mib(self.s.aggregate_throughput)} MiB/s"
-        )
-        return "\n".join(
-            [
-                f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
-                f' viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-                '<rect width="100%" height="100%" fill="white"/>',
-                _text(width / 2, 24, title, size=14),
-                *self._axes(width - self.RIGHT),
-                *bars,
-                *self._median(width - self.RIGHT),
-                "</svg>",
-                "",
-            ]
-        )
-
-    def _axes(self, right: int) -> list[str]:
-        lines = []
-        for i in range(round(self.top / self.step) + 1):
-            value = i * self.step
-            lines.append(_hline(self.LEFT, right, self.y(value), "#ddd"))
-            lines.append(_text(self.LEFT - 6, self.y(value) + 4, f"{value:g}", anchor="end"))
-        lines.append(_hline(self.LEFT, right, self.y(0), "black"))
-        lines.append(_text(16, self.TOP + self.HEIGHT / 2, "MiB/s", rotate=True))
-        return lines
-
-    def _bar(self, c: ClientSummary, x: float) -> str:
-        label = _text(x + self.BAR / 2, self.TOP + self.HEIGHT + 16, str(c.client), size=9)
-        if c.status != "ok":
-            tip = escape(f"{c.node}/{c.client}: {c.status}")
-            mark = _text(x + self.BAR / 2, self.y(0) - 3, "\u00d7", size=16, fill="#c0392b")
-            return f"<g><title>{tip}</title>{mark}</g>{label}"
-        mib_s = c.throughput / MIB
-        top, base = self.y(mib_s), self.y(0)
-        tip = escape(f"{c.node}/{c.client}: {mib_s:.2f} MiB/s")
-        return (
-            f'<rect x="{x:.1f}" y="{top:.1f}" width="{self.BAR}" height="{base - top:.1f}"'
-            f' fill="#4878a8"><title>{tip}</title></rect>{label}'
-        )
-
-    def _median(self, right: int) -> list[str]:
-        if not self.s.per_client.n:
-            return []
-        median = self.s.per_client.median / MIB
-        y = self.y(median)
-        return [
-            _hline(self.LEFT, right, y, "#e67e22", ' stroke-dasharray="4 3"'),
-            _text(right + 4, y + 4, f"median {median:.2f}", anchor="start", fill="#e67e22"),
-        ]
-
-
-def _hline(x1: float, x2: float, y: float, stroke: str, extra: str = "") -> str:
-    return f'<line x1="{x1}" y1="{y:.1f}" x2="{x2}" y2="{y:.1f}" stroke="{stroke}"{extra}/>'
-
-
-def _text(
-    x: float,
-    y: float,
-    text: str,
-    *,
-    anchor: str = "middle",
-    size: int = 11,
-    fill: str = "",
-    bold: bool = False,
-    rotate: bool = False,
-) -> str:
-    attrs = f'x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}"'
-    attrs += f' font-size="{size}"' if size != 11 else ""
-    attrs += f' fill="{fill}"' if fill else ""
-    attrs += ' font-weight="bold"' if bold else ""
-    attrs += f' transform="rotate(-90 {x:.1f} {y:.1f})"' if rotate else ""
-    return f"<text {attrs}>{escape(text)}</text>"

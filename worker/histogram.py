@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 #: significant bits of a bucket's lower bound
 BITS = 8
@@ -130,6 +130,10 @@ class Histogram:
             out[f"p{q:g}"] = self.percentile(q)
         out["max"] = self.max
         return out
+
+    def bins(self) -> List[Tuple[int, int, int]]:
+        """``(low, high, count)`` of every bucket holding values, low to high (us, inclusive)."""
+        return [(*bounds_of(i), self.counts[i]) for i in sorted(self.counts)]
 
     def to_dict(self) -> dict:
         """JSON-able: buckets as ``[index, count]`` pairs in index order."""

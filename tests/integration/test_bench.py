@@ -15,9 +15,11 @@ import yaml
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from testbed import bed
+from tests.schemas import junit_schema
 from worker import generate
 from worker.results import ClientResult
 
+from .browser import assert_plots_drawn, open_page
 from .fabrun import REPO, edit_inventory, fab, update_node, write_inventory
 from .slowlink import SlowLink
 
@@ -99,7 +101,14 @@ def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference)
         reads = _records(run_dir, nid, "read")
         assert all(r.ok and not r.path.startswith(f"{dst}/{nid}/") for r in reads)
         assert all(r.method == "fs-checksum" for r in _records(run_dir, nid, "verify-write"))
-    assert (run_dir / "write.svg").read_text().startswith("<svg")
+    # the page a person opens: every figure drawn in a real browser, offline, no console error
+    page_run = fab(tmp_path, inv, "report", "--html")
+    assert page_run.code == 0, page_run.text
+    assert f"report: {run_dir / 'report.html'}" in page_run.out
+    page = open_page(run_dir / "report.html")
+    assert_plots_drawn(page, at_least=8)  # write and read: bars, timeline, over time, latency
+    assert "every record ok (24), verified" in page.text
+    assert "verify-write: all 6 files ok" in page.text
     # latency per operation, merged over every client; bytes over time on one grid
     chunks = 6 * -(-len(reference) // (1 << 20))  # 1 MiB chunks of each of 6 files
     write, read = summary["write"], summary["read"]
@@ -531,6 +540,10 @@ def test_sweep_runs_every_point_as_a_run_of_its_own(testbed, tmp_path):
         assert sealed["reference"]["bytes"] == size and sealed["reference"]["generated"]
         assert sealed["inventory"]["settings"]["write_type"] == "MUST_CACHE"
     assert f"sweep {doc['sweep_id']}: 2 point(s)" in run.out
+    assert f"sweep {doc['sweep_id']}: {doc_path.with_suffix('.html')}" in run.out
+    page = open_page(doc_path.with_suffix(".html"))
+    assert_plots_drawn(page, at_least=1)
+    assert page.figures[0].caption.startswith("aggregate throughput against size")
 
 
 def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
@@ -566,9 +579,17 @@ def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
     assert f"since run {run_ids[6]}" in line and "6 run(s) before, 3 at the new level" in line
     change = float(line.split(":")[1].split("%")[0])
     assert change < -30
+    junit_schema().validate(str(tmp_path / "results" / "latest" / "junit.xml"))
     junit = ET.fromstring((tmp_path / "results" / "latest" / "junit.xml").read_text())
     failure = junit.find("testsuite[@name='parbench.check']/testcase/failure")
     assert failure is not None and failure.text == line
+    # the page shows the regression, and the trend with its change point where it began
+    assert fab(tmp_path, inv, "report", "--html").code == 0
+    page = open_page(tmp_path / "results" / "latest" / "report.html")
+    assert_plots_drawn(page, at_least=5)
+    assert line in page.text
+    trend = page.figures[-1].caption
+    assert trend.startswith("write: 9 runs of config") and ", series=it; 1 change point(s)" in trend
 
 
 def test_the_systemd_units_command_runs_the_nightly_chain(testbed, tmp_path):
@@ -589,6 +610,9 @@ def test_the_systemd_units_command_runs_the_nightly_chain(testbed, tmp_path):
     assert "verify: all 4 files match the reference" in run.out
     assert "check: no regression in 1 run(s)" in run.out
     latest = tmp_path / "results" / "latest"
-    assert (latest / "junit.xml").is_file() and (latest / "metrics.prom").is_file()
+    assert (latest / "metrics.prom").is_file()
+    junit_schema().validate(str(latest / "junit.xml"))
+    assert f"nightly: report {latest.resolve() / 'report.html'}" in run.out
+    assert_plots_drawn(open_page(latest / "report.html"), at_least=8)
     assert json.loads((latest / "run.json").read_text())["labels"]["trigger"] == "timer"
     assert (tmp_path / "results" / "history.sqlite").is_file()

@@ -1,5 +1,5 @@
 """metrics.prom read back by prometheus_client's own parser; junit.xml's suites, cases
-and failures."""
+and failures, valid against the JUnit schema (junit-10.xsd)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from controller import exports
+from tests.schemas import junit_schema
 
 from .test_history import make_run
 
@@ -37,6 +38,7 @@ def test_openmetrics_and_junit_from_a_run(tmp_path: Path) -> None:
     assert families["parbench_errors"].samples[0].value == 1
     assert families["parbench_file_latency_p99_seconds"].samples[0].value == 0.0015
 
+    junit_schema().validate(str(run.path / "junit.xml"))
     suites = ET.fromstring((run.path / "junit.xml").read_text())
     assert (suites.get("tests"), suites.get("failures")) == ("2", "1")  # write: n0, n1
     write = suites.find("testsuite[@name='parbench.write']")
@@ -56,8 +58,18 @@ def test_a_lost_node_and_a_regression_are_failures(tmp_path: Path) -> None:
         {"regressions": [{"phase": "write", "metric": "aggregate", "line": "REGRESSION x"}]},
     )
     exports.write(run.dir)
+    junit_schema().validate(str(run.path / "junit.xml"))
     suites = ET.fromstring((run.path / "junit.xml").read_text())
     lost = suites.find("testsuite[@name='parbench.write']/testcase[@name='n0']/failure")
     assert lost is not None and lost.get("message") == "n0: write: lost"
     regression = suites.find("testsuite[@name='parbench.check']/testcase/failure")
     assert regression is not None and regression.text == "REGRESSION x"
+
+
+def test_the_schema_refuses_what_a_dashboard_could_not_read() -> None:
+    """The validation above is real: a suite without its counts is refused."""
+    schema = junit_schema()
+    assert schema.is_valid("<testsuites><testsuite name='s' tests='1' failures='0' errors='0'>"
+                           "<testcase name='c'/></testsuite></testsuites>")  # fmt: skip
+    assert not schema.is_valid("<testsuites><testsuite name='s'><testcase name='c'/>"
+                               "</testsuite></testsuites>")  # fmt: skip

@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 from controller.pairing import cross_node
-from controller.report import phase_table, plan_lines, svg_bar_chart, verify_table
+from controller.report import phase_table, plan_lines, verify_table
 from controller.stats import summarise
 from worker.results import ERROR_LIMIT, ClientResult
 
 MIB = 1024 * 1024
-SVG = "{http://www.w3.org/2000/svg}"
 
 
 def rec(node: str, client: int, **kw: object) -> ClientResult:
@@ -89,30 +86,6 @@ def test_plan_lines() -> None:
         "  n1/0    <-  n0/0",
         "  n1/1    <-  n0/1",
     ]
-
-
-def test_svg_bar_chart() -> None:
-    svg = svg_bar_chart(summarise(WRITE))
-    root = ET.fromstring(svg)
-    assert root.tag == f"{SVG}svg"
-    texts = [t.text for t in root.iter(f"{SVG}text")]
-    assert texts[0] == "write: per-client throughput (MiB/s), aggregate 16.00 MiB/s"
-    assert {"n0", "n1", "MiB/s", "median 10.00", "\u00d7"} <= set(texts)
-    bars = [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
-    assert [b.find(f"{SVG}title").text for b in bars] == [
-        "n0/0: 10.00 MiB/s",
-        "n0/1: 5.00 MiB/s",
-        "n1/0: 11.43 MiB/s",
-    ]
-    # heights are proportional to throughput (axis up to a round 12 MiB/s)
-    heights = [float(b.get("height")) for b in bars]
-    assert heights[0] / heights[1] == 2.0
-    assert "n1/1: error" in svg
-
-
-def test_svg_bar_chart_empty() -> None:
-    root = ET.fromstring(svg_bar_chart(summarise([], phase="read")))
-    assert root.tag == f"{SVG}svg"
 
 
 def test_phase_table_shows_each_error_once_on_one_short_line() -> None:

@@ -1,0 +1,271 @@
+"""A run's page, ``results/<run>/report.html``: one self-contained file a person opens in
+the morning, offline (inline CSS, figures as SVG data URIs, no script, nothing fetched).
+
+Top down: what ran and with what, the verdict (failures, verification, validity, the
+regression check), then per phase its table, per-client throughput by node, the
+ready/start/end timeline, throughput over time, latency and the history of the same
+benchmark with its change points. A sweep gets a page of its own with throughput against
+the swept setting.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any, Optional
+
+from worker.results import ClientResult, one_line
+
+from . import plots, report
+from .changepoint import change_points
+from .history import History, HistoryError
+from .metastats import MetaSummary
+from .rundir import RunDir, write_atomically
+from .stats import PhaseSummary
+
+MIB = 1024 * 1024
+NAME = "report.html"
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222}
+h1{font-size:22px;margin-bottom:4px}h2{font-size:18px;border-bottom:1px solid #ddd;margin-top:32px}
+h3{font-size:15px;margin-bottom:4px}
+pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}
+table.facts td{padding:1px 12px 1px 0;vertical-align:top}table.facts td:first-child{color:#666}
+.verdict{padding:10px 14px;border-radius:4px;font-weight:600;margin:12px 0}
+.ok{background:#e6f4ea;color:#1e6b34}.bad{background:#fdecea;color:#a3261b}
+.warn{background:#fff4e0;color:#8a5200}
+figure{margin:12px 0}figure img{max-width:100%;height:auto;display:block}
+figcaption{color:#666;font-size:12px}
+"""
+
+
+def page_html(title: str, body: Sequence[str]) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        f"<meta name=viewport content='width=device-width'><title>{escape(title)}</title>"
+        f"<link rel=icon href='data:,'><style>{STYLE}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def figure(svg: Optional[str], caption: str) -> str:
+    """An SVG figure as an image of its own (its ids and styles cannot meet the page's)."""
+    if svg is None:
+        return ""
+    data = base64.b64encode(svg.encode()).decode()
+    return (
+        f"<figure><img alt='{escape(caption)}' src='data:image/svg+xml;base64,{data}'>"
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _pre(text: str) -> str:
+    return f"<pre>{escape(text)}</pre>"
+
+
+def _facts(rows: Sequence[tuple[str, str]]) -> str:
+    cells = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f"<table class=facts>{cells}</table>"
+
+
+def _verdict(kind: str, lines: Sequence[str]) -> str:
+    return f"<div class='verdict {kind}'>" + "<br>".join(escape(x) for x in lines) + "</div>"
+
+
+def run_page(
+    run: RunDir,
+    summaries: dict[str, PhaseSummary | MetaSummary],
+    records: dict[str, list[ClientResult]],
+    failures: Sequence[str],
+    history: Optional[Path],
+) -> str:
+    """The page of ``run`` from its summaries, records (by phase, verify ones included),
+    the lines of its node failures and the history database (None: no trend)."""
+    sealed = run.read_doc("run.json", {}) or {}
+    body = [f"<h1>parbench run {escape(run.run_id)}</h1>", _facts(_run_facts(sealed, summaries))]
+    body.append("<h2>Verdict</h2>")
+    body += _verdicts(run, summaries, records, failures)
+    verified = records.get("verify-write", []) + records.get("verify-read", [])
+    body.append("<h2>Verification</h2>")
+    body.append(_pre(report.verify_table(verified)) if verified else "<p>not verified</p>")
+    if failures:
+        body += ["<h2>Node failures</h2>", _pre("\n".join(failures))]
+    for phase, summary in summaries.items():
+        body.append(f"<h2>{escape(phase)}</h2>")
+        body.append(_pre(report.table(summary)))
+        if isinstance(summary, PhaseSummary):
+            body += _phase_figures(summary, records.get(phase, []))
+        body.append(_trend(run, phase, summary, history))
+    return page_html(f"parbench {run.run_id}", body)
+
+
+def _run_facts(sealed: dict, summaries: dict[str, Any]) -> list[tuple[str, str]]:
+    document = (sealed.get("inventory") or {}).get("document") or {}
+    nodes = [str(n.get("id", "?")) for n in document.get("nodes", []) or []]
+    reference = sealed.get("reference") or {}
+    versions = sealed.get("versions") or {}
+    facts = [
+        ("created", str(sealed.get("created", "?"))),
+        ("controller", str((sealed.get("controller") or {}).get("hostname", "?"))),
+        ("nodes", f"{len(nodes)}: " + ", ".join(nodes[:16]) + (" ..." if len(nodes) > 16 else "")),
+        ("reference", f"{reference.get('path', '?')}, {reference.get('bytes', '?')} bytes"),
+    ]
+    for phase, summary in summaries.items():
+        config = {k: v for k, v in summary.config.items() if k != "phase"}
+        facts.append((f"{phase} config", " ".join(f"{k}={v}" for k, v in sorted(config.items()))))
+    cluster = sealed.get("cluster") or {}
+    if cluster.get("version"):
+        facts.append(("Alluxio (cluster)", str(cluster["version"])))
+    labels = sealed.get("labels") or {}
+    if labels:
+        facts.append(("labels", " ".join(f"{k}={v}" for k, v in sorted(labels.items()))))
+    facts.append(("software", " ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v)))
+    return facts
+
+
+def _verdicts(
+    run: RunDir,
+    summaries: dict[str, PhaseSummary | MetaSummary],
+    records: dict[str, list[ClientResult]],
+    failures: Sequence[str],
+) -> list[str]:
+    out = []
+    bad = [r for recs in records.values() for r in recs if not r.ok]
+    if failures or bad:
+        lines = [f"FAILED: {len(bad)} record(s) not ok, {len(failures)} node failure(s)"]
+        lines += [
+            f"{r.phase} {r.node}/{r.client} {r.path}: {r.status}: {one_line(r.error or '')}"
+            for r in bad[:10]
+        ]
+        if len(bad) > 10:
+            lines.append(f"... and {len(bad) - 10} more (below)")
+        out.append(_verdict("bad", lines))
+    elif summaries:
+        verified = "verified" if any(p.startswith("verify") for p in records) else "not verified"
+        out.append(
+            _verdict("ok", [f"every record ok ({sum(map(len, records.values()))}), {verified}"])
+        )
+    else:
+        out.append(_verdict("warn", ["no phase has run"]))
+    invalid = [f"{p}: INVALID: {'; '.join(s.invalid)}" for p, s in summaries.items() if s.invalid]
+    if invalid:
+        out.append(_verdict("warn", invalid))
+    checked = run.read_doc("check.json")
+    if checked:
+        lines = [r["line"] for r in checked.get("regressions", [])]
+        if lines:
+            out.append(_verdict("bad", lines))
+        else:
+            out.append(_verdict("ok", [f"check: no regression in {checked.get('runs', 0)} run(s)"]))
+        if checked.get("notes"):
+            out.append(_verdict("warn", [f"check: {n}" for n in checked["notes"]]))
+    return out
+
+
+def _phase_figures(summary: PhaseSummary, records: list[ClientResult]) -> list[str]:
+    phase = summary.phase
+    return [
+        figure(plots.client_bars(summary), f"{phase}: each client's throughput, by node"),
+        figure(
+            plots.timeline(phase, records),
+            f"{phase}: when each client was ready, started and ended",
+        ),
+        figure(plots.over_time(summary), f"{phase}: throughput over time, all nodes and each"),
+        figure(plots.latency(phase, summary.histograms), f"{phase}: latency per operation"),
+    ]
+
+
+#: phase kind -> (history metric, scale, unit) drawn as its trend
+TREND: dict[bool, tuple[str, float, str]] = {
+    True: ("ops_per_s", 1.0, "ops/s"),
+    False: ("aggregate", MIB, "MiB/s aggregate"),
+}
+
+
+def _trend(run: RunDir, phase: str, summary: Any, history: Optional[Path]) -> str:
+    """The history of the same benchmark (config hash; and the labels ``fab check`` judged
+    it with) up to this run, change points marked."""
+    if history is None or not summary.config_hash:
+        return ""
+    if not history.exists():
+        return f"<p>history: none yet ({escape(str(history))})</p>"
+    field, scale, unit = TREND[isinstance(summary, MetaSummary)]
+    labels = (run.read_doc("check.json") or {}).get("labels") or {}
+    run_id = run.run_id
+    try:
+        with History(history) as db:
+            entries = db.entries(phase, labels, config_hash=summary.config_hash)
+    except HistoryError as exc:
+        return f"<p>history: {escape(str(exc))}</p>"
+    ids = [e.run_id for e in entries]
+    if run_id in ids:
+        entries = entries[: ids.index(run_id) + 1]
+    entries = [e for e in entries if getattr(e, field) is not None]
+    if len(entries) < 2:
+        return f"<p>history: {len(entries)} run(s) of config {escape(summary.config_hash)}</p>"
+    values = [getattr(e, field) / scale for e in entries]
+    good = [i for i, e in enumerate(entries) if e.valid]  # as fab check: invalid runs left out
+    found = change_points([values[i] for i in good]) if len(good) >= 2 else []
+    points = [p.__class__(good[p.index], p.p_value, p.before, p.after) for p in found]
+    svg = plots.trend(
+        phase, [e.run_id for e in entries], values, [e.valid for e in entries], points, unit
+    )
+    among = "".join(f", {k}={v}" for k, v in sorted(labels.items()))
+    caption = (
+        f"{phase}: {len(entries)} runs of config {summary.config_hash}{among};"
+        f" {len(points)} change point(s); hollow: invalid runs (not judged)"
+    )
+    return figure(svg, caption)
+
+
+def write(
+    run: RunDir,
+    summaries: dict[str, PhaseSummary | MetaSummary],
+    records: dict[str, list[ClientResult]],
+    failures: Sequence[str],
+    history: Optional[Path],
+) -> Path:
+    """Write the run's page (atomically) and return its path."""
+    target = run.path / NAME
+    write_atomically(target, run_page(run, summaries, records, failures, history))
+    return target
+
+
+def sweep_page(doc: dict) -> str:
+    """A sweep's page: aggregate throughput against the swept setting with the most values,
+    a line per phase and value of the other settings; then every point and its run."""
+    points = doc.get("points", [])
+    axes = sorted({k for p in points for k in p.get("values", {})})
+    distinct = {a: len({p["values"].get(a) for p in points}) for a in axes}
+    axis = max(axes, key=lambda a: distinct[a]) if axes else "point"
+    lines: dict[str, list[tuple[str, Optional[float]]]] = {}
+    for p in points:
+        values = p.get("values", {})
+        rest = ",".join(f"{a}={values[a]}" for a in axes if a != axis and a in values)
+        for phase in ("write", "read"):
+            figures = (p.get("figures") or {}).get(phase)
+            if not figures and not p.get("error"):
+                continue
+            value = figures.get("aggregate_throughput") if figures else None
+            label = f"{phase} {rest}".strip()
+            x = str(values.get(axis, p["point"]))
+            lines.setdefault(label, []).append((x, None if value is None else value / MIB))
+    rows = [(p["point"], f"run {p.get('run_id') or '-'}: {p.get('error') or 'ok'}") for p in points]
+    body = [
+        f"<h1>parbench sweep {escape(doc.get('sweep_id', '?'))}</h1>",
+        figure(
+            plots.sweep(axis, lines), f"aggregate throughput against {axis}; failed points left out"
+        ),
+        "<h2>Points</h2>",
+        _facts(rows),
+    ]
+    return page_html(f"parbench {doc.get('sweep_id', 'sweep')}", body)
+
+
+def write_sweep(target: Path, doc: dict) -> Path:
+    """Write a sweep's page next to its JSON (``results/sweeps/<id>.html``)."""
+    write_atomically(target, sweep_page(doc))
+    return target

@@ -1,0 +1,210 @@
+"""The figures (matplotlib SVG) and the run's and a sweep's HTML pages, from made-up
+records; the page is opened in a real browser by the integration tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from pathlib import Path
+
+from controller import htmlreport, plots
+from controller.changepoint import ChangePoint
+from controller.history import History
+from controller.rundir import RunDir
+from controller.stats import summarise
+from worker.results import ClientResult, Histogram
+
+MIB = 1024 * 1024
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def rec(node: str, client: int, **kw: object) -> ClientResult:
+    kw.setdefault("phase", "write")
+    kw.setdefault("path", f"/parbench/{node}/{client}")
+    return ClientResult(run_id="r", node=node, client=client, host="h", backend="alluxio", **kw)  # type: ignore[arg-type]
+
+
+def _latency(*values: int) -> dict:
+    h = Histogram()
+    for v in values:
+        h.record(v)
+    return {"file": h.to_dict(), "write": h.to_dict()}
+
+
+def _series(start: float, *moved: int) -> dict:
+    return {"start": start, "interval": 0.5, "bytes": list(moved)}
+
+
+WRITE = [
+    rec("n0", 0, bytes=10 * MIB, start=100.0, end=101.0, ready=99.0,
+        latency=_latency(900, 1200, 40_000), series=_series(100.0, 5 * MIB, 5 * MIB)),
+    rec("n0", 1, bytes=10 * MIB, start=100.5, end=102.5, ready=99.0,
+        latency=_latency(700, 5000), series=_series(100.5, 2 * MIB, 3 * MIB, 5 * MIB)),
+    rec("n1", 0, bytes=20 * MIB, start=100.25, end=102.0, ready=99.02, clock_offset=0.01,
+        series=_series(100.26, 8 * MIB, 12 * MIB)),
+    rec("n1", 1, status="error", error="h: /parbench/n1/1: ConnectionError: refused"),
+]  # fmt: skip
+
+
+def _comments(svg: str) -> list[str]:
+    """matplotlib draws text as paths and keeps each text as an XML comment."""
+    return [c.strip() for c in re.findall(r"<!--(.*?)-->", svg, re.S)]
+
+
+def _parse(svg: str) -> ET.Element:
+    root = ET.fromstring(svg)
+    assert root.tag == f"{SVG}svg"
+    return root
+
+
+def test_client_bars_one_bar_per_client_coloured_by_node() -> None:
+    svg = plots.client_bars(summarise(WRITE))
+    assert svg is not None
+    _parse(svg)
+    texts = _comments(svg)
+    assert "write: throughput per client" in texts
+    assert {"n0", "n1", "MiB/s", "median 10.0"} <= set(texts)
+    assert plots.client_bars(summarise([], phase="read")) is None
+
+
+def test_timeline_rows_per_client_and_the_start_spread() -> None:
+    svg = plots.timeline("write", WRITE)
+    assert svg is not None
+    texts = _comments(svg)
+    # n1/1 never started: no row; the starts spread 0.5 s (n1/0 on the controller clock)
+    assert {"n0/0", "n0/1", "n1/0"} <= set(texts) and "n1/1" not in texts
+    assert any("start spread 500.0 ms" in t for t in texts)
+    assert plots.timeline("write", [rec("n0", 0, status="error")]) is None
+
+
+def test_over_time_and_latency_from_the_summary() -> None:
+    summary = summarise(WRITE)
+    over = plots.over_time(summary)
+    assert over is not None and "write: throughput over time" in _comments(over)
+    assert {"all nodes", "n0", "n1"} <= set(_comments(over))
+    latency = plots.latency("write", summary.histograms)
+    assert latency is not None
+    texts = _comments(latency)
+    assert "write: latency per operation" in texts
+    assert any(t.startswith("file (n=5, p99") for t in texts)
+    assert plots.latency("write", {}) is None
+    assert plots.over_time(summarise([rec("n0", 0, bytes=1, start=1.0, end=2.0)])) is None
+
+
+def test_trend_marks_change_points_and_needs_two_runs() -> None:
+    points = [ChangePoint(index=4, p_value=0.001, before=100.0, after=60.0)]
+    svg = plots.trend("write", [f"run{i}" for i in range(7)], [100, 101, 99, 100, 60, 61, 59],
+                      [True] * 7, points)  # fmt: skip
+    assert svg is not None
+    texts = _comments(svg)
+    assert "-40.0 % (p=0.001)" in texts and "run6" in texts
+    assert plots.trend("write", ["a"], [1.0], [True], []) is None
+
+
+def test_sweep_plot_leaves_failed_points_out() -> None:
+    svg = plots.sweep("clients", {"write": [("1", 10.0), ("2", None), ("4", 30.0)]})
+    assert svg is not None and "throughput against clients" in _comments(svg)
+    assert plots.sweep("clients", {"write": [("1", None)]}) is None
+
+
+def _run(tmp_path: Path) -> RunDir:
+    run = RunDir.create(tmp_path, "20261126T000000Z-abcd")
+    run.write_doc(
+        "run.json",
+        {
+            "created": "2026-11-26T00:00:00Z",
+            "controller": {"hostname": "laptop"},
+            "inventory": {"document": {"nodes": [{"id": "n0"}, {"id": "n1"}]}},
+            "reference": {"path": "data/x", "bytes": 10 * MIB},
+            "labels": {"cluster": "c1"},
+            "versions": {"alluxio": "0.1.4"},
+            "cluster": {"version": "2.9.6"},
+        },
+    )
+    return run
+
+
+def _images(page: str) -> list[str]:
+    found = re.findall(r"src='data:image/svg\+xml;base64,([^']+)'", page)
+    return [base64.b64decode(data).decode() for data in found]
+
+
+def test_run_page_is_self_contained_with_verdict_tables_and_figures(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    summary = summarise(WRITE)
+    page = htmlreport.run_page(run, {"write": summary}, {"write": WRITE}, [], None)
+    assert page.startswith("<!DOCTYPE html>")
+    # nothing fetched at view time: no script, every src/href a data URI
+    assert "<script" not in page
+    assert all(v.startswith("data:") for v in re.findall(r"(?:src|href)='([^']*)'", page))
+    assert "parbench run 20261126T000000Z-abcd" in page
+    assert "Alluxio (cluster)</td><td>2.9.6" in page and "cluster=c1" in page
+    assert "FAILED: 1 record(s) not ok, 0 node failure(s)" in page
+    assert "write n1/1 /parbench/n1/1: error: h: /parbench/n1/1: ConnectionError" in page
+    assert "write: 16.00 MiB/s aggregate" in page  # the text table
+    images = _images(page)
+    assert len(images) == 4  # bars, timeline, over time, latency
+    for svg in images:
+        _parse(svg)
+
+
+def test_run_page_says_ok_verified_and_the_check(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    ok = [r for r in WRITE if r.ok]
+    verified = [rec(r.node, r.client, phase="verify-write", bytes=r.bytes) for r in ok]
+    run.write_doc(
+        "check.json", {"regressions": [], "notes": ["read: history too short"], "runs": 6}
+    )
+    page = htmlreport.run_page(
+        run, {"write": summarise(ok)}, {"write": ok, "verify-write": verified}, [], None
+    )
+    assert "every record ok (6), verified" in page
+    assert "check: no regression in 6 run(s)" in page and "check: read: history too short" in page
+    assert "verify-write: all 3 files ok" in page
+
+
+def test_run_page_trend_from_the_history(tmp_path: Path) -> None:
+    """Seven runs of one config in the history, the last three slower: the trend shows
+    them with one change point; a run alone says so."""
+    db_path = tmp_path / "history.sqlite"
+    ids = []
+    with History(db_path) as db:
+        for i, rate in enumerate([100, 101, 99, 100, 60, 61, 59]):
+            run = RunDir.create(tmp_path, f"20261126T00000{i}Z-0000")
+            ok = [r for r in WRITE if r.ok]
+            records = [replace(r, bytes=rate * MIB, run_id=run.run_id) for r in ok]
+            run.write_doc("run.json", {"created": f"2026-11-26T00:00:0{i}Z", "labels": {}})
+            summary = summarise(records).judged({"k": 1}, "cafe", {}, ())
+            run.write_doc("summary.json", {"write": summary.to_dict()})
+            db.record(run)
+            ids.append(run.run_id)
+    page = htmlreport.run_page(run, {"write": summary}, {"write": records}, [], db_path)
+    assert "7 runs of config cafe; 1 change point(s)" in page
+    trend = _images(page)[-1]
+    assert any(t.startswith("-40.") for t in _comments(trend))
+    first = RunDir.open(tmp_path, ids[0])
+    lone = htmlreport.run_page(first, {"write": summary}, {"write": records}, [], db_path)
+    assert "history: 1 run(s) of config cafe" in lone
+
+
+def test_sweep_page_plots_against_the_axis_with_most_values(tmp_path: Path) -> None:
+    doc = {
+        "sweep_id": "sweep-x",
+        "points": [
+            {"point": f"size={s},clients={c}", "values": {"size": s, "clients": c},
+             "run_id": f"r{s}{c}", "error": None,
+             "figures": {"write": {"aggregate_throughput": int(c) * 10 * MIB}}}
+            for s in ("1MiB",) for c in ("1", "2", "4")
+        ] + [{"point": "size=1MiB,clients=8", "values": {"size": "1MiB", "clients": "8"},
+              "run_id": None, "error": "boom", "figures": None}],
+    }  # fmt: skip
+    target = htmlreport.write_sweep(tmp_path / "sweep-x.html", doc)
+    page = target.read_text()
+    (svg,) = _images(page)
+    texts = _comments(svg)
+    assert "throughput against clients" in texts and "write size=1MiB" in texts
+    assert "run None: boom" not in page and "run -: boom" in page
+    json.dumps(doc)  # the document stays plain JSON
