@@ -102,6 +102,7 @@ class Entry:
     ops_per_s: Optional[float]  # meta: all kinds
     labels: dict[str, str]
     samples: tuple[float, ...]  # measured iterations' aggregates
+    cluster: Optional[str] = None  # the storage's version, e.g. "alluxio 2.9.6"
 
 
 class History:
@@ -161,11 +162,12 @@ class History:
     def version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
-    def record(self, run: RunDir, cluster_version: Optional[str] = None) -> list[str]:
+    def record(self, run: RunDir) -> list[str]:
         """Record (again) the measured phases of ``run``; returns their names."""
         sealed = run.read_doc("run.json")
         if sealed is None:
             raise ResultsError(f"{run.path}/run.json is missing: not a run to record")
+        cluster_version = (run.read_doc("cluster.json") or {}).get("version")
         summary = run.read_doc("summary.json", {})
         phases = [p for p in MEASURED if isinstance(summary.get(p), dict)]
         labels = {str(k): str(v) for k, v in (sealed.get("labels") or {}).items()}
@@ -260,7 +262,8 @@ class History:
             args += [key, value]
         query = (
             "SELECT r.run_id, r.created, p.phase, p.config_hash, p.valid, p.aggregate,"
-            " p.first_done, p.client_median, p.p99_us, p.ops_per_s FROM phases p JOIN runs r"
+            " p.first_done, p.client_median, p.p99_us, p.ops_per_s, r.cluster_version"
+            " FROM phases p JOIN runs r"
             " USING (run_id)"
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY r.created DESC, r.rowid DESC, p.phase"
@@ -288,7 +291,9 @@ class History:
                 (run_id, phase),
             )
         )
-        return Entry(run_id, row[1], phase, row[3], bool(row[4]), *row[5:10], labels, samples)
+        return Entry(
+            run_id, row[1], phase, row[3], bool(row[4]), *row[5:10], labels, samples, row[10]
+        )
 
 
 def _ops_rate(ops: dict) -> Optional[float]:

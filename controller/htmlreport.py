@@ -85,7 +85,10 @@ def run_page(
     """The page of ``run`` from its summaries, records (by phase, verify ones included),
     the lines of its node failures and the history database (None: no trend)."""
     sealed = run.read_doc("run.json", {}) or {}
-    body = [f"<h1>parbench run {escape(run.run_id)}</h1>", _facts(_run_facts(sealed, summaries))]
+    body = [
+        f"<h1>parbench run {escape(run.run_id)}</h1>",
+        _facts(_run_facts(sealed, run.read_doc("cluster.json") or {}, summaries)),
+    ]
     body.append("<h2>Verdict</h2>")
     body += _verdicts(run, summaries, records, failures)
     verified = records.get("verify-write", []) + records.get("verify-read", [])
@@ -102,7 +105,7 @@ def run_page(
     return page_html(f"parbench {run.run_id}", body)
 
 
-def _run_facts(sealed: dict, summaries: dict[str, Any]) -> list[tuple[str, str]]:
+def _run_facts(sealed: dict, cluster: dict, summaries: dict[str, Any]) -> list[tuple[str, str]]:
     document = (sealed.get("inventory") or {}).get("document") or {}
     nodes = [str(n.get("id", "?")) for n in document.get("nodes", []) or []]
     reference = sealed.get("reference") or {}
@@ -116,9 +119,8 @@ def _run_facts(sealed: dict, summaries: dict[str, Any]) -> list[tuple[str, str]]
     for phase, summary in summaries.items():
         config = {k: v for k, v in summary.config.items() if k != "phase"}
         facts.append((f"{phase} config", " ".join(f"{k}={v}" for k, v in sorted(config.items()))))
-    cluster = sealed.get("cluster") or {}
     if cluster.get("version"):
-        facts.append(("Alluxio (cluster)", str(cluster["version"])))
+        facts.append(("storage (cluster)", str(cluster["version"])))
     labels = sealed.get("labels") or {}
     if labels:
         facts.append(("labels", " ".join(f"{k}={v}" for k, v in sorted(labels.items()))))

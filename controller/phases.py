@@ -328,6 +328,7 @@ def run_phases(
             failures if phase in timed else None,
         )
         run.dir.update_doc("summary.json", {phase: summary.to_dict()})
+        _keep_cluster(run.dir, gathered)
         if phase in timed:
             print(report.table(summary))
         records += gathered
@@ -351,6 +352,16 @@ def run_phases(
             f"{len(failures)} node(s) failed; see {run.path}/"
         )
     return records
+
+
+def _keep_cluster(run: RunDir, records: Sequence[ClientResult]) -> None:
+    """cluster.json: the storage's version each node's proxy told (distinct ones joined
+    as the run's ``version``), for the history and the report."""
+    seen = {r.node: r.cluster for r in records if r.cluster}
+    if seen:
+        nodes = {**(run.read_doc("cluster.json") or {}).get("nodes", {}), **seen}
+        version = ", ".join(sorted(set(nodes.values())))
+        run.update_doc("cluster.json", {"nodes": nodes, "version": version})
 
 
 def summary_of(

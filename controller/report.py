@@ -224,11 +224,15 @@ def history_table(entries: Sequence[Any]) -> str:
             "-" if e.ops_per_s is None else f"{e.ops_per_s:.1f}",
             str(len(e.samples)),
             "ok" if e.valid else "INVALID",
+            e.cluster or "-",
             " ".join(f"{k}={v}" for k, v in sorted(e.labels.items())),
         )
         for e in entries
     ]
-    header = ("run", "phase", "config", "MiB/s", "first done", "p99 ms", "ops/s", "n", "", "labels")
+    header = (
+        "run", "phase", "config", "MiB/s", "first done", "p99 ms", "ops/s", "n", "", "cluster",
+        "labels",
+    )  # fmt: skip
     return "\n".join(_table(header, rows, left=3))
 
 

@@ -7,6 +7,7 @@
     hosts.json                     what the latest push learnt about each node
     summary.json                   per phase: aggregate and per-node statistics
     failures.json                  per phase: nodes whose step failed, and why
+    cluster.json                   the storage's version as each node's proxy told it
     <phase>.svg                    per-client throughput, for a person
     nodes/<node>/<phase>.jsonl     client records fetched from the node
     nodes/<node>/<phase>.log       what the worker printed there
@@ -53,6 +54,7 @@ SCHEMAS = {
     "summary.json": "parbench.summary/1",
     "failures.json": "parbench.failures/1",
     "check.json": "parbench.check/1",
+    "cluster.json": "parbench.cluster/1",
 }
 
 

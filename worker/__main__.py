@@ -18,6 +18,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import replace
 from typing import Callable, List, Optional, Sequence, TextIO, Union
 
 from worker import generate, lock
@@ -465,6 +466,17 @@ def _max_running(request: PhaseRequest) -> Optional[int]:
     return None
 
 
+def _with_cluster(request: PhaseRequest, results: List[ClientResult]) -> List[ClientResult]:
+    """The records with the storage's version, asked once per node after the clients are
+    done (never on the timed path); as they are when the storage cannot tell."""
+    try:
+        with make_storage(request.storage) as storage:
+            version = storage.server_version()
+    except Exception:  # noqa: BLE001 - a version is a nicety; the records stand
+        version = None
+    return [replace(r, cluster=version) for r in results] if version else results
+
+
 def execute(request: PhaseRequest) -> ExitCode:
     """Run the request's clients, save one record each to ``request.out``."""
     if request.phase == "clean":
@@ -496,6 +508,8 @@ def execute(request: PhaseRequest) -> ExitCode:
         results = [item for item in work if isinstance(item, ClientResult)]
         for result in results:
             _show(result)
+    if results and request.phase in ("write", "read", "meta"):
+        results = _with_cluster(request, results)
     try:
         write_file(results, request.out)
     except OSError as exc:

@@ -71,6 +71,7 @@ class ClientResult:
     #: meta: kind -> {"count": operations done, "start": epoch s, "end": epoch s} (node clock)
     ops: Optional[Dict[str, dict]] = None
     iteration: int = 0  # of a phase run several times
+    cluster: Optional[str] = None  # write/read/meta: the storage's version, e.g. "alluxio 2.9.6"
     warmup: bool = False  # a warm-up iteration's: not in the statistics
     schema: str = SCHEMA
 

@@ -150,6 +150,11 @@ class Storage(abc.ABC):
         """Yield the file's content in chunks; close the generator to release the file.
         ``meter`` times ``open``, each chunk's ``read``, ``ttfb`` and ``close``."""
 
+    def server_version(self) -> Optional[str]:
+        """The storage's own version as its server tells it (``alluxio 2.9.6``), or None
+        when it cannot tell."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections."""
 
@@ -358,6 +363,17 @@ class AlluxioStorage(Storage):
     def connect(self) -> None:
         with self._calling("exists /"):
             self.client.exists("/")
+
+    def server_version(self) -> Optional[str]:
+        """From the proxy's ``GET /api/v1/proxy/info/`` (Alluxio 2.x: the build the proxy
+        runs, which is the cluster's); None when it does not answer with one."""
+        url = f"http://{self.config.host}:{self.config.port}/api/v1/proxy/info/"
+        try:
+            response = self.client.session.get(url, timeout=min(self.config.timeout, 10.0))
+            version = response.json().get("version") if response.ok else None
+        except Exception:  # noqa: BLE001 - a version is a nicety; the phase's outcome stands
+            return None
+        return f"alluxio {version}" if isinstance(version, str) and version else None
 
     def mkdirs(self, path: str) -> None:
         from alluxio.exceptions import AlreadyExistsError

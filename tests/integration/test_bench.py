@@ -109,6 +109,11 @@ def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference)
     assert_plots_drawn(page, at_least=8)  # write and read: bars, timeline, over time, latency
     assert "every record ok (24), verified" in page.text
     assert "verify-write: all 6 files ok" in page.text
+    # the cluster's version, as every node's proxy told it, in the run, the page, the history
+    cluster = json.loads((run_dir / "cluster.json").read_text())
+    assert cluster["version"] == "alluxio 2.9.6" and set(cluster["nodes"]) == {"n0", "n1", "n2"}
+    assert "storage (cluster) alluxio 2.9.6" in page.text
+    assert "alluxio 2.9.6" in fab(tmp_path, inv, "history", "--phase", "write").out
     # latency per operation, merged over every client; bytes over time on one grid
     chunks = 6 * -(-len(reference) // (1 << 20))  # 1 MiB chunks of each of 6 files
     write, read = summary["write"], summary["read"]

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from controller import history
+from controller import history, phases
 from controller.history import SCHEMA_VERSION, History, HistoryError, import_runs
 from controller.inventory import load
+from controller.report import history_table
 from controller.run import Run
+from worker.results import ClientResult
 
 INVENTORY = "defaults: {data: ref.txt}\nlabels: {cluster: lab}\nnodes:\n  - {id: n0, host: h0}\n"
 
@@ -62,6 +64,28 @@ def test_record_and_the_trend(tmp_path: Path) -> None:
         assert [e.run_id for e in db.entries(labels={"build": "7"})] == [second.run_id]
         assert [e.run_id for e in db.entries(last=1)] == [second.run_id]
         assert db.entries(phase="read") == [] and len(db.entries(config_hash="c0ffee")) == 2
+        assert latest.cluster is None  # no node's proxy told its version
+
+
+def test_the_clusters_version_is_recorded_and_shown(tmp_path: Path) -> None:
+    run = make_run(tmp_path, 100.0)
+    phases._keep_cluster(run.dir, [_told("n0", "alluxio 2.9.6"), _told("n1", None)])
+    phases._keep_cluster(run.dir, [_told("n1", "alluxio 2.9.6")])  # a later phase adds n1
+    assert run.dir.read_doc("cluster.json") == {
+        "nodes": {"n0": "alluxio 2.9.6", "n1": "alluxio 2.9.6"}, "version": "alluxio 2.9.6"
+    }  # fmt: skip
+    with History(tmp_path / "h.sqlite") as db:
+        db.record(run.dir)
+        (entry,) = db.entries()
+    assert entry.cluster == "alluxio 2.9.6"
+    assert "ok  alluxio 2.9.6  cluster=lab" in history_table([entry])
+
+
+def _told(node: str, version: str | None) -> ClientResult:
+    return ClientResult(
+        run_id="r", phase="write", node=node, client=0, host="h", backend="alluxio", path="/p",
+        cluster=version,
+    )  # fmt: skip
 
 
 def test_older_runs_are_imported(tmp_path: Path) -> None:

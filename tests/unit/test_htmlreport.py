@@ -121,9 +121,9 @@ def _run(tmp_path: Path) -> RunDir:
             "reference": {"path": "data/x", "bytes": 10 * MIB},
             "labels": {"cluster": "c1"},
             "versions": {"alluxio": "0.1.4"},
-            "cluster": {"version": "2.9.6"},
         },
     )
+    run.write_doc("cluster.json", {"nodes": {"n0": "alluxio 2.9.6"}, "version": "alluxio 2.9.6"})
     return run
 
 
@@ -141,7 +141,7 @@ def test_run_page_is_self_contained_with_verdict_tables_and_figures(tmp_path: Pa
     assert "<script" not in page
     assert all(v.startswith("data:") for v in re.findall(r"(?:src|href)='([^']*)'", page))
     assert "parbench run 20261126T000000Z-abcd" in page
-    assert "Alluxio (cluster)</td><td>2.9.6" in page and "cluster=c1" in page
+    assert "storage (cluster)</td><td>alluxio 2.9.6" in page and "cluster=c1" in page
     assert "FAILED: 1 record(s) not ok, 0 node failure(s)" in page
     assert "write n1/1 /parbench/n1/1: error: h: /parbench/n1/1: ConnectionError" in page
     assert "write: 16.00 MiB/s aggregate" in page  # the text table
