@@ -45,6 +45,7 @@ from .plan import (
     phase_budget,
     worker_command,
 )
+from .progress import Board
 from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
 from .rounds import Rounds
 from .run import Run
@@ -139,8 +140,10 @@ def run_worker(
     offset: float,
     watchers: Sequence[StreamWatcher] = (),
     controls: Optional[stopping.Controls] = None,
+    board: Optional[Board] = None,
 ) -> list[ClientResult]:
-    """Send ``request`` to ``node``, run it there, stream its output, fetch its records.
+    """Send ``request`` to ``node``, run it there, stream its output (its progress to
+    ``board``), fetch its records.
 
     The node's records file is removed first, so that only this invocation's records can
     be fetched; they are kept (clock offset filled in) even when the step then fails.
@@ -153,7 +156,8 @@ def run_worker(
     _send(conn, remote_request, text)
     run.node_file(node.id, f"{phase}.request.json").write_text(text)  # sent: collectable
     command = f"rm -f {shlex.quote(request.out)} && " + worker_command(node, "run", remote_request)
-    out, err = PrefixedStream(node.id), PrefixedStream(node.id, sys.stderr)
+    out = PrefixedStream(node.id, board=board)
+    err = PrefixedStream(node.id, sys.stderr, board=board)
     began = time.monotonic()
     with (controls or stopping.Controls()).attach(node.id) as stdin:
         try:
@@ -429,6 +433,7 @@ def _iteration(
         for phase in timed
     }
     controls = stopping.Controls()
+    board = Board()
 
     def step(conn: Connection, node: Node) -> list[ClientResult]:
         offset = offsets.get(node.id, 0.0)
@@ -450,8 +455,9 @@ def _iteration(
                 if iteration:  # the files there are this run's, from the iteration before
                     request = replace(request, on_existing="replace")
                 records += run_worker(
-                    conn, node, run.dir, request, settings.phase_timeout, offset, watchers, controls
-                )
+                    conn, node, run.dir, request, settings.phase_timeout, offset, watchers,
+                    controls, board,
+                )  # fmt: skip
         finally:
             for gate in gates.values():  # a node that failed before it was ready
                 gate.leave(node.id)  # holds no one up
@@ -473,6 +479,8 @@ def _iteration(
         outcomes = on_nodes(inventory, "+".join(phases), step, ready, on_interrupt=cancel)
     except stopping.Interrupted as stop:
         outcomes, interrupted = stop.outcomes, stop.code
+    finally:
+        board.close()
     for phase, gate in gates.items():
         if gate.late:
             print(

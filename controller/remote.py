@@ -23,8 +23,11 @@ from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
 from invoke.terminals import ready_for_reading
 
+from worker.protocol import parse_progress
+
 from . import stopping
 from .inventory import Inventory, Node
+from .progress import Board
 
 T = TypeVar("T")
 
@@ -201,6 +204,8 @@ def _wait(finished: list[bool]) -> None:
 
 class PrefixedStream(io.TextIOBase):
     """Writes each complete line as ``[node] line`` to ``target``; safe across threads.
+    With a ``board`` (controller/progress.py), the worker's progress lines go to it and
+    the others through it, so that they are written around its live block.
 
     invoke flushes after every read, mid-line: ``flush`` only flushes the target, and a
     last line without a newline is written by ``finish``.
@@ -208,9 +213,12 @@ class PrefixedStream(io.TextIOBase):
 
     _lock = threading.Lock()
 
-    def __init__(self, prefix: str, target: Optional[TextIO] = None) -> None:
+    def __init__(
+        self, prefix: str, target: Optional[TextIO] = None, board: Optional[Board] = None
+    ) -> None:
         self.prefix = prefix
         self.target = target or sys.stdout
+        self.board = board
         self._pending = ""
 
     def write(self, text: str) -> int:
@@ -220,7 +228,15 @@ class PrefixedStream(io.TextIOBase):
         return len(text)
 
     def _emit(self, lines: list[str]) -> None:
-        if lines:
+        if lines and self.board is not None:
+            said = [line for line in lines if parse_progress(line) is None]
+            for line in lines:
+                fields = parse_progress(line)
+                if fields is not None:
+                    self.board.update(fields)
+            if said:
+                self.board.lines(self.prefix, said, self.target)
+        elif lines:
             with self._lock:
                 for line in lines:
                     self.target.write(f"[{self.prefix}] {line}\n")

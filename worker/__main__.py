@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from typing import Callable, List, Optional, Sequence, TextIO, Union
 
-from worker import generate, lock
+from worker import generate, lock, progress
 from worker.clean import UnsafePath, clean
 from worker.clients import Identity, Job, run_clients
 from worker.meta import MetaJob
@@ -44,7 +44,7 @@ from worker.protocol import (
     load_request,
     meta_folder,
 )
-from worker.report import progress_line, summary_line
+from worker.report import format_size, progress_line, summary_line
 from worker.results import ClientResult, write_file
 from worker.start import ControllerLink
 from worker.stop import DEADLINE, StopSignal, stop_on_signals
@@ -433,12 +433,24 @@ def _clean(request: PhaseRequest) -> ExitCode:
     return ExitCode.OK
 
 
-def _progress(phase: str, node: str) -> Callable[[int, int], None]:
+#: seconds between progress lines: for the controller's live view, for a person's terminal
+PROGRESS_CONTROLLED, PROGRESS_BY_HAND = 1.0, 10.0
+
+
+def _progress(request: PhaseRequest, tally: progress.Tally) -> Callable[[int, int], None]:
+    """Under the controller, a machine line (worker/progress.py) it draws; by hand, a line
+    for a person."""
     began = time.monotonic()
+    phase, node = request.phase, request.node
 
     def show(done: int, total: int) -> None:
+        moved, files = tally.totals()
+        if request.controlled:
+            print(progress.line(phase, node, done, total, moved, files), flush=True)
+            return
         print(
-            f"{phase} {node}: {done}/{total} clients done after {time.monotonic() - began:.0f} s",
+            f"{phase} {node}: {done}/{total} clients done, {format_size(moved)}, {files} files"
+            f" after {time.monotonic() - began:.0f} s",
             flush=True,
         )
 
@@ -495,14 +507,17 @@ def execute(request: PhaseRequest) -> ExitCode:
     if request.controlled:  # a lost connection must not stop the records being saved
         sys.stdout, sys.stderr = Forgiving(sys.stdout), Forgiving(sys.stderr)
     if jobs:
+        tally = progress.Tally(multiprocessing.get_context(), len(jobs))
         results = run_clients(
             jobs,
             on_result=_show,
             deadline=request.deadline,
-            on_progress=_progress(request.phase, request.node),
+            on_progress=_progress(request, tally),
+            progress_every=PROGRESS_CONTROLLED if request.controlled else PROGRESS_BY_HAND,
             start=_common_start(request, stop),
             max_running=_max_running(request),
             stop=stop,
+            tally=tally,
         )
     else:
         results = [item for item in work if isinstance(item, ClientResult)]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Union
 
+from worker import progress
 from worker import stop as stopping
 from worker.results import ClientResult, error_detail
 from worker.start import NoStart, wait_until
@@ -94,7 +95,9 @@ class Start:
     at: Optional[float] = None
 
 
-def _client_main(job: Job, conn: Connection, stop_code: Any) -> None:
+def _client_main(
+    job: Job, conn: Connection, stop_code: Any, slots: Any = None, index: int = 0
+) -> None:
     """Process entry: lead a process group of its own (so that :func:`stop_clients` also
     reaches what the job starts, such as an ``alluxio fs checksum`` JVM), run the job, then
     send its record as one JSON line.
@@ -102,7 +105,8 @@ def _client_main(job: Job, conn: Connection, stop_code: Any) -> None:
     ``wait_for_start`` tells the worker this client is ready and blocks for its answer;
     the end of the pipe means the worker is gone. SIGTERM, blocked by the worker while it
     started this process, is let in once the client's own handler is in place; SIGINT is
-    the worker's business; the client is stopped too when its worker dies."""
+    the worker's business; the client is stopped too when its worker dies. ``slots``
+    (a :class:`progress.Tally`'s) is where it counts its bytes and files, at ``index``."""
 
     def wait_for_start() -> Optional[float]:
         conn.send(READY)
@@ -115,6 +119,8 @@ def _client_main(job: Job, conn: Connection, stop_code: Any) -> None:
         wait_until(start.at)
         return start.at
 
+    if slots is not None:
+        progress.adopt(slots, index)
     try:
         os.setpgrp()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -200,6 +206,7 @@ def run_clients(
     start: Callable[[], Optional[float]] = lambda: None,
     max_running: Optional[int] = None,
     stop: Optional[stopping.StopSignal] = None,
+    tally: Optional[progress.Tally] = None,
 ) -> List[ClientResult]:
     """Start every job in its own process, call ``on_result`` as each finishes.
 
@@ -209,9 +216,10 @@ def run_clients(
     (verify) just run. ``max_running`` bounds how many run at once (for untimed jobs: a
     timed one begun when a slot frees gets the start already given, and begins late).
     While clients run, ``on_progress(done, total)`` is called every ``progress_every``
-    seconds. At ``deadline`` (epoch seconds, this node's clock) clients still running are
-    stopped with whatever they started (:func:`stop_clients`) and get an error record, so
-    that the records of the others are not lost with them; those not begun get one too.
+    seconds; each client counts its bytes and files into ``tally`` when given. At
+    ``deadline`` (epoch seconds, this node's clock) clients still running are stopped with
+    whatever they started (:func:`stop_clients`) and get an error record, so that the
+    records of the others are not lost with them; those not begun get one too.
     An exception (KeyboardInterrupt) stops the running clients the same way before it goes
     on. A ``stop`` request (the controller, a lost connection, a signal) stops them the
     same way, each record saying why. Returns the records in the order of ``jobs``.
@@ -221,7 +229,15 @@ def run_clients(
         own = stopping.StopSignal(context)
         try:
             return run_clients(
-                jobs, on_result, deadline, on_progress, progress_every, start, max_running, own
+                jobs,
+                on_result,
+                deadline,
+                on_progress,
+                progress_every,
+                start,
+                max_running,
+                own,
+                tally,
             )
         finally:
             own.close()
@@ -235,7 +251,10 @@ def run_clients(
             job = jobs[index]
             conn, child = context.Pipe()
             name = f"parbench-client-{job.identity.client}"
-            process = context.Process(target=_client_main, args=(job, child, stop.code), name=name)
+            slots = None if tally is None else tally.slots
+            process = context.Process(
+                target=_client_main, args=(job, child, stop.code, slots, index), name=name
+            )
             # a SIGTERM before the client's handler is in place waits for it
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
             try:
@@ -311,6 +330,7 @@ def run_clients(
             )
         pending.clear()
 
+    shown = time.monotonic()
     try:
         launch()
         while pending:
@@ -318,7 +338,7 @@ def run_clients(
             if answer is None and waiting and len(waiting) == len(pending):
                 answer = _release(waiting, start)
                 waiting.clear()
-            timeout = progress_every
+            timeout = max(shown + progress_every - time.monotonic(), 0.0)
             if deadline is not None:
                 timeout = max(min(timeout, deadline - time.time()), 0.0)
             ready = wait([*pending, stop.fd], timeout=timeout)
@@ -328,11 +348,12 @@ def run_clients(
             for conn in ready:
                 receive(conn)  # type: ignore[arg-type]
             launch()
-            if ready or not pending:
-                continue
+            if not pending:
+                break
             if deadline is not None and time.time() >= deadline:
                 halt(stopping.DEADLINE)
-            else:
+            elif time.monotonic() >= shown + progress_every:
+                shown = time.monotonic()
                 on_progress(len(jobs) - len(pending) - len(queued), len(jobs))
     except BaseException:  # interrupted: no client (nor what it started) outlives this
         stop_clients(processes[index] for index in pending.values())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Dict, List, Optional
 
+from worker import progress
 from worker.histogram import Histogram
 from worker.protocol import Measure
 
@@ -29,6 +30,7 @@ class Meter:
         self.bytes: List[int] = []
         self.started = 0.0  # epoch seconds of the series' first interval
         self._base = 0.0  # perf_counter() then
+        self._tally = progress.mine()  # this client's progress slots, when it has them
 
     def begin(self) -> None:
         """The series starts now (the client's common start)."""
@@ -59,6 +61,16 @@ class Meter:
             if index >= len(series):
                 series.extend([0] * (index + 1 - len(series)))
             series[index] += size
+        if self._tally is not None:
+            slots, at = self._tally
+            slots[at] += size
+
+    def file_done(self, began: float) -> None:
+        """A whole file moved since ``began``: its ``file`` latency, and one file more."""
+        self.since("file", began)
+        if self._tally is not None:
+            slots, at = self._tally
+            slots[at + 1] += 1
 
     def latency_record(self) -> Optional[Dict[str, dict]]:
         """The histograms as a record carries them; None when latency is off."""

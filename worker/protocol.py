@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional, Tuple, Union, get_type_hints
 from worker.generate import GENERATOR as DATA_GENERATOR  # noqa: F401
 from worker.generate import file_name as generated_file  # noqa: F401
 from worker.generate import sha256 as generated_sha256  # noqa: F401
+from worker.progress import parse as parse_progress  # noqa: F401 - the live progress line
 
 REQUEST_SCHEMA = "parbench.request/1"
 

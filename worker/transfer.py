@@ -157,7 +157,7 @@ class _Transfer:
     def file_done(self, began: float) -> None:
         """The file under way (since ``began``, the meter's clock) was moved whole."""
         assert self.tee is not None
-        self.meter.since("file", began)
+        self.meter.file_done(began)
         self.moved += self.tee.size
         self.result.files += 1
         if self.digest is None:

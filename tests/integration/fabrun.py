@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -100,3 +102,31 @@ def fab(tmp_path: Path, inventory: Optional[Path], *args: str, timeout: float = 
         stdin=subprocess.DEVNULL,
     )
     return FabRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def fab_tty(tmp_path: Path, inventory: Optional[Path], *args: str, timeout: float = 120) -> FabRun:
+    """``fab ARGS`` with a terminal (a pseudo-terminal) as its stdout and stderr, as a
+    person at a laptop runs it; everything it wrote to the terminal is ``out``."""
+    main, side = pty.openpty()
+    proc = subprocess.Popen(
+        [str(FAB), "-r", str(REPO), *args],
+        cwd=tmp_path,
+        env=fab_env(tmp_path, inventory),
+        stdin=subprocess.DEVNULL,
+        stdout=side,
+        stderr=side,
+    )
+    os.close(side)
+    seen = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: every writer has closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
+    return FabRun(code, seen.decode(errors="replace"), "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from worker import generate
 from worker.results import ClientResult
 
 from .browser import assert_plots_drawn, open_page
-from .fabrun import REPO, edit_inventory, fab, update_node, write_inventory
+from .fabrun import REPO, edit_inventory, fab, fab_tty, update_node, write_inventory
 from .slowlink import SlowLink
 
 pytestmark = pytest.mark.integration
@@ -416,8 +417,10 @@ def test_labels_config_hash_and_an_invalid_phase(testbed, tmp_path):
     trend = fab(tmp_path, inv, "history", "--phase", "write", "--label", "cluster=testbed")
     assert trend.code == 0, trend.text
     rows = [line for line in trend.out.splitlines() if write["config_hash"] in line]
-    assert len(rows) == 2 and rows[0].split()[-4:] == [
+    assert len(rows) == 2 and rows[0].split()[-6:] == [
         "ok",
+        "alluxio",
+        "2.9.6",
         "build=2",
         "cluster=testbed",
         "night=yes",
@@ -621,3 +624,24 @@ def test_the_systemd_units_command_runs_the_nightly_chain(testbed, tmp_path):
     assert_plots_drawn(open_page(latest / "report.html"), at_least=8)
     assert json.loads((latest / "run.json").read_text())["labels"]["trigger"] == "timer"
     assert (tmp_path / "results" / "history.sqlite").is_file()
+
+
+def test_live_progress_in_place_on_a_terminal_and_never_in_a_log(testbed, tmp_path):
+    """At a terminal, the nodes' progress (clients, MiB, files) is drawn and redrawn in
+    place; piped (cron), no escape codes and no raw progress lines reach the output."""
+    inv = write_inventory(
+        testbed, tmp_path / "inv.yaml", nodes=2, clients=2, dst="/it/progress", data="1MiB",
+        write_type="MUST_CACHE",
+    )  # fmt: skip
+    run = fab_tty(tmp_path, inv, "write", "--duration", "3s")
+    assert run.code == 0, run.out
+    drawn = re.findall(
+        r"write: (\d)/4 clients done on 2 node\(s\), ([\d.]+) MiB, (\d+) files", run.out
+    )
+    assert len(drawn) >= 2, run.out  # at least two frames
+    assert any(float(mib) > 0 for _, mib, _ in drawn)
+    assert "\x1b[" in run.out and "@progress" not in run.out
+    assert re.search(r"\n  n0 +\d/2 +clients +[\d.]+ MiB +\d+ files", run.out)
+    piped = fab(tmp_path, inv, "write", "--duration", "2s")
+    assert piped.code == 0, piped.text
+    assert "@progress" not in piped.text and "\x1b" not in piped.text

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from worker import progress
 from worker.clients import Identity, Job, WaitForStart, no_wait, run_clients
+from worker.meter import Meter
+from worker.protocol import Measure
 from worker.results import ClientResult
 from worker.start import wait_until
 
@@ -255,3 +258,41 @@ def test_a_timed_job_begun_after_the_start_was_given_starts_at_once() -> None:
     )
     assert asked == [1] and [r.status for r in results] == ["ok", "ok", "ok"]
     assert results[2].start >= results[0].start  # it got the same start, already past
+
+
+@dataclass(frozen=True)
+class CountingJob(Job):
+    """Moves ``size`` bytes in two chunks and one whole file through a real Meter."""
+
+    identity: Identity
+    size: int
+
+    def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
+        meter = Meter(Measure(latency=False, interval=0))
+        began = meter.clock()
+        meter.moved("write", began, self.size // 2)
+        meter.moved("write", began, self.size - self.size // 2)
+        meter.file_done(began)
+        return self.identity.record(bytes=self.size)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_clients_count_bytes_and_files_into_the_shared_tally(method: str) -> None:
+    context = multiprocessing.get_context(method)
+    previous = multiprocessing.get_start_method()
+    multiprocessing.set_start_method(method, force=True)
+    try:
+        tally = progress.Tally(context, 3)
+        run_clients([CountingJob(identity(c), 1000 * (c + 1)) for c in range(3)], tally=tally)
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+    assert tally.totals() == (6000, 3)
+
+
+def test_a_progress_line_round_trips_and_other_lines_are_not_one() -> None:
+    text = progress.line("write", "n0", 1, 4, 123, 2)
+    assert progress.parse(text) == {
+        "phase": "write", "node": "n0", "done": 1, "total": 4, "bytes": 123, "files": 2
+    }  # fmt: skip
+    assert progress.parse("write n0/1 ok 5 MiB") is None
+    assert progress.parse(progress.PREFIX + "{broken") is None

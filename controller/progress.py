@@ -1,0 +1,140 @@
+"""Live progress of a phase on every node, and the nodes' other output around it.
+
+Workers print a progress line every second (worker/progress.py); :class:`Board` takes
+them and draws, on a terminal, one line per node and a total, rewritten in place; the
+nodes' ordinary lines (``[n0] write n0/1 ok ...``) go above the block, never through it.
+Without a terminal (cron, systemd, a pipe) it prints one plain total line every
+``every`` seconds instead, so a log shows how a long phase went without a line per node.
+Every write to the terminal goes through one lock: lines from many nodes' threads never
+interleave.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Optional, TextIO
+
+MIB = 1024 * 1024
+#: the most node lines drawn on a terminal; beyond them, the slowest are shown
+MOST_NODES = 16
+
+
+@dataclass
+class NodeProgress:
+    phase: str
+    done: int
+    total: int
+    bytes: int
+    files: int
+
+
+class Board:
+    def __init__(
+        self,
+        target: Optional[TextIO] = None,
+        tty: Optional[bool] = None,
+        every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.target = target or sys.stdout
+        self.tty = self.target.isatty() if tty is None else tty
+        self.every = every
+        self.clock = clock
+        self.nodes: dict[str, NodeProgress] = {}
+        self._lock = threading.Lock()
+        self._drawn = 0  # lines of the block on the terminal now
+        self._began = clock()
+        self._last_plain = self._began
+        self._last_bytes = 0
+        self._last_draw = 0.0
+
+    def update(self, fields: dict) -> None:
+        """A node's progress line (the fields of worker/progress.py's)."""
+        try:
+            node = str(fields["node"])
+            now = NodeProgress(
+                str(fields["phase"]), int(fields["done"]), int(fields["total"]),
+                int(fields["bytes"]), int(fields["files"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            return  # not ours to judge: a newer worker's line
+        with self._lock:
+            self.nodes[node] = now
+            if self.tty:
+                self._redraw()
+            elif self.clock() - self._last_plain >= self.every:
+                self._plain()
+
+    def lines(self, prefix: str, lines: list[str], target: Optional[TextIO] = None) -> None:
+        """A node's ordinary output, above the block."""
+        out = target or self.target
+        with self._lock:
+            self._erase()
+            self.target.flush()  # before another stream writes to the same terminal
+            for line in lines:
+                out.write(f"[{prefix}] {line}\n")
+            out.flush()
+            if self.tty:
+                self._draw()
+
+    def close(self) -> None:
+        """The phase is over: the block goes (the phase's table follows)."""
+        with self._lock:
+            self._erase()
+            self.target.flush()
+            self.nodes.clear()
+
+    def total(self) -> str:
+        """``write: 4/6 clients done, 120.0 MiB, 7 files, 12.0 MiB/s, 3 s``."""
+        nodes = self.nodes.values()
+        phases = "+".join(dict.fromkeys(n.phase for n in nodes)) or "phase"
+        moved = sum(n.bytes for n in nodes)
+        seconds = self.clock() - self._began
+        rate = moved / seconds / MIB if seconds > 0 else 0.0
+        return (
+            f"{phases}: {sum(n.done for n in nodes)}/{sum(n.total for n in nodes)} clients done"
+            f" on {len(self.nodes)} node(s), {moved / MIB:.1f} MiB,"
+            f" {sum(n.files for n in nodes)} files, {rate:.1f} MiB/s, {seconds:.0f} s"
+        )
+
+    # --- drawing, under the lock -----------------------------------------------------------
+
+    def _node_lines(self) -> list[str]:
+        shown = sorted(self.nodes.items())
+        if len(shown) > MOST_NODES:  # the nodes furthest behind matter
+            shown = sorted(shown, key=lambda item: (item[1].done, item[1].bytes))[:MOST_NODES]
+        return [
+            f"  {nid:<12} {p.done:>4}/{p.total:<4} clients  {p.bytes / MIB:10.1f} MiB"
+            f"  {p.files:6} files"
+            for nid, p in shown
+        ]
+
+    def _draw(self) -> None:
+        if not self.nodes:
+            return
+        block = [self.total(), *self._node_lines()]
+        self.target.write("\n".join(block) + "\n")
+        self.target.flush()
+        self._drawn = len(block)
+        self._last_draw = self.clock()
+
+    def _erase(self) -> None:
+        if self._drawn:
+            # up to the block's first line, then clear to the end of the screen
+            self.target.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+
+    def _redraw(self) -> None:
+        if self.clock() - self._last_draw < 0.2 and self._drawn:
+            return  # at most five frames a second
+        self._erase()
+        self._draw()
+
+    def _plain(self) -> None:
+        self._last_plain = self.clock()
+        self.target.write(self.total() + "\n")
+        self.target.flush()
