@@ -223,19 +223,6 @@ def _trend(run: RunDir, phase: str, summary: Any, history: Optional[Path]) -> st
     return figure(svg, caption)
 
 
-def write(
-    run: RunDir,
-    summaries: dict[str, PhaseSummary | MetaSummary],
-    records: dict[str, list[ClientResult]],
-    failures: Sequence[str],
-    history: Optional[Path],
-) -> Path:
-    """Write the run's page (atomically) and return its path."""
-    target = run.path / NAME
-    write_atomically(target, run_page(run, summaries, records, failures, history))
-    return target
-
-
 def sweep_page(doc: dict) -> str:
     """A sweep's page: aggregate throughput against the swept setting with the most values,
     a line per phase and value of the other settings; then every point and its run."""

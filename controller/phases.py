@@ -674,9 +674,10 @@ def html(run: RunDir) -> Path:
 
     kinds = ("write", "read", "meta", "verify-write", "verify-read")
     records = {phase: found for phase in kinds if (found := run.records(phase))}
-    return htmlreport.write(
+    page = htmlreport.run_page(
         run, summaries(run), records, _failure_lines(run), history.location(run.path.parent)
     )
+    return run.write_text(htmlreport.NAME, page)
 
 
 def sweep_html(root: Path, sweep_id: str) -> Path:
