@@ -10,8 +10,8 @@ DEMO_INVENTORY := .testbed/inventory.yaml
 
 demo: setup $(VENV)/.installed $(DATA)
 	$(PY) -m testbed up --nodes 3
-	FABRIC_BENCH_INVENTORY=$(DEMO_INVENTORY) $(FAB) push write read verify report
-	@echo "demo: results in results/latest/ ; stop the testbed with 'make down'"
+	FABRIC_BENCH_INVENTORY=$(DEMO_INVENTORY) $(FAB) push write read verify report --html
+	@echo "demo: results in results/latest/ (the page: results/latest/report.html); stop the testbed with 'make down'"
 
 # every test: lint, unit, and integration on the real testbed (started and stopped by pytest)
 test: setup $(VENV)/.installed $(DATA) lint

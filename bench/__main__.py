@@ -161,11 +161,16 @@ def _aggregate(records: Path) -> float:
 
 
 def meter_cost_us() -> float:
-    """Microseconds the meter adds to one chunk (its latency and its bytes recorded),
-    timed in-process: the cost no round-to-round noise can hide."""
+    """Microseconds the meter adds to one chunk (its latency, its bytes in the series and
+    in the live-progress tally, as a client records them), timed in-process: the cost no
+    round-to-round noise can hide."""
+    import multiprocessing
+
+    from worker import progress
     from worker.meter import Meter
     from worker.protocol import Measure
 
+    progress.adopt(progress.Tally(multiprocessing.get_context(), 1).slots, 0)
     meter = Meter(Measure(interval=0.1))
     meter.begin()
     calls = 200_000
