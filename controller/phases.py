@@ -18,7 +18,13 @@ from typing import Optional, Sequence, TypeVar
 from fabric import Connection
 from invoke.watchers import StreamWatcher
 
-from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, RequestError
+from worker.protocol import (
+    RECORDED_EXITS,
+    ExitCode,
+    PhaseRequest,
+    RequestError,
+    parse_progress,
+)
 from worker.results import ClientResult, read_lines, write_file
 
 from . import (
@@ -176,14 +182,17 @@ def run_worker(
         finally:
             out.finish()
             err.finish()
+    said = "".join(  # the worker's output without its progress lines
+        line for line in result.stdout.splitlines(keepends=True) if parse_progress(line) is None
+    )
     run.node_file(node.id, f"{phase}.log").write_text(
-        f"$ {command}\n{result.stdout}{result.stderr}exit code {result.exited}\n"
+        f"$ {command}\n{said}{result.stderr}exit code {result.exited}\n"
     )
     _lost(conn, node, request, time.monotonic() - began)
     try:
         records = fetch_records(conn, node, run, request, offset)
     except OSError as exc:
-        output = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        output = (result.stderr or said).strip().splitlines()[-3:]
         raise StepError(
             f"the worker left no {phase} records ({exc}); it exited "
             f"{result.exited}: {' | '.join(output)}"
@@ -464,6 +473,7 @@ def _iteration(
         return records
 
     def cancel() -> None:
+        board.close()  # the message must not land under the live block
         print(
             "interrupted: stopping the clients on every node and saving what finished "
             "(Ctrl-C again quits at once)",

@@ -11,6 +11,7 @@ interleave.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -21,6 +22,8 @@ from typing import Optional, TextIO
 MIB = 1024 * 1024
 #: the most node lines drawn on a terminal; beyond them, the slowest are shown
 MOST_NODES = 16
+#: seconds the rate is taken over
+RATE_WINDOW = 3.0
 
 
 @dataclass
@@ -49,8 +52,8 @@ class Board:
         self._drawn = 0  # lines of the block on the terminal now
         self._began = clock()
         self._last_plain = self._began
-        self._last_bytes = 0
         self._last_draw = 0.0
+        self._window = [(self._began, 0)]  # (time, bytes moved): the recent rate
 
     def update(self, fields: dict) -> None:
         """A node's progress line (the fields of worker/progress.py's)."""
@@ -93,13 +96,26 @@ class Board:
         nodes = self.nodes.values()
         phases = "+".join(dict.fromkeys(n.phase for n in nodes)) or "phase"
         moved = sum(n.bytes for n in nodes)
-        seconds = self.clock() - self._began
-        rate = moved / seconds / MIB if seconds > 0 else 0.0
+        now = self.clock()
+        seconds = now - self._began
         return (
             f"{phases}: {sum(n.done for n in nodes)}/{sum(n.total for n in nodes)} clients done"
             f" on {len(self.nodes)} node(s), {moved / MIB:.1f} MiB,"
-            f" {sum(n.files for n in nodes)} files, {rate:.1f} MiB/s, {seconds:.0f} s"
+            f" {sum(n.files for n in nodes)} files, {self._rate(now, moved):.1f} MiB/s,"
+            f" {seconds:.0f} s"
         )
+
+    def _rate(self, now: float, moved: int) -> float:
+        """MiB/s over the last RATE_WINDOW seconds (or since the sample before them); a
+        count that went down (the next phase of the chain began) starts afresh."""
+        if moved < self._window[-1][1]:
+            self._window = [(now, moved)]
+        self._window.append((now, moved))
+        older = [i for i, (t, _) in enumerate(self._window) if t < now - RATE_WINDOW]
+        if older:
+            del self._window[: older[-1]]  # keep the newest sample older than the window
+        (t0, b0) = self._window[0]
+        return (moved - b0) / (now - t0) / MIB if now > t0 else 0.0
 
     # --- drawing, under the lock -----------------------------------------------------------
 
@@ -116,7 +132,10 @@ class Board:
     def _draw(self) -> None:
         if not self.nodes:
             return
-        block = [self.total(), *self._node_lines()]
+        # one terminal row per line, or the erase would leave rows behind
+        columns, rows = shutil.get_terminal_size((100, 40))
+        block = [self.total(), *self._node_lines()][: max(rows - 2, 1)]
+        block = [line[: max(columns - 1, 10)] for line in block]
         self.target.write("\n".join(block) + "\n")
         self.target.flush()
         self._drawn = len(block)

@@ -523,7 +523,7 @@ def execute(request: PhaseRequest) -> ExitCode:
         results = [item for item in work if isinstance(item, ClientResult)]
         for result in results:
             _show(result)
-    if results and request.phase in ("write", "read", "meta"):
+    if results and request.phase in ("write", "read", "meta") and not stop.requested:
         results = _with_cluster(request, results)
     try:
         write_file(results, request.out)

@@ -369,7 +369,7 @@ class AlluxioStorage(Storage):
         runs, which is the cluster's); None when it does not answer with one."""
         url = f"http://{self.config.host}:{self.config.port}/api/v1/proxy/info/"
         try:
-            response = self.client.session.get(url, timeout=min(self.config.timeout, 10.0))
+            response = self.client.session.get(url, timeout=min(self.config.timeout, 2.0))
             version = response.json().get("version") if response.ok else None
         except Exception:  # noqa: BLE001 - a version is a nicety; the phase's outcome stands
             return None

@@ -642,6 +642,8 @@ def test_live_progress_in_place_on_a_terminal_and_never_in_a_log(testbed, tmp_pa
     assert any(float(mib) > 0 for _, mib, _ in drawn)
     assert "\x1b[" in run.out and "@progress" not in run.out
     assert re.search(r"\n  n0 +\d/2 +clients +[\d.]+ MiB +\d+ files", run.out)
+    log = (tmp_path / "results" / "latest" / "nodes" / "n0" / "write.log").read_text()
+    assert "@progress" not in log and "n0/0 write /it/progress/n0/0" in log
     piped = fab(tmp_path, inv, "write", "--duration", "2s")
     assert piped.code == 0, piped.text
     assert "@progress" not in piped.text and "\x1b" not in piped.text

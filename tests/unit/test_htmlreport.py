@@ -78,6 +78,13 @@ def test_timeline_rows_per_client_and_the_start_spread() -> None:
     assert {"n0/0", "n0/1", "n1/0"} <= set(texts) and "n1/1" not in texts
     assert any("start spread 500.0 ms" in t for t in texts)
     assert plots.timeline("write", [rec("n0", 0, status="error")]) is None
+    # iterations a minute apart, each started together: the spread is each one's
+    again = [replace(r, iteration=1, start=r.start + 60, end=r.end + 60) for r in WRITE]
+    repeated = plots.timeline("write", [r for r in WRITE + again if r.client == 0])
+    assert repeated is not None
+    assert any(
+        "start spread 240.0 ms (the largest of 2 iterations)" in t for t in _comments(repeated)
+    )
 
 
 def test_over_time_and_latency_from_the_summary() -> None:

@@ -108,3 +108,26 @@ def test_many_nodes_output_and_progress_never_interleave_mid_line() -> None:
     shown = screen(out.getvalue())
     assert len(shown) == 8 * 200  # the block is gone, every ordinary line is there, whole
     assert all(re.fullmatch(r"\[(n\d)\] write \1/\d+ ok", line) for line in shown)
+
+
+def test_the_block_fits_the_terminal_so_erasing_leaves_nothing_behind(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setenv("LINES", "10")
+    out = io.StringIO()
+    board = Board(out, tty=True)
+    for k in range(20):
+        board.update(fields(f"node-with-a-long-name-{k}", 0, MIB, 0))
+    block = screen(out.getvalue())
+    assert len(block) <= 8 and all(len(line) <= 39 for line in block)
+    board.close()
+    assert screen(out.getvalue()) == []
+
+
+def test_the_rate_is_recent_and_starts_afresh_with_the_next_phase() -> None:
+    out, clock = io.StringIO(), Clock()
+    board = Board(out, tty=False, every=1.0, clock=clock)
+    for second, moved in [(1, 100), (2, 200), (10, 200), (11, 5)]:  # a stall, then read
+        clock.now = float(second)
+        board.update(fields("n0", 0, moved * MIB, 0))
+    rates = [float(re.search(r"([\d.]+) MiB/s", x).group(1)) for x in out.getvalue().splitlines()]
+    assert rates == [100.0, 100.0, 0.0, 0.0]
