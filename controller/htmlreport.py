@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import Any, Optional
@@ -211,7 +212,7 @@ def _trend(run: RunDir, phase: str, summary: Any, history: Optional[Path]) -> st
     values = [getattr(e, field) / scale for e in entries]
     good = [i for i, e in enumerate(entries) if e.valid]  # as fab check: invalid runs left out
     found = change_points([values[i] for i in good]) if len(good) >= 2 else []
-    points = [p.__class__(good[p.index], p.p_value, p.before, p.after) for p in found]
+    points = [replace(p, index=good[p.index]) for p in found]  # back to the runs drawn
     svg = plots.trend(
         phase, [e.run_id for e in entries], values, [e.valid for e in entries], points, unit
     )

@@ -7,7 +7,6 @@ node that fails is reported by name, host and cause; the others' results are kep
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
@@ -648,13 +647,22 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
         run.dir.update_doc("summary.json", {phase: again.to_dict()})
 
 
-def summaries(run: RunDir) -> dict[str, stats.PhaseSummary | metastats.MetaSummary]:
-    """Each timed phase's summary, from the run's records and the verdicts it kept."""
+#: the phases a run's summaries are of
+TIMED_KINDS = ("write", "read", "meta")
+
+
+def summaries(
+    run: RunDir, records: Optional[dict[str, list[ClientResult]]] = None
+) -> dict[str, stats.PhaseSummary | metastats.MetaSummary]:
+    """Each timed phase's summary, from the run's records (``records``, by phase, when
+    they are read already) and the verdicts it kept."""
     saved = run.read_doc("summary.json", {})
+    if records is None:
+        records = {phase: run.records(phase) for phase in TIMED_KINDS}
     return {
-        phase: summary_of(phase, records).restored(saved.get(phase, {}))
-        for phase in ("write", "read", "meta")
-        if (records := run.records(phase))
+        phase: summary_of(phase, found).restored(saved.get(phase, {}))
+        for phase in TIMED_KINDS
+        if (found := records.get(phase))
     }
 
 
@@ -682,24 +690,16 @@ def html(run: RunDir) -> Path:
     """Write the run's HTML page (results/<run>/report.html) and return its path."""
     from . import htmlreport  # matplotlib loads only when a page is asked for
 
-    kinds = ("write", "read", "meta", "verify-write", "verify-read")
+    kinds = (*TIMED_KINDS, "verify-write", "verify-read")
     records = {phase: found for phase in kinds if (found := run.records(phase))}
     page = htmlreport.run_page(
-        run, summaries(run), records, _failure_lines(run), history.location(run.path.parent)
+        run,
+        summaries(run, records),
+        records,
+        _failure_lines(run),
+        history.location(run.path.parent),
     )
     return run.write_text(htmlreport.NAME, page)
-
-
-def sweep_html(root: Path, sweep_id: str) -> Path:
-    """Write a sweep's page (results/sweeps/<id>.html) from its JSON; return its path."""
-    from . import htmlreport
-
-    found = root / "sweeps" / f"{sweep_id}.json"
-    try:
-        doc = json.loads(found.read_text())
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"{found}: cannot be read: {exc}") from None
-    return htmlreport.write_sweep(found.with_suffix(".html"), doc)
 
 
 class PointFailed(BenchFailure):
@@ -737,7 +737,12 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
 
     outcomes = sweeping.run(sweep_id, found, one, root)
     print(report.sweep_table(sweep_id, list(axes), outcomes))
-    print(f"sweep {sweep_id}: {sweep_html(root, sweep_id)}")
+    from . import htmlreport  # matplotlib loads only when a page is asked for
+
+    page = root / "sweeps" / f"{sweep_id}.html"
+    print(
+        f"sweep {sweep_id}: {htmlreport.write_sweep(page, sweeping.document(sweep_id, outcomes))}"
+    )
     failed = [o for o in outcomes if o.error]
     if failed:
         raise BenchFailure(f"sweep {sweep_id}: {len(failed)} of {len(outcomes)} point(s) failed")

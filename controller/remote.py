@@ -229,10 +229,12 @@ class PrefixedStream(io.TextIOBase):
 
     def _emit(self, lines: list[str]) -> None:
         if lines and self.board is not None:
-            said = [line for line in lines if parse_progress(line) is None]
+            said = []
             for line in lines:
                 fields = parse_progress(line)
-                if fields is not None:
+                if fields is None:
+                    said.append(line)
+                else:
                     self.board.update(fields)
             if said:
                 self.board.lines(self.prefix, said, self.target)

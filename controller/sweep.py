@@ -182,6 +182,11 @@ def run(
     return outcomes
 
 
+def document(sweep_id: str, outcomes: list[Outcome]) -> dict:
+    """The sweep's document (``parbench.sweep/1``): its points, as saved and as drawn."""
+    return {"schema": SCHEMA, "sweep_id": sweep_id, "points": [asdict(o) for o in outcomes]}
+
+
 def _save(target: Path, sweep_id: str, outcomes: list[Outcome]) -> None:
-    doc = {"schema": SCHEMA, "sweep_id": sweep_id, "points": [asdict(o) for o in outcomes]}
+    doc = document(sweep_id, outcomes)
     write_atomically(target, json.dumps(doc, indent=2, sort_keys=True) + "\n")
