@@ -11,6 +11,8 @@
    controller adds (push check, SSH, start delay, gathering).
 5. What recording latency histograms and the throughput series costs: the worker with
    them on and off, rounds interleaved after warm-up, medians of the aggregate.
+6. The worker against a bare ``alluxio`` client loop (bench/bare.py), write and read,
+   rounds interleaved after warm-up: the ratio of the medians (goal >= 0.97).
 
 Timings are noisy on a shared 2-core machine: the comparisons that matter are ratios
 within one run, not absolute seconds.
@@ -242,19 +244,86 @@ def measurement_cost(port: int, scratch: Path) -> dict:
     return found
 
 
+#: client overhead (issue 9): clients, file size, measured rounds after WARMUP_ROUNDS
+OVERHEAD_CLIENTS, OVERHEAD_MIB, OVERHEAD_ROUNDS = 4, 64, 6
+
+
+def client_overhead(port: int, scratch: Path) -> dict:
+    """The worker (everything it records switched on) against the bare-client reference
+    (bench/bare.py) for write and for read with the local copy: 4 clients x 64 MiB,
+    MUST_CACHE, one proxy; rounds interleaved (which goes first alternates) after a
+    warm-up; medians of the aggregate and their ratio."""
+    ref = scratch / "overhead.bin"
+    with open(ref, "wb") as out:
+        for _ in range(OVERHEAD_MIB):
+            out.write(os.urandom(1 << 20))
+    proxy = ("--host", "127.0.0.1", "--port", str(port))
+    worker = [sys.executable, "-m", "worker"]
+    common = [*proxy, "--node", "bench", "--nfile", str(OVERHEAD_CLIENTS)]
+    bare = [sys.executable, "-m", "bench.bare"]
+    bare_common = [*proxy, "--clients", str(OVERHEAD_CLIENTS)]
+    commands = {
+        "write": {
+            "worker": [*worker, "write", "--src", str(ref), "--dst", "/bench-overhead/w",
+                       *common, "--write-type", "MUST_CACHE"],
+            "bare": [*bare, "write", "--src", str(ref), "--dst", "/bench-overhead/b",
+                     *bare_common, "--write-type", "MUST_CACHE"],
+        },
+        "read": {
+            "worker": [*worker, "read", "--src", "/bench-overhead/w/bench/{cid}",
+                       "--dst", str(scratch / "w-copies"), *common],
+            "bare": [*bare, "read", "--src", "/bench-overhead/b/{cid}",
+                     "--dst", str(scratch / "b-copies"), *bare_common],
+        },
+    }  # fmt: skip
+    rates = {p: {k: [] for k in ("worker", "bare")} for p in commands}
+    for round_ in range(WARMUP_ROUNDS + OVERHEAD_ROUNDS):
+        for phase, by_kind in commands.items():
+            kinds = list(by_kind) if round_ % 2 == 0 else list(reversed(by_kind))
+            for kind in kinds:
+                out = scratch / f"overhead-{kind}.jsonl"
+                argv = by_kind[kind] + (["--out", str(out)] if kind == "worker" else [])
+                done = subprocess.run(argv, cwd=REPO, check=True, capture_output=True, text=True)
+                if kind == "bare":
+                    out.write_text(done.stdout)
+                if round_ >= WARMUP_ROUNDS:
+                    rates[phase][kind].append(_aggregate(out))
+    ref.unlink()
+    found: dict = {
+        "setup": f"{OVERHEAD_CLIENTS} clients x {OVERHEAD_MIB} MiB, MUST_CACHE, one proxy;"
+        f" {OVERHEAD_ROUNDS} rounds after {WARMUP_ROUNDS} warm-up, interleaved; the worker"
+        " with latency and series on; read saves the copy in both",
+        "goal": "worker / bare >= 0.97",
+    }
+    for phase, by_kind in rates.items():
+        w, b = (statistics.median(by_kind[k]) for k in ("worker", "bare"))
+        found[phase] = {
+            "worker_median_mib_s": round(w, 1),
+            "bare_median_mib_s": round(b, 1),
+            "worker_over_bare": round(w / b, 3),
+            "worker_mib_s": [round(r, 1) for r in by_kind["worker"]],
+            "bare_mib_s": [round(r, 1) for r in by_kind["bare"]],
+        }
+    return found
+
+
+#: the parts ``--only`` can measure alone, on a running 3-node testbed
+ALONE = {"measurement_cost": measurement_cost, "client_overhead": client_overhead}
+
+
 def main() -> int:
     args = sys.argv[1:]
     cold = "--cold" in args
     only = args[args.index("--only") + 1] if "--only" in args else None
     layout = Layout()
-    if only == "measurement_cost":
+    if only in ALONE:
         bed.up(layout, nodes=3)
         results = json.loads(OUT.read_text()) if OUT.exists() else {}
         with tempfile.TemporaryDirectory() as tmp:
             port = bed.State.load(layout).proxy_port
-            results["measurement_cost"] = measurement_cost(port, Path(tmp))
+            results[only] = ALONE[only](port, Path(tmp))
         OUT.write_text(json.dumps(results, indent=2) + "\n")
-        print(json.dumps(results["measurement_cost"], indent=2))
+        print(json.dumps(results[only], indent=2))
         return 0
     results: dict = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -270,6 +339,7 @@ def main() -> int:
         port = bed.State.load(layout).proxy_port
         results["worker_client_memory"] = worker_memory(port, scratch)
         results["measurement_cost"] = measurement_cost(port, scratch)
+        results["client_overhead"] = client_overhead(port, scratch)
     mem = results["worker_client_memory"]
     big, small = f"{SIZES_MIB[-1]}MiB", f"{SIZES_MIB[0]}MiB"
     results["worker_memory_ratio_big_over_small"] = {

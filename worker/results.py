@@ -56,7 +56,7 @@ class ClientResult:
     start: float = 0.0  # first byte moved (after the common start)
     end: float = 0.0
     ready: float = 0.0  # when the client's connection was set up, before waiting to start
-    checksum: Optional[str] = None  # hex digest of the bytes moved or found
+    checksum: Optional[str] = None  # verify: hex digest found (write/read hash nothing)
     expected_bytes: Optional[int] = None  # verify: size of the reference file
     expected_checksum: Optional[str] = None  # verify: digest of the reference file
     algorithm: str = "sha256"  # of both checksums; "md5" when verified by `alluxio fs checksum`

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, List, Optional
 
 from worker.clients import Identity, Job, WaitForStart, no_wait
-from worker.hashing import HashingTee, read_chunks
+from worker.hashing import CountingTee, read_chunks
 from worker.meter import Meter
 from worker.protocol import Measure, is_nth_of, nth_path
 from worker.report import format_size
@@ -123,8 +123,9 @@ class _Transfer:
     one line (the cause, and when the timed transfer had started, the bytes moved so far
     and ``cleanup``'s note), its detail the whole exception chain. The backend is closed
     either way; the record counts the bytes of the files moved whole (``files``) and of
-    the one under way, with the digest of the first file (or of the one under way), and
-    what the meter measured (a failed transfer's too).
+    the one under way, and what the meter measured (a failed transfer's too). It hashes
+    nothing: the bytes are judged by verify, which reads back what storage holds (or the
+    copy on disk), off the timed path.
     """
 
     def __init__(
@@ -140,9 +141,8 @@ class _Transfer:
         self.result = identity.record(files=0)
         self.meter = Meter(measure)
         self.storage: Optional[Storage] = None
-        self.tee: Optional[HashingTee] = None  # the file under way
+        self.tee: Optional[CountingTee] = None  # the file under way
         self.moved = 0  # bytes of the files done
-        self.digest: Optional[str] = None  # of the first file done
 
     def open(self) -> Storage:
         self.storage = make_storage(self.config)
@@ -160,8 +160,6 @@ class _Transfer:
         self.meter.file_done(began)
         self.moved += self.tee.size
         self.result.files += 1
-        if self.digest is None:
-            self.digest = self.tee.hexdigest()
         self.tee = None
 
     def done(self) -> None:
@@ -193,7 +191,6 @@ class _Transfer:
                 self.storage.close()
         if result.start:
             result.bytes = self.moved + under_way
-            result.checksum = self.digest or (self.tee.hexdigest() if self.tee else None)
         result.latency = self.meter.latency_record() if result.start else None
         result.series = self.meter.series_record()
         return failed  # an Exception is now in the record; KeyboardInterrupt & co. go on
@@ -289,7 +286,7 @@ class WriteJob(Job):
                     if result.files:  # again from its start (only then: it may be a pipe)
                         stream.seek(0)
                     began = transfer.meter.clock()
-                    transfer.tee = HashingTee(read_chunks(stream, self.chunk_size))
+                    transfer.tee = CountingTee(read_chunks(stream, self.chunk_size))
                     storage.write_stream(target, transfer.tee, current.made, transfer.meter)
                     transfer.file_done(began)
                 transfer.done()
@@ -340,7 +337,7 @@ class ReadJob(Job):
                             nth_path(self.identity.path, n), self.chunk_size, transfer.meter
                         )
                         with closing(chunks):
-                            transfer.tee = HashingTee(chunks)
+                            transfer.tee = CountingTee(chunks)
                             for chunk in transfer.tee:
                                 out.write(chunk)
                     transfer.file_done(began)

@@ -86,7 +86,7 @@ def test_write_then_verify_write(bench: dict) -> None:
             "posix",
         )
         assert r.path == f"/parbench/n0/{r.client}"
-        assert r.bytes == 300_000 and r.checksum == bench["sha"] and not r.replaced
+        assert r.bytes == 300_000 and r.checksum is None and not r.replaced  # verify hashes
         assert 0 < r.ready <= r.start <= r.end
         assert (bench["store"] / "parbench" / "n0" / str(r.client)).read_bytes() == bench[
             "ref"
@@ -153,7 +153,8 @@ def test_read_template_and_explicit_sources_then_verify_read(bench: dict) -> Non
     results = records(out)
     assert [r.path for r in results] == [f"/parbench/n0/{cid}" for cid in range(3)]
     assert [r.local_path for r in results] == [str(copies / str(cid)) for cid in range(3)]
-    assert all(r.checksum == bench["sha"] and r.bytes == 300_000 for r in results)
+    assert all(r.checksum is None and r.bytes == 300_000 for r in results)  # verify hashes
+    assert all(Path(r.local_path).read_bytes() == bench["ref"].read_bytes() for r in results)
 
     explicit = bench["tmp"] / "explicit"
     sources = [arg for cid in (2, 0) for arg in ("--src", f"/parbench/n0/{cid}")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -53,12 +52,13 @@ def test_write_and_read_stream_in_small_chunks(tmp_path: Path) -> None:
     config = StorageConfig(backend="posix", root=str(tmp_path / "store"))
     (tmp_path / "store").mkdir()
     written = WriteJob(identity("write", "/w/n0/0"), config, str(ref), chunk_size=4096)()
-    digest = hashlib.sha256(data).hexdigest()
-    assert (written.status, written.bytes, written.checksum) == ("ok", len(data), digest)
+    # nothing hashed on the timed path: the bytes are verify's to judge
+    assert (written.status, written.bytes, written.checksum) == ("ok", len(data), None)
+    assert (tmp_path / "store" / "w" / "n0" / "0").read_bytes() == data
 
     local = tmp_path / "copies" / "0"
     read = ReadJob(identity("read", "/w/n0/0", str(local)), config, chunk_size=1000)()
-    assert (read.status, read.bytes, read.checksum) == ("ok", len(data), digest)
+    assert (read.status, read.bytes, read.checksum) == ("ok", len(data), None)
     assert local.read_bytes() == data
 
 
@@ -163,7 +163,7 @@ def test_failed_read_keeps_its_timing_and_what_arrived(
     assert result.error.endswith("; partial copy deleted")
     assert not local.exists()
     assert 0 < result.ready <= result.start <= result.end
-    assert result.bytes == 2000 and result.checksum == hashlib.sha256(b"y" * 2000).hexdigest()
+    assert result.bytes == 2000 and result.checksum is None
     assert len(closes) == 1
 
 
