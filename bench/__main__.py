@@ -13,6 +13,9 @@
    them on and off, rounds interleaved after warm-up, medians of the aggregate.
 6. The worker against a bare ``alluxio`` client loop (bench/bare.py), write and read,
    rounds interleaved after warm-up: the ratio of the medians (goal >= 0.97).
+7. ``fab write`` at 4, 8 and 32 nodes against the bare SSH fan-out (a Python process
+   that imports Fabric, connects to every node and runs ``true``): wall time minus the
+   clients' IO window, over the floor (goal <= 2), and the start skew.
 
 Timings are noisy on a shared 2-core machine: the comparisons that matter are ratios
 within one run, not absolute seconds.
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from testbed import bed
@@ -307,8 +311,80 @@ def client_overhead(port: int, scratch: Path) -> dict:
     return found
 
 
-#: the parts ``--only`` can measure alone, on a running 3-node testbed
-ALONE = {"measurement_cost": measurement_cost, "client_overhead": client_overhead}
+#: orchestration overhead (issue 9): testbed sizes, one client per node, a 1 MiB file
+ORCH_NODES = (4, 8, 32)
+
+#: the bare SSH fan-out: a whole Python process that imports Fabric, connects to every
+#: node of the inventory given and runs ``true`` there (what ``fab`` cannot do with less)
+FLOOR = """
+import sys, yaml
+from fabric import Connection, ThreadingGroup
+doc = yaml.safe_load(open(sys.argv[1]))
+group = ThreadingGroup.from_connections([
+    Connection(n["host"], user=n["user"], port=n["port"], connect_kwargs={"key_filename": n["key"]})
+    for n in doc["nodes"]
+])
+group.run("true", hide=True)
+group.close()
+"""
+
+
+def _timed(argv: list[str], env: dict) -> float:
+    """Seconds a whole process takes, start-up included."""
+    began = time.monotonic()
+    subprocess.run(argv, cwd=REPO, env=env, check=True, capture_output=True)
+    return time.monotonic() - began
+
+
+def orchestration_overhead(layout: Layout, scratch: Path) -> dict:
+    """``fab write`` at 4, 8 and 32 loopback nodes (``fab push`` done before) against the
+    bare fan-out floor, both whole processes timed in the same run: what ``fab`` adds
+    beyond the clients' IO window, divided by the floor (goal <= 2), and the start skew."""
+    import yaml
+
+    fab = Path(sys.executable).with_name("fab")
+    found: dict = {"goal": "(fab write wall - IO window) / floor <= 2; start skew <= 20 ms"}
+    for nodes in ORCH_NODES:
+        state = bed.up(layout, nodes=nodes)
+        doc = bed.inventory_dict(layout, state)
+        doc["defaults"].update(clients=1, data="1MiB", dst=f"/bench-orch/{nodes}")
+        doc["defaults"]["write_type"] = "MUST_CACHE"
+        inventory = scratch / f"orch-{nodes}.yaml"
+        inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+        env = {
+            **os.environ,
+            "FABRIC_BENCH_INVENTORY": str(inventory),
+            "FABRIC_BENCH_RESULTS": str(scratch / f"orch-results-{nodes}"),
+        }
+
+        _timed([str(fab), "-r", str(REPO), "push"], env)
+        floor = _timed([sys.executable, "-c", FLOOR, str(inventory)], env)
+        wall = _timed([str(fab), "-r", str(REPO), "write"], env)
+        latest = scratch / f"orch-results-{nodes}" / "latest" / "summary.json"
+        write = json.loads(latest.read_text())["write"]
+        found[f"{nodes}_nodes"] = {
+            "floor_s": round(floor, 2),
+            "fab_write_wall_s": round(wall, 2),
+            "io_window_s": round(write["wall_seconds"], 3),
+            "overhead_over_floor": round((wall - write["wall_seconds"]) / floor, 2),
+            "start_skew_ms": round(write["start_skew"] * 1000, 1),
+        }
+    bed.up(layout, nodes=3)  # as the other parts expect it
+    return found
+
+
+def _port(layout: Layout) -> int:
+    port = bed.State.load(layout).proxy_port
+    assert port is not None
+    return port
+
+
+#: the parts ``--only`` can measure alone (the testbed is started with 3 nodes first)
+ALONE: dict[str, Callable[[Layout, Path], dict]] = {
+    "measurement_cost": lambda layout, scratch: measurement_cost(_port(layout), scratch),
+    "client_overhead": lambda layout, scratch: client_overhead(_port(layout), scratch),
+    "orchestration_overhead": orchestration_overhead,
+}
 
 
 def main() -> int:
@@ -320,8 +396,7 @@ def main() -> int:
         bed.up(layout, nodes=3)
         results = json.loads(OUT.read_text()) if OUT.exists() else {}
         with tempfile.TemporaryDirectory() as tmp:
-            port = bed.State.load(layout).proxy_port
-            results[only] = ALONE[only](port, Path(tmp))
+            results[only] = ALONE[only](layout, Path(tmp))
         OUT.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(results[only], indent=2))
         return 0
@@ -340,6 +415,7 @@ def main() -> int:
         results["worker_client_memory"] = worker_memory(port, scratch)
         results["measurement_cost"] = measurement_cost(port, scratch)
         results["client_overhead"] = client_overhead(port, scratch)
+        results["orchestration_overhead"] = orchestration_overhead(layout, scratch)
     mem = results["worker_client_memory"]
     big, small = f"{SIZES_MIB[-1]}MiB", f"{SIZES_MIB[0]}MiB"
     results["worker_memory_ratio_big_over_small"] = {
