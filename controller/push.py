@@ -31,10 +31,12 @@ from invoke.exceptions import UnexpectedExit
 from worker.protocol import (
     DATA_GENERATOR,
     PROBE_REFUSED,
+    PROBE_STAMPED,
     WORKDIR_MARKER,
     ProbeFacts,
     RequestError,
     generated_file,
+    generated_stamp_holds,
 )
 from worker.protocol import generated_sha256 as generated_digest
 
@@ -322,6 +324,15 @@ def measure_clock(conn: Connection, python: str, samples: int = 5) -> tuple[floa
 STAT_DIR = "import os, sys; s = os.stat(sys.argv[1]); print(s.st_dev, s.st_ino)"
 
 
+def _stamped_current(facts: ProbeFacts, name: str, size: int) -> bool:
+    """Whether the probe found the generated data of ``size`` bytes vouched for by its
+    stamp (then no ``worker generate`` needs to run)."""
+    found = facts.stamps.get(name)
+    return found is not None and generated_stamp_holds(
+        found.stamp, found.file, generated_sha256(size)
+    )
+
+
 def _generate(conn: Connection, node: Node, size: int) -> None:
     """Make the generated reference on ``node`` (once: a stamp says it is there), checked
     against the controller's digest; StepError naming the file when it differs."""
@@ -351,7 +362,12 @@ def push_node(
 ) -> NodeInfo:
     workdir = node.workdir
     q = shlex.quote
-    names = " ".join(q(a.remote) for a in arts)
+    generated = inventory.settings.data if data else None
+    if not isinstance(generated, int):
+        generated = None
+    data_name = None if generated is None else posixpath.join("data", generated_file(generated))
+    asked = [a.remote for a in arts] + ([PROBE_STAMPED + data_name] if data_name else [])
+    names = " ".join(q(name) for name in asked)
     # the source as an argument: invoke feeds a stdin stream one byte per 10 ms
     try:
         probe = conn.run(
@@ -403,8 +419,8 @@ def push_node(
             f"worker.bootstrap --wheels wheels --venv venv --stamp {stamp} {wheels}",
             hide=True,
         )
-    if data and isinstance(inventory.settings.data, int):
-        _generate(conn, node, inventory.settings.data)
+    if generated is not None and not _stamped_current(facts, data_name, generated):
+        _generate(conn, node, generated)  # made, or made again, and checked there
     offset, error = measure_clock(conn, node.python)
     return NodeInfo(
         facts.hostname,

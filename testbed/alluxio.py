@@ -131,8 +131,10 @@ def site_properties(layout: Layout, ports: Ports) -> str:
         "alluxio.worker.tieredstore.levels": 1,
         "alluxio.worker.tieredstore.level0.alias": "MEM",
         "alluxio.worker.tieredstore.level0.dirs.path": data / "cache",
-        "alluxio.worker.tieredstore.level0.dirs.quota": "1GB",
-        "alluxio.worker.ramdisk.size": "1GB",
+        # a disk folder, not RAM: room for a block (64 MiB) being written by each of 32+
+        # concurrent clients, which the worker reserves up front
+        "alluxio.worker.tieredstore.level0.dirs.quota": "4GB",
+        "alluxio.worker.ramdisk.size": "4GB",
         "alluxio.user.file.writetype.default": "CACHE_THROUGH",
         "alluxio.proxy.s3.v2.version.enabled": "false",
         "alluxio.web.ui.enabled": "false",

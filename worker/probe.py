@@ -110,15 +110,33 @@ def directory_id(path):
     return [info.st_dev, info.st_ino]
 
 
+def stamped(path):
+    """The text of ``path``'s stamp and the file's size, mtime_ns and inode now (None
+    for what is not there), for the controller to judge (worker/generate.py)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    found = {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "inode": info.st_ino}
+    return {"stamp": _read(path + ".stamp"), "file": found}
+
+
+#: what marks a file argument as one to report the stamp of, not to hash
+STAMPED = "stamped:"
+
+
 def probe(workdir, files):
     package = os.path.join(workdir, "worker")
+    hashed = [name for name in files if not name.startswith(STAMPED)]
+    stamps = [name[len(STAMPED) :] for name in files if name.startswith(STAMPED)]
     return {
         "machine": machine_id(),
         "workdir_id": directory_id(workdir),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "python": list(sys.version_info[:3]),
-        "hashes": {name: _sha256(os.path.join(workdir, name)) for name in files},
+        "hashes": {name: _sha256(os.path.join(workdir, name)) for name in hashed},
+        "stamps": {name: stamped(os.path.join(workdir, name)) for name in stamps},
         "worker_files": sorted(os.listdir(package)) if os.path.isdir(package) else [],
         "runtime": _read(os.path.join(workdir, RUNTIME)),
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from enum import IntEnum
 from typing import Any, Dict, Optional, Tuple, Union, get_type_hints
 
@@ -23,6 +23,8 @@ from typing import Any, Dict, Optional, Tuple, Union, get_type_hints
 from worker.generate import GENERATOR as DATA_GENERATOR  # noqa: F401
 from worker.generate import file_name as generated_file  # noqa: F401
 from worker.generate import sha256 as generated_sha256  # noqa: F401
+from worker.generate import stamp_holds as generated_stamp_holds  # noqa: F401
+from worker.probe import STAMPED as PROBE_STAMPED  # noqa: F401 - the probe's arguments
 from worker.progress import parse as parse_progress  # noqa: F401 - the live progress line
 
 REQUEST_SCHEMA = "parbench.request/1"
@@ -335,6 +337,14 @@ class LockRequest(_Message):
 
 
 @dataclass(frozen=True)
+class Stamped:
+    """A file the probe was asked about with its stamp (worker/generate.py)."""
+
+    stamp: Optional[str]  # the stamp's text, None when there is none
+    file: Dict[str, int]  # size, mtime_ns and inode of the file now
+
+
+@dataclass(frozen=True)
 class ProbeFacts:
     """What the probe prints about a node (one JSON object), checked when read."""
 
@@ -346,6 +356,7 @@ class ProbeFacts:
     runtime: Optional[str]  # the venv's stamp
     machine: Optional[str] = None  # /etc/machine-id, else the host name
     workdir_id: Optional[Tuple[int, ...]] = None  # (st_dev, st_ino), None before it exists
+    stamps: Dict[str, Optional[Stamped]] = field(default_factory=dict)  # None: no such file
 
     @classmethod
     def from_json(cls, text: str) -> ProbeFacts:

@@ -67,8 +67,13 @@ def test_generated_data_is_made_on_the_node_once_and_checked(
     run_push(tmp_path, workdir, defaults="defaults: {data: 1048577}\n")
     assert hashlib.sha256(made.read_bytes()).hexdigest() == generate.sha256(1048577)
     first = made.stat().st_mtime_ns
+    generating = []
+    real_generate = push._generate
+    monkeypatch.setattr(push, "_generate", lambda *args: generating.append(args))
     run_push(tmp_path, workdir, defaults="defaults: {data: 1048577}\n")
     assert made.stat().st_mtime_ns == first  # the stamp says it is there: not made again
+    assert generating == []  # the probe told: no `worker generate` on the node at all
+    monkeypatch.setattr(push, "_generate", real_generate)
     made.write_bytes(b"tampered")  # changed behind parbench's back: made again, right
     run_push(tmp_path, workdir, defaults="defaults: {data: 1048577}\n")
     assert hashlib.sha256(made.read_bytes()).hexdigest() == generate.sha256(1048577)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from worker import probe
+from worker import generate, probe
+from worker.protocol import ProbeFacts
 
 PROBE = Path(probe.__file__)
 
@@ -38,6 +39,7 @@ def test_probe_reports_only_what_push_reads(tmp_path: Path) -> None:
         "hashes",
         "worker_files",
         "runtime",
+        "stamps",
     }
     assert facts["machine"] == probe.machine_id()
     assert facts["workdir_id"] == [tmp_path.stat().st_dev, tmp_path.stat().st_ino]
@@ -97,3 +99,18 @@ def test_refuses_a_workdir_of_another_user(tmp_path: Path, monkeypatch: pytest.M
 
 def test_user_names_an_unknown_uid_by_number() -> None:
     assert probe._user(2**31 - 3) == f"uid {2**31 - 3}"
+
+
+def test_probe_reports_a_stamped_file_for_the_controller_to_judge(tmp_path: Path) -> None:
+    data = tmp_path / "data" / generate.file_name(5000)
+    data.parent.mkdir()
+    generate.materialise(str(data), 5000, generate.sha256(5000))
+    asked = [probe.STAMPED + "data/" + data.name, probe.STAMPED + "data/none.bin"]
+    facts = ProbeFacts.from_json(json.dumps(probe.probe(str(tmp_path), asked)))
+    found = facts.stamps["data/" + data.name]
+    assert found is not None and facts.stamps["data/none.bin"] is None
+    assert generate.stamp_holds(found.stamp, found.file, generate.sha256(5000))
+    assert not generate.stamp_holds(found.stamp, found.file, "0" * 64)  # another digest
+    os.utime(data, ns=(1, 1))  # touched behind parbench's back: no longer vouched for
+    again = probe.stamped(str(data))
+    assert not generate.stamp_holds(again["stamp"], again["file"], generate.sha256(5000))
