@@ -235,17 +235,25 @@ def measurement_cost(port: int, scratch: Path) -> dict:
         "meter_us_per_chunk": round(per_chunk_us, 2),
     }
     for phase, by_mode in rates.items():
-        on, off = (statistics.median(by_mode[m]) for m in ("on", "off"))
+        on = statistics.median(by_mode["on"])
         chunk_us = (1 << 20) / (on * (1 << 20) / COST_CLIENTS) * 1e6  # one client's chunk
         found[phase] = {
             "meter_share_of_a_chunk": round(per_chunk_us / chunk_us, 5),
-            "on_median_mib_s": round(on, 1),
-            "off_median_mib_s": round(off, 1),
-            "on_over_off": round(on / off, 3),
-            "on_mib_s": [round(r, 1) for r in by_mode["on"]],
-            "off_mib_s": [round(r, 1) for r in by_mode["off"]],
+            **_compared("on", "off", by_mode),
         }
     return found
+
+
+def _compared(first: str, second: str, rates: dict[str, list[float]]) -> dict:
+    """Medians of two variants' rounds (MiB/s), their ratio, and every round."""
+    a, b = (statistics.median(rates[k]) for k in (first, second))
+    return {
+        f"{first}_median_mib_s": round(a, 1),
+        f"{second}_median_mib_s": round(b, 1),
+        f"{first}_over_{second}": round(a / b, 3),
+        f"{first}_mib_s": [round(r, 1) for r in rates[first]],
+        f"{second}_mib_s": [round(r, 1) for r in rates[second]],
+    }
 
 
 #: client overhead (issue 9): clients, file size, measured rounds after WARMUP_ROUNDS
@@ -300,14 +308,7 @@ def client_overhead(port: int, scratch: Path) -> dict:
         "goal": "worker / bare >= 0.97",
     }
     for phase, by_kind in rates.items():
-        w, b = (statistics.median(by_kind[k]) for k in ("worker", "bare"))
-        found[phase] = {
-            "worker_median_mib_s": round(w, 1),
-            "bare_median_mib_s": round(b, 1),
-            "worker_over_bare": round(w / b, 3),
-            "worker_mib_s": [round(r, 1) for r in by_kind["worker"]],
-            "bare_mib_s": [round(r, 1) for r in by_kind["bare"]],
-        }
+        found[phase] = _compared("worker", "bare", by_kind)
     return found
 
 
