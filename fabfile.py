@@ -29,6 +29,7 @@ from controller import history, phases, session, stopping
 from controller.compare import CompareError, compare_runs
 from controller.history import keep_check, regression_check
 from controller.inventory import Inventory, InventoryError, LabelError, load, parse_labels
+from controller.limits import LimitError
 from controller.locks import LockFailed, LockHeld
 from controller.pairing import PairingError
 from controller.plan import PlanError, check_read_options, phase_budget, read_plan
@@ -66,7 +67,7 @@ def _exits() -> Iterator[None]:
         raise Exit(f"error: {exc}", code=2) from None
     except phases.BenchFailure as exc:
         raise Exit(f"failed: {exc}", code=exc.code) from None
-    except (RuntimeUnavailable, ResultsError, LockFailed, history.HistoryError) as exc:
+    except (RuntimeUnavailable, ResultsError, LockFailed, LimitError, history.HistoryError) as exc:
         raise Exit(f"failed: {exc}", code=1) from None
     except stopping.Interrupted as exc:
         raise Exit("interrupted", code=exc.code) from None

@@ -13,9 +13,11 @@
    them on and off, rounds interleaved after warm-up, medians of the aggregate.
 6. The worker against a bare ``alluxio`` client loop (bench/bare.py), write and read,
    rounds interleaved after warm-up: the ratio of the medians (goal >= 0.97).
-7. ``fab write`` at 4, 8 and 32 nodes against the bare SSH fan-out (a Python process
-   that imports Fabric, connects to every node and runs ``true``): wall time minus the
-   clients' IO window, over the floor (goal <= 2), and the start skew.
+7. ``fab write`` at 4, 8, 32 and 64 nodes against the bare SSH fan-out (a Python
+   process that imports Fabric, connects to every node and runs ``true``): wall time
+   minus the clients' IO window, over the floor (goal <= 2), and the start skew; and
+   what the controller process used (CPU, peak threads, open files, peak memory), per
+   node from a straight line through the sizes, and so for 1,000 nodes.
 
 Timings are noisy on a shared 2-core machine: the comparisons that matter are ratios
 within one run, not absolute seconds.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -313,7 +316,7 @@ def client_overhead(port: int, scratch: Path) -> dict:
 
 
 #: orchestration overhead (issue 9): testbed sizes, one client per node, a 1 MiB file
-ORCH_NODES = (4, 8, 32)
+ORCH_NODES = (4, 8, 32, 64)
 
 #: the bare SSH fan-out: a whole Python process that imports Fabric, connects to every
 #: node of the inventory given and runs ``true`` there (what ``fab`` cannot do with less)
@@ -335,6 +338,57 @@ def _timed(argv: list[str], env: dict) -> float:
     began = time.monotonic()
     subprocess.run(argv, cwd=REPO, env=env, check=True, capture_output=True)
     return time.monotonic() - began
+
+
+def _watched(argv: list[str], env: dict) -> dict:
+    """A whole process timed, and what it used: CPU seconds, and its peak threads, open
+    files and resident memory (VmHWM), sampled from /proc every 10 ms."""
+    began = time.monotonic()
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    threads = files = peak_kib = 0
+    while proc.poll() is None:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            threads = max(threads, int(status.split("Threads:")[1].split()[0]))
+            peak_kib = max(peak_kib, int(status.split("VmHWM:")[1].split()[0]))
+            files = max(files, len(os.listdir(f"/proc/{proc.pid}/fd")))
+        except (OSError, IndexError):
+            pass  # it ended between the poll and the read
+        time.sleep(0.01)
+    wall = time.monotonic() - began
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {err[-2000:]}")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # this process's children so far
+    return {"wall": wall, "usage": usage, "threads": threads, "files": files, "kib": peak_kib}
+
+
+def _per_node(sizes: list[int], values: list[float]) -> tuple[float, float]:
+    """(intercept, slope): the least-squares line through (nodes, value)."""
+    fit = statistics.linear_regression(sizes, values)
+    return fit.intercept, fit.slope
+
+
+def controller_scale(found: dict) -> dict:
+    """What ``fab write`` needed per node on the controller, and so for 1,000 nodes."""
+    sizes = [n for n in ORCH_NODES if f"{n}_nodes" in found]
+    scale: dict = {}
+    for key, unit in (
+        ("controller_cpu_s", "s"),
+        ("peak_threads", "threads"),
+        ("peak_open_files", "files"),
+        ("peak_rss_mib", "MiB"),
+    ):
+        base, slope = _per_node(sizes, [found[f"{n}_nodes"][key] for n in sizes])
+        scale[key] = {
+            "per_node": round(slope, 4),
+            "base": round(base, 2),
+            "at_1000_nodes": round(base + 1000 * slope, 1),
+            "unit": unit,
+        }
+    return scale
 
 
 def orchestration_overhead(layout: Layout, scratch: Path) -> dict:
@@ -360,16 +414,23 @@ def orchestration_overhead(layout: Layout, scratch: Path) -> dict:
 
         _timed([str(fab), "-r", str(REPO), "push"], env)
         floor = _timed([sys.executable, "-c", FLOOR, str(inventory)], env)
-        wall = _timed([str(fab), "-r", str(REPO), "write"], env)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        run = _watched([str(fab), "-r", str(REPO), "write"], env)
+        cpu = (run["usage"].ru_utime - before.ru_utime) + (run["usage"].ru_stime - before.ru_stime)
         latest = scratch / f"orch-results-{nodes}" / "latest" / "summary.json"
         write = json.loads(latest.read_text())["write"]
         found[f"{nodes}_nodes"] = {
             "floor_s": round(floor, 2),
-            "fab_write_wall_s": round(wall, 2),
+            "fab_write_wall_s": round(run["wall"], 2),
             "io_window_s": round(write["wall_seconds"], 3),
-            "overhead_over_floor": round((wall - write["wall_seconds"]) / floor, 2),
+            "overhead_over_floor": round((run["wall"] - write["wall_seconds"]) / floor, 2),
             "start_skew_ms": round(write["start_skew"] * 1000, 1),
+            "controller_cpu_s": round(cpu, 2),
+            "peak_threads": run["threads"],
+            "peak_open_files": run["files"],
+            "peak_rss_mib": round(run["kib"] / 1024, 1),
         }
+    found["controller"] = controller_scale(found)
     bed.up(layout, nodes=3)  # as the other parts expect it
     return found
 

@@ -122,6 +122,7 @@ class Settings:
     meta_size: int = 0  # ... of this many bytes each
     max_start_skew: float = 0.1  # seconds; more makes a phase invalid
     min_phase_seconds: float = 0.0  # an iteration shorter than this is invalid; 0: any
+    fanout: int = 64  # nodes pushed, locked or cleaned at once (a timed phase: all at once)
 
     @property
     def rounds(self) -> Rounds:
@@ -424,6 +425,7 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "meta_size": (0, lambda c, w, v: c.size(w, v, 0, 1024**3)),
     "max_start_skew": (0.1, lambda c, w, v: c.seconds(w, v, 0.001, MAX_START_DELAY)),
     "min_phase_seconds": (0, lambda c, w, v: c.seconds(w, v, 0, MAX_TIMEOUT)),
+    "fanout": (64, lambda c, w, v: c.integer(w, v, 1, 100_000)),
 }
 _SSH_KEYS = ("known_hosts", "strict_host_keys")
 _NODE_KEYS = (

@@ -29,6 +29,7 @@ from fabric import Connection
 from worker.protocol import LOCK_REPLY, Holder, LockRequest, StorageConfig
 
 from . import stopping
+from .agents import AGENTS
 from .inventory import Inventory, Node
 from .plan import worker_command
 from .remote import StepError, on_nodes
@@ -144,16 +145,20 @@ class RunLocks:
             take_over=tuple(take_over),
         ).to_json()
 
-    def _ask(self, nodes: Sequence[Node], action: str, dst: bool, take_over=()) -> dict:
-        """Node id -> its reply (LockFailed naming the first node that could not answer)."""
+    def _ask(self, nodes: Sequence[Node], action: str, dst_at: Optional[str], take_over=()) -> dict:
+        """Node id -> its reply (LockFailed naming the first node that could not answer);
+        the node ``dst_at`` also takes or gives back ``{dst}``'s lock."""
 
         def one(conn: Connection, node: Node) -> dict:
-            request = self._request(node, action, dst, take_over)
-            out = conn.run(worker_command(node, "lock", request), hide=True, warn=True)
-            for line in out.stdout.splitlines():
+            request = self._request(node, action, node.id == dst_at, take_over)
+            told = AGENTS.ask(node, f"lock {request}")  # None: no agent, run the worker
+            if told is None:
+                out = conn.run(worker_command(node, "lock", request), hide=True, warn=True)
+                told = out.stdout
+            for line in told.splitlines():
                 if line.startswith(LOCK_REPLY + " "):
                     return json.loads(line[len(LOCK_REPLY) + 1 :])
-            raise StepError(f"no answer to the lock request: {out.stdout.strip()[-200:]}")
+            raise StepError(f"no answer to the lock request: {told.strip()[-200:]}")
 
         try:
             outcomes = on_nodes(self.inventory, f"lock {action}", one, nodes)
@@ -180,13 +185,13 @@ class RunLocks:
         now = time.time()
         self.holder = replace(self.holder, expires=now + lease(self.inventory))
         # {dst} is one file in storage, reached through any node: the first ready one
-        self._take(nodes[:1], dst=True)
-        self._take(nodes[1:], dst=False)
+        self._take(nodes[:1], dst_at=nodes[0].id)
+        self._take(nodes[1:], dst_at=None)
 
-    def _take(self, nodes: Sequence[Node], dst: bool) -> None:
+    def _take(self, nodes: Sequence[Node], dst_at: Optional[str]) -> None:
         if not nodes:
             return
-        replies = self._ask(nodes, "acquire", dst)
+        replies = self._ask(nodes, "acquire", dst_at)
         stale = {
             holder["token"]: why
             for reply in replies.values()
@@ -195,7 +200,7 @@ class RunLocks:
         }
         if stale:
             retry = [n for n in nodes if _refused(replies[n.id])]
-            replies.update(self._ask(retry, "acquire", dst, tuple(stale)))
+            replies.update(self._ask(retry, "acquire", dst_at, tuple(stale)))
         refused: list[tuple[Node, str, dict]] = []
         for node in nodes:
             for kind in ("workdir", "dst"):
@@ -239,14 +244,12 @@ class RunLocks:
         """Give back every lock this process holds (others' locks are left alone)."""
         held, self.nodes = list(self.nodes.values()), {}
         dst_node, self.dst_node = self.dst_node, None
+        if dst_node is not None and dst_node.id not in {n.id for n in held}:
+            held.append(dst_node)  # {dst} held where the workdir was refused
         if not held:
             return
-        try:
-            if dst_node is not None:
-                self._ask([dst_node], "release", dst=True)
-            rest = [n for n in held if dst_node is None or n.id != dst_node.id]
-            if rest:
-                self._ask(rest, "release", dst=False)
+        try:  # in one round: the order of giving back does not matter
+            self._ask(held, "release", None if dst_node is None else dst_node.id)
         except LockFailed as exc:
             print(f"warning: {exc}; the lease ends the lock", file=sys.stderr)
         except (KeyboardInterrupt, stopping.Interrupted):

@@ -22,9 +22,9 @@ from worker.protocol import (
     ExitCode,
     PhaseRequest,
     RequestError,
-    parse_progress,
+    for_the_controller,
 )
-from worker.results import ClientResult, read_lines, write_file
+from worker.results import ClientResult, read_lines, told_records, write_file
 
 from . import (
     exports,
@@ -40,6 +40,7 @@ from . import (
 )
 from . import push as pushing
 from . import sweep as sweeping
+from .agents import AGENTS
 from .inventory import Inventory, Node
 from .plan import (
     NodePaths,
@@ -56,6 +57,10 @@ from .rounds import Rounds
 from .run import Run
 from .rundir import ResultsError, RunDir
 from .startgate import ReadyWatcher, StartGate
+
+#: characters of a request sent in the worker's command line; a longer one goes by sftp
+#: (one argument may hold 128 KiB on Linux)
+INLINE_REQUEST = 64 * 1024
 
 #: a phase run once, as the seed did
 ONCE = Rounds()
@@ -90,7 +95,9 @@ def push(inventory: Inventory, run: Optional[Run] = None, data: bool = True) -> 
     if run is not None:
         pushing.check_reference(arts, run.reference.path, run.reference.sha256)
     outcomes = on_nodes(
-        inventory, "push", lambda conn, node: pushing.push_node(conn, node, inventory, arts, data)
+        inventory,
+        "push",
+        lambda conn, node: pushing.push_node(conn, node, inventory, arts, data, AGENTS),
     )
     ready = [o.node for o in outcomes if o.failure is None]
     for o in outcomes:
@@ -157,10 +164,15 @@ def run_worker(
     phase = request.phase
     remote_request = NodePaths(node.workdir).request(request.run_id, phase)
     assert request.out is not None
-    text = request.to_json() + "\n"
-    _send(conn, remote_request, text)
-    run.node_file(node.id, f"{phase}.request.json").write_text(text)  # sent: collectable
-    command = f"rm -f {shlex.quote(request.out)} && " + worker_command(node, "run", remote_request)
+    text = request.to_json()
+    inline: tuple[str, ...] = ("--json", text)  # in the command: no sftp session
+    if len(text) > INLINE_REQUEST:
+        _send(conn, remote_request, text + "\n")
+        inline = ()
+    run.node_file(node.id, f"{phase}.request.json").write_text(text + "\n")  # sent: collectable
+    command = f"rm -f {shlex.quote(request.out)} && " + worker_command(
+        node, "run", remote_request, *inline
+    )
     out = PrefixedStream(node.id, board=board)
     err = PrefixedStream(node.id, sys.stderr, board=board)
     began = time.monotonic()
@@ -181,15 +193,16 @@ def run_worker(
         finally:
             out.finish()
             err.finish()
-    said = "".join(  # the worker's output without its progress lines
-        line for line in result.stdout.splitlines(keepends=True) if parse_progress(line) is None
-    )
+    lines = result.stdout.splitlines(keepends=True)
+    said = "".join(line for line in lines if not for_the_controller(line))
+    shown = command if not inline else command.replace(shlex.quote(text), "REQUEST")
     run.node_file(node.id, f"{phase}.log").write_text(
-        f"$ {command}\n{said}{result.stderr}exit code {result.exited}\n"
+        f"$ {shown}\n{said}{result.stderr}exit code {result.exited}\n"
     )
     _lost(conn, node, request, time.monotonic() - began)
     try:
-        records = fetch_records(conn, node, run, request, offset)
+        records = _told(result.stdout, node, request) or fetch_records(conn, node, run, request)
+        _keep(records, node, run, request, offset)
     except OSError as exc:
         output = (result.stderr or said).strip().splitlines()[-3:]
         raise StepError(
@@ -217,20 +230,33 @@ def _lost(conn: Connection, node: Node, request: PhaseRequest, seconds: float) -
         )
 
 
-def fetch_records(
-    conn: Connection, node: Node, run: RunDir, request: PhaseRequest, offset: float
-) -> list[ClientResult]:
-    """The records ``request`` left on ``node``, checked and saved in the run folder
-    next to those of the phase's other iterations (OSError when there is no records
-    file)."""
+def _told(output: str, node: Node, request: PhaseRequest) -> list[ClientResult]:
+    """The records the worker told on its stdout, when it told all of them (else none:
+    they are fetched from its file)."""
+    try:
+        records = told_records(output, f"{node.id}: the worker's output")
+    except ValueError:
+        return []
+    return records if len(records) == len(request.clients) else []
+
+
+def fetch_records(conn: Connection, node: Node, run: RunDir, request: PhaseRequest) -> list:
+    """The records ``request`` left in its file on ``node`` (OSError when there is none)."""
     assert request.out is not None
     fetched = run.node_file(node.id, f"{request.phase}.jsonl.remote")
     conn.get(request.out, str(fetched))
     try:
         with open(fetched) as stream:
-            records = list(read_lines(stream, f"{node.id}:{request.out}"))
+            return list(read_lines(stream, f"{node.id}:{request.out}"))
     finally:
         fetched.unlink()
+
+
+def _keep(
+    records: list[ClientResult], node: Node, run: RunDir, request: PhaseRequest, offset: float
+) -> None:
+    """Check ``request``'s records and save them in the run folder next to those of the
+    phase's other iterations, with the node's clock offset."""
     _check_records(request, records)
     for record in records:
         record.clock_offset = offset
@@ -239,7 +265,6 @@ def fetch_records(
         r for r in run.node_records(node.id, request.phase) if r.iteration != request.iteration
     ]
     write_file(others + records, str(saved))
-    return records
 
 
 def _send(conn: Connection, remote: str, text: str) -> None:
@@ -485,7 +510,9 @@ def _iteration(
 
     interrupted: Optional[int] = None
     try:
-        outcomes = on_nodes(inventory, "+".join(phases), step, ready, on_interrupt=cancel)
+        outcomes = on_nodes(
+            inventory, "+".join(phases), step, ready, on_interrupt=cancel, together=True
+        )
     except stopping.Interrupted as stop:
         outcomes, interrupted = stop.outcomes, stop.code
     finally:
@@ -631,7 +658,8 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
         found = []
         for request in missing[node.id]:
             try:
-                records = fetch_records(conn, node, run.dir, request, offsets.get(node.id, 0.0))
+                records = fetch_records(conn, node, run.dir, request)
+                _keep(records, node, run.dir, request, offsets.get(node.id, 0.0))
             except OSError:
                 found.append(f"{request.phase}: no records on the node (the worker saved none)")
                 continue

@@ -20,33 +20,29 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
 from fabric import Connection
-from invoke.exceptions import UnexpectedExit
 
 from worker.protocol import (
     DATA_GENERATOR,
-    PROBE_REFUSED,
     PROBE_STAMPED,
-    WORKDIR_MARKER,
     ProbeFacts,
-    RequestError,
     generated_file,
     generated_stamp_holds,
 )
 from worker.protocol import generated_sha256 as generated_digest
 
+from .agents import Agents
 from .inventory import Inventory, Node
+from .nodeprobe import probe_node
 from .plan import worker_command
 from .remote import StepError
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = REPO / "worker"
-PROBE = WORKER / "probe.py"
 WHEEL_CACHE = REPO / ".cache" / "wheels"
 GENERATED_CACHE = REPO / ".cache" / "generated"
 RUNTIME_REQUIREMENT = "alluxio==0.1.4"
@@ -291,43 +287,14 @@ def same_workdirs(infos: dict[str, NodeInfo]) -> list[tuple[str, str]]:
     return pairs
 
 
-#: answers each line on stdin with the node's clock: one exec, then pure round trips
-CLOCK_ECHO = "import sys, time\nfor _ in sys.stdin: print(repr(time.time()), flush=True)"
+def _generated_name(size: int) -> str:
+    return posixpath.join("data", generated_file(size))
 
 
-def measure_clock(conn: Connection, python: str, samples: int = 5) -> tuple[float, float]:
-    """(offset, uncertainty): node clock minus ours, NTP-style over one open channel.
-
-    The channel is set up before the first sample, so the round trips are symmetric; the
-    sample with the shortest round trip wins and half of it bounds the error.
-    """
-    channel = conn.client.get_transport().open_session()
-    try:
-        channel.settimeout(30)
-        channel.exec_command(f"{shlex.quote(python)} -u -c {shlex.quote(CLOCK_ECHO)}")
-        replies = channel.makefile("r")
-        best: Optional[tuple[float, float]] = None
-        for _ in range(samples):
-            before = time.time()
-            channel.sendall(b"\n")
-            remote = float(replies.readline())
-            half = (time.time() - before) / 2
-            if best is None or half < best[1]:
-                best = (remote - (before + half), half)
-        assert best is not None
-        return best
-    finally:
-        channel.close()
-
-
-#: prints "st_dev st_ino" of the directory given, as the probe's ``workdir_id``
-STAT_DIR = "import os, sys; s = os.stat(sys.argv[1]); print(s.st_dev, s.st_ino)"
-
-
-def _stamped_current(facts: ProbeFacts, name: str, size: int) -> bool:
+def _stamped_current(facts: ProbeFacts, size: int) -> bool:
     """Whether the probe found the generated data of ``size`` bytes vouched for by its
     stamp (then no ``worker generate`` needs to run)."""
-    found = facts.stamps.get(name)
+    found = facts.stamps.get(_generated_name(size))
     return found is not None and generated_stamp_holds(
         found.stamp, found.file, generated_sha256(size)
     )
@@ -336,7 +303,7 @@ def _stamped_current(facts: ProbeFacts, name: str, size: int) -> bool:
 def _generate(conn: Connection, node: Node, size: int) -> None:
     """Make the generated reference on ``node`` (once: a stamp says it is there), checked
     against the controller's digest; StepError naming the file when it differs."""
-    name = posixpath.join("data", generated_file(size))
+    name = _generated_name(size)
     made = conn.run(
         worker_command(
             node,
@@ -358,45 +325,64 @@ def _generate(conn: Connection, node: Node, size: int) -> None:
 
 
 def push_node(
-    conn: Connection, node: Node, inventory: Inventory, arts: list[Artifact], data: bool = True
+    conn: Connection,
+    node: Node,
+    inventory: Inventory,
+    arts: list[Artifact],
+    data: bool = True,
+    agents: Optional[Agents] = None,
 ) -> NodeInfo:
-    workdir = node.workdir
-    q = shlex.quote
+    """Check ``node`` and bring it up to date; with ``agents``, its probe then stays on
+    as the node's agent for the rest of this process."""
     generated = inventory.settings.data if data else None
     if not isinstance(generated, int):
         generated = None
-    data_name = None if generated is None else posixpath.join("data", generated_file(generated))
-    asked = [a.remote for a in arts] + ([PROBE_STAMPED + data_name] if data_name else [])
-    names = " ".join(q(name) for name in asked)
-    # the source as an argument: invoke feeds a stdin stream one byte per 10 ms
+    stamped = [] if generated is None else [PROBE_STAMPED + _generated_name(generated)]
+    asked = [a.remote for a in arts] + stamped
+    facts, offset, error, session = probe_node(conn, node, asked)  # workdir claimed if it may
     try:
-        probe = conn.run(
-            f"{q(node.python)} -c {q(PROBE.read_text())} {q(workdir)} {names}", hide=True
-        )
-    except UnexpectedExit as exc:
-        if exc.result.exited == PROBE_REFUSED:  # not parbench's workdir: nothing was touched
-            raise StepError(exc.result.stderr.strip()) from None
+        updated = _update(conn, node, inventory, arts, facts, generated)
+    except BaseException:
+        session.finish()
         raise
-    try:
-        facts = ProbeFacts.from_json(probe.stdout)
-    except RequestError as exc:
-        raise StepError(f"the probe's answer cannot be read: {exc}") from None
+    if agents is None or not agents.hand_over(node, session):
+        code, err = session.finish()
+        if code != 0:
+            raise StepError(f"the probe exited {code}: {err.strip()[-200:]}")
+    stale, provisioned = updated
+    return NodeInfo(
+        facts.hostname,
+        facts.platform,
+        ".".join(map(str, facts.python)),
+        offset,
+        error,
+        len(stale),
+        provisioned,
+        facts.machine,
+        (facts.workdir_id[0], facts.workdir_id[1]),
+    )
+
+
+def _update(
+    conn: Connection,
+    node: Node,
+    inventory: Inventory,
+    arts: list[Artifact],
+    facts: ProbeFacts,
+    generated: Optional[int],
+) -> tuple[list[Artifact], bool]:
+    """Bring ``node`` up to date from what its probe found: the files that were stale,
+    and whether the runtime was installed."""
+    workdir = node.workdir
+    q = shlex.quote
     version = facts.python
     if version < MIN_PYTHON:
         raise StepError(
             f"{node.python} is Python {'.'.join(map(str, version))}; the worker "
             f"needs {'.'.join(map(str, MIN_PYTHON))}+ (set nodes[].python)"
         )
-    # claim the workdir (the marker before anything else; new folders private to this
-    # user), make its folders, then tell the directory apart (it may have been new)
-    dirs = " ".join(q(posixpath.join(workdir, d)) for d in ("worker", "data", "wheels", "runs"))
-    marker = q(posixpath.join(workdir, WORKDIR_MARKER))
-    made = conn.run(
-        f"umask 077 && mkdir -p {q(workdir)} && touch {marker} && mkdir -p {dirs} && "
-        f"{q(node.python)} -c {q(STAT_DIR)} {q(workdir)}",
-        hide=True,
-    )
-    device, inode = map(int, made.stdout.split())
+    if facts.workdir_id is None:
+        raise StepError(f"the probe did not make the workdir {workdir}")
     stale = [a for a in arts if facts.hashes.get(a.remote) != a.sha256]
     for art in stale:
         # a new name, then a rename: a worker reading the old file keeps reading it whole
@@ -419,17 +405,6 @@ def push_node(
             f"worker.bootstrap --wheels wheels --venv venv --stamp {stamp} {wheels}",
             hide=True,
         )
-    if generated is not None and not _stamped_current(facts, data_name, generated):
+    if generated is not None and not _stamped_current(facts, generated):
         _generate(conn, node, generated)  # made, or made again, and checked there
-    offset, error = measure_clock(conn, node.python)
-    return NodeInfo(
-        facts.hostname,
-        facts.platform,
-        ".".join(map(str, version)),
-        offset,
-        error,
-        len(stale),
-        provisioned,
-        facts.machine,
-        (device, inode),
-    )
+    return stale, provisioned

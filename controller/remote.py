@@ -2,13 +2,16 @@
 
 Each node gets its own command line (node id, sources, deadline), so steps run on a
 thread per node rather than through a ``ThreadingGroup``; a failure on one node becomes a
-``NodeFailure`` naming the node, host and cause while the other nodes carry on.
+``NodeFailure`` naming the node, host and cause while the other nodes carry on. A node is
+connected to once per process (``CONNECTIONS``), whatever the number of steps.
 """
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import select
 import socket
 import sys
 import threading
@@ -21,12 +24,12 @@ import paramiko
 from fabric import Config, Connection
 from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
-from invoke.terminals import ready_for_reading
 
-from worker.protocol import parse_progress
+from worker.protocol import for_the_controller, parse_progress
 
 from . import stopping
 from .inventory import Inventory, Node
+from .limits import ensure_open_files
 from .progress import Board
 
 T = TypeVar("T")
@@ -70,9 +73,18 @@ class _Remote(Remote):
     def read_our_stdin(self, input_: IO) -> Optional[str]:
         """What is in our pipe (controller/stopping.py) at once, not a byte per 10 ms: a
         ``stop`` must not be cut into bytes that the barrier's ``go`` could land between."""
-        if not ready_for_reading(input_):
+        if not readable(input_.fileno()):
             return None
         return os.read(input_.fileno(), 4096).decode()
+
+
+def readable(fd: int) -> bool:
+    """Whether reading ``fd`` would not block. ``poll``, not invoke's ``select``: select
+    refuses descriptors above 1023, which a controller of 400 nodes already holds (a
+    socket and a pipe's two ends per node)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 #: never forward the controller's stdin: many threads share it, schedulers have none, and
@@ -102,6 +114,52 @@ def connect(inventory: Inventory, node: Node) -> Connection:
     policy = paramiko.RejectPolicy() if ssh.strict_host_keys else paramiko.WarningPolicy()
     conn.client.set_missing_host_key_policy(policy)
     return conn
+
+
+class Connections:
+    """One SSH connection per node for the whole ``fab`` command: push, locks, every
+    phase of a chain and every iteration open channels on it instead of connecting
+    again (each connection costs a key exchange on both ends). A connection that has
+    died is replaced on the next step; all are closed when the process ends."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple, Connection] = {}
+        self._lock = threading.Lock()
+        self.made = 0  # connections opened, for tests and the bench
+
+    @staticmethod
+    def _key(node: Node) -> tuple:
+        return (node.host, node.port, node.user, None if node.key is None else str(node.key))
+
+    def get(self, inventory: Inventory, node: Node) -> Connection:
+        """The open connection to ``node``, connecting (and checking its host key) first
+        when there is none or the one there is has closed."""
+        key = self._key(node)
+        with self._lock:
+            conn = self._open.get(key)
+        if conn is not None and getattr(conn, "is_connected", False):
+            return conn
+        fresh = connect(inventory, node)
+        fresh.open()
+        with self._lock:
+            self.made += 1
+            self._open[key] = fresh
+        if conn is not None:
+            conn.close()
+        return fresh
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._open = list(self._open.values()), {}
+        for conn in conns:
+            with suppress(Exception):
+                conn.close()
+
+
+#: this process's connections (closed at exit, after the locks are given back: atexit
+#: runs the other way round from registration, and the locks register later)
+CONNECTIONS = Connections()
+atexit.register(CONNECTIONS.close)
 
 
 def explain(exc: BaseException, inventory: Inventory) -> str:
@@ -142,31 +200,35 @@ def on_nodes(
     fn: Callable[[Connection, Node], T],
     nodes: Optional[Sequence[Node]] = None,
     on_interrupt: Callable[[], None] = lambda: None,
+    together: bool = False,
 ) -> list[Outcome[T]]:
-    """Run ``fn(connection, node)`` on every node at once; failures become outcomes.
+    """Run ``fn(connection, node)`` on every node, ``defaults.fanout`` at a time (every
+    node at once when ``together``: a common start); failures become outcomes.
 
     On Ctrl-C (or SIGTERM), ``on_interrupt()`` runs at once: the node threads cannot be
     stopped, so it must make them finish; once they have, ``Interrupted`` carries their
-    outcomes. A second Ctrl-C meanwhile quits at once."""
+    outcomes (a node still waiting for its turn does not begin). A second Ctrl-C
+    meanwhile quits at once."""
     targets = list(nodes if nodes is not None else inventory.nodes)
+    ensure_open_files(len(inventory.nodes))
+    turns = threading.BoundedSemaphore(len(targets) if together else inventory.settings.fanout)
+    interrupted = threading.Event()
 
     def one(node: Node) -> Outcome[T]:
-        conn: Optional[Connection] = None
-        try:
-            conn = connect(inventory, node)
-            return Outcome(node, value=fn(conn, node))
-        except Exception as exc:  # noqa: BLE001 - every failure is reported per node
-            return Outcome(
-                node, failure=NodeFailure(node.id, address(node), step, explain(exc, inventory))
-            )
-        finally:
-            if conn is not None:
-                conn.close()
+        with turns:
+            try:
+                if interrupted.is_set():
+                    raise StepError(f"interrupted before {step} began")
+                return Outcome(node, value=fn(CONNECTIONS.get(inventory, node), node))
+            except Exception as exc:  # noqa: BLE001 - every failure is reported per node
+                cause = explain(exc, inventory)
+                return Outcome(node, failure=NodeFailure(node.id, address(node), step, cause))
 
     if not targets:
         return []
-    # a thread per node, however many: a queued node would hold up the common start. Plain
-    # threads rather than a pool: the locks are given back at exit, when pools refuse work
+    # a thread per node, however many (a thread waiting for its turn costs a stack, not
+    # a connection). Plain threads rather than a pool: the locks are given back at exit,
+    # when pools refuse work
     outcomes: list[Optional[Outcome[T]]] = [None] * len(targets)
     finished = [False] * len(targets)
 
@@ -184,6 +246,7 @@ def on_nodes(
         _wait(finished)
     except KeyboardInterrupt as interrupt:
         code = stopping.exit_code(interrupt)
+        interrupted.set()
         for i in range(started, len(targets)):  # never begun: nothing to wait for
             finished[i] = True
         on_interrupt()
@@ -232,16 +295,17 @@ class PrefixedStream(io.TextIOBase):
             said = []
             for line in lines:
                 fields = parse_progress(line)
-                if fields is None:
-                    said.append(line)
-                else:
+                if fields is not None:
                     self.board.update(fields)
+                elif not for_the_controller(line):
+                    said.append(line)
             if said:
                 self.board.lines(self.prefix, said, self.target)
         elif lines:
             with self._lock:
                 for line in lines:
-                    self.target.write(f"[{self.prefix}] {line}\n")
+                    if not for_the_controller(line):
+                        self.target.write(f"[{self.prefix}] {line}\n")
                 self.target.flush()
 
     def flush(self) -> None:

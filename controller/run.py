@@ -39,7 +39,7 @@ PACKAGES = ("fabric", "invoke", "paramiko", "pyyaml", "alluxio")
 #: how the controller waits for them
 ACCESS_FIELDS = {
     "node": ("host", "port", "user", "key", "python"),
-    "settings": ("connect_timeout", "start_delay", "ready_timeout", "python"),
+    "settings": ("connect_timeout", "start_delay", "ready_timeout", "python", "fanout"),
     "ssh": ("known_hosts", "strict_host_keys"),
 }
 

@@ -1,7 +1,9 @@
 """Command line of the worker on a client node.
 
-- ``python -m worker run REQUEST.json``: what the controller runs; the file holds one
-  :class:`worker.protocol.PhaseRequest`.
+- ``python -m worker run REQUEST.json [--json TEXT]``: what the controller runs; the file
+  holds (or is given) one :class:`worker.protocol.PhaseRequest`.
+- ``python -m worker lock JSON`` and ``python -m worker agent``: the run's locks, alone
+  or over the controller's open session (worker/agent.py).
 - ``python -m worker {write,read,verify-write,verify-read,clean} ...``: the same by hand,
   with the original scripts' options; they build the same request.
 
@@ -21,7 +23,7 @@ import time
 from dataclasses import replace
 from typing import Callable, List, Optional, Sequence, TextIO, Union
 
-from worker import generate, lock, progress
+from worker import agent, generate, lock, progress
 from worker.clean import UnsafePath, clean
 from worker.clients import Identity, Job, run_clients
 from worker.meta import MetaJob
@@ -43,9 +45,10 @@ from worker.protocol import (
     StorageConfig,
     load_request,
     meta_folder,
+    save_request,
 )
 from worker.report import format_size, progress_line, summary_line
-from worker.results import ClientResult, write_file
+from worker.results import ClientResult, record_line, write_file
 from worker.start import ControllerLink
 from worker.stop import DEADLINE, StopSignal, stop_on_signals
 from worker.storage import StorageError, describe_error, make_storage
@@ -158,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = phases.add_parser("run", help="run the phase request in a JSON file (the controller)")
     run.add_argument("request", metavar="REQUEST.json")
+    run.add_argument(
+        "--json", metavar="TEXT", help="the request itself, saved to REQUEST.json first"
+    )
+    phases.add_parser("agent", help="answer the controller's requests on stdin (the controller)")
     lock = phases.add_parser("lock", help="take or give back a run's locks (the controller)")
     lock.add_argument("request", metavar="LOCK_REQUEST_JSON")
     made = phases.add_parser("generate", help="make the generated reference data (the controller)")
@@ -534,6 +541,9 @@ def execute(request: PhaseRequest) -> ExitCode:
             file=sys.stderr,
         )
         return ExitCode.NOT_SAVED
+    if request.controlled:  # saved: the controller takes them from here, the file stays
+        for result in results:
+            print(record_line(result))
     print(summary_line(request.phase, request.node, results, request.out), flush=True)
     if stop.requested and stop.requested != DEADLINE:
         print(f"parbench worker: {request.node}: {stop.reason}", file=sys.stderr, flush=True)
@@ -546,9 +556,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.phase == "lock":
         return lock.main(args.request)
+    if args.phase == "agent":
+        return agent.serve(sys.stdin, sys.stdout)
     if args.phase == "generate":
         return generate.run(args.out, args.bytes, args.sha256)
     try:
+        if args.phase == "run" and args.json is not None:
+            save_request(args.request, args.json)
         request = load_request(args.request) if args.phase == "run" else request_from_args(args)
     except (RequestError, ValueError) as exc:
         parser.error(str(exc))  # exits 2 (ExitCode.USAGE)

@@ -6,8 +6,16 @@ First it checks that parbench may use WORKDIR: a directory of this user that no 
 may write to (else another local user could plant modules that run as this one), and
 new or empty, one it marked (``.parbench-workdir``), or one holding its own runtime (made
 before the marker existed). Otherwise it says why on stderr and exits with ``REFUSED``,
-having touched nothing. The facts include what tells one machine and one directory apart
-(``machine``, ``workdir_id``), so the controller can see a machine listed twice.
+having touched nothing. On a Python the worker can run on, it then claims WORKDIR (the
+marker first, new folders private to this user). The facts include what tells one
+machine and one directory apart (``machine``, ``workdir_id``), so the controller can see
+a machine listed twice.
+
+After the facts it answers each line on stdin with this machine's clock, until stdin
+ends: the controller measures the clock offset over the same session (one remote
+process per node for the whole push check). Once the node is up to date, the line
+``agent`` makes it exec the workdir's ``python -m worker agent`` in its place, which
+answers the controller's lock requests for the rest of its command.
 No f-strings: an old Python must still get as far as reporting its version.
 """
 
@@ -18,12 +26,18 @@ import platform
 import socket
 import stat
 import sys
+import time
 
 MARKER = ".parbench-workdir"
 # runs as `python -c` source, so it cannot import: keep in step with bootstrap.STAMP and
 # the venv folder push gives bootstrap
 RUNTIME = os.path.join("venv", ".parbench-runtime")
 REFUSED = 3
+#: the oldest Python the worker runs on (controller/push.py's MIN_PYTHON): an older one
+#: only reports, the workdir is left as it is
+CLAIMS_FROM = (3, 9)
+#: what the workdir holds: claimed (made) before the facts are taken
+FOLDERS = ("worker", "data", "wheels", "runs")
 
 
 def _sha256(path):
@@ -142,9 +156,53 @@ def probe(workdir, files):
     }
 
 
+def claim(workdir):
+    """Make ``workdir`` parbench's: the marker before anything else, then its folders;
+    what is new is private to this user, what exists keeps its mode."""
+    os.umask(0o077)
+    if not os.path.isdir(workdir):
+        os.makedirs(workdir)
+    with open(os.path.join(workdir, MARKER), "a"):
+        pass
+    for name in FOLDERS:
+        path = os.path.join(workdir, name)
+        if not os.path.isdir(path):
+            os.mkdir(path)
+
+
+#: the line that makes the probe become the node's agent (worker/agent.py)
+AGENT = "agent"
+
+
+def become_agent(workdir):
+    """Exec the workdir's worker as the node's agent on this same session; only returns
+    (with why) when it cannot."""
+    python = os.path.join(workdir, "venv", "bin", "python")
+    try:
+        os.chdir(workdir)
+        os.environ["PYTHONPATH"] = workdir
+        os.execv(python, [python, "-m", "worker", "agent"])
+    except OSError as exc:
+        return "cannot start " + python + " -m worker agent: " + str(exc)
+
+
+def answer_clock(lines, out, workdir=None):
+    """Our clock, once per line read, until the lines end or one asks for the agent."""
+    for line in lines:
+        if line.strip() == AGENT and workdir is not None:
+            out.write("parbench-probe: " + become_agent(workdir) + "\n")
+        else:
+            out.write(repr(time.time()) + "\n")
+        out.flush()
+
+
 if __name__ == "__main__":
     reason = refusal(sys.argv[1])
     if reason is not None:
         sys.stderr.write(reason + "\n")
         sys.exit(REFUSED)
-    print(json.dumps(probe(sys.argv[1], sys.argv[2:])))
+    if sys.version_info[:2] >= CLAIMS_FROM:
+        claim(sys.argv[1])
+    sys.stdout.write(json.dumps(probe(sys.argv[1], sys.argv[2:])) + "\n")
+    sys.stdout.flush()
+    answer_clock(sys.stdin, sys.stdout, sys.argv[1])

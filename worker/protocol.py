@@ -12,6 +12,7 @@ field's annotation. Stdlib only, Python 3.9+.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
@@ -26,8 +27,16 @@ from worker.generate import sha256 as generated_sha256  # noqa: F401
 from worker.generate import stamp_holds as generated_stamp_holds  # noqa: F401
 from worker.probe import STAMPED as PROBE_STAMPED  # noqa: F401 - the probe's arguments
 from worker.progress import parse as parse_progress  # noqa: F401 - the live progress line
+from worker.results import RECORD_PREFIX
 
 REQUEST_SCHEMA = "parbench.request/1"
+
+
+def for_the_controller(line: str) -> bool:
+    """Whether a line of the worker's output is for the controller, not for people: its
+    live progress and the records it tells after saving them."""
+    return line.startswith(RECORD_PREFIX) or parse_progress(line) is not None
+
 
 #: what a request may ask; all but clean leave one record per client
 PHASES = ("write", "read", "verify-write", "verify-read", "meta", "clean")
@@ -288,6 +297,8 @@ class PhaseRequest(_Message):
 LOCK_SCHEMA = "parbench.lock/1"
 #: the line the worker prints with its answer to a LockRequest (then one JSON object)
 LOCK_REPLY = "parbench-lock"
+#: the first line of ``python -m worker agent`` (worker/agent.py)
+AGENT_READY = "parbench-agent ready"
 LOCK_ACTIONS = ("acquire", "release")
 
 
@@ -361,6 +372,17 @@ class ProbeFacts:
     @classmethod
     def from_json(cls, text: str) -> ProbeFacts:
         return decode(cls, _parse(text, "probe"), "probe")
+
+
+def save_request(path: str, text: str) -> None:
+    """Keep the request the controller sent inline at ``path`` (its folder made private
+    when new), where the node's later commands and a person find it."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as stream:
+            stream.write(text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        raise RequestError(f"{path}: cannot save the request: {exc.strerror or exc}") from None
 
 
 def load_request(path: str) -> PhaseRequest:

@@ -11,7 +11,7 @@ import os
 import tempfile
 import traceback
 from dataclasses import asdict, dataclass, fields
-from typing import IO, Dict, Iterator, Optional
+from typing import IO, Dict, Iterable, Iterator, Optional
 
 # the format of a record's ``latency`` (part of this contract; its code has a module of
 # its own, which the controller reaches through this one)
@@ -160,7 +160,23 @@ def write_file(results: list[ClientResult], path: str) -> None:
         raise
 
 
-def read_lines(stream: IO[str], source: str = "<stream>") -> Iterator[ClientResult]:
+#: how a worker run by the controller tells its records on stdout, after saving them
+RECORD_PREFIX = "@record "
+
+
+def record_line(result: ClientResult) -> str:
+    return RECORD_PREFIX + result.to_json()
+
+
+def told_records(output: str, source: str) -> list[ClientResult]:
+    """The records a worker's stdout ``output`` told (ValueError naming ``source`` when
+    one of them cannot be read)."""
+    prefix = len(RECORD_PREFIX)
+    told = [line[prefix:] for line in output.splitlines() if line.startswith(RECORD_PREFIX)]
+    return list(read_lines(told, source))
+
+
+def read_lines(stream: Iterable[str], source: str = "<stream>") -> Iterator[ClientResult]:
     """Parse JSON lines; a malformed line raises ValueError naming ``source`` and line."""
     for number, line in enumerate(stream, 1):
         if not line.strip():

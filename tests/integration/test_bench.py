@@ -53,12 +53,22 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _logins(testbed) -> dict[str, int]:
+    """SSH logins each node's sshd has accepted so far (its log says each)."""
+    logs = {n["id"]: testbed.layout.logs / f"sshd-{n['id']}.log" for n in testbed.state.nodes}
+    return {nid: log.read_text().count("Accepted publickey") for nid, log in logs.items()}
+
+
 def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference):
     dst = "/it/full"
     inv = write_inventory(testbed, tmp_path / "inv.yaml", fs_checksum=True, dst=dst)
+    before = _logins(testbed)
     run = fab(tmp_path, inv, "write", "read", "verify")
     assert run.code == 0, run.text
     assert "verify: all 12 files match the reference" in run.out
+    # push, locks, each phase and the locks given back: one SSH connection per node
+    after = _logins(testbed)
+    assert {n: after[n] - before[n] for n in ("n0", "n1", "n2")} == {"n0": 1, "n1": 1, "n2": 1}
 
     # in Alluxio: {dst}/{nid}/{cid}, each the reference file
     for nid in ("n0", "n1", "n2"):

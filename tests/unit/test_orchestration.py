@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import signal
 import threading
 import time
@@ -19,7 +20,7 @@ from controller.inventory import load
 from controller.phases import BenchFailure
 from controller.run import Run
 from worker.protocol import ExitCode, PhaseRequest
-from worker.results import ClientResult
+from worker.results import ClientResult, record_line
 
 INVENTORY = """
 defaults: {clients: 2, dst: /bench, data: ref.txt}
@@ -37,6 +38,7 @@ class World:
         self.log: list[tuple[str, ...]] = []
         self.lock = threading.Lock()
         self.behaviour = behaviour or (lambda node, request, conn_kwargs: None)
+        self.tells = True  # the workers tell their records on stdout, as a real one does
 
     def note(self, *event: str) -> None:
         with self.lock:
@@ -74,12 +76,18 @@ class FakeConnection:
         transport = SimpleNamespace(is_active=lambda: True)
         self.client = SimpleNamespace(get_transport=lambda: transport)
 
+    def open(self) -> None:
+        pass
+
     def sftp(self) -> FakeSftp:
         return FakeSftp(self.world, self.node)
 
     def run(self, command: str, **kwargs):
         self.world.note(self.node, "run", command)
-        request = PhaseRequest.from_json(self.world.files[command.split()[-1]])
+        words = shlex.split(command)
+        if "--json" in words:  # the request inline: the worker saves it where it is named
+            self.world.files[words[-3]] = words[-1]
+        request = PhaseRequest.from_json(self.world.files[words[words.index("run") + 1]])
         start = 0.0
         for watcher in kwargs.get("watchers", []):  # the barrier, across the node threads
             [answer] = watcher.submit(f"parbench-ready {self.node}\n")
@@ -97,7 +105,8 @@ class FakeConnection:
             for t in request.clients
         ]  # fmt: skip
         self.world.files[request.out] = "".join(r.to_json() + "\n" for r in records)
-        return SimpleNamespace(stdout="", stderr="", exited=int(code))
+        told = "".join(record_line(r) + "\n" for r in records) if self.world.tells else ""
+        return SimpleNamespace(stdout=told, stderr="", exited=int(code))
 
     def get(self, remote_path: str, local: str) -> None:
         self.world.note(self.node, "get", remote_path)
@@ -128,20 +137,39 @@ def run(tmp_path: Path) -> Run:
     return Run.start(load(tmp_path / "inv.yaml"), tmp_path / "results")
 
 
-def test_a_phase_pushes_locks_then_sends_runs_and_fetches_on_every_node(world, run) -> None:
+def test_a_phase_pushes_locks_then_runs_with_the_request_and_takes_the_told_records(
+    world, run
+) -> None:
     phases.write(run)
     assert world.log[:2] == [("controller", "push"), ("controller", "lock")]
     for node in ("n0", "n1"):
         steps = [e for e in world.log if e[0] == node]
-        assert [e[1] for e in steps] == ["send", "run", "get"]
+        assert [e[1] for e in steps] == ["run"]  # no sftp: request inline, records told
         sent = f"/w/{node}/runs/{run.run_id}/write.request.json"
-        assert steps[0][2] == sent and steps[1][2].endswith(f"-m worker run {sent}")
-        assert steps[1][2].startswith(f"rm -f /w/{node}/runs/{run.run_id}/write.jsonl && ")
+        assert f"-m worker run {sent} --json " in steps[0][2]
+        assert steps[0][2].startswith(f"rm -f /w/{node}/runs/{run.run_id}/write.jsonl && ")
         request = PhaseRequest.from_json(world.files[sent])
         assert request.deadline is not None  # the sealed request, with this run's deadline
         assert request.clients == run.requests["write"][node].clients
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["write"]["ok"] == 4 and summary["write"]["start_skew"] == 0.0
+
+
+def test_a_long_request_goes_by_sftp_and_untold_records_are_fetched(
+    world, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(phases, "INLINE_REQUEST", 10)
+    world.tells = False  # e.g. a worker of an earlier version
+    phases.write(run)
+    for node in ("n0", "n1"):
+        steps = [e for e in world.log if e[0] == node]
+        assert [e[1] for e in steps] == ["send", "run", "get"]
+        sent = f"/w/{node}/runs/{run.run_id}/write.request.json"
+        assert steps[0][2] == sent and steps[1][2].endswith(f"-m worker run {sent}")
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert summary["write"]["ok"] == 4
+    log = (run.path / "nodes" / "n0" / "write.log").read_text()
+    assert "--json" not in log
 
 
 def test_records_of_another_node_are_refused_and_the_others_kept(world, run) -> None:
@@ -207,7 +235,7 @@ def test_one_workdir_of_one_machine_listed_twice_is_refused(
     monkeypatch.setattr(pushing, "ensure_wheels", lambda: [])
     monkeypatch.setattr(remote, "connect", lambda inv, node: FakeConnection(World(), node.id))
     same = NodeInfo("vm", "linux", "3.11", 0.0, 0.0, 0, False, "m-1", (64, 1234))
-    monkeypatch.setattr(pushing, "push_node", lambda conn, node, inv, arts, data: same)
+    monkeypatch.setattr(pushing, "push_node", lambda conn, node, inv, arts, data, agents: same)
     with pytest.raises(PushError, match="nodes n0 and n1 are one workdir on one machine"):
         phases.push(inventory)
 
@@ -238,3 +266,39 @@ def test_collecting_late_records_keeps_the_verdicts(world, run) -> None:
     after = json.loads((run.path / "summary.json").read_text())["write"]
     assert after["ok"] == 4 and after["config_hash"] == before["config_hash"]
     assert after["config"] == before["config"] and after["valid"] == before["valid"]
+
+
+class Pooled:
+    """A connection whose liveness the test decides."""
+
+    def __init__(self) -> None:
+        self.is_connected = False
+        self.closed = False
+
+    def open(self) -> None:
+        self.is_connected = True
+
+    def close(self) -> None:
+        self.closed, self.is_connected = True, False
+
+
+def test_a_node_is_connected_to_once_and_again_only_when_its_connection_died(
+    run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Pooled] = []
+
+    def connect(inventory, node) -> Pooled:
+        made.append(Pooled())
+        return made[-1]
+
+    monkeypatch.setattr(remote, "connect", connect)
+    pool = remote.Connections()
+    n0, n1 = run.inventory.nodes[:2]
+    first = pool.get(run.inventory, n0)
+    assert pool.get(run.inventory, n0) is first and len(made) == 1
+    assert pool.get(run.inventory, n1) is not first and len(made) == 2
+    first.is_connected = False  # the node's sshd dropped it
+    again = pool.get(run.inventory, n0)
+    assert again is not first and first.closed and again.is_connected and pool.made == 3
+    pool.close()
+    assert all(c.closed for c in made)

@@ -9,18 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from controller import push
 from controller.push import NodeInfo, same_workdirs
 from controller.remote import StepError
 from worker import probe
 
 from .fakewheels import tree
-from .test_push_node import run_push
-
-
-@pytest.fixture(autouse=True)
-def no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(push, "measure_clock", lambda conn, python: (0.0, 0.0))
+from .test_push_node import local_probe, run_push  # noqa: F401 - its fixture applies
 
 
 def test_a_new_workdir_is_private_and_identified(tmp_path: Path) -> None:

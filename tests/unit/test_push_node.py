@@ -1,7 +1,8 @@
 """push_node on a "node" that is this machine: which workdirs it uses, and what it deletes.
 
-The connection runs commands locally through invoke (as Fabric's would over SSH) and the
-real probe and bootstrap do their work in a temporary folder; only the clock is stubbed.
+The connection runs commands locally through invoke (as Fabric's would over SSH), the
+probe's session is a local process, and the real probe and bootstrap do their work in a
+temporary folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import cast
 import pytest
 from invoke import Config, Context
 
-from controller import push
+from controller import nodeprobe, push
 from controller.inventory import load
 from controller.remote import StepError
 from worker import generate, probe
@@ -38,9 +39,32 @@ class LocalConnection(Context):
         return SimpleNamespace(posix_rename=os.replace)
 
 
+class LocalSession:
+    """The probe's session as a local process (controller/nodeprobe.py's Session)."""
+
+    def __init__(self, command: str) -> None:
+        self.proc = subprocess.Popen(
+            command, shell=True, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text)
+        self.proc.stdin.flush()
+
+    def readline(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline()
+
+    def finish(self) -> tuple[int, str]:
+        _, err = self.proc.communicate()
+        return self.proc.returncode, err
+
+
 @pytest.fixture(autouse=True)
-def no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(push, "measure_clock", lambda conn, python: (0.0, 0.0))
+def local_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nodeprobe, "open_session", lambda conn, command: LocalSession(command))
 
 
 def run_push(

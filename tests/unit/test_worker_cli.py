@@ -8,12 +8,14 @@ import stat
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from worker.protocol import ExitCode
-from worker.results import ClientResult, read_lines
+from worker.__main__ import build_parser, request_from_args
+from worker.protocol import ExitCode, PhaseRequest
+from worker.results import ClientResult, read_lines, told_records
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -505,3 +507,24 @@ def test_a_node_id_that_is_not_one_path_segment_is_a_usage_error(bench: dict, no
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--node must be a plain path segment" in done.stderr
     assert not (bench["tmp"] / "out").exists()
+
+
+def test_a_request_given_inline_is_kept_and_its_records_told_after_saving(bench: dict) -> None:
+    """How the controller runs a phase: the request in the command (no sftp), the records
+    on stdout once the file holds them (no sftp to fetch them)."""
+    argv = [str(a) for a in _write_argv(bench, 2)[3:]]  # after `python -m worker`
+    request = replace(request_from_args(build_parser().parse_args(argv)), controlled=True)
+    kept = bench["tmp"] / "runs" / "t1" / "write.request.json"
+    proc = subprocess.Popen(  # stdin held open, as the controller does
+        [sys.executable, "-m", "worker", "run", str(kept), "--json", request.to_json()],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.wait(timeout=60) == 0 and proc.stdout is not None
+    assert PhaseRequest.from_json(kept.read_text()) == request
+    told = told_records(proc.stdout.read(), "stdout")
+    assert sorted(told, key=lambda r: r.client) == records(bench["tmp"] / "out" / "write.jsonl")
+    assert len(told) == 2

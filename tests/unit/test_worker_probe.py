@@ -8,10 +8,12 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from controller import push
 from worker import generate, probe
 from worker.protocol import ProbeFacts
 
@@ -25,6 +27,7 @@ def test_probe_reports_only_what_push_reads(tmp_path: Path) -> None:
     (tmp_path / "venv" / ".parbench-runtime").write_text("stamp\n")
     done = subprocess.run(
         [sys.executable, "-c", PROBE.read_text(), str(tmp_path), "worker/a.py", "nope"],
+        input="",  # no clock request
         capture_output=True,
         text=True,
         check=True,
@@ -49,6 +52,34 @@ def test_probe_reports_only_what_push_reads(tmp_path: Path) -> None:
         "nope": None,
     }
     assert facts["worker_files"] == ["a.py"] and facts["runtime"] == "stamp"
+
+
+def test_the_probe_claims_a_new_workdir_then_answers_the_clock_until_stdin_ends(
+    tmp_path: Path,
+) -> None:
+    workdir = tmp_path / "new" / "work"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PROBE.read_text(), str(workdir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    facts = ProbeFacts.from_json(proc.stdout.readline())
+    # claimed before the facts were taken: marker, private folders, the new directory's id
+    assert facts.workdir_id == (workdir.stat().st_dev, workdir.stat().st_ino)
+    assert (workdir / probe.MARKER).is_file()
+    assert sorted(p.name for p in workdir.iterdir() if p.is_dir()) == sorted(probe.FOLDERS)
+    assert oct(workdir.stat().st_mode & 0o777) == oct(0o700)
+    for _ in range(3):
+        before = time.time()
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert before <= float(proc.stdout.readline()) <= time.time()
+    _, err = proc.communicate()  # stdin ends: so does the probe
+    assert proc.returncode == 0 and err == ""
+
+
+def test_the_probe_claims_from_the_python_the_worker_needs() -> None:
+    assert probe.CLAIMS_FROM == push.MIN_PYTHON
 
 
 def test_probe_of_a_new_workdir_has_no_directory_id(tmp_path: Path) -> None:
