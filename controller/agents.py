@@ -1,23 +1,46 @@
 """The node agents of this process (worker/agent.py).
 
 The push's probe session becomes the node's agent once the node is up to date; the
-run's locks are then taken and given back as one line each way on it, instead of a new
-SSH session and a Python start-up on every node for each (on the testbed's 2 cores that
-was about a quarter of ``fab write``'s time). A node without an agent (not pushed by this
-process, or its agent gone) is asked with ``python -m worker lock`` as before.
+run's locks are then taken and given back as one line each way on it, and every phase of
+the command runs through it (a child forked from the agent), instead of a new SSH
+session, shell and Python start-up on every node for each (on the testbed's 2 cores those
+were most of ``fab write``'s own time). A node without an agent (not pushed by this
+process, or its agent gone) is asked with ``python -m worker lock`` and ``python -m
+worker run`` over a session of their own, as before.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
+import os
+import queue
 import threading
+import time
 from contextlib import suppress
-from typing import Optional
+from dataclasses import dataclass
+from typing import IO, Optional, Sequence, TextIO
 
-from worker.protocol import AGENT_READY
+from invoke.watchers import StreamWatcher
+
+from worker.protocol import AGENT_DONE, AGENT_READY, STDERR_TAG
 
 from .inventory import Node
 from .nodeprobe import Session
+from .remote import StepError, readable
+
+#: how often a running phase's stop pipe is looked at
+POLL = 0.05
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A phase the agent ran, as Fabric's ``Result`` has it."""
+
+    stdout: str
+    stderr: str
+    exited: int
+
 
 #: the line that makes the probe exec the agent (worker/probe.py's AGENT)
 BECOME_AGENT = "agent\n"
@@ -68,6 +91,76 @@ class Agents:
             self.forget(node)
             return None
         return answer.rstrip("\n")
+
+    def run(
+        self,
+        node: Node,
+        save: str,
+        request: str,
+        out: TextIO,
+        err: TextIO,
+        watchers: Sequence[StreamWatcher],
+        stdin: Optional[IO[bytes]],
+        timeout: float,
+    ) -> Optional[Finished]:
+        """Run the phase ``request`` (kept at ``save`` on the node) through the node's
+        agent: its lines to ``out`` and ``err``, each stdout line to ``watchers`` (their
+        answers sent back), what arrives on ``stdin`` forwarded. None when the node has no
+        agent (nothing was run); StepError when the agent ends or ``timeout`` passes
+        before the phase does (it is then forgotten: its end stops the phase there)."""
+        with self._lock:
+            session = self._sessions.get(self._key(node))
+        if session is None:
+            return None
+        try:
+            session.send("run " + json.dumps({"save": save, "request": request}) + "\n")
+        except OSError:
+            self.forget(node)
+            return None
+        lines: queue.Queue[str] = queue.Queue()
+
+        def read() -> None:  # its stdout, up to the end of the phase
+            line = "-"
+            while line and not line.startswith(AGENT_DONE):
+                try:
+                    line = session.readline()
+                except OSError:
+                    line = ""
+                lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
+        said: list[str] = []
+        errors: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            if stdin is not None and readable(stdin.fileno()):
+                data = os.read(stdin.fileno(), 4096)
+                with suppress(OSError):
+                    session.send(data.decode())
+            try:
+                line = lines.get(timeout=POLL)
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    self.forget(node)
+                    raise StepError(
+                        f"timed out after {timeout:g} s (defaults.phase_timeout)"
+                    ) from None
+                continue
+            if not line:
+                self.forget(node)
+                raise StepError("the node's agent ended before the phase did")
+            if line.startswith(AGENT_DONE):
+                return Finished("".join(said), "".join(errors), int(line.split()[-1]))
+            if line.startswith(STDERR_TAG):
+                errors.append(line[len(STDERR_TAG) :])
+                err.write(errors[-1])
+                continue
+            said.append(line)
+            out.write(line)
+            for watcher in watchers:
+                for answer in watcher.submit(line):
+                    with suppress(OSError):
+                        session.send(answer)
 
     def forget(self, node: Node) -> None:
         with self._lock:

@@ -49,7 +49,8 @@ class ChannelSession:
         self.channel.sendall(text.encode())
 
     def readline(self) -> str:
-        return self.replies.readline()
+        line = self.replies.readline()
+        return line.decode(errors="replace") if isinstance(line, bytes) else line
 
     def finish(self) -> tuple[int, str]:
         try:

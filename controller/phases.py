@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Sequence, TypeVar
+from typing import IO, Any, Optional, Sequence, TypeVar
 
 from fabric import Connection
 from invoke.watchers import StreamWatcher
@@ -165,28 +165,18 @@ def run_worker(
     remote_request = NodePaths(node.workdir).request(request.run_id, phase)
     assert request.out is not None
     text = request.to_json()
-    inline: tuple[str, ...] = ("--json", text)  # in the command: no sftp session
-    if len(text) > INLINE_REQUEST:
-        _send(conn, remote_request, text + "\n")
-        inline = ()
     run.node_file(node.id, f"{phase}.request.json").write_text(text + "\n")  # sent: collectable
-    command = f"rm -f {shlex.quote(request.out)} && " + worker_command(
-        node, "run", remote_request, *inline
-    )
     out = PrefixedStream(node.id, board=board)
     err = PrefixedStream(node.id, sys.stderr, board=board)
     began = time.monotonic()
     with (controls or stopping.Controls()).attach(node.id) as stdin:
         try:
-            result = conn.run(
-                command,
-                warn=True,
-                out_stream=out,
-                err_stream=err,
-                watchers=list(watchers),
-                timeout=timeout,
-                in_stream=stdin,
-            )
+            shown = f"(the node's agent) python -m worker run {remote_request}"
+            result: Any = AGENTS.run(node, remote_request, text, out, err, watchers, stdin, timeout)
+            if result is None:  # no agent there: a session of its own
+                shown, result = _run_alone(
+                    conn, node, request, remote_request, text, out, err, watchers, stdin, timeout
+                )
         except Exception:
             _lost(conn, node, request, time.monotonic() - began)
             raise
@@ -195,7 +185,6 @@ def run_worker(
             err.finish()
     lines = result.stdout.splitlines(keepends=True)
     said = "".join(line for line in lines if not for_the_controller(line))
-    shown = command if not inline else command.replace(shlex.quote(text), "REQUEST")
     run.node_file(node.id, f"{phase}.log").write_text(
         f"$ {shown}\n{said}{result.stderr}exit code {result.exited}\n"
     )
@@ -217,6 +206,40 @@ def run_worker(
     if len(records) != len(request.clients):
         raise StepError(f"worker left {counted}")
     return records
+
+
+def _run_alone(
+    conn: Connection,
+    node: Node,
+    request: PhaseRequest,
+    remote_request: str,
+    text: str,
+    out: PrefixedStream,
+    err: PrefixedStream,
+    watchers: Sequence[StreamWatcher],
+    stdin: IO[bytes],
+    timeout: float,
+) -> tuple[str, Any]:
+    """``python -m worker run`` over a session of its own: the command as the log shows
+    it, and Fabric's result."""
+    assert request.out is not None
+    inline: tuple[str, ...] = ("--json", text)  # in the command: no sftp session
+    if len(text) > INLINE_REQUEST:
+        _send(conn, remote_request, text + "\n")
+        inline = ()
+    command = f"rm -f {shlex.quote(request.out)} && " + worker_command(
+        node, "run", remote_request, *inline
+    )
+    result = conn.run(
+        command,
+        warn=True,
+        out_stream=out,
+        err_stream=err,
+        watchers=list(watchers),
+        timeout=timeout,
+        in_stream=stdin,
+    )
+    return command if not inline else command.replace(shlex.quote(text), "REQUEST"), result
 
 
 def _lost(conn: Connection, node: Node, request: PhaseRequest, seconds: float) -> None:

@@ -557,7 +557,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.phase == "lock":
         return lock.main(args.request)
     if args.phase == "agent":
-        return agent.serve(sys.stdin, sys.stdout)
+        return agent.serve(sys.stdin, sys.stdout, execute)
     if args.phase == "generate":
         return generate.run(args.out, args.bytes, args.sha256)
     try:

@@ -299,6 +299,10 @@ LOCK_SCHEMA = "parbench.lock/1"
 LOCK_REPLY = "parbench-lock"
 #: the first line of ``python -m worker agent`` (worker/agent.py)
 AGENT_READY = "parbench-agent ready"
+#: its answer once a phase it ran has ended: ``AGENT_DONE EXIT_CODE``
+AGENT_DONE = "parbench-agent done"
+#: what marks a line of a phase the agent runs as the worker's stderr
+STDERR_TAG = "@stderr "
 LOCK_ACTIONS = ("acquire", "release")
 
 

@@ -3,20 +3,36 @@ answers lock requests on that same session; and the controller's side of it."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from invoke.watchers import StreamWatcher
 
 from controller.agents import Agents
 from controller.inventory import load
 from controller.nodeprobe import PROBE, clock_offset
+from worker.__main__ import build_parser, request_from_args
 from worker.lock import LOCK_NAME
-from worker.protocol import AGENT_READY, LOCK_REPLY, Holder, LockRequest, ProbeFacts
+from worker.protocol import (
+    AGENT_READY,
+    LOCK_REPLY,
+    READY_MARKER,
+    STDERR_TAG,
+    ExitCode,
+    Holder,
+    LockRequest,
+    PhaseRequest,
+    ProbeFacts,
+)
+from worker.results import told_records
 
 from .test_push_node import LocalSession
 
@@ -100,3 +116,65 @@ def test_the_agent_answers_every_line_with_one_line() -> None:
     lines = done.stdout.splitlines()
     assert done.returncode == 0 and lines[0] == AGENT_READY and len(lines) == 3
     assert lines[1].startswith("parbench worker: lock:") and "no such request" in lines[2]
+
+
+class Go(StreamWatcher):
+    """Answers the ready line with a start 0.2 s ahead, as the start gate does."""
+
+    def submit(self, stream: str) -> list[str]:
+        return [f"go {time.time() + 0.2:.6f}\n"] if stream.startswith(READY_MARKER) else []
+
+
+def _request(tmp_path: Path) -> PhaseRequest:
+    ref = tmp_path / "ref.bin"
+    ref.write_bytes(os.urandom(100_000))
+    (tmp_path / "store").mkdir()
+    argv = ["write", "--src", str(ref), "--dst", "/bench", "--node", "n0", "--nfile", "2"]
+    argv += ["--out", str(tmp_path / "out" / "write.jsonl"), "--run-id", "t1"]
+    argv += ["--backend", "posix", "--root", str(tmp_path / "store"), "--start-on-stdin"]
+    return replace(request_from_args(build_parser().parse_args(argv)), controlled=True)
+
+
+def test_a_phase_runs_through_the_agent_on_the_probe_s_session(
+    tmp_path: Path, workdir: Path, node
+) -> None:
+    agents = Agents()
+    assert agents.hand_over(node, _probed(workdir))
+    request = _request(tmp_path)
+    kept = workdir / "runs" / "t1" / "write.request.json"
+    out, err = io.StringIO(), io.StringIO()
+    done = agents.run(node, str(kept), request.to_json(), out, err, [Go()], None, 60)
+    assert done is not None and done.exited == 0, (out.getvalue(), err.getvalue())
+    assert PhaseRequest.from_json(kept.read_text()) == request  # kept where it was named
+    told = told_records(done.stdout, "agent")
+    assert sorted(r.client for r in told) == [0, 1] and all(r.ok for r in told)
+    assert out.getvalue() == done.stdout and "parbench-ready n0" in done.stdout
+    # the agent is still there for the next request
+    again = agents.run(node, str(kept), request.to_json(), out, err, [Go()], None, 60)
+    assert again is not None and again.exited == 0
+    agents.close()
+
+
+def test_a_stop_on_the_controls_pipe_reaches_the_phase_and_its_stderr_comes_tagged(
+    tmp_path: Path, workdir: Path, node
+) -> None:
+    agents = Agents()
+    assert agents.hand_over(node, _probed(workdir))
+    request = _request(tmp_path)
+    read, write = os.pipe()
+    os.write(write, b"stop\n")  # before the start: nobody starts
+    out, err = io.StringIO(), io.StringIO()
+    with os.fdopen(read, "rb", buffering=0) as stdin:
+        done = agents.run(
+            node, str(tmp_path / "r.json"), request.to_json(), out, err, [], stdin, 60
+        )
+    os.close(write)
+    assert done is not None and done.exited == int(ExitCode.INTERRUPTED), done
+    assert "stopped" in done.stderr and done.stderr == err.getvalue()
+    assert STDERR_TAG not in out.getvalue() + err.getvalue()
+    agents.close()
+
+
+def test_no_agent_means_nothing_is_run(tmp_path: Path, node) -> None:
+    out = io.StringIO()
+    assert Agents().run(node, "x", "{}", out, out, [], None, 5) is None
