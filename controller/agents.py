@@ -23,7 +23,7 @@ from typing import IO, Optional, Sequence, TextIO
 
 from invoke.watchers import StreamWatcher
 
-from worker.protocol import AGENT_DONE, AGENT_READY, STDERR_TAG
+from worker.protocol import AGENT_DONE, AGENT_READY, AGENT_STARTED, STDERR_TAG
 
 from .inventory import Node
 from .nodeprobe import Session
@@ -132,8 +132,9 @@ class Agents:
         said: list[str] = []
         errors: list[str] = []
         deadline = time.monotonic() + timeout
+        started = False  # before the child says so, what is sent could reach the agent
         while True:
-            if stdin is not None and readable(stdin.fileno()):
+            if started and stdin is not None and readable(stdin.fileno()):
                 data = os.read(stdin.fileno(), 4096)
                 with suppress(OSError):
                     session.send(data.decode())
@@ -151,6 +152,9 @@ class Agents:
                 raise StepError("the node's agent ended before the phase did")
             if line.startswith(AGENT_DONE):
                 return Finished("".join(said), "".join(errors), int(line.split()[-1]))
+            if line.startswith(AGENT_STARTED):
+                started = True
+                continue
             if line.startswith(STDERR_TAG):
                 errors.append(line[len(STDERR_TAG) :])
                 err.write(errors[-1])

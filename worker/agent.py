@@ -8,7 +8,9 @@ shell), and the controller sends it one request per line for the rest of its com
 - ``run {"save": PATH, "request": REQUEST_JSON}``: run a phase as ``python -m worker run``
   would, in a child process forked from this one (its output, the ready/go/stop
   handshake and ``@record`` lines on this session; its stderr as stdout lines tagged
-  ``STDERR_TAG``), the request kept at PATH first; answered with ``AGENT_DONE
+  ``STDERR_TAG``), the request kept at PATH first. The child says ``AGENT_STARTED``
+  first: the controller sends nothing more (a ``go``, a ``stop``) before it, so nothing
+  meant for the child can be read by this process. Answered with ``AGENT_DONE
   EXIT_CODE`` once the child has ended.
 
 It says ``AGENT_READY`` first and ends when its stdin does (the controller done, or its
@@ -29,6 +31,7 @@ from worker import lock
 from worker.protocol import (
     AGENT_DONE,
     AGENT_READY,
+    AGENT_STARTED,
     STDERR_TAG,
     STOP,
     ExitCode,
@@ -83,7 +86,9 @@ def _run(text: str, execute: Execute) -> int:
     pid = os.fork()
     if pid == 0:  # the child: the phase, then out, whatever happens
         code = int(ExitCode.USAGE)
+        os.dup2(1, 2)  # what bypasses sys.stderr joins stdout: one stream, read
         sys.stderr = Tagged(sys.stdout)  # one stream: the order of the lines is kept
+        print(AGENT_STARTED, flush=True)  # what the controller sends now is the child's
         try:
             asked = json.loads(text)
             save_request(asked["save"], asked["request"])

@@ -301,6 +301,8 @@ LOCK_REPLY = "parbench-lock"
 AGENT_READY = "parbench-agent ready"
 #: its answer once a phase it ran has ended: ``AGENT_DONE EXIT_CODE``
 AGENT_DONE = "parbench-agent done"
+#: the first line of the child that runs a phase for the agent
+AGENT_STARTED = "parbench-agent started"
 #: what marks a line of a phase the agent runs as the worker's stderr
 STDERR_TAG = "@stderr "
 LOCK_ACTIONS = ("acquire", "release")
