@@ -135,11 +135,18 @@ def _request(tmp_path: Path) -> PhaseRequest:
     return replace(request_from_args(build_parser().parse_args(argv)), controlled=True)
 
 
-def test_a_phase_runs_through_the_agent_on_the_probe_s_session(
-    tmp_path: Path, workdir: Path, node
-) -> None:
+@pytest.fixture
+def agents(workdir: Path, node):
+    """This node's probe handed over to its agent, ended after the test."""
     agents = Agents()
     assert agents.hand_over(node, _probed(workdir))
+    yield agents
+    agents.close()
+
+
+def test_a_phase_runs_through_the_agent_on_the_probe_s_session(
+    tmp_path: Path, workdir: Path, node, agents: Agents
+) -> None:
     request = _request(tmp_path)
     kept = workdir / "runs" / "t1" / "write.request.json"
     out, err = io.StringIO(), io.StringIO()
@@ -152,14 +159,11 @@ def test_a_phase_runs_through_the_agent_on_the_probe_s_session(
     # the agent is still there for the next request
     again = agents.run(node, str(kept), request.to_json(), out, err, [Go()], None, 60)
     assert again is not None and again.exited == 0
-    agents.close()
 
 
 def test_a_stop_on_the_controls_pipe_reaches_the_phase_and_its_stderr_comes_tagged(
-    tmp_path: Path, workdir: Path, node
+    tmp_path: Path, node, agents: Agents
 ) -> None:
-    agents = Agents()
-    assert agents.hand_over(node, _probed(workdir))
     request = _request(tmp_path)
     read, write = os.pipe()
     os.write(write, b"stop\n")  # before the start: nobody starts
@@ -172,7 +176,6 @@ def test_a_stop_on_the_controls_pipe_reaches_the_phase_and_its_stderr_comes_tagg
     assert done is not None and done.exited == int(ExitCode.INTERRUPTED), done
     assert "stopped" in done.stderr and done.stderr == err.getvalue()
     assert STDERR_TAG not in out.getvalue() + err.getvalue()
-    agents.close()
 
 
 def test_no_agent_means_nothing_is_run(tmp_path: Path, node) -> None:
