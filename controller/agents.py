@@ -57,7 +57,7 @@ class Agents:
 
     def hand_over(self, node: Node, session: Session) -> bool:
         """Make the probe's ``session`` on ``node`` its agent (the probe execs it);
-        whether it answered. A session that did not is finished."""
+        whether it answered. A session that did not is closed."""
         try:
             session.send(BECOME_AGENT)
             ready = session.readline().strip() == AGENT_READY
@@ -65,14 +65,14 @@ class Agents:
             ready = False
         if not ready:
             with suppress(Exception):
-                session.finish()
+                session.abandon()
             return False
         with self._lock:
             old = self._sessions.get(self._key(node))
             self._sessions[self._key(node)] = session
         if old is not None:
             with suppress(Exception):
-                old.finish()
+                old.abandon()
         return True
 
     def ask(self, node: Node, request: str) -> Optional[str]:
@@ -171,7 +171,7 @@ class Agents:
             session = self._sessions.pop(self._key(node), None)
         if session is not None:
             with suppress(Exception):
-                session.finish()
+                session.abandon()
 
     def close(self) -> None:
         """End every agent (its stdin closed: it exits)."""
@@ -179,7 +179,7 @@ class Agents:
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             with suppress(Exception):
-                session.finish()
+                session.abandon()
 
 
 #: this process's agents; ended at exit, after the locks are given back through them

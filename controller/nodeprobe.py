@@ -35,6 +35,10 @@ class Session(Protocol):
         """Close its stdin, wait for it: its exit code and what it wrote to stderr."""
         ...
 
+    def abandon(self) -> None:
+        """Close the session without waiting: the command sees its input end."""
+        ...
+
 
 class ChannelSession:
     """A command on its own channel of the node's open SSH connection."""
@@ -60,6 +64,9 @@ class ChannelSession:
             return code, err.decode() if isinstance(err, bytes) else err
         finally:
             self.channel.close()
+
+    def abandon(self) -> None:
+        self.channel.close()
 
 
 def open_session(conn: Connection, command: str) -> Session:

@@ -19,6 +19,7 @@ from invoke.watchers import StreamWatcher
 from controller.agents import Agents
 from controller.inventory import load
 from controller.nodeprobe import PROBE, clock_offset
+from controller.remote import StepError
 from worker.__main__ import build_parser, request_from_args
 from worker.lock import LOCK_NAME
 from worker.protocol import (
@@ -84,12 +85,12 @@ def test_the_probe_becomes_the_agent_and_answers_lock_requests_on_its_session(
     assert agents.ask(node, "lock {}") is None  # no agent now: the caller runs the worker
 
 
-def test_a_probe_that_cannot_become_the_agent_is_finished_and_not_kept(workdir: Path, node) -> None:
+def test_a_probe_that_cannot_become_the_agent_is_closed_and_not_kept(workdir: Path, node) -> None:
     (workdir / "venv" / "bin" / "python").unlink()  # no runtime
     session = _probed(workdir)
     agents = Agents()
     assert not agents.hand_over(node, session)
-    assert session.proc.returncode == 0
+    assert session.proc.wait(timeout=10) == 0  # its input closed: the probe ends
     assert agents.ask(node, "lock {}") is None
 
 
@@ -181,3 +182,16 @@ def test_a_stop_on_the_controls_pipe_reaches_the_phase_and_its_stderr_comes_tagg
 def test_no_agent_means_nothing_is_run(tmp_path: Path, node) -> None:
     out = io.StringIO()
     assert Agents().run(node, "x", "{}", out, out, [], None, 5) is None
+
+
+def test_a_phase_past_its_timeout_is_given_up_without_waiting_for_the_node(
+    tmp_path: Path, node, agents: Agents
+) -> None:
+    request = _request(tmp_path)  # waits for a go that never comes
+    out = io.StringIO()
+    began = time.monotonic()
+    with pytest.raises(StepError, match=r"timed out after 1 s \(defaults.phase_timeout\)"):
+        agents.run(node, str(tmp_path / "r.json"), request.to_json(), out, out, [], None, 1)
+    assert time.monotonic() - began < 5
+    assert "parbench-ready n0" in out.getvalue()
+    assert agents.ask(node, "lock {}") is None  # forgotten: its input closed, it stops

@@ -61,6 +61,10 @@ class LocalSession:
         _, err = self.proc.communicate()
         return self.proc.returncode, err
 
+    def abandon(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+
 
 @pytest.fixture(autouse=True)
 def local_probe(monkeypatch: pytest.MonkeyPatch) -> None:
