@@ -26,7 +26,7 @@ from invoke.watchers import StreamWatcher
 from worker.protocol import AGENT_DONE, AGENT_READY, AGENT_STARTED, STDERR_TAG
 
 from .inventory import Node
-from .nodeprobe import Session
+from .nodeprobe import SESSION_TIMEOUT, Session
 from .remote import StepError, readable
 
 #: how often a running phase's stop pipe is looked at
@@ -112,6 +112,9 @@ class Agents:
             session = self._sessions.get(self._key(node))
         if session is None:
             return None
+        # a phase may be silent for long (the barrier, a slow request): only the phase's
+        # own timeout ends it, not the session's (applied with this send)
+        session.timeout = None
         try:
             session.send("run " + json.dumps({"save": save, "request": request}) + "\n")
         except OSError:
@@ -124,11 +127,30 @@ class Agents:
             while line and not line.startswith(AGENT_DONE):
                 try:
                     line = session.readline()
-                except OSError:
+                except Exception:  # noqa: BLE001 - the stream is gone: said as its end
                     line = ""
                 lines.put(line)
 
         threading.Thread(target=read, daemon=True).start()
+        try:
+            return self._follow(node, session, lines, out, err, watchers, stdin, timeout)
+        except BaseException:
+            self.forget(node)  # a reader left on it would take the next request's answer
+            raise
+        finally:
+            session.timeout = SESSION_TIMEOUT
+
+    def _follow(
+        self,
+        node: Node,
+        session: Session,
+        lines: queue.Queue[str],
+        out: TextIO,
+        err: TextIO,
+        watchers: Sequence[StreamWatcher],
+        stdin: Optional[IO[bytes]],
+        timeout: float,
+    ) -> Finished:
         said: list[str] = []
         errors: list[str] = []
         deadline = time.monotonic() + timeout

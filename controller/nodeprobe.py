@@ -25,7 +25,10 @@ SESSION_TIMEOUT = 120.0
 
 
 class Session(Protocol):
-    """A remote command's stdin and stdout, a line at a time."""
+    """A remote command's stdin and stdout, a line at a time; ``timeout`` (seconds, None:
+    none) bounds each wait from the next send on."""
+
+    timeout: Optional[float]
 
     def send(self, text: str) -> None: ...
 
@@ -46,10 +49,11 @@ class ChannelSession:
     def __init__(self, conn: Connection, command: str) -> None:
         self.channel = conn.client.get_transport().open_session()
         self.channel.exec_command(command)
-        self.replies = self.channel.makefile("r")
+        self.replies = self.channel.makefile("rb")
+        self.timeout: Optional[float] = SESSION_TIMEOUT
 
     def send(self, text: str) -> None:
-        self.channel.settimeout(SESSION_TIMEOUT)
+        self.channel.settimeout(self.timeout)
         self.channel.sendall(text.encode())
 
     def readline(self) -> str:

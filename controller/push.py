@@ -345,10 +345,12 @@ def push_node(
     except BaseException:
         session.finish()
         raise
-    if agents is None or not agents.hand_over(node, session):
+    if agents is None:
         code, err = session.finish()
         if code != 0:
             raise StepError(f"the probe exited {code}: {err.strip()[-200:]}")
+    else:  # without an agent the node is still ready: its steps get sessions of their own
+        agents.hand_over(node, session)
     stale, provisioned = updated
     return NodeInfo(
         facts.hostname,

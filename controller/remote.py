@@ -129,7 +129,9 @@ class Connections:
 
     @staticmethod
     def _key(node: Node) -> tuple:
-        return (node.host, node.port, node.user, None if node.key is None else str(node.key))
+        # the workdir too: nodes on one machine must not share a connection's sftp client
+        key = None if node.key is None else str(node.key)
+        return (node.host, node.port, node.user, key, node.workdir)
 
     def get(self, inventory: Inventory, node: Node) -> Connection:
         """The open connection to ``node``, connecting (and checking its host key) first

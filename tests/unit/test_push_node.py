@@ -43,6 +43,7 @@ class LocalSession:
     """The probe's session as a local process (controller/nodeprobe.py's Session)."""
 
     def __init__(self, command: str) -> None:
+        self.timeout: float | None = None
         self.proc = subprocess.Popen(
             command, shell=True, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
