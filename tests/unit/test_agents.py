@@ -18,7 +18,7 @@ from invoke.watchers import StreamWatcher
 
 from controller.agents import Agents
 from controller.inventory import load
-from controller.nodeprobe import PROBE, clock_offset
+from controller.nodeprobe import PROBE, SESSION_TIMEOUT, clock_offset
 from controller.remote import StepError
 from worker.__main__ import build_parser, request_from_args
 from worker.lock import LOCK_NAME
@@ -120,10 +120,15 @@ def test_the_agent_answers_every_line_with_one_line() -> None:
 
 
 class Go(StreamWatcher):
-    """Answers the ready line with a start 0.2 s ahead, as the start gate does."""
+    """Answers the ready line with a start ``ahead`` seconds later, as the start gate does."""
+
+    def __init__(self, ahead: float = 0.2) -> None:
+        super().__init__()
+        self.ahead = ahead
 
     def submit(self, stream: str) -> list[str]:
-        return [f"go {time.time() + 0.2:.6f}\n"] if stream.startswith(READY_MARKER) else []
+        ready = stream.startswith(READY_MARKER)
+        return [f"go {time.time() + self.ahead:.6f}\n"] if ready else []
 
 
 def _request(tmp_path: Path) -> PhaseRequest:
@@ -195,3 +200,22 @@ def test_a_phase_past_its_timeout_is_given_up_without_waiting_for_the_node(
     assert time.monotonic() - began < 5
     assert "parbench-ready n0" in out.getvalue()
     assert agents.ask(node, "lock {}") is None  # forgotten: its input closed, it stops
+
+
+def test_a_phase_silent_for_longer_than_the_session_timeout_is_not_taken_for_a_dead_agent(
+    tmp_path: Path, workdir: Path, node
+) -> None:
+    session = _probed(workdir)
+    agents = Agents()
+    assert agents.hand_over(node, session)
+    session.timeout = 0.3  # a lock's answer may take this long; a phase may be silent longer
+    request = _request(tmp_path)
+    out = io.StringIO()
+    try:  # nothing is said between the ready line and the start a second later
+        done = agents.run(
+            node, str(tmp_path / "r.json"), request.to_json(), out, out, [Go(1.0)], None, 30
+        )
+    finally:
+        agents.close()
+    assert done is not None and done.exited == 0, out.getvalue()
+    assert session.timeout == SESSION_TIMEOUT  # lock requests are bounded again after it

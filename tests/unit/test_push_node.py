@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from invoke import Config, Context
 
 from controller import nodeprobe, push
+from controller.agents import Agents
 from controller.inventory import load
 from controller.remote import StepError
 from worker import generate, probe
@@ -40,27 +42,39 @@ class LocalConnection(Context):
 
 
 class LocalSession:
-    """The probe's session as a local process (controller/nodeprobe.py's Session)."""
+    """The probe's session as a local process (controller/nodeprobe.py's Session). As
+    paramiko's channel does, a read waiting longer than ``timeout`` raises TimeoutError."""
 
     def __init__(self, command: str) -> None:
         self.timeout: float | None = None
         self.proc = subprocess.Popen(
-            command, shell=True, text=True,
+            command, shell=True, bufsize=0,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
+        self._read = b""
 
     def send(self, text: str) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(text)
-        self.proc.stdin.flush()
+        self.proc.stdin.write(text.encode())
 
     def readline(self) -> str:
         assert self.proc.stdout is not None
-        return self.proc.stdout.readline()
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._read:
+            waiting = select.poll()
+            waiting.register(fd, select.POLLIN)
+            if not waiting.poll(None if self.timeout is None else self.timeout * 1000):
+                raise TimeoutError(f"no line within {self.timeout} s")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self._read += chunk
+        line, newline, self._read = self._read.partition(b"\n")
+        return (line + newline).decode(errors="replace")
 
     def finish(self) -> tuple[int, str]:
         _, err = self.proc.communicate()
-        return self.proc.returncode, err
+        return self.proc.returncode, err.decode(errors="replace")
 
     def abandon(self) -> None:
         assert self.proc.stdin is not None
@@ -77,6 +91,7 @@ def run_push(
     workdir: Path,
     wheels: tuple[str, ...] = (ALLUXIO, REQUESTS),
     defaults: str = "",
+    agents: Agents | None = None,
 ):
     (tmp_path / "inventory.yaml").write_text(f"{defaults}nodes:\n  - {{id: n0, host: localhost}}\n")
     inventory = load(tmp_path / "inventory.yaml")
@@ -84,7 +99,8 @@ def run_push(
     local = [make_wheel(tmp_path / "cache", name) for name in wheels]
     data = bool(defaults)  # generated data: nothing to copy
     arts = push.artifacts(inventory, local, data=data)
-    return push.push_node(cast(push.Connection, LocalConnection()), node, inventory, arts, data)
+    conn = cast(push.Connection, LocalConnection())
+    return push.push_node(conn, node, inventory, arts, data, agents)
 
 
 def test_generated_data_is_made_on_the_node_once_and_checked(
@@ -116,6 +132,21 @@ def test_generated_data_is_made_on_the_node_once_and_checked(
     )
     assert "the controller expects 000000000000..." in str(info.value)
     assert not made.exists()
+
+
+def test_a_node_whose_agent_cannot_start_is_still_pushed_and_ready_without_one(
+    tmp_path: Path,
+) -> None:
+    workdir = tmp_path / "work"
+    run_push(tmp_path, workdir)
+    python = workdir / "venv" / "bin" / "python"
+    python.unlink()
+    python.write_text("not a program\n")  # the runtime's stamp still says it is current
+    agents = Agents()
+    info = run_push(tmp_path, workdir, agents=agents)
+    assert (info.uploaded, info.provisioned) == (0, False)
+    node = load(tmp_path / "inventory.yaml").nodes[0]
+    assert agents.ask(replace(node, workdir=str(workdir)), "lock {}") is None  # no agent
 
 
 def test_refuses_a_workdir_it_did_not_make(tmp_path: Path) -> None:
