@@ -19,6 +19,7 @@ import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass
+from operator import methodcaller
 from typing import IO, Optional, Sequence, TextIO
 
 from invoke.watchers import StreamWatcher
@@ -27,7 +28,7 @@ from worker.protocol import AGENT_DONE, AGENT_READY, AGENT_STARTED, STDERR_TAG
 
 from .inventory import Node
 from .nodeprobe import SESSION_TIMEOUT, Session
-from .remote import StepError, readable
+from .remote import StepError, close_each, readable
 
 #: how often a running phase's stop pipe is looked at
 POLL = 0.05
@@ -64,15 +65,12 @@ class Agents:
         except OSError:
             ready = False
         if not ready:
-            with suppress(Exception):
-                session.abandon()
+            close_each([session], _abandon)
             return False
         with self._lock:
             old = self._sessions.get(self._key(node))
             self._sessions[self._key(node)] = session
-        if old is not None:
-            with suppress(Exception):
-                old.abandon()
+        close_each([old] if old is not None else [], _abandon)
         return True
 
     def ask(self, node: Node, request: str) -> Optional[str]:
@@ -191,17 +189,17 @@ class Agents:
     def forget(self, node: Node) -> None:
         with self._lock:
             session = self._sessions.pop(self._key(node), None)
-        if session is not None:
-            with suppress(Exception):
-                session.abandon()
+        close_each([session] if session is not None else [], _abandon)
 
     def close(self) -> None:
         """End every agent (its stdin closed: it exits)."""
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            with suppress(Exception):
-                session.abandon()
+        close_each(sessions, _abandon)
+
+
+#: a session given up: closed without waiting for the node's process
+_abandon = methodcaller("abandon")
 
 
 #: this process's agents; ended at exit, after the locks are given back through them

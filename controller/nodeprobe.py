@@ -5,7 +5,9 @@ so that checking a node costs one SSH session and one Python start-up.
 
 from __future__ import annotations
 
+import functools
 import shlex
+import socket
 import time
 from pathlib import Path
 from typing import Optional, Protocol
@@ -18,6 +20,13 @@ from .inventory import Node
 from .remote import StepError
 
 PROBE = Path(__file__).resolve().parents[1] / "worker" / "probe.py"
+
+
+@functools.cache
+def probe_source() -> str:
+    """The probe's source, read once per process (it is sent to every node)."""
+    return PROBE.read_text()
+
 
 #: seconds an answer on a session may take before the node counts as not answering (a
 #: lock in storage has a minute of its own)
@@ -109,9 +118,13 @@ def probe_node(
     names = " ".join(q(name) for name in asked)
     # the source as an argument: stdin carries the clock requests
     session = open_session(
-        conn, f"{q(node.python)} -c {q(PROBE.read_text())} {q(node.workdir)} {names}"
+        conn, f"{q(node.python)} -c {q(probe_source())} {q(node.workdir)} {names}"
     )
-    first = session.readline()
+    try:
+        first = session.readline()
+    except (socket.timeout, TimeoutError):
+        session.abandon()
+        raise StepError(_silent("report its facts", session)) from None
     if not first:
         code, err = session.finish()
         if code == PROBE_REFUSED:  # not parbench's workdir: nothing was touched
@@ -125,7 +138,15 @@ def probe_node(
         raise StepError(f"the probe's answer cannot be read: {exc}") from None
     try:
         offset, error = clock_offset(session)
+    except (socket.timeout, TimeoutError):
+        session.abandon()
+        raise StepError(_silent("answer the clock", session)) from None
     except BaseException:
         session.finish()
         raise
     return facts, offset, error, session
+
+
+def _silent(what: str, session: Session) -> str:
+    # not "unreachable": the node was connected to and its probe started
+    return f"the probe did not {what} within {session.timeout or 0:g} s"

@@ -18,6 +18,7 @@ import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass
+from operator import methodcaller
 from typing import IO, Callable, Generic, Optional, Sequence, TextIO, TypeVar
 
 import paramiko
@@ -116,6 +117,14 @@ def connect(inventory: Inventory, node: Node) -> Connection:
     return conn
 
 
+def close_each(things: Sequence[T], close: Callable[[T], object]) -> None:
+    """``close`` every one of ``things``, whatever closing one raises: they are being
+    given up (at exit, or gone bad), and nothing is waiting to hear how."""
+    for thing in things:
+        with suppress(Exception):
+            close(thing)
+
+
 class Connections:
     """One SSH connection per node for the whole ``fab`` command: push, locks, every
     phase of a chain and every iteration open channels on it instead of connecting
@@ -125,7 +134,7 @@ class Connections:
     def __init__(self) -> None:
         self._open: dict[tuple, Connection] = {}
         self._lock = threading.Lock()
-        self.made = 0  # connections opened, for tests and the bench
+        self.made = 0  # connections opened (a reconnect counts)
 
     @staticmethod
     def _key(node: Node) -> tuple:
@@ -153,9 +162,7 @@ class Connections:
     def close(self) -> None:
         with self._lock:
             conns, self._open = list(self._open.values()), {}
-        for conn in conns:
-            with suppress(Exception):
-                conn.close()
+        close_each(conns, methodcaller("close"))
 
 
 #: this process's connections (closed at exit, after the locks are given back: atexit

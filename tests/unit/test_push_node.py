@@ -149,6 +149,40 @@ def test_a_node_whose_agent_cannot_start_is_still_pushed_and_ready_without_one(
     assert agents.ask(replace(node, workdir=str(workdir)), "lock {}") is None  # no agent
 
 
+@pytest.mark.parametrize(
+    ("interpreter", "silent"),
+    [
+        ("exec sleep 10", "report its facts"),
+        # the real probe, its input ended: facts said, then no clock answered
+        (f'{sys.executable} "$@" </dev/null | head -n 1\nexec sleep 10', "answer the clock"),
+    ],
+)
+def test_a_probe_that_stops_answering_is_named_not_taken_for_an_unreachable_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interpreter: str, silent: str
+) -> None:
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\n{interpreter}\n")
+    python.chmod(0o755)
+    sessions: list[LocalSession] = []
+
+    def stalling(conn: object, command: str) -> LocalSession:
+        sessions.append(LocalSession(command))
+        sessions[-1].timeout = 0.3
+        return sessions[-1]
+
+    monkeypatch.setattr(nodeprobe, "open_session", stalling)
+    (tmp_path / "inventory.yaml").write_text("nodes:\n  - {id: n0, host: localhost}\n")
+    node = replace(load(tmp_path / "inventory.yaml").nodes[0], python=str(python))
+    node = replace(node, workdir=str(tmp_path / "work"))
+    try:
+        with pytest.raises(StepError, match=f"^the probe did not {silent} within 0.3 s$"):
+            nodeprobe.probe_node(cast(push.Connection, None), node, [])
+    finally:
+        for session in sessions:
+            session.proc.kill()
+            session.proc.wait()
+
+
 def test_refuses_a_workdir_it_did_not_make(tmp_path: Path) -> None:
     workdir = tmp_path / "mine"
     (workdir / "venv").mkdir(parents=True)
