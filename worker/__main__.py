@@ -51,7 +51,7 @@ from worker.report import format_size, progress_line, summary_line
 from worker.results import ClientResult, record_line, write_file
 from worker.start import ControllerLink
 from worker.stop import DEADLINE, StopSignal, stop_on_signals
-from worker.storage import StorageError, describe_error, make_storage
+from worker.storage import StorageError, describe_error, make_storage, preload
 from worker.transfer import ReadJob, WriteJob, expand_sources, write_target
 from worker.verify import Reference as Expected
 from worker.verify import VerifyJob
@@ -509,6 +509,7 @@ def execute(request: PhaseRequest) -> ExitCode:
             file=sys.stderr,
         )
     jobs = [item for item in work if isinstance(item, Job)]
+    preload(request.storage.backend)  # once, before the clients fork
     stop = StopSignal(multiprocessing.get_context())
     stop_on_signals(stop)
     if request.controlled:  # a lost connection must not stop the records being saved
@@ -557,6 +558,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.phase == "lock":
         return lock.main(args.request)
     if args.phase == "agent":
+        with contextlib.suppress(ImportError):  # a posix-only node may lack it: its phase says so
+            preload("alluxio")  # once for every phase and lock it will fork or take
         return agent.serve(sys.stdin, sys.stdout, execute)
     if args.phase == "generate":
         return generate.run(args.out, args.bytes, args.sha256)

@@ -165,6 +165,17 @@ class Storage(abc.ABC):
         self.close()
 
 
+def preload(backend: str) -> None:
+    """Import ``backend``'s client library now, in this process: the processes forked
+    from it later (a phase from the agent, its clients, each set up before the common
+    start) then share it instead of each importing it again (about 0.1 s of CPU each
+    for alluxio and requests)."""
+    if backend == "alluxio":
+        import alluxio.exceptions
+        import alluxio.option
+        import alluxio.wire  # noqa: F401
+
+
 def make_storage(config: StorageConfig) -> Storage:
     if config.backend == "alluxio":
         return AlluxioStorage(config)

@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Iterator, List
 
@@ -27,6 +29,8 @@ from worker.storage import (
 )
 
 from .fakewheels import tree
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def posix(root: Path) -> PosixStorage:
@@ -334,3 +338,17 @@ def test_hash_file_returns_the_hex_digest(tmp_path: Path) -> None:
     assert hash_file(str(path)) == hashlib.sha256(data).hexdigest()
     assert hash_file(str(path), "md5") == hashlib.md5(data).hexdigest()
     assert hash_file(str(path), algorithm="sha1", chunk_size=1000) == hashlib.sha1(data).hexdigest()
+
+
+@pytest.mark.parametrize(("backend", "loaded"), [("alluxio", True), ("posix", False)])
+def test_preload_imports_the_backend_s_client_once_for_the_processes_forked_later(
+    backend: str, loaded: bool
+) -> None:
+    code = (
+        "import sys; from worker.storage import preload; "
+        f"preload({backend!r}); print(sorted({{'alluxio.client', 'requests'}} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == (str(["alluxio.client", "requests"]) if loaded else "[]")
