@@ -40,6 +40,7 @@ MIN_CHUNK_SIZE = 4 * 1024
 MAX_CHUNK_SIZE = 1024**3
 MAX_GENERATED = 64 * 1024**3  # data: a size generated on the nodes
 MAX_CLIENTS = 1024  # per node
+MIN_START_DELAY = 0.01  # seconds
 MAX_START_DELAY = 3600.0  # seconds
 MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: ready_timeout, connect_timeout, phase_timeout
 
@@ -105,7 +106,7 @@ class Settings:
     read_type: str
     chunk_size: int
     on_existing: str
-    start_delay: float
+    start_delay: float | None  # None: ``auto``, from the nodes' round trips (startgate.py)
     ready_timeout: float
     connect_timeout: float
     phase_timeout: float
@@ -408,7 +409,7 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "read_type": ("CACHE", lambda c, w, v: c.choice(w, v, READ_TYPES)),
     "chunk_size": ("1MiB", lambda c, w, v: c.size(w, v)),
     "on_existing": ("replace", lambda c, w, v: c.choice(w, v, ON_EXISTING)),
-    "start_delay": (0.5, lambda c, w, v: c.seconds(w, v, 0.1, MAX_START_DELAY)),
+    "start_delay": ("auto", lambda c, w, v: _start_delay(c, w, v)),
     "ready_timeout": (120, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
     "connect_timeout": (15, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
     "phase_timeout": (1800, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
@@ -543,6 +544,18 @@ def _duration(check: _Check, where: str, value: Any) -> float | None:
         return seconds_of(value)
     except ValueError as exc:
         check.fail(where, str(exc))
+
+
+def _start_delay(check: _Check, where: str, value: Any) -> float | None:
+    """``start_delay``: ``auto`` (None: the start gate works it out, startgate.py) or
+    seconds."""
+    if value == "auto":
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not MIN_START_DELAY <= value <= MAX_START_DELAY:  # also false for nan
+        what = f"auto or a number of seconds between {MIN_START_DELAY:g} and {MAX_START_DELAY:g}"
+        check.expect(where, what, value)
+    return float(value)
 
 
 def _interval(check: _Check, where: str, value: Any) -> float:

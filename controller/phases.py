@@ -41,7 +41,7 @@ from . import (
 from . import push as pushing
 from . import sweep as sweeping
 from .agents import AGENTS
-from .inventory import Inventory, Node
+from .inventory import Inventory, Node, Settings
 from .plan import (
     NodePaths,
     PlanError,
@@ -56,7 +56,7 @@ from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on
 from .rounds import Rounds
 from .run import Run
 from .rundir import ResultsError, RunDir
-from .startgate import ReadyWatcher, StartGate
+from .startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_margin
 
 #: characters of a request sent in the worker's command line; a longer one goes by sftp
 #: (one argument may hold 128 KiB on Linux)
@@ -141,6 +141,17 @@ def push_all(inventory: Inventory) -> None:
 
 def _offsets(run: RunDir) -> dict[str, float]:
     return {nid: info["clock_offset"] for nid, info in run.read_doc("hosts.json", {}).items()}
+
+
+def start_margin(run: RunDir, settings: Settings, nodes: Sequence[Node]) -> float:
+    """Seconds from the last node ready to the common start: ``start_delay``, or when it
+    is ``auto``, from the round trips the push measured to ``nodes`` (an unknown one
+    counts as ``AUTO_UNKNOWN_TRIP``)."""
+    if settings.start_delay is not None:
+        return settings.start_delay
+    hosts = run.read_doc("hosts.json", {})
+    trips = [2 * hosts[n.id]["clock_error"] if n.id in hosts else AUTO_UNKNOWN_TRIP for n in nodes]
+    return auto_margin(trips)
 
 
 def run_worker(
@@ -349,9 +360,11 @@ def run_phases(
         rounds = ONCE
     settings = inventory.settings
     if timed:
+        margin = start_margin(run.dir, settings, ready)
+        auto = " (start_delay: auto)" if settings.start_delay is None else ""
         print(
             f"{'+'.join(phases)}: {sum(n.clients for n in ready)} clients on {len(ready)} "
-            f"node(s) start together {settings.start_delay:g} s after the last is ready"
+            f"node(s) start together {margin:.3g} s{auto} after the last is ready"
             + _rounds_note(rounds)
         )
     measured: list[float] = []
@@ -485,7 +498,9 @@ def _iteration(
     inventory, settings = run.inventory, run.inventory.settings
     offsets = _offsets(run.dir)
     gates = {
-        phase: StartGate([n.id for n in ready], settings.start_delay, settings.ready_timeout)
+        phase: StartGate(
+            [n.id for n in ready], start_margin(run.dir, settings, ready), settings.ready_timeout
+        )
         for phase in timed
     }
     controls = stopping.Controls()

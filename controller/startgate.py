@@ -13,11 +13,29 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 from invoke.watchers import StreamWatcher
 
 from worker.protocol import GO, READY_MARKER, STOP
+
+#: ``start_delay: auto``: the start comes this long after the last node is ready, plus
+#: ``AUTO_ROUND_TRIPS`` times the slowest node's round trip (measured by the push's
+#: clock probe), plus ``AUTO_PER_NODE`` per node (the controller sends each its ``go``
+#: from its own thread, under one interpreter lock). A node whose ``go`` comes late says
+#: so (worker/start.py), and the phase's start skew shows by how much.
+AUTO_BASE = 0.05
+AUTO_ROUND_TRIPS = 4
+AUTO_PER_NODE = 0.001
+#: the round trip assumed for a node the push did not measure
+AUTO_UNKNOWN_TRIP = 0.1
+
+
+def auto_margin(round_trips: Sequence[float]) -> float:
+    """Seconds between the last node ready and the common start, for nodes with these
+    round trips (seconds, one per node)."""
+    slowest = max(round_trips, default=0.0)
+    return AUTO_BASE + AUTO_ROUND_TRIPS * slowest + AUTO_PER_NODE * len(round_trips)
 
 
 class StartGate:

@@ -55,6 +55,19 @@ def _lines(fd: int) -> Iterator[str]:
             yield line.decode(errors="replace") + "\n"
 
 
+def _say_if_late(node: str, start: float) -> None:
+    """A start that had passed when it arrived: the clients begin at once, late, and the
+    start skew shows it; say what to change."""
+    late = time.time() - start
+    if late > 0:
+        print(
+            f"parbench worker: {node}: the common start arrived {late * 1000:.1f} ms after it"
+            " was due; its clients begin at once (raise defaults.start_delay)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 class ControllerLink:
     """The worker's stdin, where the controller speaks: read by one thread for the whole
     phase. ``go EPOCH`` answers the barrier; ``stop`` or the end of input stops the
@@ -100,9 +113,12 @@ class ControllerLink:
         words = (line or "").split()
         if len(words) == 2 and words[0] == GO:
             try:
-                return float(words[1])
+                start = float(words[1])
             except ValueError:
                 pass
+            else:
+                _say_if_late(node, start)
+                return start
         if line is None:
             why = self.stop.reason if self.stop.requested else f"no answer within {timeout:.0f} s"
         elif not line:

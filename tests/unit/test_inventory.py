@@ -52,7 +52,7 @@ def test_defaults(inv_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.proxy == Proxy("127.0.0.1", 39999)
     assert (s.posix_root, s.write_type, s.read_type) == (None, "CACHE_THROUGH", "CACHE")
     assert (s.chunk_size, s.on_existing) == (1024 * 1024, "replace")
-    assert (s.start_delay, s.ready_timeout) == (0.5, 120.0)
+    assert (s.start_delay, s.ready_timeout) == (None, 120.0)  # auto
     assert (s.connect_timeout, s.phase_timeout) == (15.0, 1800.0)
     assert s.python == "python3"
     assert inv.ssh.known_hosts == Path("/home/me/.ssh/known_hosts")
@@ -315,7 +315,13 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             "defaults: {start_delay: 0}\n" + _nodes(OK0),
-            "defaults.start_delay: expected a number of seconds between 0.1 and 3600, got 0",
+            "defaults.start_delay: expected auto or a number of seconds between 0.01 and 3600,"
+            " got 0",
+        ),
+        (
+            "defaults: {start_delay: soon}\n" + _nodes(OK0),
+            "defaults.start_delay: expected auto or a number of seconds between 0.01 and 3600,"
+            " got 'soon'",
         ),
         (
             "defaults: {phase_timeout: '30'}\n" + _nodes(OK0),
@@ -463,7 +469,8 @@ def test_a_value_yaml_cannot_read_is_an_error(inv_path: Path, value: str) -> Non
         ),
         (
             "defaults: {start_delay: 3601}\n" + MINIMAL,
-            "defaults.start_delay: expected a number of seconds between 0.1 and 3600, got 3601",
+            "defaults.start_delay: expected auto or a number of seconds between 0.01 and 3600,"
+            " got 3601",
         ),
         (
             "defaults: {ready_timeout: 604801}\n" + MINIMAL,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from controller.startgate import ReadyWatcher, StartGate
+import pytest
+
+from controller.startgate import AUTO_BASE, ReadyWatcher, StartGate, auto_margin
 
 
 def _arrive_later(gate: StartGate, node: str, after: float, got: dict) -> threading.Thread:
@@ -79,3 +81,11 @@ def test_a_cancelled_watcher_tells_the_worker_to_stop() -> None:
     gate = StartGate(["n0"], margin=0.1, ready_timeout=5)
     gate.cancel()
     assert ReadyWatcher(gate, "n0", 0.0).submit("parbench-ready n0\n") == ["stop\n"]
+
+
+def test_the_auto_margin_grows_with_the_slowest_round_trip_and_the_number_of_nodes() -> None:
+    assert auto_margin([]) == AUTO_BASE
+    loopback = auto_margin([0.0002] * 4)
+    assert AUTO_BASE < loopback < 0.06
+    assert auto_margin([0.0002] * 3 + [0.05]) == pytest.approx(loopback + 4 * (0.05 - 0.0002))
+    assert auto_margin([0.0002] * 1000) > 1.0  # a go per node, sent one after another

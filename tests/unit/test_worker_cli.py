@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -455,6 +456,32 @@ def test_start_on_stdin_says_ready_then_starts_when_told(bench: dict) -> None:
     assert proc.wait(timeout=60) == 0
     results = records(bench["tmp"] / "out" / "write.jsonl")
     assert all(r.ready < told and r.start >= round(go, 6) for r in results)
+
+
+def test_a_start_that_arrives_late_is_said_and_the_clients_begin_at_once(bench: dict) -> None:
+    proc = subprocess.Popen(
+        _write_argv(bench, 2, "--start-on-stdin"),
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin and proc.stdout
+    assert proc.stdout.readline() == "parbench-ready n0\n"
+    due = time.time() - 2.0  # the controller's margin was too short for this node
+    proc.stdin.write(f"go {due:.6f}\n")
+    proc.stdin.flush()
+    err = _wait_err(proc)
+    assert proc.returncode == 0, err
+    assert re.search(
+        r"n0: the common start arrived 2\d{3}\.\d ms after it was due; its clients begin at "
+        r"once \(raise defaults.start_delay\)",
+        err,
+    ), err
+    results = records(bench["tmp"] / "out" / "write.jsonl")
+    assert all(r.ok and r.start >= due + 2.0 for r in results)
 
 
 @pytest.mark.parametrize("answer", ["", "start now\n"])
