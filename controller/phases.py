@@ -364,7 +364,7 @@ def run_phases(
         auto = " (start_delay: auto)" if settings.start_delay is None else ""
         print(
             f"{'+'.join(phases)}: {sum(n.clients for n in ready)} clients on {len(ready)} "
-            f"node(s) start together {margin:.3g} s{auto} after the last is ready"
+            f"node(s) start together {margin * 1000:.0f} ms{auto} after the last is ready"
             + _rounds_note(rounds)
         )
     measured: list[float] = []
