@@ -435,17 +435,22 @@ def _write_argv(bench: dict, nfile: int, *extra: object) -> list[str]:
     return [sys.executable, "-m", "worker", *map(str, argv)]
 
 
-def test_start_on_stdin_says_ready_then_starts_when_told(bench: dict) -> None:
-    """The controller's handshake: a ready line once every client is set up, then the
-    clients start at the time of the ``go`` line, not before."""
-    proc = subprocess.Popen(
-        _write_argv(bench, 3, "--start-on-stdin"),
+def _on_stdin(bench: dict, nfile: int, **pipes: int) -> subprocess.Popen:
+    """The worker waiting for the controller's start on its stdin (a pipe here)."""
+    return subprocess.Popen(
+        _write_argv(bench, nfile, "--start-on-stdin"),
         cwd=REPO,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
         text=True,
+        **pipes,
     )
+
+
+def test_start_on_stdin_says_ready_then_starts_when_told(bench: dict) -> None:
+    """The controller's handshake: a ready line once every client is set up, then the
+    clients start at the time of the ``go`` line, not before."""
+    proc = _on_stdin(bench, 3, stdout=subprocess.PIPE)
     assert proc.stdin and proc.stdout
     assert proc.stdout.readline() == "parbench-ready n0\n"
     told = time.time()
@@ -459,15 +464,7 @@ def test_start_on_stdin_says_ready_then_starts_when_told(bench: dict) -> None:
 
 
 def test_a_start_that_arrives_late_is_said_and_the_clients_begin_at_once(bench: dict) -> None:
-    proc = subprocess.Popen(
-        _write_argv(bench, 2, "--start-on-stdin"),
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _on_stdin(bench, 2, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin and proc.stdout
     assert proc.stdout.readline() == "parbench-ready n0\n"
     due = time.time() - 2.0  # the controller's margin was too short for this node
@@ -489,15 +486,7 @@ def test_without_a_start_from_the_controller_no_client_starts(bench: dict, answe
     """The controller gone (end of input: the worker stops, 130) or broken (garbage, the
     input still open: no start, 1): every client gives up before its IO, and its record
     says so."""
-    proc = subprocess.Popen(
-        _write_argv(bench, 2, "--start-on-stdin"),
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = _on_stdin(bench, 2, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert proc.stdin is not None
     proc.stdin.write(answer)
     proc.stdin.flush()
