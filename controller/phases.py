@@ -359,8 +359,8 @@ def run_phases(
     if not timed:
         rounds = ONCE
     settings = inventory.settings
+    margin = start_margin(run.dir, settings, ready)  # the same for every iteration
     if timed:
-        margin = start_margin(run.dir, settings, ready)
         auto = " (start_delay: auto)" if settings.start_delay is None else ""
         print(
             f"{'+'.join(phases)}: {sum(n.clients for n in ready)} clients on {len(ready)} "
@@ -373,7 +373,7 @@ def run_phases(
     while True:
         warmup = rounds.next_is_warmup(iteration)
         done, failures, interrupted = _iteration(
-            run, requests, ready, timed, rounds, iteration, warmup
+            run, requests, ready, timed, rounds, iteration, warmup, margin
         )
         if interrupted is not None or failures or not all(r.ok for r in done) or not timed:
             break
@@ -490,18 +490,17 @@ def _iteration(
     rounds: Rounds,
     iteration: int,
     warmup: bool,
+    margin: float,
 ) -> tuple[list[ClientResult], list[NodeFailure], Optional[int]]:
-    """Run one iteration of the phases on the ``ready`` nodes: the records of the nodes
-    that finished it, the node failures (and the nodes never prepared), and the exit code
-    of an interruption (None: not interrupted)."""
+    """Run one iteration of the phases on the ``ready`` nodes, a timed one starting
+    ``margin`` seconds after the last is ready: the records of the nodes that finished
+    it, the node failures (and the nodes never prepared), and the exit code of an
+    interruption (None: not interrupted)."""
     phases = list(requests)
     inventory, settings = run.inventory, run.inventory.settings
     offsets = _offsets(run.dir)
     gates = {
-        phase: StartGate(
-            [n.id for n in ready], start_margin(run.dir, settings, ready), settings.ready_timeout
-        )
-        for phase in timed
+        phase: StartGate([n.id for n in ready], margin, settings.ready_timeout) for phase in timed
     }
     controls = stopping.Controls()
     board = Board()
