@@ -28,7 +28,7 @@ from worker.protocol import AGENT_DONE, AGENT_READY, AGENT_STARTED, STDERR_TAG
 
 from .inventory import Node
 from .nodeprobe import SESSION_TIMEOUT, Session
-from .remote import StepError, close_each, readable
+from .remote import StepError, close_each, reached_as, readable
 
 #: how often a running phase's stop pipe is looked at
 POLL = 0.05
@@ -52,10 +52,6 @@ class Agents:
         self._sessions: dict[tuple, Session] = {}
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _key(node: Node) -> tuple:
-        return (node.host, node.port, node.user, node.workdir)
-
     def hand_over(self, node: Node, session: Session) -> bool:
         """Make the probe's ``session`` on ``node`` its agent (the probe execs it);
         whether it answered. A session that did not is closed."""
@@ -68,16 +64,16 @@ class Agents:
             close_each([session], _abandon)
             return False
         with self._lock:
-            old = self._sessions.get(self._key(node))
-            self._sessions[self._key(node)] = session
-        close_each([old] if old is not None else [], _abandon)
+            old = self._sessions.get(reached_as(node))
+            self._sessions[reached_as(node)] = session
+        close_each([old], _abandon)
         return True
 
     def ask(self, node: Node, request: str) -> Optional[str]:
         """The agent's one-line answer to ``request``; None when ``node`` has no agent
         or it is gone (it is then forgotten)."""
         with self._lock:
-            session = self._sessions.get(self._key(node))
+            session = self._sessions.get(reached_as(node))
         if session is None:
             return None
         try:
@@ -107,7 +103,7 @@ class Agents:
         agent (nothing was run); StepError when the agent ends or ``timeout`` passes
         before the phase does (it is then forgotten: its end stops the phase there)."""
         with self._lock:
-            session = self._sessions.get(self._key(node))
+            session = self._sessions.get(reached_as(node))
         if session is None:
             return None
         # a phase may be silent for long (the barrier, a slow request): only the phase's
@@ -188,8 +184,8 @@ class Agents:
 
     def forget(self, node: Node) -> None:
         with self._lock:
-            session = self._sessions.pop(self._key(node), None)
-        close_each([session] if session is not None else [], _abandon)
+            session = self._sessions.pop(reached_as(node), None)
+        close_each([session], _abandon)
 
     def close(self) -> None:
         """End every agent (its stdin closed: it exits)."""

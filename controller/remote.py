@@ -117,12 +117,22 @@ def connect(inventory: Inventory, node: Node) -> Connection:
     return conn
 
 
-def close_each(things: Sequence[T], close: Callable[[T], object]) -> None:
-    """``close`` every one of ``things``, whatever closing one raises: they are being
-    given up (at exit, or gone bad), and nothing is waiting to hear how."""
+def reached_as(node: Node) -> tuple:
+    """What tells one inventory node's connection (and agent) from another's: how it is
+    reached, and its workdir (nodes on one machine must not share a connection's sftp
+    client)."""
+    key = None if node.key is None else str(node.key)
+    return (node.host, node.port, node.user, key, node.workdir)
+
+
+def close_each(things: Sequence[Optional[T]], close: Callable[[T], object]) -> None:
+    """``close`` every one of ``things`` that is there (None is skipped), whatever
+    closing one raises: they are being given up (at exit, or gone bad), and nothing is
+    waiting to hear how."""
     for thing in things:
-        with suppress(Exception):
-            close(thing)
+        if thing is not None:
+            with suppress(Exception):
+                close(thing)
 
 
 class Connections:
@@ -136,16 +146,10 @@ class Connections:
         self._lock = threading.Lock()
         self.made = 0  # connections opened (a reconnect counts)
 
-    @staticmethod
-    def _key(node: Node) -> tuple:
-        # the workdir too: nodes on one machine must not share a connection's sftp client
-        key = None if node.key is None else str(node.key)
-        return (node.host, node.port, node.user, key, node.workdir)
-
     def get(self, inventory: Inventory, node: Node) -> Connection:
         """The open connection to ``node``, connecting (and checking its host key) first
         when there is none or the one there is has closed."""
-        key = self._key(node)
+        key = reached_as(node)
         with self._lock:
             conn = self._open.get(key)
         if conn is not None and getattr(conn, "is_connected", False):
