@@ -31,6 +31,7 @@ from . import (
     history,
     locks,
     metastats,
+    provenance,
     report,
     sequences,
     session,
@@ -604,24 +605,37 @@ def read(run: Run, mode: str = "cross", src: Optional[str] = None, rounds: Round
     run_phases(run, {"read": requests}, rounds, mode)
 
 
-def verify(run: Run, copies: bool = True) -> None:
-    """verify-write and (``copies``: there was a read) verify-read on every node; a table
-    naming every bad file."""
-    phases = ["verify-write", "verify-read"] if copies else ["verify-write"]
+def verify(run: Run) -> None:
+    """verify-write for the files the run's write made, verify-read for the copies its
+    read made (only the phases that ran); a table naming every bad file, and the run that
+    made each file found in place of the run's."""
     writes, reads = run.dir.records("write"), run.dir.records("read")
     done = run.dir.read_doc("plan.json", {}).get("read")
     read_plan = ReadPlan.from_dict(done) if done else None
-    requests = {  # with a duration, every file the write left and every copy the read made
-        "verify-write": sequences.verify_write_requests(run.requests["verify-write"], writes),
-        "verify-read": sequences.verify_read_requests(
+    requests = {}  # every file the write left and every copy the read made, with their tags
+    if writes:
+        requests["verify-write"] = sequences.verify_write_requests(
+            run.requests["verify-write"], writes
+        )
+    if reads:
+        requests["verify-read"] = sequences.verify_read_requests(
             run.requests["verify-read"], read_plan, writes, reads
-        ),
-    }
-    requests = {phase: requests[phase] for phase in phases}
+        )
+    if not requests:
+        raise PlanError(
+            f"run {run.run_id} has no records of a write or a read: nothing it made to verify"
+            " (run `fab write` first)"
+        )
+    for phase, ran in (("write", writes), ("read", reads)):
+        if not ran:
+            print(f"verify: no {phase} ran in run {run.run_id}: nothing of a {phase} to check")
+    phases = list(requests)
     try:
         records = run_phases(run, requests)
     except BenchFailure:
-        print(report.verify_table(r for p in phases for r in run.dir.records(p)))
+        checked = [r for p in phases for r in run.dir.records(p)]
+        print(report.verify_table(checked))
+        print("\n".join(provenance.lines(run.dir.root, run.run_id, checked)))
         raise
     print(report.verify_table(records))
     print(f"verify: all {sum(r.files for r in records)} files match the reference")
@@ -795,7 +809,7 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
             if reads:
                 read(run, rounds=rounds)
             if "verify" in steps:
-                verify(run, copies=reads)
+                verify(run)
         except BenchFailure as exc:
             raise PointFailed(str(exc), exc.code, run.run_id) from None
         return run.run_id, run.dir.read_doc("summary.json", {})

@@ -208,8 +208,6 @@ def node_request(
     else:
         raise PlanError(f"unknown phase {phase!r}")
     with_copies = phase in ("read", "verify-read")
-    # `alluxio fs checksum` asks Alluxio: another backend is checked by streaming
-    fs_checksum = phase == "verify-write" and s.backend == "alluxio"
     return PhaseRequest(
         run_id=run_id,
         node=node.id,
@@ -225,7 +223,6 @@ def node_request(
         else Reference(paths.data(reference.name), reference.bytes, reference.sha256),
         chunk_size=s.chunk_size,
         on_existing=s.on_existing,
-        alluxio_home=node.alluxio_home if fs_checksum else None,
         start="stdin" if phase in TIMED_PHASES else "now",
         controlled=phase != "clean",
         out=None if phase == "clean" else paths.output(run_id, phase),

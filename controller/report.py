@@ -330,6 +330,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
     return [line(header), *map(line, rows)]
 
 
+#: statuses of a file verify did not read: no size or checksum of it to show
+NOT_READ = ("missing", "replaced")
+
+
 def _verify_phase(phase: str, records: list[ClientResult]) -> list[str]:
     bad = sorted((r for r in records if not r.ok), key=lambda r: (r.node, r.client, r.path))
     files = sum(r.files for r in records)
@@ -343,7 +347,7 @@ def _verify_phase(phase: str, records: list[ClientResult]) -> list[str]:
             str(r.client),
             r.local_path or r.path,
             r.status,
-            f"{_or_dash(None if r.status == 'missing' else r.bytes)}/{_or_dash(r.expected_bytes)}",
+            f"{_or_dash(None if r.status in NOT_READ else r.bytes)}/{_or_dash(r.expected_bytes)}",
             f"{_prefix(r.checksum)}/{_prefix(r.expected_checksum)}",
             error_cause(r.error, r.host, r.path),
         )

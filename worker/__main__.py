@@ -23,7 +23,7 @@ import time
 from dataclasses import replace
 from typing import Callable, List, Optional, Sequence, TextIO, Union
 
-from worker import agent, generate, lock, progress
+from worker import agent, generate, lock, made, progress
 from worker.clean import UnsafePath, clean
 from worker.clients import Identity, Job, run_clients
 from worker.meta import MetaJob
@@ -34,6 +34,7 @@ from worker.protocol import (
     ON_EXISTING,
     READ_TYPES,
     READY_MARKER,
+    TIMED_PHASES,
     WRITE_TYPES,
     ClientTask,
     ExitCode,
@@ -194,11 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify_write.add_argument("--src", required=True, metavar="LOCAL_REF_FILE")
     verify_write.add_argument("--dst", required=True, metavar="ROOT")
-    verify_write.add_argument(
-        "--home",
-        metavar="ALLUXIO_HOME",
-        help="check by `ALLUXIO_HOME/bin/alluxio fs checksum` (MD5)",
-    )
 
     verify_read = phases.add_parser(
         "verify-read", parents=common, help="check LOCAL_DIR/c against the reference"
@@ -272,7 +268,6 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         reference=reference,
         chunk_size=args.chunk_size,
         on_existing=getattr(args, "on_existing", "replace"),
-        alluxio_home=getattr(args, "home", None),
         start=start,
         start_at=args.start_at,
         deadline=args.deadline,
@@ -332,45 +327,32 @@ def _read_jobs(request: PhaseRequest, host: str) -> Work:
     ]
 
 
-def _expected(request: PhaseRequest, algorithm: str) -> Expected:
-    """Size and digest of the node's reference file, which must be what the run sealed."""
+def _expected(request: PhaseRequest) -> Expected:
+    """Size and sha256 of the node's reference file, which must be what the run sealed."""
     ref = request.reference
     assert ref is not None
-    if ref.sha256 is not None:
-        sealed = Expected.of(ref.path, "sha256", request.chunk_size)
-        if (sealed.size, sealed.checksum) != (ref.bytes, ref.sha256):
-            raise ValueError(
-                f"reference file {ref.path} is not the run's ({sealed.size} bytes, sha256 "
-                f"{sealed.checksum[:12]}... where the run has {ref.bytes} bytes, "
-                f"{ref.sha256[:12]}...)"
-            )
-        if algorithm == "sha256":
-            return sealed
-    return Expected.of(ref.path, algorithm, request.chunk_size)
+    found = Expected.of(ref.path, "sha256", request.chunk_size)
+    if ref.sha256 is not None and (found.size, found.checksum) != (ref.bytes, ref.sha256):
+        raise ValueError(
+            f"reference file {ref.path} is not the run's ({found.size} bytes, sha256 "
+            f"{found.checksum[:12]}... where the run has {ref.bytes} bytes, "
+            f"{ref.sha256[:12]}...)"
+        )
+    return found
 
 
 def _verify_jobs(request: PhaseRequest, host: str) -> Work:
-    home = request.alluxio_home if request.phase == "verify-write" else None
     identities = [_identity(request, task, host) for task in request.clients]
-    method = "stream" if home is None else "fs-checksum"
     try:
-        reference = _expected(request, "sha256" if home is None else "md5")
+        reference = _expected(request)
     except (OSError, ValueError) as exc:
         cause = describe_error(exc) if isinstance(exc, OSError) else str(exc)
         assert request.reference is not None
         if isinstance(exc, OSError):
             cause = f"reference file {request.reference.path}: {cause}"
-        return [identity.failure(cause, method=method) for identity in identities]
+        return [identity.failure(cause, method="stream") for identity in identities]
     return [
-        VerifyJob(
-            identity,
-            request.storage,
-            reference,
-            request.chunk_size,
-            home,
-            request.storage.timeout,
-            task.files,
-        )
+        VerifyJob(identity, request.storage, reference, request.chunk_size, task.files, task.expect)
         for identity, task in zip(identities, request.clients)
     ]
 
@@ -478,19 +460,21 @@ def _common_start(request: PhaseRequest, stop: StopSignal) -> Callable[[], Optio
     return lambda: request.start_at
 
 
-def _max_running(request: PhaseRequest) -> Optional[int]:
-    """``fs checksum`` starts a JVM per file: at most one per core at a time."""
-    if request.phase == "verify-write" and request.alluxio_home:
-        return os.cpu_count() or 1
-    return None
-
-
-def _with_cluster(request: PhaseRequest, results: List[ClientResult]) -> List[ClientResult]:
-    """The records with the storage's version, asked once per node after the clients are
-    done (never on the timed path); as they are when the storage cannot tell."""
+def _after_clients(request: PhaseRequest, results: List[ClientResult]) -> List[ClientResult]:
+    """The records with the storage's version and (write, read) the tag of each file they
+    left, asked once per node after the clients are done (never on the timed path); as
+    they are where the storage cannot tell."""
     try:
         with make_storage(request.storage) as storage:
             version = storage.server_version()
+            try:
+                results = made.tagged(request, storage, results)
+            except (StorageError, OSError) as exc:
+                print(
+                    f"parbench worker: {request.node}: {request.phase}: the files made could not"
+                    f" be tagged ({describe_error(exc)}): verify checks their content only",
+                    file=sys.stderr,
+                )
     except Exception:  # noqa: BLE001 - a version is a nicety; the records stand
         version = None
     return [replace(r, cluster=version) for r in results] if version else results
@@ -523,7 +507,6 @@ def execute(request: PhaseRequest) -> ExitCode:
             on_progress=_progress(request, tally),
             progress_every=PROGRESS_CONTROLLED if request.controlled else PROGRESS_BY_HAND,
             start=_common_start(request, stop),
-            max_running=_max_running(request),
             stop=stop,
             tally=tally,
         )
@@ -531,8 +514,8 @@ def execute(request: PhaseRequest) -> ExitCode:
         results = [item for item in work if isinstance(item, ClientResult)]
         for result in results:
             _show(result)
-    if results and request.phase in ("write", "read", "meta") and not stop.requested:
-        results = _with_cluster(request, results)
+    if results and request.phase in TIMED_PHASES and not stop.requested:
+        results = _after_clients(request, results)
     try:
         write_file(results, request.out)
     except OSError as exc:

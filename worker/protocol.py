@@ -192,6 +192,9 @@ class ClientTask:
     path: str
     local_path: Optional[str] = None  # read: where its copy goes; verify-read: copy checked
     files: int = 1  # read, verify: how many files of the sequence (nth_path) there are
+    #: verify: the tag the run recorded for each of its files (results.made), "" for
+    #: one the run did not complete; empty: not known (by hand, an older run): content only
+    expect: Tuple[str, ...] = ()
 
 
 class _Message:
@@ -222,7 +225,6 @@ class PhaseRequest(_Message):
     reference: Optional[Reference] = None  # write, verify
     chunk_size: int = 1024 * 1024
     on_existing: str = "replace"
-    alluxio_home: Optional[str] = None  # verify-write by `alluxio fs checksum`
     start: str = "now"
     start_at: Optional[float] = None  # start "at": epoch seconds
     deadline: Optional[float] = None  # clients still running then are stopped
@@ -265,6 +267,9 @@ class PhaseRequest(_Message):
             _absolute(f"{where}.path", task.path)
             if task.files < 1:
                 _refuse(f"{where}.files", "1 or more", task.files)
+            if task.expect and len(task.expect) != task.files:
+                wanted = f"none or a tag per file ({task.files})"
+                _refuse(f"{where}.expect", wanted, len(task.expect))
             if self.phase in ("read", "verify-read"):
                 _absolute(f"{where}.local_path", task.local_path)
         if self.phase in ("write", "verify-write", "verify-read") and self.reference is None:

@@ -11,7 +11,7 @@ import os
 import tempfile
 import traceback
 from dataclasses import asdict, dataclass, fields
-from typing import IO, Dict, Iterable, Iterator, Optional
+from typing import IO, Dict, Iterable, Iterator, List, Optional
 
 # the format of a record's ``latency`` (part of this contract; its code has a module of
 # its own, which the controller reaches through this one)
@@ -25,7 +25,11 @@ SCHEMA = "parbench.client/1"
 PHASES = ("write", "read", "verify-write", "verify-read", "meta")
 
 #: outcomes of one record; "ok" for IO that completed, the rest for verification
-STATUSES = ("ok", "error", "mismatch", "missing")
+#: ("replaced": a file is there, but not the one the run made)
+STATUSES = ("ok", "error", "mismatch", "missing", "replaced")
+
+#: files of a verify record named in its ``found`` at most
+FOUND_LIMIT = 100
 
 #: characters of an error as lines for people show it, and of a record's ``detail``
 ERROR_LIMIT = 400
@@ -52,15 +56,15 @@ class ClientResult:
     status: str = "ok"
     error: Optional[str] = None  # one line: host, path, what failed and why
     detail: Optional[str] = None  # the error's whole exception chain (traceback), bounded
-    bytes: int = 0  # None in verify-write by fs-checksum when the size could not be read
+    bytes: int = 0
     start: float = 0.0  # first byte moved (after the common start)
     end: float = 0.0
     ready: float = 0.0  # when the client's connection was set up, before waiting to start
     checksum: Optional[str] = None  # verify: hex digest found (write/read hash nothing)
     expected_bytes: Optional[int] = None  # verify: size of the reference file
     expected_checksum: Optional[str] = None  # verify: digest of the reference file
-    algorithm: str = "sha256"  # of both checksums; "md5" when verified by `alluxio fs checksum`
-    method: Optional[str] = None  # verify: "stream" or "fs-checksum"
+    algorithm: str = "sha256"  # of both checksums ("md5": `alluxio fs checksum`, older runs)
+    method: Optional[str] = None  # verify: "stream" (read back; "fs-checksum": older runs)
     replaced: bool = False  # write: an earlier file at this path was deleted first
     clock_offset: float = 0.0
     #: write/read: operation -> latency histogram (worker/histogram.py), None when off
@@ -73,6 +77,11 @@ class ClientResult:
     iteration: int = 0  # of a phase run several times
     cluster: Optional[str] = None  # write/read/meta: the storage's version, e.g. "alluxio 2.9.6"
     warmup: bool = False  # a warm-up iteration's: not in the statistics
+    #: write/read: the tag (worker/storage.TAG) of each file it left, in sequence
+    #: order (read: its copies), taken once the clients are done; "" for one not there
+    made: Optional[List[str]] = None
+    #: verify: path -> tag of a file there that is not the run's (at most FOUND_LIMIT)
+    found: Optional[Dict[str, str]] = None
     schema: str = SCHEMA
 
     @property

@@ -16,7 +16,7 @@ import shutil
 import socket
 import sys
 from contextlib import contextmanager, suppress
-from typing import Any, Callable, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 from worker.meter import NO_METER, Meter
 from worker.protocol import BACKENDS, StorageConfig
@@ -101,6 +101,26 @@ def _in_words(exc: BaseException) -> str:
     return f"{name}: {text}"
 
 
+#: what a file's tag is made of: it changes whenever the file at a path is replaced
+#: (Alluxio: the file id and creation time the master gave it; a local file: its inode
+#: and status-change time, which no user can set back); written into the records of the
+#: phase that made the file and compared by verify
+TAG = "alluxio: FILEID.CREATED_MS; posix: INODE.CTIME_NS"
+
+
+def local_tag(status: os.stat_result) -> str:
+    """The tag (:data:`TAG`) of a local file from its ``lstat``."""
+    return f"{status.st_ino}.{status.st_ctime_ns}"
+
+
+def local_tag_of(path: str) -> Optional[str]:
+    """The tag of the local file ``path``, None when there is none."""
+    try:
+        return local_tag(os.lstat(path))
+    except FileNotFoundError:
+        return None
+
+
 class Storage(abc.ABC):
     """A file namespace with streaming IO; paths are absolute POSIX-style storage paths."""
 
@@ -131,6 +151,16 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def names(self, path: str) -> List[str]:
         """The names in directory ``path``; none when it does not exist."""
+
+    @abc.abstractmethod
+    def tag(self, path: str) -> Optional[str]:
+        """The file's tag (:data:`TAG`): what tells it from any other that was ever at
+        ``path``; None when nothing is there."""
+
+    @abc.abstractmethod
+    def tags(self, folder: str) -> Dict[str, str]:
+        """Name -> :meth:`tag` of every file in ``folder``, in one call; none when it does
+        not exist."""
 
     @abc.abstractmethod
     def write_stream(
@@ -269,6 +299,18 @@ class PosixStorage(Storage):
                 return os.listdir(self.local_path(path))
             except FileNotFoundError:
                 return []
+
+    def tag(self, path: str) -> Optional[str]:
+        with self._calling("stat"):
+            return local_tag_of(self.local_path(path))
+
+    def tags(self, folder: str) -> Dict[str, str]:
+        with self._calling("list"):
+            try:
+                with os.scandir(self.local_path(folder)) as entries:
+                    return {e.name: local_tag(e.stat(follow_symlinks=False)) for e in entries}
+            except FileNotFoundError:
+                return {}
 
     def write_stream(
         self,
@@ -419,6 +461,25 @@ class AlluxioStorage(Storage):
             except NotFoundError:  # one call: a timed listing is one round trip
                 return []
 
+    def tag(self, path: str) -> Optional[str]:
+        from alluxio.exceptions import NotFoundError
+
+        with self._calling(f"get-status {path}"):
+            try:
+                return _alluxio_tag(self.client.get_status(path))
+            except NotFoundError:
+                return None
+
+    def tags(self, folder: str) -> Dict[str, str]:
+        from alluxio.exceptions import NotFoundError
+
+        with self._calling(f"list-status {folder}"):
+            try:
+                listed = self.client.list_status(folder)
+            except NotFoundError:
+                return {}
+            return {status.name: _alluxio_tag(status) for status in listed}
+
     def size(self, path: str) -> Optional[int]:
         with self._calling(f"get-status {path}"):
             try:
@@ -490,6 +551,11 @@ class AlluxioStorage(Storage):
 
     def close(self) -> None:
         _quietly(self.client.session.close)
+
+
+def _alluxio_tag(status: Any) -> str:
+    """The tag (:data:`TAG`) of a file from the proxy's status of it."""
+    return f"{int(status.file_id)}.{int(status.creation_time_ms)}"
 
 
 def _default_timeout(session: Any, timeout: float) -> None:

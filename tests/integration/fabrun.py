@@ -34,7 +34,6 @@ def write_inventory(
     testbed: Any,
     path: Path,
     nodes: int = 3,
-    fs_checksum: bool = False,
     node_overrides: Any = None,
     **defaults: Any,
 ) -> Path:
@@ -43,8 +42,6 @@ def write_inventory(
     doc["nodes"] = doc["nodes"][:nodes]
     for node in doc["nodes"]:
         node.update(node_overrides or {})
-        if not fs_checksum:
-            node.pop("alluxio_home", None)
     # read copies per test too, so that no test verifies another one's copies
     local_dst = "read" + str(defaults.get("dst", "")).replace("/", "-")
     doc["defaults"].update({"connect_timeout": 5, "local_dst": local_dst, **defaults})

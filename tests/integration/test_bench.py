@@ -61,7 +61,7 @@ def _logins(testbed) -> dict[str, int]:
 
 def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference):
     dst = "/it/full"
-    inv = write_inventory(testbed, tmp_path / "inv.yaml", fs_checksum=True, dst=dst)
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", dst=dst)
     before = _logins(testbed)
     run = fab(tmp_path, inv, "write", "read", "verify")
     assert run.code == 0, run.text
@@ -111,7 +111,12 @@ def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference)
         assert all(r.ok and r.checksum is None for r in writes)  # verify hashes, below
         reads = _records(run_dir, nid, "read")
         assert all(r.ok and not r.path.startswith(f"{dst}/{nid}/") for r in reads)
-        assert all(r.method == "fs-checksum" for r in _records(run_dir, nid, "verify-write"))
+        assert all(r.method == "stream" for r in _records(run_dir, nid, "verify-write"))
+        # each write record holds the tag Alluxio gives its file: file id and creation time
+        statuses = {s.name: s for s in _client(testbed).list_status(f"{dst}/{nid}")}
+        for r in writes:
+            status = statuses[str(r.client)]
+            assert r.made == [f"{status.file_id}.{status.creation_time_ms}"]
     # the page a person opens: every figure drawn in a real browser, offline, no console error
     page_run = fab(tmp_path, inv, "report", "--html")
     assert page_run.code == 0, page_run.text
@@ -271,10 +276,9 @@ def test_clients_start_together_even_when_one_node_is_ready_late(testbed, tmp_pa
 
 def test_unequal_client_counts_read_every_file_once_from_another_node(testbed, tmp_path):
     """1, 2 and 3 clients: no node holds more than half of the 6 files, so each file is
-    read exactly once, never by a client of the node that wrote it. The written files
-    are checked by `fs checksum`, whose JVMs n2 runs at most one per core at once."""
+    read exactly once, never by a client of the node that wrote it."""
     dst = "/it/unequal"
-    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=3, dst=dst, fs_checksum=True)
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=3, dst=dst)
     counts = {"n0": 1, "n1": 2, "n2": 3}
     edit_inventory(inv, lambda doc: [n.update(clients=counts[n["id"]]) for n in doc["nodes"]])
     run = fab(tmp_path, inv, "write", "read", "verify")
@@ -288,7 +292,7 @@ def test_unequal_client_counts_read_every_file_once_from_another_node(testbed, t
         assert all(r.ok and not r.path.startswith(f"{dst}/{nid}/") for r in records)
         read += [r.path for r in records]
         checked = _records(run_dir, nid, "verify-write")
-        assert len(checked) == n and all(r.ok and r.method == "fs-checksum" for r in checked)
+        assert len(checked) == n and all(r.ok for r in checked)
     assert sorted(read) == sorted(written)
 
 

@@ -47,3 +47,25 @@ def test_a_later_read_with_another_inventory_is_refused(testbed, tmp_path):
     refused = fab(tmp_path, other, "read")
     assert refused.code == 2, refused.text
     assert "nodes: n0, n1 in the run, n0, n1, n2 now" in refused.err
+
+
+def test_verify_judges_exactly_what_the_run_made(testbed, tmp_path):
+    """A write-only run checks its written files and says no read ran (copies an earlier
+    run left are not taken for its own); a past run whose files a later run replaced is
+    told so, naming that run, even though the bytes are the same."""
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst="/it/made")
+    assert fab(tmp_path, inv, "write", "read").code == 0  # copies on the nodes
+    first = _run_id(tmp_path)
+
+    alone = fab(tmp_path, inv, "write", "verify")
+    assert alone.code == 0, alone.text
+    second = _run_id(tmp_path)
+    assert f"verify: no read ran in run {second}: nothing of a read to check" in alone.out
+    assert "verify-write: all 4 files ok" in alone.out and "verify-read" not in alone.out
+
+    past = fab(tmp_path, inv, "verify", "--run", first)
+    assert past.code == 1, past.text
+    assert "verify-write: 0 of 4 files ok, 4 not ok (4 replaced)" in past.out
+    assert "verify-read: all 4 files ok" in past.out  # its copies are still its own
+    assert f"verify-write: 4 file(s) found are not run {first}'s:" in past.out
+    assert f"4 made by run {second} (write, iteration 1, " in past.out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from controller.pairing import Assignment, Pairing
 from controller.plan import ReadPlan
 from controller.sequences import (
@@ -70,3 +72,30 @@ def test_each_later_phase_covers_what_was_left() -> None:
         "n0": [1, 1],
         "n1": [1, 1],
     }
+
+
+def expects(requests: dict[str, PhaseRequest]) -> dict[str, list[tuple[str, ...]]]:
+    return {nid: [t.expect for t in r.clients] for nid, r in requests.items()}
+
+
+def test_verify_is_told_the_tags_of_what_the_last_iteration_made() -> None:
+    writes = [
+        replace(rec("n0", 0, 2), made=["a", "b"]),
+        replace(rec("n0", 0, 2, iteration=1), made=["c", ""]),  # its second file is gone
+        replace(rec("n0", 1, 0), made=[]),  # failed before its first file
+        rec("n1", 0, 1),  # a node that could not tag: content only
+    ]
+    checks = {n: request(n, "verify-write") for n in ("n0", "n1")}
+    told = verify_write_requests(checks, writes)
+    # n1/1 has no record in a run whose records carry tags: it made nothing there
+    assert expects(told) == {"n0": [("c", ""), ("",)], "n1": [(), ("",)]}
+    assert files(told) == {"n0": [2, 1], "n1": [1, 1]}
+    assert expects(verify_write_requests(checks, WRITES)) == {"n0": [(), ()], "n1": [(), ()]}
+    assert all(len(t.expect) in (0, t.files) for r in told.values() for t in r.clients)
+
+
+def test_verify_read_is_told_the_tags_of_the_copies() -> None:
+    copies = {n: request(n, "verify-read") for n in ("n0", "n1")}
+    reads = [replace(rec("n0", 0, 20), phase="read", made=["x"] * 7)]
+    told = verify_read_requests(copies, PLAN, WRITES, reads)
+    assert expects(told) == {"n0": [("x",) * 7, ("",)], "n1": [("",), ("",)]}

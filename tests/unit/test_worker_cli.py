@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from worker.__main__ import build_parser, request_from_args
 from worker.protocol import ExitCode, PhaseRequest
 from worker.results import ClientResult, read_lines, told_records
+from worker.storage import local_tag_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -327,64 +327,6 @@ def test_default_out_is_written_atomically_in_cwd(bench: dict) -> None:
     assert not list(bench["tmp"].glob(".parbench-*.tmp"))
 
 
-FAKE_ALLUXIO = """#!/bin/sh
-echo "$@" >> "$(dirname "$0")/calls.log"
-case "$3" in
-  */0) echo "INFO: a log line"; echo "md5sum: {good}";;
-  */1) echo "md5sum: 00000000000000000000000000000000";;
-  */2) echo "Path \\"$3\\" does not exist." >&2; exit 255;;
-  *) echo "boom: master unreachable" >&2; exit 3;;
-esac
-"""
-
-
-def test_verify_write_with_fs_checksum(tmp_path: Path) -> None:
-    ref = tmp_path / "ref"
-    ref.write_bytes(os.urandom(5000))
-    store = tmp_path / "store"
-    (store / "bench" / "n0").mkdir(parents=True)
-    for cid in (0, 1):
-        (store / "bench" / "n0" / str(cid)).write_bytes(ref.read_bytes())
-    md5 = hashlib.md5(ref.read_bytes()).hexdigest()
-    home = tmp_path / "alluxio"
-    script = home / "bin" / "alluxio"
-    script.parent.mkdir(parents=True)
-    script.write_text(FAKE_ALLUXIO.format(good=md5))
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-
-    out = tmp_path / "vw.jsonl"
-    done = run_worker(
-        "verify-write",
-        "--src",
-        ref,
-        "--dst",
-        "/bench",
-        "--node",
-        "n0",
-        "--nfile",
-        4,
-        "--home",
-        home,
-        "--out",
-        out,
-        "--backend",
-        "posix",
-        "--root",
-        store,
-    )
-    assert done.returncode == 1
-    results = records(out)
-    assert [r.status for r in results] == ["ok", "mismatch", "missing", "error"]
-    for r in results:
-        assert (r.method, r.algorithm, r.expected_checksum) == ("fs-checksum", "md5", md5)
-        assert r.expected_bytes == 5000
-    assert results[0].checksum == md5 and results[0].bytes == 5000  # size from the backend stat
-    assert "md5" in results[1].error
-    assert "exited with 3" in results[3].error and "master unreachable" in results[3].error
-    calls = (home / "bin" / "calls.log").read_text().splitlines()
-    assert sorted(calls) == [f"fs checksum /bench/n0/{cid}" for cid in range(4)]
-
-
 def test_records_that_cannot_be_saved_exit_3(bench: dict) -> None:
     out = bench["tmp"] / "a-directory"
     out.mkdir()
@@ -544,3 +486,20 @@ def test_a_request_given_inline_is_kept_and_its_records_told_after_saving(bench:
     told = told_records(proc.stdout.read(), "stdout")
     assert sorted(told, key=lambda r: r.client) == records(bench["tmp"] / "out" / "write.jsonl")
     assert len(told) == 2
+
+
+def test_write_and_read_records_carry_the_tags_of_what_they_made(bench: dict) -> None:
+    assert write(bench, 2).returncode == 0
+    written = records(bench["tmp"] / "out" / "write.jsonl")
+    folder = bench["store"] / "parbench" / "n0"
+    assert [r.made for r in written] == [[local_tag_of(str(folder / str(c)))] for c in (0, 1)]
+    copies, out = bench["tmp"] / "copies", bench["tmp"] / "read.jsonl"
+    done = run_worker(
+        "read", "--src", "/parbench/n0/{cid}", "--dst", copies, "--node", "n1", "--nfile", 2,
+        "--out", out, *bench["posix"],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [r.made for r in records(out)] == [[local_tag_of(str(copies / str(c)))] for c in (0, 1)]
+    assert write(bench, 2).returncode == 0  # a later write makes other files at the same paths
+    again = records(bench["tmp"] / "out" / "write.jsonl")
+    assert all(new.made != old.made for new, old in zip(again, written))
