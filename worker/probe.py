@@ -14,9 +14,10 @@ the controller can see a machine listed twice.
 
 After the facts it answers each line on stdin with this machine's clock, until stdin
 ends: the controller measures the clock offset over the same session (one remote
-process per node for the whole push check). Once the node is up to date, the line
-``agent`` makes it exec the workdir's ``python -m worker agent`` in its place, which
-answers the controller's lock requests for the rest of its command.
+process per node for the whole push check). A line ``lock REQUEST`` takes the workdir's
+lock (worker/lock.py's file) before push changes anything in the workdir. Once the node
+is up to date, the line ``agent`` makes it exec the workdir's ``python -m worker agent``
+in its place, which answers the controller's lock requests for the rest of its command.
 No f-strings: an old Python must still get as far as reporting its version.
 """
 
@@ -258,6 +259,76 @@ def claim(workdir):
     return None
 
 
+#: the lock file of a workdir and the reply's tag: worker/lock.py's LOCK_NAME and
+#: worker/protocol.py's LOCK_REPLY (this source cannot import them)
+LOCK_NAME = ".parbench-lock"
+LOCK_REPLY = "parbench-lock"
+
+
+def _held_by(path):
+    """The holder in the lock file ``path`` (a dict), None if there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        text = stream.read()
+    try:
+        holder = json.loads(text.decode())
+        if isinstance(holder, dict) and all(
+            key in holder for key in ("token", "run_id", "controller", "pid", "user", "expires")
+        ):
+            return holder
+    except ValueError:
+        pass
+    raise ValueError("lock file " + path + " cannot be read")
+
+
+def take_lock(workdir, request):
+    """Hold ``workdir``'s lock for the holder of ``request`` (a lock request, as decoded
+    JSON) before push changes anything there, as worker/lock.py does: the file made only
+    if absent (O_EXCL), refreshed if it is the holder's, replaced if its holder's token is
+    in ``take_over`` (gone, the controller decided). Otherwise the holder is reported."""
+    holder = request["holder"]
+    path = os.path.join(workdir, LOCK_NAME)
+    data = json.dumps(holder, sort_keys=True).encode()
+    replaced = None
+    for _ in range(3):  # a holder that leaves just now: try again
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            current = _held_by(path)
+            if current is None:
+                continue
+            if current["token"] != holder["token"]:
+                if current["token"] not in request.get("take_over", ()):
+                    return {"path": path, "held": False, "holder": current}
+                replaced = current
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            continue
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        return {"path": path, "held": True, "replaced": replaced}
+    raise RuntimeError("lock file " + path + " keeps changing; try again")
+
+
+def answer_lock(workdir, text):
+    """The reply line to the lock request ``text``: the workdir's lock only (the storage
+    root's needs the worker)."""
+    path = os.path.join(workdir, LOCK_NAME)
+    try:
+        request = json.loads(text)
+        if request.get("action") != "acquire" or request.get("dst") is not None:
+            raise ValueError("the probe only takes a workdir's lock")
+        place = take_lock(workdir, request)
+    except (OSError, ValueError, RuntimeError, KeyError, AttributeError, TypeError) as exc:
+        place = {"path": path, "held": False, "error": str(exc)}
+    return LOCK_REPLY + " " + json.dumps({"workdir": place, "dst": None})
+
+
 #: the line that makes the probe become the node's agent (worker/agent.py)
 AGENT = "agent"
 
@@ -275,10 +346,13 @@ def become_agent(workdir):
 
 
 def answer_clock(lines, out, workdir=None):
-    """Our clock, once per line read, until the lines end or one asks for the agent."""
+    """Our clock, once per line read, until the lines end or one asks for the agent;
+    ``lock REQUEST`` takes the workdir's lock (before push changes anything there)."""
     for line in lines:
         if line.strip() == AGENT and workdir is not None:
             out.write("parbench-probe: " + become_agent(workdir) + "\n")
+        elif line.startswith("lock ") and workdir is not None:
+            out.write(answer_lock(workdir, line[len("lock ") :]) + "\n")
         else:
             out.write(repr(time.time()) + "\n")
         out.flush()
