@@ -1,8 +1,11 @@
 """The locks a ``fab`` process holds on a run: the storage root ``{dst}`` and every node's
 workdir (the files themselves are made by ``python -m worker lock``, worker/lock.py).
 
-The storage root is locked first, on one node, so of two runs started together one wins
-whole and the other is refused whole, naming the holder (exit 2). A holder is gone when
+A node's workdir is locked by push, through the node's probe (worker/probe.py), before
+anything in it changes; a run refused there is refused whole once every node is done,
+naming the holder (exit 2), having changed nothing where it did not hold the lock. The
+storage root is locked next, on one node, so of two runs on the same ``{dst}`` started
+together one wins whole and the other is refused whole. A holder is gone when
 its lease has expired, or when it was this controller host and its pid is not running:
 then its locks are taken over, and that is said. The locks are held for the whole
 ``fab`` command (a chained ``write read verify`` is not interleaved with another run) and
@@ -18,11 +21,12 @@ import os
 import secrets
 import socket
 import sys
+import threading
 import time
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from fabric import Connection
 
@@ -123,7 +127,53 @@ class RunLocks:
         )
         self.nodes: dict[str, Node] = {}  # whose workdir this process holds
         self.dst_node: Optional[Node] = None  # where the storage root's lock was taken
+        self.refusals: list[Exception] = []  # LockHeld/LockFailed met while pushing
+        self._guard = threading.Lock()
         atexit.register(self.release)
+
+    def take_workdir(self, node: Node, ask: Callable[[str], str]) -> None:
+        """Hold ``node``'s workdir before push changes anything in it, through ``ask``
+        (a request line to the node's probe -> its reply line); a holder that is gone is
+        taken over. LockHeld (or LockFailed) when not: it is also kept, for
+        :meth:`raise_refusal` to refuse the whole run once every node is done."""
+        take_over: tuple[str, ...] = ()
+        while True:
+            told = ask(f"lock {self._request(node, 'acquire', False, take_over)}")
+            place = _reply(told)["workdir"]
+            if place["held"]:
+                with self._guard:
+                    self.nodes[node.id] = node
+                if place.get("replaced"):
+                    why = gone(place["replaced"]) or "gone"
+                    print(
+                        f"[{node.id}] took over the lock {place['path']} of "
+                        f"{describe(place['replaced'])}: {why}",
+                        file=sys.stderr,
+                    )
+                return
+            if "error" in place:
+                refusal: Exception = LockFailed(
+                    f"cannot lock the workdir {place['path']} on {node.id}: {place['error']}"
+                )
+                break
+            holder = place["holder"]
+            if take_over or gone(holder) is None:
+                refusal = LockHeld(
+                    f"the workdir {place['path']} (on {node.id}) is locked by "
+                    f"{describe(holder)}; wait for it to finish, or stop it"
+                )
+                break
+            take_over = (holder["token"],)
+        with self._guard:
+            self.refusals.append(refusal)
+        raise refusal
+
+    def raise_refusal(self) -> None:
+        """If a workdir was refused while pushing: give back every lock, raise the first
+        refusal (nothing was changed where this run did not hold the lock)."""
+        if self.refusals:
+            self.release()
+            raise self.refusals[0]
 
     def _request(self, node: Node, action: str, dst: bool, take_over: Sequence[str]) -> str:
         s = self.inventory.settings
@@ -155,10 +205,7 @@ class RunLocks:
             if told is None:
                 out = conn.run(worker_command(node, "lock", request), hide=True, warn=True)
                 told = out.stdout
-            for line in told.splitlines():
-                if line.startswith(LOCK_REPLY + " "):
-                    return json.loads(line[len(LOCK_REPLY) + 1 :])
-            raise StepError(f"no answer to the lock request: {told.strip()[-200:]}")
+            return _reply(told)
 
         try:
             outcomes = on_nodes(self.inventory, f"lock {action}", one, nodes)
@@ -260,6 +307,14 @@ class RunLocks:
             )
 
 
+def _reply(told: str) -> dict:
+    """The lock reply in ``told`` (a node's answer), or StepError."""
+    for line in told.splitlines():
+        if line.startswith(LOCK_REPLY + " "):
+            return json.loads(line[len(LOCK_REPLY) + 1 :])
+    raise StepError(f"no answer to the lock request: {told.strip()[-200:]}")
+
+
 def _refused(reply: dict) -> bool:
     return any(p is not None and not p["held"] for p in (reply["workdir"], reply["dst"]))
 
@@ -268,10 +323,16 @@ def _refused(reply: dict) -> bool:
 _HELD: dict[str, RunLocks] = {}
 
 
-def hold(inventory: Inventory, run_id: str, nodes: Sequence[Node]) -> RunLocks:
-    """Hold run ``run_id``'s locks on ``nodes`` for the rest of this process."""
+def of_run(inventory: Inventory, run_id: str) -> RunLocks:
+    """This process's locks on run ``run_id`` (none held yet when new)."""
     locks = _HELD.get(run_id)
     if locks is None:
         locks = _HELD[run_id] = RunLocks(inventory, run_id)
+    return locks
+
+
+def hold(inventory: Inventory, run_id: str, nodes: Sequence[Node]) -> RunLocks:
+    """Hold run ``run_id``'s locks on ``nodes`` for the rest of this process."""
+    locks = of_run(inventory, run_id)
     locks.acquire(nodes)
     return locks

@@ -89,17 +89,26 @@ def _failures(outcomes: Sequence[Outcome]) -> list[NodeFailure]:
     return [o.failure for o in outcomes if o.failure is not None]
 
 
-def push(inventory: Inventory, run: Optional[Run] = None, data: bool = True) -> list[Node]:
+def push(
+    inventory: Inventory,
+    run: Optional[Run] = None,
+    data: bool = True,
+    held: Optional[locks.RunLocks] = None,
+) -> list[Node]:
     """Update every node (``data``: with the reference file, which must be the run's);
-    return the nodes that are ready, having reported the others. Fails if none is."""
+    return the nodes that are ready, having reported the others. Fails if none is. With
+    ``held``, each node's workdir is locked before anything in it changes, and a node
+    locked by another run refuses the whole run (LockHeld), its locks given back."""
     arts = pushing.artifacts(inventory, pushing.ensure_wheels(), data)
     if run is not None:
         pushing.check_reference(arts, run.reference.path, run.reference.sha256)
     outcomes = on_nodes(
         inventory,
         "push",
-        lambda conn, node: pushing.push_node(conn, node, inventory, arts, data, AGENTS),
+        lambda conn, node: pushing.push_node(conn, node, inventory, arts, data, AGENTS, held),
     )
+    if held is not None:
+        held.raise_refusal()
     ready = [o.node for o in outcomes if o.failure is None]
     for o in outcomes:
         if o.value is not None:
@@ -133,8 +142,13 @@ def push(inventory: Inventory, run: Optional[Run] = None, data: bool = True) -> 
 
 
 def push_all(inventory: Inventory) -> None:
-    """``fab push``: every node up to date, or BenchFailure naming how many are not."""
-    ready = push(inventory)
+    """``fab push``: every node up to date, or BenchFailure naming how many are not; a
+    node another run holds is left alone (LockHeld)."""
+    held = locks.of_run(inventory, f"push-{new_run_id()}")
+    try:
+        ready = push(inventory, held=held)
+    finally:
+        held.release()
     if len(ready) < len(inventory.nodes):
         missing = len(inventory.nodes) - len(ready)
         raise BenchFailure(f"push: {missing} of {len(inventory.nodes)} node(s) not prepared")
@@ -351,7 +365,8 @@ def run_phases(
     phases = list(requests)
     inventory = run.inventory
     rounds.fits(phase_budget(inventory.settings))
-    ready = [n for n in push(inventory, run) if all(n.id in requests[p] for p in phases)]
+    held = locks.of_run(inventory, run.run_id)  # the workdirs locked by push, before changes
+    ready = [n for n in push(inventory, run, held=held) if all(n.id in requests[p] for p in phases)]
     locks.hold(inventory, run.run_id, ready)  # or LockHeld: another run is at work there
     collect(run, ready, skip=phases)  # records a node kept when an earlier command lost it
     for phase in phases:  # a node that fails now must not contribute an earlier attempt
@@ -666,8 +681,9 @@ def clean(inventory: Inventory) -> None:
         _send(conn, remote, request.to_json() + "\n")
         return conn.run(worker_command(node, "run", remote), hide=True).stdout
 
-    ready = push(inventory, data=False)
-    held = locks.hold(inventory, f"clean-{new_run_id()}", ready)
+    run_id = f"clean-{new_run_id()}"
+    ready = push(inventory, data=False, held=locks.of_run(inventory, run_id))
+    held = locks.hold(inventory, run_id, ready)
     try:
         outcomes = on_nodes(inventory, "clean", step, ready)
     finally:

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from fabric import Connection
 
@@ -37,9 +37,12 @@ from worker.protocol import generated_sha256 as generated_digest
 
 from .agents import Agents
 from .inventory import Inventory, Node
-from .nodeprobe import probe_node
+from .nodeprobe import Session, probe_node
 from .plan import worker_command
 from .remote import StepError
+
+if TYPE_CHECKING:
+    from .locks import RunLocks
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = REPO / "worker"
@@ -331,17 +334,25 @@ def push_node(
     arts: list[Artifact],
     data: bool = True,
     agents: Optional[Agents] = None,
+    locks: Optional[RunLocks] = None,
 ) -> NodeInfo:
     """Check ``node`` and bring it up to date; with ``agents``, its probe then stays on
-    as the node's agent for the rest of this process."""
+    as the node's agent for the rest of this process. With ``locks``, the node's workdir
+    is locked (through its probe) before anything in it changes: LockHeld if another
+    run holds it, and nothing changed."""
     generated = inventory.settings.data if data else None
     if not isinstance(generated, int):
         generated = None
     stamped = [] if generated is None else [PROBE_STAMPED + _generated_name(generated)]
     asked = [a.remote for a in arts] + stamped
     facts, offset, error, session = probe_node(conn, node, asked)  # workdir claimed if it may
+
+    def lock() -> None:
+        if locks is not None:
+            locks.take_workdir(node, lambda line: _asked(session, line))
+
     try:
-        updated = _update(conn, node, inventory, arts, facts, generated)
+        updated = _update(conn, node, inventory, arts, facts, generated, lock)
     except BaseException:
         session.finish()
         raise
@@ -365,6 +376,12 @@ def push_node(
     )
 
 
+def _asked(session: Session, line: str) -> str:
+    """The probe's one-line answer to ``line``."""
+    session.send(line + "\n")
+    return session.readline()
+
+
 def _update(
     conn: Connection,
     node: Node,
@@ -372,9 +389,10 @@ def _update(
     arts: list[Artifact],
     facts: ProbeFacts,
     generated: Optional[int],
+    lock: Callable[[], None] = lambda: None,
 ) -> tuple[list[Artifact], bool]:
-    """Bring ``node`` up to date from what its probe found: the files that were stale,
-    and whether the runtime was installed."""
+    """Bring ``node`` up to date from what its probe found, once ``lock()`` holds its
+    workdir: the files that were stale, and whether the runtime was installed."""
     workdir = node.workdir
     q = shlex.quote
     version = facts.python
@@ -385,6 +403,7 @@ def _update(
         )
     if facts.workdir_id is None:
         raise StepError(f"the probe did not make the workdir {workdir}")
+    lock()  # before anything in the workdir changes
     stale = [a for a in arts if facts.hashes.get(a.remote) != a.sha256]
     for art in stale:
         # a new name, then a rename: a worker reading the old file keeps reading it whole

@@ -3,22 +3,25 @@
 installed there. Prints one JSON object. Stdlib only, Python 3.9+.
 
 First it checks that parbench may use WORKDIR: a directory of this user that no one else
-may write to (else another local user could plant modules that run as this one), and
-new or empty, one it marked (``.parbench-workdir``), or one holding its own runtime (made
-before the marker existed). Otherwise it says why on stderr and exits with ``REFUSED``,
-having touched nothing. On a Python the worker can run on, it then claims WORKDIR (the
-marker first, new folders private to this user). The facts include what tells one
-machine and one directory apart (``machine``, ``workdir_id``), so the controller can see
-a machine listed twice.
+may write to, below folders no one else may swap (OpenSSH's StrictModes rule, else
+another local user could plant modules that run as this one), and new or empty, one it
+marked (``.parbench-workdir``), or one holding its own runtime (made before the marker
+existed). Otherwise it says why on stderr and exits with ``REFUSED``, having touched
+nothing. On a Python the worker can run on, it then claims WORKDIR (made only if absent,
+judged again once made, then the marker, new folders private to this user). The facts
+include what tells one machine and one directory apart (``machine``, ``workdir_id``), so
+the controller can see a machine listed twice.
 
 After the facts it answers each line on stdin with this machine's clock, until stdin
 ends: the controller measures the clock offset over the same session (one remote
-process per node for the whole push check). Once the node is up to date, the line
-``agent`` makes it exec the workdir's ``python -m worker agent`` in its place, which
-answers the controller's lock requests for the rest of its command.
+process per node for the whole push check). A line ``lock REQUEST`` takes the workdir's
+lock (worker/lock.py's file) before push changes anything in the workdir. Once the node
+is up to date, the line ``agent`` makes it exec the workdir's ``python -m worker agent``
+in its place, which answers the controller's lock requests for the rest of its command.
 No f-strings: an old Python must still get as far as reporting its version.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -90,13 +93,87 @@ def _exposed(workdir):
     return None
 
 
+def _home():
+    """This user's home directory, resolved (where OpenSSH's ``safe_path`` stops), or None."""
+    try:
+        import pwd
+
+        return os.path.realpath(pwd.getpwuid(os.getuid()).pw_dir)
+    except (ImportError, KeyError):
+        return None
+
+
+def _steps(path):
+    """(folder, the entry below it on the way to ``path``), from ``path``'s parent up to /."""
+    steps = []
+    below = path
+    folder = os.path.dirname(below)
+    while folder != below:
+        steps.append((folder, below))
+        below, folder = folder, os.path.dirname(folder)
+    return steps
+
+
+def _unsafe_folder(workdir, folder, info, below):
+    """Why the folder ``folder`` (stat ``info``) above ``workdir`` lets another user swap
+    what is below it (the entry ``below``), or None."""
+    me = os.getuid()
+    mode = format(stat.S_IMODE(info.st_mode), "04o")
+    start = "workdir " + workdir + ": the folder " + folder + " above it "
+    risk = ": they could swap what is below it and plant code that runs as you; "
+    if info.st_uid not in (0, me):
+        whose = "belongs to " + _user(info.st_uid) + " (mode " + mode + "), not to you or root"
+        fix = "choose a workdir whose every folder above is yours or root's"
+        return start + whose + risk + fix
+    if not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None
+    whose = "(owner " + _user(info.st_uid) + ", mode " + mode + ") is writable by group or others"
+    if info.st_mode & stat.S_ISVTX:  # sticky, as /tmp: others cannot move what is yours
+        try:
+            entry = os.lstat(below)
+        except OSError:
+            return None  # not there yet: the claim makes it yours, and looks again
+        if entry.st_uid in (0, me):
+            return None
+        whose += " and its entry " + below + " belongs to " + _user(entry.st_uid)
+        fix = "choose a workdir below a folder of your own there"
+        return start + whose + risk + fix
+    fix = "run chmod go-w " + folder + " or choose another workdir"
+    return start + whose + risk + fix
+
+
+def unsafe_ancestor(workdir):
+    """Why another local user could swap a folder above ``workdir``, or None.
+
+    OpenSSH's StrictModes rule (``safe_path``): every folder above it, up to / or this
+    user's home, belongs to root or this user and is not writable by group or others;
+    except that a sticky folder (/tmp) may be, when the entry below it on the way is this
+    user's (or root's: only they can move it there). Both the path as written and its
+    resolved form (symlinks) are checked.
+    """
+    home = _home()
+    path = os.path.abspath(workdir)
+    for chain in (path, os.path.realpath(path)):
+        for folder, below in _steps(chain):
+            try:
+                info = os.stat(folder)
+            except OSError:
+                continue  # not there yet: the claim makes it, then looks again
+            why = _unsafe_folder(workdir, folder, info, below)
+            if why is not None:
+                return why
+            if folder == home:
+                break
+    return None
+
+
 def refusal(workdir):
     """Why parbench must not use ``workdir``, or None if it may."""
     if not os.path.lexists(workdir):
-        return None
+        return unsafe_ancestor(workdir)
     if not os.path.isdir(workdir):
         return "workdir " + workdir + " is not a directory; choose an empty or new directory"
-    exposed = _exposed(workdir)
+    exposed = _exposed(workdir) or unsafe_ancestor(workdir)
     if exposed is not None:
         return exposed
     if os.path.isfile(os.path.join(workdir, MARKER)):
@@ -158,16 +235,98 @@ def probe(workdir, files):
 
 def claim(workdir):
     """Make ``workdir`` parbench's: the marker before anything else, then its folders;
-    what is new is private to this user, what exists keeps its mode."""
+    what is new is private to this user, what exists keeps its mode. Why it may not after
+    all, or None: the directory is made only if absent (``mkdir`` fails on one that is
+    there), and one that appeared since the check, or a folder above it, is judged again."""
     os.umask(0o077)
-    if not os.path.isdir(workdir):
-        os.makedirs(workdir)
-    with open(os.path.join(workdir, MARKER), "a"):
-        pass
+    parent = os.path.dirname(os.path.abspath(workdir))
+    os.makedirs(parent, exist_ok=True)  # the folders above: judged below, once all there
+    with contextlib.suppress(FileExistsError):  # there before, or made since: judged below
+        os.mkdir(workdir)
+    reason = refusal(workdir)
+    if reason is not None:
+        return reason
+    marker = os.path.join(workdir, MARKER)
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        if not stat.S_ISREG(os.lstat(marker).st_mode):
+            return "workdir " + workdir + ": " + MARKER + " is not a file; remove it"
     for name in FOLDERS:
         path = os.path.join(workdir, name)
         if not os.path.isdir(path):
             os.mkdir(path)
+    return None
+
+
+#: the lock file of a workdir and the reply's tag: worker/lock.py's LOCK_NAME and
+#: worker/protocol.py's LOCK_REPLY (this source cannot import them)
+LOCK_NAME = ".parbench-lock"
+LOCK_REPLY = "parbench-lock"
+
+
+def _held_by(path):
+    """The holder in the lock file ``path`` (a dict), None if there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        text = stream.read()
+    try:
+        holder = json.loads(text.decode())
+        if isinstance(holder, dict) and all(
+            key in holder for key in ("token", "run_id", "controller", "pid", "user", "expires")
+        ):
+            return holder
+    except ValueError:
+        pass
+    raise ValueError("lock file " + path + " cannot be read")
+
+
+def take_lock(workdir, request):
+    """Hold ``workdir``'s lock for the holder of ``request`` (a lock request, as decoded
+    JSON) before push changes anything there, as worker/lock.py does: the file made only
+    if absent (O_EXCL), refreshed if it is the holder's, replaced if its holder's token is
+    in ``take_over`` (gone, the controller decided). Otherwise the holder is reported."""
+    holder = request["holder"]
+    path = os.path.join(workdir, LOCK_NAME)
+    data = json.dumps(holder, sort_keys=True).encode()
+    replaced = None
+    for _ in range(3):  # a holder that leaves just now: try again
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            current = _held_by(path)
+            if current is None:
+                continue
+            if current["token"] != holder["token"]:
+                if current["token"] not in request.get("take_over", ()):
+                    return {"path": path, "held": False, "holder": current}
+                replaced = current
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            continue
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        return {"path": path, "held": True, "replaced": replaced}
+    raise RuntimeError("lock file " + path + " keeps changing; try again")
+
+
+def answer_lock(workdir, text):
+    """The reply line to the lock request ``text``: the workdir's lock only (the storage
+    root's needs the worker)."""
+    path = os.path.join(workdir, LOCK_NAME)
+    try:
+        request = json.loads(text)
+        if request.get("action") != "acquire" or request.get("dst") is not None:
+            raise ValueError("the probe only takes a workdir's lock")
+        place = take_lock(workdir, request)
+    except (OSError, ValueError, RuntimeError, KeyError, AttributeError, TypeError) as exc:
+        place = {"path": path, "held": False, "error": str(exc)}
+    return LOCK_REPLY + " " + json.dumps({"workdir": place, "dst": None})
 
 
 #: the line that makes the probe become the node's agent (worker/agent.py)
@@ -187,10 +346,13 @@ def become_agent(workdir):
 
 
 def answer_clock(lines, out, workdir=None):
-    """Our clock, once per line read, until the lines end or one asks for the agent."""
+    """Our clock, once per line read, until the lines end or one asks for the agent;
+    ``lock REQUEST`` takes the workdir's lock (before push changes anything there)."""
     for line in lines:
         if line.strip() == AGENT and workdir is not None:
             out.write("parbench-probe: " + become_agent(workdir) + "\n")
+        elif line.startswith("lock ") and workdir is not None:
+            out.write(answer_lock(workdir, line[len("lock ") :]) + "\n")
         else:
             out.write(repr(time.time()) + "\n")
         out.flush()
@@ -202,7 +364,10 @@ if __name__ == "__main__":
         sys.stderr.write(reason + "\n")
         sys.exit(REFUSED)
     if sys.version_info[:2] >= CLAIMS_FROM:
-        claim(sys.argv[1])
+        reason = claim(sys.argv[1])
+        if reason is not None:
+            sys.stderr.write(reason + "\n")
+            sys.exit(REFUSED)
     sys.stdout.write(json.dumps(probe(sys.argv[1], sys.argv[2:])) + "\n")
     sys.stdout.flush()
     answer_clock(sys.stdin, sys.stdout, sys.argv[1])

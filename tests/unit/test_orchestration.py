@@ -4,6 +4,7 @@ record of another node is refused; Ctrl-C stops every node and keeps what finish
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import shlex
@@ -121,7 +122,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     world = World()
     monkeypatch.setattr(remote, "connect", lambda inventory, node: FakeConnection(world, node.id))
 
-    def push(inventory, run=None, data=True):
+    def push(inventory, run=None, data=True, held=None):
         world.note("controller", "push")
         return list(inventory.nodes)
 
@@ -235,9 +236,43 @@ def test_one_workdir_of_one_machine_listed_twice_is_refused(
     monkeypatch.setattr(pushing, "ensure_wheels", lambda: [])
     monkeypatch.setattr(remote, "connect", lambda inv, node: FakeConnection(World(), node.id))
     same = NodeInfo("vm", "linux", "3.11", 0.0, 0.0, 0, False, "m-1", (64, 1234))
-    monkeypatch.setattr(pushing, "push_node", lambda conn, node, inv, arts, data, agents: same)
+    monkeypatch.setattr(pushing, "push_node", lambda conn, node, inv, arts, *rest: same)
     with pytest.raises(PushError, match="nodes n0 and n1 are one workdir on one machine"):
         phases.push(inventory)
+
+
+def test_a_workdir_locked_by_another_run_refuses_the_whole_push(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each node's workdir is locked by push_node before it changes anything; one held by
+    another run refuses the run once all are done, and what this one took is given back."""
+    from controller import push as pushing
+    from controller.push import NodeInfo
+
+    (tmp_path / "ref.txt").write_text("12345")
+    (tmp_path / "inv.yaml").write_text(INVENTORY)
+    inventory = load(tmp_path / "inv.yaml")
+    held = locks.RunLocks(inventory, "mine")
+    atexit.unregister(held.release)  # nothing to give back on these fake nodes
+    monkeypatch.setattr(pushing, "ensure_wheels", lambda: [])
+    monkeypatch.setattr(remote, "connect", lambda inv, node: FakeConnection(World(), node.id))
+    other = {**vars(held.holder), "run_id": "other", "token": "theirs"}
+    given_back: list[list[str]] = []
+    monkeypatch.setattr(held, "release", lambda: given_back.append(sorted(held.nodes)))
+
+    def push_node(conn, node, inv, arts, data, agents, locks_):  # type: ignore[no-untyped-def]
+        assert locks_ is held
+        place = {"path": f"{node.workdir}/.parbench-lock", "held": node.id == "n0"}
+        if node.id != "n0":
+            place["holder"] = other
+        reply = json.dumps({"workdir": place, "dst": None})
+        locks_.take_workdir(node, lambda line: f"parbench-lock {reply}\n")
+        return NodeInfo("vm", "linux", "3.11", 0.0, 0.0, 0, False, node.id, (1, 1))
+
+    monkeypatch.setattr(pushing, "push_node", push_node)
+    with pytest.raises(locks.LockHeld, match=r"the workdir /w/n1/.parbench-lock \(on n1\) is lo"):
+        phases.push(inventory, held=held)
+    assert given_back == [["n0"]]
 
 
 def test_iterations_send_each_its_number_and_keep_every_record(world, run) -> None:

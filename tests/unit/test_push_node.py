@@ -7,12 +7,16 @@ temporary folder.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import json
 import os
 import select
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +28,7 @@ from invoke import Config, Context
 from controller import nodeprobe, push
 from controller.agents import Agents
 from controller.inventory import load
+from controller.locks import LockHeld, RunLocks
 from controller.remote import StepError
 from worker import generate, probe
 
@@ -92,6 +97,7 @@ def run_push(
     wheels: tuple[str, ...] = (ALLUXIO, REQUESTS),
     defaults: str = "",
     agents: Agents | None = None,
+    held: RunLocks | None = None,
 ):
     (tmp_path / "inventory.yaml").write_text(f"{defaults}nodes:\n  - {{id: n0, host: localhost}}\n")
     inventory = load(tmp_path / "inventory.yaml")
@@ -100,7 +106,74 @@ def run_push(
     data = bool(defaults)  # generated data: nothing to copy
     arts = push.artifacts(inventory, local, data=data)
     conn = cast(push.Connection, LocalConnection())
-    return push.push_node(conn, node, inventory, arts, data, agents)
+    return push.push_node(conn, node, inventory, arts, data, agents, held)
+
+
+def run_locks(tmp_path: Path, run_id: str) -> RunLocks:
+    """A run's locks that are not given back at exit (the test looks at them)."""
+    (tmp_path / "inventory.yaml").write_text("nodes:\n  - {id: n0, host: localhost}\n")
+    held = RunLocks(load(tmp_path / "inventory.yaml"), run_id)
+    atexit.unregister(held.release)
+    return held
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path below ``root`` with its bytes, mtime and inode: what a rebuild changes."""
+    return {
+        str(p.relative_to(root)): (
+            p.read_bytes() if p.is_file() and not p.is_symlink() else None,
+            p.lstat().st_mtime_ns,
+            p.lstat().st_ino,
+        )
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_a_workdir_another_run_holds_is_refused_before_anything_changes(
+    tmp_path: Path,
+) -> None:
+    """A second run pushing while the first runs: refused, and the first run's worker,
+    venv and data are as they were (the lock is taken before anything changes)."""
+    workdir = tmp_path / "work"
+    first = run_locks(tmp_path, "first")
+    first.holder = replace(first.holder, token="another-process")  # as another fab's
+    run_push(tmp_path, workdir, (ALLUXIO_OLD, REQUESTS), held=first)
+    lock = workdir / ".parbench-lock"
+    assert json.loads(lock.read_text())["run_id"] == "first"  # held by push itself
+    (workdir / "worker" / "probe.py").write_text("# the first run's, say\n")  # stale now
+    before = snapshot(workdir)
+    shutil.rmtree(tmp_path / "cache")
+    second = run_locks(tmp_path, "second")
+    with pytest.raises(LockHeld) as info:  # a new runtime and worker file would be pushed
+        run_push(tmp_path, workdir, (ALLUXIO, REQUESTS), held=second)
+    assert str(info.value).startswith(
+        f"the workdir {lock} (on n0) is locked by run first (controller "
+    )
+    assert str(info.value).endswith("; wait for it to finish, or stop it")
+    assert snapshot(workdir) == before
+    assert second.refusals == [info.value] and second.nodes == {}
+    with pytest.raises(LockHeld):
+        second.raise_refusal()
+    first.nodes.clear()
+
+
+def test_a_lock_whose_holder_is_gone_is_taken_over_by_the_push(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir = tmp_path / "work"
+    run_push(tmp_path, workdir)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    holder = {
+        "run_id": "20200101T000000Z-dead", "token": "gone", "controller": socket.gethostname(),
+        "pid": int(dead.stdout), "user": "someone", "since": time.time() - 60,
+        "expires": time.time() + 3600,
+    }  # fmt: skip
+    (workdir / ".parbench-lock").write_text(json.dumps(holder))
+    held = run_locks(tmp_path, "new")
+    run_push(tmp_path, workdir, held=held)
+    assert json.loads((workdir / ".parbench-lock").read_text())["run_id"] == "new"
+    assert "took over the lock" in capsys.readouterr().err and list(held.nodes) == ["n0"]
 
 
 def test_generated_data_is_made_on_the_node_once_and_checked(

@@ -145,3 +145,146 @@ def test_probe_reports_a_stamped_file_for_the_controller_to_judge(tmp_path: Path
     os.utime(data, ns=(1, 1))  # touched behind parbench's back: no longer vouched for
     again = probe.stamped(str(data))
     assert not generate.stamp_holds(again["stamp"], again["file"], generate.sha256(5000))
+
+
+#: a uid that is neither root nor the test's user (nobody, on most systems)
+OTHER = 65534
+
+
+def _made(path: Path, mode: int, owner: int | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        os.chown(path, owner, -1)
+    path.chmod(mode)
+    return path
+
+
+needs_root = pytest.mark.skipif(os.getuid() != 0, reason="gives a folder to another uid")
+
+
+@needs_root
+@pytest.mark.parametrize("exists", [True, False])
+@pytest.mark.parametrize("mode", [0o755, 0o777, 0o1777])
+def test_refuses_a_workdir_below_a_folder_another_user_owns(
+    tmp_path: Path, exists: bool, mode: int
+) -> None:
+    """/tmp/parbench (someone else's) above /tmp/parbench/n0 (ours): they could swap n0."""
+    shared = _made(tmp_path / "parbench", mode, OTHER)
+    workdir = shared / "n0"
+    if exists:
+        _made(workdir, 0o700)
+        (workdir / probe.MARKER).write_text("")
+    assert probe.refusal(str(workdir)) == (
+        f"workdir {workdir}: the folder {shared} above it belongs to {probe._user(OTHER)} "
+        f"(mode {mode:04o}), not to you or root: they could swap what is below it and plant "
+        "code that runs as you; choose a workdir whose every folder above is yours or root's"
+    )
+
+
+def test_refuses_a_workdir_below_a_folder_others_may_write(tmp_path: Path) -> None:
+    shared = _made(tmp_path / "group", 0o775)
+    workdir = _made(shared / "deeper" / "n0", 0o700)
+    me = probe._user(os.getuid())
+    assert probe.refusal(str(workdir)) == (
+        f"workdir {workdir}: the folder {shared} above it (owner {me}, mode 0775) is writable "
+        "by group or others: they could swap what is below it and plant code that runs as "
+        f"you; run chmod go-w {shared} or choose another workdir"
+    )
+
+
+@needs_root
+def test_a_sticky_folder_above_is_safe_only_with_an_entry_of_your_own_below(
+    tmp_path: Path,
+) -> None:
+    sticky = _made(tmp_path / "tmp", 0o1777)  # as /tmp
+    assert probe.refusal(str(sticky / "x" / "n0")) is None  # made by the claim, ours
+    _made(sticky / "x", 0o755)
+    assert probe.refusal(str(sticky / "x" / "n0")) is None
+    theirs = _made(sticky / "y", 0o755, OTHER)
+    refused = probe.refusal(str(theirs / "n0"))
+    assert refused is not None and refused.startswith(
+        f"workdir {theirs / 'n0'}: the folder {theirs} above it belongs to nobody"
+    )
+    # a link of theirs in the sticky folder, to a folder of ours: they could point it elsewhere
+    mine = _made(tmp_path / "mine", 0o755)
+    (sticky / "link").symlink_to(mine)
+    os.lchown(sticky / "link", OTHER, -1)
+    assert probe.refusal(str(sticky / "link" / "n0")) == (
+        f"workdir {sticky / 'link' / 'n0'}: the folder {sticky} above it (owner root, mode 1777) "
+        f"is writable by group or others and its entry {sticky / 'link'} belongs to nobody: "
+        "they could swap what is below it and plant code that runs as you; choose a workdir "
+        "below a folder of your own there"
+    )
+
+
+def test_a_link_to_a_folder_below_an_unsafe_one_is_refused(tmp_path: Path) -> None:
+    """The path resolved is checked too: a link of ours to where others may write."""
+    target = _made(tmp_path / "open", 0o777) / "mine"
+    _made(target, 0o700)
+    (tmp_path / "link").symlink_to(target)
+    refused = probe.refusal(str(tmp_path / "link" / "n0"))
+    assert refused is not None and f"the folder {tmp_path / 'open'} above it" in refused
+
+
+def test_the_usual_layouts_pass(tmp_path: Path) -> None:
+    import tempfile
+
+    assert os.stat("/tmp").st_mode & 0o1777 == 0o1777  # sticky, writable by all
+    shared = Path(tempfile.mkdtemp(prefix="parbench-", dir="/tmp"))
+    try:
+        assert probe.refusal(str(shared / "n0")) is None  # /tmp/x/n0: the committed layout
+        assert probe.claim(str(shared / "n0")) is None
+        assert probe.refusal(str(shared / "n0")) is None
+    finally:
+        import shutil
+
+        shutil.rmtree(shared)
+    assert probe.refusal(f"/tmp/parbench-{probe._user(os.getuid())}-absent") is None  # default
+    assert probe.refusal(str(Path.home() / ".parbench-absent" / "n0")) is None  # a home dir
+    assert probe.refusal(str(tmp_path / "work")) is None
+
+
+@needs_root
+def test_the_probe_refuses_a_swappable_workdir_and_touches_nothing(tmp_path: Path) -> None:
+    shared = _made(tmp_path / "parbench", 0o777, OTHER)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.read_text(), str(shared / "n0")],
+        input="", capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == probe.REFUSED and done.stdout == ""
+    assert done.stderr.startswith(f"workdir {shared / 'n0'}: the folder {shared} above it ")
+    assert list(shared.iterdir()) == []
+
+
+@needs_root
+def test_a_workdir_made_by_someone_else_after_the_check_is_not_claimed(tmp_path: Path) -> None:
+    """The check found no workdir; another user makes it before the claim: not taken."""
+    workdir = tmp_path / "n0"
+    assert probe.refusal(str(workdir)) is None
+    _made(workdir, 0o777, OTHER)  # the race, made to happen
+    assert probe.claim(str(workdir)) == (
+        f"workdir {workdir} belongs to nobody (mode 0777), not to you (root): they could "
+        "plant code there that runs as you; remove it or choose a workdir of your own"
+    )
+    assert list(workdir.iterdir()) == []  # no marker, no folders
+
+
+def test_the_claim_makes_the_workdir_only_if_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mkdir, not a look then a make: one made meanwhile is judged before the marker."""
+    workdir = tmp_path / "n0"
+    real_mkdir = os.mkdir
+
+    def raced(path, mode=0o777):  # type: ignore[no-untyped-def]
+        if str(path) == str(workdir):  # someone's folder of files appears just now
+            real_mkdir(path, 0o700)
+            (workdir / "theirs.txt").write_text("")
+        return real_mkdir(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", raced)
+    assert probe.claim(str(workdir)) == (
+        f"workdir {workdir} is not empty and was not made by parbench (no .parbench-workdir); "
+        "choose an empty or new directory"
+    )
+    assert sorted(p.name for p in workdir.iterdir()) == ["theirs.txt"]
