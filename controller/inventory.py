@@ -461,6 +461,7 @@ def _build(doc: Any, check: _Check, path: Path) -> Inventory:
         check.expect("nodes", "a non-empty list of nodes", nodes)
     built = tuple(_node(check, f"nodes[{i}]", raw, settings) for i, raw in enumerate(nodes))
     _check_unique(check, built)
+    _check_shared_copies(check, settings.local_dst, built)
     return Inventory(
         path=path,
         settings=settings,
@@ -716,4 +717,35 @@ def _check_unique(check: _Check, nodes: tuple[Node, ...]) -> None:
             check.fail(
                 f"nodes[{i}].workdir",
                 f"{node.workdir!r} on {node.host}:{node.port} is used by nodes[{first}] too",
+            )
+
+
+def _machine(host: str) -> str:
+    """What names one machine among the nodes' hosts: the name in lower case, an address
+    as written canonically, and every loopback name or address as one."""
+    name = host.lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return "localhost" if name in ("localhost", "localhost.localdomain") else name
+    return "localhost" if address.is_loopback else str(address)
+
+
+def _check_shared_copies(check: _Check, local_dst: str, nodes: tuple[Node, ...]) -> None:
+    """An absolute ``local_dst`` is one folder on each machine: two nodes on one host
+    (whatever their ports: the testbed's nodes are two sshd on one machine) would write
+    their read copies ``{local_dst}/{cid}`` over each other's."""
+    if not local_dst.startswith("/"):
+        return  # under each node's workdir, which differ
+    seen: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        first = seen.setdefault(_machine(node.host), i)
+        if first != i:
+            other = nodes[first]
+            check.fail(
+                "defaults.local_dst",
+                f"{local_dst!r} is one folder for nodes[{first}] ({other.id}, host"
+                f" {other.host}) and nodes[{i}] ({node.id}, host {node.host}), one machine:"
+                " their read copies would overwrite each other's; use a relative local_dst"
+                " (under each node's workdir)",
             )
