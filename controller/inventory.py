@@ -139,10 +139,15 @@ class Settings:
 
 @dataclass(frozen=True)
 class SshSettings:
-    """Host key policy; ``known_hosts`` None only when strict checking is off."""
+    """Host key policy; ``known_hosts`` None only when strict checking is off. What
+    ``~/.ssh/config`` may add to a connection, off unless asked for: forwarding the SSH
+    agent to the nodes, and its ``IdentityFile`` keys (else only ``nodes[].key``, or
+    without one the agent and ``~/.ssh/id_*``)."""
 
     known_hosts: Path | None
     strict_host_keys: bool
+    forward_agent: bool = False
+    ssh_config_keys: bool = False
 
 
 @dataclass(frozen=True)
@@ -428,7 +433,7 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "min_phase_seconds": (0, lambda c, w, v: c.seconds(w, v, 0, MAX_TIMEOUT)),
     "fanout": (64, lambda c, w, v: c.integer(w, v, 1, 100_000)),
 }
-_SSH_KEYS = ("known_hosts", "strict_host_keys")
+_SSH_KEYS = ("known_hosts", "strict_host_keys", "forward_agent", "ssh_config_keys")
 _NODE_KEYS = (
     "id",
     "host",
@@ -611,7 +616,12 @@ def _ssh(check: _Check, raw: Any) -> SshSettings:
     if known is None and strict:
         check.fail("ssh.known_hosts", "required when ssh.strict_host_keys is true")
     path = None if known is None else check.local_path("ssh.known_hosts", known)
-    return SshSettings(known_hosts=path, strict_host_keys=strict)
+    return SshSettings(
+        known_hosts=path,
+        strict_host_keys=strict,
+        forward_agent=check.boolean("ssh.forward_agent", raw.get("forward_agent", False)),
+        ssh_config_keys=check.boolean("ssh.ssh_config_keys", raw.get("ssh_config_keys", False)),
+    )
 
 
 def _node(check: _Check, where: str, raw: Any, settings: Settings) -> Node:

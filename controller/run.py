@@ -45,7 +45,7 @@ PACKAGES = ("fabric", "invoke", "paramiko", "pyyaml", "alluxio")
 ACCESS_FIELDS = {
     "node": ("host", "port", "user", "key", "python"),
     "settings": ("connect_timeout", "start_delay", "ready_timeout", "python", "fanout"),
-    "ssh": ("known_hosts", "strict_host_keys"),
+    "ssh": ("known_hosts", "strict_host_keys", "forward_agent", "ssh_config_keys"),
 }
 
 
@@ -109,7 +109,7 @@ def inventory_from_dict(data: dict) -> Inventory:
     s = data["settings"]
     reference = Path(s["data"]) if isinstance(s["data"], str) else s["data"]
     settings = Settings(**{**s, "data": reference, "proxy": Proxy(**s["proxy"])})
-    ssh = SshSettings(_path(data["ssh"]["known_hosts"]), data["ssh"]["strict_host_keys"])
+    ssh = SshSettings(**{**data["ssh"], "known_hosts": _path(data["ssh"]["known_hosts"])})
     nodes = tuple(
         Node(**{**n, "key": _path(n["key"]), "proxy": Proxy(**n["proxy"])}) for n in data["nodes"]
     )

@@ -202,7 +202,8 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             "ssh: {strict: false}\n" + _nodes(OK0),
-            "ssh.strict: unknown key (known: known_hosts, strict_host_keys)",
+            "ssh.strict: unknown key (known: known_hosts, strict_host_keys, forward_agent,"
+            " ssh_config_keys)",
         ),
         (
             "node:\n  - {id: n0, host: h}\n",

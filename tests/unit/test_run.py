@@ -252,3 +252,16 @@ def test_an_untouched_run_of_generated_data_opens(tmp_path: Path) -> None:
     single = _inventory(tmp_path, INVENTORY.split("  - {id: b")[0], "one.yaml")
     one = Run.start(single, tmp_path / "results")
     assert Run.open(tmp_path / "results", one.run_id).read_plan is None
+
+
+def test_a_run_sealed_before_the_ssh_opt_ins_opens(sealed: Run, tmp_path: Path) -> None:
+    def older(doc: dict) -> None:
+        for key in ("forward_agent", "ssh_config_keys"):
+            doc["inventory"]["ssh"].pop(key)
+
+    _tamper(sealed, older)
+    again = Run.open(tmp_path / "results", sealed.run_id)
+    assert (again.inventory.ssh.forward_agent, again.inventory.ssh.ssh_config_keys) == (
+        False,
+        False,
+    )
