@@ -265,3 +265,35 @@ def test_a_run_sealed_before_the_ssh_opt_ins_opens(sealed: Run, tmp_path: Path) 
         False,
         False,
     )
+
+
+RICH = """
+defaults:
+  clients: 3
+  backend: posix
+  posix_root: /mnt/shared
+  dst: /bench/x
+  local_dst: /scratch/copies
+  data: 2MiB
+  chunk_size: 64KiB
+  start_delay: 0.5
+  duration: 2m
+  until_stable: 0.05
+  series_interval: 0
+  meta_size: 4KiB
+  write_type: THROUGH
+labels: {cluster: east, build: 7}
+ssh: {known_hosts: null, strict_host_keys: false, forward_agent: true}
+nodes:
+  - {id: a, host: 10.0.0.1, user: u1, key: ~/k, workdir: /w, clients: 1, python: python3.11}
+  - {id: b, host: 10.0.0.2, port: 2222, posix_root: /mnt/b, alluxio_home: /opt/alluxio,
+     proxy: {host: p}}
+  - {id: c, host: '::1', workdir: /x/y}
+"""
+
+
+def test_every_kind_of_valid_inventory_opens_as_sealed(tmp_path: Path) -> None:
+    run = Run.start(_inventory(tmp_path, RICH), tmp_path / "results")
+    again = Run.open(tmp_path / "results", run.run_id)
+    assert again.requests == run.requests and again.inventory == run.inventory
+    assert again.read_plan == run.read_plan
