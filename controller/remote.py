@@ -197,7 +197,10 @@ def explain(exc: BaseException, inventory: Inventory) -> str:
             f"{inventory.ssh.known_hosts}"
         )
     if isinstance(exc, paramiko.AuthenticationException):
-        return f"authentication refused ({exc}); check nodes[].user and nodes[].key"
+        hint = (
+            "" if inventory.ssh.ssh_config_keys else " (~/.ssh/config's keys: ssh.ssh_config_keys)"
+        )
+        return f"authentication refused ({exc}); check nodes[].user and nodes[].key{hint}"
     if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
         return (
             f"unknown host key: add it to {inventory.ssh.known_hosts} "

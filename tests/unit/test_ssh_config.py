@@ -89,3 +89,15 @@ def test_the_settings_are_true_or_false(tmp_path: Path, key: str) -> None:
     with pytest.raises(InventoryError, match=f"ssh.{key}: expected true or false, got 'yes'"):
         _inventory(tmp_path, f"ssh: {{{key}: 'yes'}}\n")
     assert getattr(_inventory(tmp_path).ssh, key) is False
+
+
+def test_a_refused_login_points_at_the_opt_in(tmp_path: Path) -> None:
+    import paramiko
+
+    refused = paramiko.AuthenticationException("no key accepted")
+    cause = remote.explain(refused, _inventory(tmp_path))
+    assert cause.endswith(
+        "check nodes[].user and nodes[].key (~/.ssh/config's keys: ssh.ssh_config_keys)"
+    )
+    opted = _inventory(tmp_path, "ssh: {ssh_config_keys: true}\n")
+    assert remote.explain(refused, opted).endswith("nodes[].key")
