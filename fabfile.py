@@ -36,7 +36,7 @@ from controller.plan import PlanError, check_read_options, phase_budget, read_pl
 from controller.push import PushError, RuntimeUnavailable
 from controller.report import check_lines, compare_table, history_table
 from controller.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
-from controller.run import Run, RunMismatch
+from controller.run import Run, RunAltered, RunMismatch
 from controller.rundir import ResultsError, RunDir, RunNotFound, latest_id
 from controller.sweep import SweepError, parse_axes
 
@@ -48,6 +48,7 @@ BAD_INPUT = (
     PushError,
     RunNotFound,
     RunMismatch,
+    RunAltered,
     LockHeld,
     RoundsError,
     LabelError,

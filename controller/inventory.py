@@ -139,10 +139,15 @@ class Settings:
 
 @dataclass(frozen=True)
 class SshSettings:
-    """Host key policy; ``known_hosts`` None only when strict checking is off."""
+    """Host key policy; ``known_hosts`` None only when strict checking is off. What
+    ``~/.ssh/config`` may add to a connection, off unless asked for: forwarding the SSH
+    agent to the nodes, and its ``IdentityFile`` keys (else only ``nodes[].key``, or
+    without one the agent and ``~/.ssh/id_*``)."""
 
     known_hosts: Path | None
     strict_host_keys: bool
+    forward_agent: bool = False
+    ssh_config_keys: bool = False
 
 
 @dataclass(frozen=True)
@@ -428,7 +433,7 @@ _SETTINGS: dict[str, tuple[Any, _Field]] = {
     "min_phase_seconds": (0, lambda c, w, v: c.seconds(w, v, 0, MAX_TIMEOUT)),
     "fanout": (64, lambda c, w, v: c.integer(w, v, 1, 100_000)),
 }
-_SSH_KEYS = ("known_hosts", "strict_host_keys")
+_SSH_KEYS = ("known_hosts", "strict_host_keys", "forward_agent", "ssh_config_keys")
 _NODE_KEYS = (
     "id",
     "host",
@@ -461,6 +466,7 @@ def _build(doc: Any, check: _Check, path: Path) -> Inventory:
         check.expect("nodes", "a non-empty list of nodes", nodes)
     built = tuple(_node(check, f"nodes[{i}]", raw, settings) for i, raw in enumerate(nodes))
     _check_unique(check, built)
+    _check_shared_copies(check, settings.local_dst, built)
     return Inventory(
         path=path,
         settings=settings,
@@ -610,7 +616,12 @@ def _ssh(check: _Check, raw: Any) -> SshSettings:
     if known is None and strict:
         check.fail("ssh.known_hosts", "required when ssh.strict_host_keys is true")
     path = None if known is None else check.local_path("ssh.known_hosts", known)
-    return SshSettings(known_hosts=path, strict_host_keys=strict)
+    return SshSettings(
+        known_hosts=path,
+        strict_host_keys=strict,
+        forward_agent=check.boolean("ssh.forward_agent", raw.get("forward_agent", False)),
+        ssh_config_keys=check.boolean("ssh.ssh_config_keys", raw.get("ssh_config_keys", False)),
+    )
 
 
 def _node(check: _Check, where: str, raw: Any, settings: Settings) -> Node:
@@ -716,4 +727,35 @@ def _check_unique(check: _Check, nodes: tuple[Node, ...]) -> None:
             check.fail(
                 f"nodes[{i}].workdir",
                 f"{node.workdir!r} on {node.host}:{node.port} is used by nodes[{first}] too",
+            )
+
+
+def _machine(host: str) -> str:
+    """What names one machine among the nodes' hosts: the name in lower case, an address
+    as written canonically, and every loopback name or address as one."""
+    name = host.lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return "localhost" if name in ("localhost", "localhost.localdomain") else name
+    return "localhost" if address.is_loopback else str(address)
+
+
+def _check_shared_copies(check: _Check, local_dst: str, nodes: tuple[Node, ...]) -> None:
+    """An absolute ``local_dst`` is one folder on each machine: two nodes on one host
+    (whatever their ports: the testbed's nodes are two sshd on one machine) would write
+    their read copies ``{local_dst}/{cid}`` over each other's."""
+    if not local_dst.startswith("/"):
+        return  # under each node's workdir, which differ
+    seen: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        first = seen.setdefault(_machine(node.host), i)
+        if first != i:
+            other = nodes[first]
+            check.fail(
+                "defaults.local_dst",
+                f"{local_dst!r} is one folder for nodes[{first}] ({other.id}, host"
+                f" {other.host}) and nodes[{i}] ({node.id}, host {node.host}), one machine:"
+                " their read copies would overwrite each other's; use a relative local_dst"
+                " (under each node's workdir)",
             )

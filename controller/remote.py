@@ -94,19 +94,31 @@ _CONFIG = Config(overrides={"run": {"in_stream": False}, "runners": {"remote": _
 
 
 def connect(inventory: Inventory, node: Node) -> Connection:
-    """A Fabric connection that checks host keys unless the inventory opts out."""
-    kwargs: dict = {}
-    if node.key is not None:
-        kwargs.update(key_filename=str(node.key), look_for_keys=False, allow_agent=False)
+    """A Fabric connection that checks host keys unless the inventory opts out. The SSH
+    agent is forwarded, and ``~/.ssh/config``'s ``IdentityFile`` keys are offered, only
+    when the inventory asks (``ssh.forward_agent``, ``ssh.ssh_config_keys``): Fabric
+    would take both from the ssh_config (and its own config) on its own."""
+    ssh = inventory.ssh
     conn = Connection(
         node.host,
         user=node.user,
         port=node.port,
         connect_timeout=int(inventory.settings.connect_timeout),
-        connect_kwargs=kwargs,
+        forward_agent=ssh.forward_agent,  # given: neither ssh_config nor Fabric's config
         config=_CONFIG.clone(),
     )
-    ssh = inventory.ssh
+    # what Fabric resolved merges Fabric's config, ssh_config's IdentityFile keys and
+    # ours: replaced by ours alone
+    kwargs: dict = {}
+    keys = [] if node.key is None else [str(node.key)]
+    if node.key is not None:
+        kwargs.update(look_for_keys=False, allow_agent=False)
+    if ssh.ssh_config_keys:
+        found = conn.ssh_config.get("identityfile", [])
+        keys += [found] if isinstance(found, str) else list(found)
+    if keys:
+        kwargs["key_filename"] = keys
+    conn.connect_kwargs = kwargs
     if ssh.known_hosts is not None and ssh.known_hosts.exists():
         # load_host_keys() would make paramiko rewrite the file on every new key
         conn.client.get_host_keys().load(str(ssh.known_hosts))
@@ -185,7 +197,10 @@ def explain(exc: BaseException, inventory: Inventory) -> str:
             f"{inventory.ssh.known_hosts}"
         )
     if isinstance(exc, paramiko.AuthenticationException):
-        return f"authentication refused ({exc}); check nodes[].user and nodes[].key"
+        hint = (
+            "" if inventory.ssh.ssh_config_keys else " (~/.ssh/config's keys: ssh.ssh_config_keys)"
+        )
+        return f"authentication refused ({exc}); check nodes[].user and nodes[].key{hint}"
     if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
         return (
             f"unknown host key: add it to {inventory.ssh.known_hosts} "

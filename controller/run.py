@@ -11,6 +11,11 @@ ssh port, user and key, known_hosts, the timeouts to connect and of the start ba
 Python that makes the venv). Anything else that differs from the run's (nodes, paths,
 clients, storage settings, the reference's content) is refused, with what differs, unless
 the user asks for the run's own settings (``--from-run``).
+
+What is sealed is checked when a run is opened: its inventory is validated as an
+inventory file is, and every sealed request (and the read plan) must be what that
+inventory gives; a run.json changed since is refused (:class:`RunAltered`), as the
+requests it holds are sent to the nodes as they are (paths they write and delete).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any, Optional
 
 from worker.protocol import PhaseRequest, RequestError, decode
 
-from .inventory import Inventory, Node, Proxy, Settings, SshSettings
+from .inventory import Inventory, InventoryError, Node, Proxy, Settings, SshSettings, build
 from .locks import user_name
 from .pairing import PairingError
 from .plan import ReadPlan, ReferenceFacts, new_run_id, phase_requests, read_plan, write_paths
@@ -40,12 +45,17 @@ PACKAGES = ("fabric", "invoke", "paramiko", "pyyaml", "alluxio")
 ACCESS_FIELDS = {
     "node": ("host", "port", "user", "key", "python"),
     "settings": ("connect_timeout", "start_delay", "ready_timeout", "python", "fanout"),
-    "ssh": ("known_hosts", "strict_host_keys"),
+    "ssh": ("known_hosts", "strict_host_keys", "forward_agent", "ssh_config_keys"),
 }
 
 
 class RunMismatch(ValueError):
     """Today's inventory disagrees with the run's on something that defines the run."""
+
+
+class RunAltered(ValueError):
+    """A run.json says what its own sealed inventory does not give: it was changed after
+    the run started (bad input: its requests are not sent)."""
 
 
 def _versions() -> dict[str, Optional[str]]:
@@ -99,7 +109,7 @@ def inventory_from_dict(data: dict) -> Inventory:
     s = data["settings"]
     reference = Path(s["data"]) if isinstance(s["data"], str) else s["data"]
     settings = Settings(**{**s, "data": reference, "proxy": Proxy(**s["proxy"])})
-    ssh = SshSettings(_path(data["ssh"]["known_hosts"]), data["ssh"]["strict_host_keys"])
+    ssh = SshSettings(**{**data["ssh"], "known_hosts": _path(data["ssh"]["known_hosts"])})
     nodes = tuple(
         Node(**{**n, "key": _path(n["key"]), "proxy": Proxy(**n["proxy"])}) for n in data["nodes"]
     )
@@ -150,6 +160,154 @@ def with_access_from(run: Inventory, today: Inventory) -> Inventory:
     return replace(run, settings=settings, ssh=today.ssh, nodes=nodes)
 
 
+# --- checking what is sealed -------------------------------------------------------------
+
+#: the phases a run seals requests for ("read": with two nodes or more)
+SEALED_PHASES = ("write", "read", "verify-write", "verify-read", "meta")
+#: phases an older parbench did not seal (the command says so when asked for one)
+LATER_PHASES = ("meta",)
+
+_ABSENT = object()
+
+
+def _document(inventory: Inventory) -> dict:
+    """The resolved inventory as a document :func:`inventory.build` validates, written as
+    an inventory file may write each value."""
+    defaults = _plain(asdict(inventory.settings))
+    if defaults["start_delay"] is None:
+        defaults["start_delay"] = "auto"
+    return {
+        "defaults": defaults,
+        "ssh": _plain(asdict(inventory.ssh)),
+        "nodes": [_plain(asdict(n)) for n in inventory.nodes],
+        "labels": dict(inventory.labels),
+    }
+
+
+def _comparable(inventory: Inventory) -> dict:
+    return {
+        "defaults": asdict(inventory.settings),
+        "ssh": asdict(inventory.ssh),
+        "nodes": [asdict(n) for n in inventory.nodes],
+        "labels": inventory.labels,
+    }
+
+
+def _first_difference(found: Any, expected: Any, where: str) -> Optional[tuple[str, Any, Any]]:
+    """The key path of the first place where ``found`` and ``expected`` (plain data)
+    differ, with the two values there; None when they are equal."""
+    if isinstance(found, dict) and isinstance(expected, dict):
+        for key in [*expected, *(k for k in found if k not in expected)]:
+            inner = _first_difference(
+                found.get(key, _ABSENT), expected.get(key, _ABSENT), f"{where}.{key}"
+            )
+            if inner is not None:
+                return inner
+        return None
+    sequences = (list, tuple)
+    if (
+        isinstance(found, sequences)
+        and isinstance(expected, sequences)
+        and len(found) == len(expected)
+    ):
+        for i, (one, other) in enumerate(zip(found, expected)):
+            inner = _first_difference(one, other, f"{where}[{i}]")
+            if inner is not None:
+                return inner
+        return None
+    same = type(found) is type(expected) or {type(found), type(expected)} <= {int, float}
+    return None if same and found == expected else (where, found, expected)
+
+
+def _shown(value: Any) -> str:
+    return "nothing" if value is _ABSENT else _show(value)
+
+
+class _Seal:
+    """Checks a run.json against itself: its inventory valid, and every request and the
+    read plan what that inventory gives; RunAltered naming the first difference."""
+
+    def __init__(self, run_id: str, where: Path) -> None:
+        self.run_id = run_id
+        self.where = where
+
+    def altered(self, what: str) -> RunAltered:
+        return RunAltered(
+            f"run {self.run_id}: {self.where} was changed after the run started: {what};"
+            " nothing of it is sent to the nodes: start a new run (`fab write`)"
+        )
+
+    def compare(self, found: Any, expected: Any, where: str, source: str, about: str = "") -> None:
+        difference = _first_difference(found, expected, where)
+        if difference is not None:
+            key, was, should = difference
+            raise self.altered(f"{about}{key} is {_shown(was)}, {source} gives {_shown(should)}")
+
+    def inventory(self, inventory: Inventory) -> None:
+        try:
+            valid = build(_document(inventory), inventory.path)
+        except InventoryError as exc:
+            cause = str(exc).removeprefix(f"{inventory.path}: ")
+            raise self.altered(f"its inventory is not valid: inventory: {cause}") from None
+        source = "validating it"
+        self.compare(_comparable(inventory), _comparable(valid), "inventory", source)
+
+    def reference(self, inventory: Inventory, reference: ReferenceFacts) -> None:
+        data = inventory.settings.data
+        if isinstance(data, int):
+            expected = {"path": f"generated:{data}", "bytes": data, "generated": True}
+        else:
+            expected = {"path": str(data), "generated": False}
+        found = {k: v for k, v in asdict(reference).items() if k in expected}
+        self.compare(found, expected, "reference", "its inventory's defaults.data")
+
+    def read_plan(self, inventory: Inventory, plan: Optional[ReadPlan]) -> None:
+        try:
+            expected: Optional[ReadPlan] = read_plan(inventory, "cross")
+        except PairingError:
+            expected = None
+        if plan != expected:
+            self.compare(
+                None if plan is None else plan.to_dict(),
+                None if expected is None else expected.to_dict(),
+                "read_plan",
+                "its inventory",
+            )
+            raise self.altered("read_plan is not the pairing of its inventory's nodes")
+
+    def requests(
+        self,
+        inventory: Inventory,
+        reference: ReferenceFacts,
+        plan: Optional[ReadPlan],
+        requests: dict[str, dict[str, PhaseRequest]],
+    ) -> None:
+        phases = [p for p in SEALED_PHASES if p != "read" or plan is not None]
+        for phase in requests:
+            if phase not in phases:
+                raise self.altered(f"requests.{phase}: a phase this run does not have")
+        for phase in phases:
+            if phase not in requests:
+                if phase in LATER_PHASES:
+                    continue
+                raise self.altered(f"requests.{phase}: missing")
+            expected = phase_requests(inventory, phase, self.run_id, reference, plan)
+            sealed = requests[phase]
+            if list(sealed) != list(expected):
+                raise self.altered(
+                    f"requests.{phase}: nodes {', '.join(sealed) or 'none'} in run.json,"
+                    f" {', '.join(expected)} in its inventory"
+                )
+            for nid, request in sealed.items():
+                self.compare(
+                    asdict(request),
+                    asdict(expected[nid]),
+                    f"requests.{phase}.{nid}",
+                    "its inventory",
+                    f"node {nid}, phase {phase}: ",
+                )
+
+
 def _request(raw: Any, where: str) -> PhaseRequest:
     try:
         return decode(PhaseRequest, raw, where).check()
@@ -194,7 +352,7 @@ class Run:
             cross = None
         requests = {
             phase: phase_requests(inventory, phase, run_id, reference, cross)
-            for phase in ("write", "read", "verify-write", "verify-read", "meta")
+            for phase in SEALED_PHASES
             if phase != "read" or cross is not None
         }
         run = cls(
@@ -239,7 +397,8 @@ class Run:
     @classmethod
     def open(cls, root: Path, run_id: str = "latest") -> Run:
         """The sealed run ``run_id`` (or ``latest``); ResultsError when run.json is
-        missing, damaged or of another version."""
+        missing, damaged or of another version, RunAltered when it says what its own
+        inventory does not give (changed since the run started)."""
         folder = RunDir.open(root, run_id)
         data = folder.read_doc("run.json")
         where = folder.path / "run.json"
@@ -259,6 +418,11 @@ class Run:
             plan = None if sealed is None else ReadPlan.from_dict(sealed)
         except (KeyError, TypeError, ValueError, RequestError) as exc:
             raise ResultsError(f"{where}: not a run this parbench can read: {exc}") from None
+        seal = _Seal(folder.run_id, where)
+        seal.inventory(inventory)
+        seal.reference(inventory, reference)
+        seal.read_plan(inventory, plan)
+        seal.requests(inventory, reference, plan, requests)
         return cls(folder, inventory, reference, requests, plan, dict(data.get("labels", {})))
 
     def reconciled(self, today: Optional[Inventory]) -> Run:

@@ -202,7 +202,8 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             "ssh: {strict: false}\n" + _nodes(OK0),
-            "ssh.strict: unknown key (known: known_hosts, strict_host_keys)",
+            "ssh.strict: unknown key (known: known_hosts, strict_host_keys, forward_agent,"
+            " ssh_config_keys)",
         ),
         (
             "node:\n  - {id: n0, host: h}\n",
@@ -703,3 +704,35 @@ def test_data_given_as_a_name_is_a_file(tmp_path: Path) -> None:
     path = tmp_path / "inventory.yaml"
     path.write_text("defaults: {data: 5mb.txt}\nnodes: [{id: n0, host: h}]\n")
     assert load(path).settings.data == tmp_path / "5mb.txt"
+
+
+# --- read copies of two nodes on one machine ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        ("{host: 127.0.0.1, port: 2201}", "{host: 127.0.0.1, port: 2202}"),  # the testbed
+        ("{host: h}", "{host: h}"),  # a real host listed twice
+        ("{host: H.example}", "{host: h.example.}"),
+        ("{host: localhost, port: 2201}", "{host: 127.0.0.1, port: 2202}"),
+        ("{host: '::1'}", "{host: '0:0:0:0:0:0:0:1', port: 2}"),
+    ],
+)
+def test_an_absolute_local_dst_on_one_machine_twice_is_refused(inv_path: Path, hosts) -> None:
+    first, second = (h.replace("{", f"{{id: n{i}, workdir: /w{i}, ") for i, h in enumerate(hosts))
+    message = error_of(inv_path, "defaults: {local_dst: /scratch/read}\n" + _nodes(first, second))
+    assert message.startswith("defaults.local_dst: '/scratch/read' is one folder for nodes[0] (n0")
+    assert "nodes[1] (n1" in message and "use a relative local_dst" in message
+    assert "\n" not in message
+
+
+def test_copies_of_two_nodes_on_one_machine_never_collide(inv_path: Path) -> None:
+    two = _nodes(
+        "{id: n0, host: 127.0.0.1, port: 2201, workdir: /w0}",
+        "{id: n1, host: 127.0.0.1, port: 2202, workdir: /w1}",
+    )
+    inv = load_text(inv_path, two)  # relative: under each workdir
+    assert [inv.local_dst(n) for n in inv.nodes] == ["/w0/read", "/w1/read"]
+    inv = load_text(inv_path, "defaults: {local_dst: /scratch/read}\n" + MINIMAL)
+    assert {inv.local_dst(n) for n in inv.nodes} == {"/scratch/read"}  # one node a machine

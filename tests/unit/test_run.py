@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import multiprocessing
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
 from controller.inventory import load
-from controller.run import Run, RunMismatch, differences
+from controller.run import Run, RunAltered, RunMismatch, differences
 from controller.rundir import ResultsError, RunDir
 
 INVENTORY = """
@@ -144,3 +145,155 @@ def test_concurrent_updates_of_one_document_lose_nothing(sealed: Run) -> None:
     summary = sealed.dir.read_doc("summary.json")
     assert len(summary) == 120
     assert not list(sealed.path.glob("*.tmp")) and not list(sealed.path.glob(".*.tmp"))
+
+
+# --- a run.json changed after the run started ----------------------------------------------
+
+
+def _tamper(run: Run, edit) -> None:
+    path = run.path / "run.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _set(phase: str, node: str, key: str, value, client: Optional[int] = None):
+    def edit(doc: dict) -> None:
+        request = doc["requests"][phase][node]
+        (request if client is None else request["clients"][client])[key] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        # a read copy onto a file the SSH user can write
+        (
+            _set("read", "b", "local_path", "/home/u/.ssh/authorized_keys", client=0),
+            "requests.read.b.clients[0].local_path",
+        ),
+        (
+            _set("verify-read", "a", "path", "/home/u/.ssh/authorized_keys", client=1),
+            "requests.verify-read.a.clients[1].path",
+        ),
+        # the records file
+        (_set("write", "a", "out", "/home/u/.bashrc"), "requests.write.a.out"),
+        (_set("read", "b", "out", "/w/b/runs/../../../etc/x"), "requests.read.b.out"),
+        # what fab meta creates and deletes
+        (_set("meta", "b", "dst", "/precious"), "requests.meta.b.dst"),
+        (_set("meta", "a", "path", "/precious/tree", client=0), "requests.meta.a.clients[0].path"),
+        (_set("read", "a", "local_dst", "/home/u/.ssh"), "requests.read.a.local_dst"),
+        (_set("write", "b", "run_id", "20200101T000000Z-0000"), "requests.write.b.run_id"),
+    ],
+)
+def test_a_tampered_sealed_request_refuses_the_run(
+    sealed: Run, tmp_path: Path, edit, named
+) -> None:
+    _tamper(sealed, edit)
+    with pytest.raises(RunAltered) as info:
+        Run.open(tmp_path / "results", sealed.run_id)
+    message = str(info.value)
+    assert f"run {sealed.run_id}" in message and named in message, message
+    assert "\n" not in message and "start a new run" in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        # sealed requests and inventory changed alike: the inventory is checked too
+        (
+            lambda doc: doc["inventory"]["settings"].update(local_dst="../../home/u/.ssh"),
+            "inventory: defaults.local_dst: expected a path without '..'",
+        ),
+        (
+            lambda doc: doc["inventory"]["nodes"][0].update(workdir="/w/a/../../etc"),
+            "nodes[0].workdir",
+        ),
+        (lambda doc: doc["inventory"]["nodes"][0].update(id="../x"), "nodes[0].id"),
+        # who reads what: another node's files only
+        (
+            lambda doc: doc["read_plan"]["assignments"][0].update(source=["../../etc", 0]),
+            "read_plan",
+        ),
+        (lambda doc: doc["requests"].pop("write"), "requests.write: missing"),
+        (lambda doc: doc["requests"]["write"].pop("b"), "requests.write: nodes a in run.json"),
+        (lambda doc: doc["requests"].update(clean=doc["requests"]["write"]), "requests.clean"),
+        (lambda doc: doc["reference"].update(path="/etc/.."), "reference.path"),
+    ],
+)
+def test_a_tampered_sealed_inventory_or_plan_refuses_the_run(
+    sealed: Run, tmp_path: Path, edit, named
+) -> None:
+    _tamper(sealed, edit)
+    with pytest.raises(RunAltered) as info:
+        Run.open(tmp_path / "results", sealed.run_id)
+    message = str(info.value)
+    assert f"run {sealed.run_id}" in message and named in message, message
+    assert "\n" not in message
+
+
+def test_an_altered_run_is_bad_input_exit_2(sealed: Run, tmp_path: Path) -> None:
+    from invoke import Exit
+
+    import fabfile
+
+    _tamper(sealed, _set("write", "a", "out", "/home/u/.bashrc"))
+    with pytest.raises(Exit) as info, fabfile._exits():
+        Run.open(tmp_path / "results", sealed.run_id)
+    assert info.value.code == 2 and "requests.write.a.out" in str(info.value.message)
+
+
+def test_an_untouched_run_of_generated_data_opens(tmp_path: Path) -> None:
+    inventory = _inventory(tmp_path, INVENTORY.replace("data: ref.txt", "data: 1MiB"))
+    run = Run.start(inventory, tmp_path / "results")
+    again = Run.open(tmp_path / "results", run.run_id)
+    assert again.requests == run.requests and again.inventory == run.inventory
+    single = _inventory(tmp_path, INVENTORY.split("  - {id: b")[0], "one.yaml")
+    one = Run.start(single, tmp_path / "results")
+    assert Run.open(tmp_path / "results", one.run_id).read_plan is None
+
+
+def test_a_run_sealed_before_the_ssh_opt_ins_opens(sealed: Run, tmp_path: Path) -> None:
+    def older(doc: dict) -> None:
+        for key in ("forward_agent", "ssh_config_keys"):
+            doc["inventory"]["ssh"].pop(key)
+
+    _tamper(sealed, older)
+    again = Run.open(tmp_path / "results", sealed.run_id)
+    assert (again.inventory.ssh.forward_agent, again.inventory.ssh.ssh_config_keys) == (
+        False,
+        False,
+    )
+
+
+RICH = """
+defaults:
+  clients: 3
+  backend: posix
+  posix_root: /mnt/shared
+  dst: /bench/x
+  local_dst: /scratch/copies
+  data: 2MiB
+  chunk_size: 64KiB
+  start_delay: 0.5
+  duration: 2m
+  until_stable: 0.05
+  series_interval: 0
+  meta_size: 4KiB
+  write_type: THROUGH
+labels: {cluster: east, build: 7}
+ssh: {known_hosts: null, strict_host_keys: false, forward_agent: true}
+nodes:
+  - {id: a, host: 10.0.0.1, user: u1, key: ~/k, workdir: /w, clients: 1, python: python3.11}
+  - {id: b, host: 10.0.0.2, port: 2222, posix_root: /mnt/b, alluxio_home: /opt/alluxio,
+     proxy: {host: p}}
+  - {id: c, host: '::1', workdir: /x/y}
+"""
+
+
+def test_every_kind_of_valid_inventory_opens_as_sealed(tmp_path: Path) -> None:
+    run = Run.start(_inventory(tmp_path, RICH), tmp_path / "results")
+    again = Run.open(tmp_path / "results", run.run_id)
+    assert again.requests == run.requests and again.inventory == run.inventory
+    assert again.read_plan == run.read_plan

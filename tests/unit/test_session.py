@@ -53,3 +53,18 @@ def test_a_run_id_is_one_folder_of_results_never_a_path(tmp_path: Path, bad: str
     (tmp_path / "elsewhere").mkdir()
     with pytest.raises(RunNotFound, match="--run must be a run id"):
         RunDir.open(tmp_path / "results", bad)
+
+
+def test_a_run_json_changed_since_it_was_sealed_is_not_continued(inventory, results) -> None:
+    import json
+
+    from controller.run import RunAltered
+
+    old = session.start(inventory, results)
+    session._ACTIVE.clear()  # a later `fab meta`, `fab verify`
+    doc = json.loads((old.path / "run.json").read_text())
+    doc["requests"]["meta"]["a"]["clients"][0]["path"] = "/precious"
+    (old.path / "run.json").write_text(json.dumps(doc))
+    with pytest.raises(RunAltered, match=r"node a, phase meta: requests\.meta\.a\.clients\[0\]"):
+        session.current(lambda: inventory, results)
+    assert session.active(results) is None
