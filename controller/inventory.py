@@ -336,17 +336,12 @@ class _Check:
         self, where: str, value: Any, low: int = MIN_CHUNK_SIZE, high: int = MAX_CHUNK_SIZE
     ) -> int:
         """Bytes from an int or ``"<n>[KiB|MiB|GiB|KB|MB|GB]"``, ``low`` to ``high``."""
-        what = 'a size in bytes or like "1MiB" (units KiB, MiB, GiB, KB, MB, GB)'
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            self.expect(where, what, value)
-        if isinstance(value, int):
-            size = Decimal(value)
-        else:
-            match = _SIZE.fullmatch(value)
-            if not match or match.group(2).lower() not in _UNITS:
-                self.expect(where, what, value)
-            # exact: 1.5MiB is whole bytes, 4096.9 is not (never truncated)
-            size = Decimal(match.group(1)) * _UNITS[match.group(2).lower()]
+            self.expect(where, SIZE_FORMAT, value)
+        # exact: 1.5MiB is whole bytes, 4096.9 is not (never truncated)
+        size = Decimal(value) if isinstance(value, int) else size_of(value)
+        if size is None:
+            self.expect(where, SIZE_FORMAT, value)
         if not low <= size <= high:
             span = f"{low} and {high} bytes ({_in_units(low)} and {_in_units(high)})"
             self.expect(where, f"a size between {span}", value)
@@ -399,6 +394,19 @@ class _Check:
             host=host,
             port=self.integer(_join(where, "port"), value.get("port", base.port), 1, 65535),
         )
+
+
+#: what a size may be written as (``size_of``)
+SIZE_FORMAT = 'a size in bytes or like "1MiB" (units B, KiB, MiB, GiB, KB, MB, GB)'
+
+
+def size_of(text: str) -> Decimal | None:
+    """The bytes ``text`` writes (``"64MiB"``, ``"1.5 GiB"``, ``"4096"``), exactly (not
+    always whole: ``"4096.9"``); None when it is no size."""
+    match = _SIZE.fullmatch(text)
+    if not match or match.group(2).lower() not in _UNITS:
+        return None
+    return Decimal(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 def _in_units(size: int) -> str:
