@@ -236,9 +236,11 @@ def report(c, run=None, collect=False, inventory=None, from_run=False, html=Fals
             today = _today(c, inventory, from_run)
             phases.collect(Run.open(_results(c), chosen).reconciled(today()))
         folder = RunDir.open(_results(c), chosen)
-        phases.show(folder)
+        damaged: list[str] = []  # records left out of the tables and the page: named last
+        phases.show(folder, damaged)
         if html:
-            print(f"report: {phases.html(folder)}")
+            print(f"report: {phases.html(folder, damaged)}")
+        phases.left_out(damaged)
 
 
 @task(
