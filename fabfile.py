@@ -54,6 +54,7 @@ BAD_INPUT = (
     LabelError,
     SweepError,
     CompareError,
+    history.OptionError,
 )
 
 
@@ -236,9 +237,11 @@ def report(c, run=None, collect=False, inventory=None, from_run=False, html=Fals
             today = _today(c, inventory, from_run)
             phases.collect(Run.open(_results(c), chosen).reconciled(today()))
         folder = RunDir.open(_results(c), chosen)
-        phases.show(folder)
+        damaged: list[str] = []  # records left out of the tables and the page: named last
+        phases.show(folder, damaged)
         if html:
-            print(f"report: {phases.html(folder)}")
+            print(f"report: {phases.html(folder, damaged)}")
+        phases.left_out(damaged)
 
 
 @task(
@@ -310,6 +313,7 @@ def sweep(
 def history_(c, phase=None, label=None, last=None, import_=False):
     """The trend of recorded runs: throughput, first done, p99 latency, ops/s, validity."""
     with _exits():
+        history.phase_option(phase)
         root = _results(c)
         with history.History(history.location(root)) as db:
             if import_:
@@ -342,17 +346,18 @@ def compare(c, first, second, anyway=False):
     help={
         "run": "the run to check (default: this command's, else the latest)",
         "label": "KEY=VALUE the history's runs must share with it (repeatable)",
-        "min-effect": "smallest change called a regression (default 0.05: 5 %)",
+        "min-effect": "smallest change called a regression: 0 < x < 1, or 5% (default 0.05)",
     },
 )
 def check(c, run=None, label=None, min_effect="0.05"):
     """Exit 1 naming a regression of the run against the history of the same benchmark."""
     with _exits():
+        effect = history.min_effect_of(str(min_effect))
         root = _results(c)
         chained = session.active(root)
         chosen = run or (chained.run_id if chained else None)
         labels = parse_labels(label or [])
-        checked, found = regression_check(root, chosen, labels, float(min_effect))
+        checked, found = regression_check(root, chosen, labels, effect)
         lines = check_lines(found)
         print("\n".join(lines))
         keep_check(checked, found, lines, labels)

@@ -12,24 +12,43 @@ Both are rewritten whenever the run's summary changes.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any, Optional
 
+from .inventory import reserved_label
 from .rundir import RunDir, write_atomically
 
 #: phases whose figures become metrics (verify phases are pass/fail: JUnit)
 MEASURED = ("write", "read", "meta")
 PREFIX = "parbench_"
 
+#: terminal escape sequences (colours, titles) in what nodes and storage said: CSI (7- and
+#: 8-bit), OSC (ended by BEL or ST), and the other two-character ones (or a lone ESC)
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]?"
+)
+#: what XML 1.0 does not allow (C0 controls but tab and newlines, lone surrogates,
+#: U+FFFE, U+FFFF), and DEL and the C1 controls, which it only discourages
+_NOT_TEXT = re.compile(r"[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def clean(text: str) -> str:
+    """``text`` without terminal escape sequences and without characters an XML or
+    OpenMetrics reader would choke on: what goes into junit.xml and metrics.prom."""
+    return _NOT_TEXT.sub("", _ESCAPES.sub("", text))
+
 
 def _gauges(run: RunDir, summary: dict, labels: dict[str, str]) -> Iterator[Any]:
     from prometheus_client.core import GaugeMetricFamily
 
+    # a run sealed before reserved names were refused: its label would replace ours
+    labels = {k: v for k, v in labels.items() if not reserved_label(k)}
     names = ["run_id", "phase", "config_hash", *sorted(labels)]
 
     def family(name: str, text: str, unit: str = "") -> Any:
-        return GaugeMetricFamily(PREFIX + name, text, labels=names, unit=unit)
+        return GaugeMetricFamily(PREFIX + name, clean(text), labels=names, unit=unit)
 
     throughput = family("throughput_bytes_per_second", "aggregate throughput (last done)")
     first = family("first_done_bytes_per_second", "throughput until the first client was done")
@@ -42,10 +61,13 @@ def _gauges(run: RunDir, summary: dict, labels: dict[str, str]) -> Iterator[Any]
         if not isinstance(figures, dict):
             continue
         values = [
-            run.run_id,
-            phase,
-            figures.get("config_hash", ""),
-            *(labels[k] for k in sorted(labels)),
+            clean(str(value))
+            for value in (
+                run.run_id,
+                phase,
+                figures.get("config_hash", ""),
+                *(labels[k] for k in sorted(labels)),
+            )
         ]
         if figures.get("aggregate_throughput") is not None:
             throughput.add_metric(values, figures["aggregate_throughput"])
@@ -114,6 +136,10 @@ def junit(run: RunDir, summary: dict, failures: dict, check: Optional[dict]) -> 
             ET.SubElement(suite, "testcase", classname="parbench.check", name="no regression")
         _count(suite)
     _count(suites)
+    for element in suites.iter():  # what nodes said may hold colour codes, a NUL, ...
+        element.text = None if element.text is None else clean(element.text)
+        for key, value in element.attrib.items():
+            element.set(key, clean(value))
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 

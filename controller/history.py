@@ -14,6 +14,7 @@ never touched by it.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -84,6 +85,39 @@ HEADLINE_OP = {"write": "file", "read": "file", "meta": "create"}
 
 class HistoryError(RuntimeError):
     """The history database cannot be used; the message names the file and why."""
+
+
+class OptionError(ValueError):
+    """An option of ``fab history`` or ``fab check`` that cannot be used; the message
+    names it."""
+
+
+def phase_option(phase: Optional[str]) -> Optional[str]:
+    """``fab history --phase``: one of the phases the history keeps (a typo would only
+    find no runs)."""
+    if phase is not None and phase not in MEASURED:
+        raise OptionError(
+            f"--phase {phase}: expected one of {', '.join(MEASURED)} (the phases the history keeps)"
+        )
+    return phase
+
+
+def min_effect_of(text: str) -> float:
+    """``fab check --min-effect``: a fraction between 0 and 1 (``0.05``) or a percentage
+    (``5%``); anything else (nan, 0, 50, ...) would switch the check off or make every
+    change a regression, so it is refused."""
+    number = text.strip()
+    percent = number.endswith("%")
+    try:
+        value = float(number[:-1] if percent else number) / (100 if percent else 1)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:  # also false for nan
+        raise OptionError(
+            "--min-effect: expected a fraction between 0 and 1 (0.05 is 5 %) or a"
+            f" percentage (5%), got {text!r}"
+        )
+    return value
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from fnmatch import fnmatchcase
 from functools import partial
 from pathlib import Path
@@ -58,7 +59,7 @@ _UNITS = {
     "mb": 1000**2,
     "gb": 1000**3,
 }
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", re.ASCII)  # no "²", no "٣"
 _TOKEN = re.compile(r"[^\s/]+")  # host names and users: no whitespace, no slash
 
 
@@ -340,24 +341,30 @@ class _Check:
         self, where: str, value: Any, low: int = MIN_CHUNK_SIZE, high: int = MAX_CHUNK_SIZE
     ) -> int:
         """Bytes from an int or ``"<n>[KiB|MiB|GiB|KB|MB|GB]"``, ``low`` to ``high``."""
-        what = 'a size in bytes or like "1MiB" (units KiB, MiB, GiB, KB, MB, GB)'
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            self.expect(where, what, value)
-        if isinstance(value, int):
-            size: float = value
-        else:
-            match = _SIZE.fullmatch(value)
-            if not match or match.group(2).lower() not in _UNITS:
-                self.expect(where, what, value)
-            size = float(match.group(1)) * _UNITS[match.group(2).lower()]  # inf if huge
+            self.expect(where, SIZE_FORMAT, value)
+        # exact: 1.5MiB is whole bytes, 4096.9 is not (never truncated)
+        size = Decimal(value) if isinstance(value, int) else size_of(value)
+        if size is None:
+            self.expect(where, SIZE_FORMAT, value)
         if not low <= size <= high:
             span = f"{low} and {high} bytes ({_in_units(low)} and {_in_units(high)})"
             self.expect(where, f"a size between {span}", value)
+        if size != size.to_integral_value():
+            self.expect(where, "a whole number of bytes", value)
         return int(size)
 
     def local_path(self, where: str, value: Any) -> Path:
         """A controller path; relative -> the inventory's directory, ``~`` expanded."""
-        path = Path(self.string(where, value)).expanduser()
+        text = self.string(where, value)
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # no HOME and no passwd entry for us (or no such ~user)
+            self.fail(
+                where,
+                f"cannot expand '~' in {text!r}: no HOME and no passwd entry for uid"
+                f" {os.getuid()} (or no such user); set HOME or write the path in full",
+            )
         return Path(os.path.normpath(self.base / path))
 
     def remote_path(self, where: str, value: Any, relative: bool = False) -> str:
@@ -379,10 +386,32 @@ class _Check:
     def proxy(self, where: str, value: Any, base: Proxy) -> Proxy:
         """A ``{host, port}`` mapping; missing fields come from ``base``."""
         value = self.mapping(where, value, ("host", "port"))
+        at = _join(where, "host")
+        host = _not_an_option(self, at, self.string(at, value.get("host", base.host), _TOKEN))
+        if ":" in host:  # the worker's URL is http://{host}:{port}: no room for IPv6 there
+            ipv6 = " (an IPv6 address is not supported for the proxy: use a host name)"
+            self.fail(
+                at,
+                f"{host!r} includes a port; set it as {_join(where, 'port')}"
+                + (ipv6 if _is_ipv6(host) else ""),
+            )
         return Proxy(
-            host=self.string(_join(where, "host"), value.get("host", base.host), _TOKEN),
+            host=host,
             port=self.integer(_join(where, "port"), value.get("port", base.port), 1, 65535),
         )
+
+
+#: what a size may be written as (``size_of``)
+SIZE_FORMAT = 'a size in bytes or like "1MiB" (units B, KiB, MiB, GiB, KB, MB, GB)'
+
+
+def size_of(text: str) -> Decimal | None:
+    """The bytes ``text`` writes (``"64MiB"``, ``"1.5 GiB"``, ``"4096"``), exactly (not
+    always whole: ``"4096.9"``); None when it is no size."""
+    match = _SIZE.fullmatch(text)
+    if not match or match.group(2).lower() not in _UNITS:
+        return None
+    return Decimal(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 def _in_units(size: int) -> str:
@@ -480,6 +509,13 @@ def _build(doc: Any, check: _Check, path: Path) -> Inventory:
 #: a label's name: what OpenMetrics accepts (they become metric labels)
 LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_LABEL_VALUE = 200
+#: the labels parbench's own metrics carry (controller/exports.py): a run's label of the
+#: same name would replace them; ``__`` names are Prometheus's own (``__name__``)
+RESERVED_LABELS = ("run_id", "phase", "config_hash")
+
+
+def reserved_label(name: str) -> bool:
+    return name in RESERVED_LABELS or name.startswith("__")
 
 
 def check_labels(raw: Any, refuse: Callable[[str, str, Any], NoReturn]) -> dict[str, str]:
@@ -492,6 +528,13 @@ def check_labels(raw: Any, refuse: Callable[[str, str, Any], NoReturn]) -> dict[
     for key, value in raw.items():
         if not isinstance(key, str) or not LABEL_NAME.fullmatch(key):
             refuse(str(key), f"a label name matching {LABEL_NAME.pattern}", key)
+        if reserved_label(key):
+            refuse(
+                key,
+                f"a label name other than {', '.join(RESERVED_LABELS)} or __... (reserved:"
+                " parbench's metrics carry them)",
+                key,
+            )
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             refuse(key, "a string", value)
         text = str(value)
@@ -656,9 +699,23 @@ def _node(check: _Check, where: str, raw: Any, settings: Settings) -> Node:
     )
 
 
+def _not_an_option(
+    check: _Check, where: str, value: str, what: str = "a host name or address"
+) -> str:
+    """A host or user name handed to ssh, curl or the worker's command line: never one
+    that would be read as an option there."""
+    if value.startswith("-"):
+        check.fail(
+            where, f"{value!r} begins with '-' (it would be read as an option); expected {what}"
+        )
+    return value
+
+
 def _host(check: _Check, where: str, value: Any) -> str:
     """``{where}.host``: a name or address only; the user and port have keys of their own."""
-    host = check.string(_join(where, "host"), value, _TOKEN)
+    host = _not_an_option(
+        check, _join(where, "host"), check.string(_join(where, "host"), value, _TOKEN)
+    )
     if "@" in host:
         check.fail(_join(where, "host"), f"{host!r} includes a user; set it as {where}.user")
     if ":" in host and not _is_ipv6(host):  # a bare IPv6 address is fine
@@ -677,7 +734,7 @@ def _is_ipv6(text: str) -> bool:
 def _user(check: _Check, where: str, value: Any) -> str:
     """The node's SSH user, by default the one running the controller."""
     if value is not None:
-        return check.string(where, value, _TOKEN)
+        return _not_an_option(check, where, check.string(where, value, _TOKEN), "a user name")
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no LOGNAME, USER, ... and no passwd entry for our uid

@@ -769,24 +769,41 @@ def _failure_lines(run: RunDir) -> list[str]:
     ]
 
 
-def show(run: RunDir) -> None:
-    """Print the tables of a run again, from its files."""
+def show(run: RunDir, damaged: Optional[list[str]] = None) -> None:
+    """Print the tables of a run again, from its files. A damaged record is left out of
+    them and named once they are printed (ResultsError; with ``damaged``, appended there
+    instead, for :func:`left_out`)."""
     print(f"run {run.run_id} ({run.path})")
-    for summary in summaries(run).values():
+    told, damaged = damaged is None, [] if damaged is None else damaged
+    records = {phase: run.records(phase, damaged) for phase in TIMED_KINDS}
+    for summary in summaries(run, records).values():
         print(report.table(summary))
-    checked = run.records("verify-write") + run.records("verify-read")
+    checked = run.records("verify-write", damaged) + run.records("verify-read", damaged)
     if checked:
         print(report.verify_table(checked))
     for line in _failure_lines(run):
         print(line)
+    if told:
+        left_out(damaged)
 
 
-def html(run: RunDir) -> Path:
-    """Write the run's HTML page (results/<run>/report.html) and return its path."""
+def left_out(damaged: list[str]) -> None:
+    """ResultsError naming the damaged records left out of a report (the first one's
+    file:line and why), if any."""
+    damaged = list(dict.fromkeys(damaged))  # the page and the tables read the same files
+    if damaged:
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        raise ResultsError(f"{len(damaged)} damaged record(s) left out: {damaged[0]}{more}")
+
+
+def html(run: RunDir, damaged: Optional[list[str]] = None) -> Path:
+    """Write the run's HTML page (results/<run>/report.html) and return its path. A
+    damaged record is left out of it and named once it is written (as :func:`show`)."""
     from . import htmlreport  # matplotlib loads only when a page is asked for
 
     kinds = (*TIMED_KINDS, "verify-write", "verify-read")
-    records = {phase: found for phase in kinds if (found := run.records(phase))}
+    told, damaged = damaged is None, [] if damaged is None else damaged
+    records = {phase: found for phase in kinds if (found := run.records(phase, damaged))}
     page = htmlreport.run_page(
         run,
         summaries(run, records),
@@ -794,7 +811,10 @@ def html(run: RunDir) -> Path:
         _failure_lines(run),
         history.location(run.path.parent),
     )
-    return run.write_text(htmlreport.NAME, page)
+    written = run.write_text(htmlreport.NAME, page)
+    if told:
+        left_out(damaged)
+    return written
 
 
 class PointFailed(BenchFailure):

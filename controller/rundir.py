@@ -133,18 +133,19 @@ class RunDir:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / name
 
-    def records(self, phase: str) -> list[ClientResult]:
-        """Every client record of ``phase`` fetched so far, all nodes."""
-        return list(self._iter_records(phase))
+    def records(self, phase: str, damaged: list[str] | None = None) -> list[ClientResult]:
+        """Every client record of ``phase`` fetched so far, all nodes; ResultsError at a
+        damaged one (with ``damaged``: left out, its file:line and why appended there)."""
+        return list(self._iter_records(phase, damaged))
 
     def node_records(self, node: str, phase: str) -> list[ClientResult]:
         """The records of ``phase`` fetched from ``node`` so far (none: empty)."""
         path = self.path / "nodes" / node / f"{phase}.jsonl"
         return list(_read_records(path)) if path.exists() else []
 
-    def _iter_records(self, phase: str) -> Iterator[ClientResult]:
+    def _iter_records(self, phase: str, damaged: list[str] | None = None) -> Iterator[ClientResult]:
         for path in sorted(self.path.glob(f"nodes/*/{phase}.jsonl")):
-            yield from _read_records(path)
+            yield from _read_records(path, damaged)
 
     def forget(self, phase: str) -> None:
         """Drop what an earlier attempt of ``phase`` left (records, log, the request sent,
@@ -199,9 +200,9 @@ class RunDir:
         return path
 
 
-def _read_records(path: Path) -> Iterator[ClientResult]:
+def _read_records(path: Path, damaged: list[str] | None = None) -> Iterator[ClientResult]:
     try:
         with open(path) as stream:
-            yield from read_lines(stream, str(path))
+            yield from read_lines(stream, str(path), damaged)
     except (OSError, ValueError) as exc:
         raise ResultsError(f"cannot read the records {path}: {exc}") from exc

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import stopping
-from .inventory import Inventory, InventoryError, build
+from .inventory import Inventory, InventoryError, build, size_of
 from .rundir import write_atomically
 
 SCHEMA = "parbench.sweep/1"
@@ -46,12 +46,17 @@ def _set_default(key: str) -> Callable[[dict, str], None]:
 
 
 def _set_size(doc: dict, value: str) -> None:
-    if not any(ch.isdigit() for ch in value) or "/" in value:
+    """``--size``: always a size in the inventory's grammar (never a file name)."""
+    size = size_of(value)
+    if size is None:
         raise SweepError(
-            f"--size {value}: expected a size like 64MiB (data generated on the nodes)"
+            f"--size {value}: expected a size like 64MiB or 1048576 (units B, KiB, MiB, GiB,"
+            " KB, MB, GB; data generated on the nodes)"
         )
-    # bytes given as a number: an int, which the inventory takes as a size, not a file name
-    _set_default("data")(doc, int(value) if value.isdigit() else value)  # type: ignore[arg-type]
+    if size != size.to_integral_value():
+        raise SweepError(f"--size {value}: expected a whole number of bytes")
+    # bytes as an int, which the inventory takes as a size (checking its range), not a file
+    _set_default("data")(doc, int(size))  # type: ignore[arg-type]
 
 
 def _set_clients(doc: dict, value: str) -> None:

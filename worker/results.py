@@ -7,11 +7,12 @@ the controller (which fetches and summarises them). It is stdlib-only and Python
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import traceback
-from dataclasses import asdict, dataclass, fields
-from typing import IO, Dict, Iterable, Iterator, List, Optional
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 # the format of a record's ``latency`` (part of this contract; its code has a module of
 # its own, which the controller reaches through this one)
@@ -102,10 +103,122 @@ class ClientResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> ClientResult:
+        """The record of a JSON object; ValueError naming the first field that is missing
+        or not of its type (a damaged record never reaches the statistics)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {_shown(data)}")
         if data.get("schema") != SCHEMA:
             raise ValueError(f"unknown result schema {data.get('schema')!r}, expected {SCHEMA!r}")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        given = {k: v for k, v in data.items() if k in _FIELD_TYPES}
+        missing = [name for name in _REQUIRED if name not in given]
+        if missing:
+            raise ValueError(f"missing field(s) {', '.join(missing)}")
+        for name, value in given.items():
+            what, fits = _FIELD_TYPES[name]
+            if not fits(value):
+                raise ValueError(f"field {name!r}: expected {what}, got {_shown(value)}")
+        return cls(**given)
+
+
+# --- the types of a record's fields, as JSON has them --------------------------------------
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _or_null(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+def _objects(check: Callable[[Any], bool] = lambda v: isinstance(v, dict)) -> Callable[[Any], bool]:
+    """An object whose values each pass ``check``."""
+    return lambda value: (
+        isinstance(value, dict) and all(isinstance(k, str) and check(v) for k, v in value.items())
+    )
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _op(value: Any) -> bool:
+    """meta: one kind's ``{"count", "start", "end"}``."""
+    return (
+        isinstance(value, dict)
+        and _integer(value.get("count"))
+        and _number(value.get("start"))
+        and _number(value.get("end"))
+    )
+
+
+def _series(value: Any) -> bool:
+    """``{"start", "interval", "bytes": [...]}``."""
+    return (
+        isinstance(value, dict)
+        and _number(value.get("start"))
+        and _number(value.get("interval"))
+        and isinstance(value.get("bytes"), list)
+        and all(_number(b) for b in value["bytes"])
+    )
+
+
+_STRING = ("a string", lambda v: isinstance(v, str))
+_STRING_OR_NULL = ("a string or null", _or_null(lambda v: isinstance(v, str)))
+_INTEGER = ("an integer", _integer)
+_NUMBER = ("a finite number", _number)
+_BOOLEAN = ("true or false", lambda v: isinstance(v, bool))
+
+#: field -> (what it must be, for people; the check). ``bytes`` was null in verify-write
+#: by fs-checksum (older runs) when the size could not be read
+_FIELD_TYPES: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
+    "run_id": _STRING,
+    "phase": _STRING,
+    "node": _STRING,
+    "client": _INTEGER,
+    "host": _STRING,
+    "backend": _STRING,
+    "path": _STRING,
+    "local_path": _STRING_OR_NULL,
+    "status": _STRING,
+    "error": _STRING_OR_NULL,
+    "detail": _STRING_OR_NULL,
+    "bytes": ("an integer or null", _or_null(_integer)),
+    "start": _NUMBER,
+    "end": _NUMBER,
+    "ready": _NUMBER,
+    "checksum": _STRING_OR_NULL,
+    "expected_bytes": ("an integer or null", _or_null(_integer)),
+    "expected_checksum": _STRING_OR_NULL,
+    "algorithm": _STRING,
+    "method": _STRING_OR_NULL,
+    "replaced": _BOOLEAN,
+    "clock_offset": _NUMBER,
+    "latency": ("null or an object of objects", _or_null(_objects())),
+    "series": ('null or {"start", "interval", "bytes": [numbers]}', _or_null(_series)),
+    "files": _INTEGER,
+    "ops": ('null or kinds of {"count", "start", "end"}', _or_null(_objects(_op))),
+    "iteration": _INTEGER,
+    "cluster": _STRING_OR_NULL,
+    "warmup": _BOOLEAN,
+    "made": ("null or a list of strings", _or_null(_strings)),
+    "found": ("null or an object of strings", _or_null(_objects(lambda v: isinstance(v, str)))),
+    "schema": _STRING,
+}
+# every field has its check (a field without one would be dropped on load)
+assert set(_FIELD_TYPES) == {f.name for f in fields(ClientResult)}, "results: _FIELD_TYPES"
+_REQUIRED: List[str] = [
+    f.name for f in fields(ClientResult) if f.default is MISSING and f.default_factory is MISSING
+]
 
 
 def elide(text: str, limit: int, marker: str = " ... ") -> str:
@@ -185,12 +298,19 @@ def told_records(output: str, source: str) -> list[ClientResult]:
     return list(read_lines(told, source))
 
 
-def read_lines(stream: Iterable[str], source: str = "<stream>") -> Iterator[ClientResult]:
-    """Parse JSON lines; a malformed line raises ValueError naming ``source`` and line."""
+def read_lines(
+    stream: Iterable[str], source: str = "<stream>", damaged: Optional[List[str]] = None
+) -> Iterator[ClientResult]:
+    """Parse JSON lines; a malformed line raises ValueError naming ``source`` and line
+    (with ``damaged``, it is left out and that line appended there instead)."""
     for number, line in enumerate(stream, 1):
         if not line.strip():
             continue
         try:
-            yield ClientResult.from_dict(json.loads(line))
+            record = ClientResult.from_dict(json.loads(line))
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"{source}:{number}: {exc}") from exc
+            if damaged is None:
+                raise ValueError(f"{source}:{number}: {exc}") from exc
+            damaged.append(f"{source}:{number}: {exc}")
+            continue
+        yield record

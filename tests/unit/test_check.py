@@ -6,9 +6,14 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
+import fabfile
 from controller.check import check
 from controller.history import History
+from controller.rundir import RunNotFound
 
+from .fabtasks import exit_of
 from .test_history import make_run
 
 
@@ -59,3 +64,30 @@ def test_an_improvement_is_no_regression_and_invalid_runs_do_not_count(tmp_path:
     # three slow runs, all invalid: left out, so nothing to see
     db, runs = history_of(tmp_path / "inv", noisy(700, 6, rng) + noisy(400, 3, rng), (6, 7))
     assert [r.metric for r in verdict(db, runs[-1]).regressions] == []
+
+
+@pytest.mark.parametrize(
+    "given", ["abc", "nan", "inf", "-0.1", "0", "1", "50", "0%", "100%", "-5%", "nan%", "", "5 %%"]
+)
+def test_a_min_effect_that_would_switch_the_check_off_is_refused(
+    tmp_path: Path, given: str
+) -> None:
+    stop = exit_of("check", tmp_path, min_effect=given)
+    assert stop.code == 2, stop.message
+    assert stop.message.startswith("error: --min-effect: expected a fraction between 0 and 1")
+    assert repr(given) in stop.message and "\n" not in stop.message
+
+
+@pytest.mark.parametrize(("given", "effect"), [("0.05", 0.05), ("5%", 0.05), ("12.5%", 0.125)])
+def test_a_min_effect_as_a_fraction_or_a_percentage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, effect: float
+) -> None:
+    asked = []
+
+    def regression_check(root: Path, run_id: object, labels: dict, min_effect: float) -> None:
+        asked.append(min_effect)
+        raise RunNotFound("stop here")
+
+    monkeypatch.setattr(fabfile, "regression_check", regression_check)
+    assert exit_of("check", tmp_path, min_effect=given).code == 2
+    assert asked == [pytest.approx(effect)]

@@ -6,11 +6,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from controller import exports
+from controller.inventory import LabelError, parse_labels
 from tests.schemas import junit_schema
 
+from .fabtasks import exit_of
 from .test_history import make_run
 
 
@@ -73,3 +76,65 @@ def test_the_schema_refuses_what_a_dashboard_could_not_read() -> None:
                            "<testcase name='c'/></testsuite></testsuites>")  # fmt: skip
     assert not schema.is_valid("<testsuites><testsuite name='s'><testcase name='c'/>"
                                "</testsuite></testsuites>")  # fmt: skip
+
+
+#: what a node's error may carry: colour codes, a NUL, a lone surrogate (from JSON's
+#: "\ud800"), C1 controls, XML's non-characters
+NASTY = "\x1b[31mboom\x1b[0m\x00 \ud800 \x85\x9b\x7f \ufffe\uffff\x1b]0;title\x07end \x0b\x0c"
+
+
+def test_xml_invalid_characters_and_escapes_are_not_exported(tmp_path: Path) -> None:
+    run = make_run(tmp_path, 100.0, {"build": "4\x1b[1m2\x9b\ufffe\ud800"})
+    summary = run.dir.read_doc("summary.json")
+    summary["write"]["per_node"] = [{"node": "n0"}]
+    summary["write"]["config_hash"] = "c0\x00ffee"
+    summary["write"]["errors"] = [
+        {"node": "n0", "client": 1, "path": "/p/\x00", "status": "error", "error": NASTY}
+    ]
+    run.dir.write_doc("summary.json", {k: v for k, v in summary.items() if k != "schema"})
+    run.dir.write_doc(
+        "failures.json",
+        {"write": [{"node": "n1", "host": "h", "step": "write", "cause": NASTY}]},
+    )
+    run.dir.write_doc(
+        "check.json",
+        {"regressions": [{"phase": "write", "metric": "aggregate", "line": "REGRESSION " + NASTY}]},
+    )
+    exports.write(run.dir)
+
+    junit_schema().validate(str(run.path / "junit.xml"))  # parses it: well-formed XML first
+    suites = ET.parse(run.path / "junit.xml").getroot()
+    texts = [e.text or "" for e in suites.iter()] + [
+        v for e in suites.iter() for v in e.attrib.values()
+    ]
+    assert "n0/1 /p/: error: boom   end " in "\n".join(texts)
+    assert not [t for t in texts if any(c in t for c in "\x1b\x00\x85\x9b\x7f\ufffe\uffff\x0b\x0c")]
+    lost = suites.find("testsuite[@name='parbench.write']/testcase[@name='n1']/failure")
+    assert lost is not None and lost.get("message") == "n1: write: boom   end "
+
+    families = list(text_string_to_metric_families((run.path / "metrics.prom").read_text()))
+    (sample,) = [f for f in families if f.name == "parbench_valid"][0].samples
+    assert sample.labels["build"] == "42" and sample.labels["config_hash"] == "c0ffee"
+
+
+def test_an_older_runs_reserved_label_does_not_replace_parbenchs_own(tmp_path: Path) -> None:
+    """A run sealed before such labels were refused: its label is left out of the export."""
+    run = make_run(tmp_path, 100.0, {"phase": "mine", "__name__": "x", "build": "7"})
+    exports.write(run.dir)
+    text = (run.path / "metrics.prom").read_text()
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "parbench_valid"]
+    (sample,) = family.samples
+    assert sample.name == "parbench_valid"
+    assert sample.labels == {
+        "run_id": run.run_id, "phase": "write", "config_hash": "c0ffee",
+        "build": "7", "cluster": "lab",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["phase", "run_id", "config_hash", "__name__", "__x"])
+def test_a_reserved_label_is_refused_on_the_command_line(tmp_path: Path, name: str) -> None:
+    with pytest.raises(LabelError, match=f"--label {name}: expected a label name other than"):
+        parse_labels([f"{name}=x"])
+    stop = exit_of("history_", tmp_path, label=[f"{name}=x"])
+    assert stop.code == 2 and stop.message.startswith(f"error: --label {name}: ")
+    assert "\n" not in stop.message

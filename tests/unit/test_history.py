@@ -16,6 +16,8 @@ from controller.report import history_table
 from controller.run import Run
 from worker.results import ClientResult
 
+from .fabtasks import exit_of
+
 INVENTORY = "defaults: {data: ref.txt}\nlabels: {cluster: lab}\nnodes:\n  - {id: n0, host: h0}\n"
 
 
@@ -135,3 +137,11 @@ def test_remember_says_why_and_leaves_the_run_alone(tmp_path: Path) -> None:
     said = history.remember(run.dir)
     assert said is not None and said.startswith("not recorded in the history: history ")
     assert sorted(p.name for p in run.path.iterdir()) == before
+
+
+def test_an_unknown_phase_is_refused_naming_the_valid_ones(tmp_path: Path) -> None:
+    stop = exit_of("history_", tmp_path, phase="wrte")
+    assert (stop.code, stop.message) == (
+        2,
+        "error: --phase wrte: expected one of write, read, meta (the phases the history keeps)",
+    )

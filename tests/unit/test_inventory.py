@@ -736,3 +736,78 @@ def test_copies_of_two_nodes_on_one_machine_never_collide(inv_path: Path) -> Non
     assert [inv.local_dst(n) for n in inv.nodes] == ["/w0/read", "/w1/read"]
     inv = load_text(inv_path, "defaults: {local_dst: /scratch/read}\n" + MINIMAL)
     assert {inv.local_dst(n) for n in inv.nodes} == {"/scratch/read"}  # one node a machine
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "defaults: {chunk_size: '4096.9'}\n" + _nodes(OK0),
+            "defaults.chunk_size: expected a whole number of bytes, got '4096.9'",
+        ),
+        (
+            "defaults: {chunk_size: 0.1MiB}\n" + _nodes(OK0),
+            "defaults.chunk_size: expected a whole number of bytes, got '0.1MiB'",
+        ),
+        (
+            "defaults: {data: 10.5B}\n" + _nodes(OK0),
+            "defaults.data: expected a whole number of bytes, got '10.5B'",
+        ),
+        (
+            "defaults: {proxy: {host: -x}}\n" + _nodes(OK0),
+            "defaults.proxy.host: '-x' begins with '-' (it would be read as an option);"
+            " expected a host name or address",
+        ),
+        (
+            _nodes("{id: n0, host: h, proxy: {host: 'a:b'}}"),
+            "nodes[0].proxy.host: 'a:b' includes a port; set it as nodes[0].proxy.port",
+        ),
+        (
+            _nodes("{id: n0, host: h, proxy: {host: '::1'}}"),
+            "nodes[0].proxy.host: '::1' includes a port; set it as nodes[0].proxy.port"
+            " (an IPv6 address is not supported for the proxy: use a host name)",
+        ),
+        (
+            _nodes("{id: n0, host: -oProxyCommand=x}"),
+            "nodes[0].host: '-oProxyCommand=x' begins with '-' (it would be read as an option);"
+            " expected a host name or address",
+        ),
+        (
+            _nodes("{id: n0, host: h, user: -l}"),
+            "nodes[0].user: '-l' begins with '-' (it would be read as an option);"
+            " expected a user name",
+        ),
+    ],
+)
+def test_truncated_sizes_and_option_like_hosts_are_refused(
+    inv_path: Path, text: str, message: str
+) -> None:
+    assert error_of(inv_path, text) == message
+
+
+def test_a_fraction_of_a_unit_that_is_whole_bytes_is_fine(inv_path: Path) -> None:
+    inv = load_text(inv_path, "defaults: {chunk_size: 1.5MiB, data: 0.5KiB}\n" + MINIMAL)
+    assert (inv.settings.chunk_size, inv.settings.data) == (1536 * 1024, 512)
+
+
+@pytest.mark.parametrize("name", ["phase", "run_id", "config_hash", "__name__", "__x"])
+def test_reserved_label_names_are_refused(inv_path: Path, name: str) -> None:
+    message = error_of(inv_path, f"labels: {{{name}: x}}\n" + MINIMAL)
+    assert message.startswith(f"labels.{name}: ") and "reserved" in message, message
+    assert "\n" not in message
+
+
+def test_no_home_and_no_passwd_entry_is_a_one_line_error(
+    inv_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``~`` cannot be expanded (``env -u HOME`` under a uid with no passwd entry)."""
+    import pwd
+
+    def no_entry(uid: int) -> object:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    message = error_of(inv_path, "nodes:\n  - {id: n0, host: h0, user: u}\n")
+    assert message.startswith("ssh.known_hosts: cannot expand '~' in '~/.ssh/known_hosts'")
+    assert "set HOME" in message

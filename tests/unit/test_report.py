@@ -1,9 +1,19 @@
 from __future__ import annotations
 
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
 from controller.pairing import cross_node
 from controller.report import phase_table, plan_lines, verify_table
 from controller.stats import summarise
-from worker.results import ERROR_LIMIT, ClientResult
+from worker import results
+from worker.results import ERROR_LIMIT, ClientResult, read_lines
+
+from .fabtasks import exit_of
+from .test_history import make_run
 
 MIB = 1024 * 1024
 
@@ -184,3 +194,58 @@ def test_iteration_lines_show_the_spread_and_each_iteration() -> None:
     assert iteration_line("read", 0, True, Rounds(warmup=1), mib) == (
         "read iteration 1 of 2 (warm-up, not counted): 1.00 MiB/s aggregate"
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("bytes", "abc", "field 'bytes': expected an integer or null, got 'abc'"),
+        ("client", 1.5, "field 'client': expected an integer, got 1.5"),
+        ("start", "soon", "field 'start': expected a finite number, got 'soon'"),
+        ("end", float("nan"), "field 'end': expected a finite number, got nan"),
+        ("replaced", "yes", "field 'replaced': expected true or false, got 'yes'"),
+        ("error", 5, "field 'error': expected a string or null, got 5"),
+        ("latency", [1], "field 'latency': expected null or an object of objects, got [1]"),
+        ("ops", {"create": {"count": "x", "start": 1, "end": 2}}, "field 'ops': "),
+        ("series", {"start": 1, "interval": 1, "bytes": ["x"]}, "field 'series': "),
+    ],
+)
+def test_a_records_fields_are_type_checked_on_load(
+    field: str, value: object, expected: str
+) -> None:
+    data = json.loads(WRITE[0].to_json())
+    data[field] = value
+    with pytest.raises(ValueError) as info:
+        list(read_lines([json.dumps(data)], "nodes/n0/write.jsonl"))
+    assert str(info.value).startswith(f"nodes/n0/write.jsonl:1: {expected}")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("line", ["[1, 2]", '"text"', '{"schema": "parbench.client/1"}'])
+def test_a_record_that_is_no_object_or_lacks_fields_is_named(line: str) -> None:
+    with pytest.raises(ValueError, match=r"^src:1: (expected a JSON object|missing field)"):
+        list(read_lines([line], "src"))
+
+
+@pytest.mark.parametrize("html", [False, True])
+def test_report_names_a_damaged_record_and_shows_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture, html: bool
+) -> None:
+    run = make_run(tmp_path, 100.0)
+    good = json.loads(WRITE[0].to_json())
+    bad = {**good, "client": 1, "bytes": "abc"}
+    records = run.path / "nodes" / "n0" / "write.jsonl"
+    records.parent.mkdir(parents=True)
+    records.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    stop = exit_of("report", tmp_path, run=run.run_id, html=html)
+    out = capsys.readouterr().out
+    assert (run.path / "report.html").exists() == html  # the page of what could be read
+    assert "write: " in out and "ok 1" in out  # the table of what could be read
+    assert stop.code == 1 and "\n" not in stop.message
+    assert stop.message.startswith(
+        f"failed: 1 damaged record(s) left out: {records}:2: field 'bytes'"
+    )
+
+
+def test_every_field_of_a_record_has_its_type() -> None:
+    assert set(results._FIELD_TYPES) == {f.name for f in fields(ClientResult)}

@@ -9,6 +9,8 @@ import pytest
 from controller.inventory import load
 from controller.sweep import SweepError, parse_axes, points
 
+from .fabtasks import exit_of
+
 
 @pytest.fixture
 def base(tmp_path: Path):
@@ -50,3 +52,26 @@ def test_a_bad_value_is_refused_naming_it(base, given: dict, message: str) -> No
     with pytest.raises(SweepError) as info:
         points(base, parse_axes(given))
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("given", ["²", "1G", "10.5", "0.5B", "٣MiB", "0x10"])
+def test_a_size_is_always_a_size_never_a_file(base, given: str) -> None:
+    (Path(base.path).parent / given).write_text("a file of that name")  # still not taken
+    with pytest.raises(SweepError) as info:
+        points(base, parse_axes({"size": given}))
+    message = str(info.value)
+    assert message.startswith(f"--size {given}: expected a")
+    assert "reference file" not in message and "\n" not in message
+
+
+def test_sizes_in_the_inventorys_grammar(base) -> None:
+    found = points(base, parse_axes({"size": "1.5MiB,2KB,10B,7"}))
+    assert [p.inventory.settings.data for p in found] == [1536 * 1024, 2000, 10, 7]
+
+
+@pytest.mark.parametrize("given", ["²", "1G"])
+def test_fab_sweep_refuses_a_bad_size_with_exit_2(tmp_path: Path, given: str) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("nodes:\n  - {id: n0, host: a}\n")
+    stop = exit_of("sweep", tmp_path, inventory, size=given)
+    assert stop.code == 2 and stop.message.startswith(f"error: --size {given}: expected a")
