@@ -260,7 +260,7 @@ def _lost(conn: Connection, node: Node, request: PhaseRequest, seconds: float) -
         raise StepError(
             f"connection to {node.id} lost {seconds:.1f} s into {request.phase}; 0 of "
             f"{len(request.clients)} records collected (the node keeps them: the next "
-            "command on the run, or fab report --collect, fetches them)"
+            f"command on the run, or fab report --collect --run {request.run_id}, fetches them)"
         )
 
 
@@ -408,6 +408,7 @@ def run_phases(
     if failures:
         print(failure_table(failures), file=sys.stderr)
     if timed:
+        run.dir.note_measured()  # latest: this run, once it has records of a timed phase
         trouble = history.remember(run.dir)
         if trouble:
             print(f"{'+'.join(phases)}: {trouble}", file=sys.stderr)
@@ -710,6 +711,7 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
     for phase in {r.phase for requests in missing.values() for r in requests}:
         again = summary_of(phase, run.dir.records(phase)).restored(saved.get(phase, {}))
         run.dir.update_doc("summary.json", {phase: again.to_dict()})
+    run.dir.note_measured()
 
 
 #: the phases a run's summaries are of
@@ -798,6 +800,10 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
                 verify(run, copies=reads)
         except BenchFailure as exc:
             raise PointFailed(str(exc), exc.code, run.run_id) from None
+        except Exception:  # refused (a lock held, a bad point) before any node was asked
+            if not run.dir.sent():
+                session.discard(run, None)  # no trace: no folder, latest unmoved
+            raise
         return run.run_id, run.dir.read_doc("summary.json", {})
 
     outcomes = sweeping.run(sweep_id, found, one, root)
