@@ -395,11 +395,18 @@ def nightly(c, inventory=None, label=None):
         raise Exit(code=worst)
 
 
-@task(help={"inventory": INVENTORY_HELP})
-def clean(c, inventory=None):
-    """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those)."""
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "data": "also delete the data generated on the nodes ({workdir}/data/generated-*)",
+        "runs": "also delete the nodes' run folders {workdir}/runs/<run> (not one in use)",
+    }
+)
+def clean(c, inventory=None, data=False, runs=False):
+    """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those);
+    --data, --runs: also the generated data and the run folders in the nodes' workdirs."""
     with _exits():
-        phases.clean(_inventory(c, inventory))
+        phases.clean(_inventory(c, inventory), data=data, runs=runs)
 
 
 ns = Collection(push, write, read, verify, meta, sweep, report, compare, check, nightly, clean)

@@ -22,6 +22,7 @@ from worker.protocol import (
     ExitCode,
     PhaseRequest,
     RequestError,
+    WorkdirClean,
     for_the_controller,
 )
 from worker.results import ClientResult, read_lines, told_records, write_file
@@ -643,11 +644,31 @@ def meta(run: Run) -> None:
     run_phases(run, {"meta": run.requests["meta"]})
 
 
-def clean(inventory: Inventory) -> None:
-    """Remove the files of ``dst`` in storage and the local copies, per node."""
+def clean_request(
+    inventory: Inventory,
+    node: Node,
+    data: bool = False,
+    runs: bool = False,
+    keep: Sequence[str] = (),
+) -> PhaseRequest:
+    """What ``node`` is asked to remove: ``{dst}/{node}`` and the read copies; with
+    ``data`` the generated reference data in its workdir, with ``runs`` its run folders
+    but those of the runs in ``keep``."""
+    request = node_request(inventory, node, "clean", "clean", None)
+    if not (data or runs):
+        return request
+    tidy = WorkdirClean(node.workdir, data, runs, tuple(keep))
+    return replace(request, workdir_clean=tidy).check()
+
+
+def clean(inventory: Inventory, data: bool = False, runs: bool = False) -> None:
+    """Remove the files of ``dst`` in storage and the local copies, per node; ``data``:
+    also the reference data generated in the workdirs, ``runs``: also the nodes' run
+    folders (but of a run this process holds locks for)."""
+    keep: tuple[str, ...] = ()
 
     def step(conn: Connection, node: Node) -> str:
-        request = node_request(inventory, node, "clean", "clean", None)
+        request = clean_request(inventory, node, data, runs, keep)
         paths = NodePaths(node.workdir)
         remote = paths.request("clean", "clean")
         _send(conn, remote, request.to_json() + "\n")
@@ -655,6 +676,7 @@ def clean(inventory: Inventory) -> None:
 
     ready = push(inventory, data=False)
     held = locks.hold(inventory, f"clean-{new_run_id()}", ready)
+    keep = locks.held_runs()  # e.g. the run of a chained `fab write clean --runs`
     try:
         outcomes = on_nodes(inventory, "clean", step, ready)
     finally:
