@@ -374,7 +374,7 @@ def nightly(c, inventory=None, label=None):
     run's JUnit and OpenMetrics files and its HTML page are written; exits with the worst
     code of them."""
     worst = 0
-    before = latest_id(_results(c))
+    before = session.active(_results(c))
     steps = [
         lambda: write(c, inventory=inventory, label=label),
         lambda: read(c, inventory=inventory),
@@ -390,22 +390,29 @@ def nightly(c, inventory=None, label=None):
             worst = max(worst, stop.code)
             if number == 0 or stop.code in (130, 143):  # no run to go on with, or stopped
                 break
-    made = latest_id(_results(c))
-    if made is not None and made != before:  # a run began: its page, whatever the outcome
+    made = session.active(_results(c))  # latest moves only once a run measured something
+    if made is not None and made is not before:  # a run began: its page, whatever the outcome
         try:
-            print(f"nightly: report {phases.html(RunDir.open(_results(c), made))}")
+            print(f"nightly: report {phases.html(made.dir)}")
         except Exception as exc:  # noqa: BLE001 - the page is one output; the codes stand
-            print(f"nightly: report of {made} not written: {exc}", file=sys.stderr)
+            print(f"nightly: report of {made.run_id} not written: {exc}", file=sys.stderr)
             worst = max(worst, 1)
     if worst:
         raise Exit(code=worst)
 
 
-@task(help={"inventory": INVENTORY_HELP})
-def clean(c, inventory=None):
-    """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those)."""
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "data": "also delete the data generated on the nodes ({workdir}/data/generated-*)",
+        "runs": "also delete the nodes' run folders {workdir}/runs/<run> (not one in use)",
+    }
+)
+def clean(c, inventory=None, data=False, runs=False):
+    """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those);
+    --data, --runs: also the generated data and the run folders in the nodes' workdirs."""
     with _exits():
-        phases.clean(_inventory(c, inventory))
+        phases.clean(_inventory(c, inventory), data=data, runs=runs)
 
 
 ns = Collection(push, write, read, verify, meta, sweep, report, compare, check, nightly, clean)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .rundir import RunDir, latest_id
+from .rundir import RunDir, RunNotFound, latest_id, no_latest, run_ids
 
 ALPHA = 0.05
 MIN_EFFECT = 0.05  # 5 %
@@ -115,22 +115,27 @@ PHASES = ("write", "read", "meta")
 
 
 def resolve(root: Path, name: str) -> str:
-    """A run id from ``name``: an id, ``latest``, or ``previous`` (the run made before the
-    latest one)."""
-    runs = sorted(
-        p.name for p in root.iterdir() if not p.is_symlink() and (p / "run.json").is_file()
-    )
-    if name in ("latest", "previous"):
-        current = latest_id(root) or (runs[-1] if runs else None)
-        if current is None:
-            raise CompareError(f"no runs in {root}")
-        if name == "latest":
-            return current
-        earlier = [r for r in runs if r < current]
-        if not earlier:
-            raise CompareError(f"no run before {current} in {root}")
-        return earlier[-1]
-    return name
+    """A run id from ``name``: an id, ``latest`` (the run ``results/latest`` names when it
+    measured something, else the newest that did), or ``previous`` (the newest run
+    before it that measured something). Runs that measured nothing (a failed push, a
+    refused lock) are never ``latest`` or ``previous``."""
+    if name not in ("latest", "previous"):
+        return name
+    link = latest_id(root)
+    if link is not None and not (root / link).is_dir():
+        raise RunNotFound(no_latest(root))
+    runs = run_ids(root, only_measured=True)
+    current = link if link in runs else (runs[-1] if runs else None)
+    if current is None:
+        raise CompareError(f"no run in {root}/ has measured anything yet: run `fab write`")
+    if name == "latest":
+        return current
+    earlier = [r for r in runs if r < current]
+    if not earlier:
+        raise CompareError(
+            f"no run before {current} in {root}/ measured anything: `previous` needs two"
+        )
+    return earlier[-1]
 
 
 def compare_runs(

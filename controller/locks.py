@@ -336,3 +336,9 @@ def hold(inventory: Inventory, run_id: str, nodes: Sequence[Node]) -> RunLocks:
     locks = of_run(inventory, run_id)
     locks.acquire(nodes)
     return locks
+
+
+def held_runs() -> tuple[str, ...]:
+    """The runs whose locks this process holds now (a chained ``fab write clean --runs``
+    keeps its own run's folders on the nodes)."""
+    return tuple(run_id for run_id, held in _HELD.items() if held.nodes or held.dst_node)

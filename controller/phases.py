@@ -22,6 +22,7 @@ from worker.protocol import (
     ExitCode,
     PhaseRequest,
     RequestError,
+    WorkdirClean,
     for_the_controller,
 )
 from worker.results import ClientResult, read_lines, told_records, write_file
@@ -275,7 +276,7 @@ def _lost(conn: Connection, node: Node, request: PhaseRequest, seconds: float) -
         raise StepError(
             f"connection to {node.id} lost {seconds:.1f} s into {request.phase}; 0 of "
             f"{len(request.clients)} records collected (the node keeps them: the next "
-            "command on the run, or fab report --collect, fetches them)"
+            f"command on the run, or fab report --collect --run {request.run_id}, fetches them)"
         )
 
 
@@ -424,6 +425,7 @@ def run_phases(
     if failures:
         print(failure_table(failures), file=sys.stderr)
     if timed:
+        run.dir.note_measured()  # latest: this run, once it has records of a timed phase
         trouble = history.remember(run.dir)
         if trouble:
             print(f"{'+'.join(phases)}: {trouble}", file=sys.stderr)
@@ -671,11 +673,31 @@ def meta(run: Run) -> None:
     run_phases(run, {"meta": run.requests["meta"]})
 
 
-def clean(inventory: Inventory) -> None:
-    """Remove the files of ``dst`` in storage and the local copies, per node."""
+def clean_request(
+    inventory: Inventory,
+    node: Node,
+    data: bool = False,
+    runs: bool = False,
+    keep: Sequence[str] = (),
+) -> PhaseRequest:
+    """What ``node`` is asked to remove: ``{dst}/{node}`` and the read copies; with
+    ``data`` the generated reference data in its workdir, with ``runs`` its run folders
+    but those of the runs in ``keep``."""
+    request = node_request(inventory, node, "clean", "clean", None)
+    if not (data or runs):
+        return request
+    tidy = WorkdirClean(node.workdir, data, runs, tuple(keep))
+    return replace(request, workdir_clean=tidy).check()
+
+
+def clean(inventory: Inventory, data: bool = False, runs: bool = False) -> None:
+    """Remove the files of ``dst`` in storage and the local copies, per node; ``data``:
+    also the reference data generated in the workdirs, ``runs``: also the nodes' run
+    folders (but of a run this process holds locks for)."""
+    keep: tuple[str, ...] = ()
 
     def step(conn: Connection, node: Node) -> str:
-        request = node_request(inventory, node, "clean", "clean", None)
+        request = clean_request(inventory, node, data, runs, keep)
         paths = NodePaths(node.workdir)
         remote = paths.request("clean", "clean")
         _send(conn, remote, request.to_json() + "\n")
@@ -684,6 +706,7 @@ def clean(inventory: Inventory) -> None:
     run_id = f"clean-{new_run_id()}"
     ready = push(inventory, data=False, held=locks.of_run(inventory, run_id))
     held = locks.hold(inventory, run_id, ready)
+    keep = locks.held_runs()  # e.g. the run of a chained `fab write clean --runs`
     try:
         outcomes = on_nodes(inventory, "clean", step, ready)
     finally:
@@ -740,6 +763,7 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
     for phase in {r.phase for requests in missing.values() for r in requests}:
         again = summary_of(phase, run.dir.records(phase)).restored(saved.get(phase, {}))
         run.dir.update_doc("summary.json", {phase: again.to_dict()})
+    run.dir.note_measured()
 
 
 #: the phases a run's summaries are of
@@ -848,6 +872,10 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
                 verify(run)
         except BenchFailure as exc:
             raise PointFailed(str(exc), exc.code, run.run_id) from None
+        except Exception:  # refused (a lock held, a bad point) before any node was asked
+            if not run.dir.sent():
+                session.discard(run, None)  # no trace: no folder, latest unmoved
+            raise
         return run.run_id, run.dir.read_doc("summary.json", {})
 
     outcomes = sweeping.run(sweep_id, found, one, root)

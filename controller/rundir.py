@@ -16,7 +16,9 @@
 Every JSON document carries a ``schema`` and is checked on load. Writes are atomic (a
 temporary file of its own, then a rename) and read-modify-write updates hold the run's
 lock file, so two processes updating one run never lose or corrupt each other's work.
-``results/latest`` links to the newest run.
+``results/latest`` links to the newest run that measured something (records of a timed
+phase): a run whose push, lock or every node failed leaves it where it was, so
+``fab compare previous latest`` and later commands find runs with figures.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import os
 import re
 import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -86,6 +88,54 @@ def latest_id(root: Path) -> str | None:
     return os.readlink(link) if link.is_symlink() else None
 
 
+#: the phases whose records make a run one that measured something
+MEASURED_PHASES = ("write", "read", "meta")
+
+
+def measured(folder: Path) -> bool:
+    """Whether the run folder holds records of a timed phase."""
+    for phase in MEASURED_PHASES:
+        for path in folder.glob(f"nodes/*/{phase}.jsonl"):
+            with suppress(OSError):
+                if path.stat().st_size > 0:
+                    return True
+    return False
+
+
+def run_ids(root: Path, only_measured: bool = False) -> list[str]:
+    """The run folders under ``root`` (with a run.json; ``only_measured``: that measured
+    something), oldest first: run ids sort by their start time."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if _RUN_ID.fullmatch(p.name)
+        and not p.is_symlink()
+        and (p / "run.json").is_file()
+        and (not only_measured or measured(p))
+    )
+
+
+def no_latest(root: Path) -> str:
+    """Why ``latest`` names no run under ``root``, and what to do, for a message."""
+    target = latest_id(root)
+    newest = (run_ids(root, only_measured=True) or run_ids(root) or [None])[-1]
+    if target is not None:
+        said = f"{root}/latest points to run {target!r}, which is missing"
+    else:
+        said = f"no run under {root}/ has measured anything yet"
+    if newest is None:
+        return f"{said}: run `fab write` first"
+    return f"{said}; the newest run there is {newest}: pass --run {newest}, or run `fab write`"
+
+
+def _started(run_id: str) -> str:
+    """When a run began, as its id says (``20261125T104212Z`` of ``...-51bb``): two runs
+    of one second are as new as each other."""
+    return run_id.split("-", 1)[0]
+
+
 def _dumps(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
 
@@ -101,18 +151,39 @@ class RunDir:
 
     @classmethod
     def create(cls, root: Path, run_id: str) -> RunDir:
+        """A new run folder; ``latest`` moves to it once it measured something
+        (:meth:`note_measured`)."""
         run = cls(root, run_id)
         run.path.mkdir(parents=True, exist_ok=False)
-        _point_latest(root, run_id)
         return run
 
+    def measured(self) -> bool:
+        """Whether this run holds records of a timed phase."""
+        return measured(self.path)
+
+    def sent(self) -> bool:
+        """Whether a request of this run was sent to a node (it may hold records)."""
+        return any(self.path.glob("nodes/*/*.request.json"))
+
+    def note_measured(self) -> None:
+        """When this run measured something, ``latest`` names it, unless it names a
+        newer run that still exists (an older run was continued with --run)."""
+        if not self.measured():
+            return
+        current = latest_id(self.root)
+        newer = current is not None and _started(current) > _started(self.run_id)
+        if not (newer and (self.root / str(current)).is_dir()):
+            _point_latest(self.root, self.run_id)
+
     def discard(self, previous: str | None) -> None:
-        """Remove this run (refused before it did anything); ``latest`` goes back to
-        ``previous`` (the run it named before, if any)."""
+        """Remove this run (refused before it did anything); if ``latest`` names it,
+        it goes back to ``previous`` (the run it named before, if any)."""
         shutil.rmtree(self.path, ignore_errors=True)
+        if latest_id(self.root) != self.run_id:
+            return
         if previous is not None:
             _point_latest(self.root, previous)
-        elif (self.root / "latest").resolve().name == self.run_id:
+        else:
             (self.root / "latest").unlink(missing_ok=True)
 
     @classmethod
@@ -122,8 +193,9 @@ class RunDir:
             raise RunNotFound(f"--run must be a run id like 20261125T104212Z-51bb, got {run_id!r}")
         path = root / run_id
         if not path.is_dir():
-            hint = "run `fab write` first" if run_id == "latest" else f"see {root}/"
-            raise RunNotFound(f"no run {run_id!r} under {root}/: {hint}")
+            if run_id == "latest":
+                raise RunNotFound(no_latest(root))
+            raise RunNotFound(f"no run {run_id!r} under {root}/: see {root}/")
         return cls(root, path.resolve().name)
 
     # --- files of the nodes ----------------------------------------------------------

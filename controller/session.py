@@ -1,8 +1,9 @@
 """Which run a task works on.
 
 ``fab write`` starts (seals) a run; tasks chained after it in the same ``fab`` command
-continue it; a later ``fab read`` or ``fab verify`` continues ``results/latest`` or
-``--run ID``, checked against today's inventory (controller/run.py).
+continue it; a later ``fab read`` or ``fab verify`` continues ``results/latest`` (the
+newest run that measured something, controller/rundir.py) or ``--run ID``, checked
+against today's inventory (controller/run.py).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Callable, List, Optional, Sequence, TextIO, Union
 
 from worker import agent, generate, lock, made, progress
-from worker.clean import UnsafePath, clean
+from worker.clean import UnsafePath, clean, clean_workdir
 from worker.clients import Identity, Job, run_clients
 from worker.meta import MetaJob
 from worker.protocol import (
@@ -415,6 +415,11 @@ def _clean(request: PhaseRequest) -> ExitCode:
                 storage, request.dst, request.node, request.local_dst, len(request.clients)
             )
             for line in lines:
+                print(f"clean {line}")
+        tidy = request.workdir_clean
+        if tidy is not None:  # its own request's folder stays: it is being read
+            keep = (*tidy.keep, request.run_id)
+            for line in clean_workdir(tidy.workdir, tidy.data, tidy.runs, keep):
                 print(f"clean {line}")
     except (UnsafePath, StorageError, OSError) as exc:
         print(f"parbench worker: {host}: clean: {describe_error(exc)}", file=sys.stderr)

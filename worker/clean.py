@@ -6,15 +6,30 @@ duration) for cid in 0..nfile-1 on this node (regular files only, never symlinks
 other names), then ``local_dst`` if it is empty. Refuses roots that are not
 absolute, not normalised, or ``/``, and a ``local_dst`` that is a symbolic link (as reads
 do): nothing outside the configured roots is ever touched.
+
+With ``fab clean --data --runs`` (:func:`clean_workdir`), also in the node's workdir: the
+reference data ``worker generate`` made (``data/generated-<bytes>.bin``, its stamp, a
+partial one) and the run folders ``runs/<run>``, but those named to keep and the one whose
+run holds the workdir's lock. Only entries of those two folders with those names go,
+plain files and folders, never a symbolic link (nor one's target); a linked ``data`` or
+``runs`` is refused.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import re
+import shutil
+from typing import Iterable
 
-from worker.protocol import NODE_ID, is_nth_of
+from worker.lock import local_place
+from worker.protocol import NODE_ID, RUN_ID, is_nth_of
 from worker.storage import Storage
+
+#: what ``worker generate`` leaves in ``{workdir}/data``: the data, its stamp, a partial
+#: file (worker/generate.py); a pushed reference file keeps its own name
+GENERATED = re.compile(r"generated-[0-9]+\.bin(\.stamp|\.parbench-new)?")
 
 
 class UnsafePath(ValueError):
@@ -50,4 +65,58 @@ def clean(storage: Storage, dst: str, node: str, local_dst: str, nfile: int) -> 
     done.append(f"deleted {deleted} read copies in {local}")
     if os.path.isdir(local) and not os.path.islink(local) and not os.listdir(local):
         os.rmdir(local)
+    return done
+
+
+def _entries(folder: str) -> list[str]:
+    """The names in ``folder`` (none when it is absent); UnsafePath when it is a link."""
+    if os.path.islink(folder):
+        raise UnsafePath(f"refusing to delete below {folder!r}: a symbolic link")
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def _lock_holder(workdir: str) -> str | None:
+    """The run that holds the workdir's lock now, if any; UnsafePath when the lock
+    cannot be read (then no run folder can be said to be free)."""
+    try:
+        holder = local_place(workdir).holder()
+    except (OSError, ValueError) as exc:
+        raise UnsafePath(f"not deleting run folders: {exc}") from None
+    return None if holder is None else holder.run_id
+
+
+def clean_workdir(workdir: str, data: bool, runs: bool, keep: Iterable[str] = ()) -> list[str]:
+    """Delete the generated reference data (``data``) and the run folders (``runs``) in
+    ``workdir``, but the runs in ``keep`` and the lock holder's; a line per folder."""
+    root = safe_root(workdir, "the workdir")
+    if os.path.islink(root):
+        raise UnsafePath(f"refusing to delete below the workdir {root!r}: a symbolic link")
+    done = []
+    if data:
+        folder = os.path.join(root, "data")
+        gone = 0
+        for name in _entries(folder):
+            path = os.path.join(folder, name)
+            if GENERATED.fullmatch(name) and os.path.isfile(path) and not os.path.islink(path):
+                os.remove(path)
+                gone += 1
+        done.append(f"deleted {gone} generated data file(s) in {folder}")
+    if runs:
+        folder = os.path.join(root, "runs")
+        held = set(keep)
+        holder = _lock_holder(root)
+        if holder is not None:
+            held.add(holder)
+        gone, kept = 0, []
+        for name in _entries(folder):
+            path = os.path.join(folder, name)
+            if not RUN_ID.fullmatch(name) or os.path.islink(path) or not os.path.isdir(path):
+                continue
+            if name in held:
+                kept.append(name)
+                continue
+            shutil.rmtree(path)
+            gone += 1
+        note = f"; kept {', '.join(kept)} (in use)" if kept else ""
+        done.append(f"deleted {gone} run folder(s) in {folder}{note}")
     return done

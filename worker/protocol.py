@@ -185,6 +185,24 @@ class MetaWork:
 
 
 @dataclass(frozen=True)
+class WorkdirClean:
+    """What ``fab clean --data --runs`` also removes in the node's workdir
+    (worker/clean.py): the reference data ``worker generate`` made in ``data/``, and the
+    run folders ``runs/<run>`` but those in ``keep`` (runs the controller holds locks
+    for) and the one whose run holds the workdir's lock."""
+
+    workdir: str
+    data: bool = False
+    runs: bool = False
+    keep: Tuple[str, ...] = ()
+
+    def check(self, where: str) -> None:
+        _absolute(f"{where}.workdir", self.workdir)
+        for index, run_id in enumerate(self.keep):
+            _pattern(f"{where}.keep[{index}]", run_id, RUN_ID)
+
+
+@dataclass(frozen=True)
 class ClientTask:
     """One client: the storage path it writes, reads or checks, and its local file."""
 
@@ -235,6 +253,7 @@ class PhaseRequest(_Message):
     meta: Optional[MetaWork] = None  # the metadata phase's work
     iteration: int = 0  # of a phase run several times: 0, 1, ...
     warmup: bool = False  # a warm-up iteration: reported apart, never in the statistics
+    workdir_clean: Optional[WorkdirClean] = None  # clean: generated data, old run folders
     schema: str = REQUEST_SCHEMA
 
     def check(self) -> PhaseRequest:
@@ -256,6 +275,11 @@ class PhaseRequest(_Message):
             _refuse("request.meta", "the work of a meta phase, exactly there", self.meta)
         if self.meta is not None:
             self.meta.check("request.meta")
+        if self.workdir_clean is not None:
+            if self.phase != "clean":
+                given = asdict(self.workdir_clean)
+                _refuse("request.workdir_clean", "none but in a clean", given)
+            self.workdir_clean.check("request.workdir_clean")
         if self.phase in ("write", "verify-write", "meta", "clean"):
             _absolute("request.dst", self.dst)
         if not self.clients:

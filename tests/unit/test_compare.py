@@ -73,6 +73,9 @@ def write_run(root: Path, run_id: str, summary: dict) -> None:
     folder = root / run_id
     folder.mkdir(parents=True)
     (folder / "run.json").write_text("{}")
+    for phase in summary:  # records: the run measured something
+        (folder / "nodes" / "n0").mkdir(parents=True, exist_ok=True)
+        (folder / "nodes" / "n0" / f"{phase}.jsonl").write_text("{}\n")
     RunDir(root, run_id).write_doc("summary.json", summary)
 
 

@@ -66,5 +66,5 @@ def test_a_run_json_changed_since_it_was_sealed_is_not_continued(inventory, resu
     doc["requests"]["meta"]["a"]["clients"][0]["path"] = "/precious"
     (old.path / "run.json").write_text(json.dumps(doc))
     with pytest.raises(RunAltered, match=r"node a, phase meta: requests\.meta\.a\.clients\[0\]"):
-        session.current(lambda: inventory, results)
+        session.current(lambda: inventory, results, old.run_id)
     assert session.active(results) is None

@@ -38,6 +38,20 @@ def records(path: Path) -> list[ClientResult]:
         return sorted(read_lines(stream, str(path)), key=lambda r: r.client)
 
 
+def one_byte_off(data: bytes) -> bytes:
+    """``data`` of the same size with its first byte changed, whatever that byte is."""
+    return bytes([data[0] ^ 0xFF]) + data[1:]
+
+
+def test_a_one_byte_off_copy_always_differs() -> None:
+    """The reference is random: its copy must differ whatever its first byte is (b"x" +
+    the rest did not, 1 time in 256)."""
+    for first in range(256):
+        data = bytes([first]) + b"rest of the reference"
+        off = one_byte_off(data)
+        assert len(off) == len(data) and off != data and off[1:] == data[1:], first
+
+
 @pytest.fixture
 def bench(tmp_path: Path) -> dict:
     ref = tmp_path / "ref.bin"
@@ -177,7 +191,7 @@ def test_read_template_and_explicit_sources_then_verify_read(bench: dict) -> Non
     assert done.returncode == 0, done.stderr
     assert [r.path for r in records(out)] == ["/parbench/n0/2", "/parbench/n0/0"]
 
-    (copies / "1").write_bytes(b"x" + bench["ref"].read_bytes()[1:])  # same size, one byte off
+    (copies / "1").write_bytes(one_byte_off(bench["ref"].read_bytes()))
     (copies / "2").unlink()
     out = bench["tmp"] / "vr.jsonl"
     done = run_worker(
