@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.locks import gone
+from controller.locks import gone, machine_id, pid_namespace
 from worker.lock import LOCK_NAME, acquire, local_place, release, renew, storage_place
 from worker.protocol import Holder, LockRequest, StorageConfig
 from worker.storage import make_storage
@@ -68,9 +68,12 @@ def test_the_workdir_lock_is_never_written_through_a_symlink(tmp_path: Path) -> 
 
 def test_gone_holders() -> None:
     here = socket.gethostname()
-    alive = {**OTHER.__dict__, "controller": here, "pid": os.getpid(), "expires": 2e10}
-    assert gone(alive) is None
-    assert "lease ended" in gone({**alive, "expires": 1.0})
+    alive = {
+        **OTHER.__dict__, "controller": here, "pid": os.getpid(), "expires": 2e10,
+        "machine": machine_id(), "pidns": pid_namespace(),
+    }  # fmt: skip
+    assert gone(alive, age=1.0) is None
+    assert "lease of" in gone({**alive, "lease": 60.0}, age=61.0)  # the node's clock
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
