@@ -272,9 +272,7 @@ class RunLocks:
             holder["token"]: why
             for reply in replies.values()
             for place in (reply["workdir"], reply["dst"])
-            if place
-            and (holder := place.get("holder"))
-            and (why := gone(holder, place.get("age")))
+            if place and (holder := place.get("holder")) and (why := gone(holder, place.get("age")))
         }
         if stale:
             retry = [n for n in nodes if _refused(replies[n.id])]

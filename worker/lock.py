@@ -170,6 +170,9 @@ class _Local(_Place):
             os.link(aside, self.path, follow_symlinks=False)
         except FileExistsError:
             return False
+        except OSError:  # no hard links here: made anew where none is (its age restarts)
+            if not self.create(data):
+                return False
         self.drop(aside)
         return True
 
@@ -325,8 +328,10 @@ def _take_aside(place: _Place, token: str) -> Tuple[bool, Optional[bytes]]:
     if found is None:  # gone from aside too: someone dropped it
         return False, None
     data = found[0]
-    meant = data.strip() == b"" if token == "" else (
-        data.strip() != b"" and _token(place, data) == token
+    meant = (
+        data.strip() == b""
+        if token == ""
+        else (data.strip() != b"" and _token(place, data) == token)
     )
     if meant:
         place.drop(aside)
@@ -452,6 +457,8 @@ def _one(request: LockRequest, place: _Place) -> dict:
         return _stuck(place, str(exc))
     except (OSError, StorageError, ValueError, RuntimeError) as exc:
         return {"path": place.path, "held": False, "error": describe_error(exc)}
+
+
 def main(text: str) -> int:
     """Answer the lock request ``text``; exit 0 once answered (held or not), 2 if bad."""
     try:

@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -110,8 +111,10 @@ def _fresh(place, tmp_path: Path):
 
 def _local_file(place, tmp_path: Path) -> Path:
     path = Path(place.path)
-    return path if path.is_absolute() and str(path).startswith(str(tmp_path)) else (
-        tmp_path / "store" / place.path.lstrip("/")
+    return (
+        path
+        if path.is_absolute() and str(path).startswith(str(tmp_path))
+        else (tmp_path / "store" / place.path.lstrip("/"))
     )
 
 
@@ -210,3 +213,100 @@ def test_a_fresh_empty_or_garbled_lock_file_says_how_to_clear_it(place, tmp_path
     assert not garbled["held"] and "cannot be read" in garbled["error"]
     assert str(path) in garbled["clear"]
     assert path.read_bytes() == b"{not json"  # never removed without a person deciding
+
+
+class FakeMaster:
+    """Alluxio's namespace as its proxy shows it: a create fails on an existing file, a
+    rename on a missing source or an existing target, each one atomic."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytes, float]] = {}
+        self.guard = threading.Lock()
+
+    def client(self) -> SimpleNamespace:
+        from alluxio import exceptions
+
+        master, pending, reading = self, {}, {}
+
+        def create_file(path: str, opt: object) -> str:
+            with master.guard:
+                if path in master.files:
+                    raise exceptions.AlreadyExistsError(path)
+                master.files[path] = (b"", time.time())
+            return path
+
+        def write(path: str) -> SimpleNamespace:
+            def put(chunks) -> int:
+                data = b"".join(chunks)
+                pending[path] = data
+                return len(data)
+
+            return SimpleNamespace(write=put, close=lambda: None)
+
+        def close(path: str) -> None:
+            if path in pending:
+                with master.guard:
+                    master.files[path] = (pending.pop(path), master.files[path][1])
+
+        def open_file(path: str, opt: object) -> str:
+            with master.guard:
+                if path not in master.files:
+                    raise exceptions.NotFoundError(path)
+                reading[path] = master.files[path][0]
+            return path
+
+        def read(path: str) -> SimpleNamespace:
+            data = [reading.pop(path)]
+
+            def chunk(size: int) -> bytes:
+                return data.pop() if data else b""
+
+            return SimpleNamespace(read=chunk, close=lambda: None)
+
+        def rename(path: str, dst: str) -> None:
+            with master.guard:
+                if path not in master.files:
+                    raise exceptions.NotFoundError(path)
+                if dst in master.files:
+                    raise exceptions.AlreadyExistsError(dst)
+                master.files[dst] = master.files.pop(path)
+
+        def get_status(path: str) -> SimpleNamespace:
+            with master.guard:
+                if path not in master.files:
+                    raise exceptions.NotFoundError(path)
+                return SimpleNamespace(last_modification_time_ms=master.files[path][1] * 1000)
+
+        def delete(path: str) -> None:
+            with master.guard:
+                if master.files.pop(path, None) is None:
+                    raise exceptions.NotFoundError(path)
+
+        return SimpleNamespace(
+            create_file=create_file, write=write, close=close, open_file=open_file,
+            read=read, rename=rename, get_status=get_status, delete=delete,
+            exists=lambda path: path in master.files,
+            create_directory=lambda path, opt: None,
+        )  # fmt: skip
+
+    def place(self):
+        storage = make_storage(StorageConfig("alluxio", "localhost", 39999, timeout=5))
+        storage.client = self.client()
+        return storage_place(storage, "/bench")
+
+
+def test_the_storage_root_lock_in_alluxio_is_taken_over_by_one_of_two(tmp_path) -> None:
+    master = FakeMaster()
+    place = master.place()
+    assert place.clear == "alluxio fs rm /bench/.parbench-lock"
+    a, b = replace(ME, token="ta", run_id="ra"), replace(ME, token="tb", run_id="rb")
+    for _ in range(100):
+        assert acquire(place, OTHER, ())["held"]
+        first, second = master.place(), master.place()
+        told = _race(partial(acquire, first, a, ("t2",)), partial(acquire, second, b, ("t2",)))
+        assert [t["held"] for t in told].count(True) == 1, told
+        winner = a if told[0]["held"] else b
+        assert place.holder().token == winner.token
+        assert renew(place, winner)["held"] and place.holder().token == winner.token
+        assert release(place, winner) == {"path": place.path, "held": False}
+        assert master.files == {}  # nothing left aside
