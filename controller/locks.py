@@ -4,12 +4,16 @@ workdir (the files themselves are made by ``python -m worker lock``, worker/lock
 A node's workdir is locked by push, through the node's probe (worker/probe.py), before
 anything in it changes; a run refused there is refused whole once every node is done,
 naming the holder (exit 2), having changed nothing where it did not hold the lock. The
-storage root is locked next, on one node, so of two runs on the same ``{dst}`` started
-together one wins whole and the other is refused whole. A holder is gone when
-its lease has expired, or when it was this controller host and its pid is not running:
-then its locks are taken over, and that is said. The locks are held for the whole
-``fab`` command (a chained ``write read verify`` is not interleaved with another run) and
-given back when it exits.
+probe only ever creates a lock file: a holder that is gone lets the push go on, and its
+lock is taken over by the worker (atomically) when the run's locks are held. The storage
+root is locked next, on one node, so of two runs on the same ``{dst}`` started together
+one wins whole and the other is refused whole. A holder is gone when its lease has ended,
+judged on one clock: the node's, by the age of the lock file it last wrote or renewed
+(never this controller's clock against another's); or when it ran in this very pid
+namespace of this machine and its pid is not running: then its locks are taken over, and
+that is said. The locks are held for the whole ``fab`` command (a chained ``write read
+verify`` is not interleaved with another run), renewed between its phases and iterations
+(:func:`renew`), and given back when it exits.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import getpass
 import json
 import os
 import secrets
+import shlex
 import socket
 import sys
 import threading
@@ -26,11 +31,19 @@ import time
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from fabric import Connection
 
-from worker.protocol import LOCK_REPLY, Holder, LockRequest, StorageConfig
+from worker.protocol import (
+    EMPTY_LOCK_STALE,
+    LOCK_REPLY,
+    Holder,
+    LockRequest,
+    RequestError,
+    StorageConfig,
+    decode,
+)
 
 from . import stopping
 from .agents import AGENTS
@@ -86,13 +99,37 @@ def machine_id() -> str:
     return socket.gethostname()
 
 
-def gone(holder: dict, now: Optional[float] = None) -> Optional[str]:
+def pid_namespace() -> str:
+    """This process's pid namespace (``pid:[4026531836]``); "" where it cannot be told.
+    Containers that share a host name and a machine id have pids of their own."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def lease_of(holder: dict) -> float:
+    """How long ``holder``'s lock stays without being renewed (a duration: no clock)."""
+    return float(holder.get("lease") or holder["expires"] - holder["since"])
+
+
+def gone(holder: dict, age: Optional[float] = None) -> Optional[str]:
     """Why ``holder`` no longer holds anything, or None while it may still be running.
-    Its pid is asked about only when it ran on this very machine."""
-    if holder["expires"] < (time.time() if now is None else now):
-        return f"its lease ended at {_when(holder['expires'])}"
-    here = holder["controller"] == socket.gethostname()
-    if here and holder.get("machine", "") in ("", machine_id()) and not _alive(holder["pid"]):
+
+    ``age``: seconds since its lock file was last written or renewed, on the node's
+    clock (None: not known). Its pid is asked about only when it ran in this very pid
+    namespace of this very machine (same host name, machine id and pid namespace)."""
+    lease = lease_of(holder)
+    if age is not None and age > lease:
+        return f"its lease of {lease:.0f} s ended: not renewed for {age:.0f} s (node clock)"
+    ns = pid_namespace()
+    here = (
+        holder["controller"] == socket.gethostname()
+        and holder.get("machine", "") == machine_id()
+        and ns != ""
+        and holder.get("pidns", "") == ns
+    )
+    if here and not _alive(holder["pid"]):
         return f"pid {holder['pid']} is not running on {holder['controller']}"
     return None
 
@@ -100,6 +137,11 @@ def gone(holder: dict, now: Optional[float] = None) -> Optional[str]:
 #: one token for all this process's locks: a chained command (write ... clean) renews
 #: its own locks instead of being refused by them
 _TOKEN = secrets.token_hex(8)
+
+
+#: renew the locks between iterations once this long has passed since they were last:
+#: an iteration ends within the lease (see lease()) less this margin
+RENEW_AFTER = 30.0
 
 
 def lease(inventory: Inventory) -> float:
@@ -124,46 +166,39 @@ class RunLocks:
             since=now,
             expires=now + lease(inventory),
             machine=machine_id(),
+            lease=lease(inventory),
+            pidns=pid_namespace(),
         )
         self.nodes: dict[str, Node] = {}  # whose workdir this process holds
         self.dst_node: Optional[Node] = None  # where the storage root's lock was taken
         self.refusals: list[Exception] = []  # LockHeld/LockFailed met while pushing
         self._guard = threading.Lock()
+        self.renewed = time.monotonic()  # when the locks were last taken or renewed
         atexit.register(self.release)
 
     def take_workdir(self, node: Node, ask: Callable[[str], str]) -> None:
         """Hold ``node``'s workdir before push changes anything in it, through ``ask``
-        (a request line to the node's probe -> its reply line); a holder that is gone is
-        taken over. LockHeld (or LockFailed) when not: it is also kept, for
-        :meth:`raise_refusal` to refuse the whole run once every node is done."""
-        take_over: tuple[str, ...] = ()
-        while True:
-            told = ask(f"lock {self._request(node, 'acquire', False, take_over)}")
-            place = _reply(told)["workdir"]
-            if place["held"]:
-                with self._guard:
-                    self.nodes[node.id] = node
-                if place.get("replaced"):
-                    why = gone(place["replaced"]) or "gone"
-                    print(
-                        f"[{node.id}] took over the lock {place['path']} of "
-                        f"{describe(place['replaced'])}: {why}",
-                        file=sys.stderr,
-                    )
-                return
-            if "error" in place:
-                refusal: Exception = LockFailed(
-                    f"cannot lock the workdir {place['path']} on {node.id}: {place['error']}"
-                )
-                break
-            holder = place["holder"]
-            if take_over or gone(holder) is None:
-                refusal = LockHeld(
-                    f"the workdir {place['path']} (on {node.id}) is locked by "
-                    f"{describe(holder)}; wait for it to finish, or stop it"
-                )
-                break
-            take_over = (holder["token"],)
+        (a request line to the node's probe -> its reply line). The probe only creates
+        the lock file: a holder that is gone (or an empty file a crash left) lets the
+        push go on, and :meth:`acquire` takes the lock over. LockHeld (or LockFailed)
+        otherwise: it is also kept, for :meth:`raise_refusal` to refuse the whole run
+        once every node is done."""
+        place = _reply(ask(f"lock {self._request(node, 'acquire', False, ())}"))["workdir"]
+        if place["held"]:
+            with self._guard:
+                self.nodes[node.id] = node
+            return
+        holder, age = place.get("holder"), place.get("age")
+        if "error" in place:
+            refusal: Exception = LockFailed(_cannot_lock("workdir", place, node))
+        elif holder is None:  # an empty lock file
+            if age is not None and age >= EMPTY_LOCK_STALE:
+                return  # a crash's leftover: acquire clears it, and says so
+            refusal = LockFailed(_cannot_lock("workdir", _empty(place), node))
+        elif gone(holder, age) is not None:
+            return  # acquire takes it over, and says so
+        else:
+            refusal = _held("workdir", place, node)
         with self._guard:
             self.refusals.append(refusal)
         raise refusal
@@ -234,6 +269,48 @@ class RunLocks:
         # {dst} is one file in storage, reached through any node: the first ready one
         self._take(nodes[:1], dst_at=nodes[0].id)
         self._take(nodes[1:], dst_at=None)
+        self.renewed = time.monotonic()
+
+    def renew(self, every: float = RENEW_AFTER) -> None:
+        """Renew every lock this process holds, if more than ``every`` seconds have passed
+        since they were last: a lock's age on its node starts again. One that is no longer
+        this process's (its lease ran out and another run took it over) is LockFailed,
+        naming it and its holder; a node that cannot be asked is a warning (the lease
+        still runs)."""
+        if time.monotonic() - self.renewed < every:
+            return
+        held = list(self.nodes.values())
+        dst_node = self.dst_node
+        if dst_node is not None and dst_node.id not in {n.id for n in held}:
+            held.append(dst_node)
+        if not held:
+            return
+        self.holder = replace(self.holder, expires=time.time() + lease(self.inventory))
+        try:
+            replies = self._ask(held, "renew", None if dst_node is None else dst_node.id)
+        except LockFailed as exc:
+            print(f"warning: {exc}; the lock's lease still runs", file=sys.stderr)
+            return
+        self.renewed = time.monotonic()
+        for node in held:
+            for kind in ("workdir", "dst"):
+                place = replies[node.id][kind]
+                if place is None or place["held"]:
+                    continue
+                what = "storage root" if kind == "dst" else "workdir"
+                if kind == "workdir" and node.id not in self.nodes:
+                    continue  # {dst} only there: its workdir is not this process's
+                if "error" in place:
+                    raise LockFailed(
+                        f"cannot renew the lock of the {what} {place['path']} on {node.id}: "
+                        f"{place['error']}"
+                    )
+                holder = place.get("holder")
+                now = f"locked by {describe(holder)}" if holder else "gone"
+                raise LockFailed(
+                    f"lost the lock of the {what} {place['path']} on {node.id}: it is {now}; "
+                    "another run may be at work there, so this one stops"
+                )
 
     def _take(self, nodes: Sequence[Node], dst_at: Optional[str]) -> None:
         if not nodes:
@@ -243,7 +320,7 @@ class RunLocks:
             holder["token"]: why
             for reply in replies.values()
             for place in (reply["workdir"], reply["dst"])
-            if place and (holder := place.get("holder")) and (why := gone(holder))
+            if place and (holder := place.get("holder")) and (why := gone(holder, place.get("age")))
         }
         if stale:
             retry = [n for n in nodes if _refused(replies[n.id])]
@@ -255,10 +332,15 @@ class RunLocks:
                 if place is None:
                     continue
                 if place.get("replaced"):
-                    why = gone(place["replaced"]) or "gone"
+                    why = stale.get(place["replaced"]["token"], "gone")
                     print(
                         f"[{node.id}] took over the lock {place['path']} of "
                         f"{describe(place['replaced'])}: {why}",
+                        file=sys.stderr,
+                    )
+                if place.get("cleared"):
+                    print(
+                        f"[{node.id}] cleared the lock file {place['path']}: {place['cleared']}",
                         file=sys.stderr,
                     )
                 if not place["held"]:
@@ -268,13 +350,8 @@ class RunLocks:
             node, kind, place = refused[0]
             what = "storage root" if kind == "dst" else "workdir"
             if "error" in place:
-                raise LockFailed(
-                    f"cannot lock the {what} {place['path']} on {node.id}: {place['error']}"
-                )
-            raise LockHeld(
-                f"the {what} {place['path']} (on {node.id}) is locked by "
-                f"{describe(place['holder'])}; wait for it to finish, or stop it"
-            )
+                raise LockFailed(_cannot_lock(what, place, node))
+            raise _held(what, place, node)
 
     def _record(self, nodes: Sequence[Node], replies: dict) -> None:
         """Note what ``replies`` say this process now holds (so that it is given back)."""
@@ -308,11 +385,77 @@ class RunLocks:
 
 
 def _reply(told: str) -> dict:
-    """The lock reply in ``told`` (a node's answer), or StepError."""
+    """The lock reply in ``told`` (a node's answer), checked; StepError (one line)."""
     for line in told.splitlines():
         if line.startswith(LOCK_REPLY + " "):
-            return json.loads(line[len(LOCK_REPLY) + 1 :])
+            return checked_reply(line[len(LOCK_REPLY) + 1 :])
     raise StepError(f"no answer to the lock request: {told.strip()[-200:]}")
+
+
+def _cannot_lock(what: str, place: dict, node: Node) -> str:
+    """Why the lock of ``what`` on ``node`` could not be taken, with the command that
+    removes a lock file no holder can be read from."""
+    clear = place.get("clear")
+    todo = f"; if no run is at work there, remove it on {node.id} ({node.host}): {clear}"
+    return f"cannot lock the {what} {place['path']} on {node.id}: {place['error']}" + (
+        todo if clear else ""
+    )
+
+
+def _empty(place: dict) -> dict:
+    """A reply about an empty lock file, younger than a crash's leftover, as an error."""
+    written = f"written {place['age']:.0f} s ago: " if place.get("age") is not None else ""
+    return {
+        **place,
+        "error": f"the lock file is empty, {written}a run may be taking it right now (try "
+        "again in a few seconds), or one crashed doing so",
+        "clear": f"rm -f -- {shlex.quote(place['path'])}",
+    }
+
+
+def _held(what: str, place: dict, node: Node) -> LockHeld:
+    return LockHeld(
+        f"the {what} {place['path']} (on {node.id}) is locked by "
+        f"{describe(place['holder'])}; wait for it to finish, or stop it"
+    )
+
+
+def checked_reply(text: str) -> dict:
+    """A node's answer to a lock request, checked to be what this controller reads;
+    StepError (one line) when it is not."""
+    try:
+        reply = json.loads(text)
+    except ValueError as exc:
+        raise StepError(f"the lock reply is not JSON ({exc}): {text[:80]!r}") from None
+    if not isinstance(reply, dict) or not {"workdir", "dst"} <= set(reply):
+        raise StepError(f"the lock reply has no workdir and dst: {text[:80]!r}")
+    for kind in ("workdir", "dst"):
+        place = reply[kind]
+        if place is None and kind == "dst":
+            continue
+        _expect(isinstance(place, dict), kind, "an object", place)
+        _expect(isinstance(place.get("path"), str), f"{kind}.path", "a path", place.get("path"))
+        held = place.get("held")
+        _expect(isinstance(held, bool), f"{kind}.held", "true or false", held)
+        age = place.get("age")
+        _expect(age is None or isinstance(age, (int, float)), f"{kind}.age", "seconds", age)
+        for key in ("error", "clear", "cleared"):
+            value = place.get(key)
+            _expect(value is None or isinstance(value, str), f"{kind}.{key}", "text", value)
+        for key in ("holder", "replaced"):
+            if place.get(key) is not None:
+                try:
+                    decode(Holder, place[key], f"{kind}.{key}")
+                except RequestError as exc:
+                    raise StepError(f"the lock reply does not fit: {exc}") from None
+    return reply
+
+
+def _expect(ok: bool, where: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise StepError(
+            f"the lock reply does not fit: {where}: expected {expected}, got {value!r:.60}"
+        )
 
 
 def _refused(reply: dict) -> bool:
@@ -342,3 +485,11 @@ def held_runs() -> tuple[str, ...]:
     """The runs whose locks this process holds now (a chained ``fab write clean --runs``
     keeps its own run's folders on the nodes)."""
     return tuple(run_id for run_id, held in _HELD.items() if held.nodes or held.dst_node)
+
+
+def renew(run_id: str) -> None:
+    """Renew run ``run_id``'s locks held by this process, when due (RunLocks.renew);
+    nothing when it holds none."""
+    locks = _HELD.get(run_id)
+    if locks is not None:
+        locks.renew()

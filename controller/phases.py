@@ -388,6 +388,8 @@ def run_phases(
     verdict: Optional[str] = None
     iteration = 0
     while True:
+        if iteration:
+            locks.renew(run.run_id)  # a lease per iteration (LockFailed: lost meanwhile)
         warmup = rounds.next_is_warmup(iteration)
         done, failures, interrupted = _iteration(
             run, requests, ready, timed, rounds, iteration, warmup, margin

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import socket
 import stat
 import sys
@@ -265,53 +266,53 @@ LOCK_NAME = ".parbench-lock"
 LOCK_REPLY = "parbench-lock"
 
 
-def _held_by(path):
-    """The holder in the lock file ``path`` (a dict), None if there is none."""
+def _lock_state(path):
+    """(content, age in seconds on this node's clock) of the lock file, None if none."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
     with os.fdopen(fd, "rb") as stream:
-        text = stream.read()
-    try:
-        holder = json.loads(text.decode())
-        if isinstance(holder, dict) and all(
-            key in holder for key in ("token", "run_id", "controller", "pid", "user", "expires")
-        ):
-            return holder
-    except ValueError:
-        pass
-    raise ValueError("lock file " + path + " cannot be read")
+        return stream.read(), time.time() - os.fstat(fd).st_mtime
 
 
 def take_lock(workdir, request):
     """Hold ``workdir``'s lock for the holder of ``request`` (a lock request, as decoded
-    JSON) before push changes anything there, as worker/lock.py does: the file made only
-    if absent (O_EXCL), refreshed if it is the holder's, replaced if its holder's token is
-    in ``take_over`` (gone, the controller decided). Otherwise the holder is reported."""
+    JSON) before push changes anything there: the file made only if absent (O_EXCL), as
+    worker/lock.py makes it. A lock is never removed here: another holder (or an empty
+    file) is reported with its age, and taking over one that is gone is left to the
+    worker (worker/lock.py moves it aside atomically) once the controller has decided."""
     holder = request["holder"]
     path = os.path.join(workdir, LOCK_NAME)
     data = json.dumps(holder, sort_keys=True).encode()
-    replaced = None
-    for _ in range(3):  # a holder that leaves just now: try again
+    for _ in range(3):  # a holder that leaves just now: look again
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except FileExistsError:
-            current = _held_by(path)
-            if current is None:
+            found = _lock_state(path)
+            if found is None:
                 continue
-            if current["token"] != holder["token"]:
-                if current["token"] not in request.get("take_over", ()):
-                    return {"path": path, "held": False, "holder": current}
-                replaced = current
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-            continue
+            raw, age = found
+            if not raw.strip():
+                return {"path": path, "held": False, "holder": None, "age": age}
+            try:
+                current = json.loads(raw.decode())
+            except ValueError:
+                current = None
+            if not isinstance(current, dict) or not isinstance(current.get("token"), str):
+                return {
+                    "path": path,
+                    "held": False,
+                    "error": "lock file " + path + " cannot be read",
+                    "clear": "rm -f -- " + shlex.quote(path),
+                }
+            held = current["token"] == holder["token"]
+            return {"path": path, "held": held, "holder": None if held else current, "age": age}
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        return {"path": path, "held": True, "replaced": replaced}
+        return {"path": path, "held": True, "replaced": None}
     raise RuntimeError("lock file " + path + " keeps changing; try again")
 
 

@@ -326,6 +326,9 @@ class PhaseRequest(_Message):
 LOCK_SCHEMA = "parbench.lock/1"
 #: the line the worker prints with its answer to a LockRequest (then one JSON object)
 LOCK_REPLY = "parbench-lock"
+#: an empty lock file older than this (seconds) is a crash's leftover, not a lock being
+#: written (its create, write and fsync take milliseconds)
+EMPTY_LOCK_STALE = 10.0
 #: the first line of ``python -m worker agent`` (worker/agent.py)
 AGENT_READY = "parbench-agent ready"
 #: its answer once a phase it ran has ended: ``AGENT_DONE EXIT_CODE``
@@ -334,7 +337,7 @@ AGENT_DONE = "parbench-agent done"
 AGENT_STARTED = "parbench-agent started"
 #: what marks a line of a phase the agent runs as the worker's stderr
 STDERR_TAG = "@stderr "
-LOCK_ACTIONS = ("acquire", "release")
+LOCK_ACTIONS = ("acquire", "renew", "release")
 
 
 @dataclass(frozen=True)
@@ -346,16 +349,21 @@ class Holder:
     controller: str  # its host name
     pid: int
     user: str
-    since: float  # epoch seconds, controller clock
-    expires: float  # the holder is taken for gone after this, whatever its pid says
+    since: float  # epoch seconds, controller clock (shown, never compared with a node's)
+    expires: float  # since + the lease, controller clock (shown; older holders: the lease)
     machine: str = ""  # the controller's machine id: host names repeat (containers)
+    #: seconds the lock stays without being renewed; judged by the node, on its own clock,
+    #: against the lock file's age (0: expires - since, as an older parbench wrote it)
+    lease: float = 0.0
+    pidns: str = ""  # the controller's pid namespace (/proc/self/ns/pid): pids repeat too
 
 
 @dataclass(frozen=True)
 class LockRequest(_Message):
-    """Take or give back the locks of a run on one node: its workdir's, and (on one node
-    only) the storage root's ``{dst}``. A holder whose token is in ``take_over`` is gone
-    (the controller decided) and is replaced."""
+    """Take, renew or give back the locks of a run on one node: its workdir's, and (on one
+    node only) the storage root's ``{dst}``. A holder whose token is in ``take_over`` is
+    gone (the controller decided) and is replaced. ``renew`` only refreshes a lock the
+    holder still has (never takes one)."""
 
     action: str
     holder: Holder

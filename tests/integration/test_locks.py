@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.locks import machine_id, pid_namespace
+
 from .fabrun import edit_inventory, fab, fab_popen, write_inventory
 
 pytestmark = pytest.mark.integration
@@ -59,6 +61,9 @@ def test_a_lock_left_by_a_controller_that_is_gone_is_taken_over(testbed, tmp_pat
         "user": "someone",
         "since": time.time() - 60,
         "expires": time.time() + 3600,
+        # its pid is asked about only in this pid namespace of this machine
+        "machine": machine_id(),
+        "pidns": pid_namespace(),
     }
     lock = Path(testbed.state.nodes[1]["workdir"]) / ".parbench-lock"
     lock.write_text(json.dumps(holder))

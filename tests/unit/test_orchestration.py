@@ -337,3 +337,12 @@ def test_a_node_is_connected_to_once_and_again_only_when_its_connection_died(
     assert again is not first and first.closed and again.is_connected and pool.made == 3
     pool.close()
     assert all(c.closed for c in made)
+
+
+def test_the_locks_are_renewed_between_iterations(world, run, monkeypatch) -> None:
+    from controller.rounds import Rounds
+
+    monkeypatch.setattr(locks, "renew", lambda run_id: world.note("controller", "renew"))
+    phases.write(run, Rounds(iterations=2, warmup=1))
+    steps = [e[1] for e in world.log if e[1] in ("run", "renew") and e[0] in ("n0", "controller")]
+    assert steps == ["run", "renew", "run", "renew", "run"]  # each iteration's lease anew

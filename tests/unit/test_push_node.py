@@ -13,7 +13,6 @@ import json
 import os
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -157,23 +156,26 @@ def test_a_workdir_another_run_holds_is_refused_before_anything_changes(
     first.nodes.clear()
 
 
-def test_a_lock_whose_holder_is_gone_is_taken_over_by_the_push(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_lock_whose_holder_is_gone_lets_the_push_go_on_and_is_left_to_the_worker(
+    tmp_path: Path,
 ) -> None:
+    """A holder whose lease ended (by the lock file's age, the node's clock) no longer
+    keeps the push out; the probe never removes a lock: the worker takes it over
+    (atomically, worker/lock.py) when the run's locks are held."""
     workdir = tmp_path / "work"
     run_push(tmp_path, workdir)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
     holder = {
-        "run_id": "20200101T000000Z-dead", "token": "gone", "controller": socket.gethostname(),
-        "pid": int(dead.stdout), "user": "someone", "since": time.time() - 60,
-        "expires": time.time() + 3600,
+        "run_id": "20200101T000000Z-dead", "token": "gone", "controller": "elsewhere",
+        "pid": 1, "user": "someone", "since": time.time() - 600, "expires": time.time() + 3600,
+        "lease": 60.0,
     }  # fmt: skip
-    (workdir / ".parbench-lock").write_text(json.dumps(holder))
+    lock = workdir / ".parbench-lock"
+    lock.write_text(json.dumps(holder))
+    os.utime(lock, (time.time() - 120, time.time() - 120))  # not renewed for 120 s > 60 s
     held = run_locks(tmp_path, "new")
     run_push(tmp_path, workdir, held=held)
-    assert json.loads((workdir / ".parbench-lock").read_text())["run_id"] == "new"
-    assert "took over the lock" in capsys.readouterr().err and list(held.nodes) == ["n0"]
+    held.raise_refusal()  # nothing refused
+    assert json.loads(lock.read_text())["run_id"] == holder["run_id"] and not held.nodes
 
 
 def test_generated_data_is_made_on_the_node_once_and_checked(
@@ -338,3 +340,39 @@ def test_probe_refusal(tmp_path: Path, layout: dict[str, str], refused: bool) ->
         (tmp_path / name).write_text(text)
     assert (probe.refusal(str(tmp_path)) is not None) == refused
     assert probe.refusal(str(tmp_path / "new")) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "age", "message"),
+    [
+        ("", 1, "the lock file is empty, written 1 s ago: a run may be taking it right now"),
+        ("{not json", 1000, "cannot be read"),
+    ],
+)
+def test_a_lock_file_without_a_holder_through_the_probe_says_how_to_clear_it(
+    tmp_path: Path, content: str, age: float, message: str
+) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    lock = workdir / ".parbench-lock"
+    lock.write_text(content)
+    os.utime(lock, (time.time() - age, time.time() - age))
+    held = run_locks(tmp_path, "new")
+    node = replace(held.inventory.nodes[0], workdir=str(workdir))
+    with pytest.raises(Exception) as info:
+        held.take_workdir(node, lambda line: probe.answer_lock(str(workdir), line[len("lock ") :]))
+    text = str(info.value)
+    assert message in text and f"rm -f -- {lock}" in text and "\n" not in text
+    assert lock.read_text() == content  # the probe removes no lock
+
+
+def test_an_empty_lock_file_a_crash_left_lets_the_push_go_on(tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    lock = workdir / ".parbench-lock"
+    lock.write_text("")
+    os.utime(lock, (time.time() - 60, time.time() - 60))
+    held = run_locks(tmp_path, "new")
+    node = replace(held.inventory.nodes[0], workdir=str(workdir))
+    held.take_workdir(node, lambda line: probe.answer_lock(str(workdir), line[len("lock ") :]))
+    assert not held.refusals and not held.nodes  # the worker clears it when locks are held
