@@ -31,6 +31,7 @@ from worker.protocol import LOCK_REPLY, Holder, LockRequest, StorageConfig
 from . import stopping
 from .agents import AGENTS
 from .inventory import Inventory, Node
+from .nodeoutput import printable
 from .plan import worker_command
 from .remote import StepError, on_nodes
 
@@ -158,7 +159,7 @@ class RunLocks:
             for line in told.splitlines():
                 if line.startswith(LOCK_REPLY + " "):
                     return json.loads(line[len(LOCK_REPLY) + 1 :])
-            raise StepError(f"no answer to the lock request: {told.strip()[-200:]}")
+            raise StepError(f"no answer to the lock request: {printable(told.strip()[-200:])}")
 
         try:
             outcomes = on_nodes(self.inventory, f"lock {action}", one, nodes)
