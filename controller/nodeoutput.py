@@ -13,6 +13,7 @@ so that a node cannot send escape sequences to the user's terminal.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import deque
 from typing import Callable
@@ -87,34 +88,36 @@ class Kept:
         records: int = MAX_RECORDS,
         is_record: Callable[[str], bool] = lambda line: line.startswith(RECORD_PREFIX),
     ) -> None:
-        self._tail: deque[str] = deque()
+        self._tail: deque[tuple[int, str]] = deque()  # (its number, the line)
         self._tail_chars = 0
-        self._records: list[str] = []
+        self._records: list[tuple[int, str]] = []
         self._record_chars = 0
         self._limits = (lines, chars, records)
         self._is_record = is_record
+        self._count = 0
         self.dropped = 0  # lines not kept
 
     def add(self, line: str) -> None:
         lines, chars, records = self._limits
+        self._count += 1
         if self._is_record(line):
             if self._record_chars + len(line) <= records:
-                self._records.append(line)
+                self._records.append((self._count, line))
                 self._record_chars += len(line)
             else:
                 self.dropped += 1
             return
-        self._tail.append(line)
+        self._tail.append((self._count, line))
         self._tail_chars += len(line)
         while len(self._tail) > lines or (self._tail_chars > chars and len(self._tail) > 1):
-            self._tail_chars -= len(self._tail.popleft())
+            self._tail_chars -= len(self._tail.popleft()[1])
             self.dropped += 1
 
     def text(self) -> str:
-        """The kept lines: a line saying how many were not kept, the last ordinary lines,
-        then the records."""
-        note = f"[parbench: {self.dropped} earlier line(s) not kept]\n" if self.dropped else ""
-        return note + "".join(self._tail) + "".join(self._records)
+        """The kept lines in the order they came, after a line saying how many were not
+        kept."""
+        note = f"[parbench: {self.dropped} line(s) not kept]\n" if self.dropped else ""
+        return note + "".join(line for _, line in heapq.merge(self._tail, self._records))
 
 
 class KeptStream:
