@@ -123,7 +123,7 @@ class Agents:
 
         def read() -> None:  # its stdout, up to the end of the phase
             line = "-"
-            while line and not line.startswith(AGENT_DONE):
+            while line and not line.startswith(AGENT_DONE) and not over.is_set():
                 try:
                     line = session.readline()
                 except Exception:  # noqa: BLE001 - the stream is gone: said as its end

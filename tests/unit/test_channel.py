@@ -238,3 +238,29 @@ def test_node_text_is_shown_with_its_control_characters_visible() -> None:
     assert "\x1b" not in tail("a\n" + evil) and "\x1b" not in failure_table(
         [NodeFailure("n0", "me@h:22", "push", "exit code 1: " + evil)]
     )
+
+
+class _Flood:
+    """A session whose node writes lines as fast as they are read: the controller never
+    finds it silent."""
+
+    timeout: float | None = None
+
+    def send(self, text: str) -> None:
+        pass
+
+    def readline(self) -> str:
+        return "flood\n"
+
+    def abandon(self) -> None:
+        pass
+
+
+def test_the_phase_deadline_holds_however_fast_the_node_writes(tmp_path: Path) -> None:
+    (tmp_path / "inventory.yaml").write_text("nodes:\n  - {id: n0, host: localhost}\n")
+    node = load(tmp_path / "inventory.yaml").nodes[0]
+    agents = Agents()
+    agents._sessions[reached_as(node)] = _Flood()  # type: ignore[assignment]
+    out = io.StringIO()
+    with pytest.raises(StepError, match=r"timed out after 1 s"):
+        _within(15, lambda: agents.run(node, "x", "{}", out, out, [], None, 1))
