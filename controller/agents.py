@@ -27,11 +27,14 @@ from invoke.watchers import StreamWatcher
 from worker.protocol import AGENT_DONE, AGENT_READY, AGENT_STARTED, STDERR_TAG
 
 from .inventory import Node
+from .nodeoutput import Kept
 from .nodeprobe import SESSION_TIMEOUT, Session
 from .remote import StepError, close_each, reached_as, readable
 
 #: how often a running phase's stop pipe is looked at
 POLL = 0.05
+#: lines of a phase read ahead of the controller's following them
+LINES_AHEAD = 1000
 
 
 @dataclass(frozen=True)
@@ -114,16 +117,21 @@ class Agents:
         except OSError:
             self.forget(node)
             return None
-        lines: queue.Queue[str] = queue.Queue()
+        # bounded: a node that writes faster than it is followed waits (SSH's window)
+        lines: queue.Queue[str] = queue.Queue(maxsize=LINES_AHEAD)
+        over = threading.Event()
 
         def read() -> None:  # its stdout, up to the end of the phase
             line = "-"
-            while line and not line.startswith(AGENT_DONE):
+            while line and not line.startswith(AGENT_DONE) and not over.is_set():
                 try:
                     line = session.readline()
                 except Exception:  # noqa: BLE001 - the stream is gone: said as its end
                     line = ""
-                lines.put(line)
+                while not over.is_set():
+                    with suppress(queue.Full):
+                        lines.put(line, timeout=POLL)
+                        break
 
         threading.Thread(target=read, daemon=True).start()
         try:
@@ -132,6 +140,7 @@ class Agents:
             self.forget(node)  # a reader left on it would take the next request's answer
             raise
         finally:
+            over.set()
             session.timeout = SESSION_TIMEOUT
 
     def _follow(
@@ -145,11 +154,15 @@ class Agents:
         stdin: Optional[IO[bytes]],
         timeout: float,
     ) -> Finished:
-        said: list[str] = []
-        errors: list[str] = []
+        # kept within bounds (controller/nodeoutput.py): the records and the last lines
+        said, errors = Kept(), Kept()
         deadline = time.monotonic() + timeout
         started = False  # before the child says so, what is sent could reach the agent
         while True:
+            # a deadline for the phase, however much the node writes
+            if time.monotonic() > deadline:
+                self.forget(node)
+                raise StepError(f"timed out after {timeout:g} s (defaults.phase_timeout)")
             if started and stdin is not None and readable(stdin.fileno()):
                 data = os.read(stdin.fileno(), 4096)
                 with suppress(OSError):
@@ -157,25 +170,20 @@ class Agents:
             try:
                 line = lines.get(timeout=POLL)
             except queue.Empty:
-                if time.monotonic() > deadline:
-                    self.forget(node)
-                    raise StepError(
-                        f"timed out after {timeout:g} s (defaults.phase_timeout)"
-                    ) from None
                 continue
             if not line:
                 self.forget(node)
                 raise StepError("the node's agent ended before the phase did")
             if line.startswith(AGENT_DONE):
-                return Finished("".join(said), "".join(errors), int(line.split()[-1]))
+                return Finished(said.text(), errors.text(), int(line.split()[-1]))
             if line.startswith(AGENT_STARTED):
                 started = True
                 continue
             if line.startswith(STDERR_TAG):
-                errors.append(line[len(STDERR_TAG) :])
-                err.write(errors[-1])
+                errors.add(line[len(STDERR_TAG) :])
+                err.write(line[len(STDERR_TAG) :])
                 continue
-            said.append(line)
+            said.add(line)
             out.write(line)
             for watcher in watchers:
                 for answer in watcher.submit(line):

@@ -48,6 +48,7 @@ from worker.protocol import (
 from . import stopping
 from .agents import AGENTS
 from .inventory import Inventory, Node
+from .nodeoutput import printable
 from .plan import worker_command
 from .remote import StepError, on_nodes
 
@@ -389,7 +390,7 @@ def _reply(told: str) -> dict:
     for line in told.splitlines():
         if line.startswith(LOCK_REPLY + " "):
             return checked_reply(line[len(LOCK_REPLY) + 1 :])
-    raise StepError(f"no answer to the lock request: {told.strip()[-200:]}")
+    raise StepError(f"no answer to the lock request: {printable(told.strip()[-200:])}")
 
 
 def _cannot_lock(what: str, place: dict, node: Node) -> str:

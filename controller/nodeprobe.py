@@ -17,6 +17,7 @@ from fabric import Connection
 from worker.protocol import PROBE_REFUSED, ProbeFacts, RequestError
 
 from .inventory import Node
+from .nodeoutput import CUT_MARKER, MAX_LINE, TAIL_CHARS, printable, tail
 from .remote import StepError
 
 PROBE = Path(__file__).resolve().parents[1] / "worker" / "probe.py"
@@ -31,11 +32,14 @@ def probe_source() -> str:
 #: seconds an answer on a session may take before the node counts as not answering (a
 #: lock in storage has a minute of its own)
 SESSION_TIMEOUT = 120.0
+#: reads of a finished command's stderr (64 KiB each) before the rest is left unread
+STDERR_READS = 256
 
 
 class Session(Protocol):
     """A remote command's stdin and stdout, a line at a time; ``timeout`` (seconds, None:
-    none) bounds each wait from the next send on."""
+    none) bounds the reading of each line (TimeoutError past it), however much of the line
+    trickles in."""
 
     timeout: Optional[float]
 
@@ -53,28 +57,71 @@ class Session(Protocol):
 
 
 class ChannelSession:
-    """A command on its own channel of the node's open SSH connection."""
+    """A command on its own channel of the node's open SSH connection. Its lines are read
+    from the channel here, not through paramiko's file: each line within ``timeout`` (a
+    deadline for the line, not for each read) and cut at MAX_LINE bytes."""
 
     def __init__(self, conn: Connection, command: str) -> None:
         self.channel = conn.client.get_transport().open_session()
         self.channel.exec_command(command)
-        self.replies = self.channel.makefile("rb")
         self.timeout: Optional[float] = SESSION_TIMEOUT
+        self._rest = b""  # read past the last line returned
 
     def send(self, text: str) -> None:
         self.channel.settimeout(self.timeout)
         self.channel.sendall(text.encode())
 
     def readline(self) -> str:
-        line = self.replies.readline()
-        return line.decode(errors="replace") if isinstance(line, bytes) else line
+        """The next line ("" at the end of the output); TimeoutError (socket.timeout)
+        when it is not whole within ``timeout``."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        parts: list[bytes] = []
+        size, cut = 0, False
+        while True:
+            if not self._rest:
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise socket.timeout(f"no line within {self.timeout:g} s")
+                    self.channel.settimeout(left)
+                else:
+                    self.channel.settimeout(None)
+                self._rest = self.channel.recv(65536)
+                if not self._rest:
+                    break
+            newline = self._rest.find(b"\n")
+            end = len(self._rest) if newline < 0 else newline + 1
+            piece, self._rest = self._rest[:end], self._rest[end:]
+            if not cut:
+                if size + len(piece.rstrip(b"\n")) > MAX_LINE:
+                    parts.append(piece[: MAX_LINE - size])
+                    cut = True
+                else:
+                    parts.append(piece)
+                    size += len(piece)
+            if newline >= 0:
+                break
+        line = b"".join(parts).decode(errors="replace")
+        return line.rstrip("\n") + CUT_MARKER + "\n" if cut else line
 
     def finish(self) -> tuple[int, str]:
+        """Its exit code and the end of its stderr (TAIL_CHARS); within ``timeout``, else
+        -1 and why."""
         try:
             self.channel.shutdown_write()
+            if not self.channel.status_event.wait(self.timeout):
+                return -1, f"no exit status within {self.timeout:g} s"
             code = self.channel.recv_exit_status()
-            err = self.channel.makefile_stderr("r").read()
-            return code, err.decode() if isinstance(err, bytes) else err
+            err = b""
+            self.channel.settimeout(self.timeout)
+            for _ in range(STDERR_READS):  # a node writing without end is not read to it
+                chunk = self.channel.recv_stderr(65536)
+                if not chunk:
+                    break
+                err = (err + chunk)[-TAIL_CHARS:]
+            return code, err.decode(errors="replace")
+        except socket.timeout:
+            return -1, f"no end of its stderr within {self.timeout:g} s"
         finally:
             self.channel.close()
 
@@ -128,9 +175,9 @@ def probe_node(
     if not first:
         code, err = session.finish()
         if code == PROBE_REFUSED:  # not parbench's workdir: nothing was touched
-            raise StepError(err.strip())
-        tail = " | ".join(err.strip().splitlines()[-3:])
-        raise StepError(f"the probe exited {code}" + (f": {tail}" if tail else ""))
+            raise StepError(printable(err.strip()))
+        said = tail(err)
+        raise StepError(f"the probe exited {code}" + (f": {said}" if said else ""))
     try:
         facts = ProbeFacts.from_json(first)
     except RequestError as exc:

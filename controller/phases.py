@@ -44,6 +44,7 @@ from . import push as pushing
 from . import sweep as sweeping
 from .agents import AGENTS
 from .inventory import Inventory, Node, Settings
+from .nodeoutput import printable, tail
 from .plan import (
     NodePaths,
     PlanError,
@@ -54,7 +55,15 @@ from .plan import (
     worker_command,
 )
 from .progress import Board
-from .remote import NodeFailure, Outcome, PrefixedStream, StepError, address, on_nodes
+from .remote import (
+    STOP_GRACE,
+    NodeFailure,
+    Outcome,
+    PrefixedStream,
+    StepError,
+    address,
+    on_nodes,
+)
 from .rounds import Rounds
 from .run import Run
 from .rundir import ResultsError, RunDir
@@ -78,7 +87,7 @@ class BenchFailure(RuntimeError):
 
 
 def failure_table(failures: Sequence[NodeFailure]) -> str:
-    rows = [(f.node, f.host, f.step, f.cause) for f in failures]
+    rows = [(f.node, f.host, f.step, printable(f.cause)) for f in failures]
     width = [max(len(r[i]) for r in [("node", "host", "step", "cause"), *rows]) for i in range(3)]
     lines = [f"{len(failures)} node(s) failed:"]
     for row in [("node", "host", "step", "cause"), *rows]:
@@ -220,10 +229,9 @@ def run_worker(
         records = _told(result.stdout, node, request) or fetch_records(conn, node, run, request)
         _keep(records, node, run, request, offset)
     except OSError as exc:
-        output = (result.stderr or said).strip().splitlines()[-3:]
         raise StepError(
             f"the worker left no {phase} records ({exc}); it exited "
-            f"{result.exited}: {' | '.join(output)}"
+            f"{result.exited}: {tail(result.stderr or said)}"
         ) from exc
     counted = f"{len(records)} of {len(request.clients)} records collected"
     if result.exited in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
@@ -568,8 +576,9 @@ def _iteration(
     interrupted: Optional[int] = None
     try:
         outcomes = on_nodes(
-            inventory, "+".join(phases), step, ready, on_interrupt=cancel, together=True
-        )
+            inventory, "+".join(phases), step, ready, on_interrupt=cancel, together=True,
+            grace=STOP_GRACE,
+        )  # fmt: skip
     except stopping.Interrupted as stop:
         outcomes, interrupted = stop.outcomes, stop.code
     finally:
@@ -715,7 +724,8 @@ def clean(inventory: Inventory, data: bool = False, runs: bool = False) -> None:
         held.release()
     for o in outcomes:
         if o.value:
-            print("\n".join(f"[{o.node.id}] {line}" for line in o.value.strip().splitlines()))
+            lines = o.value.strip().splitlines()
+            print("\n".join(f"[{o.node.id}] {printable(line)}" for line in lines))
     failures = _failures(outcomes)
     if failures or len(ready) < len(inventory.nodes):
         if failures:

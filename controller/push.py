@@ -37,6 +37,7 @@ from worker.protocol import generated_sha256 as generated_digest
 
 from .agents import Agents
 from .inventory import Inventory, Node
+from .nodeoutput import printable, tail
 from .nodeprobe import Session, probe_node
 from .plan import worker_command
 from .remote import StepError
@@ -323,7 +324,7 @@ def _generate(conn: Connection, node: Node, size: int) -> None:
     )
     if made.exited != 0:
         raise StepError(
-            f"generated reference {name}: {(made.stderr or made.stdout).strip() or made.exited}"
+            f"generated reference {name}: {tail(made.stderr or made.stdout) or made.exited}"
         )
 
 
@@ -359,7 +360,7 @@ def push_node(
     if agents is None:
         code, err = session.finish()
         if code != 0:
-            raise StepError(f"the probe exited {code}: {err.strip()[-200:]}")
+            raise StepError(f"the probe exited {code}: {printable(err.strip()[-200:])}")
     else:  # without an agent the node is still ready: its steps get sessions of their own
         agents.hand_over(node, session)
     stale, provisioned = updated

@@ -31,9 +31,16 @@ from worker.protocol import for_the_controller, parse_progress
 from . import stopping
 from .inventory import Inventory, Node
 from .limits import ensure_open_files
+from .nodeoutput import KeptStream, LineCutter, printable, split_lines, tail
 from .progress import Board
 
 T = TypeVar("T")
+
+#: seconds a step's nodes have to finish after Ctrl-C or SIGTERM before they are given up
+#: (a scheduler's SIGTERM is followed by a SIGKILL; a node may not answer at all)
+INTERRUPT_GRACE = 5.0
+#: the same for a phase: time for the nodes to stop their clients and tell their records
+STOP_GRACE = 20.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,22 @@ class _Remote(Remote):
         if not readable(input_.fileno()):
             return None
         return os.read(input_.fileno(), 4096).decode()
+
+    def _handle_output(self, buffer_: list, hide: bool, output: IO, reader: Callable) -> None:
+        """invoke's, within bounds (controller/nodeoutput.py): no line longer than
+        MAX_LINE passed on, and of the output only the records and the last lines kept
+        (invoke would keep it all, and hand all of it to the watchers after each read).
+        The watchers see each line once it is whole, as through a node's agent."""
+        kept = KeptStream()
+        try:
+            for data in self.read_proc_output(reader):
+                data, lines = kept.feed(data)
+                if not hide:
+                    self.write_our_output(stream=output, string=data)
+                for line in lines:
+                    self.respond([line])
+        finally:
+            buffer_[:] = [kept.text()]
 
 
 def readable(fd: int) -> bool:
@@ -214,12 +237,12 @@ def explain(exc: BaseException, inventory: Inventory) -> str:
         return f"timed out after {exc.timeout} s (defaults.phase_timeout)"
     if isinstance(exc, UnexpectedExit):
         return _command_failure(exc.result.exited, exc.result.stderr or exc.result.stdout)
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {printable(str(exc))}"
 
 
 def _command_failure(code: int, output: str) -> str:
-    tail = " | ".join(line for line in (output or "").strip().splitlines()[-3:])
-    return f"exit code {code}" + (f": {tail}" if tail else "")
+    said = tail(output or "")
+    return f"exit code {code}" + (f": {said}" if said else "")
 
 
 def on_nodes(
@@ -229,14 +252,16 @@ def on_nodes(
     nodes: Optional[Sequence[Node]] = None,
     on_interrupt: Callable[[], None] = lambda: None,
     together: bool = False,
+    grace: float = INTERRUPT_GRACE,
 ) -> list[Outcome[T]]:
     """Run ``fn(connection, node)`` on every node, ``defaults.fanout`` at a time (every
     node at once when ``together``: a common start); failures become outcomes.
 
     On Ctrl-C (or SIGTERM), ``on_interrupt()`` runs at once: the node threads cannot be
-    stopped, so it must make them finish; once they have, ``Interrupted`` carries their
-    outcomes (a node still waiting for its turn does not begin). A second Ctrl-C
-    meanwhile quits at once."""
+    stopped, so it must make them finish; once they have, or ``grace`` seconds have
+    passed (a node that does not answer: its thread is left behind),
+    ``Interrupted`` carries their outcomes (a node still waiting for its turn does not
+    begin; one left behind fails). A second Ctrl-C meanwhile quits at once."""
     targets = list(nodes if nodes is not None else inventory.nodes)
     ensure_open_files(len(inventory.nodes))
     turns = threading.BoundedSemaphore(len(targets) if together else inventory.settings.fanout)
@@ -279,17 +304,23 @@ def on_nodes(
             finished[i] = True
         on_interrupt()
         try:
-            _wait(finished)
+            _wait(finished, time.monotonic() + grace)
         except KeyboardInterrupt:
             stopping.quit_now(code)
+        for i, node in enumerate(targets):
+            if not finished[i]:  # its thread is left behind (a daemon: it ends with us)
+                cause = f"interrupted: no answer within {grace:g} s of the interrupt; given up"
+                failure = NodeFailure(node.id, address(node), step, cause)
+                outcomes[i] = Outcome(node, failure=failure)
         raise stopping.Interrupted([o for o in outcomes if o is not None], code) from None
     return [o for o in outcomes if o is not None]
 
 
-def _wait(finished: list[bool]) -> None:
-    """Until every flag is set. Polled, not ``Thread.join``: a Ctrl-C that lands inside
-    ``join`` can leave a running thread looking finished."""
-    while not all(finished):
+def _wait(finished: list[bool], deadline: float = float("inf")) -> None:
+    """Until every flag is set (or ``deadline`` on the monotonic clock). Polled, not
+    ``Thread.join``: a Ctrl-C that lands inside ``join`` can leave a running thread
+    looking finished."""
+    while not all(finished) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
@@ -299,7 +330,8 @@ class PrefixedStream(io.TextIOBase):
     the others through it, so that they are written around its live block.
 
     invoke flushes after every read, mid-line: ``flush`` only flushes the target, and a
-    last line without a newline is written by ``finish``.
+    last line without a newline is written by ``finish``. Lines are cut at MAX_LINE and
+    written ``printable`` (controller/nodeoutput.py).
     """
 
     _lock = threading.Lock()
@@ -310,12 +342,12 @@ class PrefixedStream(io.TextIOBase):
         self.prefix = prefix
         self.target = target or sys.stdout
         self.board = board
-        self._pending = ""
+        self._pending: list[str] = []
+        self._cutter = LineCutter()
 
     def write(self, text: str) -> int:
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        self._emit(lines)
+        lines = split_lines(self._pending, self._cutter.feed(text))
+        self._emit([line[:-1] for line in lines])
         return len(text)
 
     def _emit(self, lines: list[str]) -> None:
@@ -326,19 +358,19 @@ class PrefixedStream(io.TextIOBase):
                 if fields is not None:
                     self.board.update(fields)
                 elif not for_the_controller(line):
-                    said.append(line)
+                    said.append(printable(line))
             if said:
                 self.board.lines(self.prefix, said, self.target)
         elif lines:
             with self._lock:
                 for line in lines:
                     if not for_the_controller(line):
-                        self.target.write(f"[{self.prefix}] {line}\n")
+                        self.target.write(f"[{self.prefix}] {printable(line)}\n")
                 self.target.flush()
 
     def flush(self) -> None:
         self.target.flush()
 
     def finish(self) -> None:
-        pending, self._pending = self._pending, ""
+        pending, self._pending = "".join(self._pending), []
         self._emit([pending] if pending else [])
