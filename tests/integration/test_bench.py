@@ -168,19 +168,30 @@ def test_write_read_verify_three_nodes_two_clients(testbed, tmp_path, reference)
 
 
 def test_a_file_overwritten_after_the_write_fails_verify_by_name(testbed, tmp_path, reference):
+    """Another writer's file at a run's path, with the same bytes, is not the run's
+    (replaced, by no run of this controller); the run's own file whose bytes went bad
+    underneath (in the under storage, then freed from Alluxio's cache) is a mismatch."""
     dst = "/it/corrupt"
     inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst=dst)
     assert fab(tmp_path, inv, "write", "read").code == 0
-    victim = f"{dst}/n1/0"
     client = _client(testbed)
-    client.delete(victim)
-    with client.open(victim, "w") as writer:
-        writer.write(reference[:-1] + b"X")  # same size, other bytes
+    replaced, rotten = f"{dst}/n1/0", f"{dst}/n0/1"
+    client.delete(replaced)
+    with client.open(replaced, "w") as writer:
+        writer.write(reference)  # the same bytes, another file
+    ufs = testbed.layout.alluxio_data / "ufs" / rotten.lstrip("/")
+    with open(ufs, "r+b") as stored:  # same size, one byte off, under Alluxio
+        first = stored.read(1)
+        stored.seek(0)
+        stored.write(bytes([first[0] ^ 0xFF]))
+    client.free(rotten)
     run = fab(tmp_path, inv, "verify")
     assert run.code == 1, run.text
-    assert "verify-write: 3 of 4 files ok, 1 not ok (1 mismatch)" in run.out
-    bad = [line for line in run.out.splitlines() if " mismatch " in line]
-    assert len(bad) == 1 and victim in bad[0]
+    assert "verify-write: 2 of 4 files ok, 2 not ok (1 mismatch, 1 replaced)" in run.out
+    bad = {line.split()[2]: line for line in run.out.splitlines() if line.startswith("  n")}
+    assert " mismatch " in bad[rotten] and "sha256" in bad[rotten]
+    assert " replaced " in bad[replaced] and "not the file this run made" in bad[replaced]
+    assert f"1 made by no run under results/ (another tool or user): n1:{replaced}" in run.out
     assert "verify-read: all 4 files ok" in run.out
 
 

@@ -297,3 +297,17 @@ def test_every_kind_of_valid_inventory_opens_as_sealed(tmp_path: Path) -> None:
     again = Run.open(tmp_path / "results", run.run_id)
     assert again.requests == run.requests and again.inventory == run.inventory
     assert again.read_plan == run.read_plan
+
+
+def test_a_run_sealed_when_verify_asked_fs_checksum_opens(sealed: Run, tmp_path: Path) -> None:
+    """Requests sealed with ``alluxio_home`` (an earlier parbench) open: the field retired."""
+
+    def older(doc: dict) -> None:
+        for by_node in doc["requests"].values():
+            for request in by_node.values():
+                request["alluxio_home"] = (
+                    "/opt/alluxio" if request["phase"] == "verify-write" else None
+                )
+
+    _tamper(sealed, older)
+    assert Run.open(tmp_path / "results", sealed.run_id).requests == sealed.requests
