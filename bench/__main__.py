@@ -19,6 +19,10 @@
    what the controller process used (CPU, peak threads, open files, peak memory), per
    node from a straight line through the sizes, and so for 1,000 nodes.
 
+8. ``fab verify`` against the ``fab write`` and ``fab read`` it checks, at about 1, 10,
+   100 and 1,000 files per client (a duration of small files): verify's wall time over
+   theirs (goal <= 1).
+
 Timings are noisy on a shared 2-core machine: the comparisons that matter are ratios
 within one run, not absolute seconds.
 """
@@ -476,6 +480,64 @@ def orchestration_overhead(layout: Layout, scratch: Path) -> dict:
     return found
 
 
+#: verify's cost: files per client aimed at, the small file they are made of
+VERIFY_FILES, VERIFY_FILE = (1, 10, 100, 1000), "16KiB"
+
+
+def _fab_wall(argv: list[str], env: dict) -> float:
+    began = time.monotonic()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    return time.monotonic() - began
+
+
+def verify_cost(layout: Layout, scratch: Path) -> dict:
+    """``fab write``, ``fab read`` and ``fab verify`` of one run timed as the user runs
+    them (whole commands), at about 1 to 1,000 files per client (3 nodes x 2 clients,
+    duration runs of small files; a first 2 s write measures the rate that sets each
+    duration): verify's wall time over the write's and read's together (goal <= 1)."""
+    import yaml
+
+    doc = bed.inventory_dict(layout, bed.State.load(layout))
+    doc["defaults"].update(clients=2, data=VERIFY_FILE, dst="/bench-verify")
+    inventory = scratch / "verify.yaml"
+    inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+    results = scratch / "verify-results"
+    env = {
+        **os.environ,
+        "FABRIC_BENCH_INVENTORY": str(inventory),
+        "FABRIC_BENCH_RESULTS": str(results),
+    }
+    fab = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO)]
+    _fab_wall([*fab, "push"], env)
+    _fab_wall([*fab, "write", "--duration", "2s"], env)  # warms the proxy, gives the rate
+    rate = _files_per_client(results, "write") / 2.0
+    found: dict = {"goal": "fab verify wall / (fab write + fab read wall) <= 1", "setup": ""}
+    found["setup"] = f"3 nodes x 2 clients, {VERIFY_FILE} files; write rate {rate:.0f} files/s"
+    for files in VERIFY_FILES:
+        timing = [] if files == 1 else ["--duration", f"{max(files / rate, 0.5):.1f}s"]
+        write = _fab_wall([*fab, "write", *timing], env)
+        read = _fab_wall([*fab, "read", *timing], env)
+        verify = _fab_wall([*fab, "verify"], env)
+        found[f"{files}_files"] = {
+            "files_per_client": _files_per_client(results, "verify-write"),
+            "write_s": round(write, 2),
+            "read_s": round(read, 2),
+            "verify_s": round(verify, 2),
+            "verify_over_write_and_read": round(verify / (write + read), 2),
+        }
+    return found
+
+
+def _files_per_client(results: Path, phase: str) -> float:
+    """Mean files per client of ``phase`` in the latest run."""
+    counts = [
+        json.loads(line)["files"]
+        for path in (results / "latest" / "nodes").glob(f"*/{phase}.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    return sum(counts) / max(len(counts), 1)
+
+
 def _port(layout: Layout) -> int:
     port = bed.State.load(layout).proxy_port
     assert port is not None
@@ -487,6 +549,7 @@ ALONE: dict[str, Callable[[Layout, Path], dict]] = {
     "measurement_cost": lambda layout, scratch: measurement_cost(_port(layout), scratch),
     "client_overhead": lambda layout, scratch: client_overhead(_port(layout), scratch),
     "orchestration_overhead": orchestration_overhead,
+    "verify_cost": verify_cost,
 }
 
 
@@ -529,6 +592,7 @@ def main() -> int:
         results["measurement_cost"] = measurement_cost(port, scratch)
         results["client_overhead"] = client_overhead(port, scratch)
         results["orchestration_overhead"] = orchestration_overhead(layout, scratch)
+        results["verify_cost"] = verify_cost(layout, scratch)
     mem = results["worker_client_memory"]
     big, small = f"{SIZES_MIB[-1]}MiB", f"{SIZES_MIB[0]}MiB"
     results["worker_memory_ratio_big_over_small"] = {

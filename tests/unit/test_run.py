@@ -190,12 +190,18 @@ def _set(phase: str, node: str, key: str, value, client: Optional[int] = None):
 def test_a_tampered_sealed_request_refuses_the_run(
     sealed: Run, tmp_path: Path, edit, named
 ) -> None:
+    assert "start a new run" in _refusal(sealed, tmp_path, edit, named)
+
+
+def _refusal(sealed: Run, tmp_path: Path, edit, named: str) -> str:
+    """The one-line refusal of opening ``sealed`` once ``edit`` changed its run.json."""
     _tamper(sealed, edit)
     with pytest.raises(RunAltered) as info:
         Run.open(tmp_path / "results", sealed.run_id)
     message = str(info.value)
     assert f"run {sealed.run_id}" in message and named in message, message
-    assert "\n" not in message and "start a new run" in message
+    assert "\n" not in message
+    return message
 
 
 @pytest.mark.parametrize(
@@ -225,12 +231,7 @@ def test_a_tampered_sealed_request_refuses_the_run(
 def test_a_tampered_sealed_inventory_or_plan_refuses_the_run(
     sealed: Run, tmp_path: Path, edit, named
 ) -> None:
-    _tamper(sealed, edit)
-    with pytest.raises(RunAltered) as info:
-        Run.open(tmp_path / "results", sealed.run_id)
-    message = str(info.value)
-    assert f"run {sealed.run_id}" in message and named in message, message
-    assert "\n" not in message
+    _refusal(sealed, tmp_path, edit, named)
 
 
 def test_an_altered_run_is_bad_input_exit_2(sealed: Run, tmp_path: Path) -> None:
