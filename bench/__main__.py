@@ -23,6 +23,10 @@
    100 and 1,000 files per client (a duration of small files): verify's wall time over
    theirs (goal <= 1).
 
+9. A chained ``fab write read`` against ``fab write`` alone at 8 nodes, interleaved
+   rounds: what the controller adds beyond the clients' IO windows in each, and their
+   ratio (goal <= 1.4: a chain pays its set-up once, not once per task).
+
 Timings are noisy on a shared 2-core machine: the comparisons that matter are ratios
 within one run, not absolute seconds.
 """
@@ -509,8 +513,9 @@ def verify_cost(layout: Layout, scratch: Path) -> dict:
     }
     fab = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO)]
     _fab_wall([*fab, "push"], env)
-    _fab_wall([*fab, "write", "--duration", "2s"], env)  # warms the proxy, gives the rate
-    rate = _files_per_client(results, "write") / 2.0
+    _fab_wall([*fab, "write", "--duration", "3s"], env)  # a cold proxy warms up
+    _fab_wall([*fab, "write", "--duration", "3s"], env)  # ... and this one gives the rate
+    rate = _files_per_client(results, "write") / 3.0
     found: dict = {"goal": "fab verify wall / (fab write + fab read wall) <= 1", "setup": ""}
     found["setup"] = f"3 nodes x 2 clients, {VERIFY_FILE} files; write rate {rate:.0f} files/s"
     for files in VERIFY_FILES:
@@ -518,8 +523,8 @@ def verify_cost(layout: Layout, scratch: Path) -> dict:
         write = _fab_wall([*fab, "write", *timing], env)
         read = _fab_wall([*fab, "read", *timing], env)
         verify = _fab_wall([*fab, "verify"], env)
-        found[f"{files}_files"] = {
-            "files_per_client": _files_per_client(results, "verify-write"),
+        found[f"about_{files}_files"] = {
+            "files_per_client": round(_files_per_client(results, "verify-write"), 1),
             "write_s": round(write, 2),
             "read_s": round(read, 2),
             "verify_s": round(verify, 2),
@@ -538,6 +543,52 @@ def _files_per_client(results: Path, phase: str) -> float:
     return sum(counts) / max(len(counts), 1)
 
 
+#: the chain's cost: nodes, rounds (interleaved)
+CHAIN_NODES, CHAIN_ROUNDS = 8, 3
+
+
+def _overhead(argv: list[str], env: dict, results: Path, phases: tuple[str, ...]) -> float:
+    """Seconds a ``fab`` command took beyond its phases' IO windows."""
+    wall = _fab_wall(argv, env)
+    summary = json.loads((results / "latest" / "summary.json").read_text())
+    return wall - sum(summary[phase]["wall_seconds"] for phase in phases)
+
+
+def chain_overhead(layout: Layout, scratch: Path) -> dict:
+    """``fab write read`` against ``fab write`` at ``CHAIN_NODES`` nodes, ``CHAIN_ROUNDS``
+    interleaved rounds: each one's wall time less its IO windows (the orchestration), and
+    the chain's over the single command's (medians)."""
+    import yaml
+
+    state = bed.up(layout, nodes=CHAIN_NODES)
+    doc = bed.inventory_dict(layout, state)
+    doc["defaults"].update(clients=1, data="1MiB", dst="/bench-chain", write_type="MUST_CACHE")
+    inventory = scratch / "chain.yaml"
+    inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+    results = scratch / "chain-results"
+    env = {
+        **os.environ,
+        "FABRIC_BENCH_INVENTORY": str(inventory),
+        "FABRIC_BENCH_RESULTS": str(results),
+    }
+    fab = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO)]
+    _fab_wall([*fab, "push"], env)
+    single, chain = [], []
+    for _ in range(CHAIN_ROUNDS):
+        single.append(_overhead([*fab, "write"], env, results, ("write",)))
+        chain.append(_overhead([*fab, "write", "read"], env, results, ("write", "read")))
+    ratios = [c / s for c, s in zip(chain, single)]
+    bed.up(layout, nodes=3)  # as the other parts expect it
+    return {
+        "goal": "orchestration of fab write read / of fab write <= 1.4",
+        "setup": f"{CHAIN_NODES} nodes x 1 client, 1 MiB; medians of {CHAIN_ROUNDS} rounds",
+        "write_overhead_s": round(statistics.median(single), 2),
+        "write_read_overhead_s": round(statistics.median(chain), 2),
+        "chain_over_single": round(statistics.median(ratios), 2),
+        "chain_over_single_range": [round(min(ratios), 2), round(max(ratios), 2)],
+    }
+
+
 def _port(layout: Layout) -> int:
     port = bed.State.load(layout).proxy_port
     assert port is not None
@@ -550,6 +601,7 @@ ALONE: dict[str, Callable[[Layout, Path], dict]] = {
     "client_overhead": lambda layout, scratch: client_overhead(_port(layout), scratch),
     "orchestration_overhead": orchestration_overhead,
     "verify_cost": verify_cost,
+    "chain_overhead": chain_overhead,
 }
 
 
@@ -593,6 +645,7 @@ def main() -> int:
         results["client_overhead"] = client_overhead(port, scratch)
         results["orchestration_overhead"] = orchestration_overhead(layout, scratch)
         results["verify_cost"] = verify_cost(layout, scratch)
+        results["chain_overhead"] = chain_overhead(layout, scratch)
     mem = results["worker_client_memory"]
     big, small = f"{SIZES_MIB[-1]}MiB", f"{SIZES_MIB[0]}MiB"
     results["worker_memory_ratio_big_over_small"] = {
