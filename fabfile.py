@@ -25,19 +25,22 @@ from typing import Callable, Iterator, Optional
 from fabric import task
 from invoke import Collection, Context, Exit
 
-from controller import history, phases, session, stopping
-from controller.compare import CompareError, compare_runs
-from controller.history import keep_check, regression_check
-from controller.inventory import Inventory, InventoryError, LabelError, load, parse_labels
-from controller.limits import LimitError
-from controller.locks import LockFailed, LockHeld
-from controller.pairing import PairingError
-from controller.plan import PlanError, check_read_options, phase_budget, read_plan
-from controller.push import PushError, RuntimeUnavailable
-from controller.report import check_lines, compare_table, history_table
-from controller.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
-from controller.run import Run, RunAltered, RunMismatch
-from controller.rundir import ResultsError, RunDir, RunNotFound, latest_id
+from controller import phases
+from controller.analysis import history
+from controller.analysis.compare import CompareError, compare_runs
+from controller.analysis.history import keep_check, regression_check
+from controller.nodes import stopping
+from controller.nodes.limits import LimitError
+from controller.nodes.locks import LockFailed, LockHeld
+from controller.nodes.push import PushError, RuntimeUnavailable
+from controller.output.report import check_lines, compare_table, history_table
+from controller.run import session
+from controller.run.inventory import Inventory, InventoryError, LabelError, load, parse_labels
+from controller.run.pairing import PairingError
+from controller.run.plan import PlanError, check_read_options, phase_budget, read_plan
+from controller.run.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
+from controller.run.run import Run, RunAltered, RunMismatch
+from controller.run.rundir import ResultsError, RunDir, RunNotFound, latest_id
 from controller.sweep import SweepError, parse_axes
 
 HERE = Path(__file__).resolve().parent

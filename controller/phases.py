@@ -27,35 +27,13 @@ from worker.protocol import (
 )
 from worker.results import ClientResult, read_lines, told_records, write_file
 
-from . import (
-    exports,
-    history,
-    locks,
-    metastats,
-    provenance,
-    report,
-    sequences,
-    session,
-    stats,
-    stopping,
-    validity,
-)
-from . import push as pushing
 from . import sweep as sweeping
-from .agents import AGENTS
-from .inventory import Inventory, Node, Settings
-from .nodeoutput import printable, tail
-from .plan import (
-    NodePaths,
-    PlanError,
-    ReadPlan,
-    new_run_id,
-    node_request,
-    phase_budget,
-    worker_command,
-)
-from .progress import Board
-from .remote import (
+from .analysis import history, metastats, provenance, stats, validity
+from .nodes import locks, stopping
+from .nodes import push as pushing
+from .nodes.agents import AGENTS
+from .nodes.nodeoutput import printable, tail
+from .nodes.remote import (
     STOP_GRACE,
     NodeFailure,
     Outcome,
@@ -64,10 +42,23 @@ from .remote import (
     address,
     on_nodes,
 )
-from .rounds import Rounds
-from .run import Run
-from .rundir import ResultsError, RunDir
-from .startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_margin
+from .nodes.startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_margin
+from .output import exports, report
+from .output.progress import Board
+from .run import sequences, session
+from .run.inventory import Inventory, Node, Settings
+from .run.plan import (
+    NodePaths,
+    PlanError,
+    ReadPlan,
+    new_run_id,
+    node_request,
+    phase_budget,
+    worker_command,
+)
+from .run.rounds import Rounds
+from .run.run import Run
+from .run.rundir import ResultsError, RunDir
 
 #: characters of a request sent in the worker's command line; a longer one goes by sftp
 #: (one argument may hold 128 KiB on Linux)
@@ -835,7 +826,7 @@ def left_out(damaged: list[str]) -> None:
 def html(run: RunDir, damaged: Optional[list[str]] = None) -> Path:
     """Write the run's HTML page (results/<run>/report.html) and return its path. A
     damaged record is left out of it and named once it is written (as :func:`show`)."""
-    from . import htmlreport  # matplotlib loads only when a page is asked for
+    from .output import htmlreport  # matplotlib loads only when a page is asked for
 
     kinds = (*TIMED_KINDS, "verify-write", "verify-read")
     told, damaged = damaged is None, [] if damaged is None else damaged
@@ -892,7 +883,7 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
 
     outcomes = sweeping.run(sweep_id, found, one, root)
     print(report.sweep_table(sweep_id, list(axes), outcomes))
-    from . import htmlreport  # matplotlib loads only when a page is asked for
+    from .output import htmlreport  # matplotlib loads only when a page is asked for
 
     page = root / "sweeps" / f"{sweep_id}.html"
     print(

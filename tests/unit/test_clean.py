@@ -11,8 +11,9 @@ import pytest
 from invoke import Context
 
 import fabfile
-from controller import locks, phases, remote
-from controller.inventory import load
+from controller import phases
+from controller.nodes import locks, remote
+from controller.run.inventory import load
 from worker.protocol import PhaseRequest, WorkdirClean
 
 from .test_orchestration import INVENTORY, FakeSftp, World

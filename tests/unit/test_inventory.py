@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.inventory import (
+from controller.run.inventory import (
     MAX_CHUNK_SIZE,
     MAX_CLIENTS,
     MAX_START_DELAY,

@@ -16,10 +16,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller import locks, phases, remote, stopping
-from controller.inventory import load
+from controller import phases
+from controller.nodes import locks, remote, stopping
 from controller.phases import BenchFailure
-from controller.run import Run
+from controller.run.inventory import load
+from controller.run.run import Run
 from worker.protocol import ExitCode, PhaseRequest
 from worker.results import ClientResult, record_line
 
@@ -227,8 +228,8 @@ def test_one_workdir_of_one_machine_listed_twice_is_refused(
 ) -> None:
     """Two entries that reach one machine under two names, with one workdir: push sees
     the same machine id and directory, and refuses before anything runs."""
-    from controller import push as pushing
-    from controller.push import NodeInfo, PushError
+    from controller.nodes import push as pushing
+    from controller.nodes.push import NodeInfo, PushError
 
     (tmp_path / "ref.txt").write_text("12345")
     (tmp_path / "inv.yaml").write_text(INVENTORY.replace("workdir: /w/n1", "workdir: /w/n0"))
@@ -246,8 +247,8 @@ def test_a_workdir_locked_by_another_run_refuses_the_whole_push(
 ) -> None:
     """Each node's workdir is locked by push_node before it changes anything; one held by
     another run refuses the run once all are done, and what this one took is given back."""
-    from controller import push as pushing
-    from controller.push import NodeInfo
+    from controller.nodes import push as pushing
+    from controller.nodes.push import NodeInfo
 
     (tmp_path / "ref.txt").write_text("12345")
     (tmp_path / "inv.yaml").write_text(INVENTORY)
@@ -276,7 +277,7 @@ def test_a_workdir_locked_by_another_run_refuses_the_whole_push(
 
 
 def test_iterations_send_each_its_number_and_keep_every_record(world, run) -> None:
-    from controller.rounds import Rounds
+    from controller.run.rounds import Rounds
 
     phases.write(run, Rounds(iterations=2, warmup=1))
     runs = [e for e in world.log if e[0] == "n0" and e[1] == "run"]
@@ -340,7 +341,7 @@ def test_a_node_is_connected_to_once_and_again_only_when_its_connection_died(
 
 
 def test_the_locks_are_renewed_between_iterations(world, run, monkeypatch) -> None:
-    from controller.rounds import Rounds
+    from controller.run.rounds import Rounds
 
     monkeypatch.setattr(locks, "renew", lambda run_id: world.note("controller", "renew"))
     phases.write(run, Rounds(iterations=2, warmup=1))

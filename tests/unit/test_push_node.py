@@ -24,11 +24,11 @@ from typing import cast
 import pytest
 from invoke import Config, Context
 
-from controller import nodeprobe, push
-from controller.agents import Agents
-from controller.inventory import load
-from controller.locks import LockHeld, RunLocks
-from controller.remote import StepError
+from controller.nodes import nodeprobe, push
+from controller.nodes.agents import Agents
+from controller.nodes.locks import LockHeld, RunLocks
+from controller.nodes.remote import StepError
+from controller.run.inventory import load
 from worker import generate, probe
 
 from .fakewheels import ALLUXIO, ALLUXIO_OLD, REQUESTS, make_wheel, tree

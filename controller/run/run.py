@@ -31,11 +31,11 @@ from typing import Any, Optional
 
 from worker.protocol import PhaseRequest, RequestError, decode
 
+from ..nodes.locks import user_name
+from ..nodes.push import generated_sha256, reference_file, sha256_of
 from .inventory import Inventory, InventoryError, Node, Proxy, Settings, SshSettings, build
-from .locks import user_name
 from .pairing import PairingError
 from .plan import ReadPlan, ReferenceFacts, new_run_id, phase_requests, read_plan, write_paths
-from .push import generated_sha256, reference_file, sha256_of
 from .rundir import ResultsError, RunDir
 
 PACKAGES = ("fabric", "invoke", "paramiko", "pyyaml", "alluxio")

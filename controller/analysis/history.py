@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .rundir import ResultsError, RunDir
+from ..run.rundir import ResultsError, RunDir
 
 #: seconds a writer waits for another one's transaction
 BUSY_TIMEOUT = 30.0
@@ -406,7 +406,7 @@ def regression_check(
 def keep_check(run: RunDir, verdict: Any, lines: list[str], labels: dict[str, str]) -> None:
     """Save ``fab check``'s verdict in the run (check.json: with the labels the history
     was filtered by, so the run's page draws the series that was judged) and its exports."""
-    from . import exports
+    from ..output import exports
 
     run.write_doc(
         "check.json",

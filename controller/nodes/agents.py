@@ -26,7 +26,7 @@ from invoke.watchers import StreamWatcher
 
 from worker.protocol import AGENT_DONE, AGENT_READY, AGENT_STARTED, STDERR_TAG
 
-from .inventory import Node
+from ..run.inventory import Node
 from .nodeoutput import Kept
 from .nodeprobe import SESSION_TIMEOUT, Session
 from .remote import StepError, close_each, reached_as, readable

@@ -28,11 +28,11 @@ from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
 from worker.protocol import for_the_controller, parse_progress
 
+from ..output.progress import Board
+from ..run.inventory import Inventory, Node
 from . import stopping
-from .inventory import Inventory, Node
 from .limits import ensure_open_files
 from .nodeoutput import KeptStream, LineCutter, printable, split_lines, tail
-from .progress import Board
 
 T = TypeVar("T")
 

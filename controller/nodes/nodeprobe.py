@@ -16,11 +16,11 @@ from fabric import Connection
 
 from worker.protocol import PROBE_REFUSED, ProbeFacts, RequestError
 
-from .inventory import Node
+from ..run.inventory import Node
 from .nodeoutput import CUT_MARKER, MAX_LINE, TAIL_CHARS, printable, tail
 from .remote import StepError
 
-PROBE = Path(__file__).resolve().parents[1] / "worker" / "probe.py"
+PROBE = Path(__file__).resolve().parents[2] / "worker" / "probe.py"
 
 
 @functools.cache

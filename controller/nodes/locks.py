@@ -45,11 +45,11 @@ from worker.protocol import (
     decode,
 )
 
+from ..run.inventory import Inventory, Node
+from ..run.plan import worker_command
 from . import stopping
 from .agents import AGENTS
-from .inventory import Inventory, Node
 from .nodeoutput import printable
-from .plan import worker_command
 from .remote import StepError, on_nodes
 
 

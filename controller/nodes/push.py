@@ -35,17 +35,17 @@ from worker.protocol import (
 )
 from worker.protocol import generated_sha256 as generated_digest
 
+from ..run.inventory import Inventory, Node
+from ..run.plan import worker_command
 from .agents import Agents
-from .inventory import Inventory, Node
 from .nodeoutput import printable, tail
 from .nodeprobe import Session, probe_node
-from .plan import worker_command
 from .remote import StepError
 
 if TYPE_CHECKING:
     from .locks import RunLocks
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "worker"
 WHEEL_CACHE = REPO / ".cache" / "wheels"
 GENERATED_CACHE = REPO / ".cache" / "generated"

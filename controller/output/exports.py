@@ -17,8 +17,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any, Optional
 
-from .inventory import reserved_label
-from .rundir import RunDir, write_atomically
+from ..run.inventory import reserved_label
+from ..run.rundir import RunDir, write_atomically
 
 #: phases whose figures become metrics (verify phases are pass/fail: JUnit)
 MEASURED = ("write", "read", "meta")

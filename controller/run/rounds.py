@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
-from .samples import cv_of
+from ..analysis.samples import cv_of
 
 MAX_ITERATIONS = 1000
 MAX_WARMUP = 100

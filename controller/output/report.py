@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from controller.metastats import MetaSummary
-from controller.pairing import Pairing
-from controller.rounds import Rounds
-from controller.stats import Failure, PhaseSummary, Verdicts
+from controller.analysis.metastats import MetaSummary
+from controller.analysis.stats import Failure, PhaseSummary, Verdicts
+from controller.run.pairing import Pairing
+from controller.run.rounds import Rounds
 from worker.results import STATUSES, ClientResult, error_cause, one_line, outcome
 
 MIB = 1024 * 1024
