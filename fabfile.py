@@ -28,16 +28,18 @@ from invoke import Collection, Context, Exit
 from controller import phases
 from controller.analysis import history
 from controller.analysis.compare import CompareError, compare_runs
-from controller.analysis.history import keep_check, regression_check
+from controller.analysis.history import regression_check
 from controller.nodes import stopping
 from controller.nodes.limits import LimitError
 from controller.nodes.locks import LockFailed, LockHeld
-from controller.nodes.push import PushError, RuntimeUnavailable
+from controller.nodes.push import RuntimeUnavailable
+from controller.output.exports import keep_check
 from controller.output.report import check_lines, compare_table, history_table
 from controller.run import session
 from controller.run.inventory import Inventory, InventoryError, LabelError, load, parse_labels
 from controller.run.pairing import PairingError
 from controller.run.plan import PlanError, check_read_options, phase_budget, read_plan
+from controller.run.reference import PushError
 from controller.run.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
 from controller.run.run import Run, RunAltered, RunMismatch
 from controller.run.rundir import ResultsError, RunDir, RunNotFound, latest_id

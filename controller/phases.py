@@ -35,7 +35,6 @@ from .nodes.agents import AGENTS
 from .nodes.nodeoutput import printable, tail
 from .nodes.remote import (
     STOP_GRACE,
-    NodeFailure,
     Outcome,
     PrefixedStream,
     StepError,
@@ -56,9 +55,10 @@ from .run.plan import (
     phase_budget,
     worker_command,
 )
+from .run.reference import PushError
 from .run.rounds import Rounds
 from .run.run import Run
-from .run.rundir import ResultsError, RunDir
+from .run.rundir import NodeFailure, ResultsError, RunDir
 
 #: characters of a request sent in the worker's command line; a longer one goes by sftp
 #: (one argument may hold 128 KiB on Linux)
@@ -125,7 +125,7 @@ def push(
     twins = pushing.same_workdirs({o.node.id: o.value for o in outcomes if o.value is not None})
     if twins:
         a, b = twins[0]
-        raise pushing.PushError(
+        raise PushError(
             f"nodes {a} and {b} are one workdir on one machine ({inventory.node(a).workdir}): "
             "list a machine once, or give each entry a workdir of its own"
         )

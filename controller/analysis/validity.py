@@ -15,10 +15,10 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from ..nodes.remote import NodeFailure
 from ..run.inventory import Inventory
 from ..run.plan import ReferenceFacts
 from ..run.rounds import Rounds
+from ..run.rundir import NodeFailure
 from .stats import Verdicts
 
 

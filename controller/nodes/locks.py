@@ -19,7 +19,6 @@ verify`` is not interleaved with another run), renewed between its phases and it
 from __future__ import annotations
 
 import atexit
-import getpass
 import json
 import os
 import secrets
@@ -47,6 +46,7 @@ from worker.protocol import (
 
 from ..run.inventory import Inventory, Node
 from ..run.plan import worker_command
+from ..run.run import user_name
 from . import stopping
 from .agents import AGENTS
 from .nodeoutput import printable
@@ -59,14 +59,6 @@ class LockHeld(RuntimeError):
 
 class LockFailed(RuntimeError):
     """A lock could not be taken or checked for another reason; the message says where."""
-
-
-def user_name() -> str:
-    """This controller's user name; the uid where it has no passwd entry."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 def _when(epoch: float) -> str:

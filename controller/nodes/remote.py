@@ -19,7 +19,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from operator import methodcaller
-from typing import IO, Callable, Generic, Optional, Sequence, TextIO, TypeVar
+from typing import IO, Callable, Generic, Optional, Protocol, Sequence, TextIO, TypeVar
 
 import paramiko
 from fabric import Config, Connection
@@ -28,8 +28,8 @@ from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
 from worker.protocol import for_the_controller, parse_progress
 
-from ..output.progress import Board
 from ..run.inventory import Inventory, Node
+from ..run.rundir import NodeFailure
 from . import stopping
 from .limits import ensure_open_files
 from .nodeoutput import KeptStream, LineCutter, printable, split_lines, tail
@@ -41,17 +41,6 @@ T = TypeVar("T")
 INTERRUPT_GRACE = 5.0
 #: the same for a phase: time for the nodes to stop their clients and tell their records
 STOP_GRACE = 20.0
-
-
-@dataclass(frozen=True)
-class NodeFailure:
-    node: str
-    host: str  # user@host:port
-    step: str
-    cause: str
-
-    def to_dict(self) -> dict:
-        return {"node": self.node, "host": self.host, "step": self.step, "cause": self.cause}
 
 
 @dataclass(frozen=True)
@@ -324,9 +313,18 @@ def _wait(finished: list[bool], deadline: float = float("inf")) -> None:
         time.sleep(0.05)
 
 
+class LiveBoard(Protocol):
+    """What :class:`PrefixedStream` hands a node's lines to while a live block is shown
+    (the progress board, controller/output/progress.py: this layer does not import it)."""
+
+    def update(self, fields: dict) -> None: ...
+
+    def lines(self, prefix: str, lines: list[str], target: Optional[TextIO] = None) -> None: ...
+
+
 class PrefixedStream(io.TextIOBase):
     """Writes each complete line as ``[node] line`` to ``target``; safe across threads.
-    With a ``board`` (controller/progress.py), the worker's progress lines go to it and
+    With a ``board`` (controller/output/progress.py), the worker's progress lines go to it and
     the others through it, so that they are written around its live block.
 
     invoke flushes after every read, mid-line: ``flush`` only flushes the target, and a
@@ -337,7 +335,7 @@ class PrefixedStream(io.TextIOBase):
     _lock = threading.Lock()
 
     def __init__(
-        self, prefix: str, target: Optional[TextIO] = None, board: Optional[Board] = None
+        self, prefix: str, target: Optional[TextIO] = None, board: Optional[LiveBoard] = None
     ) -> None:
         self.prefix = prefix
         self.target = target or sys.stdout

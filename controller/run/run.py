@@ -20,6 +20,7 @@ requests it holds are sent to the nodes as they are (paths they write and delete
 
 from __future__ import annotations
 
+import getpass
 import os
 import platform
 import socket
@@ -31,11 +32,10 @@ from typing import Any, Optional
 
 from worker.protocol import PhaseRequest, RequestError, decode
 
-from ..nodes.locks import user_name
-from ..nodes.push import generated_sha256, reference_file, sha256_of
 from .inventory import Inventory, InventoryError, Node, Proxy, Settings, SshSettings, build
 from .pairing import PairingError
 from .plan import ReadPlan, ReferenceFacts, new_run_id, phase_requests, read_plan, write_paths
+from .reference import reference_facts
 from .rundir import ResultsError, RunDir
 
 PACKAGES = ("fabric", "invoke", "paramiko", "pyyaml", "alluxio")
@@ -58,6 +58,14 @@ class RunAltered(ValueError):
     the run started (bad input: its requests are not sent)."""
 
 
+def user_name() -> str:
+    """This controller's user name; the uid where it has no passwd entry."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
 def _versions() -> dict[str, Optional[str]]:
     found: dict[str, Optional[str]] = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -66,16 +74,6 @@ def _versions() -> dict[str, Optional[str]]:
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
-
-
-def reference_facts(inventory: Inventory) -> ReferenceFacts:
-    """Size and sha256 of the inventory's reference file (which must exist), or of the
-    data generated on the nodes."""
-    data = inventory.settings.data
-    if isinstance(data, int):
-        return ReferenceFacts(f"generated:{data}", data, generated_sha256(data), generated=True)
-    path = reference_file(inventory)
-    return ReferenceFacts(str(path), path.stat().st_size, sha256_of(path))
 
 
 # --- the inventory as plain data and back -----------------------------------------------

@@ -60,6 +60,19 @@ SCHEMAS = {
 }
 
 
+@dataclass(frozen=True)
+class NodeFailure:
+    """A node whose step failed, and why: one entry of failures.json."""
+
+    node: str
+    host: str  # user@host:port
+    step: str
+    cause: str
+
+    def to_dict(self) -> dict:
+        return {"node": self.node, "host": self.host, "step": self.step, "cause": self.cause}
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file of its own and a rename, so a
     reader or a crash never sees half a file and two writers never share a temporary."""

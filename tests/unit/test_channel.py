@@ -29,9 +29,10 @@ from controller.nodes.nodeoutput import (
     printable,
     tail,
 )
-from controller.nodes.remote import NodeFailure, PrefixedStream, StepError, connect, reached_as
+from controller.nodes.remote import PrefixedStream, StepError, connect, reached_as
 from controller.phases import failure_table
 from controller.run.inventory import Inventory, Node, load
+from controller.run.rundir import NodeFailure
 
 from .sshserver import SSHServer, chatter, hang
 

@@ -13,12 +13,12 @@ from controller import phases
 from controller.analysis.compare import compare_runs, resolve
 from controller.nodes import locks, remote
 from controller.nodes.locks import LockHeld
-from controller.nodes.push import PushError
 from controller.output import htmlreport
 from controller.phases import BenchFailure
 from controller.run import run as run_module
 from controller.run import session
 from controller.run.inventory import load
+from controller.run.reference import PushError
 from controller.run.rundir import RunNotFound, latest_id
 
 from .test_orchestration import INVENTORY, FakeConnection, World

@@ -229,7 +229,8 @@ def test_one_workdir_of_one_machine_listed_twice_is_refused(
     """Two entries that reach one machine under two names, with one workdir: push sees
     the same machine id and directory, and refuses before anything runs."""
     from controller.nodes import push as pushing
-    from controller.nodes.push import NodeInfo, PushError
+    from controller.nodes.push import NodeInfo
+    from controller.run.reference import PushError
 
     (tmp_path / "ref.txt").write_text("12345")
     (tmp_path / "inv.yaml").write_text(INVENTORY.replace("workdir: /w/n1", "workdir: /w/n0"))

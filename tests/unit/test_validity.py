@@ -9,10 +9,10 @@ import pytest
 
 from controller.analysis.stats import summarise
 from controller.analysis.validity import config_hash, judge, phase_config
-from controller.nodes.remote import NodeFailure
 from controller.run.inventory import LabelError, load, parse_labels
 from controller.run.plan import ReferenceFacts
 from controller.run.rounds import Rounds
+from controller.run.rundir import NodeFailure
 from worker.results import ClientResult
 
 REF = ReferenceFacts("/ctl/ref.txt", 1000, "ab" * 32)
