@@ -41,8 +41,9 @@ from controller.run.pairing import PairingError
 from controller.run.plan import PlanError, check_read_options, phase_budget, read_plan
 from controller.run.reference import PushError
 from controller.run.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
-from controller.run.run import Run, RunAltered, RunMismatch
+from controller.run.run import Run, RunMismatch
 from controller.run.rundir import ResultsError, RunDir, RunNotFound, latest_id
+from controller.run.seal import RunAltered
 from controller.sweep import SweepError, parse_axes
 
 HERE = Path(__file__).resolve().parent

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .nodes import stopping
-from .run.inventory import Inventory, InventoryError, build, size_of
+from .run.checks import size_of
+from .run.inventory import Inventory, InventoryError, build
 from .run.rundir import write_atomically
 
 SCHEMA = "parbench.sweep/1"

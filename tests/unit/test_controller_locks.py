@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import pytest
 
 from controller.nodes import remote
-from controller.nodes.locks import LockFailed, RunLocks, gone, machine_id, pid_namespace
+from controller.nodes.holders import gone, machine_id, pid_namespace
+from controller.nodes.locks import LockFailed, RunLocks
 from controller.run.inventory import load
 from worker import lock as worker_lock
 
