@@ -154,7 +154,7 @@ class Agents:
         stdin: Optional[IO[bytes]],
         timeout: float,
     ) -> Finished:
-        # kept within bounds (controller/nodeoutput.py): the records and the last lines
+        # kept within bounds (controller/nodes/nodeoutput.py): the records and the last lines
         said, errors = Kept(), Kept()
         deadline = time.monotonic() + timeout
         started = False  # before the child says so, what is sent could reach the agent

@@ -159,7 +159,7 @@ def probe_node(
     """The facts of ``node`` about the files ``asked`` (its workdir claimed when its
     Python can run the worker), its clock offset and the offset's uncertainty, and the
     probe's session, still open: the caller finishes it or hands it over to the node's
-    agent (controller/agents.py). StepError saying why when the workdir is refused or
+    agent (controller/nodes/agents.py). StepError saying why when the workdir is refused or
     the probe fails."""
     q = shlex.quote
     names = " ".join(q(name) for name in asked)

@@ -73,9 +73,9 @@ _PIP_DOWNLOAD = (  # pure-Python wheels that any Python 3.9+ can unpack
 )
 _LOCK_HEADER = """\
 # The worker runtime: {requirement} and its dependencies, pure-Python wheels for Python
-# 3.9+, one "<sha256>  <wheel file name>" line each. controller/push.py's ensure_wheels
+# 3.9+, one "<sha256>  <wheel file name>" line each. controller/nodes/push.py's ensure_wheels
 # downloads exactly these files and refuses any whose sha256 differs. Regenerate (network)
-# after changing RUNTIME_REQUIREMENT in controller/push.py, then review the diff:
+# after changing RUNTIME_REQUIREMENT in controller/nodes/push.py, then review the diff:
 #   .venv/bin/python -c 'from controller.push import relock; relock()'
 """
 

@@ -68,14 +68,14 @@ class _Remote(Remote):
             super()._write_proc_stdin(data)
 
     def read_our_stdin(self, input_: IO) -> Optional[str]:
-        """What is in our pipe (controller/stopping.py) at once, not a byte per 10 ms: a
+        """What is in our pipe (controller/nodes/stopping.py) at once, not a byte per 10 ms: a
         ``stop`` must not be cut into bytes that the barrier's ``go`` could land between."""
         if not readable(input_.fileno()):
             return None
         return os.read(input_.fileno(), 4096).decode()
 
     def _handle_output(self, buffer_: list, hide: bool, output: IO, reader: Callable) -> None:
-        """invoke's, within bounds (controller/nodeoutput.py): no line longer than
+        """invoke's, within bounds (controller/nodes/nodeoutput.py): no line longer than
         MAX_LINE passed on, and of the output only the records and the last lines kept
         (invoke would keep it all, and hand all of it to the watchers after each read).
         The watchers see each line once it is whole, as through a node's agent."""
@@ -101,7 +101,7 @@ def readable(fd: int) -> bool:
 
 
 #: never forward the controller's stdin: many threads share it, schedulers have none, and
-#: a node's stdin carries the common start (controller/startgate.py) and the stop
+#: a node's stdin carries the common start (controller/nodes/startgate.py) and the stop
 _CONFIG = Config(overrides={"run": {"in_stream": False}, "runners": {"remote": _Remote}})
 
 
@@ -329,7 +329,7 @@ class PrefixedStream(io.TextIOBase):
 
     invoke flushes after every read, mid-line: ``flush`` only flushes the target, and a
     last line without a newline is written by ``finish``. Lines are cut at MAX_LINE and
-    written ``printable`` (controller/nodeoutput.py).
+    written ``printable`` (controller/nodes/nodeoutput.py).
     """
 
     _lock = threading.Lock()

@@ -1,5 +1,5 @@
 """What a person reads in a terminal: plain-text tables of phases, verification and the
-read plan (the HTML page, controller/htmlreport.py, shows them too). Sizes are MiB (2**20
+read plan (the HTML page, controller/output/htmlreport.py, shows them too). Sizes are MiB (2**20
 bytes), rates MiB/s."""
 
 from __future__ import annotations

@@ -284,7 +284,7 @@ def _build(doc: Any, check: Check, path: Path) -> Inventory:
 #: a label's name: what OpenMetrics accepts (they become metric labels)
 LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_LABEL_VALUE = 200
-#: the labels parbench's own metrics carry (controller/exports.py): a run's label of the
+#: the labels parbench's own metrics carry (controller/output/exports.py): a run's label of the
 #: same name would replace them; ``__`` names are Prometheus's own (``__name__``)
 RESERVED_LABELS = ("run_id", "phase", "config_hash")
 

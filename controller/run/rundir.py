@@ -2,7 +2,7 @@
 
 ::
 
-    run.json                       the sealed run (controller/run.py), written once
+    run.json                       the sealed run (controller/run/run.py), written once
     plan.json                      who writes and reads what, for people
     hosts.json                     what the latest push learnt about each node
     summary.json                   per phase: aggregate and per-node statistics

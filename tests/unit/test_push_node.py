@@ -47,7 +47,7 @@ class LocalConnection(Context):
 
 
 class LocalSession:
-    """The probe's session as a local process (controller/nodeprobe.py's Session). As
+    """The probe's session as a local process (controller/nodes/nodeprobe.py's Session). As
     paramiko's channel does, a read waiting longer than ``timeout`` raises TimeoutError."""
 
     def __init__(self, command: str) -> None:
