@@ -25,19 +25,25 @@ from typing import Callable, Iterator, Optional
 from fabric import task
 from invoke import Collection, Context, Exit
 
-from controller import history, phases, session, stopping
-from controller.compare import CompareError, compare_runs
-from controller.history import keep_check, regression_check
-from controller.inventory import Inventory, InventoryError, LabelError, load, parse_labels
-from controller.limits import LimitError
-from controller.locks import LockFailed, LockHeld
-from controller.pairing import PairingError
-from controller.plan import PlanError, check_read_options, phase_budget, read_plan
-from controller.push import PushError, RuntimeUnavailable
-from controller.report import check_lines, compare_table, history_table
-from controller.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
-from controller.run import Run, RunAltered, RunMismatch
-from controller.rundir import ResultsError, RunDir, RunNotFound, latest_id
+from controller import commands, phases
+from controller.analysis import history
+from controller.analysis.compare import CompareError, compare_runs
+from controller.analysis.history import regression_check
+from controller.nodes import stopping
+from controller.nodes.limits import LimitError
+from controller.nodes.locks import LockFailed, LockHeld
+from controller.nodes.push import RuntimeUnavailable
+from controller.output.exports import keep_check
+from controller.output.report import check_lines, compare_table, history_table
+from controller.run import session
+from controller.run.inventory import Inventory, InventoryError, LabelError, load, parse_labels
+from controller.run.pairing import PairingError
+from controller.run.plan import PlanError, check_read_options, phase_budget, read_plan
+from controller.run.reference import PushError
+from controller.run.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
+from controller.run.run import Run, RunMismatch
+from controller.run.rundir import ResultsError, RunDir, RunNotFound, latest_id
+from controller.run.seal import RunAltered
 from controller.sweep import SweepError, parse_axes
 
 HERE = Path(__file__).resolve().parent
@@ -140,7 +146,7 @@ FROM_RUN_HELP = "use the run's own settings even where today's inventory differs
 def push(c, inventory=None):
     """Copy the worker, the reference data and its runtime to every node (what changed)."""
     with _exits():
-        phases.push_all(_inventory(c, inventory))
+        commands.push_all(_inventory(c, inventory))
 
 
 @task(
@@ -164,7 +170,7 @@ def write(c, inventory=None, iterations=None, warmup=None, duration=None, label=
         chosen = rounds(today)
         run = session.start(today, root, labels)
         try:
-            phases.write(run, chosen)
+            commands.write(run, chosen)
         except LockHeld:  # another run is at work there: this one leaves no trace
             session.discard(run, previous)
             raise
@@ -206,7 +212,7 @@ def read(
             c.config.bench.run,
             create=mode == "same",
         )
-        phases.read(chosen, mode, src, rounds(chosen.inventory))
+        commands.read(chosen, mode, src, rounds(chosen.inventory))
 
 
 @task(help={"inventory": INVENTORY_HELP, "run": RUN_HELP, "from-run": FROM_RUN_HELP})
@@ -217,7 +223,7 @@ def verify(c, inventory=None, run=None, from_run=False):
         chosen = session.current(
             _today(c, inventory, from_run), _results(c), run, c.config.bench.run
         )
-        phases.verify(chosen)
+        commands.verify(chosen)
 
 
 @task(
@@ -238,10 +244,10 @@ def report(c, run=None, collect=False, inventory=None, from_run=False, html=Fals
             phases.collect(Run.open(_results(c), chosen).reconciled(today()))
         folder = RunDir.open(_results(c), chosen)
         damaged: list[str] = []  # records left out of the tables and the page: named last
-        phases.show(folder, damaged)
+        commands.show(folder, damaged)
         if html:
-            print(f"report: {phases.html(folder, damaged)}")
-        phases.left_out(damaged)
+            print(f"report: {commands.html(folder, damaged)}")
+        commands.left_out(damaged)
 
 
 @task(
@@ -259,7 +265,7 @@ def meta(c, inventory=None, label=None):
         if run is None:
             run = session.start(_inventory(c, inventory), root, parse_labels(label or []))
         try:
-            phases.meta(run)
+            commands.meta(run)
         except LockHeld:
             if started:
                 session.discard(run, previous)
@@ -298,7 +304,7 @@ def sweep(
                 "read_type": read_type,
             }
         )
-        phases.sweep(_inventory(c, inventory), axes, steps.split(","), _results(c))
+        commands.sweep(_inventory(c, inventory), axes, steps.split(","), _results(c))
 
 
 @task(
@@ -393,7 +399,7 @@ def nightly(c, inventory=None, label=None):
     made = session.active(_results(c))  # latest moves only once a run measured something
     if made is not None and made is not before:  # a run began: its page, whatever the outcome
         try:
-            print(f"nightly: report {phases.html(made.dir)}")
+            print(f"nightly: report {commands.html(made.dir)}")
         except Exception as exc:  # noqa: BLE001 - the page is one output; the codes stand
             print(f"nightly: report of {made.run_id} not written: {exc}", file=sys.stderr)
             worst = max(worst, 1)
@@ -412,7 +418,7 @@ def clean(c, inventory=None, data=False, runs=False):
     """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those);
     --data, --runs: also the generated data and the run folders in the nodes' workdirs."""
     with _exits():
-        phases.clean(_inventory(c, inventory), data=data, runs=runs)
+        commands.clean(_inventory(c, inventory), data=data, runs=runs)
 
 
 ns = Collection(push, write, read, verify, meta, sweep, report, compare, check, nightly, clean)

@@ -1,77 +1,45 @@
-"""The steps behind the fab tasks: push, write, read, verify, clean, report.
+"""The phase loop behind the fab commands (their bodies: controller/commands.py).
 
-Each phase: push (only what changed) -> run the worker on every node at once -> fetch
-each node's JSON lines into ``results/<run>/<node>/`` -> summarise -> print a table. A
-node that fails is reported by name, host and cause; the others' results are kept.
+Each phase: push (only what changed) -> run the worker on every node at once
+(controller/nodes/runner.py, behind a common start) -> fetch each node's JSON lines into
+``results/<run>/<node>/`` -> summarise -> print a table. A timed phase repeats as its
+rounds say. A node that fails is reported by name, host and cause; the others' results
+are kept, and a node's records lost with its connection are collected later.
 """
 
 from __future__ import annotations
 
-import shlex
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
-from typing import IO, Any, Optional, Sequence, TypeVar
+from typing import Optional, Sequence, TypeVar
 
 from fabric import Connection
-from invoke.watchers import StreamWatcher
 
-from worker.protocol import (
-    RECORDED_EXITS,
-    ExitCode,
-    PhaseRequest,
-    RequestError,
-    WorkdirClean,
-    for_the_controller,
-)
-from worker.results import ClientResult, read_lines, told_records, write_file
+from worker.protocol import PhaseRequest, RequestError
+from worker.results import ClientResult
 
-from . import (
-    exports,
-    history,
-    locks,
-    metastats,
-    provenance,
-    report,
-    sequences,
-    session,
-    stats,
-    stopping,
-    validity,
-)
-from . import push as pushing
-from . import sweep as sweeping
-from .agents import AGENTS
-from .inventory import Inventory, Node, Settings
-from .nodeoutput import printable, tail
-from .plan import (
-    NodePaths,
-    PlanError,
-    ReadPlan,
-    new_run_id,
-    node_request,
-    phase_budget,
-    worker_command,
-)
-from .progress import Board
-from .remote import (
+from .analysis import history, metastats, stats, validity
+from .nodes import locks, runner, stopping
+from .nodes import push as pushing
+from .nodes.agents import AGENTS
+from .nodes.nodeoutput import printable
+from .nodes.remote import (
     STOP_GRACE,
-    NodeFailure,
     Outcome,
-    PrefixedStream,
     StepError,
     address,
     on_nodes,
 )
-from .rounds import Rounds
-from .run import Run
-from .rundir import ResultsError, RunDir
-from .startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_margin
-
-#: characters of a request sent in the worker's command line; a longer one goes by sftp
-#: (one argument may hold 128 KiB on Linux)
-INLINE_REQUEST = 64 * 1024
+from .nodes.startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_margin
+from .output import exports, report
+from .output.progress import Board
+from .run.inventory import Inventory, Node, Settings
+from .run.plan import phase_budget
+from .run.reference import PushError
+from .run.rounds import Rounds
+from .run.run import Run
+from .run.rundir import NodeFailure, ResultsError, RunDir
 
 #: a phase run once, as the seed did
 ONCE = Rounds()
@@ -95,7 +63,7 @@ def failure_table(failures: Sequence[NodeFailure]) -> str:
     return "\n".join(lines)
 
 
-def _failures(outcomes: Sequence[Outcome]) -> list[NodeFailure]:
+def failures_of(outcomes: Sequence[Outcome]) -> list[NodeFailure]:
     return [o.failure for o in outcomes if o.failure is not None]
 
 
@@ -134,11 +102,11 @@ def push(
     twins = pushing.same_workdirs({o.node.id: o.value for o in outcomes if o.value is not None})
     if twins:
         a, b = twins[0]
-        raise pushing.PushError(
+        raise PushError(
             f"nodes {a} and {b} are one workdir on one machine ({inventory.node(a).workdir}): "
             "list a machine once, or give each entry a workdir of its own"
         )
-    failures = _failures(outcomes)
+    failures = failures_of(outcomes)
     if run is not None:
         run.dir.update_doc(
             "hosts.json", {o.node.id: o.value.to_dict() for o in outcomes if o.value is not None}
@@ -149,19 +117,6 @@ def push(
         if not ready:
             raise BenchFailure("no node could be prepared")
     return ready
-
-
-def push_all(inventory: Inventory) -> None:
-    """``fab push``: every node up to date, or BenchFailure naming how many are not; a
-    node another run holds is left alone (LockHeld)."""
-    held = locks.of_run(inventory, f"push-{new_run_id()}")
-    try:
-        ready = push(inventory, held=held)
-    finally:
-        held.release()
-    if len(ready) < len(inventory.nodes):
-        missing = len(inventory.nodes) - len(ready)
-        raise BenchFailure(f"push: {missing} of {len(inventory.nodes)} node(s) not prepared")
 
 
 def _offsets(run: RunDir) -> dict[str, float]:
@@ -177,181 +132,6 @@ def start_margin(run: RunDir, settings: Settings, nodes: Sequence[Node]) -> floa
     hosts = run.read_doc("hosts.json", {})
     trips = [2 * hosts[n.id]["clock_error"] if n.id in hosts else AUTO_UNKNOWN_TRIP for n in nodes]
     return auto_margin(trips)
-
-
-def run_worker(
-    conn: Connection,
-    node: Node,
-    run: RunDir,
-    request: PhaseRequest,
-    timeout: float,
-    offset: float,
-    watchers: Sequence[StreamWatcher] = (),
-    controls: Optional[stopping.Controls] = None,
-    board: Optional[Board] = None,
-) -> list[ClientResult]:
-    """Send ``request`` to ``node``, run it there, stream its output (its progress to
-    ``board``), fetch its records.
-
-    The node's records file is removed first, so that only this invocation's records can
-    be fetched; they are kept (clock offset filled in) even when the step then fails.
-    ``controls`` holds the worker's stdin: a ``stop`` there stops its clients.
-    """
-    phase = request.phase
-    remote_request = NodePaths(node.workdir).request(request.run_id, phase)
-    assert request.out is not None
-    text = request.to_json()
-    run.node_file(node.id, f"{phase}.request.json").write_text(text + "\n")  # sent: collectable
-    out = PrefixedStream(node.id, board=board)
-    err = PrefixedStream(node.id, sys.stderr, board=board)
-    began = time.monotonic()
-    with (controls or stopping.Controls()).attach(node.id) as stdin:
-        try:
-            shown = f"(the node's agent) python -m worker run {remote_request}"
-            result: Any = AGENTS.run(node, remote_request, text, out, err, watchers, stdin, timeout)
-            if result is None:  # no agent there: a session of its own
-                shown, result = _run_alone(
-                    conn, node, request, remote_request, text, out, err, watchers, stdin, timeout
-                )
-        except Exception:
-            _lost(conn, node, request, time.monotonic() - began)
-            raise
-        finally:
-            out.finish()
-            err.finish()
-    lines = result.stdout.splitlines(keepends=True)
-    said = "".join(line for line in lines if not for_the_controller(line))
-    run.node_file(node.id, f"{phase}.log").write_text(
-        f"$ {shown}\n{said}{result.stderr}exit code {result.exited}\n"
-    )
-    _lost(conn, node, request, time.monotonic() - began)
-    try:
-        records = _told(result.stdout, node, request) or fetch_records(conn, node, run, request)
-        _keep(records, node, run, request, offset)
-    except OSError as exc:
-        raise StepError(
-            f"the worker left no {phase} records ({exc}); it exited "
-            f"{result.exited}: {tail(result.stderr or said)}"
-        ) from exc
-    counted = f"{len(records)} of {len(request.clients)} records collected"
-    if result.exited in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-        raise StepError(f"{phase} stopped when the controller was interrupted; {counted}")
-    if result.exited not in RECORDED_EXITS:
-        raise StepError(f"worker exited {result.exited}; {counted}")
-    if len(records) != len(request.clients):
-        raise StepError(f"worker left {counted}")
-    return records
-
-
-def _run_alone(
-    conn: Connection,
-    node: Node,
-    request: PhaseRequest,
-    remote_request: str,
-    text: str,
-    out: PrefixedStream,
-    err: PrefixedStream,
-    watchers: Sequence[StreamWatcher],
-    stdin: IO[bytes],
-    timeout: float,
-) -> tuple[str, Any]:
-    """``python -m worker run`` over a session of its own: the command as the log shows
-    it, and Fabric's result."""
-    assert request.out is not None
-    inline: tuple[str, ...] = ("--json", text)  # in the command: no sftp session
-    if len(text) > INLINE_REQUEST:
-        _send(conn, remote_request, text + "\n")
-        inline = ()
-    command = f"rm -f {shlex.quote(request.out)} && " + worker_command(
-        node, "run", remote_request, *inline
-    )
-    result = conn.run(
-        command,
-        warn=True,
-        out_stream=out,
-        err_stream=err,
-        watchers=list(watchers),
-        timeout=timeout,
-        in_stream=stdin,
-    )
-    return command if not inline else command.replace(shlex.quote(text), "REQUEST"), result
-
-
-def _lost(conn: Connection, node: Node, request: PhaseRequest, seconds: float) -> None:
-    """StepError saying so when the connection to ``node`` is gone."""
-    transport = conn.client.get_transport()
-    if transport is None or not transport.is_active():
-        raise StepError(
-            f"connection to {node.id} lost {seconds:.1f} s into {request.phase}; 0 of "
-            f"{len(request.clients)} records collected (the node keeps them: the next "
-            f"command on the run, or fab report --collect --run {request.run_id}, fetches them)"
-        )
-
-
-def _told(output: str, node: Node, request: PhaseRequest) -> list[ClientResult]:
-    """The records the worker told on its stdout, when it told all of them (else none:
-    they are fetched from its file)."""
-    try:
-        records = told_records(output, f"{node.id}: the worker's output")
-    except ValueError:
-        return []
-    return records if len(records) == len(request.clients) else []
-
-
-def fetch_records(conn: Connection, node: Node, run: RunDir, request: PhaseRequest) -> list:
-    """The records ``request`` left in its file on ``node`` (OSError when there is none)."""
-    assert request.out is not None
-    fetched = run.node_file(node.id, f"{request.phase}.jsonl.remote")
-    conn.get(request.out, str(fetched))
-    try:
-        with open(fetched) as stream:
-            return list(read_lines(stream, f"{node.id}:{request.out}"))
-    finally:
-        fetched.unlink()
-
-
-def _keep(
-    records: list[ClientResult], node: Node, run: RunDir, request: PhaseRequest, offset: float
-) -> None:
-    """Check ``request``'s records and save them in the run folder next to those of the
-    phase's other iterations, with the node's clock offset."""
-    _check_records(request, records)
-    for record in records:
-        record.clock_offset = offset
-    saved = run.node_file(node.id, f"{request.phase}.jsonl")
-    others = [
-        r for r in run.node_records(node.id, request.phase) if r.iteration != request.iteration
-    ]
-    write_file(others + records, str(saved))
-
-
-def _send(conn: Connection, remote: str, text: str) -> None:
-    """Put ``text`` at ``remote`` on the node, making its folder (one level) first."""
-    sftp = conn.sftp()
-    folder = remote.rsplit("/", 1)[0]
-    try:
-        sftp.stat(folder)
-    except OSError:
-        sftp.mkdir(folder, 0o700)
-    with sftp.open(remote, "w") as stream:
-        stream.write(text.encode())
-
-
-def _check_records(request: PhaseRequest, records: list[ClientResult]) -> None:
-    """Every record is one of ``request``'s clients, once."""
-    expected = {t.client for t in request.clients}
-    seen: set[int] = set()
-    ours = (request.run_id, request.node, request.phase, request.iteration)
-    for r in records:
-        mine = (r.run_id, r.node, r.phase, r.iteration) == ours
-        if not mine or r.client not in expected or r.client in seen:
-            raise StepError(
-                f"records file {request.out} holds a record of run {r.run_id} node {r.node} "
-                f"{r.phase} iteration {r.iteration} client {r.client}, not one of this "
-                f"request's ({request.run_id} {request.node} {request.phase} iteration "
-                f"{request.iteration} clients 0..{len(expected) - 1})"
-            )
-        seen.add(r.client)
 
 
 def _record_failures(run: RunDir, phase: str, failures: list[NodeFailure]) -> None:
@@ -552,7 +332,7 @@ def _iteration(
                 )
                 if iteration:  # the files there are this run's, from the iteration before
                     request = replace(request, on_existing="replace")
-                records += run_worker(
+                records += runner.run_worker(
                     conn, node, run.dir, request, settings.phase_timeout, offset, watchers,
                     controls, board,
                 )  # fmt: skip
@@ -591,146 +371,12 @@ def _iteration(
                 "without waiting for the others",
                 file=sys.stderr,
             )
-    failures = _failures(outcomes) + [
+    failures = failures_of(outcomes) + [
         NodeFailure(n.id, address(n), "push", "not prepared (see above)")
         for n in inventory.nodes
         if n not in ready
     ]
     return [r for o in outcomes for r in o.value or []], failures, interrupted
-
-
-def write(run: Run, rounds: Rounds = ONCE) -> None:
-    s = run.inventory.settings
-    if s.on_existing == "replace":
-        print(
-            f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
-            "(defaults.on_existing: replace)"
-        )
-    records = run_phases(run, {"write": run.requests["write"]}, rounds)
-    replaced = sum(r.replaced for r in records if r.iteration == 0)
-    if replaced:
-        print(f"write: replaced {replaced} file(s) left by an earlier run")
-
-
-def read(run: Run, mode: str = "cross", src: Optional[str] = None, rounds: Rounds = ONCE) -> None:
-    """Cross-node: the run's sealed read; same-file: every client reads ``src``."""
-    if mode == "same":
-        assert src is not None
-        requests = run.same_file_requests(src)
-        run.dir.update_doc("plan.json", {"read": {"mode": "same", "src": src}})
-    else:
-        if run.read_plan is None or "read" not in run.requests:
-            raise PlanError(
-                f"run {run.run_id} has one node: a cross-node read needs at least two "
-                "nodes; to read back on the writing node use --mode same --src PATH"
-            )
-        # with a duration, the files each source's write left
-        requests = sequences.read_requests(
-            run.requests["read"], run.read_plan, run.dir.records("write")
-        )
-        run.dir.update_doc("plan.json", {"read": run.read_plan.to_dict()})
-        print("\n".join(report.plan_lines(run.read_plan.pairing)))  # type: ignore[arg-type]
-    run_phases(run, {"read": requests}, rounds, mode)
-
-
-def verify(run: Run) -> None:
-    """verify-write for the files the run's write made, verify-read for the copies its
-    read made (only the phases that ran); a table naming every bad file, and the run that
-    made each file found in place of the run's."""
-    writes, reads = run.dir.records("write"), run.dir.records("read")
-    done = run.dir.read_doc("plan.json", {}).get("read")
-    read_plan = ReadPlan.from_dict(done) if done else None
-    requests = {}  # every file the write left and every copy the read made, with their tags
-    if writes:
-        requests["verify-write"] = sequences.verify_write_requests(
-            run.requests["verify-write"], writes
-        )
-    if reads:
-        requests["verify-read"] = sequences.verify_read_requests(
-            run.requests["verify-read"], read_plan, writes, reads
-        )
-    if not requests:
-        raise PlanError(
-            f"run {run.run_id} has no records of a write or a read: nothing it made to verify"
-            " (run `fab write` first)"
-        )
-    for phase, ran in (("write", writes), ("read", reads)):
-        if not ran:
-            print(f"verify: no {phase} ran in run {run.run_id}: nothing of a {phase} to check")
-    phases = list(requests)
-    try:
-        records = run_phases(run, requests)
-    except BenchFailure:
-        checked = [r for p in phases for r in run.dir.records(p)]
-        print(report.verify_table(checked))
-        print("\n".join(provenance.lines(run.dir.root, run.run_id, checked)))
-        raise
-    print(report.verify_table(records))
-    print(f"verify: all {sum(r.files for r in records)} files match the reference")
-
-
-def meta(run: Run) -> None:
-    """The metadata phase: every client creates, stats, lists and deletes files."""
-    if "meta" not in run.requests:
-        raise PlanError(
-            f"run {run.run_id} was sealed without a meta phase (an older parbench): start a"
-            " new run with `fab meta` on its own"
-        )
-    s = run.inventory.settings
-    print(
-        f"meta: each client creates, stats, lists and deletes {s.meta_files} files of"
-        f" {s.meta_size} bytes in {s.dst}/<node>/<client>.meta"
-    )
-    run_phases(run, {"meta": run.requests["meta"]})
-
-
-def clean_request(
-    inventory: Inventory,
-    node: Node,
-    data: bool = False,
-    runs: bool = False,
-    keep: Sequence[str] = (),
-) -> PhaseRequest:
-    """What ``node`` is asked to remove: ``{dst}/{node}`` and the read copies; with
-    ``data`` the generated reference data in its workdir, with ``runs`` its run folders
-    but those of the runs in ``keep``."""
-    request = node_request(inventory, node, "clean", "clean", None)
-    if not (data or runs):
-        return request
-    tidy = WorkdirClean(node.workdir, data, runs, tuple(keep))
-    return replace(request, workdir_clean=tidy).check()
-
-
-def clean(inventory: Inventory, data: bool = False, runs: bool = False) -> None:
-    """Remove the files of ``dst`` in storage and the local copies, per node; ``data``:
-    also the reference data generated in the workdirs, ``runs``: also the nodes' run
-    folders (but of a run this process holds locks for)."""
-    keep: tuple[str, ...] = ()
-
-    def step(conn: Connection, node: Node) -> str:
-        request = clean_request(inventory, node, data, runs, keep)
-        paths = NodePaths(node.workdir)
-        remote = paths.request("clean", "clean")
-        _send(conn, remote, request.to_json() + "\n")
-        return conn.run(worker_command(node, "run", remote), hide=True).stdout
-
-    run_id = f"clean-{new_run_id()}"
-    ready = push(inventory, data=False, held=locks.of_run(inventory, run_id))
-    held = locks.hold(inventory, run_id, ready)
-    keep = locks.held_runs()  # e.g. the run of a chained `fab write clean --runs`
-    try:
-        outcomes = on_nodes(inventory, "clean", step, ready)
-    finally:
-        held.release()
-    for o in outcomes:
-        if o.value:
-            lines = o.value.strip().splitlines()
-            print("\n".join(f"[{o.node.id}] {printable(line)}" for line in lines))
-    failures = _failures(outcomes)
-    if failures or len(ready) < len(inventory.nodes):
-        if failures:
-            print(failure_table(failures), file=sys.stderr)
-        raise BenchFailure("clean failed on some nodes")
 
 
 def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str] = ()) -> None:
@@ -760,8 +406,8 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
         found = []
         for request in missing[node.id]:
             try:
-                records = fetch_records(conn, node, run.dir, request)
-                _keep(records, node, run.dir, request, offsets.get(node.id, 0.0))
+                records = runner.fetch_records(conn, node, run.dir, request)
+                runner.keep(records, node, run.dir, request, offsets.get(node.id, 0.0))
             except OSError:
                 found.append(f"{request.phase}: no records on the node (the worker saved none)")
                 continue
@@ -776,128 +422,3 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
         again = summary_of(phase, run.dir.records(phase)).restored(saved.get(phase, {}))
         run.dir.update_doc("summary.json", {phase: again.to_dict()})
     run.dir.note_measured()
-
-
-#: the phases a run's summaries are of
-TIMED_KINDS = ("write", "read", "meta")
-
-
-def summaries(
-    run: RunDir, records: Optional[dict[str, list[ClientResult]]] = None
-) -> dict[str, stats.PhaseSummary | metastats.MetaSummary]:
-    """Each timed phase's summary, from the run's records (``records``, by phase, when
-    they are read already) and the verdicts it kept."""
-    saved = run.read_doc("summary.json", {})
-    if records is None:
-        records = {phase: run.records(phase) for phase in TIMED_KINDS}
-    return {
-        phase: summary_of(phase, found).restored(saved.get(phase, {}))
-        for phase in TIMED_KINDS
-        if (found := records.get(phase))
-    }
-
-
-def _failure_lines(run: RunDir) -> list[str]:
-    return [
-        f"{phase}: " + failure_table([NodeFailure(**f) for f in failed])
-        for phase, failed in run.read_doc("failures.json", {}).items()
-        if failed
-    ]
-
-
-def show(run: RunDir, damaged: Optional[list[str]] = None) -> None:
-    """Print the tables of a run again, from its files. A damaged record is left out of
-    them and named once they are printed (ResultsError; with ``damaged``, appended there
-    instead, for :func:`left_out`)."""
-    print(f"run {run.run_id} ({run.path})")
-    told, damaged = damaged is None, [] if damaged is None else damaged
-    records = {phase: run.records(phase, damaged) for phase in TIMED_KINDS}
-    for summary in summaries(run, records).values():
-        print(report.table(summary))
-    checked = run.records("verify-write", damaged) + run.records("verify-read", damaged)
-    if checked:
-        print(report.verify_table(checked))
-    for line in _failure_lines(run):
-        print(line)
-    if told:
-        left_out(damaged)
-
-
-def left_out(damaged: list[str]) -> None:
-    """ResultsError naming the damaged records left out of a report (the first one's
-    file:line and why), if any."""
-    damaged = list(dict.fromkeys(damaged))  # the page and the tables read the same files
-    if damaged:
-        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
-        raise ResultsError(f"{len(damaged)} damaged record(s) left out: {damaged[0]}{more}")
-
-
-def html(run: RunDir, damaged: Optional[list[str]] = None) -> Path:
-    """Write the run's HTML page (results/<run>/report.html) and return its path. A
-    damaged record is left out of it and named once it is written (as :func:`show`)."""
-    from . import htmlreport  # matplotlib loads only when a page is asked for
-
-    kinds = (*TIMED_KINDS, "verify-write", "verify-read")
-    told, damaged = damaged is None, [] if damaged is None else damaged
-    records = {phase: found for phase in kinds if (found := run.records(phase, damaged))}
-    page = htmlreport.run_page(
-        run,
-        summaries(run, records),
-        records,
-        _failure_lines(run),
-        history.location(run.path.parent),
-    )
-    written = run.write_text(htmlreport.NAME, page)
-    if told:
-        left_out(damaged)
-    return written
-
-
-class PointFailed(BenchFailure):
-    """A sweep point's run failed; ``run_id`` names it."""
-
-    def __init__(self, message: str, code: int, run_id: str) -> None:
-        super().__init__(message, code)
-        self.run_id = run_id
-
-
-def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], root: Path) -> None:
-    """``fab sweep``: each point of the matrix a run of ``steps`` (write, read, verify);
-    a table of the points at the end; BenchFailure when a point failed."""
-    found = sweeping.points(base, axes)
-    unknown = [s for s in steps if s not in ("write", "read", "verify")]
-    if unknown or "write" not in steps:
-        raise PlanError(f"--steps: write, then any of read, verify; got {','.join(steps)}")
-    sweep_id = sweeping.new_sweep_id()
-    print(f"sweep {sweep_id}: {len(found)} point(s) of {', '.join(axes)}; each: {','.join(steps)}")
-
-    def one(point: sweeping.Point, labels: dict[str, str]) -> tuple[str, dict]:
-        settings = point.inventory.settings
-        rounds = settings.rounds.fits(phase_budget(settings))  # the inventory's repeats
-        run = session.start(point.inventory, root, labels)
-        reads = "read" in steps and len(point.inventory.nodes) > 1
-        try:
-            write(run, rounds)
-            if reads:
-                read(run, rounds=rounds)
-            if "verify" in steps:
-                verify(run)
-        except BenchFailure as exc:
-            raise PointFailed(str(exc), exc.code, run.run_id) from None
-        except Exception:  # refused (a lock held, a bad point) before any node was asked
-            if not run.dir.sent():
-                session.discard(run, None)  # no trace: no folder, latest unmoved
-            raise
-        return run.run_id, run.dir.read_doc("summary.json", {})
-
-    outcomes = sweeping.run(sweep_id, found, one, root)
-    print(report.sweep_table(sweep_id, list(axes), outcomes))
-    from . import htmlreport  # matplotlib loads only when a page is asked for
-
-    page = root / "sweeps" / f"{sweep_id}.html"
-    print(
-        f"sweep {sweep_id}: {htmlreport.write_sweep(page, sweeping.document(sweep_id, outcomes))}"
-    )
-    failed = [o for o in outcomes if o.error]
-    if failed:
-        raise BenchFailure(f"sweep {sweep_id}: {len(failed)} of {len(outcomes)} point(s) failed")

@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import stopping
-from .inventory import Inventory, InventoryError, build, size_of
-from .rundir import write_atomically
+from .nodes import stopping
+from .run.checks import size_of
+from .run.inventory import Inventory, InventoryError, build
+from .run.rundir import write_atomically
 
 SCHEMA = "parbench.sweep/1"
 #: sweep option -> how a value changes the inventory document

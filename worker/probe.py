@@ -37,7 +37,7 @@ MARKER = ".parbench-workdir"
 # the venv folder push gives bootstrap
 RUNTIME = os.path.join("venv", ".parbench-runtime")
 REFUSED = 3
-#: the oldest Python the worker runs on (controller/push.py's MIN_PYTHON): an older one
+#: the oldest Python the worker runs on (controller/nodes/push.py's MIN_PYTHON): an older one
 #: only reports, the workdir is left as it is
 CLAIMS_FROM = (3, 9)
 #: what the workdir holds: claimed (made) before the facts are taken

@@ -61,7 +61,7 @@ NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: a run id: one folder name
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
-# --- the start handshake (worker/start.py, controller/startgate.py) --------------------
+# --- the start handshake (worker/start.py, controller/nodes/startgate.py) --------------
 #: printed by the worker once all of its clients are ready; the controller watches for it
 READY_MARKER = "parbench-ready"
 #: the controller's answer on the worker's stdin: ``go <epoch seconds, node clock>``

@@ -129,9 +129,9 @@ def _probe_step(folder: Path) -> None:
     """What ``fab push`` does to one node up to the probe's first answer, its exits
     as the fabfile maps them (130/143); ``ready`` is written once the probe runs."""
     import fabfile
-    from controller import nodeprobe
-    from controller.inventory import load
-    from controller.remote import on_nodes
+    from controller.nodes import nodeprobe
+    from controller.nodes.remote import on_nodes
+    from controller.run.inventory import load
 
     with SSHServer(hang) as server:
         inventory = load(server.inventory(folder))

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from invoke.watchers import StreamWatcher
 
-from controller.agents import Agents
-from controller.inventory import load
-from controller.nodeprobe import PROBE, SESSION_TIMEOUT, clock_offset
-from controller.remote import StepError
+from controller.nodes.agents import Agents
+from controller.nodes.nodeprobe import PROBE, SESSION_TIMEOUT, clock_offset
+from controller.nodes.remote import StepError
+from controller.run.inventory import load
 from worker.__main__ import build_parser, request_from_args
 from worker.lock import LOCK_NAME
 from worker.protocol import (

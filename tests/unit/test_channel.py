@@ -18,10 +18,9 @@ import paramiko
 import pytest
 from invoke.exceptions import CommandTimedOut
 
-from controller import nodeprobe
-from controller.agents import Agents
-from controller.inventory import Inventory, Node, load
-from controller.nodeoutput import (
+from controller.nodes import nodeprobe
+from controller.nodes.agents import Agents
+from controller.nodes.nodeoutput import (
     CUT_MARKER,
     MAX_LINE,
     TAIL_CHARS,
@@ -30,8 +29,10 @@ from controller.nodeoutput import (
     printable,
     tail,
 )
+from controller.nodes.remote import PrefixedStream, StepError, connect, reached_as
 from controller.phases import failure_table
-from controller.remote import NodeFailure, PrefixedStream, StepError, connect, reached_as
+from controller.run.inventory import Inventory, Node, load
+from controller.run.rundir import NodeFailure
 
 from .sshserver import SSHServer, chatter, hang
 

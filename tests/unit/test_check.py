@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import fabfile
-from controller.check import check
-from controller.history import History
-from controller.rundir import RunNotFound
+from controller.analysis.check import check
+from controller.analysis.history import History
+from controller.run.rundir import RunNotFound
 
 from .fabtasks import exit_of
 from .test_history import make_run

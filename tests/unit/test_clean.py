@@ -11,8 +11,9 @@ import pytest
 from invoke import Context
 
 import fabfile
-from controller import locks, phases, remote
-from controller.inventory import load
+from controller import commands, phases
+from controller.nodes import locks, remote
+from controller.run.inventory import load
 from worker.protocol import PhaseRequest, WorkdirClean
 
 from .test_orchestration import INVENTORY, FakeSftp, World
@@ -44,7 +45,7 @@ class CleanConnection:
 
 @pytest.fixture
 def sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Run phases.clean against fake nodes; the requests they got, by node."""
+    """Run commands.clean against fake nodes; the requests they got, by node."""
     world = World()
     monkeypatch.setattr(remote, "connect", lambda inv, node: CleanConnection(world, node.id))
     monkeypatch.setattr(phases, "push", lambda inv, run=None, data=True, held=None: list(inv.nodes))
@@ -56,7 +57,7 @@ def sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     def clean(**flags) -> dict[str, PhaseRequest]:
         world.log.clear()
-        phases.clean(inventory, **flags)
+        commands.clean(inventory, **flags)
         return {e[0]: PhaseRequest.from_json(e[2]) for e in world.log if e[1] == "clean"}
 
     return clean
@@ -92,7 +93,7 @@ def test_fab_clean_takes_data_and_runs_flags(monkeypatch: pytest.MonkeyPatch) ->
     asked: list[tuple] = []
     monkeypatch.setattr(fabfile, "_inventory", lambda c, inventory: "inventory")
     monkeypatch.setattr(
-        fabfile.phases, "clean", lambda inv, data=False, runs=False: asked.append((data, runs))
+        fabfile.commands, "clean", lambda inv, data=False, runs=False: asked.append((data, runs))
     )
     fabfile.clean(Context(), data=True, runs=True)
     fabfile.clean(Context())

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.compare import CompareError, compare_phase, compare_runs, resolve
-from controller.rundir import RunDir
+from controller.analysis.compare import CompareError, compare_phase, compare_runs, resolve
+from controller.run.rundir import RunDir
 
 MIB = 1 << 20
 

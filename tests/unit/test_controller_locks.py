@@ -18,9 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller import remote
-from controller.inventory import load
-from controller.locks import LockFailed, RunLocks, gone, machine_id, pid_namespace
+from controller.nodes import remote
+from controller.nodes.holders import gone, machine_id, pid_namespace
+from controller.nodes.locks import LockFailed, RunLocks
+from controller.run.inventory import load
 from worker import lock as worker_lock
 
 INVENTORY = """

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from controller import exports
-from controller.inventory import LabelError, parse_labels
+from controller.output import exports
+from controller.run.inventory import LabelError, parse_labels
 from tests.schemas import junit_schema
 
 from .fabtasks import exit_of

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller import limits, remote
-from controller.inventory import load
+from controller.nodes import limits, remote
+from controller.run.inventory import load
 
 
 def _inventory(tmp_path: Path, nodes: int, fanout: int):

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from controller import history, phases
-from controller.history import SCHEMA_VERSION, History, HistoryError, import_runs
-from controller.inventory import load
-from controller.report import history_table
-from controller.run import Run
+from controller import phases
+from controller.analysis import history
+from controller.analysis.history import SCHEMA_VERSION, History, HistoryError, import_runs
+from controller.output.report import history_table
+from controller.run.inventory import load
+from controller.run.run import Run
 from worker.results import ClientResult
 
 from .fabtasks import exit_of
@@ -101,7 +102,7 @@ def test_older_runs_are_imported(tmp_path: Path) -> None:
 
 def _record(args: tuple[str, str, str]) -> None:
     database, root, run_id = args
-    from controller.rundir import RunDir
+    from controller.run.rundir import RunDir
 
     with History(Path(database)) as db:
         db.record(RunDir.open(Path(root), run_id))

@@ -10,11 +10,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
-from controller import htmlreport, plots
-from controller.changepoint import ChangePoint
-from controller.history import History
-from controller.rundir import RunDir
-from controller.stats import summarise
+from controller.analysis.changepoint import ChangePoint
+from controller.analysis.history import History
+from controller.analysis.stats import summarise
+from controller.output import htmlreport, plots
+from controller.run.rundir import RunDir
 from worker.results import ClientResult, Histogram
 
 MIB = 1024 * 1024

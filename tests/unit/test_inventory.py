@@ -6,13 +6,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.inventory import (
+from controller.run.checks import (
     MAX_CHUNK_SIZE,
     MAX_CLIENTS,
     MAX_START_DELAY,
     MAX_TIMEOUT,
-    NODE_ID,
     WORKDIR_ENTRIES,
+)
+from controller.run.inventory import (
+    NODE_ID,
     Inventory,
     InventoryError,
     Node,

@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from controller import htmlreport, locks, phases, remote, session
-from controller import run as run_module
-from controller.compare import compare_runs, resolve
-from controller.inventory import load
-from controller.locks import LockHeld
+from controller import commands, phases
+from controller.analysis.compare import compare_runs, resolve
+from controller.nodes import locks, remote
+from controller.nodes.locks import LockHeld
+from controller.output import htmlreport
 from controller.phases import BenchFailure
-from controller.push import PushError
-from controller.rundir import RunNotFound, latest_id
+from controller.run import run as run_module
+from controller.run import session
+from controller.run.inventory import load
+from controller.run.reference import PushError
+from controller.run.rundir import RunNotFound, latest_id
 
 from .test_orchestration import INVENTORY, FakeConnection, World
 
@@ -48,7 +51,7 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _measured_run(inventory, root: Path) -> str:
     run = session.start(inventory, root)
-    phases.write(run)
+    commands.write(run)
     session._ACTIVE.clear()  # the next `fab` command
     return run.run_id
 
@@ -65,7 +68,7 @@ def test_a_failed_push_leaves_latest_and_previous_on_the_runs_that_measured(
     monkeypatch.setattr(phases, "push", _failed_push)
     failed = session.start(inventory, root)
     with pytest.raises(BenchFailure):
-        phases.write(failed)
+        commands.write(failed)
     assert failed.path.is_dir() and latest_id(root) == second
     assert (resolve(root, "previous"), resolve(root, "latest")) == (first, second)
     a, b, changes = compare_runs(root, "previous", "latest")
@@ -84,7 +87,7 @@ def test_previous_skips_a_run_that_measured_nothing_even_when_latest_names_it(
     monkeypatch.setattr(phases, "push", _failed_push)
     failed = session.start(inventory, root)
     with pytest.raises(BenchFailure):
-        phases.write(failed)
+        commands.write(failed)
     (root / "latest").unlink()
     (root / "latest").symlink_to(failed.run_id)
     assert (resolve(root, "previous"), resolve(root, "latest")) == (first, second)
@@ -136,7 +139,7 @@ def test_a_refused_sweep_point_leaves_no_run_folder_and_latest_unmoved(
     monkeypatch.setattr(phases, "push", push)
     monkeypatch.setattr(htmlreport, "write_sweep", lambda page, doc: page)
     with pytest.raises(BenchFailure, match="1 of 2 point"):
-        phases.sweep(inventory, {"clients": ["1", "2"]}, ["write"], root)
+        commands.sweep(inventory, {"clients": ["1", "2"]}, ["write"], root)
     [kept] = [p.name for p in root.glob("2*") if (p / "run.json").is_file()]  # one run only
     assert latest_id(root) == kept
     assert sorted(p.name for p in root.iterdir()) == sorted(

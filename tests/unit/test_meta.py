@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.metastats import summarise_meta
-from controller.report import meta_table
+from controller.analysis.metastats import summarise_meta
+from controller.output.report import meta_table
 from worker.clients import Identity
 from worker.meta import MetaJob
 from worker.protocol import Measure, StorageConfig, meta_folder

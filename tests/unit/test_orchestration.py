@@ -16,10 +16,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller import locks, phases, remote, stopping
-from controller.inventory import load
+from controller import commands, phases
+from controller.nodes import locks, remote, runner, stopping
 from controller.phases import BenchFailure
-from controller.run import Run
+from controller.run.inventory import load
+from controller.run.run import Run
 from worker.protocol import ExitCode, PhaseRequest
 from worker.results import ClientResult, record_line
 
@@ -141,7 +142,7 @@ def run(tmp_path: Path) -> Run:
 def test_a_phase_pushes_locks_then_runs_with_the_request_and_takes_the_told_records(
     world, run
 ) -> None:
-    phases.write(run)
+    commands.write(run)
     assert world.log[:2] == [("controller", "push"), ("controller", "lock")]
     for node in ("n0", "n1"):
         steps = [e for e in world.log if e[0] == node]
@@ -159,9 +160,9 @@ def test_a_phase_pushes_locks_then_runs_with_the_request_and_takes_the_told_reco
 def test_a_long_request_goes_by_sftp_and_untold_records_are_fetched(
     world, run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(phases, "INLINE_REQUEST", 10)
+    monkeypatch.setattr(runner, "INLINE_REQUEST", 10)
     world.tells = False  # e.g. a worker of an earlier version
-    phases.write(run)
+    commands.write(run)
     for node in ("n0", "n1"):
         steps = [e for e in world.log if e[0] == node]
         assert [e[1] for e in steps] == ["send", "run", "get"]
@@ -176,7 +177,7 @@ def test_a_long_request_goes_by_sftp_and_untold_records_are_fetched(
 def test_records_of_another_node_are_refused_and_the_others_kept(world, run) -> None:
     world.files["as-node"] = "n9"  # every node's worker claims to be n9
     with pytest.raises(BenchFailure):
-        phases.write(run)
+        commands.write(run)
     failures = json.loads((run.path / "failures.json").read_text())["write"]
     assert {f["node"] for f in failures} == {"n0", "n1"}
     assert all("holds a record of run" in f["cause"] and "node n9" in f["cause"] for f in failures)
@@ -191,7 +192,7 @@ def test_ctrl_c_stops_every_node_and_keeps_what_finished(world, run) -> None:
 
     world.behaviour = behaviour
     with pytest.raises(BenchFailure) as info:
-        phases.write(run)
+        commands.write(run)
     assert info.value.code == 130
     records = run.dir.records("write")
     assert len(records) == 4 and all("stopped" in (r.error or "") for r in records)
@@ -218,7 +219,7 @@ def test_a_second_ctrl_c_quits_at_once(world, run, monkeypatch: pytest.MonkeyPat
 
     world.behaviour = behaviour
     with pytest.raises(SystemExit):
-        phases.write(run)
+        commands.write(run)
     assert quits == [130]
 
 
@@ -227,8 +228,9 @@ def test_one_workdir_of_one_machine_listed_twice_is_refused(
 ) -> None:
     """Two entries that reach one machine under two names, with one workdir: push sees
     the same machine id and directory, and refuses before anything runs."""
-    from controller import push as pushing
-    from controller.push import NodeInfo, PushError
+    from controller.nodes import push as pushing
+    from controller.nodes.push import NodeInfo
+    from controller.run.reference import PushError
 
     (tmp_path / "ref.txt").write_text("12345")
     (tmp_path / "inv.yaml").write_text(INVENTORY.replace("workdir: /w/n1", "workdir: /w/n0"))
@@ -246,8 +248,8 @@ def test_a_workdir_locked_by_another_run_refuses_the_whole_push(
 ) -> None:
     """Each node's workdir is locked by push_node before it changes anything; one held by
     another run refuses the run once all are done, and what this one took is given back."""
-    from controller import push as pushing
-    from controller.push import NodeInfo
+    from controller.nodes import push as pushing
+    from controller.nodes.push import NodeInfo
 
     (tmp_path / "ref.txt").write_text("12345")
     (tmp_path / "inv.yaml").write_text(INVENTORY)
@@ -276,9 +278,9 @@ def test_a_workdir_locked_by_another_run_refuses_the_whole_push(
 
 
 def test_iterations_send_each_its_number_and_keep_every_record(world, run) -> None:
-    from controller.rounds import Rounds
+    from controller.run.rounds import Rounds
 
-    phases.write(run, Rounds(iterations=2, warmup=1))
+    commands.write(run, Rounds(iterations=2, warmup=1))
     runs = [e for e in world.log if e[0] == "n0" and e[1] == "run"]
     assert len(runs) == 3  # one warm-up, two measured, each its own round
     records = run.dir.node_records("n0", "write")
@@ -293,7 +295,7 @@ def test_iterations_send_each_its_number_and_keep_every_record(world, run) -> No
 
 
 def test_collecting_late_records_keeps_the_verdicts(world, run) -> None:
-    phases.write(run)
+    commands.write(run)
     before = json.loads((run.path / "summary.json").read_text())["write"]
     assert len(before["config_hash"]) == 16
     (run.path / "nodes" / "n1" / "write.jsonl").unlink()  # as if the connection was lost
@@ -340,9 +342,9 @@ def test_a_node_is_connected_to_once_and_again_only_when_its_connection_died(
 
 
 def test_the_locks_are_renewed_between_iterations(world, run, monkeypatch) -> None:
-    from controller.rounds import Rounds
+    from controller.run.rounds import Rounds
 
     monkeypatch.setattr(locks, "renew", lambda run_id: world.note("controller", "renew"))
-    phases.write(run, Rounds(iterations=2, warmup=1))
+    commands.write(run, Rounds(iterations=2, warmup=1))
     steps = [e[1] for e in world.log if e[1] in ("run", "renew") and e[0] in ("n0", "controller")]
     assert steps == ["run", "renew", "run", "renew", "run"]  # each iteration's lease anew

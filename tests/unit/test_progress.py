@@ -7,8 +7,8 @@ import io
 import re
 import threading
 
-from controller.progress import Board
-from controller.remote import PrefixedStream
+from controller.nodes.remote import PrefixedStream
+from controller.output.progress import Board
 from worker import progress
 
 MIB = 1024 * 1024

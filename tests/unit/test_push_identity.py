@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.push import NodeInfo, same_workdirs
-from controller.remote import StepError
+from controller.nodes.push import NodeInfo, same_workdirs
+from controller.nodes.remote import StepError
 from worker import probe
 
 from .fakewheels import tree

@@ -24,11 +24,12 @@ from typing import cast
 import pytest
 from invoke import Config, Context
 
-from controller import nodeprobe, push
-from controller.agents import Agents
-from controller.inventory import load
-from controller.locks import LockHeld, RunLocks
-from controller.remote import StepError
+from controller.nodes import nodeprobe, push
+from controller.nodes.agents import Agents
+from controller.nodes.locks import LockHeld, RunLocks
+from controller.nodes.remote import StepError
+from controller.run import reference
+from controller.run.inventory import load
 from worker import generate, probe
 
 from .fakewheels import ALLUXIO, ALLUXIO_OLD, REQUESTS, make_wheel, tree
@@ -46,7 +47,7 @@ class LocalConnection(Context):
 
 
 class LocalSession:
-    """The probe's session as a local process (controller/nodeprobe.py's Session). As
+    """The probe's session as a local process (controller/nodes/nodeprobe.py's Session). As
     paramiko's channel does, a read waiting longer than ``timeout`` raises TimeoutError."""
 
     def __init__(self, command: str) -> None:
@@ -181,7 +182,7 @@ def test_a_lock_whose_holder_is_gone_lets_the_push_go_on_and_is_left_to_the_work
 def test_generated_data_is_made_on_the_node_once_and_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(push, "GENERATED_CACHE", tmp_path / "generated-cache")
+    monkeypatch.setattr(reference, "GENERATED_CACHE", tmp_path / "generated-cache")
     workdir = tmp_path / "work"
     made = workdir / "data" / "generated-1048577.bin"
     run_push(tmp_path, workdir, defaults="defaults: {data: 1048577}\n")

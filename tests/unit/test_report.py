@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.pairing import cross_node
-from controller.report import phase_table, plan_lines, verify_table
-from controller.stats import summarise
+from controller.analysis.stats import summarise
+from controller.output.report import phase_table, plan_lines, verify_table
+from controller.run.pairing import cross_node
 from worker import results
 from worker.results import ERROR_LIMIT, ClientResult, read_lines
 
@@ -127,7 +127,7 @@ def test_verify_table_shows_the_error_without_host_and_path() -> None:
 
 
 def test_latency_and_series_lines() -> None:
-    from controller.report import latency_lines, series_lines
+    from controller.output.report import latency_lines, series_lines
 
     latency = {
         "write": {
@@ -161,9 +161,9 @@ def test_latency_and_series_lines() -> None:
 
 
 def test_iteration_lines_show_the_spread_and_each_iteration() -> None:
-    from controller.report import iteration_line, iteration_lines
-    from controller.rounds import Rounds
-    from controller.stats import summarise
+    from controller.analysis.stats import summarise
+    from controller.output.report import iteration_line, iteration_lines
+    from controller.run.rounds import Rounds
     from worker.results import ClientResult
 
     mib = 1024 * 1024

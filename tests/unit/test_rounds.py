@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from controller.rounds import Rounds, RoundsError
-from controller.samples import Samples, cv_of
+from controller.analysis.samples import Samples
+from controller.run.rounds import Rounds, RoundsError, cv_of
 
 
 def test_fixed_iterations_after_warmup() -> None:

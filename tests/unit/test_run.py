@@ -10,9 +10,10 @@ from typing import Optional
 
 import pytest
 
-from controller.inventory import load
-from controller.run import Run, RunAltered, RunMismatch, differences
-from controller.rundir import ResultsError, RunDir
+from controller.run.inventory import load
+from controller.run.run import Run, RunMismatch, differences
+from controller.run.rundir import ResultsError, RunDir
+from controller.run.seal import RunAltered
 
 INVENTORY = """
 defaults: {clients: 2, dst: /odd topo/run, data: ref.txt, local_dst: copies}

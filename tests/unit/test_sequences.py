@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from controller.pairing import Assignment, Pairing
-from controller.plan import ReadPlan
-from controller.sequences import (
+from controller.run.pairing import Assignment, Pairing
+from controller.run.plan import ReadPlan
+from controller.run.sequences import (
     last_counts,
     read_requests,
     verify_read_requests,

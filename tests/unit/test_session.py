@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from controller import session
-from controller.inventory import load
-from controller.rundir import RunDir, RunNotFound
+from controller.run import session
+from controller.run.inventory import load
+from controller.run.rundir import RunDir, RunNotFound
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_a_run_id_is_one_folder_of_results_never_a_path(tmp_path: Path, bad: str
 def test_a_run_json_changed_since_it_was_sealed_is_not_continued(inventory, results) -> None:
     import json
 
-    from controller.run import RunAltered
+    from controller.run.seal import RunAltered
 
     old = session.start(inventory, results)
     session._ACTIVE.clear()  # a later `fab meta`, `fab verify`

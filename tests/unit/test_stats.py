@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from controller.stats import (
+from controller.analysis.stats import (
     ClientSummary,
     Distribution,
     Failure,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.inventory import load
+from controller.run.inventory import load
 from controller.sweep import SweepError, parse_axes, points
 
 from .fabtasks import exit_of

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from controller.inventory import LabelError, load, parse_labels
-from controller.plan import ReferenceFacts
-from controller.remote import NodeFailure
-from controller.rounds import Rounds
-from controller.stats import summarise
-from controller.validity import config_hash, judge, phase_config
+from controller.analysis.stats import summarise
+from controller.analysis.validity import config_hash, judge, phase_config
+from controller.run.inventory import LabelError, load, parse_labels
+from controller.run.plan import ReferenceFacts
+from controller.run.rounds import Rounds
+from controller.run.rundir import NodeFailure
 from worker.results import ClientResult
 
 REF = ReferenceFacts("/ctl/ref.txt", 1000, "ab" * 32)

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller.locks import gone, machine_id, pid_namespace
+from controller.nodes.holders import gone, machine_id, pid_namespace
 from worker.lock import LOCK_NAME, acquire, local_place, release, renew, storage_place
 from worker.protocol import Holder, LockRequest, StorageConfig
 from worker.storage import make_storage

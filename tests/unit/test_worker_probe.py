@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from controller import push
+from controller.nodes import push
 from worker import generate, probe
 from worker.protocol import ProbeFacts
 

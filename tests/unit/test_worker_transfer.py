@@ -15,8 +15,8 @@ from typing import Callable, Iterable
 
 import pytest
 
-from controller.report import phase_table
-from controller.stats import summarise
+from controller.analysis.stats import summarise
+from controller.output.report import phase_table
 from worker.clients import Identity, no_wait
 from worker.report import format_size, progress_line
 from worker.results import ERROR_LIMIT, ClientResult

@@ -188,7 +188,7 @@ def node_request(
     read: Optional[ReadPlan] = None,
 ) -> PhaseRequest:
     """What ``node`` is asked to do in ``phase`` (``clean`` too); timed phases start
-    behind the controller's barrier (controller/startgate.py)."""
+    behind the controller's barrier (controller/nodes/startgate.py)."""
     s = inventory.settings
     paths = NodePaths(node.workdir)
     local_dst = inventory.local_dst(node)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from worker.results import ClientResult, Histogram
 
-from .rundir import ResultsError
+from ..run.rundir import ResultsError
 
 
 def latency(records: Iterable[ClientResult]) -> dict[str, Histogram]:

@@ -15,10 +15,10 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from .inventory import Inventory
-from .plan import ReferenceFacts
-from .remote import NodeFailure
-from .rounds import Rounds
+from ..run.inventory import Inventory
+from ..run.plan import ReferenceFacts
+from ..run.rounds import Rounds
+from ..run.rundir import NodeFailure
 from .stats import Verdicts
 
 

@@ -19,7 +19,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from operator import methodcaller
-from typing import IO, Callable, Generic, Optional, Sequence, TextIO, TypeVar
+from typing import IO, Callable, Generic, Optional, Protocol, Sequence, TextIO, TypeVar
 
 import paramiko
 from fabric import Config, Connection
@@ -28,11 +28,11 @@ from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
 from worker.protocol import for_the_controller, parse_progress
 
+from ..run.inventory import Inventory, Node
+from ..run.rundir import NodeFailure
 from . import stopping
-from .inventory import Inventory, Node
 from .limits import ensure_open_files
 from .nodeoutput import KeptStream, LineCutter, printable, split_lines, tail
-from .progress import Board
 
 T = TypeVar("T")
 
@@ -41,17 +41,6 @@ T = TypeVar("T")
 INTERRUPT_GRACE = 5.0
 #: the same for a phase: time for the nodes to stop their clients and tell their records
 STOP_GRACE = 20.0
-
-
-@dataclass(frozen=True)
-class NodeFailure:
-    node: str
-    host: str  # user@host:port
-    step: str
-    cause: str
-
-    def to_dict(self) -> dict:
-        return {"node": self.node, "host": self.host, "step": self.step, "cause": self.cause}
 
 
 @dataclass(frozen=True)
@@ -79,14 +68,14 @@ class _Remote(Remote):
             super()._write_proc_stdin(data)
 
     def read_our_stdin(self, input_: IO) -> Optional[str]:
-        """What is in our pipe (controller/stopping.py) at once, not a byte per 10 ms: a
+        """What is in our pipe (controller/nodes/stopping.py) at once, not a byte per 10 ms: a
         ``stop`` must not be cut into bytes that the barrier's ``go`` could land between."""
         if not readable(input_.fileno()):
             return None
         return os.read(input_.fileno(), 4096).decode()
 
     def _handle_output(self, buffer_: list, hide: bool, output: IO, reader: Callable) -> None:
-        """invoke's, within bounds (controller/nodeoutput.py): no line longer than
+        """invoke's, within bounds (controller/nodes/nodeoutput.py): no line longer than
         MAX_LINE passed on, and of the output only the records and the last lines kept
         (invoke would keep it all, and hand all of it to the watchers after each read).
         The watchers see each line once it is whole, as through a node's agent."""
@@ -112,7 +101,7 @@ def readable(fd: int) -> bool:
 
 
 #: never forward the controller's stdin: many threads share it, schedulers have none, and
-#: a node's stdin carries the common start (controller/startgate.py) and the stop
+#: a node's stdin carries the common start (controller/nodes/startgate.py) and the stop
 _CONFIG = Config(overrides={"run": {"in_stream": False}, "runners": {"remote": _Remote}})
 
 
@@ -324,20 +313,29 @@ def _wait(finished: list[bool], deadline: float = float("inf")) -> None:
         time.sleep(0.05)
 
 
+class LiveBoard(Protocol):
+    """What :class:`PrefixedStream` hands a node's lines to while a live block is shown
+    (the progress board, controller/output/progress.py: this layer does not import it)."""
+
+    def update(self, fields: dict) -> None: ...
+
+    def lines(self, prefix: str, lines: list[str], target: Optional[TextIO] = None) -> None: ...
+
+
 class PrefixedStream(io.TextIOBase):
     """Writes each complete line as ``[node] line`` to ``target``; safe across threads.
-    With a ``board`` (controller/progress.py), the worker's progress lines go to it and
+    With a ``board`` (controller/output/progress.py), the worker's progress lines go to it and
     the others through it, so that they are written around its live block.
 
     invoke flushes after every read, mid-line: ``flush`` only flushes the target, and a
     last line without a newline is written by ``finish``. Lines are cut at MAX_LINE and
-    written ``printable`` (controller/nodeoutput.py).
+    written ``printable`` (controller/nodes/nodeoutput.py).
     """
 
     _lock = threading.Lock()
 
     def __init__(
-        self, prefix: str, target: Optional[TextIO] = None, board: Optional[Board] = None
+        self, prefix: str, target: Optional[TextIO] = None, board: Optional[LiveBoard] = None
     ) -> None:
         self.prefix = prefix
         self.target = target or sys.stdout

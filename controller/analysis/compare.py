@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .rundir import RunDir, RunNotFound, latest_id, no_latest, run_ids
+from ..run.rundir import RunDir, RunNotFound, latest_id, no_latest, run_ids
 
 ALPHA = 0.05
 MIN_EFFECT = 0.05  # 5 %

@@ -1,5 +1,5 @@
 """What a person reads in a terminal: plain-text tables of phases, verification and the
-read plan (the HTML page, controller/htmlreport.py, shows them too). Sizes are MiB (2**20
+read plan (the HTML page, controller/output/htmlreport.py, shows them too). Sizes are MiB (2**20
 bytes), rates MiB/s."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from controller.metastats import MetaSummary
-from controller.pairing import Pairing
-from controller.rounds import Rounds
-from controller.stats import Failure, PhaseSummary, Verdicts
+from controller.analysis.metastats import MetaSummary
+from controller.analysis.stats import Failure, PhaseSummary, Verdicts
+from controller.run.pairing import Pairing
+from controller.run.rounds import Rounds
 from worker.results import STATUSES, ClientResult, error_cause, one_line, outcome
 
 MIB = 1024 * 1024

@@ -16,11 +16,11 @@ from fabric import Connection
 
 from worker.protocol import PROBE_REFUSED, ProbeFacts, RequestError
 
-from .inventory import Node
+from ..run.inventory import Node
 from .nodeoutput import CUT_MARKER, MAX_LINE, TAIL_CHARS, printable, tail
 from .remote import StepError
 
-PROBE = Path(__file__).resolve().parents[1] / "worker" / "probe.py"
+PROBE = Path(__file__).resolve().parents[2] / "worker" / "probe.py"
 
 
 @functools.cache
@@ -159,7 +159,7 @@ def probe_node(
     """The facts of ``node`` about the files ``asked`` (its workdir claimed when its
     Python can run the worker), its clock offset and the offset's uncertainty, and the
     probe's session, still open: the caller finishes it or hands it over to the node's
-    agent (controller/agents.py). StepError saying why when the workdir is refused or
+    agent (controller/nodes/agents.py). StepError saying why when the workdir is refused or
     the probe fails."""
     q = shlex.quote
     names = " ".join(q(name) for name in asked)

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 
 from worker.results import ClientResult, Histogram
 
-from .changepoint import ChangePoint
-from .stats import PhaseSummary
+from ..analysis.changepoint import ChangePoint
+from ..analysis.stats import PhaseSummary
 
 MIB = 1024 * 1024
 WIDE = (9.0, 3.6)  # inches; 100 dpi in the SVG's units

@@ -17,8 +17,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any, Optional
 
-from .inventory import reserved_label
-from .rundir import RunDir, write_atomically
+from ..run.inventory import reserved_label
+from ..run.rundir import RunDir, write_atomically
 
 #: phases whose figures become metrics (verify phases are pass/fail: JUnit)
 MEASURED = ("write", "read", "meta")
@@ -180,3 +180,21 @@ def write(run: RunDir) -> None:
     labels = {str(k): str(v) for k, v in (sealed.get("labels") or {}).items()}
     write_atomically(run.path / "metrics.prom", openmetrics(run, summary, labels))
     write_atomically(run.path / "junit.xml", junit(run, summary, failures, check))
+
+
+def keep_check(run: RunDir, verdict: Any, lines: list[str], labels: dict[str, str]) -> None:
+    """Save ``fab check``'s verdict in the run (check.json: with the labels the history
+    was filtered by, so the run's page draws the series that was judged) and its exports."""
+    run.write_doc(
+        "check.json",
+        {
+            "regressions": [
+                {"phase": r.phase, "metric": r.metric, "line": line}
+                for r, line in zip(verdict.regressions, lines)
+            ],
+            "notes": list(verdict.notes),
+            "runs": verdict.runs,
+            "labels": labels,
+        },
+    )
+    write(run)

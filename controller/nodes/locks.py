@@ -19,38 +19,41 @@ verify`` is not interleaved with another run), renewed between its phases and it
 from __future__ import annotations
 
 import atexit
-import getpass
-import json
 import os
 import secrets
-import shlex
 import socket
 import sys
 import threading
 import time
-from contextlib import suppress
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from fabric import Connection
 
 from worker.protocol import (
     EMPTY_LOCK_STALE,
-    LOCK_REPLY,
     Holder,
     LockRequest,
-    RequestError,
     StorageConfig,
-    decode,
 )
 
+from ..run.inventory import Inventory, Node
+from ..run.plan import worker_command
+from ..run.run import user_name
 from . import stopping
 from .agents import AGENTS
-from .inventory import Inventory, Node
-from .nodeoutput import printable
-from .plan import worker_command
-from .remote import StepError, on_nodes
+from .holders import (
+    as_error,
+    cannot_lock,
+    describe,
+    gone,
+    lease,
+    machine_id,
+    pid_namespace,
+    refused,
+    reply_in,
+)
+from .remote import on_nodes
 
 
 class LockHeld(RuntimeError):
@@ -61,80 +64,6 @@ class LockFailed(RuntimeError):
     """A lock could not be taken or checked for another reason; the message says where."""
 
 
-def user_name() -> str:
-    """This controller's user name; the uid where it has no passwd entry."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
-
-
-def _when(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def describe(holder: dict) -> str:
-    return (
-        f"run {holder['run_id']} (controller {holder['controller']} pid {holder['pid']}, "
-        f"user {holder['user']}, since {_when(holder['since'])})"
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def machine_id() -> str:
-    """This controller's machine id (host names repeat, in containers for one)."""
-    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
-        with suppress(OSError):
-            found = Path(path).read_text().strip()
-            if found:
-                return found
-    return socket.gethostname()
-
-
-def pid_namespace() -> str:
-    """This process's pid namespace (``pid:[4026531836]``); "" where it cannot be told.
-    Containers that share a host name and a machine id have pids of their own."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-def lease_of(holder: dict) -> float:
-    """How long ``holder``'s lock stays without being renewed (a duration: no clock)."""
-    return float(holder.get("lease") or holder["expires"] - holder["since"])
-
-
-def gone(holder: dict, age: Optional[float] = None) -> Optional[str]:
-    """Why ``holder`` no longer holds anything, or None while it may still be running.
-
-    ``age``: seconds since its lock file was last written or renewed, on the node's
-    clock (None: not known). Its pid is asked about only when it ran in this very pid
-    namespace of this very machine (same host name, machine id and pid namespace)."""
-    lease = lease_of(holder)
-    if age is not None and age > lease:
-        return f"its lease of {lease:.0f} s ended: not renewed for {age:.0f} s (node clock)"
-    ns = pid_namespace()
-    here = (
-        holder["controller"] == socket.gethostname()
-        and holder.get("machine", "") == machine_id()
-        and ns != ""
-        and holder.get("pidns", "") == ns
-    )
-    if here and not _alive(holder["pid"]):
-        return f"pid {holder['pid']} is not running on {holder['controller']}"
-    return None
-
-
 #: one token for all this process's locks: a chained command (write ... clean) renews
 #: its own locks instead of being refused by them
 _TOKEN = secrets.token_hex(8)
@@ -143,13 +72,6 @@ _TOKEN = secrets.token_hex(8)
 #: renew the locks between iterations once this long has passed since they were last:
 #: an iteration ends within the lease (see lease()) less this margin
 RENEW_AFTER = 30.0
-
-
-def lease(inventory: Inventory) -> float:
-    """How long a holder may keep a lock without renewing it: the longest one phase step
-    can take (verify runs two phases) plus the start barrier's wait, with a margin."""
-    s = inventory.settings
-    return 2 * s.phase_timeout + s.ready_timeout + 60
 
 
 class RunLocks:
@@ -184,18 +106,18 @@ class RunLocks:
         push go on, and :meth:`acquire` takes the lock over. LockHeld (or LockFailed)
         otherwise: it is also kept, for :meth:`raise_refusal` to refuse the whole run
         once every node is done."""
-        place = _reply(ask(f"lock {self._request(node, 'acquire', False, ())}"))["workdir"]
+        place = reply_in(ask(f"lock {self._request(node, 'acquire', False, ())}"))["workdir"]
         if place["held"]:
             with self._guard:
                 self.nodes[node.id] = node
             return
         holder, age = place.get("holder"), place.get("age")
         if "error" in place:
-            refusal: Exception = LockFailed(_cannot_lock("workdir", place, node))
+            refusal: Exception = LockFailed(cannot_lock("workdir", place, node))
         elif holder is None:  # an empty lock file
             if age is not None and age >= EMPTY_LOCK_STALE:
                 return  # a crash's leftover: acquire clears it, and says so
-            refusal = LockFailed(_cannot_lock("workdir", _empty(place), node))
+            refusal = LockFailed(cannot_lock("workdir", as_error(place), node))
         elif gone(holder, age) is not None:
             return  # acquire takes it over, and says so
         else:
@@ -241,7 +163,7 @@ class RunLocks:
             if told is None:
                 out = conn.run(worker_command(node, "lock", request), hide=True, warn=True)
                 told = out.stdout
-            return _reply(told)
+            return reply_in(told)
 
         try:
             outcomes = on_nodes(self.inventory, f"lock {action}", one, nodes)
@@ -324,7 +246,7 @@ class RunLocks:
             if place and (holder := place.get("holder")) and (why := gone(holder, place.get("age")))
         }
         if stale:
-            retry = [n for n in nodes if _refused(replies[n.id])]
+            retry = [n for n in nodes if refused(replies[n.id])]
             replies.update(self._ask(retry, "acquire", dst_at, tuple(stale)))
         refused: list[tuple[Node, str, dict]] = []
         for node in nodes:
@@ -351,7 +273,7 @@ class RunLocks:
             node, kind, place = refused[0]
             what = "storage root" if kind == "dst" else "workdir"
             if "error" in place:
-                raise LockFailed(_cannot_lock(what, place, node))
+                raise LockFailed(cannot_lock(what, place, node))
             raise _held(what, place, node)
 
     def _record(self, nodes: Sequence[Node], replies: dict) -> None:
@@ -385,82 +307,11 @@ class RunLocks:
             )
 
 
-def _reply(told: str) -> dict:
-    """The lock reply in ``told`` (a node's answer), checked; StepError (one line)."""
-    for line in told.splitlines():
-        if line.startswith(LOCK_REPLY + " "):
-            return checked_reply(line[len(LOCK_REPLY) + 1 :])
-    raise StepError(f"no answer to the lock request: {printable(told.strip()[-200:])}")
-
-
-def _cannot_lock(what: str, place: dict, node: Node) -> str:
-    """Why the lock of ``what`` on ``node`` could not be taken, with the command that
-    removes a lock file no holder can be read from."""
-    clear = place.get("clear")
-    todo = f"; if no run is at work there, remove it on {node.id} ({node.host}): {clear}"
-    return f"cannot lock the {what} {place['path']} on {node.id}: {place['error']}" + (
-        todo if clear else ""
-    )
-
-
-def _empty(place: dict) -> dict:
-    """A reply about an empty lock file, younger than a crash's leftover, as an error."""
-    written = f"written {place['age']:.0f} s ago: " if place.get("age") is not None else ""
-    return {
-        **place,
-        "error": f"the lock file is empty, {written}a run may be taking it right now (try "
-        "again in a few seconds), or one crashed doing so",
-        "clear": f"rm -f -- {shlex.quote(place['path'])}",
-    }
-
-
 def _held(what: str, place: dict, node: Node) -> LockHeld:
     return LockHeld(
         f"the {what} {place['path']} (on {node.id}) is locked by "
         f"{describe(place['holder'])}; wait for it to finish, or stop it"
     )
-
-
-def checked_reply(text: str) -> dict:
-    """A node's answer to a lock request, checked to be what this controller reads;
-    StepError (one line) when it is not."""
-    try:
-        reply = json.loads(text)
-    except ValueError as exc:
-        raise StepError(f"the lock reply is not JSON ({exc}): {text[:80]!r}") from None
-    if not isinstance(reply, dict) or not {"workdir", "dst"} <= set(reply):
-        raise StepError(f"the lock reply has no workdir and dst: {text[:80]!r}")
-    for kind in ("workdir", "dst"):
-        place = reply[kind]
-        if place is None and kind == "dst":
-            continue
-        _expect(isinstance(place, dict), kind, "an object", place)
-        _expect(isinstance(place.get("path"), str), f"{kind}.path", "a path", place.get("path"))
-        held = place.get("held")
-        _expect(isinstance(held, bool), f"{kind}.held", "true or false", held)
-        age = place.get("age")
-        _expect(age is None or isinstance(age, (int, float)), f"{kind}.age", "seconds", age)
-        for key in ("error", "clear", "cleared"):
-            value = place.get(key)
-            _expect(value is None or isinstance(value, str), f"{kind}.{key}", "text", value)
-        for key in ("holder", "replaced"):
-            if place.get(key) is not None:
-                try:
-                    decode(Holder, place[key], f"{kind}.{key}")
-                except RequestError as exc:
-                    raise StepError(f"the lock reply does not fit: {exc}") from None
-    return reply
-
-
-def _expect(ok: bool, where: str, expected: str, value: Any) -> None:
-    if not ok:
-        raise StepError(
-            f"the lock reply does not fit: {where}: expected {expected}, got {value!r:.60}"
-        )
-
-
-def _refused(reply: dict) -> bool:
-    return any(p is not None and not p["held"] for p in (reply["workdir"], reply["dst"]))
 
 
 #: this process's locks, per run

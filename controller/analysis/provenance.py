@@ -17,7 +17,7 @@ from typing import Optional
 from worker.protocol import RUN_ID, nth_path
 from worker.results import ClientResult
 
-from .rundir import ResultsError, RunDir
+from ..run.rundir import ResultsError, RunDir
 
 #: verify phase -> the phase whose files it checks
 MADE_BY = {"verify-write": "write", "verify-read": "read"}

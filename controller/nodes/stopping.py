@@ -3,7 +3,7 @@ saved, and ``fab`` exits 130 (SIGINT) or 143 (SIGTERM); a second one quits at on
 
 Each running worker's stdin is a pipe of ours (:class:`Controls`), handed to invoke as the
 command's ``in_stream``: writing ``stop`` there reaches the node at invoke's next input
-poll (10 ms; controller/remote.py reads the pipe whole), and the worker stops its
+poll (10 ms; controller/nodes/remote.py reads the pipe whole), and the worker stops its
 clients (worker/stop.py). Were the
 controller to die instead, the SSH session's end closes that stdin, which stops the
 worker just the same.

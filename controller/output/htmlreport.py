@@ -19,12 +19,12 @@ from typing import Any, Optional
 
 from worker.results import ClientResult, one_line
 
+from ..analysis.changepoint import change_points
+from ..analysis.history import History, HistoryError
+from ..analysis.metastats import MetaSummary
+from ..analysis.stats import PhaseSummary
+from ..run.rundir import RunDir, write_atomically
 from . import plots, report
-from .changepoint import change_points
-from .history import History, HistoryError
-from .metastats import MetaSummary
-from .rundir import RunDir, write_atomically
-from .stats import PhaseSummary
 
 MIB = 1024 * 1024
 NAME = "report.html"

@@ -8,12 +8,12 @@ the common start + duration (the file under way is finished).
 
 from __future__ import annotations
 
+import math
 import re
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
-
-from .samples import cv_of
 
 MAX_ITERATIONS = 1000
 MAX_WARMUP = 100
@@ -131,3 +131,10 @@ class Rounds:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def cv_of(values: Sequence[float]) -> float:
+    """Coefficient of variation of ``values`` (infinite for fewer than two or a 0 mean)."""
+    if len(values) < 2 or not statistics.fmean(values):
+        return math.inf
+    return statistics.stdev(values) / statistics.fmean(values)

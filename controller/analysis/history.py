@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .rundir import ResultsError, RunDir
+from ..run.rundir import ResultsError, RunDir
 
 #: seconds a writer waits for another one's transaction
 BUSY_TIMEOUT = 30.0
@@ -401,23 +401,3 @@ def regression_check(
             history, run.run_id, run.read_doc("summary.json", {}), labels, min_effect=min_effect
         )
     return run, verdict
-
-
-def keep_check(run: RunDir, verdict: Any, lines: list[str], labels: dict[str, str]) -> None:
-    """Save ``fab check``'s verdict in the run (check.json: with the labels the history
-    was filtered by, so the run's page draws the series that was judged) and its exports."""
-    from . import exports
-
-    run.write_doc(
-        "check.json",
-        {
-            "regressions": [
-                {"phase": r.phase, "metric": r.metric, "line": line}
-                for r, line in zip(verdict.regressions, lines)
-            ],
-            "notes": list(verdict.notes),
-            "runs": verdict.runs,
-            "labels": labels,
-        },
-    )
-    exports.write(run)

@@ -2,7 +2,7 @@
 
 For each measured phase of the run, the history of the same benchmark (same config hash,
 and the labels asked for) gives one value per valid run; change points are found in that
-series (controller/changepoint.py). A regression is the last change point, when the
+series (controller/analysis/changepoint.py). A regression is the last change point, when the
 level from it on (which holds the run checked) is worse than the level before by at least
 ``min_effect``. A history shorter than ``min_points`` runs is said, not failed. Invalid
 runs are left out of the series: their figures cannot be trusted either way.

@@ -2,7 +2,7 @@
 
 ::
 
-    run.json                       the sealed run (controller/run.py), written once
+    run.json                       the sealed run (controller/run/run.py), written once
     plan.json                      who writes and reads what, for people
     hosts.json                     what the latest push learnt about each node
     summary.json                   per phase: aggregate and per-node statistics
@@ -58,6 +58,19 @@ SCHEMAS = {
     "check.json": "parbench.check/1",
     "cluster.json": "parbench.cluster/1",
 }
+
+
+@dataclass(frozen=True)
+class NodeFailure:
+    """A node whose step failed, and why: one entry of failures.json."""
+
+    node: str
+    host: str  # user@host:port
+    step: str
+    cause: str
+
+    def to_dict(self) -> dict:
+        return {"node": self.node, "host": self.host, "step": self.step, "cause": self.cause}
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -2,8 +2,8 @@
 
 ``fab write`` starts (seals) a run; tasks chained after it in the same ``fab`` command
 continue it; a later ``fab read`` or ``fab verify`` continues ``results/latest`` (the
-newest run that measured something, controller/rundir.py) or ``--run ID``, checked
-against today's inventory (controller/run.py).
+newest run that measured something, controller/run/rundir.py) or ``--run ID``, checked
+against today's inventory (controller/run/run.py).
 """
 
 from __future__ import annotations

@@ -58,10 +58,3 @@ class Samples:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def cv_of(values: Sequence[float]) -> float:
-    """Coefficient of variation of ``values`` (infinite for fewer than two or a 0 mean)."""
-    if len(values) < 2 or not statistics.fmean(values):
-        return math.inf
-    return statistics.stdev(values) / statistics.fmean(values)

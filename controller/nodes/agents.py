@@ -26,7 +26,7 @@ from invoke.watchers import StreamWatcher
 
 from worker.protocol import AGENT_DONE, AGENT_READY, AGENT_STARTED, STDERR_TAG
 
-from .inventory import Node
+from ..run.inventory import Node
 from .nodeoutput import Kept
 from .nodeprobe import SESSION_TIMEOUT, Session
 from .remote import StepError, close_each, reached_as, readable
@@ -154,7 +154,7 @@ class Agents:
         stdin: Optional[IO[bytes]],
         timeout: float,
     ) -> Finished:
-        # kept within bounds (controller/nodeoutput.py): the records and the last lines
+        # kept within bounds (controller/nodes/nodeoutput.py): the records and the last lines
         said, errors = Kept(), Kept()
         deadline = time.monotonic() + timeout
         started = False  # before the child says so, what is sent could reach the agent

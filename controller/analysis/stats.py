@@ -219,7 +219,7 @@ class PhaseSummary(Verdicts):
     histograms: dict[str, dict] = field(default_factory=dict)
     series: dict | None = None  # all clients' bytes per interval (measures.Series)
     iterations: Iterations | None = None
-    #: what defines the benchmark (controller/validity.py) and its hash; the run's labels
+    #: what defines the benchmark (controller/analysis/validity.py) and its hash; the run's labels
     config: dict = field(default_factory=dict)
     config_hash: str = ""
     labels: dict[str, str] = field(default_factory=dict)

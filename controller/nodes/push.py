@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import posixpath
 import re
 import shlex
@@ -27,52 +26,28 @@ from typing import TYPE_CHECKING, Callable, Optional
 from fabric import Connection
 
 from worker.protocol import (
-    DATA_GENERATOR,
     PROBE_STAMPED,
     ProbeFacts,
     generated_file,
     generated_stamp_holds,
 )
-from worker.protocol import generated_sha256 as generated_digest
 
+from ..run.inventory import Inventory, Node
+from ..run.plan import worker_command
+from ..run.reference import PushError, generated_sha256, reference_file, sha256_of
 from .agents import Agents
-from .inventory import Inventory, Node
 from .nodeoutput import printable, tail
 from .nodeprobe import Session, probe_node
-from .plan import worker_command
 from .remote import StepError
 
 if TYPE_CHECKING:
     from .locks import RunLocks
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "worker"
 WHEEL_CACHE = REPO / ".cache" / "wheels"
-GENERATED_CACHE = REPO / ".cache" / "generated"
 RUNTIME_REQUIREMENT = "alluxio==0.1.4"
 MIN_PYTHON = (3, 9)
-
-
-def sha256_of(path: Path) -> str:
-    """The sha256 of a local file, read in 1 MiB chunks; read once per command while the
-    file is unchanged (the run's check and the push both ask about the reference)."""
-    stat = os.stat(path)
-    key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    if key not in _DIGESTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)
-        _DIGESTS[key] = digest.hexdigest()
-    return _DIGESTS[key]
-
-
-#: (path, size, mtime, inode) -> sha256, for this process
-_DIGESTS: dict[tuple[str, int, int, int], str] = {}
-
-
-class PushError(RuntimeError):
-    """The inventory's reference data file is missing (bad input)."""
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -98,9 +73,9 @@ _PIP_DOWNLOAD = (  # pure-Python wheels that any Python 3.9+ can unpack
 )
 _LOCK_HEADER = """\
 # The worker runtime: {requirement} and its dependencies, pure-Python wheels for Python
-# 3.9+, one "<sha256>  <wheel file name>" line each. controller/push.py's ensure_wheels
+# 3.9+, one "<sha256>  <wheel file name>" line each. controller/nodes/push.py's ensure_wheels
 # downloads exactly these files and refuses any whose sha256 differs. Regenerate (network)
-# after changing RUNTIME_REQUIREMENT in controller/push.py, then review the diff:
+# after changing RUNTIME_REQUIREMENT in controller/nodes/push.py, then review the diff:
 #   .venv/bin/python -c 'from controller.push import relock; relock()'
 """
 
@@ -200,19 +175,6 @@ def relock(requirement: str = RUNTIME_REQUIREMENT, lock: Path = RUNTIME_LOCK) ->
     lock.write_text(_LOCK_HEADER.format(requirement=requirement) + "".join(lines))
 
 
-def reference_file(inventory: Inventory) -> Path:
-    """The reference data file, which must exist before anything starts."""
-    data = inventory.settings.data
-    if isinstance(data, int):
-        raise PushError(f"{inventory.path.name}: defaults.data: generated on the nodes, no file")
-    if not data.is_file():
-        raise PushError(
-            f"{inventory.path.name}: defaults.data: reference file {data} does not "
-            "exist; make it with ./get_data.sh"
-        )
-    return data
-
-
 def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> list[Artifact]:
     """What a node needs: the worker package, the runtime's wheels and (``data``) the
     reference file."""
@@ -222,22 +184,6 @@ def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> li
         reference = reference_file(inventory)
         files.append((reference, f"data/{reference.name}"))
     return [Artifact(local, remote, sha256_of(local)) for local, remote in files]
-
-
-def generated_sha256(size: int, cache: Path = GENERATED_CACHE) -> str:
-    """The sha256 of the data generated on the nodes (worker/generate.py), computed once
-    per recipe and size and kept in ``cache``."""
-    kept = cache / f"{DATA_GENERATOR.replace('/', '-')}-{size}.sha256"
-    try:
-        return kept.read_text().strip()
-    except OSError:
-        pass
-    digest = generated_digest(size)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = kept.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(digest + "\n")
-    tmp.replace(kept)
-    return digest
 
 
 def check_reference(arts: list[Artifact], path: str, sha256: str) -> None:

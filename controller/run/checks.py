@@ -1,0 +1,437 @@
+"""The validating helpers behind the inventory (controller/run/inventory.py): the YAML
+read with duplicate keys refused, typed accessors (:class:`Check`) that raise
+:class:`InventoryError` naming the file and the key path, sizes like ``1MiB``, the
+limits a value must keep, and the checks of single settings and of the nodes together
+(host and user names, read copies' folders, one workdir per endpoint).
+"""
+
+from __future__ import annotations
+
+import getpass
+import ipaddress
+import os
+import posixpath
+import re
+from decimal import Decimal
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, NoReturn
+
+import yaml
+
+from worker.protocol import MIN_INTERVAL
+
+from .rounds import seconds_of
+
+if TYPE_CHECKING:
+    from .inventory import Node
+
+MIN_CHUNK_SIZE = 4 * 1024
+MAX_CHUNK_SIZE = 1024**3
+MAX_GENERATED = 64 * 1024**3  # data: a size generated on the nodes
+MAX_CLIENTS = 1024  # per node
+MIN_START_DELAY = 0.01  # seconds
+MAX_START_DELAY = 3600.0  # seconds
+MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: ready_timeout, connect_timeout, phase_timeout
+
+#: what a node's workdir holds for parbench itself (``.parbench*``: marker files); read
+#: copies (``local_dst``) may not go into any of these, nor onto the workdir or above it
+WORKDIR_ENTRIES = ("worker", "data", "wheels", "venv", "runs", ".parbench*")
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", re.ASCII)  # no "²", no "٣"
+TOKEN = re.compile(r"[^\s/]+")  # host names and users: no whitespace, no slash
+
+
+class InventoryError(ValueError):
+    """The inventory is missing, unreadable or invalid; the message says where and why."""
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys, which would silently override each other.
+
+    Each mapping is checked as written, before PyYAML copies merged (``<<``) keys into it,
+    so a key may override a merged one, as YAML specifies.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._checked: set[yaml.Node] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        if node not in self._checked:  # a merge flattens its source before the source's turn
+            self._checked.add(node)
+            self._refuse_duplicates(node)
+        super().flatten_mapping(node)
+
+    def _refuse_duplicates(self, node: yaml.MappingNode) -> None:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = "<<" if key_node.tag == _MERGE_TAG else self.construct_object(key_node)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # unhashable key: reported by the construction
+                continue
+            if first is not key_node:
+                line = first.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {line})", key_node.start_mark
+                )
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as exc:  # e.g. an integer of 5000 digits, a date like 2024-13-45
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value: {exc}", node.start_mark
+            ) from None
+
+
+def parse(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise InventoryError(f"{source}: {where}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"{source}: invalid YAML: {exc}") from None
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it, short."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Check:
+    """Typed accessors that raise InventoryError naming the file and the key path."""
+
+    def __init__(self, source: str, base: Path) -> None:
+        self.source = source
+        self.base = base
+
+    def fail(self, where: str, message: str) -> NoReturn:
+        raise InventoryError(
+            f"{self.source}: {where}: {message}" if where else f"{self.source}: {message}"
+        )
+
+    def expect(self, where: str, what: str, value: Any) -> NoReturn:
+        self.fail(where, f"expected {what}, got {_show(value)}")
+
+    def mapping(self, where: str, value: Any, known: Iterable[str]) -> dict:
+        if not isinstance(value, dict):
+            self.expect(where, "a mapping", value)
+        known = tuple(known)
+        for key in value:
+            if key not in known:
+                self.fail(join(where, key), f"unknown key (known: {', '.join(known)})")
+        return value
+
+    def string(self, where: str, value: Any, pattern: re.Pattern | None = None) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.expect(where, "a non-empty string", value)
+        if pattern is not None and not pattern.fullmatch(value):
+            self.expect(where, f"a string matching {pattern.pattern}", value)
+        return value
+
+    def integer(self, where: str, value: Any, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.expect(where, "an integer", value)
+        if not low <= value <= high:
+            self.expect(where, f"an integer between {low} and {high}", value)
+        return value
+
+    def seconds(self, where: str, value: Any, low: float, high: float) -> float:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        # compared before any conversion: a 400-digit integer does not fit a float
+        if not number or not low <= value <= high:  # also false for nan
+            self.expect(where, f"a number of seconds between {low:g} and {high:g}", value)
+        return float(value)
+
+    def boolean(self, where: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            self.expect(where, "true or false", value)
+        return value
+
+    def choice(self, where: str, value: Any, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            self.expect(where, f"one of {', '.join(choices)}", value)
+        return value
+
+    def size(
+        self, where: str, value: Any, low: int = MIN_CHUNK_SIZE, high: int = MAX_CHUNK_SIZE
+    ) -> int:
+        """Bytes from an int or ``"<n>[KiB|MiB|GiB|KB|MB|GB]"``, ``low`` to ``high``."""
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            self.expect(where, SIZE_FORMAT, value)
+        # exact: 1.5MiB is whole bytes, 4096.9 is not (never truncated)
+        size = Decimal(value) if isinstance(value, int) else size_of(value)
+        if size is None:
+            self.expect(where, SIZE_FORMAT, value)
+        if not low <= size <= high:
+            span = f"{low} and {high} bytes ({_in_units(low)} and {_in_units(high)})"
+            self.expect(where, f"a size between {span}", value)
+        if size != size.to_integral_value():
+            self.expect(where, "a whole number of bytes", value)
+        return int(size)
+
+    def local_path(self, where: str, value: Any) -> Path:
+        """A controller path; relative -> the inventory's directory, ``~`` expanded."""
+        text = self.string(where, value)
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # no HOME and no passwd entry for us (or no such ~user)
+            self.fail(
+                where,
+                f"cannot expand '~' in {text!r}: no HOME and no passwd entry for uid"
+                f" {os.getuid()} (or no such user); set HOME or write the path in full",
+            )
+        return Path(os.path.normpath(self.base / path))
+
+    def remote_path(self, where: str, value: Any, relative: bool = False) -> str:
+        """A normalised POSIX path on the nodes: no ``..``, not ``/`` (nor ``.``)."""
+        text = self.string(where, value)
+        if any(ord(c) < 32 for c in text):
+            self.expect(where, "a path without control characters", value)
+        if not relative and not text.startswith("/"):
+            self.expect(where, "an absolute POSIX path", value)
+        if ".." in text.split("/"):
+            self.expect(where, "a path without '..'", value)
+        norm = posixpath.normpath(text)
+        if norm.startswith("//"):
+            norm = "/" + norm.lstrip("/")
+        if norm in ("/", "."):
+            self.expect(where, "a directory below the root, not the root itself", value)
+        return norm
+
+
+#: what a size may be written as (``size_of``)
+SIZE_FORMAT = 'a size in bytes or like "1MiB" (units B, KiB, MiB, GiB, KB, MB, GB)'
+
+
+def size_of(text: str) -> Decimal | None:
+    """The bytes ``text`` writes (``"64MiB"``, ``"1.5 GiB"``, ``"4096"``), exactly (not
+    always whole: ``"4096.9"``); None when it is no size."""
+    match = _SIZE.fullmatch(text)
+    if not match or match.group(2).lower() not in _UNITS:
+        return None
+    return Decimal(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def _in_units(size: int) -> str:
+    for unit in ("GiB", "MiB", "KiB"):
+        if size >= _UNITS[unit.lower()] and size % _UNITS[unit.lower()] == 0:
+            return f"{size // _UNITS[unit.lower()]}{unit}"
+    return f"{size}B"
+
+
+def join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def data(check: Check, where: str, value: Any) -> Path | int:
+    """``data``: a size (``1GiB``, or bytes) of data generated on every node, else the
+    path of the reference file on the controller."""
+    sized = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value)
+        sized = bool(match and match.group(2) and match.group(2).lower() in _UNITS)
+    if sized:
+        return check.size(where, value, 1, MAX_GENERATED)
+    return check.local_path(where, value)
+
+
+def duration(check: Check, where: str, value: Any) -> float | None:
+    """``duration``: null, seconds, or a time like ``60s``, ``2m``, ``1h``."""
+    if value is None:
+        return None
+    try:
+        return seconds_of(value)
+    except ValueError as exc:
+        check.fail(where, str(exc))
+
+
+def start_delay(check: Check, where: str, value: Any) -> float | None:
+    """``start_delay``: ``auto`` (None: the start gate works it out, startgate.py) or
+    seconds."""
+    if value == "auto":
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not MIN_START_DELAY <= value <= MAX_START_DELAY:  # also false for nan
+        what = f"auto or a number of seconds between {MIN_START_DELAY:g} and {MAX_START_DELAY:g}"
+        check.expect(where, what, value)
+    return float(value)
+
+
+def interval(check: Check, where: str, value: Any) -> float:
+    """``series_interval``: 0 (no series) or MIN_INTERVAL..3600 seconds."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not (value == 0 or MIN_INTERVAL <= value <= 3600):
+        span = f"0 (no series) or a number of seconds between {MIN_INTERVAL:g} and 3600"
+        check.expect(where, span, value)
+    return float(value)
+
+
+def coefficient(check: Check, where: str, value: Any) -> float | None:
+    """``until_stable``: null, or a coefficient of variation between 0 and 1 (0.05: 5 %)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is not None and (not number or not 0 < value < 1):
+        what = "null or a coefficient of variation between 0 and 1 (0.05 is 5 %)"
+        check.expect(where, what, value)
+    return None if value is None else float(value)
+
+
+def run_root(check: Check, where: str, value: Any) -> str:
+    """``dst``: one storage root for the whole run, so no ``{...}`` (nothing expands it)."""
+    path = check.remote_path(where, value)
+    if "{" in path or "}" in path:
+        check.expect(
+            where,
+            "a path without '{' or '}' (dst is one root for the whole run; templates are not"
+            " expanded there)",
+            value,
+        )
+    return path
+
+
+def not_an_option(
+    check: Check, where: str, value: str, what: str = "a host name or address"
+) -> str:
+    """A host or user name handed to ssh, curl or the worker's command line: never one
+    that would be read as an option there."""
+    if value.startswith("-"):
+        check.fail(
+            where, f"{value!r} begins with '-' (it would be read as an option); expected {what}"
+        )
+    return value
+
+
+def host(check: Check, where: str, value: Any) -> str:
+    """``{where}.host``: a name or address only; the user and port have keys of their own."""
+    host = not_an_option(
+        check, join(where, "host"), check.string(join(where, "host"), value, TOKEN)
+    )
+    if "@" in host:
+        check.fail(join(where, "host"), f"{host!r} includes a user; set it as {where}.user")
+    if ":" in host and not is_ipv6(host):  # a bare IPv6 address is fine
+        check.fail(join(where, "host"), f"{host!r} includes a port; set it as {where}.port")
+    return host
+
+
+def is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def user(check: Check, where: str, value: Any) -> str:
+    """The node's SSH user, by default the one running the controller."""
+    if value is not None:
+        return not_an_option(check, where, check.string(where, value, TOKEN), "a user name")
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no LOGNAME, USER, ... and no passwd entry for our uid
+        check.fail(
+            where,
+            f"not set, and the controller's own user name is unknown (no LOGNAME or USER, no"
+            f" passwd entry for uid {os.getuid()}); set {where}",
+        )
+
+
+def local_dst(check: Check, local_dst: str, where: str, workdir: str) -> None:
+    """Read copies go neither onto the workdir (nor above it) nor into its own entries."""
+    path = posixpath.join(workdir, local_dst)  # an absolute local_dst stays itself
+    if path == workdir or workdir.startswith(path + "/"):
+        check.fail(
+            "defaults.local_dst",
+            f"{local_dst!r} is or contains {where}.workdir ({workdir}); read copies go elsewhere",
+        )
+    if path.startswith(workdir + "/"):
+        entry = path[len(workdir) + 1 :].split("/")[0]
+        if any(fnmatchcase(entry, reserved) for reserved in WORKDIR_ENTRIES):
+            check.fail(
+                "defaults.local_dst",
+                f"{local_dst!r} is inside {posixpath.join(workdir, entry)}, which {where}.workdir"
+                f" keeps for parbench ({', '.join(WORKDIR_ENTRIES)}); choose another folder",
+            )
+
+
+def unique(check: Check, nodes: tuple[Node, ...]) -> None:
+    """Ids are unique, even ignoring case (they name folders), and no two nodes share a
+    workdir on the same SSH endpoint."""
+    ids: dict[str, int] = {}
+    places: dict[tuple[str, int, str], int] = {}
+    for i, node in enumerate(nodes):
+        first = ids.setdefault(node.id.lower(), i)
+        if first != i:
+            other = nodes[first].id
+            check.fail(
+                f"nodes[{i}].id",
+                f"{node.id!r} is used by nodes[{first}] too"
+                if other == node.id
+                else f"{node.id!r} differs from nodes[{first}].id {other!r} only in case;"
+                " ids name folders, and some file systems ignore case",
+            )
+        first = places.setdefault((node.host, node.port, node.workdir), i)
+        if first != i:
+            check.fail(
+                f"nodes[{i}].workdir",
+                f"{node.workdir!r} on {node.host}:{node.port} is used by nodes[{first}] too",
+            )
+
+
+def _machine(host: str) -> str:
+    """What names one machine among the nodes' hosts: the name in lower case, an address
+    as written canonically, and every loopback name or address as one."""
+    name = host.lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return "localhost" if name in ("localhost", "localhost.localdomain") else name
+    return "localhost" if address.is_loopback else str(address)
+
+
+def shared_copies(check: Check, local_dst: str, nodes: tuple[Node, ...]) -> None:
+    """An absolute ``local_dst`` is one folder on each machine: two nodes on one host
+    (whatever their ports: the testbed's nodes are two sshd on one machine) would write
+    their read copies ``{local_dst}/{cid}`` over each other's."""
+    if not local_dst.startswith("/"):
+        return  # under each node's workdir, which differ
+    seen: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        first = seen.setdefault(_machine(node.host), i)
+        if first != i:
+            other = nodes[first]
+            check.fail(
+                "defaults.local_dst",
+                f"{local_dst!r} is one folder for nodes[{first}] ({other.id}, host"
+                f" {other.host}) and nodes[{i}] ({node.id}, host {node.host}), one machine:"
+                " their read copies would overwrite each other's; use a relative local_dst"
+                " (under each node's workdir)",
+            )

@@ -1,0 +1,138 @@
+"""The controller's layers as folders (README, "How a run flows"): each layer imports only
+the layers below it, and no controller module grows past MAX_LINES.
+
+    controller/phases.py, commands.py, sweep.py   the command layer: imports any layer
+    controller/output/     may import run, analysis
+    controller/analysis/   may import run
+    controller/nodes/      may import run
+    controller/run/        imports no other layer
+
+Every import counts, a lazy one inside a function or one under TYPE_CHECKING too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+CONTROLLER = Path(__file__).resolve().parents[2] / "controller"
+MAX_LINES = 450
+
+#: layer -> the layers it may import (besides itself); "top" is the command layer
+ALLOWED = {
+    "run": set(),
+    "nodes": {"run"},
+    "analysis": {"run"},
+    "output": {"run", "analysis"},
+    "top": {"run", "nodes", "analysis", "output"},
+}
+
+
+def layer_of(module: str) -> str:
+    """The layer of a dotted controller module name (``controller.nodes.push``: nodes)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in ALLOWED and parts[1] != "top" else "top"
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported(path: Path, root: Path) -> list[tuple[int, str]]:
+    """(line, dotted name) of every controller module or package ``path`` imports."""
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                stem = ".".join(base + ([node.module] if node.module else []))
+            else:
+                stem = node.module or ""
+            if node.module is None:  # from . import a, b: each name a module
+                found += [(node.lineno, f"{stem}.{a.name}") for a in node.names]
+            else:
+                found.append((node.lineno, stem))
+    root_name = root.name
+    return [(line, m) for line, m in found if m == root_name or m.startswith(root_name + ".")]
+
+
+def violations(root: Path) -> list[str]:
+    """Each import against the direction of the layers, and each module over MAX_LINES."""
+    found: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        where = path.relative_to(root.parent)
+        layer = layer_of(module_name(path, root))
+        for line, target in imported(path, root):
+            other = layer_of(target)
+            if other != layer and other not in ALLOWED[layer]:
+                found.append(f"{where}:{line}: the {layer} layer imports {target} ({other})")
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_LINES:
+            found.append(f"{where}: {lines} lines, more than {MAX_LINES}")
+    return found
+
+
+def test_the_controller_keeps_its_layers_and_its_modules_short() -> None:
+    assert {p.name for p in CONTROLLER.iterdir() if p.is_dir() and p.name != "__pycache__"} == {
+        "run",
+        "nodes",
+        "analysis",
+        "output",
+    }
+    assert violations(CONTROLLER) == []
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "controller"
+    for name, text in {"__init__.py": "", **files}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from ..nodes.locks import user_name\n",  # relative, to a module
+        "from ..nodes import push\n",  # relative, a module by name
+        "from controller.output.report import table\n",  # absolute
+        "import controller.analysis.samples\n",
+        "def f():\n    from .. import phases\n",  # lazy, and the command layer
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..nodes.locks import X\n",
+    ],
+)
+def test_an_import_against_the_layers_is_found(tmp_path: Path, source: str) -> None:
+    root = _tree(tmp_path, {"run/__init__.py": "", "run/run.py": source})
+    [found] = violations(root)
+    assert found.startswith("controller/run/run.py:")
+
+
+def test_imports_down_the_layers_and_within_one_pass(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "run/__init__.py": "",
+            "run/run.py": "from .plan import x\nfrom . import rundir\n",
+            "nodes/push.py": "from ..run.reference import PushError\nfrom . import remote\n",
+            "output/report.py": "from ..analysis import stats\nfrom controller.run import run\n",
+            "phases.py": "from .nodes import push\nfrom .output import report\n",
+        },
+    )
+    assert violations(root) == []
+
+
+def test_a_long_module_is_found(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"analysis/stats.py": "x = 1\n" * (MAX_LINES + 1)})
+    assert violations(root) == [
+        f"controller/analysis/stats.py: {MAX_LINES + 1} lines, more than 450"
+    ]
