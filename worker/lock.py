@@ -223,13 +223,37 @@ class _Stored(_Place):
             self.clear = f"alluxio fs rm {shlex.quote(self.path)}"
 
     def create(self, data: bytes) -> bool:
+        """Publish a whole lock file if there is none: written under a name of its own,
+        then moved to the lock's name only where no file is (Alluxio: a rename fails on an
+        existing target; posix: a hard link). A lock is never seen half written, so
+        nobody can move one aside while its holder is still writing it."""
         self.storage.mkdirs(self.dst)
+        staged = f"{self.path}.new-{secrets.token_hex(6)}"
+        self.storage.write_stream(staged, [data])
         try:
-            self.storage.write_stream(self.path, [data])
-        except StorageError as exc:
-            if _existed(exc) or self.storage.exists(self.path):
-                return False  # someone else's (perhaps moved aside since)
+            return self._publish(staged)
+        finally:
+            with suppress(StorageError):
+                self.drop(staged)
+
+    def _publish(self, staged: str) -> bool:
+        """Give ``staged`` the lock's name if no file has it; False if one has."""
+        storage = self.storage
+        try:
+            if isinstance(storage, PosixStorage):
+                os.link(storage.local_path(staged), storage.local_path(self.path))
+            elif isinstance(storage, AlluxioStorage):
+                storage.client.rename(staged, self.path)
+            else:
+                raise StorageError(f"{storage.where}: cannot publish {self.path}")
+        except StorageError:
             raise
+        except Exception as exc:  # noqa: BLE001 - the client's own errors, said in one line
+            if isinstance(exc, FileExistsError) or type(exc).__name__ == "AlreadyExistsError":
+                return False  # someone else's (perhaps moved aside since)
+            raise StorageError(
+                f"{storage.where}: rename {staged} {self.path}: {describe_error(exc)}"
+            ) from exc
         return True
 
     def state(self, path: Optional[str] = None) -> Optional[Tuple[bytes, float]]:
@@ -297,12 +321,6 @@ def _missing(exc: BaseException) -> bool:
     return any(
         type(e).__name__ in ("FileNotFoundError", "NotFoundError") for e in (exc, exc.__cause__)
     )
-
-
-def _existed(exc: BaseException) -> bool:
-    """Whether a storage create failed because the file was there."""
-    cause = exc.__cause__
-    return type(cause).__name__ in ("FileExistsError", "AlreadyExistsError")
 
 
 def local_place(workdir: str) -> _Place:

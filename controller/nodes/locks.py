@@ -248,7 +248,7 @@ class RunLocks:
         if stale:
             retry = [n for n in nodes if refused(replies[n.id])]
             replies.update(self._ask(retry, "acquire", dst_at, tuple(stale)))
-        refused: list[tuple[Node, str, dict]] = []
+        denied: list[tuple[Node, str, dict]] = []
         for node in nodes:
             for kind in ("workdir", "dst"):
                 place = replies[node.id][kind]
@@ -267,10 +267,10 @@ class RunLocks:
                         file=sys.stderr,
                     )
                 if not place["held"]:
-                    refused.append((node, kind, place))
-        if refused:  # give back what this batch did get, and say who holds the rest
+                    denied.append((node, kind, place))
+        if denied:  # give back what this batch did get, and say who holds the rest
             self.release()
-            node, kind, place = refused[0]
+            node, kind, place = denied[0]
             what = "storage root" if kind == "dst" else "workdir"
             if "error" in place:
                 raise LockFailed(cannot_lock(what, place, node))

@@ -164,3 +164,22 @@ def test_an_empty_lock_file_is_said_with_the_command_that_clears_it(
     held.acquire(inventory.nodes)
     assert "cleared the lock file" in capsys.readouterr().err
     held.release()
+
+
+def test_a_lock_whose_lease_ended_is_taken_over_through_the_worker(
+    inventory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole takeover path of RunLocks.acquire: refused, judged gone by the lock
+    file's age, asked again with take_over, the worker moves it aside atomically."""
+    theirs = _holder(token="t-gone", run_id="r-gone", controller="elsewhere", lease=60.0)
+    for workdir in ("w0", "w1"):
+        lock = tmp_path / workdir / ".parbench-lock"
+        lock.write_text(json.dumps(theirs))
+        os.utime(lock, (time.time() - 120, time.time() - 120))
+    held = RunLocks(inventory, "r1")
+    held.acquire(inventory.nodes)
+    assert sorted(held.nodes) == ["n0", "n1"]
+    for workdir in ("w0", "w1"):
+        assert json.loads((tmp_path / workdir / ".parbench-lock").read_text())["run_id"] == "r1"
+    assert capsys.readouterr().err.count("took over the lock") == 2
+    held.release()

@@ -310,3 +310,24 @@ def test_the_storage_root_lock_in_alluxio_is_taken_over_by_one_of_two(tmp_path) 
         assert renew(place, winner)["held"] and place.holder().token == winner.token
         assert release(place, winner) == {"path": place.path, "held": False}
         assert master.files == {}  # nothing left aside
+
+
+def test_a_lock_in_storage_is_never_seen_half_written() -> None:
+    """While a holder writes its lock, another run finds no lock (so it cannot move the
+    holder's lock aside half written and lose its content): it is published whole."""
+    master = FakeMaster()
+    place, other = master.place(), master.place()
+    seen: list = []
+    write_stream = place.storage.write_stream
+
+    def writing(path, chunks, *args, **kwargs):
+        def chunks_seen():
+            for chunk in chunks:
+                seen.append(other.state())  # what another run sees right now
+                yield chunk
+
+        return write_stream(path, chunks_seen(), *args, **kwargs)
+
+    place.storage.write_stream = writing
+    assert acquire(place, ME, ())["held"]
+    assert seen == [None] and other.holder() == ME
