@@ -510,6 +510,9 @@ def test_meta_phase_alone_and_after_a_write(testbed, tmp_path):
     """fab meta: every client creates, stats, lists and deletes its files through the
     proxy; ops/s per kind in the summary; chained after write it joins the write's run."""
     dst = "/it/meta"
+    client = _client(testbed)
+    if client.exists(dst):  # the write below, of an earlier session on the same testbed
+        client.delete(dst, alluxio.option.Delete(recursive=True))
     inv = write_inventory(
         testbed, tmp_path / "inv.yaml", nodes=2, clients=2, dst=dst, meta_files=12, meta_size=10
     )
