@@ -41,7 +41,7 @@ class Pushed:
     info: NodeInfo
     python: str  # nodes[].python the runtime was made with
     files: frozenset[tuple[str, str]]  # (path in the workdir, sha256) of every artifact
-    generated: Optional[int]  # the size of generated data made (or found) there
+    generated: frozenset[int]  # the sizes of generated data made (or found) there
 
 
 class Fleet:
@@ -65,21 +65,23 @@ class Fleet:
             done = self._pushed.get(reached_as(node))
         if done is None or done.python != node.python or not files <= done.files:
             return None
-        if generated is not None and generated != done.generated:
+        if generated is not None and generated not in done.generated:
             return None  # made under the workdir's lock, which the probe takes
         return replace(done.info, uploaded=0, provisioned=False)
 
     def note_pushed(
         self, node: Node, info: NodeInfo, files: frozenset, generated: Optional[int]
     ) -> None:
+        sizes = frozenset(() if generated is None else (generated,))
         with self._guard:
             before = self._pushed.get(reached_as(node))
-            if before is not None and generated is None and before.python == node.python:
-                generated = before.generated  # a push without the data leaves it there
-            self._pushed[reached_as(node)] = Pushed(info, node.python, files, generated)
+            if before is not None and before.python == node.python:
+                sizes |= before.generated  # a push leaves the data of other sizes there
+            self._pushed[reached_as(node)] = Pushed(info, node.python, files, sizes)
 
     def unready(self, node: Node) -> None:
-        """``node`` failed a step: the next push probes it again."""
+        """``node`` failed a step (or its generated data was deleted): the next push
+        probes it again."""
         with self._guard:
             self._pushed.pop(reached_as(node), None)
 

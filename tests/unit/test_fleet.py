@@ -67,6 +67,9 @@ class NodeConnection(FakeConnection):
         if "worker.bootstrap" in command:
             self.world.note(self.node, "bootstrap")
             return SimpleNamespace(stdout="", stderr="", exited=0)
+        if " -m worker generate " in command:
+            self.world.note(self.node, "generate")
+            return SimpleNamespace(stdout="", stderr="", exited=0)
         if " -m worker lock " in command:
             self.world.note(self.node, "lock")
             return SimpleNamespace(stdout=_held(shlex.split(command)[-1]), stderr="", exited=0)
@@ -147,6 +150,22 @@ def test_a_push_that_brings_something_new_probes_again(
     commands.push_all(inventory)  # the reference too: something new
     commands.push_all(inventory)
     assert probes == {"n0": 2, "n1": 2}
+
+
+def test_data_generated_on_the_nodes_is_made_once_and_again_after_clean_data(
+    world: World, probes: Counter, tmp_path: Path
+) -> None:
+    (tmp_path / "inv.yaml").write_text(INVENTORY.replace("data: ref.txt", "data: 4096"))
+    inventory = load(tmp_path / "inv.yaml")
+    root = tmp_path / "results"
+    commands.write(session.start(inventory, root))
+    commands.clean(inventory)  # storage only: the generated data stays
+    commands.write(session.start(inventory, root))
+    assert probes == {"n0": 1, "n1": 1}
+    commands.clean(inventory, data=True)  # the generated data deleted on the nodes
+    commands.write(session.start(inventory, root))  # probed again, the data made again
+    assert probes == {"n0": 2, "n1": 2}
+    assert Counter(e[0] for e in world.log if e[1] == "generate") == {"n0": 2, "n1": 2}
 
 
 def test_the_fleet_gives_back_the_locks_then_ends_the_agents_then_closes_connections(
