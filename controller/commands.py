@@ -19,6 +19,7 @@ from . import phases
 from . import sweep as sweeping
 from .analysis import history, metastats, provenance, stats
 from .nodes import locks, runner
+from .nodes.fleet import current as fleet
 from .nodes.nodeoutput import printable
 from .nodes.remote import on_nodes
 from .output import report
@@ -175,6 +176,8 @@ def clean(inventory: Inventory, data: bool = False, runs: bool = False) -> None:
         outcomes = on_nodes(inventory, "clean", step, ready)
     finally:
         held.release()
+        for node in ready if data else ():  # its generated data gone: a later push makes it
+            fleet().unready(node)
     for o in outcomes:
         if o.value:
             lines = o.value.strip().splitlines()

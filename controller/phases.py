@@ -22,7 +22,7 @@ from worker.results import ClientResult
 from .analysis import history, metastats, stats, validity
 from .nodes import locks, runner, stopping
 from .nodes import push as pushing
-from .nodes.agents import AGENTS
+from .nodes.fleet import current as fleet
 from .nodes.nodeoutput import printable
 from .nodes.remote import (
     STOP_GRACE,
@@ -76,15 +76,27 @@ def push(
     """Update every node (``data``: with the reference file, which must be the run's);
     return the nodes that are ready, having reported the others. Fails if none is. With
     ``held``, each node's workdir is locked before anything in it changes, and a node
-    locked by another run refuses the whole run (LockHeld), its locks given back."""
+    locked by another run refuses the whole run (LockHeld), its locks given back.
+
+    A node this command pushed already (an earlier task of a chain, or of a sweep) is
+    not probed again when this push would bring it nothing new: it is ready, with the
+    facts (and the clock offset) measured then (controller/nodes/fleet.py)."""
     arts = pushing.artifacts(inventory, pushing.ensure_wheels(), data)
     if run is not None:
         pushing.check_reference(arts, run.reference.path, run.reference.sha256)
-    outcomes = on_nodes(
-        inventory,
-        "push",
-        lambda conn, node: pushing.push_node(conn, node, inventory, arts, data, AGENTS, held),
-    )
+    nodes = fleet()
+    files = frozenset((a.remote, a.sha256) for a in arts)
+    generated = pushing.generated_size(inventory, data)
+    known = {n.id: info for n in inventory.nodes if (info := nodes.pushed(n, files, generated))}
+
+    def one(conn: Connection, node: Node) -> pushing.NodeInfo:
+        info = pushing.push_node(conn, node, inventory, arts, data, nodes.agents, held)
+        nodes.note_pushed(node, info, files, generated)
+        return info
+
+    probed = [n for n in inventory.nodes if n.id not in known]
+    pushed = {o.node.id: o for o in on_nodes(inventory, "push", one, probed)} if probed else {}
+    outcomes = [pushed.get(n.id) or Outcome(n, value=known[n.id]) for n in inventory.nodes]
     if held is not None:
         held.raise_refusal()
     ready = [o.node for o in outcomes if o.failure is None]
@@ -193,6 +205,8 @@ def run_phases(
         iteration += 1
         if verdict is not None:
             break
+    for failed in {f.node for f in failures}:  # the next push probes it again
+        fleet().unready(inventory.node(failed))
     if verdict is not None and verdict != "done":
         print(f"{'+'.join(phases)}: {verdict}")
     records: list[ClientResult] = []

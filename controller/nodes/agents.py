@@ -1,4 +1,5 @@
-"""The node agents of this process (worker/agent.py).
+"""The node agents of this process (worker/agent.py), held by its fleet
+(controller/nodes/fleet.py).
 
 The push's probe session becomes the node's agent once the node is up to date; the
 run's locks are then taken and given back as one line each way on it, and every phase of
@@ -11,7 +12,6 @@ worker run`` over a session of their own, as before.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import queue
@@ -204,9 +204,3 @@ class Agents:
 
 #: a session given up: closed without waiting for the node's process
 _abandon = methodcaller("abandon")
-
-
-#: this process's agents; ended at exit, after the locks are given back through them
-#: (atexit runs the other way round from registration; the locks register later)
-AGENTS = Agents()
-atexit.register(AGENTS.close)

@@ -13,12 +13,12 @@ judged on one clock: the node's, by the age of the lock file it last wrote or re
 namespace of this machine and its pid is not running: then its locks are taken over, and
 that is said. The locks are held for the whole ``fab`` command (a chained ``write read
 verify`` is not interleaved with another run), renewed between its phases and iterations
-(:func:`renew`), and given back when it exits.
+(:func:`renew`), and given back when it exits (they are kept in its fleet,
+controller/nodes/fleet.py, which gives them back first when it closes).
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import secrets
 import socket
@@ -41,7 +41,7 @@ from ..run.inventory import Inventory, Node
 from ..run.plan import worker_command
 from ..run.run import user_name
 from . import stopping
-from .agents import AGENTS
+from .fleet import current
 from .holders import (
     as_error,
     cannot_lock,
@@ -97,7 +97,6 @@ class RunLocks:
         self.refusals: list[Exception] = []  # LockHeld/LockFailed met while pushing
         self._guard = threading.Lock()
         self.renewed = time.monotonic()  # when the locks were last taken or renewed
-        atexit.register(self.release)
 
     def take_workdir(self, node: Node, ask: Callable[[str], str]) -> None:
         """Hold ``node``'s workdir before push changes anything in it, through ``ask``
@@ -159,7 +158,7 @@ class RunLocks:
 
         def one(conn: Connection, node: Node) -> dict:
             request = self._request(node, action, node.id == dst_at, take_over)
-            told = AGENTS.ask(node, f"lock {request}")  # None: no agent, run the worker
+            told = current().agents.ask(node, f"lock {request}")  # None: no agent, run the worker
             if told is None:
                 out = conn.run(worker_command(node, "lock", request), hide=True, warn=True)
                 told = out.stdout
@@ -314,15 +313,13 @@ def _held(what: str, place: dict, node: Node) -> LockHeld:
     )
 
 
-#: this process's locks, per run
-_HELD: dict[str, RunLocks] = {}
-
-
 def of_run(inventory: Inventory, run_id: str) -> RunLocks:
-    """This process's locks on run ``run_id`` (none held yet when new)."""
-    locks = _HELD.get(run_id)
+    """This process's locks on run ``run_id`` (none held yet when new), kept in its
+    fleet: given back when it closes."""
+    held = current().locks
+    locks = held.get(run_id)
     if locks is None:
-        locks = _HELD[run_id] = RunLocks(inventory, run_id)
+        locks = held[run_id] = RunLocks(inventory, run_id)
     return locks
 
 
@@ -336,12 +333,13 @@ def hold(inventory: Inventory, run_id: str, nodes: Sequence[Node]) -> RunLocks:
 def held_runs() -> tuple[str, ...]:
     """The runs whose locks this process holds now (a chained ``fab write clean --runs``
     keeps its own run's folders on the nodes)."""
-    return tuple(run_id for run_id, held in _HELD.items() if held.nodes or held.dst_node)
+    found = current().locks.items()
+    return tuple(run_id for run_id, held in found if held.nodes or held.dst_node)
 
 
 def renew(run_id: str) -> None:
     """Renew run ``run_id``'s locks held by this process, when due (RunLocks.renew);
     nothing when it holds none."""
-    locks = _HELD.get(run_id)
+    locks = current().locks.get(run_id)
     if locks is not None:
         locks.renew()

@@ -237,6 +237,13 @@ def same_workdirs(infos: dict[str, NodeInfo]) -> list[tuple[str, str]]:
     return pairs
 
 
+def generated_size(inventory: Inventory, data: bool = True) -> Optional[int]:
+    """The size of the data a push (``data``: with the reference) generates on the nodes;
+    None when the reference is a file, or without the data."""
+    generated = inventory.settings.data if data else None
+    return generated if isinstance(generated, int) else None
+
+
 def _generated_name(size: int) -> str:
     return posixpath.join("data", generated_file(size))
 
@@ -287,9 +294,7 @@ def push_node(
     as the node's agent for the rest of this process. With ``locks``, the node's workdir
     is locked (through its probe) before anything in it changes: LockHeld if another
     run holds it, and nothing changed."""
-    generated = inventory.settings.data if data else None
-    if not isinstance(generated, int):
-        generated = None
+    generated = generated_size(inventory, data)
     stamped = [] if generated is None else [PROBE_STAMPED + _generated_name(generated)]
     asked = [a.remote for a in arts] + stamped
     facts, offset, error, session = probe_node(conn, node, asked)  # workdir claimed if it may

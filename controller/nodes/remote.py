@@ -3,12 +3,12 @@
 Each node gets its own command line (node id, sources, deadline), so steps run on a
 thread per node rather than through a ``ThreadingGroup``; a failure on one node becomes a
 ``NodeFailure`` naming the node, host and cause while the other nodes carry on. A node is
-connected to once per process (``CONNECTIONS``), whatever the number of steps.
+connected to once per process (the command's fleet, controller/nodes/fleet.py), whatever
+the number of steps.
 """
 
 from __future__ import annotations
 
-import atexit
 import io
 import os
 import select
@@ -163,9 +163,11 @@ class Connections:
     """One SSH connection per node for the whole ``fab`` command: push, locks, every
     phase of a chain and every iteration open channels on it instead of connecting
     again (each connection costs a key exchange on both ends). A connection that has
-    died is replaced on the next step; all are closed when the process ends."""
+    died is replaced on the next step; all are closed with the command's fleet
+    (controller/nodes/fleet.py). ``connect``: how a node is connected to (tests: a fake)."""
 
-    def __init__(self) -> None:
+    def __init__(self, connect: Optional[Callable[[Inventory, Node], Connection]] = None) -> None:
+        self._connect = connect
         self._open: dict[tuple, Connection] = {}
         self._lock = threading.Lock()
         self.made = 0  # connections opened (a reconnect counts)
@@ -178,7 +180,7 @@ class Connections:
             conn = self._open.get(key)
         if conn is not None and getattr(conn, "is_connected", False):
             return conn
-        fresh = connect(inventory, node)
+        fresh = (self._connect or connect)(inventory, node)
         fresh.open()
         with self._lock:
             self.made += 1
@@ -191,12 +193,6 @@ class Connections:
         with self._lock:
             conns, self._open = list(self._open.values()), {}
         close_each(conns, methodcaller("close"))
-
-
-#: this process's connections (closed at exit, after the locks are given back: atexit
-#: runs the other way round from registration, and the locks register later)
-CONNECTIONS = Connections()
-atexit.register(CONNECTIONS.close)
 
 
 def explain(exc: BaseException, inventory: Inventory) -> str:
@@ -251,6 +247,9 @@ def on_nodes(
     passed (a node that does not answer: its thread is left behind),
     ``Interrupted`` carries their outcomes (a node still waiting for its turn does not
     begin; one left behind fails). A second Ctrl-C meanwhile quits at once."""
+    from .fleet import current  # the fleet holds the connections (and imports this module)
+
+    connections = current().connections
     targets = list(nodes if nodes is not None else inventory.nodes)
     ensure_open_files(len(inventory.nodes))
     turns = threading.BoundedSemaphore(len(targets) if together else inventory.settings.fanout)
@@ -261,7 +260,7 @@ def on_nodes(
             try:
                 if interrupted.is_set():
                     raise StepError(f"interrupted before {step} began")
-                return Outcome(node, value=fn(CONNECTIONS.get(inventory, node), node))
+                return Outcome(node, value=fn(connections.get(inventory, node), node))
             except Exception as exc:  # noqa: BLE001 - every failure is reported per node
                 cause = explain(exc, inventory)
                 return Outcome(node, failure=NodeFailure(node.id, address(node), step, cause))

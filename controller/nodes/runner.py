@@ -22,7 +22,7 @@ from ..run.inventory import Node
 from ..run.plan import NodePaths, worker_command
 from ..run.rundir import RunDir
 from . import stopping
-from .agents import AGENTS
+from .fleet import current
 from .nodeoutput import tail
 from .remote import LiveBoard, PrefixedStream, StepError
 
@@ -60,7 +60,8 @@ def run_worker(
     with (controls or stopping.Controls()).attach(node.id) as stdin:
         try:
             shown = f"(the node's agent) python -m worker run {remote_request}"
-            result: Any = AGENTS.run(node, remote_request, text, out, err, watchers, stdin, timeout)
+            agents = current().agents
+            result: Any = agents.run(node, remote_request, text, out, err, watchers, stdin, timeout)
             if result is None:  # no agent there: a session of its own
                 shown, result = _run_alone(
                     conn, node, request, remote_request, text, out, err, watchers, stdin, timeout

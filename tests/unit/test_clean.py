@@ -13,6 +13,7 @@ from invoke import Context
 import fabfile
 from controller import commands, phases
 from controller.nodes import locks, remote
+from controller.nodes.fleet import Fleet
 from controller.run.inventory import load
 from worker.protocol import PhaseRequest, WorkdirClean
 
@@ -74,12 +75,12 @@ def test_the_flags_reach_every_nodes_request_keeping_the_held_runs(sent) -> None
 
 
 def test_held_runs_are_those_whose_locks_this_process_holds(
-    monkeypatch: pytest.MonkeyPatch,
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     node = SimpleNamespace(id="n0")
     monkeypatch.setattr(
-        locks,
-        "_HELD",
+        fleet,
+        "locks",
         {
             HELD: SimpleNamespace(nodes={"n0": node}, dst_node=node),
             "20260102T000000Z-bbbb": SimpleNamespace(nodes={}, dst_node=node),

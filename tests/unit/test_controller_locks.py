@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller.nodes import remote
+from controller.nodes.fleet import Fleet, using
 from controller.nodes.holders import gone, machine_id, pid_namespace
 from controller.nodes.locks import LockFailed, RunLocks
 from controller.run.inventory import load
@@ -63,11 +63,9 @@ def inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "inv.yaml").write_text(
         INVENTORY.format(root=tmp_path / "store", w0=tmp_path / "w0", w1=tmp_path / "w1")
     )
-    monkeypatch.setattr(remote, "connect", lambda inventory, node: Node())
     monkeypatch.setattr(Node, "answer", None)
-    remote.CONNECTIONS.close()
-    yield load(tmp_path / "inv.yaml")
-    remote.CONNECTIONS.close()
+    with using(Fleet(connect=lambda inventory, node: Node())):  # nodes answering here
+        yield load(tmp_path / "inv.yaml")
 
 
 def _holder(**changes) -> dict:

@@ -1,0 +1,127 @@
+"""The nodes of one ``fab`` command: one :class:`Fleet` per process, for every task of it.
+
+``fab write read verify`` runs its tasks in one process, one after the other; so does a
+sweep's runs and ``fab nightly``. The fleet holds what they share: the SSH connections
+(controller/nodes/remote.py), the nodes' agents (controller/nodes/agents.py), the run
+locks this process holds (controller/nodes/locks.py), and what the push found on each
+node (its facts: host, Python, clock offset and round trip) with what it brought there.
+A node is probed and pushed once per command: a later task whose push would bring
+nothing new (controller/phases.py's ``push``) takes the node as ready, with the facts
+measured then. A node that failed a step is probed again by the next push.
+
+Tasks reach it through :func:`current`: the first one that needs a node makes it, and it
+is closed once, when the process ends, in one order: the locks given back (through the
+agents, one line each), then the agents ended, then the connections closed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from operator import methodcaller
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
+
+from fabric import Connection
+
+from ..run.inventory import Inventory, Node
+from .agents import Agents
+from .remote import Connections, close_each, reached_as
+
+if TYPE_CHECKING:
+    from .locks import RunLocks
+    from .push import NodeInfo
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What one push brought to a node and learnt about it."""
+
+    info: NodeInfo
+    python: str  # nodes[].python the runtime was made with
+    files: frozenset[tuple[str, str]]  # (path in the workdir, sha256) of every artifact
+    generated: frozenset[int]  # the sizes of generated data made (or found) there
+
+
+class Fleet:
+    """The connections, agents, locks and pushed nodes of one ``fab`` command."""
+
+    def __init__(self, connect: Optional[Callable[[Inventory, Node], Connection]] = None) -> None:
+        self.connections = Connections(connect)
+        self.agents = Agents()
+        self.locks: dict[str, RunLocks] = {}  # run id -> this process's locks on it
+        self._pushed: dict[tuple, Pushed] = {}
+        self._guard = threading.Lock()
+        self._closing = False
+        self.closed = False
+
+    def pushed(self, node: Node, files: frozenset, generated: Optional[int]) -> Optional[NodeInfo]:
+        """What the push of this command found on ``node``, when it brought there all of
+        ``files`` (and the generated data of size ``generated``, if any) for the same
+        Python: the node is ready, nothing to probe or copy (as said for a push that
+        found it up to date). None when it needs a push."""
+        with self._guard:
+            done = self._pushed.get(reached_as(node))
+        if done is None or done.python != node.python or not files <= done.files:
+            return None
+        if generated is not None and generated not in done.generated:
+            return None  # made under the workdir's lock, which the probe takes
+        return replace(done.info, uploaded=0, provisioned=False)
+
+    def note_pushed(
+        self, node: Node, info: NodeInfo, files: frozenset, generated: Optional[int]
+    ) -> None:
+        sizes = frozenset(() if generated is None else (generated,))
+        with self._guard:
+            before = self._pushed.get(reached_as(node))
+            if before is not None and before.python == node.python:
+                sizes |= before.generated  # a push leaves the data of other sizes there
+            self._pushed[reached_as(node)] = Pushed(info, node.python, files, sizes)
+
+    def unready(self, node: Node) -> None:
+        """``node`` failed a step (or its generated data was deleted): the next push
+        probes it again."""
+        with self._guard:
+            self._pushed.pop(reached_as(node), None)
+
+    def close(self) -> None:
+        """Give back every lock (through the agents while they are there), end the
+        agents, close the connections; once."""
+        if self._closing:
+            return
+        self._closing = True  # still the current fleet while its locks are given back
+        held, self.locks = list(self.locks.values()), {}
+        close_each(held, methodcaller("release"))
+        self.agents.close()
+        self.connections.close()
+        self.closed = True
+
+
+_CURRENT: Optional[Fleet] = None
+_MADE = threading.Lock()
+
+
+def current() -> Fleet:
+    """This command's fleet, made by the first task that needs it (closed at exit)."""
+    global _CURRENT
+    with _MADE:
+        if _CURRENT is None or _CURRENT.closed:
+            _CURRENT = Fleet()
+            atexit.register(_CURRENT.close)
+        return _CURRENT
+
+
+@contextmanager
+def using(fleet: Fleet) -> Iterator[Fleet]:
+    """``fleet`` as the current one while inside (tests: a fleet over fake connections);
+    closed on the way out, the one before restored."""
+    global _CURRENT
+    with _MADE:
+        before, _CURRENT = _CURRENT, fleet
+    try:
+        yield fleet
+    finally:
+        fleet.close()
+        with _MADE:
+            _CURRENT = before
