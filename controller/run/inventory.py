@@ -84,6 +84,7 @@ class Settings:
     max_start_skew: float
     min_phase_seconds: float
     fanout: int
+    request_timeout: float | None  # None: the phase's budget (plan.phase_budget)
 
     @property
     def rounds(self) -> Rounds:

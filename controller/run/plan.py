@@ -165,6 +165,8 @@ class ReferenceFacts:
 def _storage(inventory: Inventory, node: Node) -> StorageConfig:
     s = inventory.settings
     timeout = phase_budget(s)
+    if s.request_timeout is not None:  # never longer than the phase's budget
+        timeout = min(s.request_timeout, timeout)
     if s.backend == "alluxio":
         return StorageConfig(
             "alluxio", node.proxy.host, node.proxy.port, None, s.write_type, s.read_type, timeout

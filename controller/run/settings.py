@@ -248,6 +248,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("min_phase_seconds", "seconds", 0, "an iteration shorter than this is invalid; 0: any",
       0, MAX_TIMEOUT),
     S("fanout", "count", 64, "nodes pushed, locked or cleaned at once", 1, 100_000),
+    S("request_timeout", "seconds", None, "seconds one storage request may take before its"
+      " client fails (null: 0.9 x phase_timeout)", 1, MAX_TIMEOUT, null=True),
 )  # fmt: skip
 del S
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from controller.run import seal
-from controller.run.inventory import Settings, load
+from controller.run.inventory import InventoryError, Settings, load
 from controller.run.plan import ReferenceFacts, node_request
 from controller.run.settings import BY_NAME, SETTINGS, default_of, help_text, request_settings
 from worker import __main__ as worker_main
@@ -94,3 +94,27 @@ def test_nfile_is_the_old_name_of_clients() -> None:
     assert _by_hand(*common, "--nfile", "3") == _by_hand(*common, "--clients", "3")
     assert len(_by_hand(*common, "--clients", "3").clients) == 3
 
+
+# --- the setting added through its declaration: request_timeout -------------------------
+
+
+@pytest.mark.parametrize(("given", "timeout"), [(None, 1620.0), (60, 60.0), (5000, 1620.0)])
+def test_request_timeout_bounds_each_storage_request(tmp_path: Path, given, timeout) -> None:
+    (tmp_path / "ref").write_text("x")
+    line = "" if given is None else f"  request_timeout: {given}\n"
+    text = f"defaults:\n  dst: /bench\n  data: ref\n{line}" + NODES
+    (tmp_path / "inv.yaml").write_text(text)
+    inventory = load(tmp_path / "inv.yaml")
+    reference = ReferenceFacts("/ctl/ref", 1, "ab" * 32)
+    for phase in ("write", "verify-read"):
+        request = node_request(inventory, inventory.node("n0"), phase, "r1", reference)
+        assert request.storage.timeout == timeout
+
+
+def test_a_bad_request_timeout_is_refused_by_its_declaration(tmp_path: Path) -> None:
+    (tmp_path / "inv.yaml").write_text("defaults: {request_timeout: 0}\n" + NODES)
+    with pytest.raises(InventoryError) as info:
+        load(tmp_path / "inv.yaml")
+    assert str(info.value).endswith(
+        "defaults.request_timeout: expected a number of seconds between 1 and 604800, got 0"
+    )
