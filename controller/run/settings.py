@@ -82,6 +82,7 @@ class Setting:
     #: part of a phase's config, whose hash says two runs measured the same thing
     #: (controller/analysis/validity.py)
     config: bool = False
+    shown: str = ""  # what it may be, for people, when the unit does not say it all
 
     def check(self, check: Check, where: str, value: Any) -> Any:
         """The value checked and converted; InventoryError naming ``where`` otherwise."""
@@ -108,10 +109,13 @@ class Setting:
     @property
     def values(self) -> str:
         """What the setting may be, for people."""
+        if self.shown:
+            return self.shown
         if self.unit == "choice":
             text = " | ".join(self.choices)
         elif self.unit in ("count", "seconds"):
-            text = f"{self.low:g} to {self.high:g}" + (" s" if self.unit == "seconds" else "")
+            text = f"{_number(self.low)} to {_number(self.high)}"
+            text += " s" if self.unit == "seconds" else ""
         elif self.unit == "bytes":
             text = f"{checks.in_units(int(self.low))} to {checks.in_units(int(self.high))}"
         elif self.unit == "bool":
@@ -126,6 +130,10 @@ class Setting:
         if isinstance(default, bool):
             default = str(default).lower()
         return f"{self.name}: {default}  ({self.values}) {self.help}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 # --- the rules of the settings a unit does not say all of ---------------------------------
@@ -192,6 +200,7 @@ def _run_root(check: Check, where: str, value: Any) -> str:
 START_DELAY = Setting(
     "start_delay", "seconds", "auto", "the common start comes this long after the last node"
     " is ready: auto (from the nodes' round trips) or seconds", 0.01, 3600.0, rule=_start_delay,
+    shown="auto | 0.01 to 3600 s",
 )  # fmt: skip
 assert START_DELAY.high == MAX_START_DELAY
 
@@ -206,9 +215,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("local_dst", "path", "read", "where read copies go on a node (relative: under its"
       " workdir)", relative=True),
     S("data", "data", "data/5mb.txt", "reference file on the controller, or a size generated"
-      " on every node", rule=_data, config=True),
+      " on every node", rule=_data, config=True, shown="a file, or a size like 1GiB"),
     S("proxy", "address", {}, "{host, port} of the Alluxio REST proxy as the nodes see it",
-      rule=lambda c, w, v: proxy(c, w, v, DEFAULT_PROXY)),
+      rule=lambda c, w, v: proxy(c, w, v, DEFAULT_PROXY), shown="{host, port}"),
     S("posix_root", "path", None, "posix: the mount of the storage on every node", null=True),
     S("write_type", "choice", "CACHE_THROUGH", "Alluxio write type", choices=WRITE_TYPES,
       config=True),
@@ -226,19 +235,20 @@ SETTINGS: tuple[Setting, ...] = (
     S("latency", "bool", True, "per-operation latency histograms", request="latency",
       config=True),
     S("series_interval", "seconds", 1, "seconds per point of throughput over time; 0: none",
-      0, 3600, rule=_interval, request="series_interval"),
+      0, 3600, rule=_interval, request="series_interval", shown=f"0 | {MIN_INTERVAL:g} to 3600 s"),
     S("iterations", "count", 1, "measured iterations of a timed phase", 1, MAX_ITERATIONS,
       config=True),
     S("warmup", "count", 0, "iterations before them, not in the statistics", 0, MAX_WARMUP,
       config=True),
     S("until_stable", "ratio", None, "repeat until the last stable_window agree within this"
-      " coefficient of variation (0.05: 5 %)", null=True, rule=_coefficient, config=True),
+      " coefficient of variation (0.05: 5 %)", null=True, rule=_coefficient, config=True,
+      shown="null | above 0, below 1"),
     S("stable_window", "count", 3, "iterations until_stable compares", 2, MAX_ITERATIONS,
       config=True),
     S("max_iterations", "count", 10, "most iterations until_stable runs", 2, MAX_ITERATIONS,
       config=True),
     S("duration", "seconds", None, "write, read: files one after another this long (60s, 2m)",
-      null=True, rule=_duration, config=True),
+      null=True, rule=_duration, config=True, shown="null | seconds, or like 60s, 2m, 1h"),
     S("meta_files", "count", 100, "fab meta: files each client creates, stats, lists, deletes",
       1, 1_000_000, request="meta_files", config=True),
     S("meta_size", "bytes", 0, "... of this many bytes each", 0, 1024**3, request="meta_size",

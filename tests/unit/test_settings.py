@@ -44,6 +44,10 @@ def test_the_help_is_derived_from_the_declaration() -> None:
     assert BY_NAME["on_existing"].describe().startswith("on_existing: replace  (replace | refuse)")
     assert BY_NAME["posix_root"].describe().startswith("posix_root: null  (null | a POSIX path)")
     assert BY_NAME["latency"].describe().startswith("latency: true  (true | false)")
+    assert BY_NAME["start_delay"].values == "auto | 0.01 to 3600 s"
+    assert BY_NAME["meta_files"].values == "1 to 1000000"
+    assert BY_NAME["request_timeout"].values == "null | 1 to 604800 s"
+    assert "(0 to 0" not in help_text()  # each rule of its own says what it takes
     assert len(help_text().splitlines()) == len(SETTINGS)
 
 
