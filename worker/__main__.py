@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from dataclasses import replace
-from typing import Callable, List, Optional, Sequence, TextIO, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Union
 
 from worker import agent, generate, lock, made, progress
 from worker.clean import UnsafePath, clean, clean_workdir
@@ -34,18 +34,18 @@ from worker.protocol import (
     ON_EXISTING,
     READ_TYPES,
     READY_MARKER,
+    REFERENCE_PHASES,
+    REQUEST_DEFAULTS,
     TIMED_PHASES,
     WRITE_TYPES,
     ClientTask,
     ExitCode,
-    Measure,
-    MetaWork,
     PhaseRequest,
     Reference,
     RequestError,
     StorageConfig,
     load_request,
-    meta_folder,
+    phase_request,
     save_request,
 )
 from worker.report import format_size, progress_line, summary_line
@@ -53,7 +53,7 @@ from worker.results import ClientResult, record_line, write_file
 from worker.start import ControllerLink
 from worker.stop import DEADLINE, StopSignal, stop_on_signals
 from worker.storage import StorageError, describe_error, make_storage, preload
-from worker.transfer import ReadJob, WriteJob, expand_sources, write_target
+from worker.transfer import ReadJob, WriteJob, expand_sources
 from worker.verify import Reference as Expected
 from worker.verify import VerifyJob
 
@@ -85,11 +85,13 @@ def _common_options() -> argparse.ArgumentParser:
     group = common.add_argument_group("common options")
     group.add_argument("--node", required=True, metavar="NID", help="this node's id, e.g. n0")
     group.add_argument(
-        "--nfile",
+        "--clients",
+        "--nfile",  # its old name
+        dest="clients",
         required=True,
         type=_positive_int,
         metavar="N",
-        help="number of clients (one process and one file each)",
+        help="number of clients (one process and one file each; --nfile is the same)",
     )
     group.add_argument("--backend", choices=BACKENDS, default="alluxio")
     group.add_argument("--host", default="localhost", help="Alluxio REST proxy host")
@@ -101,7 +103,13 @@ def _common_options() -> argparse.ArgumentParser:
     )
     group.add_argument("--write-type", choices=WRITE_TYPES, default="CACHE_THROUGH")
     group.add_argument("--read-type", choices=READ_TYPES, default="CACHE")
-    group.add_argument("--chunk-size", type=_positive_int, default=1024 * 1024, metavar="BYTES")
+    group.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=REQUEST_DEFAULTS["chunk_size"],
+        metavar="BYTES",
+        help="bytes per request (defaults.chunk_size)",
+    )
     start = group.add_mutually_exclusive_group()
     start.add_argument(
         "--start-at",
@@ -134,7 +142,7 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--interval",
         type=float,
-        default=1.0,
+        default=REQUEST_DEFAULTS["series_interval"],
         metavar="SECONDS",
         help="seconds per point of the throughput series (0.1..3600; 0: no series)",
     )
@@ -176,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     write = phases.add_parser("write", parents=common, help="write the reference file N times")
     write.add_argument("--src", required=True, metavar="LOCAL_REF_FILE")
     write.add_argument("--dst", required=True, metavar="ROOT", help="client c writes ROOT/NID/c")
-    write.add_argument("--on-existing", choices=ON_EXISTING, default="replace")
+    write.add_argument(
+        "--on-existing", choices=ON_EXISTING, default=REQUEST_DEFAULTS["on_existing"]
+    )
 
     read = phases.add_parser("read", parents=common, help="read N storage files to local copies")
     read.add_argument(
@@ -206,8 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
         "meta", parents=common, help="create, stat, list, delete files in ROOT/NID/c.meta"
     )
     meta.add_argument("--dst", required=True, metavar="ROOT")
-    meta.add_argument("--files", type=_positive_int, default=100, metavar="K")
-    meta.add_argument("--size", type=int, default=0, metavar="BYTES", help="of each file")
+    meta.add_argument(
+        "--files", type=_positive_int, default=REQUEST_DEFAULTS["meta_files"], metavar="K"
+    )
+    meta.add_argument(
+        "--size",
+        type=int,
+        default=REQUEST_DEFAULTS["meta_size"],
+        metavar="BYTES",
+        help="of each file",
+    )
 
     cleaner = phases.add_parser(
         "clean", parents=common, help="delete ROOT/NID in storage and LOCAL_DIR/<cid> copies"
@@ -224,7 +242,7 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         raise RequestError(
             f"--node must be a plain path segment ([A-Za-z0-9._-]), got {args.node!r}"
         )
-    phase, n = args.phase, args.nfile
+    phase, n = args.phase, args.clients
     storage = StorageConfig(
         args.backend,
         args.host,
@@ -234,49 +252,52 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         args.read_type,
         args.timeout,
     )
-    if phase == "verify-read":  # the copies are local files: checked through a view of "/"
-        storage = StorageConfig(backend="posix", root="/", timeout=args.timeout)
-    if storage.backend == "posix" and not storage.root:
+    if phase != "verify-read" and storage.backend == "posix" and not storage.root:
         raise RequestError("--backend posix needs --root DIR")
     dst, local_dst = args.dst, None
     if phase in ("read", "verify-read"):  # --dst is the local folder of the copies
         dst, local_dst = None, os.path.abspath(args.dst)
     if phase == "clean":
         local_dst = os.path.abspath(args.local_dst)
-    locals_ = [os.path.join(local_dst, str(c)) for c in range(n)] if local_dst else [None] * n
-    if phase == "read":
-        paths = expand_sources(args.src, n)
-    elif phase == "verify-read":
-        paths = [p for p in locals_ if p]
-    elif phase == "meta":
-        paths = [meta_folder(args.dst, args.node, c) for c in range(n)]
-    else:
-        paths = [write_target(args.dst, args.node, c) for c in range(n)]
-    with_reference = phase in ("write", "verify-write", "verify-read")
-    reference = Reference(os.path.abspath(args.src)) if with_reference else None
     start = "at" if args.start_at is not None else "now"
     if args.start_on_stdin:
         start = "stdin"
-    return PhaseRequest(
-        run_id=args.run_id,
-        node=args.node,
-        phase=phase,
-        storage=storage,
-        clients=tuple(ClientTask(c, p, loc) for c, (p, loc) in enumerate(zip(paths, locals_))),
+    return phase_request(
+        args.run_id,
+        args.node,
+        phase,
+        storage,
+        n,
         dst=dst,
         local_dst=local_dst,
-        reference=reference,
-        chunk_size=args.chunk_size,
-        on_existing=getattr(args, "on_existing", "replace"),
+        out=args.out or f"parbench-{phase}.jsonl",
+        sources=expand_sources(args.src, n) if phase == "read" else None,
+        reference=Reference(os.path.abspath(args.src)) if phase in REFERENCE_PHASES else None,
         start=start,
         start_at=args.start_at,
         deadline=args.deadline,
         controlled=args.start_on_stdin,
-        out=None if phase == "clean" else (args.out or f"parbench-{phase}.jsonl"),
-        measure=Measure(latency=not args.no_latency, interval=args.interval),
         duration=args.duration,
-        meta=MetaWork(args.files, args.size) if phase == "meta" else None,
-    ).check()
+        **_settings(args),
+    )
+
+
+def _settings(args: argparse.Namespace) -> Dict[str, Any]:
+    """The options that set one of the inventory's settings (``defaults.<name>``), by
+    that name; a phase's own ones when it has them."""
+    settings = {
+        "chunk_size": args.chunk_size,
+        "latency": not args.no_latency,
+        "series_interval": args.interval,
+    }
+    for option, name in (
+        ("on_existing", "on_existing"),
+        ("files", "meta_files"),
+        ("size", "meta_size"),
+    ):
+        if hasattr(args, option):
+            settings[name] = getattr(args, option)
+    return settings
 
 
 # --- a PhaseRequest -> client jobs ------------------------------------------------------

@@ -33,7 +33,7 @@ def expand_sources(sources: list[str], nfile: int) -> list[str]:
     if len(sources) == nfile:
         return list(sources)
     raise ValueError(
-        f'give one --src ("{{cid}}" is replaced by the client id) or exactly --nfile={nfile}'
+        f'give one --src ("{{cid}}" is replaced by the client id) or exactly --clients={nfile}'
         f" of them, not {len(sources)}"
     )
 

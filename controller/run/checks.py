@@ -1,8 +1,9 @@
 """The validating helpers behind the inventory (controller/run/inventory.py): the YAML
 read with duplicate keys refused, typed accessors (:class:`Check`) that raise
 :class:`InventoryError` naming the file and the key path, sizes like ``1MiB``, the
-limits a value must keep, and the checks of single settings and of the nodes together
-(host and user names, read copies' folders, one workdir per endpoint).
+limits a value must keep, and the checks of the nodes together (host and user names, read
+copies' folders, one workdir per endpoint). Each setting's own check is derived from its
+declaration (controller/run/settings.py).
 """
 
 from __future__ import annotations
@@ -19,10 +20,6 @@ from typing import TYPE_CHECKING, Any, Iterable, NoReturn
 
 import yaml
 
-from worker.protocol import MIN_INTERVAL
-
-from .rounds import seconds_of
-
 if TYPE_CHECKING:
     from .inventory import Node
 
@@ -30,7 +27,6 @@ MIN_CHUNK_SIZE = 4 * 1024
 MAX_CHUNK_SIZE = 1024**3
 MAX_GENERATED = 64 * 1024**3  # data: a size generated on the nodes
 MAX_CLIENTS = 1024  # per node
-MIN_START_DELAY = 0.01  # seconds
 MAX_START_DELAY = 3600.0  # seconds
 MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: ready_timeout, connect_timeout, phase_timeout
 
@@ -193,7 +189,7 @@ class Check:
         if size is None:
             self.expect(where, SIZE_FORMAT, value)
         if not low <= size <= high:
-            span = f"{low} and {high} bytes ({_in_units(low)} and {_in_units(high)})"
+            span = f"{low} and {high} bytes ({in_units(low)} and {in_units(high)})"
             self.expect(where, f"a size between {span}", value)
         if size != size.to_integral_value():
             self.expect(where, "a whole number of bytes", value)
@@ -242,7 +238,7 @@ def size_of(text: str) -> Decimal | None:
     return Decimal(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
-def _in_units(size: int) -> str:
+def in_units(size: int) -> str:
     for unit in ("GiB", "MiB", "KiB"):
         if size >= _UNITS[unit.lower()] and size % _UNITS[unit.lower()] == 0:
             return f"{size // _UNITS[unit.lower()]}{unit}"
@@ -263,59 +259,6 @@ def data(check: Check, where: str, value: Any) -> Path | int:
     if sized:
         return check.size(where, value, 1, MAX_GENERATED)
     return check.local_path(where, value)
-
-
-def duration(check: Check, where: str, value: Any) -> float | None:
-    """``duration``: null, seconds, or a time like ``60s``, ``2m``, ``1h``."""
-    if value is None:
-        return None
-    try:
-        return seconds_of(value)
-    except ValueError as exc:
-        check.fail(where, str(exc))
-
-
-def start_delay(check: Check, where: str, value: Any) -> float | None:
-    """``start_delay``: ``auto`` (None: the start gate works it out, startgate.py) or
-    seconds."""
-    if value == "auto":
-        return None
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not MIN_START_DELAY <= value <= MAX_START_DELAY:  # also false for nan
-        what = f"auto or a number of seconds between {MIN_START_DELAY:g} and {MAX_START_DELAY:g}"
-        check.expect(where, what, value)
-    return float(value)
-
-
-def interval(check: Check, where: str, value: Any) -> float:
-    """``series_interval``: 0 (no series) or MIN_INTERVAL..3600 seconds."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not (value == 0 or MIN_INTERVAL <= value <= 3600):
-        span = f"0 (no series) or a number of seconds between {MIN_INTERVAL:g} and 3600"
-        check.expect(where, span, value)
-    return float(value)
-
-
-def coefficient(check: Check, where: str, value: Any) -> float | None:
-    """``until_stable``: null, or a coefficient of variation between 0 and 1 (0.05: 5 %)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if value is not None and (not number or not 0 < value < 1):
-        what = "null or a coefficient of variation between 0 and 1 (0.05 is 5 %)"
-        check.expect(where, what, value)
-    return None if value is None else float(value)
-
-
-def run_root(check: Check, where: str, value: Any) -> str:
-    """``dst``: one storage root for the whole run, so no ``{...}`` (nothing expands it)."""
-    path = check.remote_path(where, value)
-    if "{" in path or "}" in path:
-        check.expect(
-            where,
-            "a path without '{' or '}' (dst is one root for the whole run; templates are not"
-            " expanded there)",
-            value,
-        )
-    return path
 
 
 def not_an_option(

@@ -23,25 +23,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, NoReturn
 
 # what the worker accepts is what the inventory accepts
-from worker.protocol import (
-    BACKENDS,
-    NODE_ID,
-    ON_EXISTING,
-    READ_TYPES,
-    WRITE_TYPES,
-)
+from worker.protocol import NODE_ID
 
 from . import checks
-from .checks import MAX_CLIENTS, MAX_START_DELAY, MAX_TIMEOUT, Check, InventoryError
-from .rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError
-
-
-@dataclass(frozen=True)
-class Proxy:
-    """Alluxio REST proxy address as seen from the nodes."""
-
-    host: str
-    port: int
+from . import settings as declared
+from .checks import MAX_CLIENTS, Check, InventoryError
+from .rounds import Rounds, RoundsError
+from .settings import Proxy
 
 
 @dataclass(frozen=True)
@@ -63,7 +51,9 @@ class Node:
 
 @dataclass(frozen=True)
 class Settings:
-    """Run-wide settings (``defaults:``); ``chunk_size`` in bytes, ``data`` absolute."""
+    """Run-wide settings (``defaults:``), as checked: each is declared, with its unit,
+    default, limits and help, in controller/run/settings.py (one field here per
+    declaration, in its order). ``chunk_size`` in bytes, ``data`` absolute."""
 
     clients: int
     backend: str
@@ -81,19 +71,20 @@ class Settings:
     connect_timeout: float
     phase_timeout: float
     python: str
-    latency: bool = True  # per-operation latency histograms
-    series_interval: float = 1.0  # seconds per point of throughput over time; 0: none
-    iterations: int = 1  # measured iterations of a timed phase
-    warmup: int = 0  # iterations before them, not in the statistics
-    until_stable: float | None = None  # repeat until the last stable_window agree within it
-    stable_window: int = 3
-    max_iterations: int = 10
-    duration: float | None = None  # seconds a write or read phase moves files
-    meta_files: int = 100  # fab meta: files each client creates, stats, lists, deletes
-    meta_size: int = 0  # ... of this many bytes each
-    max_start_skew: float = 0.1  # seconds; more makes a phase invalid
-    min_phase_seconds: float = 0.0  # an iteration shorter than this is invalid; 0: any
-    fanout: int = 64  # nodes pushed, locked or cleaned at once (a timed phase: all at once)
+    latency: bool
+    series_interval: float  # 0: no series
+    iterations: int
+    warmup: int
+    until_stable: float | None
+    stable_window: int
+    max_iterations: int
+    duration: float | None
+    meta_files: int
+    meta_size: int
+    max_start_skew: float
+    min_phase_seconds: float
+    fanout: int
+    request_timeout: float | None  # None: the phase's budget (plan.phase_budget)
 
     @property
     def rounds(self) -> Rounds:
@@ -180,63 +171,8 @@ def build(doc: Any, path: Path) -> Inventory:
     return _build(doc, Check(str(path), path.parent), path)
 
 
-def _proxy(check: Check, where: str, value: Any, base: Proxy) -> Proxy:
-    """A ``{host, port}`` mapping; missing fields come from ``base``."""
-    value = check.mapping(where, value, ("host", "port"))
-    at = checks.join(where, "host")
-    host = checks.not_an_option(
-        check, at, check.string(at, value.get("host", base.host), checks.TOKEN)
-    )
-    if ":" in host:  # the worker's URL is http://{host}:{port}: no room for IPv6 there
-        ipv6 = " (an IPv6 address is not supported for the proxy: use a host name)"
-        check.fail(
-            at,
-            f"{host!r} includes a port; set it as {checks.join(where, 'port')}"
-            + (ipv6 if checks.is_ipv6(host) else ""),
-        )
-    return Proxy(
-        host=host,
-        port=check.integer(checks.join(where, "port"), value.get("port", base.port), 1, 65535),
-    )
-
-
 # --- building ----------------------------------------------------------------------------
 
-_DEFAULT_PROXY = Proxy("127.0.0.1", 39999)
-_Field = Callable[[Check, str, Any], Any]
-
-#: defaults: key -> (default as written in YAML, validator)
-_SETTINGS: dict[str, tuple[Any, _Field]] = {
-    "clients": (2, lambda c, w, v: c.integer(w, v, 1, MAX_CLIENTS)),
-    "backend": ("alluxio", lambda c, w, v: c.choice(w, v, BACKENDS)),
-    "dst": ("/parbench", lambda c, w, v: checks.run_root(c, w, v)),
-    "local_dst": ("read", lambda c, w, v: c.remote_path(w, v, relative=True)),
-    "data": ("data/5mb.txt", lambda c, w, v: checks.data(c, w, v)),
-    "proxy": ({}, lambda c, w, v: _proxy(c, w, v, _DEFAULT_PROXY)),
-    "posix_root": (None, lambda c, w, v: None if v is None else c.remote_path(w, v)),
-    "write_type": ("CACHE_THROUGH", lambda c, w, v: c.choice(w, v, WRITE_TYPES)),
-    "read_type": ("CACHE", lambda c, w, v: c.choice(w, v, READ_TYPES)),
-    "chunk_size": ("1MiB", lambda c, w, v: c.size(w, v)),
-    "on_existing": ("replace", lambda c, w, v: c.choice(w, v, ON_EXISTING)),
-    "start_delay": ("auto", lambda c, w, v: checks.start_delay(c, w, v)),
-    "ready_timeout": (120, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
-    "connect_timeout": (15, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
-    "phase_timeout": (1800, lambda c, w, v: c.seconds(w, v, 1, MAX_TIMEOUT)),
-    "python": ("python3", lambda c, w, v: c.string(w, v)),
-    "latency": (True, lambda c, w, v: c.boolean(w, v)),
-    "series_interval": (1, lambda c, w, v: checks.interval(c, w, v)),
-    "iterations": (1, lambda c, w, v: c.integer(w, v, 1, MAX_ITERATIONS)),
-    "warmup": (0, lambda c, w, v: c.integer(w, v, 0, MAX_WARMUP)),
-    "until_stable": (None, lambda c, w, v: checks.coefficient(c, w, v)),
-    "stable_window": (3, lambda c, w, v: c.integer(w, v, 2, MAX_ITERATIONS)),
-    "max_iterations": (10, lambda c, w, v: c.integer(w, v, 2, MAX_ITERATIONS)),
-    "duration": (None, lambda c, w, v: checks.duration(c, w, v)),
-    "meta_files": (100, lambda c, w, v: c.integer(w, v, 1, 1_000_000)),
-    "meta_size": (0, lambda c, w, v: c.size(w, v, 0, 1024**3)),
-    "max_start_skew": (0.1, lambda c, w, v: c.seconds(w, v, 0.001, MAX_START_DELAY)),
-    "min_phase_seconds": (0, lambda c, w, v: c.seconds(w, v, 0, MAX_TIMEOUT)),
-    "fanout": (64, lambda c, w, v: c.integer(w, v, 1, 100_000)),
-}
 _SSH_KEYS = ("known_hosts", "strict_host_keys", "forward_agent", "ssh_config_keys")
 _NODE_KEYS = (
     "id",
@@ -349,12 +285,8 @@ def _or_empty(value: Any) -> Any:
 
 
 def _settings(check: Check, raw: Any) -> Settings:
-    raw = check.mapping("defaults", raw, _SETTINGS)
-    values = {
-        key: validate(check, f"defaults.{key}", raw.get(key, default))
-        for key, (default, validate) in _SETTINGS.items()
-    }
-    settings = Settings(**values)
+    raw = check.mapping("defaults", raw, declared.BY_NAME)
+    settings = Settings(**declared.check_all(check, raw))
     try:
         settings.rounds.check()
     except RoundsError as exc:
@@ -403,7 +335,7 @@ def _node(check: Check, where: str, raw: Any, settings: Settings) -> Node:
         workdir=workdir,
         python=check.string(at("python"), raw.get("python", settings.python)),
         clients=check.integer(at("clients"), raw.get("clients", settings.clients), 1, MAX_CLIENTS),
-        proxy=_proxy(check, at("proxy"), raw.get("proxy", {}), settings.proxy),
+        proxy=declared.proxy(check, at("proxy"), raw.get("proxy", {}), settings.proxy),
         alluxio_home=_or(home, None, partial(check.remote_path, at("alluxio_home"))),
         posix_root=_or(root, settings.posix_root, partial(check.remote_path, at("posix_root"))),
     )

@@ -14,19 +14,18 @@ from dataclasses import dataclass
 from typing import Optional
 
 from worker.protocol import (
+    PHASES,
     TIMED_PHASES,
-    ClientTask,
-    Measure,
-    MetaWork,
     PhaseRequest,
     Reference,
     StorageConfig,
     generated_file,
-    meta_folder,
+    phase_request,
 )
 
 from .inventory import Inventory, Node, Settings
 from .pairing import Assignment, Pairing, cross_node
+from .settings import request_settings
 
 READ_MODES = ("cross", "same")
 
@@ -166,6 +165,8 @@ class ReferenceFacts:
 def _storage(inventory: Inventory, node: Node) -> StorageConfig:
     s = inventory.settings
     timeout = phase_budget(s)
+    if s.request_timeout is not None:  # never longer than the phase's budget
+        timeout = min(s.request_timeout, timeout)
     if s.backend == "alluxio":
         return StorageConfig(
             "alluxio", node.proxy.host, node.proxy.port, None, s.write_type, s.read_type, timeout
@@ -191,44 +192,27 @@ def node_request(
     behind the controller's barrier (controller/nodes/startgate.py)."""
     s = inventory.settings
     paths = NodePaths(node.workdir)
-    local_dst = inventory.local_dst(node)
-    storage = _storage(inventory, node)
-    local = [posixpath.join(local_dst, str(c)) for c in range(node.clients)]
-    if phase == "read":
-        if read is None:
-            raise PlanError("a read needs a read plan")
-        sources = read.sources(node, s.dst)
-    elif phase == "verify-read":  # the copies are local files: checked through a view of /
-        sources = local
-        storage = StorageConfig("posix", root="/", timeout=storage.timeout)
-    elif phase in ("write", "verify-write", "clean"):
-        sources = write_paths(inventory, node)
-    elif phase == "meta":
-        sources = [meta_folder(s.dst, node.id, c) for c in range(node.clients)]
-    else:
+    if phase not in PHASES:
         raise PlanError(f"unknown phase {phase!r}")
-    with_copies = phase in ("read", "verify-read")
-    return PhaseRequest(
-        run_id=run_id,
-        node=node.id,
-        phase=phase,
-        storage=storage,
-        clients=tuple(
-            ClientTask(c, path, local[c] if with_copies else None) for c, path in enumerate(sources)
-        ),
+    if phase == "read" and read is None:
+        raise PlanError("a read needs a read plan")
+    return phase_request(
+        run_id,
+        node.id,
+        phase,
+        _storage(inventory, node),
+        node.clients,
         dst=s.dst,
-        local_dst=local_dst,
+        local_dst=inventory.local_dst(node),
+        out=paths.output(run_id, phase),
+        sources=read.sources(node, s.dst) if read is not None and phase == "read" else None,
         reference=None
-        if reference is None or phase in ("read", "meta", "clean")
+        if reference is None
         else Reference(paths.data(reference.name), reference.bytes, reference.sha256),
-        chunk_size=s.chunk_size,
-        on_existing=s.on_existing,
         start="stdin" if phase in TIMED_PHASES else "now",
         controlled=phase != "clean",
-        out=None if phase == "clean" else paths.output(run_id, phase),
-        measure=Measure(s.latency, s.series_interval),
-        meta=MetaWork(s.meta_files, s.meta_size) if phase == "meta" else None,
-    ).check()
+        **request_settings(s),
+    )
 
 
 def phase_requests(

@@ -16,6 +16,8 @@ from worker.protocol import PhaseRequest, RequestError, decode
 from .inventory import Inventory, InventoryError, Node, Proxy, Settings, SshSettings, build
 from .pairing import PairingError
 from .plan import ReadPlan, ReferenceFacts, phase_requests, read_plan
+from .settings import BY_NAME as SETTINGS
+from .settings import default_of as settings_default
 
 
 class RunAltered(ValueError):
@@ -52,6 +54,7 @@ def _path(value: Optional[str]) -> Optional[Path]:
 def inventory_from_dict(data: dict) -> Inventory:
     """The inventory sealed in a run; KeyError/TypeError when its shape is not ours."""
     s = data["settings"]
+    s = {**{k: settings_default(k) for k in SETTINGS if k not in s}, **s}  # older runs
     reference = Path(s["data"]) if isinstance(s["data"], str) else s["data"]
     settings = Settings(**{**s, "data": reference, "proxy": Proxy(**s["proxy"])})
     ssh = SshSettings(**{**data["ssh"], "known_hosts": _path(data["ssh"]["known_hosts"])})

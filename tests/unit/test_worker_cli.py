@@ -230,7 +230,7 @@ def test_read_source_count_must_be_one_or_n(bench: dict) -> None:
         *bench["posix"],
     )
     assert done.returncode == 2
-    assert "exactly --nfile=3" in done.stderr
+    assert "exactly --clients=3" in done.stderr
 
 
 def test_usage_errors(bench: dict) -> None:

@@ -31,7 +31,7 @@ def test_expand_sources() -> None:
     assert expand_sources(["/a", "/b"], 2) == ["/a", "/b"]
     assert expand_sources(["/a/{cid}", "/b/{cid}"], 2) == ["/a/{cid}", "/b/{cid}"]  # literal
     for sources in (["/a", "/b"], []):
-        with pytest.raises(ValueError, match="exactly --nfile=3"):
+        with pytest.raises(ValueError, match="exactly --clients=3"):
             expand_sources(sources, 3)
 
 
