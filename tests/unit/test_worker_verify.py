@@ -56,8 +56,6 @@ def test_names_the_proxy_that_cannot_answer(tmp_path: Path) -> None:
     assert "ConnectionRefusedError" in result.detail and "HTTPError" in result.detail
 
 
-
-
 def _store(tmp_path: Path, data: bytes, names: tuple = ("0",)) -> PosixStorage:
     folder = tmp_path / "store" / "b" / "n0"
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,9 +86,7 @@ def test_a_file_where_the_run_made_none_is_not_the_runs(tmp_path: Path) -> None:
     storage = _store(tmp_path, b"abc")  # left by an earlier run; this run's write failed
     result = job(tmp_path, ref, 0, 1, ("",))()
     assert (result.status, result.found) == ("replaced", {"/b/n0/0": storage.tag("/b/n0/0")})
-    assert result.error == (
-        "hostA: /b/n0/0: not this run's: the run did not complete a file here"
-    )
+    assert result.error == ("hostA: /b/n0/0: not this run's: the run did not complete a file here")
     assert job(tmp_path, ref, 1, 1, ("",))().status == "missing"  # nothing there
 
 
