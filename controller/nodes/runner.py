@@ -15,8 +15,9 @@ from typing import IO, Any, Optional, Sequence
 from fabric import Connection
 from invoke.watchers import StreamWatcher
 
-from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, for_the_controller
-from worker.results import ClientResult, read_lines, told_records, write_file
+from worker.messages import for_the_controller, told_records
+from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest
+from worker.results import ClientResult, read_lines, write_file
 
 from ..run.inventory import Node
 from ..run.plan import NodePaths, worker_command

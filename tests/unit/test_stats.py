@@ -149,7 +149,7 @@ def test_series_are_aligned_on_the_controller_clock() -> None:
 
 
 def test_latency_is_merged_per_node_and_phase() -> None:
-    from worker.histogram import Histogram
+    from worker.results import Histogram
 
     def hist(*values: int) -> dict:
         h = Histogram()
