@@ -34,7 +34,7 @@ ERROR_LIMIT = 400
 DETAIL_LIMIT = 8000
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClientResult:
     """What one client did in one phase (or, for verify phases, one checked file).
 
