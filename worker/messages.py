@@ -37,8 +37,6 @@ LOCK_REPLY = "parbench-lock"
 LOCK = "lock"
 RUN = "run"
 BECOME_AGENT = "agent"
-#: what the probe says when it cannot become the agent (then why)
-PROBE_SAYS = "parbench-probe:"
 
 #: the probe's copies of these (worker/probe.py cannot import): its name -> the value
 PROBE_COPIES = {"LOCK_REPLY": LOCK_REPLY, "AGENT": BECOME_AGENT, "LOCK_ASK": LOCK + " "}

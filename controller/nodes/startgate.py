@@ -1,11 +1,12 @@
 """The controller's half of the common start (the worker's half is worker/start.py).
 
-Each node's worker prints ``READY_MARKER`` once its clients are set up and waits for
-``go EPOCH`` on stdin. ``StartGate`` holds the nodes' answers until every node is ready
-(or has dropped out, or ``ready_timeout`` has passed), then gives them all one start
-``margin`` seconds ahead, each on its own clock, or, when the controller is interrupted,
-tells them not to start. ``ReadyWatcher`` plugs a node into the gate through invoke's
-stream watchers, which write their answers to the command's stdin.
+Each node's worker prints a ``Ready`` line once its clients are set up and waits for
+``Go`` on stdin (the lines: worker/messages.py). ``StartGate`` holds the nodes' answers
+until every node is ready (or has dropped out, or ``ready_timeout`` has passed), then
+gives them all one start ``margin`` seconds ahead, each on its own clock, or, when the
+controller is interrupted, tells them not to start. ``ReadyWatcher`` plugs a node into
+the gate through invoke's stream watchers, which write their answers to the command's
+stdin.
 """
 
 from __future__ import annotations
