@@ -26,14 +26,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Union
 from worker import agent, generate, lock, made, progress
 from worker.clean import UnsafePath, clean, clean_workdir
 from worker.clients import Identity, Job, run_clients
+from worker.messages import GO, READY, Progress, Record, encode
 from worker.meta import MetaJob
 from worker.protocol import (
     BACKENDS,
-    GO,
     NODE_ID,
     ON_EXISTING,
     READ_TYPES,
-    READY_MARKER,
     REFERENCE_PHASES,
     REQUEST_DEFAULTS,
     TIMED_PHASES,
@@ -49,7 +48,7 @@ from worker.protocol import (
     save_request,
 )
 from worker.report import format_size, progress_line, summary_line
-from worker.results import ClientResult, record_line, write_file
+from worker.results import ClientResult, write_file
 from worker.start import ControllerLink
 from worker.stop import DEADLINE, StopSignal, stop_on_signals
 from worker.storage import StorageError, describe_error, make_storage, preload
@@ -120,7 +119,7 @@ def _common_options() -> argparse.ArgumentParser:
     start.add_argument(
         "--start-on-stdin",
         action="store_true",
-        help=f"once all clients are ready, print '{READY_MARKER} ...' and start at the time"
+        help=f"once all clients are ready, print '{READY} ...' and start at the time"
         f" of a '{GO} EPOCH_SECONDS' line read from stdin (what the controller does)",
     )
     group.add_argument(
@@ -461,7 +460,7 @@ def _progress(request: PhaseRequest, tally: progress.Tally) -> Callable[[int, in
     def show(done: int, total: int) -> None:
         moved, files = tally.totals()
         if request.controlled:
-            print(progress.line(phase, node, done, total, moved, files), flush=True)
+            print(encode(Progress(phase, node, done, total, moved, files)), flush=True)
             return
         print(
             f"{phase} {node}: {done}/{total} clients done, {format_size(moved)}, {files} files"
@@ -553,7 +552,7 @@ def execute(request: PhaseRequest) -> ExitCode:
         return ExitCode.NOT_SAVED
     if request.controlled:  # saved: the controller takes them from here, the file stays
         for result in results:
-            print(record_line(result))
+            print(encode(Record(result)))
     print(summary_line(request.phase, request.node, results, request.out), flush=True)
     if stop.requested and stop.requested != DEADLINE:
         print(f"parbench worker: {request.node}: {stop.reason}", file=sys.stderr, flush=True)

@@ -20,7 +20,9 @@ import subprocess
 import sys
 import zipfile
 
-STAMP = ".parbench-runtime"  # probe.RUNTIME names it too
+from worker.layout import RUNTIME_STAMP
+
+STAMP = RUNTIME_STAMP  # in the venv (worker/layout.py)
 UNFINISHED = "unfinished"  # the stamp until the install succeeds: never a real stamp
 
 

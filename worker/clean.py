@@ -23,6 +23,7 @@ import re
 import shutil
 from typing import Iterable
 
+from worker import layout
 from worker.lock import local_place
 from worker.protocol import NODE_ID, RUN_ID, is_nth_of
 from worker.storage import Storage
@@ -93,7 +94,7 @@ def clean_workdir(workdir: str, data: bool, runs: bool, keep: Iterable[str] = ()
         raise UnsafePath(f"refusing to delete below the workdir {root!r}: a symbolic link")
     done = []
     if data:
-        folder = os.path.join(root, "data")
+        folder = os.path.join(root, layout.DATA)
         gone = 0
         for name in _entries(folder):
             path = os.path.join(folder, name)
@@ -102,7 +103,7 @@ def clean_workdir(workdir: str, data: bool, runs: bool, keep: Iterable[str] = ()
                 gone += 1
         done.append(f"deleted {gone} generated data file(s) in {folder}")
     if runs:
-        folder = os.path.join(root, "runs")
+        folder = os.path.join(root, layout.RUNS)
         held = set(keep)
         holder = _lock_holder(root)
         if holder is not None:

@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Union
 
@@ -63,12 +63,40 @@ class Identity:
             **fields,
         )
 
+    def draft(self, **fields: Any) -> Draft:
+        """This client's record to fill in while its job runs (:class:`Draft`)."""
+        return Draft(self.record(**fields))
+
     def error_text(self, cause: str) -> str:
         """An error message naming the host, the path and the cause."""
         return f"{self.host}: {self.path}: {cause}"
 
     def failure(self, cause: str, **fields: Any) -> ClientResult:
         return self.record(status="error", error=self.error_text(cause), **fields)
+
+
+class Draft:
+    """A client's record while its job fills it in: its fields read and set as a
+    ClientResult's, :meth:`freeze` gives the (frozen) record once the job is done."""
+
+    def __init__(self, record: ClientResult) -> None:
+        object.__setattr__(
+            self, "_fields", {f.name: getattr(record, f.name) for f in fields(record)}
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_fields"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self._fields:
+            raise AttributeError(f"a client record has no field {name!r}")
+        self._fields[name] = value
+
+    def freeze(self) -> ClientResult:
+        return ClientResult(**self._fields)
 
 
 class Job:

@@ -27,7 +27,7 @@ An empty lock file (a crash between its create and its write) older than
 :data:`EMPTY_STALE` seconds is cleared and that is said; a younger one, or one that
 cannot be read, is reported with the command that removes it.
 
-Prints ``LOCK_REPLY`` and one JSON object: for each place, held or not and by whom.
+Prints one ``LockReply`` line (worker/messages.py): for each place, held or not and by whom.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ from contextlib import suppress
 from dataclasses import asdict
 from typing import Optional, Tuple
 
+from worker import layout
+from worker.messages import LockReply, encode
 from worker.protocol import (
     EMPTY_LOCK_STALE,
-    LOCK_REPLY,
     ExitCode,
     Holder,
     LockRequest,
@@ -60,7 +61,7 @@ from worker.storage import (
     make_storage,
 )
 
-LOCK_NAME = ".parbench-lock"
+LOCK_NAME = layout.LOCK_NAME
 #: an empty lock file older than this is a crash's leftover (the contract's)
 EMPTY_STALE = EMPTY_LOCK_STALE
 #: how many times a lock that changes under a request is looked at again
@@ -501,5 +502,5 @@ def main(text: str) -> int:
                     reply["dst"] = _one(request, storage_place(storage, request.dst))
             except (StorageError, ValueError) as exc:
                 reply["dst"] = {"path": request.dst, "held": False, "error": describe_error(exc)}
-    print(f"{LOCK_REPLY} {json.dumps(reply, sort_keys=True)}", flush=True)
+    print(encode(LockReply(reply)), flush=True)
     return int(ExitCode.OK)

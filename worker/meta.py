@@ -31,7 +31,7 @@ class MetaJob(Job):
     measure: Measure = Measure()
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
-        result = self.identity.record(files=0)
+        result = self.identity.draft(files=0)
         meter = Meter(self.measure)
         ops: Dict[str, dict] = {}
         folder = self.identity.path
@@ -71,7 +71,7 @@ class MetaJob(Job):
                 storage.close()
         result.ops = ops or None
         result.latency = meter.latency_record() if result.start else None
-        return result
+        return result.freeze()
 
 
 class _Timed:

@@ -15,8 +15,8 @@ import time
 from typing import Dict, List, Optional
 
 from worker import progress
-from worker.histogram import Histogram
 from worker.protocol import Measure
+from worker.results import Histogram
 
 
 class Meter:

@@ -32,10 +32,12 @@ import stat
 import sys
 import time
 
+# runs as `python -c` source, so it cannot import: its copies of worker/layout.py's
+# PROBE_COPIES, worker/messages.py's and worker/protocol.py's (tests/unit/test_messages.py
+# checks them equal)
 MARKER = ".parbench-workdir"
-# runs as `python -c` source, so it cannot import: keep in step with bootstrap.STAMP and
-# the venv folder push gives bootstrap
 RUNTIME = os.path.join("venv", ".parbench-runtime")
+PYTHON = os.path.join("venv", "bin", "python")
 REFUSED = 3
 #: the oldest Python the worker runs on (controller/nodes/push.py's MIN_PYTHON): an older one
 #: only reports, the workdir is left as it is
@@ -260,9 +262,10 @@ def claim(workdir):
     return None
 
 
-#: the lock file of a workdir and the reply's tag: worker/lock.py's LOCK_NAME and
-#: worker/protocol.py's LOCK_REPLY (this source cannot import them)
+#: the lock file of a workdir (worker/layout.py's), the tags of a lock request and of its
+#: reply (worker/messages.py's LockAsk, LockReply): this source cannot import them
 LOCK_NAME = ".parbench-lock"
+LOCK_ASK = "lock "
 LOCK_REPLY = "parbench-lock"
 
 
@@ -337,7 +340,7 @@ AGENT = "agent"
 def become_agent(workdir):
     """Exec the workdir's worker as the node's agent on this same session; only returns
     (with why) when it cannot."""
-    python = os.path.join(workdir, "venv", "bin", "python")
+    python = os.path.join(workdir, PYTHON)
     try:
         os.chdir(workdir)
         os.environ["PYTHONPATH"] = workdir
@@ -352,8 +355,8 @@ def answer_clock(lines, out, workdir=None):
     for line in lines:
         if line.strip() == AGENT and workdir is not None:
             out.write("parbench-probe: " + become_agent(workdir) + "\n")
-        elif line.startswith("lock ") and workdir is not None:
-            out.write(answer_lock(workdir, line[len("lock ") :]) + "\n")
+        elif line.startswith(LOCK_ASK) and workdir is not None:
+            out.write(answer_lock(workdir, line[len(LOCK_ASK) :]) + "\n")
         else:
             out.write(repr(time.time()) + "\n")
         out.flush()

@@ -3,16 +3,13 @@
 Each client adds the bytes it moves and the whole files it finishes to its own two slots
 of a shared array (one writer per slot: no lock, no message on the data path); the worker
 reads the array every second and, when the controller runs it, prints one line
-``@progress {json}`` that the controller takes off the output and draws. Stdlib only.
+(worker/messages.py's ``Progress``) that the controller takes off the output and draws.
+Stdlib only.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional, Tuple
-
-#: what begins a progress line in the worker's output
-PREFIX = "@progress "
 
 
 class Tally:
@@ -39,19 +36,3 @@ def adopt(slots: Any, client_index: int) -> None:
 
 def mine() -> Optional[Tuple[Any, int]]:
     return _MINE
-
-
-def line(phase: str, node: str, done: int, total: int, moved: int, files: int) -> str:
-    fields = {"phase": phase, "node": node, "done": done, "total": total}
-    return PREFIX + json.dumps({**fields, "bytes": moved, "files": files})
-
-
-def parse(text: str) -> Optional[dict]:
-    """The fields of a progress line, or None when ``text`` is not one."""
-    if not text.startswith(PREFIX):
-        return None
-    try:
-        found = json.loads(text[len(PREFIX) :])
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) else None

@@ -1,5 +1,5 @@
 """THE contract between the controller and the worker: what a node is asked to do, the
-start handshake, the worker's exit codes.
+worker's exit codes, the probe's facts (the lines on the session: worker/messages.py).
 
 The controller sends each node one :class:`PhaseRequest` as JSON (``python -m worker run
 FILE``); the by-hand CLI (``python -m worker write --src ... --dst ...``) builds the same
@@ -13,6 +13,7 @@ annotation. Stdlib only, Python 3.9+.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import os
@@ -20,26 +21,11 @@ import posixpath
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from enum import IntEnum
-from typing import Any, Dict, Optional, Sequence, Tuple, Union, get_type_hints
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union, get_type_hints
 
-# reference data generated on the nodes: what the bytes are is part of this contract (a
-# node checks its data against the controller's digest of the same recipe)
-from worker.generate import GENERATOR as DATA_GENERATOR  # noqa: F401
-from worker.generate import file_name as generated_file  # noqa: F401
-from worker.generate import sha256 as generated_sha256  # noqa: F401
-from worker.generate import stamp_holds as generated_stamp_holds  # noqa: F401
-from worker.probe import STAMPED as PROBE_STAMPED  # noqa: F401 - the probe's arguments
-from worker.progress import parse as parse_progress  # noqa: F401 - the live progress line
-from worker.results import RECORD_PREFIX
+from worker.layout import MARKER
 
 REQUEST_SCHEMA = "parbench.request/1"
-
-
-def for_the_controller(line: str) -> bool:
-    """Whether a line of the worker's output is for the controller, not for people: its
-    live progress and the records it tells after saving them."""
-    return line.startswith(RECORD_PREFIX) or parse_progress(line) is not None
-
 
 #: what a request may ask; all but clean leave one record per client
 PHASES = ("write", "read", "verify-write", "verify-read", "meta", "clean")
@@ -64,14 +50,6 @@ NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: a run id: one folder name
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
-# --- the start handshake (worker/start.py, controller/nodes/startgate.py) --------------
-#: printed by the worker once all of its clients are ready; the controller watches for it
-READY_MARKER = "parbench-ready"
-#: the controller's answer on the worker's stdin: ``go <epoch seconds, node clock>``
-GO = "go"
-#: ... or, when the controller is interrupted, this: no client starts
-STOP = "stop"
-
 
 class ExitCode(IntEnum):
     """How ``python -m worker`` ends."""
@@ -93,7 +71,66 @@ RECORDED_EXITS = (ExitCode.OK, ExitCode.NOT_OK)
 #: the probe's exit code when the workdir is not parbench's to use (nothing was touched)
 PROBE_REFUSED = 3
 #: the file that marks a workdir as parbench's
-WORKDIR_MARKER = ".parbench-workdir"
+WORKDIR_MARKER = MARKER
+#: what marks a file the probe is asked about as one with a stamp beside it (its
+#: arguments: ``stamped:data/generated-1024.bin``), reported in ProbeFacts.stamps
+PROBE_STAMPED = "stamped:"
+
+
+# --- reference data generated on the nodes: what the bytes are is part of this contract
+# (a node checks its data against the controller's digest of the same recipe) -----------
+#: names the recipe below: a change of recipe must change it
+DATA_GENERATOR = "parbench-gen/1"
+GENERATED_CHUNK = 1 << 20
+_PAGE = 4096
+_HEADER = b"parbench page %021d\n"  # 36 bytes
+_PATTERN: Optional[bytes] = None
+
+
+def _generated_pattern() -> bytes:
+    global _PATTERN
+    if _PATTERN is None:
+        _PATTERN = hashlib.shake_256(DATA_GENERATOR.encode()).digest(GENERATED_CHUNK)
+    return _PATTERN
+
+
+def generated_chunks(size: int) -> Iterator[bytes]:
+    """The generated data of ``size`` bytes, 1 MiB at a time: a 1 MiB pattern (SHAKE-256
+    of a fixed seed: incompressible) repeated, every 4 KiB page starting with its own
+    number (``parbench page 000000000000000000042\\n``: a lost, repeated or swapped page
+    changes the digest), the last chunk cut to length."""
+    if size < 0:
+        raise ValueError(f"size must be 0 or more, got {size}")
+    pattern = _generated_pattern()
+    pages_per_chunk = GENERATED_CHUNK // _PAGE
+    for index in range((size + GENERATED_CHUNK - 1) // GENERATED_CHUNK):
+        chunk = bytearray(pattern)
+        first = index * pages_per_chunk
+        for page in range(pages_per_chunk):
+            header = _HEADER % (first + page)
+            chunk[page * _PAGE : page * _PAGE + len(header)] = header
+        yield bytes(chunk[: min(GENERATED_CHUNK, size - index * GENERATED_CHUNK)])
+
+
+def generated_sha256(size: int) -> str:
+    """The sha256 of the generated data of ``size`` bytes."""
+    digest = hashlib.sha256()
+    for chunk in generated_chunks(size):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def generated_stamp_holds(stamp: Optional[str], found: Optional[dict], expected: str) -> bool:
+    """Whether the stamp's text ``stamp`` vouches for the file as ``found`` (its size,
+    mtime_ns and inode now) holding the data whose sha256 is ``expected``. The probe
+    reports both, so that the controller need not run ``generate`` to learn it."""
+    if stamp is None or found is None:
+        return False
+    try:
+        said = json.loads(stamp)
+    except ValueError:
+        return False
+    return said == {"generator": DATA_GENERATOR, "sha256": expected, **found}
 
 
 class RequestError(ValueError):
@@ -409,19 +446,9 @@ REQUEST_DEFAULTS: Dict[str, Any] = {
 
 
 LOCK_SCHEMA = "parbench.lock/1"
-#: the line the worker prints with its answer to a LockRequest (then one JSON object)
-LOCK_REPLY = "parbench-lock"
 #: an empty lock file older than this (seconds) is a crash's leftover, not a lock being
 #: written (its create, write and fsync take milliseconds)
 EMPTY_LOCK_STALE = 10.0
-#: the first line of ``python -m worker agent`` (worker/agent.py)
-AGENT_READY = "parbench-agent ready"
-#: its answer once a phase it ran has ended: ``AGENT_DONE EXIT_CODE``
-AGENT_DONE = "parbench-agent done"
-#: the first line of the child that runs a phase for the agent
-AGENT_STARTED = "parbench-agent started"
-#: what marks a line of a phase the agent runs as the worker's stderr
-STDERR_TAG = "@stderr "
 LOCK_ACTIONS = ("acquire", "renew", "release")
 
 

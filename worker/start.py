@@ -6,9 +6,9 @@ Two levels, like an MPI barrier followed by a timed start:
   directories) and waits for the worker's answer (worker/clients.py), which comes once
   every client is ready;
 - across nodes, the worker asks the controller for that time once all of its clients are
-  ready (``--start-on-stdin``): it prints ``READY_MARKER`` and reads ``go EPOCH`` from
-  stdin (:class:`ControllerLink`, which also hears ``stop`` there). The controller
-  answers when every node is ready, so a slow set-up (a cold proxy, a slow node) delays
+  ready (``--start-on-stdin``): it prints a ``Ready`` line and reads ``Go`` from stdin
+  (worker/messages.py; :class:`ControllerLink`, which also hears ``Stop`` there). The
+  controller answers when every node is ready, so a slow set-up (a cold proxy, a slow node) delays
   the start instead of spoiling it.
 """
 
@@ -22,7 +22,7 @@ import time
 from contextlib import suppress
 from typing import Iterator, Optional, TextIO
 
-from worker.protocol import GO, READY_MARKER, STOP
+from worker.messages import Go, MessageError, Ready, Stop, decode, encode
 from worker.stop import CONNECTION_LOST, CONTROLLER, StopSignal
 
 
@@ -85,7 +85,7 @@ class ControllerLink:
         why = CONNECTION_LOST
         for line in _lines(stdin.fileno()):
             self._answers.put(line)
-            if line.strip() == STOP:
+            if _said(line) == Stop():
                 why = CONTROLLER
                 break
         else:
@@ -100,7 +100,7 @@ class ControllerLink:
         gone, interrupted or broken: NoStart, after saying why on stderr. Timed IO that
         nobody coordinates or gathers would only load the cluster under someone else's
         benchmark."""
-        print(f"{READY_MARKER} {node}", flush=True)
+        print(encode(Ready(node)), flush=True)
         until = time.monotonic() + max(timeout, 0.0)
         line: Optional[str] = None
         while line is None and time.monotonic() < until and not self.stop.requested:
@@ -110,23 +110,26 @@ class ControllerLink:
         if line is None:  # what the controller said last may be why it stopped
             with suppress(queue.Empty):
                 line = self._answers.get_nowait()
-        words = (line or "").split()
-        if len(words) == 2 and words[0] == GO:
-            try:
-                start = float(words[1])
-            except ValueError:
-                pass
-            else:
-                _say_if_late(node, start)
-                return start
+        said = _said(line or "")
+        if isinstance(said, Go):
+            _say_if_late(node, said.at)
+            return said.at
         if line is None:
             why = self.stop.reason if self.stop.requested else f"no answer within {timeout:.0f} s"
         elif not line:
             why = "end of input: the controller is gone"
-        elif line.strip() == STOP:
+        elif said == Stop():
             why = "the controller was interrupted"
         else:
             why = f"got {line!r}"
         message = f"{node}: no common start from the controller ({why})"
         print(f"parbench worker: {message}; no client starts", file=sys.stderr, flush=True)
         raise NoStart(message)
+
+
+def _said(line: str) -> object:
+    """The controller's message ``line``, None when it is none or cannot be read."""
+    try:
+        return decode(line)
+    except MessageError:
+        return None

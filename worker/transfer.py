@@ -117,7 +117,7 @@ class _CopyPlace:
 
 class _Transfer:
     """The part both jobs share: ``with _Transfer(...) as t:`` around the work, then
-    ``return t.result``.
+    ``return t.result.freeze()``.
 
     On leaving, an exception becomes an error record: end time stamped at once; its error
     one line (the cause, and when the timed transfer had started, the bytes moved so far
@@ -138,7 +138,7 @@ class _Transfer:
         self.identity = identity
         self.config = config
         self.cleanup = cleanup
-        self.result = identity.record(files=0)
+        self.result = identity.draft(files=0)
         self.meter = Meter(measure)
         self.storage: Optional[Storage] = None
         self.tee: Optional[CountingTee] = None  # the file under way
@@ -290,7 +290,7 @@ class WriteJob(Job):
                     storage.write_stream(target, transfer.tee, current.made, transfer.meter)
                     transfer.file_done(began)
                 transfer.done()
-        return transfer.result
+        return transfer.result.freeze()
 
 
 @dataclass(frozen=True)
@@ -342,4 +342,4 @@ class ReadJob(Job):
                                 out.write(chunk)
                     transfer.file_done(began)
                 transfer.done()
-        return transfer.result
+        return transfer.result.freeze()

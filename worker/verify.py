@@ -129,7 +129,7 @@ class VerifyJob(Job):
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         # untimed: a check starts as soon as it is set up
-        result = self.identity.record(
+        result = self.identity.draft(
             expected_bytes=self.reference.size,
             expected_checksum=self.reference.checksum,
             algorithm=self.reference.algorithm,
@@ -159,7 +159,7 @@ class VerifyJob(Job):
             result.bytes = total
         result.found = found or None
         result.end = time.time()
-        return result
+        return result.freeze()
 
 
 def _bad_files(bad: list, files: int) -> str:

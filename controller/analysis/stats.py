@@ -215,7 +215,7 @@ class PhaseSummary(Verdicts):
     by_client: tuple[ClientSummary, ...]
     #: op -> count, mean, min, p50, p90, p99, p99.9, max in us, over every record
     latency: dict[str, dict] = field(default_factory=dict)
-    #: op -> the merged histogram itself (worker/histogram.py), to merge further
+    #: op -> the merged histogram itself (worker/results.py's Histogram), to merge further
     histograms: dict[str, dict] = field(default_factory=dict)
     series: dict | None = None  # all clients' bytes per interval (measures.Series)
     iterations: Iterations | None = None

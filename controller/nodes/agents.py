@@ -12,7 +12,6 @@ worker run`` over a session of their own, as before.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -24,7 +23,18 @@ from typing import IO, Optional, Sequence, TextIO
 
 from invoke.watchers import StreamWatcher
 
-from worker.protocol import AGENT_DONE, AGENT_READY, AGENT_STARTED, STDERR_TAG
+from worker.messages import (
+    AgentDone,
+    AgentReady,
+    AgentStarted,
+    BecomeAgent,
+    MessageError,
+    RunAsk,
+    Stderr,
+    decode,
+    encode,
+    kind,
+)
 
 from ..run.inventory import Node
 from .nodeoutput import Kept
@@ -46,10 +56,6 @@ class Finished:
     exited: int
 
 
-#: the line that makes the probe exec the agent (worker/probe.py's AGENT)
-BECOME_AGENT = "agent\n"
-
-
 class Agents:
     def __init__(self) -> None:
         self._sessions: dict[tuple, Session] = {}
@@ -59,8 +65,8 @@ class Agents:
         """Make the probe's ``session`` on ``node`` its agent (the probe execs it);
         whether it answered. A session that did not is closed."""
         try:
-            session.send(BECOME_AGENT)
-            ready = session.readline().strip() == AGENT_READY
+            session.send(encode(BecomeAgent()) + "\n")
+            ready = _said(session.readline()) == AgentReady()
         except OSError:
             ready = False
         if not ready:
@@ -113,7 +119,7 @@ class Agents:
         # own timeout ends it, not the session's (applied with this send)
         session.timeout = None
         try:
-            session.send("run " + json.dumps({"save": save, "request": request}) + "\n")
+            session.send(encode(RunAsk(save, request)) + "\n")
         except OSError:
             self.forget(node)
             return None
@@ -123,7 +129,7 @@ class Agents:
 
         def read() -> None:  # its stdout, up to the end of the phase
             line = "-"
-            while line and not line.startswith(AGENT_DONE) and not over.is_set():
+            while line and kind(line) is not AgentDone and not over.is_set():
                 try:
                     line = session.readline()
                 except Exception:  # noqa: BLE001 - the stream is gone: said as its end
@@ -174,14 +180,16 @@ class Agents:
             if not line:
                 self.forget(node)
                 raise StepError("the node's agent ended before the phase did")
-            if line.startswith(AGENT_DONE):
-                return Finished(said.text(), errors.text(), int(line.split()[-1]))
-            if line.startswith(AGENT_STARTED):
+            # only the agent's own lines are read here (records are read at the end)
+            told = _said(line) if kind(line) in (AgentDone, AgentStarted, Stderr) else None
+            if isinstance(told, AgentDone):
+                return Finished(said.text(), errors.text(), told.code)
+            if isinstance(told, AgentStarted):
                 started = True
                 continue
-            if line.startswith(STDERR_TAG):
-                errors.add(line[len(STDERR_TAG) :])
-                err.write(line[len(STDERR_TAG) :])
+            if isinstance(told, Stderr):
+                errors.add(told.text + "\n")  # whole lines (worker/agent.py's Tagged)
+                err.write(told.text + "\n")
                 continue
             said.add(line)
             out.write(line)
@@ -200,6 +208,15 @@ class Agents:
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         close_each(sessions, _abandon)
+
+
+def _said(line: str) -> object:
+    """The message ``line`` is, None when it is none or cannot be read (a line for
+    people: shown as it is)."""
+    try:
+        return decode(line)
+    except MessageError:
+        return None
 
 
 #: a session given up: closed without waiting for the node's process

@@ -17,7 +17,9 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, Optional
 
-from worker.protocol import LOCK_REPLY, Holder, RequestError, decode
+from worker.messages import LockReply, MessageError
+from worker.messages import decode as decode_line
+from worker.protocol import Holder, RequestError, decode
 
 from ..run.inventory import Inventory, Node
 from .nodeoutput import printable
@@ -100,8 +102,14 @@ def lease(inventory: Inventory) -> float:
 def reply_in(told: str) -> dict:
     """The lock reply in ``told`` (a node's answer), checked; StepError (one line)."""
     for line in told.splitlines():
-        if line.startswith(LOCK_REPLY + " "):
-            return checked_reply(line[len(LOCK_REPLY) + 1 :])
+        try:
+            said = decode_line(line)
+        except MessageError as exc:
+            if exc.kind is not LockReply:
+                continue
+            raise StepError(str(exc)) from None
+        if isinstance(said, LockReply):
+            return checked_reply(said.reply)
     raise StepError(f"no answer to the lock request: {printable(told.strip()[-200:])}")
 
 
@@ -126,14 +134,11 @@ def as_error(place: dict) -> dict:
     }
 
 
-def checked_reply(text: str) -> dict:
-    """A node's answer to a lock request, checked to be what this controller reads;
-    StepError (one line) when it is not."""
-    try:
-        reply = json.loads(text)
-    except ValueError as exc:
-        raise StepError(f"the lock reply is not JSON ({exc}): {text[:80]!r}") from None
+def checked_reply(reply: Any) -> dict:
+    """A node's answer to a lock request (its JSON, decoded), checked to be what this
+    controller reads; StepError (one line) when it is not."""
     if not isinstance(reply, dict) or not {"workdir", "dst"} <= set(reply):
+        text = json.dumps(reply)
         raise StepError(f"the lock reply has no workdir and dst: {text[:80]!r}")
     for kind in ("workdir", "dst"):
         place = reply[kind]

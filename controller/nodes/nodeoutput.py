@@ -18,7 +18,7 @@ import re
 from collections import deque
 from typing import Callable
 
-from worker.results import RECORD_PREFIX
+from worker.messages import is_record as told_record
 
 #: characters of one line of a node's output; a record line may be 4 MiB
 MAX_LINE = 8 * 1024 * 1024
@@ -86,7 +86,7 @@ class Kept:
         lines: int = TAIL_LINES,
         chars: int = TAIL_CHARS,
         records: int = MAX_RECORDS,
-        is_record: Callable[[str], bool] = lambda line: line.startswith(RECORD_PREFIX),
+        is_record: Callable[[str], bool] = told_record,
     ) -> None:
         self._tail: deque[tuple[int, str]] = deque()  # (its number, the line)
         self._tail_chars = 0

@@ -14,6 +14,7 @@ from typing import Optional, Protocol
 
 from fabric import Connection
 
+from worker.messages import ClockAsk, decode_clock, encode
 from worker.protocol import PROBE_REFUSED, ProbeFacts, RequestError
 
 from ..run.inventory import Node
@@ -140,15 +141,14 @@ def clock_offset(session: Session, samples: int = 5) -> tuple[float, float]:
     best: Optional[tuple[float, float]] = None
     for _ in range(samples):
         before = time.time()
-        session.send("\n")
+        session.send(encode(ClockAsk()) + "\n")
         answer = session.readline()
         half = (time.time() - before) / 2
-        try:
-            remote = float(answer)
-        except ValueError:
-            raise StepError(f"the probe's clock answered {answer.strip()[:80]!r}") from None
+        clock = decode_clock(answer)
+        if clock is None:
+            raise StepError(f"the probe's clock answered {answer.strip()[:80]!r}")
         if best is None or half < best[1]:
-            best = (remote - (before + half), half)
+            best = (clock.at - (before + half), half)
     assert best is not None
     return best
 

@@ -25,12 +25,8 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from fabric import Connection
 
-from worker.protocol import (
-    PROBE_STAMPED,
-    ProbeFacts,
-    generated_file,
-    generated_stamp_holds,
-)
+from worker import layout
+from worker.protocol import PROBE_STAMPED, ProbeFacts, generated_stamp_holds
 
 from ..run.inventory import Inventory, Node
 from ..run.plan import worker_command
@@ -178,18 +174,18 @@ def relock(requirement: str = RUNTIME_REQUIREMENT, lock: Path = RUNTIME_LOCK) ->
 def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> list[Artifact]:
     """What a node needs: the worker package, the runtime's wheels and (``data``) the
     reference file."""
-    files = [(p, f"worker/{p.name}") for p in sorted(WORKER.glob("*.py"))]
-    files += [(w, f"wheels/{w.name}") for w in wheels]
+    files = [(p, f"{layout.WORKER}/{p.name}") for p in sorted(WORKER.glob("*.py"))]
+    files += [(w, f"{layout.WHEELS}/{w.name}") for w in wheels]
     if data and not isinstance(inventory.settings.data, int):  # an int: generated there
         reference = reference_file(inventory)
-        files.append((reference, f"data/{reference.name}"))
+        files.append((reference, f"{layout.DATA}/{reference.name}"))
     return [Artifact(local, remote, sha256_of(local)) for local, remote in files]
 
 
 def check_reference(arts: list[Artifact], path: str, sha256: str) -> None:
     """The reference file about to be pushed is the run's (by content), or PushError."""
     for art in arts:
-        if art.remote.startswith("data/") and art.sha256 != sha256:
+        if art.remote.startswith(layout.DATA + "/") and art.sha256 != sha256:
             raise PushError(
                 f"reference file {art.local} changed since the run sealed {path} "
                 f"(sha256 {art.sha256[:12]}..., the run's {sha256[:12]}...)"
@@ -197,7 +193,7 @@ def check_reference(arts: list[Artifact], path: str, sha256: str) -> None:
 
 
 def _wheels(arts: list[Artifact]) -> list[Artifact]:
-    return [a for a in arts if a.remote.startswith("wheels/")]
+    return [a for a in arts if a.remote.startswith(layout.WHEELS + "/")]
 
 
 def runtime_stamp(arts: list[Artifact], python: str) -> str:
@@ -245,7 +241,7 @@ def generated_size(inventory: Inventory, data: bool = True) -> Optional[int]:
 
 
 def _generated_name(size: int) -> str:
-    return posixpath.join("data", generated_file(size))
+    return posixpath.join(layout.DATA, layout.generated_file(size))
 
 
 def _stamped_current(facts: ProbeFacts, size: int) -> bool:
@@ -366,7 +362,7 @@ def _update(
     extra = [f for f in facts.worker_files if f.endswith(".py") and f not in ours]
     if extra:  # modules removed from the package since the last push
         conn.run(
-            "rm -f -- " + " ".join(q(posixpath.join(workdir, "worker", f)) for f in extra),
+            "rm -f -- " + " ".join(q(posixpath.join(workdir, layout.WORKER, f)) for f in extra),
             hide=True,
         )
     stamp = runtime_stamp(arts, node.python)
@@ -375,7 +371,8 @@ def _update(
         wheels = " ".join(q(posixpath.basename(a.remote)) for a in _wheels(arts))
         conn.run(
             f"cd {q(workdir)} && PYTHONPATH={q(workdir)} {q(node.python)} -m "
-            f"worker.bootstrap --wheels wheels --venv venv --stamp {stamp} {wheels}",
+            f"worker.bootstrap --wheels {layout.WHEELS} --venv {layout.VENV} --stamp {stamp}"
+            f" {wheels}",
             hide=True,
         )
     if generated is not None and not _stamped_current(facts, generated):

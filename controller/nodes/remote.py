@@ -26,7 +26,7 @@ from fabric import Config, Connection
 from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
-from worker.protocol import for_the_controller, parse_progress
+from worker.messages import decode_progress, for_the_controller
 
 from ..run.inventory import Inventory, Node
 from ..run.rundir import NodeFailure
@@ -351,9 +351,9 @@ class PrefixedStream(io.TextIOBase):
         if lines and self.board is not None:
             said = []
             for line in lines:
-                fields = parse_progress(line)
-                if fields is not None:
-                    self.board.update(fields)
+                progress = decode_progress(line)
+                if progress is not None:
+                    self.board.update(progress)
                 elif not for_the_controller(line):
                     said.append(printable(line))
             if said:

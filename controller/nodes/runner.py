@@ -10,13 +10,15 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from dataclasses import replace
 from typing import IO, Any, Optional, Sequence
 
 from fabric import Connection
 from invoke.watchers import StreamWatcher
 
-from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, for_the_controller
-from worker.results import ClientResult, read_lines, told_records, write_file
+from worker.messages import for_the_controller, told_records
+from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest
+from worker.results import ClientResult, read_lines, write_file
 
 from ..run.inventory import Node
 from ..run.plan import NodePaths, worker_command
@@ -80,7 +82,7 @@ def run_worker(
     lost(conn, node, request, time.monotonic() - began)
     try:
         records = told(result.stdout, node, request) or fetch_records(conn, node, run, request)
-        keep(records, node, run, request, offset)
+        records = keep(records, node, run, request, offset)
     except OSError as exc:
         raise StepError(
             f"the worker left no {phase} records ({exc}); it exited "
@@ -165,17 +167,17 @@ def fetch_records(conn: Connection, node: Node, run: RunDir, request: PhaseReque
 
 def keep(
     records: list[ClientResult], node: Node, run: RunDir, request: PhaseRequest, offset: float
-) -> None:
+) -> list[ClientResult]:
     """Check ``request``'s records and save them in the run folder next to those of the
-    phase's other iterations, with the node's clock offset."""
+    phase's other iterations, with the node's clock offset; the records as kept."""
     check_records(request, records)
-    for record in records:
-        record.clock_offset = offset
+    records = [replace(record, clock_offset=offset) for record in records]
     saved = run.node_file(node.id, f"{request.phase}.jsonl")
     others = [
         r for r in run.node_records(node.id, request.phase) if r.iteration != request.iteration
     ]
     write_file(others + records, str(saved))
+    return records
 
 
 def send(conn: Connection, remote: str, text: str) -> None:

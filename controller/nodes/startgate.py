@@ -1,23 +1,23 @@
 """The controller's half of the common start (the worker's half is worker/start.py).
 
-Each node's worker prints ``READY_MARKER`` once its clients are set up and waits for
-``go EPOCH`` on stdin. ``StartGate`` holds the nodes' answers until every node is ready
-(or has dropped out, or ``ready_timeout`` has passed), then gives them all one start
-``margin`` seconds ahead, each on its own clock, or, when the controller is interrupted,
-tells them not to start. ``ReadyWatcher`` plugs a node into the gate through invoke's
-stream watchers, which write their answers to the command's stdin.
+Each node's worker prints a ``Ready`` line once its clients are set up and waits for
+``Go`` on stdin (the lines: worker/messages.py). ``StartGate`` holds the nodes' answers
+until every node is ready (or has dropped out, or ``ready_timeout`` has passed), then
+gives them all one start ``margin`` seconds ahead, each on its own clock, or, when the
+controller is interrupted, tells them not to start. ``ReadyWatcher`` plugs a node into
+the gate through invoke's stream watchers, which write their answers to the command's
+stdin.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from typing import Iterable, Optional, Sequence
 
 from invoke.watchers import StreamWatcher
 
-from worker.protocol import GO, READY_MARKER, STOP
+from worker.messages import Go, Stop, encode, ready_in
 
 #: ``start_delay: auto``: the start comes this long after the last node is ready, plus
 #: ``AUTO_ROUND_TRIPS`` times the slowest node's round trip (measured by the push's
@@ -92,9 +92,6 @@ class StartGate:
         return list(self._late)
 
 
-_READY_LINE = re.compile(rf"(?:^|\n){re.escape(READY_MARKER)} ")
-
-
 class ReadyWatcher(StreamWatcher):
     """Answers a node's ready line with ``go <start on that node's clock>``."""
 
@@ -110,10 +107,10 @@ class ReadyWatcher(StreamWatcher):
         # invoke calls this with all the output so far, from its stdout reader thread and
         # from its stderr one; the worker prints the ready line on stdout only
         with self._lock:
-            if self._answered or not _READY_LINE.search(stream):
+            if self._answered or not ready_in(stream):
                 return []
             self._answered = True
         start = self.gate.arrive(self.node)
         if start is None:
-            return [f"{STOP}\n"]  # the worker's clients give up
-        return [f"{GO} {start + self.clock_offset:.6f}\n"]
+            return [encode(Stop()) + "\n"]  # the worker's clients give up
+        return [encode(Go(start + self.clock_offset)) + "\n"]

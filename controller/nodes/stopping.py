@@ -18,7 +18,8 @@ import threading
 from contextlib import contextmanager
 from typing import IO, Any, Iterator
 
-from worker.protocol import STOP, ExitCode
+from worker.messages import Stop, encode
+from worker.protocol import ExitCode
 
 
 class Terminated(KeyboardInterrupt):
@@ -78,7 +79,7 @@ class Controls:
         with self._lock:
             self._writers[node] = write
             if self.stopped:  # stopped before this node began: it stops at once
-                os.write(write, f"{STOP}\n".encode())
+                os.write(write, (encode(Stop()) + "\n").encode())
         try:
             yield reader
         finally:
@@ -91,4 +92,4 @@ class Controls:
         with self._lock:
             self.stopped = True
             for write in self._writers.values():
-                os.write(write, f"{STOP}\n".encode())
+                os.write(write, (encode(Stop()) + "\n").encode())

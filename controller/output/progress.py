@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional, TextIO
 
+from worker.messages import Progress
+
 MIB = 1024 * 1024
 #: the most node lines drawn on a terminal; beyond them, the slowest are shown
 MOST_NODES = 16
@@ -55,16 +57,10 @@ class Board:
         self._last_draw = 0.0
         self._window = [(self._began, 0)]  # (time, bytes moved): the recent rate
 
-    def update(self, fields: dict) -> None:
-        """A node's progress line (the fields of worker/progress.py's)."""
-        try:
-            node = str(fields["node"])
-            now = NodeProgress(
-                str(fields["phase"]), int(fields["done"]), int(fields["total"]),
-                int(fields["bytes"]), int(fields["files"]),
-            )  # fmt: skip
-        except (KeyError, TypeError, ValueError):
-            return  # not ours to judge: a newer worker's line
+    def update(self, told: Progress) -> None:
+        """A node's progress line (worker/messages.py's Progress)."""
+        node = told.node
+        now = NodeProgress(told.phase, told.done, told.total, told.bytes, told.files)
         with self._lock:
             self.nodes[node] = now
             if self.tty:

@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from worker import layout
+from worker.layout import generated_file
 from worker.protocol import (
     PHASES,
     TIMED_PHASES,
     PhaseRequest,
     Reference,
     StorageConfig,
-    generated_file,
     phase_request,
 )
 
@@ -38,25 +39,25 @@ def new_run_id(now: Optional[float] = None) -> str:
 
 @dataclass(frozen=True)
 class NodePaths:
-    """Where parbench's own files live on a node, all below its workdir."""
+    """Where parbench's own files live on a node, all below its workdir (worker/layout.py)."""
 
     workdir: str
 
     @property
     def venv_python(self) -> str:
-        return posixpath.join(self.workdir, "venv", "bin", "python")
+        return layout.venv_python(self.workdir)
 
     def data(self, name: str) -> str:
-        return posixpath.join(self.workdir, "data", name)
+        return layout.data(self.workdir, name)
 
     def run_dir(self, run_id: str) -> str:
-        return posixpath.join(self.workdir, "runs", run_id)
+        return layout.run_dir(self.workdir, run_id)
 
     def output(self, run_id: str, phase: str) -> str:
-        return posixpath.join(self.run_dir(run_id), f"{phase}.jsonl")
+        return layout.records(self.workdir, run_id, phase)
 
     def request(self, run_id: str, phase: str) -> str:
-        return posixpath.join(self.run_dir(run_id), f"{phase}.request.json")
+        return layout.request_file(self.workdir, run_id, phase)
 
 
 @dataclass(frozen=True)

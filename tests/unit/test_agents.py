@@ -22,18 +22,14 @@ from controller.nodes.remote import StepError
 from controller.run.inventory import load
 from worker.__main__ import build_parser, request_from_args
 from worker.lock import LOCK_NAME
+from worker.messages import AGENT_READY, LOCK_REPLY, READY, STDERR, told_records
 from worker.protocol import (
-    AGENT_READY,
-    LOCK_REPLY,
-    READY_MARKER,
-    STDERR_TAG,
     ExitCode,
     Holder,
     LockRequest,
     PhaseRequest,
     ProbeFacts,
 )
-from worker.results import told_records
 
 from .test_push_node import LocalSession
 
@@ -127,7 +123,7 @@ class Go(StreamWatcher):
         self.ahead = ahead
 
     def submit(self, stream: str) -> list[str]:
-        ready = stream.startswith(READY_MARKER)
+        ready = stream.startswith(READY)
         return [f"go {time.time() + self.ahead:.6f}\n"] if ready else []
 
 
@@ -181,7 +177,7 @@ def test_a_stop_on_the_controls_pipe_reaches_the_phase_and_its_stderr_comes_tagg
     os.close(write)
     assert done is not None and done.exited == int(ExitCode.INTERRUPTED), done
     assert "stopped" in done.stderr and done.stderr == err.getvalue()
-    assert STDERR_TAG not in out.getvalue() + err.getvalue()
+    assert STDERR not in out.getvalue() + err.getvalue()
 
 
 def test_no_agent_means_nothing_is_run(tmp_path: Path, node) -> None:

@@ -19,7 +19,8 @@ from controller.nodes import push as pushing
 from controller.nodes.fleet import Fleet, using
 from controller.run import session
 from controller.run.inventory import Inventory, Node, load
-from worker.protocol import LOCK_REPLY, ProbeFacts
+from worker.messages import LockReply, encode
+from worker.protocol import ProbeFacts
 
 from .test_orchestration import INVENTORY, FakeConnection, FakeSftp, World
 
@@ -29,7 +30,7 @@ def _held(request: str) -> str:
     asked = json.loads(request)
     dst = None if asked.get("dst") is None else {"path": asked["dst"], "held": True}
     reply = {"workdir": {"path": asked["workdir"] + "/.parbench-lock", "held": True}, "dst": dst}
-    return f"{LOCK_REPLY} {json.dumps(reply)}\n"
+    return encode(LockReply(reply)) + "\n"
 
 
 class ProbeSession:

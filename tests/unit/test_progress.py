@@ -9,7 +9,7 @@ import threading
 
 from controller.nodes.remote import PrefixedStream
 from controller.output.progress import Board
-from worker import progress
+from worker.messages import Progress, decode_progress, encode
 
 MIB = 1024 * 1024
 ERASE = re.compile(r"\x1b\[(\d+)F\x1b\[J")
@@ -23,9 +23,9 @@ class Clock:
         return self.now
 
 
-def fields(node: str, done: int, moved: int, files: int, total: int = 2) -> dict:
-    line = progress.line("write", node, done, total, moved, files)
-    found = progress.parse(line)
+def fields(node: str, done: int, moved: int, files: int, total: int = 2) -> Progress:
+    line = encode(Progress("write", node, done, total, moved, files))
+    found = decode_progress(line)
     assert found is not None
     return found
 
@@ -81,9 +81,14 @@ def test_without_a_terminal_a_plain_total_every_interval_and_no_block() -> None:
 
 
 def test_a_line_it_does_not_understand_is_ignored() -> None:
-    board = Board(io.StringIO(), tty=True)
-    board.update({"node": "n0", "phase": "write"})  # a newer worker's, say
-    assert board.nodes == {}
+    out = io.StringIO()
+    board = Board(out, tty=True)
+    line = '@progress {"node": "n0", "phase": "write"}'  # a newer worker's, say
+    assert decode_progress(line) is None
+    stream = PrefixedStream("n0", out, board)
+    stream.write(line + "\n")
+    stream.finish()
+    assert board.nodes == {} and out.getvalue() == ""
 
 
 def test_many_nodes_output_and_progress_never_interleave_mid_line() -> None:
@@ -94,7 +99,8 @@ def test_many_nodes_output_and_progress_never_interleave_mid_line() -> None:
         stream = PrefixedStream(nid, out, board=board)
         for i in range(200):
             # invoke hands over whatever it read: here, lines cut at odd places
-            text = f"write {nid}/{i} ok\n" + progress.line("write", nid, i, 200, i * MIB, i) + "\n"
+            told = encode(Progress("write", nid, i, 200, i * MIB, i))
+            text = f"write {nid}/{i} ok\n" + told + "\n"
             for cut in range(0, len(text), 7):
                 stream.write(text[cut : cut + 7])
         stream.finish()

@@ -138,10 +138,10 @@ def test_unknown_size_counts_as_zero() -> None:
 def test_series_are_aligned_on_the_controller_clock() -> None:
     """n1 runs 10 s ahead: its series, started at 20.5 on its clock, is at 10.5 here and
     its intervals are split over the grid's in proportion to their overlap."""
-    a = rec("n0", 0, bytes=30, start=10.0, end=13.0)
-    a.series = {"start": 10.0, "interval": 1.0, "bytes": [10, 10, 10]}
-    b = rec("n1", 0, bytes=20, start=20.5, end=22.5, clock_offset=10.0)
-    b.series = {"start": 20.5, "interval": 1.0, "bytes": [10, 10]}
+    series = {"start": 10.0, "interval": 1.0, "bytes": [10, 10, 10]}
+    a = rec("n0", 0, bytes=30, start=10.0, end=13.0, series=series)
+    series = {"start": 20.5, "interval": 1.0, "bytes": [10, 10]}
+    b = rec("n1", 0, bytes=20, start=20.5, end=22.5, clock_offset=10.0, series=series)
     summary = summarise([a, b])
     assert summary.series == {"start": 10.0, "interval": 1.0, "bytes": [15, 20, 15]}
     assert sum(summary.series["bytes"]) == 50
@@ -149,7 +149,7 @@ def test_series_are_aligned_on_the_controller_clock() -> None:
 
 
 def test_latency_is_merged_per_node_and_phase() -> None:
-    from worker.histogram import Histogram
+    from worker.results import Histogram
 
     def hist(*values: int) -> dict:
         h = Histogram()
@@ -197,8 +197,8 @@ def test_first_done_counts_from_the_series_where_there_is_one() -> None:
     """Two clients started at 0: a stops at 2 s; b moved 10 B in its first second and
     90 B in its second half-rate... its series says what it had moved at 2 s."""
     a = rec("n0", 0, bytes=200, start=0.0, end=2.0, files=4)
-    b = rec("n0", 1, bytes=400, start=0.0, end=4.0, files=8)
-    b.series = {"start": 0.0, "interval": 1.0, "bytes": [10, 90, 100, 200]}
+    series = {"start": 0.0, "interval": 1.0, "bytes": [10, 90, 100, 200]}
+    b = rec("n0", 1, bytes=400, start=0.0, end=4.0, files=8, series=series)
     s = summarise([a, b])
     assert s.first_done.seconds == 2.0 and s.first_done.bytes == 300.0  # 200 + 10 + 90
     assert s.aggregate_throughput == 150.0 and s.first_done.throughput == 150.0

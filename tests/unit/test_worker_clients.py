@@ -287,12 +287,3 @@ def test_clients_count_bytes_and_files_into_the_shared_tally(method: str) -> Non
     finally:
         multiprocessing.set_start_method(previous, force=True)
     assert tally.totals() == (6000, 3)
-
-
-def test_a_progress_line_round_trips_and_other_lines_are_not_one() -> None:
-    text = progress.line("write", "n0", 1, 4, 123, 2)
-    assert progress.parse(text) == {
-        "phase": "write", "node": "n0", "done": 1, "total": 4, "bytes": 123, "files": 2
-    }  # fmt: skip
-    assert progress.parse("write n0/1 ok 5 MiB") is None
-    assert progress.parse(progress.PREFIX + "{broken") is None
