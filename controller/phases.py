@@ -35,6 +35,7 @@ from .nodes.startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_ma
 from .output import exports, report
 from .output.progress import Board
 from .run.inventory import Inventory, Node, Settings
+from .run.outcomes import save_outcome, save_records, save_sent
 from .run.plan import phase_budget
 from .run.reference import PushError
 from .run.rounds import Rounds
@@ -346,10 +347,15 @@ def _iteration(
                 )
                 if iteration:  # the files there are this run's, from the iteration before
                     request = replace(request, on_existing="replace")
-                records += runner.run_worker(
-                    conn, node, run.dir, request, settings.phase_timeout, offset, watchers,
-                    controls, board,
+                save_sent(run.dir, node.id, request)  # before it is sent: collectable
+                outcome = runner.run_worker(
+                    conn, node, request, settings.phase_timeout, offset, watchers, controls,
+                    board,
                 )  # fmt: skip
+                save_outcome(run.dir, outcome)
+                records += outcome.records
+                if outcome.failure is not None:
+                    raise StepError(outcome.failure)
         finally:
             for gate in gates.values():  # a node that failed before it was ready
                 gate.leave(node.id)  # holds no one up
@@ -420,8 +426,9 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
         found = []
         for request in missing[node.id]:
             try:
-                records = runner.fetch_records(conn, node, run.dir, request)
-                runner.keep(records, node, run.dir, request, offsets.get(node.id, 0.0))
+                fetched = runner.fetch_records(conn, node, request)
+                records = runner.checked(fetched, request, offsets.get(node.id, 0.0))
+                save_records(run.dir, node.id, request, records)
             except OSError:
                 found.append(f"{request.phase}: no records on the node (the worker saved none)")
                 continue

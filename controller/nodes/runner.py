@@ -1,14 +1,17 @@
 """The worker on one node for one phase step: its request sent (in the command line, or by
 sftp when long), ``python -m worker run`` through the node's agent or a session of its
 own, its output streamed (progress to the live board), its records fetched from its
-stdout or its file, checked to be the request's, and kept in the run folder with the
-node's clock offset.
+stdout or its file, checked to be the request's and given the node's clock offset: a
+``NodeOutcome`` in memory (controller/run/outcomes.py). Nothing here touches the run
+folder; the command layer saves the outcome.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from typing import IO, Any, Optional, Sequence
@@ -18,14 +21,14 @@ from invoke.watchers import StreamWatcher
 
 from worker.messages import for_the_controller, told_records
 from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest
-from worker.results import ClientResult, read_lines, write_file
+from worker.results import ClientResult, read_lines
 
 from ..run.inventory import Node
+from ..run.outcomes import NodeOutcome
 from ..run.plan import NodePaths, worker_command
-from ..run.rundir import RunDir
 from . import stopping
 from .fleet import current
-from .nodeoutput import tail
+from .nodeoutput import printable, tail
 from .remote import LiveBoard, PrefixedStream, StepError
 
 #: characters of a request sent in the worker's command line; a longer one goes by sftp
@@ -36,26 +39,26 @@ INLINE_REQUEST = 64 * 1024
 def run_worker(
     conn: Connection,
     node: Node,
-    run: RunDir,
     request: PhaseRequest,
     timeout: float,
     offset: float,
     watchers: Sequence[StreamWatcher] = (),
     controls: Optional[stopping.Controls] = None,
     board: Optional[LiveBoard] = None,
-) -> list[ClientResult]:
+) -> NodeOutcome:
     """Send ``request`` to ``node``, run it there, stream its output (its progress to
-    ``board``), fetch its records.
+    ``board``), fetch its records: what came back, and why the step failed if it did.
 
     The node's records file is removed first, so that only this invocation's records can
-    be fetched; they are kept (clock offset filled in) even when the step then fails.
-    ``controls`` holds the worker's stdin: a ``stop`` there stops its clients.
+    be fetched; they are in the outcome (clock offset filled in) even when the step then
+    fails. Raises (StepError, or what the connection raised) only when the worker's
+    output never came back. ``controls`` holds the worker's stdin: a ``stop`` there
+    stops its clients. The request must be saved (collectable) before this is called.
     """
     phase = request.phase
     remote_request = NodePaths(node.workdir).request(request.run_id, phase)
     assert request.out is not None
     text = request.to_json()
-    run.node_file(node.id, f"{phase}.request.json").write_text(text + "\n")  # sent: collectable
     out = PrefixedStream(node.id, board=board)
     err = PrefixedStream(node.id, sys.stderr, board=board)
     began = time.monotonic()
@@ -76,26 +79,37 @@ def run_worker(
             err.finish()
     lines = result.stdout.splitlines(keepends=True)
     said = "".join(line for line in lines if not for_the_controller(line))
-    run.node_file(node.id, f"{phase}.log").write_text(
-        f"$ {shown}\n{said}{result.stderr}exit code {result.exited}\n"
+    outcome = NodeOutcome(
+        node.id,
+        request,
+        log=f"$ {shown}\n{said}{result.stderr}exit code {result.exited}\n",
+        clock_offset=offset,
     )
-    lost(conn, node, request, time.monotonic() - began)
     try:
-        records = told(result.stdout, node, request) or fetch_records(conn, node, run, request)
-        records = keep(records, node, run, request, offset)
-    except OSError as exc:
-        raise StepError(
-            f"the worker left no {phase} records ({exc}); it exited "
-            f"{result.exited}: {tail(result.stderr or said)}"
-        ) from exc
+        lost(conn, node, request, time.monotonic() - began)
+        try:
+            found = told(result.stdout, node, request) or fetch_records(conn, node, request)
+        except OSError as exc:
+            raise StepError(
+                f"the worker left no {phase} records ({exc}); it exited "
+                f"{result.exited}: {tail(result.stderr or said)}"
+            ) from exc
+        records = checked(found, request, offset)
+    except StepError as exc:
+        return replace(outcome, failure=str(exc))
+    except ValueError as exc:  # a damaged records file: as on_nodes would say it
+        return replace(outcome, failure=f"{type(exc).__name__}: {printable(str(exc))}")
+    outcome = replace(outcome, records=tuple(records), fetched=True)
     counted = f"{len(records)} of {len(request.clients)} records collected"
     if result.exited in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-        raise StepError(f"{phase} stopped when the controller was interrupted; {counted}")
-    if result.exited not in RECORDED_EXITS:
-        raise StepError(f"worker exited {result.exited}; {counted}")
-    if len(records) != len(request.clients):
-        raise StepError(f"worker left {counted}")
-    return records
+        failure = f"{phase} stopped when the controller was interrupted; {counted}"
+    elif result.exited not in RECORDED_EXITS:
+        failure = f"worker exited {result.exited}; {counted}"
+    elif len(records) != len(request.clients):
+        failure = f"worker left {counted}"
+    else:
+        return outcome
+    return replace(outcome, failure=failure)
 
 
 def _run_alone(
@@ -153,31 +167,27 @@ def told(output: str, node: Node, request: PhaseRequest) -> list[ClientResult]:
     return records if len(records) == len(request.clients) else []
 
 
-def fetch_records(conn: Connection, node: Node, run: RunDir, request: PhaseRequest) -> list:
-    """The records ``request`` left in its file on ``node`` (OSError when there is none)."""
+def fetch_records(conn: Connection, node: Node, request: PhaseRequest) -> list[ClientResult]:
+    """The records ``request`` left in its file on ``node`` (OSError when there is none),
+    fetched into a temporary file of the controller's."""
     assert request.out is not None
-    fetched = run.node_file(node.id, f"{request.phase}.jsonl.remote")
-    conn.get(request.out, str(fetched))
+    fd, fetched = tempfile.mkstemp(prefix=".parbench-", suffix=".jsonl")
+    os.close(fd)
     try:
+        conn.get(request.out, fetched)
         with open(fetched) as stream:
             return list(read_lines(stream, f"{node.id}:{request.out}"))
     finally:
-        fetched.unlink()
+        os.unlink(fetched)
 
 
-def keep(
-    records: list[ClientResult], node: Node, run: RunDir, request: PhaseRequest, offset: float
+def checked(
+    records: list[ClientResult], request: PhaseRequest, offset: float
 ) -> list[ClientResult]:
-    """Check ``request``'s records and save them in the run folder next to those of the
-    phase's other iterations, with the node's clock offset; the records as kept."""
+    """``request``'s records, checked to be its own (StepError), with the node's clock
+    offset."""
     check_records(request, records)
-    records = [replace(record, clock_offset=offset) for record in records]
-    saved = run.node_file(node.id, f"{request.phase}.jsonl")
-    others = [
-        r for r in run.node_records(node.id, request.phase) if r.iteration != request.iteration
-    ]
-    write_file(others + records, str(saved))
-    return records
+    return [replace(record, clock_offset=offset) for record in records]
 
 
 def send(conn: Connection, remote: str, text: str) -> None:

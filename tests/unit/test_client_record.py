@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from controller.nodes import runner
+from controller.run.outcomes import save_records
+from controller.run.rundir import RunDir
 from worker.clients import Draft, Identity
 from worker.results import SCHEMA, ClientResult, read_lines
 
@@ -53,23 +55,14 @@ def test_keeping_records_gives_new_ones_with_the_clock_offset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     told = [IDENTITY.record(bytes=5)]
-
-    class Run:
-        def node_file(self, node: str, name: str) -> Path:
-            return tmp_path / name
-
-        def node_records(self, node: str, phase: str) -> list:
-            return []
-
-    class Node:
-        id = "n0"
-
     monkeypatch.setattr(runner, "check_records", lambda request, records: None)
 
     class Request:
         phase, iteration = "write", 0
 
-    kept = runner.keep(told, Node(), Run(), Request(), 0.25)  # type: ignore[arg-type]
+    kept = runner.checked(told, Request(), 0.25)  # type: ignore[arg-type]
     assert [r.clock_offset for r in kept] == [0.25] and told[0].clock_offset == 0.0
-    [saved] = read_lines((tmp_path / "write.jsonl").read_text().splitlines())
+    run = RunDir.create(tmp_path, "20261125T104212Z-51bb")
+    save_records(run, "n0", Request(), kept)  # type: ignore[arg-type]
+    [saved] = run.node_records("n0", "write")
     assert saved.clock_offset == 0.25

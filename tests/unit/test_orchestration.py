@@ -20,6 +20,7 @@ from controller import commands, phases
 from controller.nodes import locks, remote, runner, stopping
 from controller.phases import BenchFailure
 from controller.run.inventory import load
+from controller.run.outcomes import NodeOutcome
 from controller.run.run import Run
 from worker.messages import Record, encode
 from worker.protocol import ExitCode, PhaseRequest
@@ -349,3 +350,19 @@ def test_the_locks_are_renewed_between_iterations(world, run, monkeypatch) -> No
     commands.write(run, Rounds(iterations=2, warmup=1))
     steps = [e[1] for e in world.log if e[1] in ("run", "renew") and e[0] in ("n0", "controller")]
     assert steps == ["run", "renew", "run", "renew", "run"]  # each iteration's lease anew
+
+
+def test_a_node_step_is_an_outcome_in_memory_and_touches_no_file(world, run, capsys) -> None:
+    world.behaviour = lambda node, request, kwargs: ExitCode.INTERRUPTED
+    world.tells = False  # fetched from the node's file: not by way of the run folder
+    before = sorted(run.path.rglob("*"))
+    node, request = run.inventory.node("n0"), run.requests["write"]["n0"]
+    outcome = runner.run_worker(FakeConnection(world, "n0"), node, request, 60.0, 0.25)
+    assert sorted(run.path.rglob("*")) == before and capsys.readouterr() == ("", "")
+    assert isinstance(outcome, NodeOutcome) and (outcome.node, outcome.fetched) == ("n0", True)
+    assert [(r.client, r.clock_offset) for r in outcome.records] == [(0, 0.25), (1, 0.25)]
+    assert outcome.failure == (
+        "write stopped when the controller was interrupted; 2 of 2 records collected"
+    )
+    assert outcome.log is not None and outcome.log.startswith("$ rm -f ")
+    assert outcome.log.endswith(f"exit code {int(ExitCode.INTERRUPTED)}\n")
