@@ -9,7 +9,6 @@ are kept, and a node's records lost with its connection are collected later.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import replace
 from typing import Optional, Sequence, TypeVar
@@ -32,7 +31,7 @@ from .nodes.remote import (
     on_nodes,
 )
 from .nodes.startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_margin
-from .output import exports, report
+from .output import console, exports
 from .output.progress import Board
 from .run.inventory import Inventory, Node, Settings
 from .run.outcomes import save_outcome, save_records, save_sent
@@ -103,15 +102,7 @@ def push(
     ready = [o.node for o in outcomes if o.failure is None]
     for o in outcomes:
         if o.value is not None:
-            info = o.value
-            note = f"{info.uploaded} file(s) copied" if info.uploaded else "up to date"
-            if info.provisioned:
-                note += ", runtime installed"
-            print(
-                f"[{o.node.id}] {info.hostname} python {info.python}: {note}; "
-                f"clock offset {info.clock_offset * 1000:+.1f} ms "
-                f"(±{info.clock_error * 1000:.1f})"
-            )
+            console.pushed(o.node.id, o.value)
     twins = pushing.same_workdirs({o.node.id: o.value for o in outcomes if o.value is not None})
     if twins:
         a, b = twins[0]
@@ -126,7 +117,7 @@ def push(
         )
         _record_failures(run.dir, "push", failures)
     if failures:
-        print(failure_table(failures), file=sys.stderr)
+        console.failed(failure_table(failures))
         if not ready:
             raise BenchFailure("no node could be prepared")
     return ready
@@ -179,12 +170,8 @@ def run_phases(
     settings = inventory.settings
     margin = start_margin(run.dir, settings, ready)  # the same for every iteration
     if timed:
-        auto = " (start_delay: auto)" if settings.start_delay is None else ""
-        print(
-            f"{'+'.join(phases)}: {sum(n.clients for n in ready)} clients on {len(ready)} "
-            f"node(s) start together {margin * 1000:.0f} ms{auto} after the last is ready"
-            + _rounds_note(rounds)
-        )
+        clients, auto = sum(n.clients for n in ready), settings.start_delay is None
+        console.phase_start(phases, clients, len(ready), margin, auto, rounds)
     measured: list[float] = []
     verdict: Optional[str] = None
     iteration = 0
@@ -199,7 +186,7 @@ def run_phases(
             break
         aggregate = stats.aggregate_of(done)
         if rounds.most > 1:
-            print(report.iteration_line(timed[0], iteration, warmup, rounds, aggregate))
+            console.iteration(timed[0], iteration, warmup, rounds, aggregate)
         if not warmup:
             measured.append(aggregate)
             verdict = rounds.verdict(measured)
@@ -209,7 +196,7 @@ def run_phases(
     for failed in {f.node for f in failures}:  # the next push probes it again
         fleet().unready(inventory.node(failed))
     if verdict is not None and verdict != "done":
-        print(f"{'+'.join(phases)}: {verdict}")
+        console.said(phases, verdict)
     records: list[ClientResult] = []
     for phase in phases:
         _record_failures(run.dir, phase, failures)
@@ -225,15 +212,15 @@ def run_phases(
         run.dir.update_doc("summary.json", {phase: summary.to_dict()})
         _keep_cluster(run.dir, gathered)
         if phase in timed:
-            print(report.table(summary))
+            console.summary(summary)
         records += gathered
     if failures:
-        print(failure_table(failures), file=sys.stderr)
+        console.failed(failure_table(failures))
     if timed:
         run.dir.note_measured()  # latest: this run, once it has records of a timed phase
         trouble = history.remember(run.dir)
         if trouble:
-            print(f"{'+'.join(phases)}: {trouble}", file=sys.stderr)
+            console.said(phases, trouble, error=True)
     exports.write(run.dir)
     bad = [r for r in records if not r.ok]
     if interrupted is not None:
@@ -285,24 +272,6 @@ def _judged(
     if failures is not None:
         invalid = validity.judge(summary, planned, failures, s.max_start_skew, s.min_phase_seconds)
     return summary.judged(config, validity.config_hash(config), run.labels, invalid)
-
-
-def _rounds_note(rounds: Rounds) -> str:
-    """How often and how long, for the phase's first line; nothing for the seed's once."""
-    notes = []
-    if rounds.duration is not None:
-        notes.append(f"each moves files one after another for {rounds.duration:g} s")
-    if rounds.most > 1:
-        warm = f"{rounds.warmup} warm-up iteration(s), then " if rounds.warmup else ""
-        if rounds.until_stable is not None:
-            how = (
-                f"until the last {rounds.window} agree within {rounds.until_stable * 100:g} %"
-                f" (at most {rounds.max_iterations})"
-            )
-        else:
-            how = f"{rounds.iterations} measured iteration(s)"
-        notes.append(warm + how)
-    return "".join(f"; {note}" for note in notes)
 
 
 def _iteration(
@@ -363,12 +332,7 @@ def _iteration(
 
     def cancel() -> None:
         board.close()  # the message must not land under the live block
-        print(
-            "interrupted: stopping the clients on every node and saving what finished "
-            "(Ctrl-C again quits at once)",
-            file=sys.stderr,
-            flush=True,
-        )
+        console.interrupted()
         for gate in gates.values():
             gate.cancel()
         controls.stop_all()
@@ -385,12 +349,7 @@ def _iteration(
         board.close()
     for phase, gate in gates.items():
         if gate.late:
-            print(
-                f"{phase}: node(s) {', '.join(gate.late)} were not ready within "
-                f"{settings.ready_timeout:g} s (defaults.ready_timeout) and started "
-                "without waiting for the others",
-                file=sys.stderr,
-            )
+            console.late(phase, gate.late, settings.ready_timeout)
     failures = failures_of(outcomes) + [
         NodeFailure(n.id, address(n), "push", "not prepared (see above)")
         for n in inventory.nodes
@@ -436,8 +395,9 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
         return found
 
     for o in on_nodes(run.inventory, "collect", fetch, targets):
-        for line in o.value or [f"not collected: {o.failure and o.failure.cause}"]:
-            print(f"[{o.node.id}] {line}")
+        console.node_lines(
+            o.node.id, o.value or [f"not collected: {o.failure and o.failure.cause}"]
+        )
     saved = run.dir.read_doc("summary.json", {})
     for phase in {r.phase for requests in missing.values() for r in requests}:
         again = summary_of(phase, run.dir.records(phase)).restored(saved.get(phase, {}))

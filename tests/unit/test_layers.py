@@ -136,3 +136,21 @@ def test_a_long_module_is_found(tmp_path: Path) -> None:
     assert violations(root) == [
         f"controller/analysis/stats.py: {MAX_LINES + 1} lines, more than 450"
     ]
+
+
+def printing(path: Path) -> list[int]:
+    """The lines of ``path`` that call ``print``."""
+    tree = ast.parse(path.read_text(), str(path))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "print"
+    ]
+
+
+@pytest.mark.parametrize("module", ["phases.py", "nodes/runner.py"])
+def test_the_phase_loop_and_a_node_step_print_nothing(module: str) -> None:
+    """What they tell a person goes through controller/output/console.py."""
+    assert printing(CONTROLLER / module) == []
