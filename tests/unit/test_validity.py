@@ -102,3 +102,38 @@ def test_labels_from_the_command_line_and_the_inventory(tmp_path: Path) -> None:
     }
     with pytest.raises(ValueError, match="labels.site: expected a string, got a list"):
         inventory(tmp_path, "labels: {site: [1]}\n")
+
+
+OTHER = (
+    "defaults: {backend: posix, posix_root: /mnt, chunk_size: 64KiB, latency: false,"
+    " until_stable: 0.05, duration: 30s, meta_files: 7, meta_size: 10, read_type: NO_CACHE,"
+    " write_type: THROUGH}\n"
+)
+#: config hashes computed before the config came from the settings' ``config`` flag: an
+#: unchanged inventory keeps its hash (history compares runs by it)
+PINNED = {
+    ("", "write", None, 1): "8557c3b911320a1f",
+    ("", "write", None, 3): "e642acbbe176ef1f",
+    ("", "read", None, 1): "18f5f475f444e581",
+    ("", "read", None, 3): "b974cff44357809e",
+    ("", "read", "same", 1): "c89130dcfce9c1f7",
+    ("", "read", "same", 3): "a88b01551a448106",
+    ("", "meta", None, 1): "44335afa26fbecd6",
+    ("", "meta", None, 3): "07ea1e70e405c137",
+    (OTHER, "write", None, 1): "349af2a3110af973",
+    (OTHER, "write", None, 3): "fe93609e26766b45",
+    (OTHER, "read", None, 1): "5445d9e58a68470e",
+    (OTHER, "read", None, 3): "2787b70400ea656c",
+    (OTHER, "read", "same", 1): "90d014641193046e",
+    (OTHER, "read", "same", 3): "3cbc03edda3b952e",
+    (OTHER, "meta", None, 1): "39f967b57ef3dc97",
+    (OTHER, "meta", None, 3): "6c62baf21cdabc87",
+}
+
+
+@pytest.mark.parametrize("key", sorted(PINNED, key=repr))
+def test_an_unchanged_inventory_keeps_its_config_hash(tmp_path: Path, key: tuple) -> None:
+    text, phase, read_mode, iterations = key
+    rounds = Rounds() if iterations == 1 else Rounds(iterations=3, warmup=1)
+    config = phase_config(inventory(tmp_path, text), REF, phase, rounds, read_mode)
+    assert config_hash(config) == PINNED[key]
