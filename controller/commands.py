@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from fabric import Connection
 
-from worker.protocol import PhaseRequest, WorkdirClean
+from worker.protocol import TIMED_PHASES, VERIFY_PHASES, PhaseRequest, WorkdirClean
 from worker.results import ClientResult
 
 from . import phases
@@ -189,10 +189,6 @@ def clean(inventory: Inventory, data: bool = False, runs: bool = False) -> None:
         raise BenchFailure("clean failed on some nodes")
 
 
-#: the phases a run's summaries are of
-TIMED_KINDS = ("write", "read", "meta")
-
-
 def summaries(
     run: RunDir, records: Optional[dict[str, list[ClientResult]]] = None
 ) -> dict[str, stats.PhaseSummary | metastats.MetaSummary]:
@@ -200,10 +196,10 @@ def summaries(
     they are read already) and the verdicts it kept."""
     saved = run.read_doc("summary.json", {})
     if records is None:
-        records = {phase: run.records(phase) for phase in TIMED_KINDS}
+        records = {phase: run.records(phase) for phase in TIMED_PHASES}
     return {
         phase: summary_of(phase, found).restored(saved.get(phase, {}))
-        for phase in TIMED_KINDS
+        for phase in TIMED_PHASES
         if (found := records.get(phase))
     }
 
@@ -222,10 +218,10 @@ def show(run: RunDir, damaged: Optional[list[str]] = None) -> None:
     instead, for :func:`left_out`)."""
     print(f"run {run.run_id} ({run.path})")
     told, damaged = damaged is None, [] if damaged is None else damaged
-    records = {phase: run.records(phase, damaged) for phase in TIMED_KINDS}
+    records = {phase: run.records(phase, damaged) for phase in TIMED_PHASES}
     for summary in summaries(run, records).values():
         print(report.table(summary))
-    checked = run.records("verify-write", damaged) + run.records("verify-read", damaged)
+    checked = [r for phase in VERIFY_PHASES for r in run.records(phase, damaged)]
     if checked:
         print(report.verify_table(checked))
     for line in _failure_lines(run):
@@ -248,7 +244,7 @@ def html(run: RunDir, damaged: Optional[list[str]] = None) -> Path:
     damaged record is left out of it and named once it is written (as :func:`show`)."""
     from .output import htmlreport  # matplotlib loads only when a page is asked for
 
-    kinds = (*TIMED_KINDS, "verify-write", "verify-read")
+    kinds = (*TIMED_PHASES, *VERIFY_PHASES)
     told, damaged = damaged is None, [] if damaged is None else damaged
     records = {phase: found for phase in kinds if (found := run.records(phase, damaged))}
     page = htmlreport.run_page(

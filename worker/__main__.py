@@ -30,6 +30,7 @@ from worker.messages import GO, READY, Progress, Record, encode
 from worker.meta import MetaJob
 from worker.protocol import (
     BACKENDS,
+    COPY_PHASES,
     NODE_ID,
     ON_EXISTING,
     READ_TYPES,
@@ -254,7 +255,7 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
     if phase != "verify-read" and storage.backend == "posix" and not storage.root:
         raise RequestError("--backend posix needs --root DIR")
     dst, local_dst = args.dst, None
-    if phase in ("read", "verify-read"):  # --dst is the local folder of the copies
+    if phase in COPY_PHASES:  # --dst is the local folder of the copies
         dst, local_dst = None, os.path.abspath(args.dst)
     if phase == "clean":
         local_dst = os.path.abspath(args.local_dst)

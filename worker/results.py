@@ -19,9 +19,6 @@ from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, 
 #: give the fields a record lacks their default
 SCHEMA = "parbench.client/1"
 
-#: phases a record may belong to
-PHASES = ("write", "read", "verify-write", "verify-read", "meta")
-
 #: outcomes of one record; "ok" for IO that completed, the rest for verification
 #: ("replaced": a file is there, but not the one the run made)
 STATUSES = ("ok", "error", "mismatch", "missing", "replaced")

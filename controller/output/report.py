@@ -11,6 +11,7 @@ from controller.analysis.metastats import MetaSummary
 from controller.analysis.stats import Failure, PhaseSummary, Verdicts
 from controller.run.pairing import Pairing
 from controller.run.rounds import Rounds
+from worker.protocol import IO_PHASES
 from worker.results import STATUSES, ClientResult, error_cause, one_line, outcome
 
 MIB = 1024 * 1024
@@ -191,7 +192,7 @@ def sweep_table(sweep_id: str, axes: list[str], outcomes: Sequence[Any]) -> str:
     for o in outcomes:
         figures = o.figures or {}
         cells = []
-        for phase in ("write", "read"):
+        for phase in IO_PHASES:
             f = figures.get(phase)
             first = f and f.get("first_done_throughput")
             cells.append(
