@@ -137,3 +137,28 @@ def test_an_unchanged_inventory_keeps_its_config_hash(tmp_path: Path, key: tuple
     rounds = Rounds() if iterations == 1 else Rounds(iterations=3, warmup=1)
     config = phase_config(inventory(tmp_path, text), REF, phase, rounds, read_mode)
     assert config_hash(config) == PINNED[key]
+
+
+def test_the_config_is_the_settings_declared_part_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from controller.analysis import validity
+    from controller.run import settings
+
+    base = inventory(tmp_path)
+    assert "on_existing" not in phase_config(base, REF, "write", Rounds())
+    # a setting declared part of the config is in it, with nothing else to change
+    declared = tuple(
+        replace(s, config=True) if s.name == "on_existing" else s for s in settings.SETTINGS
+    )
+    monkeypatch.setattr(validity, "SETTINGS", declared)
+    assert phase_config(base, REF, "write", Rounds())["on_existing"] == "replace"
+    # and one declared not part of it is not
+    undeclared = tuple(
+        replace(s, config=False) if s.name == "latency" else s for s in settings.SETTINGS
+    )
+    monkeypatch.setattr(validity, "SETTINGS", undeclared)
+    assert "latency" not in phase_config(base, REF, "write", Rounds())
+    # the rounds the config has are those settings
+    assert len(validity.ROUND_SETTINGS) == len(Rounds().to_dict())
+    assert all(settings.BY_NAME[n].config for n in validity.ROUND_SETTINGS)
