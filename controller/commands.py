@@ -26,6 +26,7 @@ from .output import report
 from .phases import ONCE, BenchFailure, failure_table, failures_of, run_phases, summary_of
 from .run import sequences, session
 from .run.inventory import Inventory, Node
+from .run.iterations import IterationPlan
 from .run.plan import (
     NodePaths,
     PlanError,
@@ -35,7 +36,6 @@ from .run.plan import (
     phase_budget,
     worker_command,
 )
-from .run.rounds import Rounds
 from .run.run import Run
 from .run.rundir import NodeFailure, ResultsError, RunDir
 
@@ -53,7 +53,7 @@ def push_all(inventory: Inventory) -> None:
         raise BenchFailure(f"push: {missing} of {len(inventory.nodes)} node(s) not prepared")
 
 
-def write(run: Run, rounds: Rounds = ONCE) -> None:
+def write(run: Run, rounds: IterationPlan = ONCE) -> None:
     s = run.inventory.settings
     if s.on_existing == "replace":
         print(
@@ -66,7 +66,9 @@ def write(run: Run, rounds: Rounds = ONCE) -> None:
         print(f"write: replaced {replaced} file(s) left by an earlier run")
 
 
-def read(run: Run, mode: str = "cross", src: Optional[str] = None, rounds: Rounds = ONCE) -> None:
+def read(
+    run: Run, mode: str = "cross", src: Optional[str] = None, rounds: IterationPlan = ONCE
+) -> None:
     """Cross-node: the run's sealed read; same-file: every client reads ``src``."""
     if mode == "same":
         assert src is not None
@@ -280,7 +282,7 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
 
     def one(point: sweeping.Point, labels: dict[str, str]) -> tuple[str, dict]:
         settings = point.inventory.settings
-        rounds = settings.rounds.fits(phase_budget(settings))  # the inventory's repeats
+        rounds = settings.iteration_plan.fits(phase_budget(settings))  # the inventory's repeats
         run = session.start(point.inventory, root, labels)
         reads = "read" in steps and len(point.inventory.nodes) > 1
         try:

@@ -35,14 +35,14 @@ from .nodes.startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_ma
 from .output import exports, report
 from .output.progress import Board
 from .run.inventory import Inventory, Node, Settings
+from .run.iterations import IterationPlan
 from .run.plan import phase_budget
 from .run.reference import PushError
-from .run.rounds import Rounds
 from .run.run import Run
 from .run.rundir import NodeFailure, ResultsError, RunDir
 
 #: a phase run once, as the seed did
-ONCE = Rounds()
+ONCE = IterationPlan()
 Summary = TypeVar("Summary", stats.PhaseSummary, metastats.MetaSummary)
 
 
@@ -153,7 +153,7 @@ def _record_failures(run: RunDir, phase: str, failures: list[NodeFailure]) -> No
 def run_phases(
     run: Run,
     requests: dict[str, dict[str, PhaseRequest]],
-    rounds: Rounds = ONCE,
+    rounds: IterationPlan = ONCE,
     read_mode: Optional[str] = None,
 ) -> list[ClientResult]:
     """Push, run the phases of ``requests`` (phase -> node -> request) in turn on every
@@ -271,7 +271,7 @@ def summary_of(
 def _judged(
     run: Run,
     summary: Summary,
-    rounds: Rounds,
+    rounds: IterationPlan,
     read_mode: Optional[str],
     planned: int,
     failures: Optional[list[NodeFailure]],
@@ -286,7 +286,7 @@ def _judged(
     return summary.judged(config, validity.config_hash(config), run.labels, invalid)
 
 
-def _rounds_note(rounds: Rounds) -> str:
+def _rounds_note(rounds: IterationPlan) -> str:
     """How often and how long, for the phase's first line; nothing for the seed's once."""
     notes = []
     if rounds.duration is not None:
@@ -309,7 +309,7 @@ def _iteration(
     requests: dict[str, dict[str, PhaseRequest]],
     ready: list[Node],
     timed: list[str],
-    rounds: Rounds,
+    rounds: IterationPlan,
     iteration: int,
     warmup: bool,
     margin: float,

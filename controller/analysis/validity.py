@@ -16,8 +16,8 @@ import json
 from collections.abc import Callable, Sequence
 
 from ..run.inventory import Inventory
+from ..run.iterations import IterationPlan
 from ..run.plan import ReferenceFacts
-from ..run.rounds import Rounds
 from ..run.rundir import NodeFailure
 from ..run.settings import SETTINGS
 from .stats import Verdicts
@@ -43,7 +43,7 @@ def phase_config(
     inventory: Inventory,
     reference: ReferenceFacts,
     phase: str,
-    rounds: Rounds,
+    rounds: IterationPlan,
     read_mode: str | None = None,
 ) -> dict:
     """What defines ``phase`` of a run, as plain data: each setting declared part of the

@@ -10,8 +10,8 @@ import pytest
 from controller.analysis.stats import summarise
 from controller.analysis.validity import config_hash, judge, phase_config
 from controller.run.inventory import LabelError, load, parse_labels
+from controller.run.iterations import IterationPlan
 from controller.run.plan import ReferenceFacts
-from controller.run.rounds import Rounds
 from controller.run.rundir import NodeFailure
 from worker.results import ClientResult
 
@@ -26,25 +26,28 @@ def inventory(tmp_path: Path, text: str = ""):
 
 def test_the_config_hash_follows_what_defines_the_benchmark(tmp_path: Path) -> None:
     base = inventory(tmp_path)
-    config = phase_config(base, REF, "write", Rounds())
+    config = phase_config(base, REF, "write", IterationPlan())
     assert config["clients"] == [2, 3] and config["write_type"] == "CACHE_THROUGH"
     same = phase_config(
         inventory(tmp_path, "defaults: {dst: /elsewhere, connect_timeout: 60}\nlabels: {a: b}\n"),
         REF,
         "write",
-        Rounds(),
+        IterationPlan(),
     )
     assert config_hash(same) == config_hash(config)
     for changed in (
         phase_config(
-            inventory(tmp_path, "defaults: {write_type: MUST_CACHE}\n"), REF, "write", Rounds()
+            inventory(tmp_path, "defaults: {write_type: MUST_CACHE}\n"),
+            REF,
+            "write",
+            IterationPlan(),
         ),
-        phase_config(base, replace(REF, bytes=2000), "write", Rounds()),
-        phase_config(base, REF, "write", Rounds(iterations=3)),
-        phase_config(base, REF, "read", Rounds()),
+        phase_config(base, replace(REF, bytes=2000), "write", IterationPlan()),
+        phase_config(base, REF, "write", IterationPlan(iterations=3)),
+        phase_config(base, REF, "read", IterationPlan()),
     ):
         assert config_hash(changed) != config_hash(config)
-    assert phase_config(base, REF, "read", Rounds(), "same")["read_mode"] == "same"
+    assert phase_config(base, REF, "read", IterationPlan(), "same")["read_mode"] == "same"
     assert len(config_hash(config)) == 16
 
 
@@ -134,7 +137,7 @@ PINNED = {
 @pytest.mark.parametrize("key", sorted(PINNED, key=repr))
 def test_an_unchanged_inventory_keeps_its_config_hash(tmp_path: Path, key: tuple) -> None:
     text, phase, read_mode, iterations = key
-    rounds = Rounds() if iterations == 1 else Rounds(iterations=3, warmup=1)
+    rounds = IterationPlan() if iterations == 1 else IterationPlan(iterations=3, warmup=1)
     config = phase_config(inventory(tmp_path, text), REF, phase, rounds, read_mode)
     assert config_hash(config) == PINNED[key]
 
@@ -146,19 +149,19 @@ def test_the_config_is_the_settings_declared_part_of_it(
     from controller.run import settings
 
     base = inventory(tmp_path)
-    assert "on_existing" not in phase_config(base, REF, "write", Rounds())
+    assert "on_existing" not in phase_config(base, REF, "write", IterationPlan())
     # a setting declared part of the config is in it, with nothing else to change
     declared = tuple(
         replace(s, config=True) if s.name == "on_existing" else s for s in settings.SETTINGS
     )
     monkeypatch.setattr(validity, "SETTINGS", declared)
-    assert phase_config(base, REF, "write", Rounds())["on_existing"] == "replace"
+    assert phase_config(base, REF, "write", IterationPlan())["on_existing"] == "replace"
     # and one declared not part of it is not
     undeclared = tuple(
         replace(s, config=False) if s.name == "latency" else s for s in settings.SETTINGS
     )
     monkeypatch.setattr(validity, "SETTINGS", undeclared)
-    assert "latency" not in phase_config(base, REF, "write", Rounds())
+    assert "latency" not in phase_config(base, REF, "write", IterationPlan())
     # the rounds the config has are those settings
-    assert len(validity.ROUND_SETTINGS) == len(Rounds().to_dict())
+    assert len(validity.ROUND_SETTINGS) == len(IterationPlan().to_dict())
     assert all(settings.BY_NAME[n].config for n in validity.ROUND_SETTINGS)
