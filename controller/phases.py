@@ -26,7 +26,7 @@ from .nodes.fleet import current as fleet
 from .nodes.nodeoutput import printable
 from .nodes.remote import (
     STOP_GRACE,
-    Outcome,
+    NodeOutcome,
     StepError,
     address,
     on_nodes,
@@ -63,7 +63,7 @@ def failure_table(failures: Sequence[NodeFailure]) -> str:
     return "\n".join(lines)
 
 
-def failures_of(outcomes: Sequence[Outcome]) -> list[NodeFailure]:
+def failures_of(outcomes: Sequence[NodeOutcome]) -> list[NodeFailure]:
     return [o.failure for o in outcomes if o.failure is not None]
 
 
@@ -96,7 +96,7 @@ def push(
 
     probed = [n for n in inventory.nodes if n.id not in known]
     pushed = {o.node.id: o for o in on_nodes(inventory, "push", one, probed)} if probed else {}
-    outcomes = [pushed.get(n.id) or Outcome(n, value=known[n.id]) for n in inventory.nodes]
+    outcomes = [pushed.get(n.id) or NodeOutcome(n, value=known[n.id]) for n in inventory.nodes]
     if held is not None:
         held.raise_refusal()
     ready = [o.node for o in outcomes if o.failure is None]

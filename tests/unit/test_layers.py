@@ -136,3 +136,16 @@ def test_a_long_module_is_found(tmp_path: Path) -> None:
     assert violations(root) == [
         f"controller/analysis/stats.py: {MAX_LINES + 1} lines, more than 450"
     ]
+
+
+def test_no_two_classes_share_a_name() -> None:
+    """A class name says which class (no two Outcome, two Reference...) across the
+    controller, the worker and the fabfile."""
+    root = CONTROLLER.parent
+    where: dict[str, list[str]] = {}
+    paths = [*sorted(root.glob("controller/**/*.py")), *sorted(root.glob("worker/**/*.py"))]
+    for path in [*paths, root / "fabfile.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(f"{path.relative_to(root)}:{node.lineno}")
+    assert {name: at for name, at in where.items() if len(at) > 1} == {}
