@@ -2,9 +2,10 @@
 
 Each phase: push (only what changed) -> run the worker on every node at once
 (controller/nodes/runner.py, behind a common start) -> fetch each node's JSON lines into
-``results/<run>/<node>/`` -> summarise -> print a table. A timed phase repeats as its
-rounds say. A node that fails is reported by name, host and cause; the others' results
-are kept, and a node's records lost with its connection are collected later.
+``results/<run>/nodes/<node>/`` -> summarise -> print a table. A timed phase repeats as
+its iteration plan says (controller/run/iterations.py). A node that fails is reported by
+name, host and cause; the others' results are kept, and a node's records lost with its
+connection are collected later.
 """
 
 from __future__ import annotations

@@ -466,8 +466,3 @@ class Histogram:
 
     def __repr__(self) -> str:
         return f"Histogram(count={self.count}, min={self.min}, max={self.max})"
-
-
-def merge_dicts(histograms: Iterable[Optional[dict]]) -> Histogram:
-    """One histogram of several in :meth:`Histogram.to_dict` form (None ones skipped)."""
-    return Histogram.merged(Histogram.from_dict(h) for h in histograms if h)

@@ -128,10 +128,6 @@ class Inventory:
     def node_ids(self) -> tuple[str, ...]:
         return tuple(n.id for n in self.nodes)
 
-    @property
-    def total_clients(self) -> int:
-        return sum(n.clients for n in self.nodes)
-
     def node(self, nid: str) -> Node:
         """The node with id ``nid``; KeyError naming the known ids otherwise."""
         for candidate in self.nodes:
