@@ -37,10 +37,16 @@ from controller.output.exports import keep_check
 from controller.output.report import check_lines, compare_table, history_table
 from controller.run import session
 from controller.run.inventory import Inventory, InventoryError, LabelError, load, parse_labels
+from controller.run.iterations import (
+    MAX_ITERATIONS,
+    MAX_WARMUP,
+    IterationPlan,
+    IterationPlanError,
+    seconds_of,
+)
 from controller.run.pairing import PairingError
 from controller.run.plan import PlanError, check_read_options, phase_budget, read_plan
 from controller.run.reference import PushError
-from controller.run.rounds import MAX_ITERATIONS, MAX_WARMUP, Rounds, RoundsError, seconds_of
 from controller.run.run import Run, RunMismatch
 from controller.run.rundir import ResultsError, RunDir, RunNotFound, latest_id
 from controller.run.seal import RunAltered
@@ -56,7 +62,7 @@ BAD_INPUT = (
     RunMismatch,
     RunAltered,
     LockHeld,
-    RoundsError,
+    IterationPlanError,
     LabelError,
     SweepError,
     CompareError,
@@ -103,14 +109,16 @@ def _results(c: Context) -> Path:
 
 def _rounds(
     iterations: Optional[str], warmup: Optional[str], duration: Optional[str]
-) -> Callable[[Inventory], Rounds]:
+) -> Callable[[Inventory], IterationPlan]:
     """The options checked now; later, an inventory's repeats with them where given."""
     given = (
         _count("iterations", iterations, 1, MAX_ITERATIONS),
         _count("warmup", warmup, 0, MAX_WARMUP),
         _seconds("duration", duration),
     )
-    return lambda inv: inv.settings.rounds.overridden(*given).fits(phase_budget(inv.settings))
+    return lambda inv: inv.settings.iteration_plan.overridden(*given).fits(
+        phase_budget(inv.settings)
+    )
 
 
 def _seconds(name: str, value: Optional[str]) -> Optional[float]:
@@ -119,7 +127,7 @@ def _seconds(name: str, value: Optional[str]) -> Optional[float]:
     try:
         return seconds_of(value)
     except ValueError as exc:
-        raise RoundsError(f"--{name}: {exc}") from None
+        raise IterationPlanError(f"--{name}: {exc}") from None
 
 
 def _count(name: str, value: Optional[str], low: int, high: int) -> Optional[int]:
@@ -130,7 +138,7 @@ def _count(name: str, value: Optional[str], low: int, high: int) -> Optional[int
     except ValueError:
         number = low - 1
     if not low <= number <= high:
-        raise RoundsError(f"--{name}: expected a whole number {low}..{high}, got {value!r}")
+        raise IterationPlanError(f"--{name}: expected a whole number {low}..{high}, got {value!r}")
     return number
 
 

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from fabric import Connection
 
-from worker.protocol import PhaseRequest, WorkdirClean
+from worker.protocol import TIMED_PHASES, VERIFY_PHASES, PhaseRequest, WorkdirClean
 from worker.results import ClientResult
 
 from . import phases
@@ -26,6 +26,7 @@ from .output import report
 from .phases import ONCE, BenchFailure, failure_table, failures_of, run_phases, summary_of
 from .run import sequences, session
 from .run.inventory import Inventory, Node
+from .run.iterations import IterationPlan
 from .run.plan import (
     NodePaths,
     PlanError,
@@ -35,7 +36,6 @@ from .run.plan import (
     phase_budget,
     worker_command,
 )
-from .run.rounds import Rounds
 from .run.run import Run
 from .run.rundir import NodeFailure, ResultsError, RunDir
 
@@ -53,7 +53,7 @@ def push_all(inventory: Inventory) -> None:
         raise BenchFailure(f"push: {missing} of {len(inventory.nodes)} node(s) not prepared")
 
 
-def write(run: Run, rounds: Rounds = ONCE) -> None:
+def write(run: Run, rounds: IterationPlan = ONCE) -> None:
     s = run.inventory.settings
     if s.on_existing == "replace":
         print(
@@ -66,7 +66,9 @@ def write(run: Run, rounds: Rounds = ONCE) -> None:
         print(f"write: replaced {replaced} file(s) left by an earlier run")
 
 
-def read(run: Run, mode: str = "cross", src: Optional[str] = None, rounds: Rounds = ONCE) -> None:
+def read(
+    run: Run, mode: str = "cross", src: Optional[str] = None, rounds: IterationPlan = ONCE
+) -> None:
     """Cross-node: the run's sealed read; same-file: every client reads ``src``."""
     if mode == "same":
         assert src is not None
@@ -189,10 +191,6 @@ def clean(inventory: Inventory, data: bool = False, runs: bool = False) -> None:
         raise BenchFailure("clean failed on some nodes")
 
 
-#: the phases a run's summaries are of
-TIMED_KINDS = ("write", "read", "meta")
-
-
 def summaries(
     run: RunDir, records: Optional[dict[str, list[ClientResult]]] = None
 ) -> dict[str, stats.PhaseSummary | metastats.MetaSummary]:
@@ -200,10 +198,10 @@ def summaries(
     they are read already) and the verdicts it kept."""
     saved = run.read_doc("summary.json", {})
     if records is None:
-        records = {phase: run.records(phase) for phase in TIMED_KINDS}
+        records = {phase: run.records(phase) for phase in TIMED_PHASES}
     return {
         phase: summary_of(phase, found).restored(saved.get(phase, {}))
-        for phase in TIMED_KINDS
+        for phase in TIMED_PHASES
         if (found := records.get(phase))
     }
 
@@ -222,10 +220,10 @@ def show(run: RunDir, damaged: Optional[list[str]] = None) -> None:
     instead, for :func:`left_out`)."""
     print(f"run {run.run_id} ({run.path})")
     told, damaged = damaged is None, [] if damaged is None else damaged
-    records = {phase: run.records(phase, damaged) for phase in TIMED_KINDS}
+    records = {phase: run.records(phase, damaged) for phase in TIMED_PHASES}
     for summary in summaries(run, records).values():
         print(report.table(summary))
-    checked = run.records("verify-write", damaged) + run.records("verify-read", damaged)
+    checked = [r for phase in VERIFY_PHASES for r in run.records(phase, damaged)]
     if checked:
         print(report.verify_table(checked))
     for line in _failure_lines(run):
@@ -248,7 +246,7 @@ def html(run: RunDir, damaged: Optional[list[str]] = None) -> Path:
     damaged record is left out of it and named once it is written (as :func:`show`)."""
     from .output import htmlreport  # matplotlib loads only when a page is asked for
 
-    kinds = (*TIMED_KINDS, "verify-write", "verify-read")
+    kinds = (*TIMED_PHASES, *VERIFY_PHASES)
     told, damaged = damaged is None, [] if damaged is None else damaged
     records = {phase: found for phase in kinds if (found := run.records(phase, damaged))}
     page = htmlreport.run_page(
@@ -284,7 +282,7 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
 
     def one(point: sweeping.Point, labels: dict[str, str]) -> tuple[str, dict]:
         settings = point.inventory.settings
-        rounds = settings.rounds.fits(phase_budget(settings))  # the inventory's repeats
+        rounds = settings.iteration_plan.fits(phase_budget(settings))  # the inventory's repeats
         run = session.start(point.inventory, root, labels)
         reads = "read" in steps and len(point.inventory.nodes) > 1
         try:

@@ -2,9 +2,10 @@
 
 Each phase: push (only what changed) -> run the worker on every node at once
 (controller/nodes/runner.py, behind a common start) -> fetch each node's JSON lines into
-``results/<run>/<node>/`` -> summarise -> print a table. A timed phase repeats as its
-rounds say. A node that fails is reported by name, host and cause; the others' results
-are kept, and a node's records lost with its connection are collected later.
+``results/<run>/nodes/<node>/`` -> summarise -> print a table. A timed phase repeats as
+its iteration plan says (controller/run/iterations.py). A node that fails is reported by
+name, host and cause; the others' results are kept, and a node's records lost with its
+connection are collected later.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from .nodes.fleet import current as fleet
 from .nodes.nodeoutput import printable
 from .nodes.remote import (
     STOP_GRACE,
-    Outcome,
     StepError,
+    StepOutcome,
     address,
     on_nodes,
 )
@@ -34,15 +35,15 @@ from .nodes.startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_ma
 from .output import console, exports
 from .output.progress import Board
 from .run.inventory import Inventory, Node, Settings
+from .run.iterations import IterationPlan
 from .run.outcomes import save_outcome, save_records, save_sent
 from .run.plan import phase_budget
 from .run.reference import PushError
-from .run.rounds import Rounds
 from .run.run import Run
 from .run.rundir import NodeFailure, ResultsError, RunDir
 
 #: a phase run once, as the seed did
-ONCE = Rounds()
+ONCE = IterationPlan()
 Summary = TypeVar("Summary", stats.PhaseSummary, metastats.MetaSummary)
 
 
@@ -63,7 +64,7 @@ def failure_table(failures: Sequence[NodeFailure]) -> str:
     return "\n".join(lines)
 
 
-def failures_of(outcomes: Sequence[Outcome]) -> list[NodeFailure]:
+def failures_of(outcomes: Sequence[StepOutcome]) -> list[NodeFailure]:
     return [o.failure for o in outcomes if o.failure is not None]
 
 
@@ -96,7 +97,7 @@ def push(
 
     probed = [n for n in inventory.nodes if n.id not in known]
     pushed = {o.node.id: o for o in on_nodes(inventory, "push", one, probed)} if probed else {}
-    outcomes = [pushed.get(n.id) or Outcome(n, value=known[n.id]) for n in inventory.nodes]
+    outcomes = [pushed.get(n.id) or StepOutcome(n, value=known[n.id]) for n in inventory.nodes]
     if held is not None:
         held.raise_refusal()
     ready = [o.node for o in outcomes if o.failure is None]
@@ -145,7 +146,7 @@ def _record_failures(run: RunDir, phase: str, failures: list[NodeFailure]) -> No
 def run_phases(
     run: Run,
     requests: dict[str, dict[str, PhaseRequest]],
-    rounds: Rounds = ONCE,
+    rounds: IterationPlan = ONCE,
     read_mode: Optional[str] = None,
 ) -> list[ClientResult]:
     """Push, run the phases of ``requests`` (phase -> node -> request) in turn on every
@@ -259,7 +260,7 @@ def summary_of(
 def _judged(
     run: Run,
     summary: Summary,
-    rounds: Rounds,
+    rounds: IterationPlan,
     read_mode: Optional[str],
     planned: int,
     failures: Optional[list[NodeFailure]],
@@ -279,7 +280,7 @@ def _iteration(
     requests: dict[str, dict[str, PhaseRequest]],
     ready: list[Node],
     timed: list[str],
-    rounds: Rounds,
+    rounds: IterationPlan,
     iteration: int,
     warmup: bool,
     margin: float,

@@ -129,7 +129,9 @@ def parse_axes(given: dict[str, Optional[str]]) -> dict[str, list[str]]:
 
 
 @dataclass
-class Outcome:
+class PointOutcome:
+    """What one point of a sweep gave: its run and headline figures, or its error."""
+
     point: str
     values: dict[str, str]
     run_id: Optional[str] = None
@@ -155,16 +157,16 @@ def run(
     found: list[Point],
     one: Callable[[Point, dict[str, str]], tuple[str, dict]],
     results: Path,
-) -> list[Outcome]:
+) -> list[PointOutcome]:
     """Run every point through ``one(point, labels) -> (run id, summary.json)``; save
     the sweep's document after each point. A point's failure is kept and the sweep goes
     on; an interruption stops it (after saving)."""
-    outcomes: list[Outcome] = []
+    outcomes: list[PointOutcome] = []
     target = results / "sweeps" / f"{sweep_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     for index, point in enumerate(found, 1):
         print(f"sweep {sweep_id}: point {index} of {len(found)}: {point.name}", flush=True)
-        outcome = Outcome(point.name, point.values)
+        outcome = PointOutcome(point.name, point.values)
         outcomes.append(outcome)
         labels = {"sweep": sweep_id, **{k: v for k, v in point.values.items()}}
         try:
@@ -188,11 +190,11 @@ def run(
     return outcomes
 
 
-def document(sweep_id: str, outcomes: list[Outcome]) -> dict:
+def document(sweep_id: str, outcomes: list[PointOutcome]) -> dict:
     """The sweep's document (``parbench.sweep/1``): its points, as saved and as drawn."""
     return {"schema": SCHEMA, "sweep_id": sweep_id, "points": [asdict(o) for o in outcomes]}
 
 
-def _save(target: Path, sweep_id: str, outcomes: list[Outcome]) -> None:
+def _save(target: Path, sweep_id: str, outcomes: list[PointOutcome]) -> None:
     doc = document(sweep_id, outcomes)
     write_atomically(target, json.dumps(doc, indent=2, sort_keys=True) + "\n")

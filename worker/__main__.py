@@ -30,6 +30,7 @@ from worker.messages import GO, READY, Progress, Record, encode
 from worker.meta import MetaJob
 from worker.protocol import (
     BACKENDS,
+    COPY_PHASES,
     NODE_ID,
     ON_EXISTING,
     READ_TYPES,
@@ -53,8 +54,7 @@ from worker.start import ControllerLink
 from worker.stop import DEADLINE, StopSignal, stop_on_signals
 from worker.storage import StorageError, describe_error, make_storage, preload
 from worker.transfer import ReadJob, WriteJob, expand_sources
-from worker.verify import Reference as Expected
-from worker.verify import VerifyJob
+from worker.verify import ReferenceDigest, VerifyJob
 
 #: start "stdin" without a deadline: how long to wait for the controller's answer
 START_WAIT = 1800.0
@@ -254,7 +254,7 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
     if phase != "verify-read" and storage.backend == "posix" and not storage.root:
         raise RequestError("--backend posix needs --root DIR")
     dst, local_dst = args.dst, None
-    if phase in ("read", "verify-read"):  # --dst is the local folder of the copies
+    if phase in COPY_PHASES:  # --dst is the local folder of the copies
         dst, local_dst = None, os.path.abspath(args.dst)
     if phase == "clean":
         local_dst = os.path.abspath(args.local_dst)
@@ -347,11 +347,11 @@ def _read_jobs(request: PhaseRequest, host: str) -> Work:
     ]
 
 
-def _expected(request: PhaseRequest) -> Expected:
+def _expected(request: PhaseRequest) -> ReferenceDigest:
     """Size and sha256 of the node's reference file, which must be what the run sealed."""
     ref = request.reference
     assert ref is not None
-    found = Expected.of(ref.path, "sha256", request.chunk_size)
+    found = ReferenceDigest.of(ref.path, "sha256", request.chunk_size)
     if ref.sha256 is not None and (found.size, found.checksum) != (ref.bytes, ref.sha256):
         raise ValueError(
             f"reference file {ref.path} is not the run's ({found.size} bytes, sha256 "

@@ -65,10 +65,3 @@ def size_and_hash(
         for _ in tee:
             pass
     return tee.size, tee.hexdigest()
-
-
-def hash_file(
-    path: str, algorithm: str = DEFAULT_ALGORITHM, chunk_size: int = DEFAULT_CHUNK_SIZE
-) -> str:
-    """Return the hex digest of a local file, read in chunks."""
-    return size_and_hash(path, algorithm, chunk_size)[1]

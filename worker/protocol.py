@@ -27,13 +27,6 @@ from worker.layout import MARKER
 
 REQUEST_SCHEMA = "parbench.request/1"
 
-#: what a request may ask; all but clean leave one record per client
-PHASES = ("write", "read", "verify-write", "verify-read", "meta", "clean")
-RECORDED_PHASES = PHASES[:5]
-#: phases whose clients start together behind the barrier and whose work is timed
-TIMED_PHASES = ("write", "read", "meta")
-#: phases that move file data
-IO_PHASES = ("write", "read")
 #: the metadata phase's kinds of operation, in the order each client does them
 META_OPS = ("create", "stat", "list", "delete")
 
@@ -49,6 +42,58 @@ START_MODES = ("now", "at", "stdin")
 NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: a run id: one folder name
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase a request may ask, and what follows from its kind. Every list of phases,
+    here and in the controller, is derived from :data:`PHASE_TABLE`."""
+
+    name: str
+    #: clients start together behind the barrier and their work is timed; the controller
+    #: summarises, exports, compares and keeps in the history the figures of these
+    timed: bool = False
+    moves_data: bool = False  # moves file data (a ``duration`` may be given)
+    reference: bool = False  # the request carries the reference file
+    copies: bool = False  # each client has a local copy (read makes it, verify-read checks it)
+    at_dst: bool = False  # the clients' storage paths are under ``dst``
+    local_dst: bool = False  # the request names the node's folder of copies
+    recorded: bool = True  # each client leaves a record
+    verifies: str = ""  # the phase whose files it checks
+    headline_op: str = ""  # the operation whose p99 latency stands for a timed phase
+
+
+#: THE phases, in the order a run has them
+PHASE_TABLE: Tuple[Phase, ...] = (
+    Phase("write", timed=True, moves_data=True, reference=True, at_dst=True, headline_op="file"),
+    Phase("read", timed=True, moves_data=True, copies=True, local_dst=True, headline_op="file"),
+    Phase("verify-write", reference=True, at_dst=True, verifies="write"),
+    Phase("verify-read", reference=True, copies=True, verifies="read"),
+    Phase("meta", timed=True, at_dst=True, headline_op="create"),
+    Phase("clean", at_dst=True, local_dst=True, recorded=False),
+)
+#: name -> its phase
+BY_PHASE: Dict[str, Phase] = {p.name: p for p in PHASE_TABLE}
+
+
+def _phases(**kind: Any) -> Tuple[str, ...]:
+    """The names of the phases whose fields have these values, in the table's order."""
+    return tuple(p.name for p in PHASE_TABLE if all(getattr(p, k) == v for k, v in kind.items()))
+
+
+#: what a request may ask; all but clean leave one record per client
+PHASES = _phases()
+RECORDED_PHASES = _phases(recorded=True)
+#: phases whose clients start together behind the barrier and whose work is timed
+TIMED_PHASES = _phases(timed=True)
+#: phases that move file data
+IO_PHASES = _phases(moves_data=True)
+#: phases that check the files of another: verify phase -> the phase it checks
+VERIFIED: Dict[str, str] = {p.name: p.verifies for p in PHASE_TABLE if p.verifies}
+VERIFY_PHASES = tuple(VERIFIED)
+#: the phases a request carries the reference file for; and those with local copies
+REFERENCE_PHASES = _phases(reference=True)
+COPY_PHASES = _phases(copies=True)
 
 
 class ExitCode(IntEnum):
@@ -320,7 +365,7 @@ class PhaseRequest(_Message):
                 given = asdict(self.workdir_clean)
                 _refuse("request.workdir_clean", "none but in a clean", given)
             self.workdir_clean.check("request.workdir_clean")
-        if self.phase in ("write", "verify-write", "meta", "clean"):
+        if BY_PHASE[self.phase].at_dst:
             _absolute("request.dst", self.dst)
         if not self.clients:
             _refuse("request.clients", "at least one client", "none")
@@ -334,11 +379,11 @@ class PhaseRequest(_Message):
             if task.expect and len(task.expect) != task.files:
                 wanted = f"none or a tag per file ({task.files})"
                 _refuse(f"{where}.expect", wanted, len(task.expect))
-            if self.phase in ("read", "verify-read"):
+            if self.phase in COPY_PHASES:
                 _absolute(f"{where}.local_path", task.local_path)
-        if self.phase in ("write", "verify-write", "verify-read") and self.reference is None:
+        if self.phase in REFERENCE_PHASES and self.reference is None:
             _refuse("request.reference", f"the reference file for {self.phase}", None)
-        if self.phase in ("read", "clean"):
+        if BY_PHASE[self.phase].local_dst:
             _absolute("request.local_dst", self.local_dst)
         if not self.chunk_size > 0:
             _refuse("request.chunk_size", "a positive number of bytes", self.chunk_size)
@@ -361,11 +406,6 @@ class PhaseRequest(_Message):
             found = data.get("schema") if isinstance(data, dict) else data
             _refuse("request.schema", repr(REQUEST_SCHEMA), found)
         return decode(cls, data, "request").check()
-
-
-#: the phases a request carries the reference file for; and those with local copies
-REFERENCE_PHASES = ("write", "verify-write", "verify-read")
-COPY_PHASES = ("read", "verify-read")
 
 
 def phase_request(

@@ -19,9 +19,6 @@ from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, 
 #: give the fields a record lacks their default
 SCHEMA = "parbench.client/1"
 
-#: phases a record may belong to
-PHASES = ("write", "read", "verify-write", "verify-read", "meta")
-
 #: outcomes of one record; "ok" for IO that completed, the rest for verification
 #: ("replaced": a file is there, but not the one the run made)
 STATUSES = ("ok", "error", "mismatch", "missing", "replaced")
@@ -469,8 +466,3 @@ class Histogram:
 
     def __repr__(self) -> str:
         return f"Histogram(count={self.count}, min={self.min}, max={self.max})"
-
-
-def merge_dicts(histograms: Iterable[Optional[dict]]) -> Histogram:
-    """One histogram of several in :meth:`Histogram.to_dict` form (None ones skipped)."""
-    return Histogram.merged(Histogram.from_dict(h) for h in histograms if h)

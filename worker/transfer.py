@@ -38,11 +38,6 @@ def expand_sources(sources: list[str], nfile: int) -> list[str]:
     )
 
 
-def write_target(root: str, node: str, cid: int) -> str:
-    """Storage path client ``cid`` of ``node`` writes: {ROOT}/{NID}/{cid}."""
-    return posixpath.join(root, node, str(cid))
-
-
 Cleanup = Callable[[Storage], str]
 
 

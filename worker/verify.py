@@ -30,7 +30,7 @@ class FileMissing(Exception):
 
 
 @dataclass(frozen=True)
-class Reference:
+class ReferenceDigest:
     """Size and digest of the local reference file, computed once."""
 
     path: str
@@ -39,7 +39,7 @@ class Reference:
     algorithm: str
 
     @classmethod
-    def of(cls, path: str, algorithm: str, chunk_size: int) -> Reference:
+    def of(cls, path: str, algorithm: str, chunk_size: int) -> ReferenceDigest:
         size, checksum = size_and_hash(path, algorithm, chunk_size)
         return cls(path, size, checksum, algorithm)
 
@@ -55,7 +55,7 @@ def _stream_digest(
     return tee.size, tee.hexdigest()
 
 
-def _mismatches(reference: Reference, size: int, digest: str) -> list[str]:
+def _mismatches(reference: ReferenceDigest, size: int, digest: str) -> list[str]:
     problems = []
     if size != reference.size:
         problems.append(f"size {size} != expected {reference.size}")
@@ -73,7 +73,7 @@ NAMED_BAD = 3
 _PROGRESS_ONLY = Measure(latency=False, interval=0)
 
 
-class Check(NamedTuple):
+class FileCheck(NamedTuple):
     """What one file was found to be."""
 
     status: str
@@ -100,19 +100,19 @@ class VerifyJob(Job):
 
     identity: Identity
     storage: StorageConfig
-    reference: Reference
+    reference: ReferenceDigest
     chunk_size: int
     files: int = 1
     expect: Tuple[str, ...] = ()
 
-    def _check(self, storage: Storage, path: str, k: int, meter: Meter) -> Check:
+    def _check(self, storage: Storage, path: str, k: int, meter: Meter) -> FileCheck:
         try:
             if self.expect:
                 tag = storage.tag(path)
                 if tag is None:
                     raise FileMissing(path)
                 if tag != self.expect[k]:
-                    return Check("replaced", cause=_not_the_runs(self.expect[k]), found=tag)
+                    return FileCheck("replaced", cause=_not_the_runs(self.expect[k]), found=tag)
             elif not storage.exists(path):
                 raise FileMissing(path)
             began = meter.clock()
@@ -121,11 +121,13 @@ class VerifyJob(Job):
             )
             meter.file_done(began)
         except FileMissing:
-            return Check("missing", cause="does not exist")
+            return FileCheck("missing", cause="does not exist")
         except Exception as exc:
-            return Check("error", cause=describe_error(exc), detail=error_detail(exc))
+            return FileCheck("error", cause=describe_error(exc), detail=error_detail(exc))
         problems = _mismatches(self.reference, size, digest)
-        return Check("mismatch" if problems else "ok", size, digest, "; ".join(problems) or None)
+        return FileCheck(
+            "mismatch" if problems else "ok", size, digest, "; ".join(problems) or None
+        )
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
         # untimed: a check starts as soon as it is set up

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from worker.protocol import TIMED_PHASES
+
 from ..run.rundir import RunDir, RunNotFound, latest_id, no_latest, run_ids
 
 ALPHA = 0.05
@@ -110,10 +112,6 @@ class CompareError(ValueError):
     """Runs that cannot be compared as asked; the message says why."""
 
 
-#: the phases a comparison covers
-PHASES = ("write", "read", "meta")
-
-
 def resolve(root: Path, name: str) -> str:
     """A run id from ``name``: an id, ``latest`` (the run ``results/latest`` names when it
     measured something, else the newest that did), or ``previous`` (the newest run
@@ -146,7 +144,7 @@ def compare_runs(
     a_id, b_id = resolve(root, first), resolve(root, second)
     a = RunDir.open(root, a_id).read_doc("summary.json", {})
     b = RunDir.open(root, b_id).read_doc("summary.json", {})
-    common = [p for p in PHASES if isinstance(a.get(p), dict) and isinstance(b.get(p), dict)]
+    common = [p for p in TIMED_PHASES if isinstance(a.get(p), dict) and isinstance(b.get(p), dict)]
     if not common:
         raise CompareError(f"runs {a_id} and {b_id} have no measured phase in common")
     differ = [p for p in common if a[p].get("config_hash") != b[p].get("config_hash")]

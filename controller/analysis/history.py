@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from worker.protocol import PHASE_TABLE, TIMED_PHASES
+
 from ..run.rundir import ResultsError, RunDir
 
 #: seconds a writer waits for another one's transaction
@@ -77,10 +79,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-#: the phases whose figures the history keeps
-MEASURED = ("write", "read", "meta")
 #: the operation whose p99 latency stands for a phase
-HEADLINE_OP = {"write": "file", "read": "file", "meta": "create"}
+HEADLINE_OP = {p.name: p.headline_op for p in PHASE_TABLE if p.timed}
 
 
 class HistoryError(RuntimeError):
@@ -95,9 +95,10 @@ class OptionError(ValueError):
 def phase_option(phase: Optional[str]) -> Optional[str]:
     """``fab history --phase``: one of the phases the history keeps (a typo would only
     find no runs)."""
-    if phase is not None and phase not in MEASURED:
+    if phase is not None and phase not in TIMED_PHASES:
         raise OptionError(
-            f"--phase {phase}: expected one of {', '.join(MEASURED)} (the phases the history keeps)"
+            f"--phase {phase}: expected one of {', '.join(TIMED_PHASES)}"
+            " (the phases the history keeps)"
         )
     return phase
 
@@ -203,7 +204,7 @@ class History:
             raise ResultsError(f"{run.path}/run.json is missing: not a run to record")
         cluster_version = (run.read_doc("cluster.json") or {}).get("version")
         summary = run.read_doc("summary.json", {})
-        phases = [p for p in MEASURED if isinstance(summary.get(p), dict)]
+        phases = [p for p in TIMED_PHASES if isinstance(summary.get(p), dict)]
         labels = {str(k): str(v) for k, v in (sealed.get("labels") or {}).items()}
         controller = (sealed.get("controller") or {}).get("hostname")
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

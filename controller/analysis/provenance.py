@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from worker.protocol import RUN_ID, nth_path
+from worker.protocol import RUN_ID, VERIFIED, nth_path
 from worker.results import ClientResult
 
 from ..run.rundir import ResultsError, RunDir
-
-#: verify phase -> the phase whose files it checks
-MADE_BY = {"verify-write": "write", "verify-read": "read"}
 
 Place = tuple[str, str]  # (node, path)
 
@@ -55,7 +52,7 @@ def _other_runs(root: Path, run_id: str) -> list[str]:
 def makers(root: Path, run_id: str, phase: str, found: dict[Place, str]) -> dict[Place, Maker]:
     """The run (other than ``run_id``) that made each file ``found`` (place -> tag) for
     verify phase ``phase``; a place whose maker is not among the runs is left out."""
-    made_by = MADE_BY[phase]
+    made_by = VERIFIED[phase]
     nodes = sorted({node for node, _ in found})
     left = dict(found)
     out: dict[Place, Maker] = {}

@@ -13,43 +13,59 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..run.inventory import Inventory
+from ..run.iterations import IterationPlan
 from ..run.plan import ReferenceFacts
-from ..run.rounds import Rounds
 from ..run.rundir import NodeFailure
+from ..run.settings import SETTINGS
 from .stats import Verdicts
+
+#: the config settings that count for some phases only -> whether they count for ``phase``
+_COUNTS_FOR: dict[str, Callable[[str], bool]] = {
+    "write_type": lambda phase: phase == "write",
+    "read_type": lambda phase: phase == "read",
+    "meta_files": lambda phase: phase == "meta",
+    "meta_size": lambda phase: phase == "meta",
+    "data": lambda phase: phase != "meta",
+    "chunk_size": lambda phase: phase != "meta",
+}
+#: the settings of how often a phase runs: the config has the rounds it ran with (the
+#: command line may override them), as ``rounds``
+ROUND_SETTINGS = ("iterations", "warmup", "until_stable", "stable_window", "max_iterations",
+                  "duration")  # fmt: skip
+#: the settings whose place in the config is not ``{name: value}``: the key (in ``meta``)
+_META_KEYS = {"meta_files": "files", "meta_size": "size"}
 
 
 def phase_config(
     inventory: Inventory,
     reference: ReferenceFacts,
     phase: str,
-    rounds: Rounds,
+    rounds: IterationPlan,
     read_mode: str | None = None,
 ) -> dict:
-    """What defines ``phase`` of a run, as plain data."""
+    """What defines ``phase`` of a run, as plain data: each setting declared part of the
+    config (``Setting.config``, controller/run/settings.py) that counts for the phase."""
     s = inventory.settings
-    config: dict = {
-        "phase": phase,
-        "backend": s.backend,
-        "clients": [n.clients for n in inventory.nodes],
-        "bytes": reference.bytes,
-        "generated": reference.generated,
-        "chunk_size": s.chunk_size,
-        "latency": s.latency,
-        "rounds": rounds.to_dict(),
-    }
-    if phase == "write":
-        config["write_type"] = s.write_type
-    if phase == "read":
-        config["read_type"] = s.read_type
-        config["read_mode"] = read_mode or "cross"
-    if phase == "meta":
-        config["meta"] = {"files": s.meta_files, "size": s.meta_size}
-        for unrelated in ("bytes", "generated", "chunk_size"):
-            del config[unrelated]
+    config: dict = {"phase": phase}
+    for setting in SETTINGS:
+        name = setting.name
+        if not setting.config or not _COUNTS_FOR.get(name, lambda _: True)(phase):
+            continue
+        if name == "clients":  # a node may have its own
+            config["clients"] = [n.clients for n in inventory.nodes]
+        elif name == "data":  # the reference file it stands for
+            config.update(bytes=reference.bytes, generated=reference.generated)
+        elif name in ROUND_SETTINGS:
+            config["rounds"] = rounds.to_dict()
+        elif name in _META_KEYS:
+            config.setdefault("meta", {})[_META_KEYS[name]] = getattr(s, name)
+        else:
+            config[name] = getattr(s, name)
+            if name == "read_type":
+                config["read_mode"] = read_mode or "cross"
     return config
 
 

@@ -39,7 +39,7 @@ from worker.messages import (
 from ..run.inventory import Node
 from .nodeoutput import Kept
 from .nodeprobe import SESSION_TIMEOUT, Session
-from .remote import StepError, close_each, reached_as, readable
+from .remote import StepError, close_each, connection_key, readable
 
 #: how often a running phase's stop pipe is looked at
 POLL = 0.05
@@ -73,8 +73,8 @@ class Agents:
             close_each([session], _abandon)
             return False
         with self._lock:
-            old = self._sessions.get(reached_as(node))
-            self._sessions[reached_as(node)] = session
+            old = self._sessions.get(connection_key(node))
+            self._sessions[connection_key(node)] = session
         close_each([old], _abandon)
         return True
 
@@ -82,7 +82,7 @@ class Agents:
         """The agent's one-line answer to ``request``; None when ``node`` has no agent
         or it is gone (it is then forgotten)."""
         with self._lock:
-            session = self._sessions.get(reached_as(node))
+            session = self._sessions.get(connection_key(node))
         if session is None:
             return None
         try:
@@ -112,7 +112,7 @@ class Agents:
         agent (nothing was run); StepError when the agent ends or ``timeout`` passes
         before the phase does (it is then forgotten: its end stops the phase there)."""
         with self._lock:
-            session = self._sessions.get(reached_as(node))
+            session = self._sessions.get(connection_key(node))
         if session is None:
             return None
         # a phase may be silent for long (the barrier, a slow request): only the phase's
@@ -200,7 +200,7 @@ class Agents:
 
     def forget(self, node: Node) -> None:
         with self._lock:
-            session = self._sessions.pop(reached_as(node), None)
+            session = self._sessions.pop(connection_key(node), None)
         close_each([session], _abandon)
 
     def close(self) -> None:

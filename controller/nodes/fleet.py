@@ -27,7 +27,7 @@ from fabric import Connection
 
 from ..run.inventory import Inventory, Node
 from .agents import Agents
-from .remote import Connections, close_each, reached_as
+from .remote import Connections, close_each, connection_key
 
 if TYPE_CHECKING:
     from .locks import RunLocks
@@ -62,7 +62,7 @@ class Fleet:
         Python: the node is ready, nothing to probe or copy (as said for a push that
         found it up to date). None when it needs a push."""
         with self._guard:
-            done = self._pushed.get(reached_as(node))
+            done = self._pushed.get(connection_key(node))
         if done is None or done.python != node.python or not files <= done.files:
             return None
         if generated is not None and generated not in done.generated:
@@ -74,16 +74,16 @@ class Fleet:
     ) -> None:
         sizes = frozenset(() if generated is None else (generated,))
         with self._guard:
-            before = self._pushed.get(reached_as(node))
+            before = self._pushed.get(connection_key(node))
             if before is not None and before.python == node.python:
                 sizes |= before.generated  # a push leaves the data of other sizes there
-            self._pushed[reached_as(node)] = Pushed(info, node.python, files, sizes)
+            self._pushed[connection_key(node)] = Pushed(info, node.python, files, sizes)
 
     def unready(self, node: Node) -> None:
         """``node`` failed a step (or its generated data was deleted): the next push
         probes it again."""
         with self._guard:
-            self._pushed.pop(reached_as(node), None)
+            self._pushed.pop(connection_key(node), None)
 
     def close(self) -> None:
         """Give back every lock (through the agents while they are there), end the

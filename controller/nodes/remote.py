@@ -44,7 +44,9 @@ STOP_GRACE = 20.0
 
 
 @dataclass(frozen=True)
-class Outcome(Generic[T]):
+class StepOutcome(Generic[T]):
+    """What a step did on one node: its value, or why it failed there."""
+
     node: Node
     value: Optional[T] = None
     failure: Optional[NodeFailure] = None
@@ -141,7 +143,7 @@ def connect(inventory: Inventory, node: Node) -> Connection:
     return conn
 
 
-def reached_as(node: Node) -> tuple:
+def connection_key(node: Node) -> tuple:
     """What tells one inventory node's connection (and agent) from another's: how it is
     reached, and its workdir (nodes on one machine must not share a connection's sftp
     client)."""
@@ -175,7 +177,7 @@ class Connections:
     def get(self, inventory: Inventory, node: Node) -> Connection:
         """The open connection to ``node``, connecting (and checking its host key) first
         when there is none or the one there is has closed."""
-        key = reached_as(node)
+        key = connection_key(node)
         with self._lock:
             conn = self._open.get(key)
         if conn is not None and getattr(conn, "is_connected", False):
@@ -238,7 +240,7 @@ def on_nodes(
     on_interrupt: Callable[[], None] = lambda: None,
     together: bool = False,
     grace: float = INTERRUPT_GRACE,
-) -> list[Outcome[T]]:
+) -> list[StepOutcome[T]]:
     """Run ``fn(connection, node)`` on every node, ``defaults.fanout`` at a time (every
     node at once when ``together``: a common start); failures become outcomes.
 
@@ -255,22 +257,22 @@ def on_nodes(
     turns = threading.BoundedSemaphore(len(targets) if together else inventory.settings.fanout)
     interrupted = threading.Event()
 
-    def one(node: Node) -> Outcome[T]:
+    def one(node: Node) -> StepOutcome[T]:
         with turns:
             try:
                 if interrupted.is_set():
                     raise StepError(f"interrupted before {step} began")
-                return Outcome(node, value=fn(connections.get(inventory, node), node))
+                return StepOutcome(node, value=fn(connections.get(inventory, node), node))
             except Exception as exc:  # noqa: BLE001 - every failure is reported per node
                 cause = explain(exc, inventory)
-                return Outcome(node, failure=NodeFailure(node.id, address(node), step, cause))
+                return StepOutcome(node, failure=NodeFailure(node.id, address(node), step, cause))
 
     if not targets:
         return []
     # a thread per node, however many (a thread waiting for its turn costs a stack, not
     # a connection). Plain threads rather than a pool: the locks are given back at exit,
     # when pools refuse work
-    outcomes: list[Optional[Outcome[T]]] = [None] * len(targets)
+    outcomes: list[Optional[StepOutcome[T]]] = [None] * len(targets)
     finished = [False] * len(targets)
 
     def run(index: int) -> None:
@@ -299,7 +301,7 @@ def on_nodes(
             if not finished[i]:  # its thread is left behind (a daemon: it ends with us)
                 cause = f"interrupted: no answer within {grace:g} s of the interrupt; given up"
                 failure = NodeFailure(node.id, address(node), step, cause)
-                outcomes[i] = Outcome(node, failure=failure)
+                outcomes[i] = StepOutcome(node, failure=failure)
         raise stopping.Interrupted([o for o in outcomes if o is not None], code) from None
     return [o for o in outcomes if o is not None]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Sequence
 
-from controller.run.rounds import Rounds
+from controller.run.iterations import IterationPlan
 
 from . import report
 
@@ -32,7 +32,12 @@ def failed(table: str) -> None:
 
 
 def phase_start(
-    phases: Sequence[str], clients: int, nodes: int, margin: float, auto: bool, rounds: Rounds
+    phases: Sequence[str],
+    clients: int,
+    nodes: int,
+    margin: float,
+    auto: bool,
+    rounds: IterationPlan,
 ) -> None:
     """A timed phase's first line: who starts together, when, how often and how long."""
     note = " (start_delay: auto)" if auto else ""
@@ -43,7 +48,7 @@ def phase_start(
     )
 
 
-def rounds_note(rounds: Rounds) -> str:
+def rounds_note(rounds: IterationPlan) -> str:
     """How often and how long, for the phase's first line; nothing for the seed's once."""
     notes = []
     if rounds.duration is not None:
@@ -61,7 +66,9 @@ def rounds_note(rounds: Rounds) -> str:
     return "".join(f"; {note}" for note in notes)
 
 
-def iteration(phase: str, number: int, warmup: bool, rounds: Rounds, aggregate: float) -> None:
+def iteration(
+    phase: str, number: int, warmup: bool, rounds: IterationPlan, aggregate: float
+) -> None:
     print(report.iteration_line(phase, number, warmup, rounds, aggregate))
 
 

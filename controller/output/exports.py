@@ -17,11 +17,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any, Optional
 
+from worker.protocol import TIMED_PHASES, VERIFY_PHASES
+
 from ..run.inventory import reserved_label
 from ..run.rundir import RunDir, write_atomically
 
-#: phases whose figures become metrics (verify phases are pass/fail: JUnit)
-MEASURED = ("write", "read", "meta")
 PREFIX = "parbench_"
 
 #: terminal escape sequences (colours, titles) in what nodes and storage said: CSI (7- and
@@ -56,7 +56,7 @@ def _gauges(run: RunDir, summary: dict, labels: dict[str, str]) -> Iterator[Any]
     ops = family("ops_per_second", "metadata operations per second, all kinds")
     valid = family("valid", "1 when the phase's figures can be trusted")
     errors = family("errors", "client records that are not ok")
-    for phase in MEASURED:
+    for phase in TIMED_PHASES:  # figures become metrics (verify phases: pass/fail, JUnit)
         figures = summary.get(phase)
         if not isinstance(figures, dict):
             continue
@@ -103,7 +103,7 @@ def openmetrics(run: RunDir, summary: dict, labels: dict[str, str]) -> str:
 def junit(run: RunDir, summary: dict, failures: dict, check: Optional[dict]) -> str:
     """JUnit XML: a suite per phase with a case per node, and one for the check."""
     suites = ET.Element("testsuites", name=f"parbench {run.run_id}")
-    order = [p for p in ("write", "read", "meta", "verify-write", "verify-read") if p in summary]
+    order = [p for p in (*TIMED_PHASES, *VERIFY_PHASES) if p in summary]
     for phase in order + sorted(set(summary) - set(order)):
         figures = summary[phase]
         if not isinstance(figures, dict) or "by_client" not in figures and "errors" not in figures:

@@ -17,6 +17,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Optional
 
+from worker.protocol import IO_PHASES, VERIFY_PHASES
 from worker.results import ClientResult, one_line
 
 from ..analysis.changepoint import change_points
@@ -92,7 +93,7 @@ def run_page(
     ]
     body.append("<h2>Verdict</h2>")
     body += _verdicts(run, summaries, records, failures)
-    verified = records.get("verify-write", []) + records.get("verify-read", [])
+    verified = [r for phase in VERIFY_PHASES for r in records.get(phase, [])]
     body.append("<h2>Verification</h2>")
     body.append(_pre(report.verify_table(verified)) if verified else "<p>not verified</p>")
     if failures:
@@ -235,7 +236,7 @@ def sweep_page(doc: dict) -> str:
     for p in points:
         values = p.get("values", {})
         rest = ",".join(f"{a}={values[a]}" for a in axes if a != axis and a in values)
-        for phase in ("write", "read"):
+        for phase in IO_PHASES:
             figures = (p.get("figures") or {}).get(phase)
             if not figures and not p.get("error"):
                 continue

@@ -9,8 +9,9 @@ from typing import Any
 
 from controller.analysis.metastats import MetaSummary
 from controller.analysis.stats import Failure, PhaseSummary, Verdicts
+from controller.run.iterations import IterationPlan
 from controller.run.pairing import Pairing
-from controller.run.rounds import Rounds
+from worker.protocol import IO_PHASES
 from worker.results import STATUSES, ClientResult, error_cause, one_line, outcome
 
 MIB = 1024 * 1024
@@ -57,7 +58,7 @@ def phase_table(summary: PhaseSummary) -> str:
 
 
 def iteration_line(
-    phase: str, iteration: int, warmup: bool, rounds: Rounds, aggregate: float
+    phase: str, iteration: int, warmup: bool, rounds: IterationPlan, aggregate: float
 ) -> str:
     """e.g. ``write iteration 3 of 5: 712.40 MiB/s aggregate`` as each one ends."""
     of = "" if rounds.until_stable is not None else f" of {rounds.most}"
@@ -191,7 +192,7 @@ def sweep_table(sweep_id: str, axes: list[str], outcomes: Sequence[Any]) -> str:
     for o in outcomes:
         figures = o.figures or {}
         cells = []
-        for phase in ("write", "read"):
+        for phase in IO_PHASES:
             f = figures.get(phase)
             first = f and f.get("first_done_throughput")
             cells.append(

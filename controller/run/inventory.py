@@ -28,7 +28,7 @@ from worker.protocol import NODE_ID
 from . import checks
 from . import settings as declared
 from .checks import MAX_CLIENTS, Check, InventoryError
-from .rounds import Rounds, RoundsError
+from .iterations import IterationPlan, IterationPlanError
 from .settings import Proxy
 
 
@@ -87,8 +87,8 @@ class Settings:
     request_timeout: float | None  # None: the phase's budget (plan.phase_budget)
 
     @property
-    def rounds(self) -> Rounds:
-        return Rounds(
+    def iteration_plan(self) -> IterationPlan:
+        return IterationPlan(
             self.iterations,
             self.warmup,
             self.until_stable,
@@ -127,10 +127,6 @@ class Inventory:
     @property
     def node_ids(self) -> tuple[str, ...]:
         return tuple(n.id for n in self.nodes)
-
-    @property
-    def total_clients(self) -> int:
-        return sum(n.clients for n in self.nodes)
 
     def node(self, nid: str) -> Node:
         """The node with id ``nid``; KeyError naming the known ids otherwise."""
@@ -288,8 +284,8 @@ def _settings(check: Check, raw: Any) -> Settings:
     raw = check.mapping("defaults", raw, declared.BY_NAME)
     settings = Settings(**declared.check_all(check, raw))
     try:
-        settings.rounds.check()
-    except RoundsError as exc:
+        settings.iteration_plan.check()
+    except IterationPlanError as exc:
         check.fail("defaults", str(exc))
     return settings
 

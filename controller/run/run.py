@@ -28,14 +28,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-from worker.protocol import PhaseRequest, RequestError
+from worker.protocol import RECORDED_PHASES, PhaseRequest, RequestError
 
 from .inventory import Inventory
 from .pairing import PairingError
 from .plan import ReadPlan, ReferenceFacts, new_run_id, phase_requests, read_plan, write_paths
 from .reference import reference_facts
 from .rundir import ResultsError, RunDir
-from .seal import SEALED_PHASES, Seal, inventory_from_dict, inventory_to_dict, request_of, show
+from .seal import Seal, inventory_from_dict, inventory_to_dict, request_of, show
 
 PACKAGES = ("fabric", "invoke", "paramiko", "pyyaml", "alluxio")
 
@@ -144,7 +144,7 @@ class Run:
             cross = None
         requests = {
             phase: phase_requests(inventory, phase, run_id, reference, cross)
-            for phase in SEALED_PHASES
+            for phase in RECORDED_PHASES
             if phase != "read" or cross is not None
         }
         run = cls(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from worker.protocol import TIMED_PHASES
 from worker.results import ClientResult, read_lines
 
 
@@ -101,13 +102,9 @@ def latest_id(root: Path) -> str | None:
     return os.readlink(link) if link.is_symlink() else None
 
 
-#: the phases whose records make a run one that measured something
-MEASURED_PHASES = ("write", "read", "meta")
-
-
 def measured(folder: Path) -> bool:
     """Whether the run folder holds records of a timed phase."""
-    for phase in MEASURED_PHASES:
+    for phase in TIMED_PHASES:
         for path in folder.glob(f"nodes/*/{phase}.jsonl"):
             with suppress(OSError):
                 if path.stat().st_size > 0:

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
-from worker.protocol import PhaseRequest, RequestError, decode
+from worker.protocol import RECORDED_PHASES, PhaseRequest, RequestError, decode
 
 from .inventory import Inventory, InventoryError, Node, Proxy, Settings, SshSettings, build
 from .pairing import PairingError
@@ -73,8 +73,6 @@ def show(value: Any) -> str:
 
 # --- checking what is sealed -------------------------------------------------------------
 
-#: the phases a run seals requests for ("read": with two nodes or more)
-SEALED_PHASES = ("write", "read", "verify-write", "verify-read", "meta")
 #: phases an older parbench did not seal (the command says so when asked for one)
 LATER_PHASES = ("meta",)
 
@@ -193,7 +191,7 @@ class Seal:
         plan: Optional[ReadPlan],
         requests: dict[str, dict[str, PhaseRequest]],
     ) -> None:
-        phases = [p for p in SEALED_PHASES if p != "read" or plan is not None]
+        phases = [p for p in RECORDED_PHASES if p != "read" or plan is not None]
         for phase in requests:
             if phase not in phases:
                 raise self.altered(f"requests.{phase}: a phase this run does not have")

@@ -24,7 +24,7 @@ from worker.protocol import BACKENDS, MIN_INTERVAL, ON_EXISTING, READ_TYPES, WRI
 
 from . import checks
 from .checks import MAX_CLIENTS, MAX_START_DELAY, MAX_TIMEOUT, Check
-from .rounds import MAX_ITERATIONS, MAX_WARMUP, seconds_of
+from .iterations import MAX_ITERATIONS, MAX_WARMUP, seconds_of
 
 Rule = Callable[[Check, str, Any], Any]
 

@@ -29,7 +29,7 @@ from controller.nodes.nodeoutput import (
     printable,
     tail,
 )
-from controller.nodes.remote import PrefixedStream, StepError, connect, reached_as
+from controller.nodes.remote import PrefixedStream, StepError, connect, connection_key
 from controller.phases import failure_table
 from controller.run.inventory import Inventory, Node, load
 from controller.run.rundir import NodeFailure
@@ -146,7 +146,7 @@ def test_sigterm_or_ctrl_c_ends_a_push_whose_probe_hangs_within_seconds(
 def _agent_on(conn: Any, node: Node) -> Agents:
     """An agent for ``node`` on a real channel (whatever the server does with it)."""
     agents = Agents()
-    agents._sessions[reached_as(node)] = nodeprobe.ChannelSession(conn, "agent")
+    agents._sessions[connection_key(node)] = nodeprobe.ChannelSession(conn, "agent")
     return agents
 
 
@@ -261,7 +261,7 @@ def test_the_phase_deadline_holds_however_fast_the_node_writes(tmp_path: Path) -
     (tmp_path / "inventory.yaml").write_text("nodes:\n  - {id: n0, host: localhost}\n")
     node = load(tmp_path / "inventory.yaml").nodes[0]
     agents = Agents()
-    agents._sessions[reached_as(node)] = _Flood()  # type: ignore[assignment]
+    agents._sessions[connection_key(node)] = _Flood()  # type: ignore[assignment]
     out = io.StringIO()
     with pytest.raises(StepError, match=r"timed out after 1 s"):
         _within(15, lambda: agents.run(node, "x", "{}", out, out, [], None, 1))

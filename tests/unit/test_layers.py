@@ -154,3 +154,43 @@ def printing(path: Path) -> list[int]:
 def test_the_phase_loop_and_a_node_step_print_nothing(module: str) -> None:
     """What they tell a person goes through controller/output/console.py."""
     assert printing(CONTROLLER / module) == []
+
+
+def test_no_two_classes_share_a_name() -> None:
+    """A class name says which class (no two Outcome, two Reference...) across the
+    controller, the worker and the fabfile."""
+    root = CONTROLLER.parent
+    where: dict[str, list[str]] = {}
+    paths = [*sorted(root.glob("controller/**/*.py")), *sorted(root.glob("worker/**/*.py"))]
+    for path in [*paths, root / "fabfile.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(f"{path.relative_to(root)}:{node.lineno}")
+    assert {name: at for name, at in where.items() if len(at) > 1} == {}
+
+
+#: methods that invoke's runner calls (controller/nodes/remote.py overrides them)
+CALLED_BY_LIBRARIES = {"read_our_stdin", "_handle_output"}
+
+
+def test_no_function_only_a_test_calls() -> None:
+    """Dead code: a function or class of the controller, the worker or the benchmarks
+    whose name appears nowhere in them but where it is defined (tests do not count)."""
+    import re
+    from collections import Counter
+
+    root = CONTROLLER.parent
+    paths = [
+        p for d in ("controller", "worker", "bench") for p in sorted(root.glob(f"{d}/**/*.py"))
+    ]
+    texts = [p.read_text() for p in [*paths, root / "fabfile.py"]]
+    words = Counter(w for t in texts for w in re.findall(r"\w+", t))
+    unused = [
+        f"{path.relative_to(root)}:{node.lineno}: {node.name}"
+        for path, text in zip(paths, texts)
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+        and not node.name.startswith("__")
+        and words[node.name] <= 1
+    ]
+    assert [u for u in unused if u.rsplit(" ", 1)[1] not in CALLED_BY_LIBRARIES] == []

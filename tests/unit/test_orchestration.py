@@ -280,9 +280,9 @@ def test_a_workdir_locked_by_another_run_refuses_the_whole_push(
 
 
 def test_iterations_send_each_its_number_and_keep_every_record(world, run) -> None:
-    from controller.run.rounds import Rounds
+    from controller.run.iterations import IterationPlan
 
-    commands.write(run, Rounds(iterations=2, warmup=1))
+    commands.write(run, IterationPlan(iterations=2, warmup=1))
     runs = [e for e in world.log if e[0] == "n0" and e[1] == "run"]
     assert len(runs) == 3  # one warm-up, two measured, each its own round
     records = run.dir.node_records("n0", "write")
@@ -344,10 +344,10 @@ def test_a_node_is_connected_to_once_and_again_only_when_its_connection_died(
 
 
 def test_the_locks_are_renewed_between_iterations(world, run, monkeypatch) -> None:
-    from controller.run.rounds import Rounds
+    from controller.run.iterations import IterationPlan
 
     monkeypatch.setattr(locks, "renew", lambda run_id: world.note("controller", "renew"))
-    commands.write(run, Rounds(iterations=2, warmup=1))
+    commands.write(run, IterationPlan(iterations=2, warmup=1))
     steps = [e[1] for e in world.log if e[1] in ("run", "renew") and e[0] in ("n0", "controller")]
     assert steps == ["run", "renew", "run", "renew", "run"]  # each iteration's lease anew
 

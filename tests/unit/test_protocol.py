@@ -119,3 +119,34 @@ def test_the_probe_keeps_the_contracts_constants_and_its_facts_load(tmp_path) ->
     assert facts.python == tuple(sys.version_info[:3]) and facts.hashes == {"data/x": None}
     with pytest.raises(RequestError, match="probe.hashes.data/x: expected a string"):
         ProbeFacts.from_json(done.stdout.replace('"data/x": null', '"data/x": 5'))
+
+
+def test_every_list_of_phases_comes_from_the_phase_table() -> None:
+    from worker import protocol as p
+
+    assert p.PHASES == ("write", "read", "verify-write", "verify-read", "meta", "clean")
+    assert p.RECORDED_PHASES == ("write", "read", "verify-write", "verify-read", "meta")
+    assert p.TIMED_PHASES == ("write", "read", "meta")
+    assert p.IO_PHASES == ("write", "read")
+    assert p.VERIFY_PHASES == ("verify-write", "verify-read")
+    assert p.VERIFIED == {"verify-write": "write", "verify-read": "read"}
+    assert p.REFERENCE_PHASES == ("write", "verify-write", "verify-read")
+    assert p.COPY_PHASES == ("read", "verify-read")
+    assert {n: p.BY_PHASE[n].headline_op for n in p.TIMED_PHASES} == {
+        "write": "file",
+        "read": "file",
+        "meta": "create",
+    }
+    # no module of the controller or the worker spells a list of phases out again
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spelled = []
+    for path in [*root.glob("controller/**/*.py"), *root.glob("worker/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and len(node.elts) > 1:
+                names = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+                if len(names) == len(node.elts) and set(names) <= set(p.PHASES):
+                    spelled.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert spelled == []

@@ -163,7 +163,7 @@ def test_latency_and_series_lines() -> None:
 def test_iteration_lines_show_the_spread_and_each_iteration() -> None:
     from controller.analysis.stats import summarise
     from controller.output.report import iteration_line, iteration_lines
-    from controller.run.rounds import Rounds
+    from controller.run.iterations import IterationPlan
     from worker.results import ClientResult
 
     mib = 1024 * 1024
@@ -191,7 +191,7 @@ def test_iteration_lines_show_the_spread_and_each_iteration() -> None:
     assert lines[2].split() == ["1", "warm-up", "1.00", "1.000", "0.0"]
     assert lines[-1] == "iterations ended: stable: x"
     assert iteration_lines(summarise([rec(0, 1.0)])) == []
-    assert iteration_line("read", 0, True, Rounds(warmup=1), mib) == (
+    assert iteration_line("read", 0, True, IterationPlan(warmup=1), mib) == (
         "read iteration 1 of 2 (warm-up, not counted): 1.00 MiB/s aggregate"
     )
 

@@ -10,8 +10,8 @@ import pytest
 from controller.analysis.stats import summarise
 from controller.analysis.validity import config_hash, judge, phase_config
 from controller.run.inventory import LabelError, load, parse_labels
+from controller.run.iterations import IterationPlan
 from controller.run.plan import ReferenceFacts
-from controller.run.rounds import Rounds
 from controller.run.rundir import NodeFailure
 from worker.results import ClientResult
 
@@ -26,25 +26,28 @@ def inventory(tmp_path: Path, text: str = ""):
 
 def test_the_config_hash_follows_what_defines_the_benchmark(tmp_path: Path) -> None:
     base = inventory(tmp_path)
-    config = phase_config(base, REF, "write", Rounds())
+    config = phase_config(base, REF, "write", IterationPlan())
     assert config["clients"] == [2, 3] and config["write_type"] == "CACHE_THROUGH"
     same = phase_config(
         inventory(tmp_path, "defaults: {dst: /elsewhere, connect_timeout: 60}\nlabels: {a: b}\n"),
         REF,
         "write",
-        Rounds(),
+        IterationPlan(),
     )
     assert config_hash(same) == config_hash(config)
     for changed in (
         phase_config(
-            inventory(tmp_path, "defaults: {write_type: MUST_CACHE}\n"), REF, "write", Rounds()
+            inventory(tmp_path, "defaults: {write_type: MUST_CACHE}\n"),
+            REF,
+            "write",
+            IterationPlan(),
         ),
-        phase_config(base, replace(REF, bytes=2000), "write", Rounds()),
-        phase_config(base, REF, "write", Rounds(iterations=3)),
-        phase_config(base, REF, "read", Rounds()),
+        phase_config(base, replace(REF, bytes=2000), "write", IterationPlan()),
+        phase_config(base, REF, "write", IterationPlan(iterations=3)),
+        phase_config(base, REF, "read", IterationPlan()),
     ):
         assert config_hash(changed) != config_hash(config)
-    assert phase_config(base, REF, "read", Rounds(), "same")["read_mode"] == "same"
+    assert phase_config(base, REF, "read", IterationPlan(), "same")["read_mode"] == "same"
     assert len(config_hash(config)) == 16
 
 
@@ -102,3 +105,63 @@ def test_labels_from_the_command_line_and_the_inventory(tmp_path: Path) -> None:
     }
     with pytest.raises(ValueError, match="labels.site: expected a string, got a list"):
         inventory(tmp_path, "labels: {site: [1]}\n")
+
+
+OTHER = (
+    "defaults: {backend: posix, posix_root: /mnt, chunk_size: 64KiB, latency: false,"
+    " until_stable: 0.05, duration: 30s, meta_files: 7, meta_size: 10, read_type: NO_CACHE,"
+    " write_type: THROUGH}\n"
+)
+#: config hashes computed before the config came from the settings' ``config`` flag: an
+#: unchanged inventory keeps its hash (history compares runs by it)
+PINNED = {
+    ("", "write", None, 1): "8557c3b911320a1f",
+    ("", "write", None, 3): "e642acbbe176ef1f",
+    ("", "read", None, 1): "18f5f475f444e581",
+    ("", "read", None, 3): "b974cff44357809e",
+    ("", "read", "same", 1): "c89130dcfce9c1f7",
+    ("", "read", "same", 3): "a88b01551a448106",
+    ("", "meta", None, 1): "44335afa26fbecd6",
+    ("", "meta", None, 3): "07ea1e70e405c137",
+    (OTHER, "write", None, 1): "349af2a3110af973",
+    (OTHER, "write", None, 3): "fe93609e26766b45",
+    (OTHER, "read", None, 1): "5445d9e58a68470e",
+    (OTHER, "read", None, 3): "2787b70400ea656c",
+    (OTHER, "read", "same", 1): "90d014641193046e",
+    (OTHER, "read", "same", 3): "3cbc03edda3b952e",
+    (OTHER, "meta", None, 1): "39f967b57ef3dc97",
+    (OTHER, "meta", None, 3): "6c62baf21cdabc87",
+}
+
+
+@pytest.mark.parametrize("key", sorted(PINNED, key=repr))
+def test_an_unchanged_inventory_keeps_its_config_hash(tmp_path: Path, key: tuple) -> None:
+    text, phase, read_mode, iterations = key
+    rounds = IterationPlan() if iterations == 1 else IterationPlan(iterations=3, warmup=1)
+    config = phase_config(inventory(tmp_path, text), REF, phase, rounds, read_mode)
+    assert config_hash(config) == PINNED[key]
+
+
+def test_the_config_is_the_settings_declared_part_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from controller.analysis import validity
+    from controller.run import settings
+
+    base = inventory(tmp_path)
+    assert "on_existing" not in phase_config(base, REF, "write", IterationPlan())
+    # a setting declared part of the config is in it, with nothing else to change
+    declared = tuple(
+        replace(s, config=True) if s.name == "on_existing" else s for s in settings.SETTINGS
+    )
+    monkeypatch.setattr(validity, "SETTINGS", declared)
+    assert phase_config(base, REF, "write", IterationPlan())["on_existing"] == "replace"
+    # and one declared not part of it is not
+    undeclared = tuple(
+        replace(s, config=False) if s.name == "latency" else s for s in settings.SETTINGS
+    )
+    monkeypatch.setattr(validity, "SETTINGS", undeclared)
+    assert "latency" not in phase_config(base, REF, "write", IterationPlan())
+    # the rounds the config has are those settings
+    assert len(validity.ROUND_SETTINGS) == len(IterationPlan().to_dict())
+    assert all(settings.BY_NAME[n].config for n in validity.ROUND_SETTINGS)

@@ -13,7 +13,7 @@ from worker.clients import Identity
 from worker.protocol import is_nth_of, nth_path
 from worker.storage import PosixStorage, StorageConfig
 from worker.transfer import ReadJob, WriteJob
-from worker.verify import Reference, VerifyJob
+from worker.verify import ReferenceDigest, VerifyJob
 
 
 def identity(phase: str, path: str, local: str | None = None) -> Identity:
@@ -81,7 +81,7 @@ def test_verify_checks_every_file_and_names_the_bad_ones(tmp_path: Path, setup) 
     (store / "0.2").write_bytes(b"short")
     (store / "0.4").unlink()
     (store / "0.5").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # last byte differs
-    reference = Reference.of(str(ref), "sha256", 65536)
+    reference = ReferenceDigest.of(str(ref), "sha256", 65536)
     good = VerifyJob(identity("verify-write", "/w/n0/0"), config, reference, 65536, files=2)()
     assert good.ok and good.files == 2 and good.bytes == 2 * len(data)
     result = VerifyJob(identity("verify-write", "/w/n0/0"), config, reference, 65536, files=6)()

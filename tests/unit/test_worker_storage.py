@@ -16,7 +16,7 @@ import pytest
 import requests
 from alluxio import exceptions
 
-from worker.hashing import HashingTee, hash_file, read_chunks, size_and_hash
+from worker.hashing import HashingTee, read_chunks, size_and_hash
 from worker.meter import Meter
 from worker.protocol import Measure
 from worker.storage import (
@@ -331,13 +331,13 @@ def test_alluxio_read_stream_reads_chunks_and_closes() -> None:
     ]
 
 
-def test_hash_file_returns_the_hex_digest(tmp_path: Path) -> None:
+def test_size_and_hash_returns_the_size_and_hex_digest(tmp_path: Path) -> None:
     path = tmp_path / "f"
     data = os.urandom(3 * (1 << 20) + 7)  # more than one default chunk
     path.write_bytes(data)
-    assert hash_file(str(path)) == hashlib.sha256(data).hexdigest()
-    assert hash_file(str(path), "md5") == hashlib.md5(data).hexdigest()
-    assert hash_file(str(path), algorithm="sha1", chunk_size=1000) == hashlib.sha1(data).hexdigest()
+    assert size_and_hash(str(path)) == (len(data), hashlib.sha256(data).hexdigest())
+    assert size_and_hash(str(path), "md5")[1] == hashlib.md5(data).hexdigest()
+    assert size_and_hash(str(path), "sha1", 1000)[1] == hashlib.sha1(data).hexdigest()
 
 
 @pytest.mark.parametrize(("backend", "loaded"), [("alluxio", True), ("posix", False)])

@@ -22,7 +22,7 @@ from worker.report import format_size, progress_line
 from worker.results import ERROR_LIMIT, ClientResult
 from worker.start import NoStart
 from worker.storage import PosixStorage, StorageConfig
-from worker.transfer import ReadJob, WriteJob, expand_sources, write_target
+from worker.transfer import ReadJob, WriteJob, expand_sources
 
 
 def test_expand_sources() -> None:
@@ -33,12 +33,6 @@ def test_expand_sources() -> None:
     for sources in (["/a", "/b"], []):
         with pytest.raises(ValueError, match="exactly --clients=3"):
             expand_sources(sources, 3)
-
-
-def test_write_target() -> None:
-    assert write_target("/parbench", "n0", 2) == "/parbench/n0/2"
-    assert write_target("/parbench/", "n0", 0) == "/parbench/n0/0"
-    assert write_target("/", "n1", 5) == "/n1/5"
 
 
 def identity(phase: str, path: str, local: str = None) -> Identity:  # type: ignore[assignment]

@@ -11,13 +11,13 @@ from pathlib import Path
 from worker import progress
 from worker.clients import Identity
 from worker.storage import PosixStorage, StorageConfig
-from worker.verify import Reference, VerifyJob
+from worker.verify import ReferenceDigest, VerifyJob
 
 
 def job(tmp_path: Path, ref: Path, cid: int, files: int = 1, expect: tuple = ()) -> VerifyJob:
     identity = Identity("r", "verify-write", "n0", cid, "hostA", "posix", f"/b/n0/{cid}")
     storage = StorageConfig(backend="posix", root=str(tmp_path / "store"))
-    reference = Reference.of(str(ref), "sha256", chunk_size=1000)
+    reference = ReferenceDigest.of(str(ref), "sha256", chunk_size=1000)
     return VerifyJob(identity, storage, reference, 1000, files, expect)
 
 
@@ -47,7 +47,7 @@ def test_names_the_proxy_that_cannot_answer(tmp_path: Path) -> None:
         port = sock.getsockname()[1]  # nothing listens there once closed
     identity = Identity("r", "verify-write", "n0", 0, "hostA", "alluxio", "/b/n0/0")
     proxy = StorageConfig(host="127.0.0.1", port=port, timeout=5)
-    reference = Reference.of(str(ref), "sha256", chunk_size=1000)
+    reference = ReferenceDigest.of(str(ref), "sha256", chunk_size=1000)
     result = VerifyJob(identity, proxy, reference, 1000, expect=("7.1",))()
     assert (result.status, result.error) == (
         "error",

@@ -7,11 +7,11 @@ import statistics
 import pytest
 
 from controller.analysis.samples import Samples
-from controller.run.rounds import Rounds, RoundsError, cv_of
+from controller.run.iterations import IterationPlan, IterationPlanError, cv_of
 
 
 def test_fixed_iterations_after_warmup() -> None:
-    rounds = Rounds(iterations=3, warmup=2).check()
+    rounds = IterationPlan(iterations=3, warmup=2).check()
     assert rounds.most == 5
     assert [rounds.next_is_warmup(i) for i in range(5)] == [True, True, False, False, False]
     assert rounds.verdict([1.0, 2.0]) is None
@@ -19,7 +19,7 @@ def test_fixed_iterations_after_warmup() -> None:
 
 
 def test_until_stable_stops_when_the_last_window_agrees() -> None:
-    rounds = Rounds(until_stable=0.05, window=3, max_iterations=8).check()
+    rounds = IterationPlan(until_stable=0.05, window=3, max_iterations=8).check()
     assert rounds.most == 8
     assert rounds.verdict([600.0, 900.0]) is None  # fewer than the window
     assert rounds.verdict([600.0, 900.0, 700.0]) is None  # cv 21 %
@@ -28,19 +28,19 @@ def test_until_stable_stops_when_the_last_window_agrees() -> None:
 
 
 def test_until_stable_says_plainly_when_it_never_was() -> None:
-    rounds = Rounds(until_stable=0.01, window=2, max_iterations=4).check()
+    rounds = IterationPlan(until_stable=0.01, window=2, max_iterations=4).check()
     said = rounds.verdict([100.0, 200.0, 100.0, 200.0])
     assert said is not None and said.startswith("not stable after 4 iterations (max_iterations)")
     assert "47.1 %" in said
 
 
 def test_the_command_line_overrides() -> None:
-    base = Rounds(until_stable=0.05)
-    assert base.overridden(4, None) == Rounds(iterations=4)
-    assert base.overridden(None, 2) == Rounds(until_stable=0.05, warmup=2)
-    with pytest.raises(RoundsError, match="iterations: expected 1..1000, got 0"):
+    base = IterationPlan(until_stable=0.05)
+    assert base.overridden(4, None) == IterationPlan(iterations=4)
+    assert base.overridden(None, 2) == IterationPlan(until_stable=0.05, warmup=2)
+    with pytest.raises(IterationPlanError, match="iterations: expected 1..1000, got 0"):
         base.overridden(0, None)
-    with pytest.raises(RoundsError, match="warmup: expected 0..100, got -1"):
+    with pytest.raises(IterationPlanError, match="warmup: expected 0..100, got -1"):
         base.overridden(None, -1)
 
 

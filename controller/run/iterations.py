@@ -22,7 +22,7 @@ _SECONDS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-class RoundsError(ValueError):
+class IterationPlanError(ValueError):
     """Iteration settings that do not make sense; the message names the option."""
 
 
@@ -42,7 +42,9 @@ def seconds_of(value: object) -> float:
 
 
 @dataclass(frozen=True)
-class Rounds:
+class IterationPlan:
+    """How many iterations of a timed phase run, and how long each moves files."""
+
     iterations: int = 1
     warmup: int = 0
     until_stable: Optional[float] = None  # coefficient of variation, e.g. 0.05
@@ -50,24 +52,26 @@ class Rounds:
     max_iterations: int = 10
     duration: Optional[float] = None  # seconds; None: one file per client
 
-    def check(self) -> Rounds:
+    def check(self) -> IterationPlan:
         if not 1 <= self.iterations <= MAX_ITERATIONS:
-            raise RoundsError(f"iterations: expected 1..{MAX_ITERATIONS}, got {self.iterations}")
+            raise IterationPlanError(
+                f"iterations: expected 1..{MAX_ITERATIONS}, got {self.iterations}"
+            )
         if not 0 <= self.warmup <= MAX_WARMUP:
-            raise RoundsError(f"warmup: expected 0..{MAX_WARMUP}, got {self.warmup}")
+            raise IterationPlanError(f"warmup: expected 0..{MAX_WARMUP}, got {self.warmup}")
         if self.until_stable is not None:
             if not 0 < self.until_stable < 1:
-                raise RoundsError(
+                raise IterationPlanError(
                     "until_stable: expected a coefficient of variation between 0 and 1"
                     f" (0.05 is 5 %), got {self.until_stable}"
                 )
             if not 2 <= self.window <= self.max_iterations:
-                raise RoundsError(
+                raise IterationPlanError(
                     f"stable_window: expected 2..max_iterations ({self.max_iterations}),"
                     f" got {self.window}"
                 )
             if not 2 <= self.max_iterations <= MAX_ITERATIONS:
-                raise RoundsError(
+                raise IterationPlanError(
                     f"max_iterations: expected 2..{MAX_ITERATIONS}, got {self.max_iterations}"
                 )
         return self
@@ -77,7 +81,7 @@ class Rounds:
         iterations: Optional[int],
         warmup: Optional[int],
         duration: Optional[float] = None,
-    ) -> Rounds:
+    ) -> IterationPlan:
         """These rounds with the command line's ``--iterations``/``--warmup``/
         ``--duration`` where given (a fixed ``--iterations`` replaces ``until_stable``)."""
         changed = self
@@ -89,11 +93,11 @@ class Rounds:
             changed = replace(changed, duration=duration)
         return changed.check()
 
-    def fits(self, budget: float) -> Rounds:
+    def fits(self, budget: float) -> IterationPlan:
         """These rounds, when their duration leaves room in a phase's ``budget`` (seconds)
-        for set-up and the last file; RoundsError otherwise."""
+        for set-up and the last file; IterationPlanError otherwise."""
         if self.duration is not None and self.duration > budget / 2:
-            raise RoundsError(
+            raise IterationPlanError(
                 f"duration {self.duration:g} s is more than half of the {budget:g} s a phase"
                 " may take (90 % of defaults.phase_timeout): raise phase_timeout"
             )
