@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -185,6 +186,11 @@ def test_a_file_overwritten_after_the_write_fails_verify_by_name(testbed, tmp_pa
         stored.seek(0)
         stored.write(bytes([first[0] ^ 0xFF]))
     client.free(rotten)
+    # a free is carried out by the worker at its next heartbeat: wait until it is done
+    deadline = time.monotonic() + 30
+    while client.get_status(rotten).in_memory_percentage and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.get_status(rotten).in_memory_percentage == 0
     run = fab(tmp_path, inv, "verify")
     assert run.code == 1, run.text
     assert "verify-write: 2 of 4 files ok, 2 not ok (1 mismatch, 1 replaced)" in run.out
