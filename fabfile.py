@@ -33,9 +33,10 @@ from controller.nodes import stopping
 from controller.nodes.limits import LimitError
 from controller.nodes.locks import LockFailed, LockHeld
 from controller.nodes.push import RuntimeUnavailable
+from controller.output import console
 from controller.output.exports import keep_check
 from controller.output.report import check_lines, compare_table, history_table
-from controller.run import session
+from controller.run import say, session
 from controller.run.inventory import Inventory, InventoryError, LabelError, load, parse_labels
 from controller.run.iterations import (
     MAX_ITERATIONS,
@@ -53,6 +54,9 @@ from controller.run.seal import RunAltered
 from controller.sweep import SweepError, parse_axes
 
 HERE = Path(__file__).resolve().parent
+
+#: what the layers below the command layer say goes through the console too
+say.install(console)
 BAD_INPUT = (
     InventoryError,
     PlanError,

@@ -5,7 +5,6 @@ sweep of runs over a matrix of settings.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
@@ -22,7 +21,7 @@ from .nodes import locks, runner
 from .nodes.fleet import current as fleet
 from .nodes.nodeoutput import printable
 from .nodes.remote import on_nodes
-from .output import report
+from .output import console, report
 from .phases import ONCE, BenchFailure, failure_table, failures_of, run_phases, summary_of
 from .run import sequences, session
 from .run.inventory import Inventory, Node
@@ -56,14 +55,14 @@ def push_all(inventory: Inventory) -> None:
 def write(run: Run, rounds: IterationPlan = ONCE) -> None:
     s = run.inventory.settings
     if s.on_existing == "replace":
-        print(
+        console.out(
             f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
             "(defaults.on_existing: replace)"
         )
     records = run_phases(run, {"write": run.requests["write"]}, rounds)
     replaced = sum(r.replaced for r in records if r.iteration == 0)
     if replaced:
-        print(f"write: replaced {replaced} file(s) left by an earlier run")
+        console.out(f"write: replaced {replaced} file(s) left by an earlier run")
 
 
 def read(
@@ -85,7 +84,7 @@ def read(
             run.requests["read"], run.read_plan, run.dir.records("write")
         )
         run.dir.update_doc("plan.json", {"read": run.read_plan.to_dict()})
-        print("\n".join(report.plan_lines(run.read_plan.pairing)))  # type: ignore[arg-type]
+        console.out("\n".join(report.plan_lines(run.read_plan.pairing)))  # type: ignore[arg-type]
     run_phases(run, {"read": requests}, rounds, mode)
 
 
@@ -112,17 +111,19 @@ def verify(run: Run) -> None:
         )
     for phase, ran in (("write", writes), ("read", reads)):
         if not ran:
-            print(f"verify: no {phase} ran in run {run.run_id}: nothing of a {phase} to check")
+            console.out(
+                f"verify: no {phase} ran in run {run.run_id}: nothing of a {phase} to check"
+            )
     phases = list(requests)
     try:
         records = run_phases(run, requests)
     except BenchFailure:
         checked = [r for p in phases for r in run.dir.records(p)]
-        print(report.verify_table(checked))
-        print("\n".join(provenance.lines(run.dir.root, run.run_id, checked)))
+        console.out(report.verify_table(checked))
+        console.out("\n".join(provenance.lines(run.dir.root, run.run_id, checked)))
         raise
-    print(report.verify_table(records))
-    print(f"verify: all {sum(r.files for r in records)} files match the reference")
+    console.out(report.verify_table(records))
+    console.out(f"verify: all {sum(r.files for r in records)} files match the reference")
 
 
 def meta(run: Run) -> None:
@@ -133,7 +134,7 @@ def meta(run: Run) -> None:
             " new run with `fab meta` on its own"
         )
     s = run.inventory.settings
-    print(
+    console.out(
         f"meta: each client creates, stats, lists and deletes {s.meta_files} files of"
         f" {s.meta_size} bytes in {s.dst}/<node>/<client>.meta"
     )
@@ -183,11 +184,11 @@ def clean(inventory: Inventory, data: bool = False, runs: bool = False) -> None:
     for o in outcomes:
         if o.value:
             lines = o.value.strip().splitlines()
-            print("\n".join(f"[{o.node.id}] {printable(line)}" for line in lines))
+            console.out("\n".join(f"[{o.node.id}] {printable(line)}" for line in lines))
     failures = failures_of(outcomes)
     if failures or len(ready) < len(inventory.nodes):
         if failures:
-            print(failure_table(failures), file=sys.stderr)
+            console.err(failure_table(failures))
         raise BenchFailure("clean failed on some nodes")
 
 
@@ -218,16 +219,16 @@ def show(run: RunDir, damaged: Optional[list[str]] = None) -> None:
     """Print the tables of a run again, from its files. A damaged record is left out of
     them and named once they are printed (ResultsError; with ``damaged``, appended there
     instead, for :func:`left_out`)."""
-    print(f"run {run.run_id} ({run.path})")
+    console.out(f"run {run.run_id} ({run.path})")
     told, damaged = damaged is None, [] if damaged is None else damaged
     records = {phase: run.records(phase, damaged) for phase in TIMED_PHASES}
     for summary in summaries(run, records).values():
-        print(report.table(summary))
+        console.out(report.table(summary))
     checked = [r for phase in VERIFY_PHASES for r in run.records(phase, damaged)]
     if checked:
-        print(report.verify_table(checked))
+        console.out(report.verify_table(checked))
     for line in _failure_lines(run):
-        print(line)
+        console.out(line)
     if told:
         left_out(damaged)
 
@@ -278,7 +279,9 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
     if unknown or "write" not in steps:
         raise PlanError(f"--steps: write, then any of read, verify; got {','.join(steps)}")
     sweep_id = sweeping.new_sweep_id()
-    print(f"sweep {sweep_id}: {len(found)} point(s) of {', '.join(axes)}; each: {','.join(steps)}")
+    console.out(
+        f"sweep {sweep_id}: {len(found)} point(s) of {', '.join(axes)}; each: {','.join(steps)}"
+    )
 
     def one(point: sweeping.Point, labels: dict[str, str]) -> tuple[str, dict]:
         settings = point.inventory.settings
@@ -300,11 +303,11 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
         return run.run_id, run.dir.read_doc("summary.json", {})
 
     outcomes = sweeping.run(sweep_id, found, one, root)
-    print(report.sweep_table(sweep_id, list(axes), outcomes))
+    console.out(report.sweep_table(sweep_id, list(axes), outcomes))
     from .output import htmlreport  # matplotlib loads only when a page is asked for
 
     page = root / "sweeps" / f"{sweep_id}.html"
-    print(
+    console.out(
         f"sweep {sweep_id}: {htmlreport.write_sweep(page, sweeping.document(sweep_id, outcomes))}"
     )
     failed = [o for o in outcomes if o.error]

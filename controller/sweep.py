@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .nodes import stopping
+from .output import console
 from .run.checks import size_of
 from .run.inventory import Inventory, InventoryError, build
 from .run.rundir import write_atomically
@@ -165,7 +166,7 @@ def run(
     target = results / "sweeps" / f"{sweep_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     for index, point in enumerate(found, 1):
-        print(f"sweep {sweep_id}: point {index} of {len(found)}: {point.name}", flush=True)
+        console.out(f"sweep {sweep_id}: point {index} of {len(found)}: {point.name}")
         outcome = PointOutcome(point.name, point.values)
         outcomes.append(outcome)
         labels = {"sweep": sweep_id, **{k: v for k, v in point.values.items()}}

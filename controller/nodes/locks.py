@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -38,6 +37,7 @@ from worker.protocol import (
     StorageConfig,
 )
 
+from ..run import say
 from ..run.inventory import Inventory, Node
 from ..run.plan import worker_command
 from ..run.run import user_name
@@ -213,7 +213,7 @@ class RunLocks:
         try:
             replies = self._ask(held, "renew", None if dst_node is None else dst_node.id)
         except LockFailed as exc:
-            print(f"warning: {exc}; the lock's lease still runs", file=sys.stderr)
+            say.err(f"warning: {exc}; the lock's lease still runs")
             return
         self.renewed = time.monotonic()
         for node in held:
@@ -257,15 +257,13 @@ class RunLocks:
                     continue
                 if place.get("replaced"):
                     why = stale.get(place["replaced"]["token"], "gone")
-                    print(
+                    say.err(
                         f"[{node.id}] took over the lock {place['path']} of "
-                        f"{describe(place['replaced'])}: {why}",
-                        file=sys.stderr,
+                        f"{describe(place['replaced'])}: {why}"
                     )
                 if place.get("cleared"):
-                    print(
-                        f"[{node.id}] cleared the lock file {place['path']}: {place['cleared']}",
-                        file=sys.stderr,
+                    say.err(
+                        f"[{node.id}] cleared the lock file {place['path']}: {place['cleared']}"
                     )
                 if not place["held"]:
                     denied.append((node, kind, place))
@@ -299,12 +297,11 @@ class RunLocks:
         try:  # in one round: the order of giving back does not matter
             self._ask(held, "release", None if dst_node is None else dst_node.id)
         except LockFailed as exc:
-            print(f"warning: {exc}; the lease ends the lock", file=sys.stderr)
+            say.err(f"warning: {exc}; the lease ends the lock")
         except (KeyboardInterrupt, stopping.Interrupted):
-            print(
+            say.err(
                 "warning: interrupted while giving back the run's locks: the next run takes "
-                "them over (this controller's pid is gone) or their lease ends them",
-                file=sys.stderr,
+                "them over (this controller's pid is gone) or their lease ends them"
             )
 
 

@@ -13,7 +13,6 @@ import io
 import os
 import select
 import socket
-import sys
 import threading
 import time
 from contextlib import suppress
@@ -28,6 +27,7 @@ from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
 from worker.messages import decode_progress, for_the_controller
 
+from ..run import say
 from ..run.inventory import Inventory, Node
 from ..run.rundir import NodeFailure
 from . import stopping
@@ -324,7 +324,9 @@ class LiveBoard(Protocol):
 
 
 class PrefixedStream(io.TextIOBase):
-    """Writes each complete line as ``[node] line`` to ``target``; safe across threads.
+    """Writes each complete line as ``[node] line`` to ``target`` (by default the
+    console's stdout, or with ``error`` its stderr: controller/run/say.py); safe across
+    threads.
     With a ``board`` (controller/output/progress.py), the worker's progress lines go to it and
     the others through it, so that they are written around its live block.
 
@@ -336,10 +338,14 @@ class PrefixedStream(io.TextIOBase):
     _lock = threading.Lock()
 
     def __init__(
-        self, prefix: str, target: Optional[TextIO] = None, board: Optional[LiveBoard] = None
+        self,
+        prefix: str,
+        target: Optional[TextIO] = None,
+        board: Optional[LiveBoard] = None,
+        error: bool = False,
     ) -> None:
         self.prefix = prefix
-        self.target = target or sys.stdout
+        self.target = target or say.current().live(error)
         self.board = board
         self._pending: list[str] = []
         self._cutter = LineCutter()

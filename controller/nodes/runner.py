@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -60,7 +59,7 @@ def run_worker(
     assert request.out is not None
     text = request.to_json()
     out = PrefixedStream(node.id, board=board)
-    err = PrefixedStream(node.id, sys.stderr, board=board)
+    err = PrefixedStream(node.id, board=board, error=True)
     began = time.monotonic()
     with (controls or stopping.Controls()).attach(node.id) as stdin:
         try:

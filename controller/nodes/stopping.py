@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 from typing import IO, Any, Iterator
 
 from worker.messages import Stop, encode
 from worker.protocol import ExitCode
+
+from ..run import say
 
 
 class Terminated(KeyboardInterrupt):
@@ -52,11 +53,9 @@ class Interrupted(Exception):
 
 def quit_now(code: int) -> None:
     """The second Ctrl-C: leave at once (the nodes stop when our sessions close)."""
-    print(
+    say.err(
         "interrupted again: quitting now; each node stops its clients when its connection "
-        "closes and keeps their records (fab report --collect fetches them)",
-        file=sys.stderr,
-        flush=True,
+        "closes and keeps their records (fab report --collect fetches them)"
     )
     os._exit(code)
 

@@ -1,16 +1,35 @@
 """What the phase loop (controller/phases.py) tells a person as it goes: the lines it
 prints, in one place, so that the loop itself prints nothing. Tables are formatted by
 controller/output/report.py; a node's own lines are streamed by controller/nodes/remote.py.
+
+The one controller module that prints (tests/unit/test_layers.py): the command layer
+prints through :func:`out` and :func:`err`, and the layers below it through the sink
+this module is installed as (controller/run/say.py, by fabfile.py).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from typing import Any, Sequence, TextIO
 
 from controller.run.iterations import IterationPlan
 
 from . import report
+
+
+def out(text: str) -> None:
+    """``text`` as a line on stdout."""
+    print(text, flush=True)
+
+
+def err(text: str) -> None:
+    """``text`` as a line on stderr."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def live(error: bool = False) -> TextIO:
+    """Where a node's live lines go (controller/nodes/remote.py): stdout, or stderr."""
+    return sys.stderr if error else sys.stdout
 
 
 def pushed(node: str, info: Any) -> None:

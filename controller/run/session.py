@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+from . import say
 from .inventory import Inventory
 from .run import Run
 from .rundir import RunNotFound
@@ -22,7 +23,7 @@ _ACTIVE: dict[Path, Run] = {}
 def start(inventory: Inventory, root: Path, labels: Optional[dict[str, str]] = None) -> Run:
     run = Run.start(inventory, root, labels)
     _ACTIVE[root.resolve()] = run
-    print(f"run {run.run_id}: results in {run.path}/")
+    say.out(f"run {run.run_id}: results in {run.path}/")
     return run
 
 
@@ -36,7 +37,7 @@ def discard(run: Run, previous: Optional[str]) -> None:
     folder goes and ``latest`` names ``previous`` again."""
     _ACTIVE.pop(run.dir.root.resolve(), None)
     run.dir.discard(previous)
-    print(f"run {run.run_id}: discarded, nothing ran", flush=True)
+    say.out(f"run {run.run_id}: discarded, nothing ran")
 
 
 def current(
@@ -69,5 +70,5 @@ def current(
         raise
     run = run.reconciled(inventory())
     _ACTIVE[key] = run
-    print(f"run {run.run_id}: continuing, results in {run.path}/")
+    say.out(f"run {run.run_id}: continuing, results in {run.path}/")
     return run

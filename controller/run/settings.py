@@ -9,9 +9,11 @@ existed, controller/run/seal.py), the settings each request carries to the nodes
 (:func:`request_settings` -> ``worker.protocol.phase_request``) and the help text
 (:meth:`Setting.describe`, :func:`help_text`).
 
-Adding a setting: one :class:`Setting` below, a field of the same name in
-``inventory.Settings``, and the code that uses it; a request setting also needs its
-keyword in ``worker.protocol.phase_request`` (a unit test checks the two defaults agree).
+Adding a setting: one :class:`Setting` below, a typed field of the same name in
+``inventory.Settings`` (kept written out so that a type checker and a reader see each
+setting's type; a unit test checks its name, its order and that the checked default and
+null fit its type), and the code that uses it; a request setting also needs its keyword
+in ``worker.protocol.phase_request`` (a unit test checks the two defaults agree).
 """
 
 from __future__ import annotations

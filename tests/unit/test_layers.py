@@ -150,10 +150,44 @@ def printing(path: Path) -> list[int]:
     ]
 
 
-@pytest.mark.parametrize("module", ["phases.py", "nodes/runner.py"])
-def test_the_phase_loop_and_a_node_step_print_nothing(module: str) -> None:
-    """What they tell a person goes through controller/output/console.py."""
-    assert printing(CONTROLLER / module) == []
+#: where the console's streams are named: the console, and the lower layers' fallback
+#: before it is installed (controller/run/say.py)
+STREAMS_NAMED_IN = {"output", "run/say.py"}
+
+
+def _outside_output() -> list[Path]:
+    return [
+        p
+        for p in sorted(CONTROLLER.rglob("*.py"))
+        if p.relative_to(CONTROLLER).parts[0] != "output"
+    ]
+
+
+def test_only_the_output_layer_prints() -> None:
+    """What any other controller module tells a person goes through
+    controller/output/console.py: the command layer calls it, the layers below it speak
+    through controller/run/say.py (which fabfile.py points at the console)."""
+    found = [
+        f"{path.relative_to(CONTROLLER.parent)}:{line}"
+        for path in _outside_output()
+        for line in printing(path)
+    ]
+    assert found == []
+
+
+def test_no_module_below_the_output_layer_writes_to_the_process_streams() -> None:
+    """No ``sys.stdout.write`` instead of a print either."""
+    found = [
+        f"{path.relative_to(CONTROLLER.parent)}:{node.lineno}"
+        for path in _outside_output()
+        if path.relative_to(CONTROLLER).as_posix() not in STREAMS_NAMED_IN
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and node.attr in ("stdout", "stderr")
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sys"
+    ]
+    assert found == []
 
 
 def test_no_two_classes_share_a_name() -> None:

@@ -122,3 +122,25 @@ def test_a_bad_request_timeout_is_refused_by_its_declaration(tmp_path: Path) -> 
     assert str(info.value).endswith(
         "defaults.request_timeout: expected a number of seconds between 1 and 604800, got 0"
     )
+
+
+def test_each_field_of_settings_has_the_type_of_its_declared_default() -> None:
+    """``inventory.Settings`` keeps a typed field per declaration (so that a type checker
+    and a reader see ``settings.chunk_size`` as an int): the field's name and order are
+    the declaration's, its checked default is of the field's type (a bool only where the
+    field is one), and a setting that may be null is Optional there."""
+    import types
+    import typing
+
+    hints = typing.get_type_hints(Settings)
+    assert list(hints) == [s.name for s in SETTINGS]
+    wrong = []
+    for setting in SETTINGS:
+        hint = hints[setting.name]
+        kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        value = default_of(setting.name)
+        if not isinstance(value, kinds) or (type(value) is bool) != (bool in kinds):
+            wrong.append(f"{setting.name}: default {value!r} is no {hint}")
+        if setting.null and type(None) not in kinds:
+            wrong.append(f"{setting.name}: null {setting.null}, field {hint}")
+    assert wrong == []
