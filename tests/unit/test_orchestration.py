@@ -427,3 +427,17 @@ def test_a_thread_left_behind_after_the_phase_is_saved_writes_nothing(run) -> No
     assert not gathered.sent("n0", request)  # the step stops: nothing is sent
     gathered.add(NodeOutcome("n0", request, fetched=True, log="late\n"))
     assert sorted(run.path.rglob("*")) == before and len(gathered.close()) == 1
+
+
+def test_records_that_came_back_are_kept_when_the_phase_loop_fails(world, run, monkeypatch):
+    from controller.run.iterations import IterationPlan
+
+    def renew(run_id: str) -> None:
+        raise locks.LockFailed("the lease was lost")
+
+    monkeypatch.setattr(locks, "renew", renew)
+    with pytest.raises(locks.LockFailed):
+        commands.write(run, IterationPlan(iterations=2))
+    for node in ("n0", "n1"):  # the first iteration's, saved though the second never ran
+        assert [r.iteration for r in run.dir.node_records(node, "write")] == [0, 0]
+        assert (run.path / "nodes" / node / "write.log").exists()
