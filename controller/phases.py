@@ -36,7 +36,7 @@ from .output import console, exports
 from .output.progress import Board
 from .run.inventory import Inventory, Node, Settings
 from .run.iterations import IterationPlan
-from .run.outcomes import save_outcome, save_records, save_sent
+from .run.outcomes import Gathered, PhaseResult, save_nodes, save_phase, save_records
 from .run.plan import phase_budget
 from .run.reference import PushError
 from .run.run import Run
@@ -176,45 +176,53 @@ def run_phases(
     measured: list[float] = []
     verdict: Optional[str] = None
     iteration = 0
-    while True:
-        if iteration:
-            locks.renew(run.run_id)  # a lease per iteration (LockFailed: lost meanwhile)
-        warmup = rounds.next_is_warmup(iteration)
-        done, failures, interrupted = _iteration(
-            run, requests, ready, timed, rounds, iteration, warmup, margin
-        )
-        if interrupted is not None or failures or not all(r.ok for r in done) or not timed:
-            break
-        aggregate = stats.aggregate_of(done)
-        if rounds.most > 1:
-            console.iteration(timed[0], iteration, warmup, rounds, aggregate)
-        if not warmup:
-            measured.append(aggregate)
-            verdict = rounds.verdict(measured)
-        iteration += 1
-        if verdict is not None:
-            break
-    for failed in {f.node for f in failures}:  # the next push probes it again
-        fleet().unready(inventory.node(failed))
-    if verdict is not None and verdict != "done":
-        console.said(phases, verdict)
-    records: list[ClientResult] = []
-    for phase in phases:
-        _record_failures(run.dir, phase, failures)
-        gathered = run.dir.records(phase)  # what the nodes left now, including failed steps
-        summary = _judged(
-            run,
-            summary_of(phase, gathered).decided(verdict),
-            rounds,
-            read_mode,
-            sum(len(r.clients) for r in requests[phase].values()),
-            failures if phase in timed else None,
-        )
-        run.dir.update_doc("summary.json", {phase: summary.to_dict()})
-        _keep_cluster(run.dir, gathered)
-        if phase in timed:
+    gathered = Gathered(run.dir)  # the iterations' node outcomes, saved once at the end
+    try:
+        while True:
+            if iteration:
+                locks.renew(run.run_id)  # a lease per iteration (LockFailed: lost meanwhile)
+            warmup = rounds.next_is_warmup(iteration)
+            done, failures, interrupted = _iteration(
+                run, requests, ready, timed, rounds, iteration, warmup, margin, gathered
+            )
+            if interrupted is not None or failures or not all(r.ok for r in done) or not timed:
+                break
+            aggregate = stats.aggregate_of(done)
+            if rounds.most > 1:
+                console.iteration(timed[0], iteration, warmup, rounds, aggregate)
+            if not warmup:
+                measured.append(aggregate)
+                verdict = rounds.verdict(measured)
+            iteration += 1
+            if verdict is not None:
+                break
+        result = PhaseResult(tuple(phases), gathered.close(), tuple(failures))
+        for failed in {f.node for f in failures}:  # the next push probes it again
+            fleet().unready(inventory.node(failed))
+        if verdict is not None and verdict != "done":
+            console.said(phases, verdict)
+        records: list[ClientResult] = []
+        summaries: list[stats.PhaseSummary | metastats.MetaSummary] = []
+        for phase in phases:
+            kept = result.records(phase)  # what the nodes left, including failed steps
+            summaries.append(
+                _judged(
+                    run,
+                    summary_of(phase, kept).decided(verdict),
+                    rounds,
+                    read_mode,
+                    sum(len(r.clients) for r in requests[phase].values()),
+                    failures if phase in timed else None,
+                )
+            )
+            records += kept
+    except BaseException:  # the records that came back are kept all the same
+        save_nodes(run.dir, PhaseResult(tuple(phases), gathered.close()))
+        raise
+    save_phase(run.dir, replace(result, summaries={s.phase: s.to_dict() for s in summaries}))
+    for summary in summaries:
+        if summary.phase in timed:
             console.summary(summary)
-        records += gathered
     if failures:
         console.failed(failure_table(failures))
     if timed:
@@ -236,16 +244,6 @@ def run_phases(
             f"{len(failures)} node(s) failed; see {run.path}/"
         )
     return records
-
-
-def _keep_cluster(run: RunDir, records: Sequence[ClientResult]) -> None:
-    """cluster.json: the storage's version each node's proxy told (distinct ones joined
-    as the run's ``version``), for the history and the report."""
-    seen = {r.node: r.cluster for r in records if r.cluster}
-    if seen:
-        nodes = {**(run.read_doc("cluster.json") or {}).get("nodes", {}), **seen}
-        version = ", ".join(sorted(set(nodes.values())))
-        run.update_doc("cluster.json", {"nodes": nodes, "version": version})
 
 
 def summary_of(
@@ -284,6 +282,7 @@ def _iteration(
     iteration: int,
     warmup: bool,
     margin: float,
+    gathered: Gathered,
 ) -> tuple[list[ClientResult], list[NodeFailure], Optional[int]]:
     """Run one iteration of the phases on the ``ready`` nodes, a timed one starting
     ``margin`` seconds after the last is ready: the records of the nodes that finished
@@ -317,12 +316,13 @@ def _iteration(
                 )
                 if iteration:  # the files there are this run's, from the iteration before
                     request = replace(request, on_existing="replace")
-                save_sent(run.dir, node.id, request)  # before it is sent: collectable
+                if not gathered.sent(node.id, request):  # saved before sent: collectable
+                    raise StepError(f"interrupted before {phase}")  # the phase is saved
                 outcome = runner.run_worker(
                     conn, node, request, settings.phase_timeout, offset, watchers, controls,
                     board,
                 )  # fmt: skip
-                save_outcome(run.dir, outcome)
+                gathered.add(outcome)  # saved with the phase
                 records += outcome.records
                 if outcome.failure is not None:
                     raise StepError(outcome.failure)

@@ -1,5 +1,7 @@
 """What one node's worker did for one request, in memory (the nodes layer makes it and
-touches no file: controller/nodes/runner.py), and saving it in the run folder.
+touches no file: controller/nodes/runner.py); what a phase command did, in memory (the
+outcomes of its iterations, gathered by ``Gathered`` as the node threads report them:
+``PhaseResult``), and saving it in the run folder once (``save_phase``).
 
 ::
 
@@ -11,13 +13,15 @@ touches no file: controller/nodes/runner.py), and saving it in the run folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+import threading
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any, Optional, Sequence
 
 from worker.protocol import PhaseRequest
 from worker.results import ClientResult, write_file
 
-from .rundir import RunDir
+from .rundir import NodeFailure, RunDir
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,91 @@ def save_records(run: RunDir, node: str, request: PhaseRequest, records: list) -
     write_file(others + list(records), str(saved))
 
 
-def save_outcome(run: RunDir, outcome: NodeOutcome) -> None:
-    """The node's log and records of one step, as far as the step got."""
-    phase = outcome.request.phase
-    if outcome.log is not None:
-        run.node_file(outcome.node, f"{phase}.log").write_text(outcome.log)
-    if outcome.fetched:
-        save_records(run, outcome.node, outcome.request, list(outcome.records))
+class Gathered:
+    """The outcomes of a phase command as its node threads report them, until it is saved:
+    a thread left behind after an interrupt then neither sends nor keeps anything."""
+
+    def __init__(self, run: RunDir) -> None:
+        self._run = run
+        self._lock = threading.Lock()
+        self._outcomes: list[NodeOutcome] = []
+        self._closed = False
+
+    def sent(self, node: str, request: PhaseRequest) -> bool:
+        """Save the request about to be sent (False: the phase is saved, send nothing)."""
+        with self._lock:
+            if not self._closed:
+                save_sent(self._run, node, request)
+            return not self._closed
+
+    def add(self, outcome: NodeOutcome) -> None:
+        with self._lock:
+            if not self._closed:
+                self._outcomes.append(outcome)
+
+    def close(self) -> tuple[NodeOutcome, ...]:
+        """The outcomes reported so far, in the order they came; no more are taken."""
+        with self._lock:
+            self._closed = True
+            return tuple(self._outcomes)
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """What a phase command did: its phases, every node outcome of its iterations (in the
+    order they came), the node failures, and the summary of each phase (its dict)."""
+
+    phases: tuple[str, ...]
+    outcomes: tuple[NodeOutcome, ...]
+    failures: tuple[NodeFailure, ...] = ()
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def node_records(self, phase: str) -> dict[str, list[ClientResult]]:
+        """Node -> its fetched records of ``phase``, earlier iterations first, in the
+        order of the nodes' records files (a node with none fetched: absent)."""
+        kept: dict[str, list[ClientResult]] = {}
+        for o in self.outcomes:
+            if o.request.phase == phase and o.fetched:
+                kept.setdefault(o.node, []).extend(o.records)
+        order = sorted(kept, key=lambda node: PurePath("nodes", node, f"{phase}.jsonl"))
+        return {node: kept[node] for node in order}
+
+    def records(self, phase: str) -> list[ClientResult]:
+        """Every record of ``phase``, as the run folder lists them once saved."""
+        return [r for records in self.node_records(phase).values() for r in records]
+
+    def logs(self, phase: str) -> dict[str, str]:
+        """Node -> the log of its latest step of ``phase`` whose output came back."""
+        kept = [o for o in self.outcomes if o.request.phase == phase and o.log is not None]
+        return {o.node: o.log for o in kept if o.log is not None}
+
+
+def keep_cluster(run: RunDir, records: Sequence[ClientResult]) -> None:
+    """cluster.json: the storage's version each node's proxy told (distinct ones joined
+    as the run's ``version``), for the history and the report."""
+    seen = {r.node: r.cluster for r in records if r.cluster}
+    if seen:
+        with run.locked():
+            data = run.read_doc("cluster.json", {})
+            data["nodes"] = {**data.get("nodes", {}), **seen}
+            data["version"] = ", ".join(sorted(set(data["nodes"].values())))
+            run.write_doc("cluster.json", data)
+
+
+def save_nodes(run: RunDir, result: PhaseResult) -> None:
+    """Each node's records and log of each phase of ``result``, one file each."""
+    for phase in result.phases:
+        for node, log in result.logs(phase).items():
+            run.node_file(node, f"{phase}.log").write_text(log)
+        for node, records in result.node_records(phase).items():
+            write_file(records, str(run.node_file(node, f"{phase}.jsonl")))
+
+
+def save_phase(run: RunDir, result: PhaseResult) -> None:
+    """Save what a phase command did, once: the nodes' files, then its phases' entries of
+    failures.json and summary.json, and the storage's version in cluster.json."""
+    save_nodes(run, result)
+    failures = [f.to_dict() for f in result.failures]
+    run.update_doc("failures.json", {phase: failures for phase in result.phases})
+    run.update_doc("summary.json", dict(result.summaries))
+    keep_cluster(run, [r for phase in result.phases for r in result.records(phase)])

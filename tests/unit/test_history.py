@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from controller import phases
 from controller.analysis import history
 from controller.analysis.history import SCHEMA_VERSION, History, HistoryError, import_runs
 from controller.output.report import history_table
 from controller.run.inventory import load
+from controller.run.outcomes import keep_cluster
 from controller.run.run import Run
 from worker.results import ClientResult
 
@@ -72,8 +72,8 @@ def test_record_and_the_trend(tmp_path: Path) -> None:
 
 def test_the_clusters_version_is_recorded_and_shown(tmp_path: Path) -> None:
     run = make_run(tmp_path, 100.0)
-    phases._keep_cluster(run.dir, [_told("n0", "alluxio 2.9.6"), _told("n1", None)])
-    phases._keep_cluster(run.dir, [_told("n1", "alluxio 2.9.6")])  # a later phase adds n1
+    keep_cluster(run.dir, [_told("n0", "alluxio 2.9.6"), _told("n1", None)])
+    keep_cluster(run.dir, [_told("n1", "alluxio 2.9.6")])  # a later phase adds n1
     assert run.dir.read_doc("cluster.json") == {
         "nodes": {"n0": "alluxio 2.9.6", "n1": "alluxio 2.9.6"}, "version": "alluxio 2.9.6"
     }  # fmt: skip

@@ -366,3 +366,78 @@ def test_a_node_step_is_an_outcome_in_memory_and_touches_no_file(world, run, cap
     )
     assert outcome.log is not None and outcome.log.startswith("$ rm -f ")
     assert outcome.log.endswith(f"exit code {int(ExitCode.INTERRUPTED)}\n")
+
+
+def test_a_phase_is_kept_in_memory_and_saved_once(world, run, monkeypatch) -> None:
+    """Two iterations: each node's records file and log written once, when the phase is
+    saved, each document once, and no records file read back (the summary is computed
+    from the outcomes in memory)."""
+    import collections
+    import os
+
+    from controller.run import rundir
+    from controller.run.iterations import IterationPlan
+
+    written: collections.Counter[str] = collections.Counter()
+    read: list[str] = []
+    os_replace, write_text, read_records = os.replace, Path.write_text, rundir._read_records
+
+    def note(path) -> None:
+        if Path(path).is_relative_to(run.path):
+            written[str(Path(path).relative_to(run.path))] += 1
+
+    def replacing(src, dst, *args, **kwargs):
+        note(dst)
+        return os_replace(src, dst, *args, **kwargs)
+
+    def writing(self: Path, *args, **kwargs):
+        note(self)
+        return write_text(self, *args, **kwargs)
+
+    def reading(path: Path, *args, **kwargs):
+        read.append(str(path))
+        return read_records(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replacing)
+    monkeypatch.setattr(Path, "write_text", writing)
+    monkeypatch.setattr(rundir, "_read_records", reading)
+    commands.write(run, IterationPlan(iterations=2))
+    for node in ("n0", "n1"):
+        assert written[f"nodes/{node}/write.jsonl"] == 1 and written[f"nodes/{node}/write.log"] == 1
+        assert written[f"nodes/{node}/write.request.json"] == 2  # each before it is sent
+    assert written["summary.json"] == 1 and written["failures.json"] == 1
+    assert read == []
+    records = run.dir.node_records("n1", "write")
+    assert [(r.iteration, r.client) for r in records] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    summary = json.loads((run.path / "summary.json").read_text())["write"]
+    assert summary["ok"] == 8 and [i["iteration"] for i in summary["iterations"]["measured"]] == [
+        0, 1
+    ]  # fmt: skip
+
+
+def test_a_thread_left_behind_after_the_phase_is_saved_writes_nothing(run) -> None:
+    from controller.run.outcomes import Gathered
+
+    gathered = Gathered(run.dir)
+    request = run.requests["write"]["n0"]
+    assert gathered.sent("n0", request)
+    gathered.add(NodeOutcome("n0", request, fetched=True, log="one\n"))
+    assert [o.log for o in gathered.close()] == ["one\n"]
+    before = sorted(run.path.rglob("*"))
+    assert not gathered.sent("n0", request)  # the step stops: nothing is sent
+    gathered.add(NodeOutcome("n0", request, fetched=True, log="late\n"))
+    assert sorted(run.path.rglob("*")) == before and len(gathered.close()) == 1
+
+
+def test_records_that_came_back_are_kept_when_the_phase_loop_fails(world, run, monkeypatch):
+    from controller.run.iterations import IterationPlan
+
+    def renew(run_id: str) -> None:
+        raise locks.LockFailed("the lease was lost")
+
+    monkeypatch.setattr(locks, "renew", renew)
+    with pytest.raises(locks.LockFailed):
+        commands.write(run, IterationPlan(iterations=2))
+    for node in ("n0", "n1"):  # the first iteration's, saved though the second never ran
+        assert [r.iteration for r in run.dir.node_records(node, "write")] == [0, 0]
+        assert (run.path / "nodes" / node / "write.log").exists()
