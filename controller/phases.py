@@ -176,7 +176,7 @@ def run_phases(
     measured: list[float] = []
     verdict: Optional[str] = None
     iteration = 0
-    gathered = Gathered(run.dir)  # the iterations' node outcomes, saved once at the end
+    gathered = Gathered(run.dir)  # the iterations' node outcomes, in memory
     try:
         while True:
             if iteration:
@@ -185,6 +185,9 @@ def run_phases(
             done, failures, interrupted = _iteration(
                 run, requests, ready, timed, rounds, iteration, warmup, margin, gathered
             )
+            # each iteration's records on disk before the next: a controller killed later
+            # loses none of them (and `fab report --collect` fetches the one under way)
+            save_nodes(run.dir, PhaseResult(tuple(phases), gathered.so_far()))
             if interrupted is not None or failures or not all(r.ok for r in done) or not timed:
                 break
             aggregate = stats.aggregate_of(done)

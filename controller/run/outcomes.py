@@ -74,6 +74,11 @@ class Gathered:
             if not self._closed:
                 self._outcomes.append(outcome)
 
+    def so_far(self) -> tuple[NodeOutcome, ...]:
+        """The outcomes reported so far, in the order they came."""
+        with self._lock:
+            return tuple(self._outcomes)
+
     def close(self) -> tuple[NodeOutcome, ...]:
         """The outcomes reported so far, in the order they came; no more are taken."""
         with self._lock:
@@ -133,9 +138,9 @@ def save_nodes(run: RunDir, result: PhaseResult) -> None:
 
 
 def save_phase(run: RunDir, result: PhaseResult) -> None:
-    """Save what a phase command did, once: the nodes' files, then its phases' entries of
-    failures.json and summary.json, and the storage's version in cluster.json."""
-    save_nodes(run, result)
+    """Save what a phase command did, once, its nodes' files saved already (after each
+    iteration: :func:`save_nodes`): its phases' entries of failures.json and
+    summary.json, and the storage's version in cluster.json."""
     failures = [f.to_dict() for f in result.failures]
     run.update_doc("failures.json", {phase: failures for phase in result.phases})
     run.update_doc("summary.json", dict(result.summaries))

@@ -369,9 +369,9 @@ def test_a_node_step_is_an_outcome_in_memory_and_touches_no_file(world, run, cap
 
 
 def test_a_phase_is_kept_in_memory_and_saved_once(world, run, monkeypatch) -> None:
-    """Two iterations: each node's records file and log written once, when the phase is
-    saved, each document once, and no records file read back (the summary is computed
-    from the outcomes in memory)."""
+    """Two iterations: each node's records file and log written once per iteration (a
+    controller killed in the second keeps the first's), each document once, and no
+    records file read back (the summary is computed from the outcomes in memory)."""
     import collections
     import os
 
@@ -403,7 +403,7 @@ def test_a_phase_is_kept_in_memory_and_saved_once(world, run, monkeypatch) -> No
     monkeypatch.setattr(rundir, "_read_records", reading)
     commands.write(run, IterationPlan(iterations=2))
     for node in ("n0", "n1"):
-        assert written[f"nodes/{node}/write.jsonl"] == 1 and written[f"nodes/{node}/write.log"] == 1
+        assert written[f"nodes/{node}/write.jsonl"] == 2 and written[f"nodes/{node}/write.log"] == 2
         assert written[f"nodes/{node}/write.request.json"] == 2  # each before it is sent
     assert written["summary.json"] == 1 and written["failures.json"] == 1
     assert read == []
@@ -441,3 +441,18 @@ def test_records_that_came_back_are_kept_when_the_phase_loop_fails(world, run, m
     for node in ("n0", "n1"):  # the first iteration's, saved though the second never ran
         assert [r.iteration for r in run.dir.node_records(node, "write")] == [0, 0]
         assert (run.path / "nodes" / node / "write.log").exists()
+
+
+def test_each_iterations_records_are_on_disk_before_the_next_begins(world, run, monkeypatch):
+    """A controller killed during iteration 2 has lost nothing of iteration 1."""
+    from controller.nodes import locks
+    from controller.run.iterations import IterationPlan
+
+    on_disk: list = []
+
+    def renew(run_id: str) -> None:  # called as the second iteration begins
+        on_disk.append([(r.node, r.iteration) for r in run.dir.records("write")])
+
+    monkeypatch.setattr(locks, "renew", renew)
+    commands.write(run, IterationPlan(iterations=2))
+    assert on_disk == [[("n0", 0), ("n0", 0), ("n1", 0), ("n1", 0)]]
