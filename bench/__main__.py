@@ -494,18 +494,19 @@ def _fab_wall(argv: list[str], env: dict) -> float:
     return time.monotonic() - began
 
 
-def verify_cost(layout: Layout, scratch: Path) -> dict:
-    """``fab write``, ``fab read`` and ``fab verify`` of one run timed as the user runs
-    them (whole commands), at about 1 to 1,000 files per client (3 nodes x 2 clients,
-    duration runs of small files; a first 2 s write measures the rate that sets each
-    duration): verify's wall time over the write's and read's together (goal <= 1)."""
+def _pushed(
+    layout: Layout, state: bed.State, scratch: Path, name: str, **defaults: object
+) -> tuple[list[str], dict, Path]:
+    """``fab`` (as argv), the environment that points it at an inventory of the testbed's
+    nodes with ``defaults`` changed and at a results folder of its own, and that folder;
+    the nodes pushed."""
     import yaml
 
-    doc = bed.inventory_dict(layout, bed.State.load(layout))
-    doc["defaults"].update(clients=2, data=VERIFY_FILE, dst="/bench-verify")
-    inventory = scratch / "verify.yaml"
+    doc = bed.inventory_dict(layout, state)
+    doc["defaults"].update(defaults)
+    inventory = scratch / f"{name}.yaml"
     inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
-    results = scratch / "verify-results"
+    results = scratch / f"{name}-results"
     env = {
         **os.environ,
         "FABRIC_BENCH_INVENTORY": str(inventory),
@@ -513,6 +514,19 @@ def verify_cost(layout: Layout, scratch: Path) -> dict:
     }
     fab = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO)]
     _fab_wall([*fab, "push"], env)
+    return fab, env, results
+
+
+def verify_cost(layout: Layout, scratch: Path) -> dict:
+    """``fab write``, ``fab read`` and ``fab verify`` of one run timed as the user runs
+    them (whole commands), at about 1 to 1,000 files per client (3 nodes x 2 clients,
+    duration runs of small files; a first 2 s write measures the rate that sets each
+    duration): verify's wall time over the write's and read's together (goal <= 1)."""
+    state = bed.State.load(layout)
+    assert state is not None
+    fab, env, results = _pushed(
+        layout, state, scratch, "verify", clients=2, data=VERIFY_FILE, dst="/bench-verify"
+    )
     _fab_wall([*fab, "write", "--duration", "3s"], env)  # a cold proxy warms up
     _fab_wall([*fab, "write", "--duration", "3s"], env)  # ... and this one gives the rate
     rate = _files_per_client(results, "write") / 3.0
@@ -558,21 +572,11 @@ def chain_overhead(layout: Layout, scratch: Path) -> dict:
     """``fab write read`` against ``fab write`` at ``CHAIN_NODES`` nodes, ``CHAIN_ROUNDS``
     interleaved rounds: each one's wall time less its IO windows (the orchestration), and
     the chain's over the single command's (medians)."""
-    import yaml
-
     state = bed.up(layout, nodes=CHAIN_NODES)
-    doc = bed.inventory_dict(layout, state)
-    doc["defaults"].update(clients=1, data="1MiB", dst="/bench-chain", write_type="MUST_CACHE")
-    inventory = scratch / "chain.yaml"
-    inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
-    results = scratch / "chain-results"
-    env = {
-        **os.environ,
-        "FABRIC_BENCH_INVENTORY": str(inventory),
-        "FABRIC_BENCH_RESULTS": str(results),
-    }
-    fab = [str(Path(sys.executable).with_name("fab")), "-r", str(REPO)]
-    _fab_wall([*fab, "push"], env)
+    fab, env, results = _pushed(
+        layout, state, scratch, "chain",
+        clients=1, data="1MiB", dst="/bench-chain", write_type="MUST_CACHE",
+    )  # fmt: skip
     single, chain = [], []
     for _ in range(CHAIN_ROUNDS):
         single.append(_overhead([*fab, "write"], env, results, ("write",)))
