@@ -5,7 +5,7 @@ tests/unit/test_layers.py enforces them): ``run/`` (inventory, plan, the sealed 
 its folder) below ``nodes/`` (SSH, push, locks, the worker on each node) and
 ``analysis/`` (statistics, validity, history), ``output/`` above them, and the command
 layer (``commands.py``, ``phases.py``, ``sweep.py``) on top. Of the worker it imports
-only the contract (``worker.protocol``, ``worker.messages``, ``worker.results``,
+only the contract (``worker.protocol``, ``worker.results``,
 ``worker.layout``); the worker never imports the controller.
 """
 

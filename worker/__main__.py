@@ -26,14 +26,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Union
 from worker import agent, generate, lock, made, progress
 from worker.clean import UnsafePath, clean, clean_workdir
 from worker.clients import Identity, Job, run_clients
-from worker.messages import GO, READY, Progress, Record, encode
 from worker.meta import MetaJob
 from worker.protocol import (
     BACKENDS,
     COPY_PHASES,
+    GO,
     NODE_ID,
     ON_EXISTING,
     READ_TYPES,
+    READY,
     REFERENCE_PHASES,
     REQUEST_DEFAULTS,
     TIMED_PHASES,
@@ -41,9 +42,12 @@ from worker.protocol import (
     ClientTask,
     ExitCode,
     PhaseRequest,
+    Progress,
+    Record,
     Reference,
     RequestError,
     StorageConfig,
+    encode_line,
     load_request,
     phase_request,
     save_request,
@@ -460,7 +464,7 @@ def _progress(request: PhaseRequest, tally: progress.Tally) -> Callable[[int, in
     def show(done: int, total: int) -> None:
         moved, files = tally.totals()
         if request.controlled:
-            print(encode(Progress(phase, node, done, total, moved, files)), flush=True)
+            print(encode_line(Progress(phase, node, done, total, moved, files)), flush=True)
             return
         print(
             f"{phase} {node}: {done}/{total} clients done, {format_size(moved)}, {files} files"
@@ -552,7 +556,7 @@ def execute(request: PhaseRequest) -> ExitCode:
         return ExitCode.NOT_SAVED
     if request.controlled:  # saved: the controller takes them from here, the file stays
         for result in results:
-            print(encode(Record(result)))
+            print(encode_line(Record(result)))
     print(summary_line(request.phase, request.node, results, request.out), flush=True)
     if stop.requested and stop.requested != DEADLINE:
         print(f"parbench worker: {request.node}: {stop.reason}", file=sys.stderr, flush=True)

@@ -4,7 +4,7 @@ The push's probe hands its session over to this (an exec: no new SSH session, no
 shell), and the controller sends it one request per line for the rest of its command:
 
 - ``lock REQUEST_JSON``: take or give back the run's locks (worker/lock.py), answered
-  with its one ``LockReply`` line (worker/messages.py);
+  with its one ``LockReply`` line (worker/protocol.py);
 - ``run {"save": PATH, "request": REQUEST_JSON}``: run a phase as ``python -m worker run``
   would, in a child process forked from this one (its output, the ready/go/stop
   handshake and ``@record`` lines on this session; its stderr as stdout lines tagged
@@ -27,29 +27,31 @@ from contextlib import suppress
 from typing import Callable, Iterable, Optional, TextIO
 
 from worker import lock
-from worker.messages import (
+from worker.protocol import (
     AgentDone,
     AgentReady,
     AgentStarted,
+    ExitCode,
     LockAsk,
     MessageError,
+    PhaseRequest,
     RunAsk,
     Stderr,
     Stop,
-    decode,
-    encode,
+    decode_line,
+    encode_line,
+    save_request,
 )
-from worker.protocol import ExitCode, PhaseRequest, save_request
 
 Execute = Callable[[PhaseRequest], int]
 
 
 def serve(lines: Iterable[str], out: TextIO, execute: Execute) -> int:
-    out.write(encode(AgentReady()) + "\n")
+    out.write(encode_line(AgentReady()) + "\n")
     out.flush()
     for line in lines:
         try:
-            asked = decode(line)
+            asked = decode_line(line)
         except MessageError as exc:  # a run that cannot be read is answered as one
             asked, error = (None, str(exc)) if exc.kind is RunAsk else (exc, "")
         else:
@@ -59,7 +61,7 @@ def serve(lines: Iterable[str], out: TextIO, execute: Execute) -> int:
         elif isinstance(asked, RunAsk) or error:
             out.flush()
             code = _run(asked, error, execute)
-            print(encode(AgentDone(code)), flush=True)
+            print(encode_line(AgentDone(code)), flush=True)
         elif not isinstance(asked, Stop):  # a stop meant for a phase that just ended
             verb = line.rstrip("\n").partition(" ")[0]
             print(f"parbench worker: agent: no such request {verb!r}", flush=True)
@@ -78,7 +80,7 @@ class Tagged(io.TextIOBase):
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
         if lines:
-            self.out.write("".join(encode(Stderr(line)) + "\n" for line in lines))
+            self.out.write("".join(encode_line(Stderr(line)) + "\n" for line in lines))
             self.out.flush()
         return len(text)
 
@@ -97,7 +99,7 @@ def _run(asked: Optional[RunAsk], error: str, execute: Execute) -> int:
         code = int(ExitCode.USAGE)
         os.dup2(1, 2)  # what bypasses sys.stderr joins stdout: one stream, read
         sys.stderr = Tagged(sys.stdout)  # one stream: the order of the lines is kept
-        print(encode(AgentStarted()), flush=True)  # what the controller sends now is the child's
+        print(encode_line(AgentStarted()), flush=True)  # from now on: the child's
         try:
             if asked is None:
                 raise MessageError(RunAsk, error)

@@ -27,7 +27,7 @@ An empty lock file (a crash between its create and its write) older than
 :data:`EMPTY_STALE` seconds is cleared and that is said; a younger one, or one that
 cannot be read, is reported with the command that removes it.
 
-Prints one ``LockReply`` line (worker/messages.py): for each place, held or not and by whom.
+Prints one ``LockReply`` line (worker/protocol.py): for each place, held or not and by whom.
 """
 
 from __future__ import annotations
@@ -43,14 +43,15 @@ from dataclasses import asdict
 from typing import Optional, Tuple
 
 from worker import layout
-from worker.messages import LockReply, encode
 from worker.protocol import (
     EMPTY_LOCK_STALE,
     ExitCode,
     Holder,
+    LockReply,
     LockRequest,
     RequestError,
     decode,
+    encode_line,
 )
 from worker.storage import (
     AlluxioStorage,
@@ -502,5 +503,5 @@ def main(text: str) -> int:
                     reply["dst"] = _one(request, storage_place(storage, request.dst))
             except (StorageError, ValueError) as exc:
                 reply["dst"] = {"path": request.dst, "held": False, "error": describe_error(exc)}
-    print(encode(LockReply(reply)), flush=True)
+    print(encode_line(LockReply(reply)), flush=True)
     return int(ExitCode.OK)

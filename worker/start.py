@@ -7,7 +7,7 @@ Two levels, like an MPI barrier followed by a timed start:
   every client is ready;
 - across nodes, the worker asks the controller for that time once all of its clients are
   ready (``--start-on-stdin``): it prints a ``Ready`` line and reads ``Go`` from stdin
-  (worker/messages.py; :class:`ControllerLink`, which also hears ``Stop`` there). The
+  (worker/protocol.py; :class:`ControllerLink`, which also hears ``Stop`` there). The
   controller answers when every node is ready, so a slow set-up (a cold proxy, a slow node) delays
   the start instead of spoiling it.
 """
@@ -22,7 +22,7 @@ import time
 from contextlib import suppress
 from typing import Iterator, Optional, TextIO
 
-from worker.messages import Go, MessageError, Ready, Stop, decode, encode
+from worker.protocol import Go, MessageError, Ready, Stop, decode_line, encode_line
 from worker.stop import CONNECTION_LOST, CONTROLLER, StopSignal
 
 
@@ -100,7 +100,7 @@ class ControllerLink:
         gone, interrupted or broken: NoStart, after saying why on stderr. Timed IO that
         nobody coordinates or gathers would only load the cluster under someone else's
         benchmark."""
-        print(encode(Ready(node)), flush=True)
+        print(encode_line(Ready(node)), flush=True)
         until = time.monotonic() + max(timeout, 0.0)
         line: Optional[str] = None
         while line is None and time.monotonic() < until and not self.stop.requested:
@@ -130,6 +130,6 @@ class ControllerLink:
 def _said(line: str) -> object:
     """The controller's message ``line``, None when it is none or cannot be read."""
     try:
-        return decode(line)
+        return decode_line(line)
     except MessageError:
         return None

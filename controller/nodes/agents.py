@@ -23,7 +23,7 @@ from typing import IO, Optional, Sequence, TextIO
 
 from invoke.watchers import StreamWatcher
 
-from worker.messages import (
+from worker.protocol import (
     AgentDone,
     AgentReady,
     AgentStarted,
@@ -31,8 +31,8 @@ from worker.messages import (
     MessageError,
     RunAsk,
     Stderr,
-    decode,
-    encode,
+    decode_line,
+    encode_line,
     kind,
 )
 
@@ -65,7 +65,7 @@ class Agents:
         """Make the probe's ``session`` on ``node`` its agent (the probe execs it);
         whether it answered. A session that did not is closed."""
         try:
-            session.send(encode(BecomeAgent()) + "\n")
+            session.send(encode_line(BecomeAgent()) + "\n")
             ready = _said(session.readline()) == AgentReady()
         except OSError:
             ready = False
@@ -119,7 +119,7 @@ class Agents:
         # own timeout ends it, not the session's (applied with this send)
         session.timeout = None
         try:
-            session.send(encode(RunAsk(save, request)) + "\n")
+            session.send(encode_line(RunAsk(save, request)) + "\n")
         except OSError:
             self.forget(node)
             return None
@@ -214,7 +214,7 @@ def _said(line: str) -> object:
     """The message ``line`` is, None when it is none or cannot be read (a line for
     people: shown as it is)."""
     try:
-        return decode(line)
+        return decode_line(line)
     except MessageError:
         return None
 

@@ -17,9 +17,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, Optional
 
-from worker.messages import LockReply, MessageError
-from worker.messages import decode as decode_line
-from worker.protocol import Holder, RequestError, decode
+from worker.protocol import Holder, LockReply, MessageError, RequestError, decode, decode_line
 
 from ..run.inventory import Inventory, Node
 from .nodeoutput import printable

@@ -29,12 +29,13 @@ from typing import Callable, Optional, Sequence
 
 from fabric import Connection
 
-from worker.messages import LockAsk, encode
 from worker.protocol import (
     EMPTY_LOCK_STALE,
     Holder,
+    LockAsk,
     LockRequest,
     StorageConfig,
+    encode_line,
 )
 
 from ..run import say
@@ -106,7 +107,7 @@ class RunLocks:
         push go on, and :meth:`acquire` takes the lock over. LockHeld (or LockFailed)
         otherwise: it is also kept, for :meth:`raise_refusal` to refuse the whole run
         once every node is done."""
-        asked = encode(LockAsk(self._request(node, "acquire", False, ())))
+        asked = encode_line(LockAsk(self._request(node, "acquire", False, ())))
         place = reply_in(ask(asked))["workdir"]
         if place["held"]:
             with self._guard:
@@ -160,7 +161,7 @@ class RunLocks:
 
         def one(conn: Connection, node: Node) -> dict:
             request = self._request(node, action, node.id == dst_at, take_over)
-            told = current().agents.ask(node, encode(LockAsk(request)))  # None: no agent
+            told = current().agents.ask(node, encode_line(LockAsk(request)))  # None: no agent
             if told is None:
                 out = conn.run(worker_command(node, "lock", request), hide=True, warn=True)
                 told = out.stdout

@@ -18,7 +18,7 @@ import re
 from collections import deque
 from typing import Callable
 
-from worker.messages import is_record as told_record
+from worker.protocol import is_record as told_record
 
 #: characters of one line of a node's output; a record line may be 4 MiB
 MAX_LINE = 8 * 1024 * 1024

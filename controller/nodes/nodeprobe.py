@@ -14,8 +14,14 @@ from typing import Optional, Protocol
 
 from fabric import Connection
 
-from worker.messages import ClockAsk, decode_clock, encode
-from worker.protocol import PROBE_REFUSED, ProbeFacts, RequestError
+from worker.protocol import (
+    PROBE_REFUSED,
+    ClockAsk,
+    ProbeFacts,
+    RequestError,
+    decode_clock,
+    encode_line,
+)
 
 from ..run.inventory import Node
 from .nodeoutput import CUT_MARKER, MAX_LINE, TAIL_CHARS, printable, tail
@@ -141,7 +147,7 @@ def clock_offset(session: Session, samples: int = 5) -> tuple[float, float]:
     best: Optional[tuple[float, float]] = None
     for _ in range(samples):
         before = time.time()
-        session.send(encode(ClockAsk()) + "\n")
+        session.send(encode_line(ClockAsk()) + "\n")
         answer = session.readline()
         half = (time.time() - before) / 2
         clock = decode_clock(answer)

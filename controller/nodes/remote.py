@@ -25,7 +25,7 @@ from fabric import Config, Connection
 from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
-from worker.messages import decode_progress, for_the_controller
+from worker.protocol import decode_progress, for_the_controller
 
 from ..run import say
 from ..run.inventory import Inventory, Node

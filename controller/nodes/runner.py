@@ -18,8 +18,7 @@ from typing import IO, Any, Optional, Sequence
 from fabric import Connection
 from invoke.watchers import StreamWatcher
 
-from worker.messages import for_the_controller, told_records
-from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest
+from worker.protocol import RECORDED_EXITS, ExitCode, PhaseRequest, for_the_controller, told_records
 from worker.results import ClientResult, read_lines
 
 from ..run.inventory import Node

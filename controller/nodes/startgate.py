@@ -1,7 +1,7 @@
 """The controller's half of the common start (the worker's half is worker/start.py).
 
 Each node's worker prints a ``Ready`` line once its clients are set up and waits for
-``Go`` on stdin (the lines: worker/messages.py). ``StartGate`` holds the nodes' answers
+``Go`` on stdin (the lines: worker/protocol.py). ``StartGate`` holds the nodes' answers
 until every node is ready (or has dropped out, or ``ready_timeout`` has passed), then
 gives them all one start ``margin`` seconds ahead, each on its own clock, or, when the
 controller is interrupted, tells them not to start. ``ReadyWatcher`` plugs a node into
@@ -17,7 +17,7 @@ from typing import Iterable, Optional, Sequence
 
 from invoke.watchers import StreamWatcher
 
-from worker.messages import Go, Stop, encode, ready_in
+from worker.protocol import Go, Stop, encode_line, ready_in
 
 #: ``start_delay: auto``: the start comes this long after the last node is ready, plus
 #: ``AUTO_ROUND_TRIPS`` times the slowest node's round trip (measured by the push's
@@ -112,5 +112,5 @@ class ReadyWatcher(StreamWatcher):
             self._answered = True
         start = self.gate.arrive(self.node)
         if start is None:
-            return [encode(Stop()) + "\n"]  # the worker's clients give up
-        return [encode(Go(start + self.clock_offset)) + "\n"]
+            return [encode_line(Stop()) + "\n"]  # the worker's clients give up
+        return [encode_line(Go(start + self.clock_offset)) + "\n"]

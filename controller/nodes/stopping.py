@@ -17,8 +17,7 @@ import threading
 from contextlib import contextmanager
 from typing import IO, Any, Iterator
 
-from worker.messages import Stop, encode
-from worker.protocol import ExitCode
+from worker.protocol import ExitCode, Stop, encode_line
 
 from ..run import say
 
@@ -78,7 +77,7 @@ class Controls:
         with self._lock:
             self._writers[node] = write
             if self.stopped:  # stopped before this node began: it stops at once
-                os.write(write, (encode(Stop()) + "\n").encode())
+                os.write(write, (encode_line(Stop()) + "\n").encode())
         try:
             yield reader
         finally:
@@ -91,4 +90,4 @@ class Controls:
         with self._lock:
             self.stopped = True
             for write in self._writers.values():
-                os.write(write, (encode(Stop()) + "\n").encode())
+                os.write(write, (encode_line(Stop()) + "\n").encode())

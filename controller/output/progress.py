@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional, TextIO
 
-from worker.messages import Progress
+from worker.protocol import Progress
 
 MIB = 1024 * 1024
 #: the most node lines drawn on a terminal; beyond them, the slowest are shown
@@ -58,7 +58,7 @@ class Board:
         self._window = [(self._began, 0)]  # (time, bytes moved): the recent rate
 
     def update(self, told: Progress) -> None:
-        """A node's progress line (worker/messages.py's Progress)."""
+        """A node's progress line (worker/protocol.py's Progress)."""
         node = told.node
         now = NodeProgress(told.phase, told.done, told.total, told.bytes, told.files)
         with self._lock:

@@ -22,13 +22,17 @@ from controller.nodes.remote import StepError
 from controller.run.inventory import load
 from worker.__main__ import build_parser, request_from_args
 from worker.lock import LOCK_NAME
-from worker.messages import AGENT_READY, LOCK_REPLY, READY, STDERR, told_records
 from worker.protocol import (
+    AGENT_READY,
+    LOCK_REPLY,
+    READY,
+    STDERR,
     ExitCode,
     Holder,
     LockRequest,
     PhaseRequest,
     ProbeFacts,
+    told_records,
 )
 
 from .test_push_node import LocalSession

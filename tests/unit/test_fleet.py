@@ -19,8 +19,7 @@ from controller.nodes import push as pushing
 from controller.nodes.fleet import Fleet, using
 from controller.run import session
 from controller.run.inventory import Inventory, Node, load
-from worker.messages import LockReply, encode
-from worker.protocol import ProbeFacts
+from worker.protocol import LockReply, ProbeFacts, encode_line
 
 from .test_orchestration import INVENTORY, FakeConnection, FakeSftp, World
 
@@ -30,7 +29,7 @@ def _held(request: str) -> str:
     asked = json.loads(request)
     dst = None if asked.get("dst") is None else {"path": asked["dst"], "held": True}
     reply = {"workdir": {"path": asked["workdir"] + "/.parbench-lock", "held": True}, "dst": dst}
-    return encode(LockReply(reply)) + "\n"
+    return encode_line(LockReply(reply)) + "\n"
 
 
 class ProbeSession:

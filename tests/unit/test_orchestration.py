@@ -22,8 +22,7 @@ from controller.phases import BenchFailure
 from controller.run.inventory import load
 from controller.run.outcomes import NodeOutcome
 from controller.run.run import Run
-from worker.messages import Record, encode
-from worker.protocol import ExitCode, PhaseRequest
+from worker.protocol import ExitCode, PhaseRequest, Record, encode_line
 from worker.results import ClientResult
 
 INVENTORY = """
@@ -109,7 +108,7 @@ class FakeConnection:
             for t in request.clients
         ]  # fmt: skip
         self.world.files[request.out] = "".join(r.to_json() + "\n" for r in records)
-        told = "".join(encode(Record(r)) + "\n" for r in records) if self.world.tells else ""
+        told = "".join(encode_line(Record(r)) + "\n" for r in records) if self.world.tells else ""
         return SimpleNamespace(stdout=told, stderr="", exited=int(code))
 
     def get(self, remote_path: str, local: str) -> None:

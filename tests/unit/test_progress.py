@@ -9,7 +9,7 @@ import threading
 
 from controller.nodes.remote import PrefixedStream
 from controller.output.progress import Board
-from worker.messages import Progress, decode_progress, encode
+from worker.protocol import Progress, decode_progress, encode_line
 
 MIB = 1024 * 1024
 ERASE = re.compile(r"\x1b\[(\d+)F\x1b\[J")
@@ -24,7 +24,7 @@ class Clock:
 
 
 def fields(node: str, done: int, moved: int, files: int, total: int = 2) -> Progress:
-    line = encode(Progress("write", node, done, total, moved, files))
+    line = encode_line(Progress("write", node, done, total, moved, files))
     found = decode_progress(line)
     assert found is not None
     return found
@@ -99,7 +99,7 @@ def test_many_nodes_output_and_progress_never_interleave_mid_line() -> None:
         stream = PrefixedStream(nid, out, board=board)
         for i in range(200):
             # invoke hands over whatever it read: here, lines cut at odd places
-            told = encode(Progress("write", nid, i, 200, i * MIB, i))
+            told = encode_line(Progress("write", nid, i, 200, i * MIB, i))
             text = f"write {nid}/{i} ok\n" + told + "\n"
             for cut in range(0, len(text), 7):
                 stream.write(text[cut : cut + 7])

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from worker.__main__ import build_parser, request_from_args
-from worker.messages import told_records
-from worker.protocol import ExitCode, PhaseRequest
+from worker.protocol import ExitCode, PhaseRequest, told_records
 from worker.results import ClientResult, read_lines
 from worker.storage import local_tag_of
 

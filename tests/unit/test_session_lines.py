@@ -1,4 +1,4 @@
-"""The contract's lines on a node's session (worker/messages.py): each kind encodes and
+"""The contract's lines on a node's session (worker/protocol.py): each kind encodes and
 decodes back to itself, the lines are the ones the worker and controller always said, and
 the probe (which cannot import) keeps equal copies of the contract's constants."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from worker import layout, messages, probe, protocol
-from worker.messages import (
+from worker import layout, probe, protocol
+from worker.protocol import (
     AgentDone,
     AgentReady,
     AgentStarted,
@@ -27,10 +27,10 @@ from worker.messages import (
     RunAsk,
     Stderr,
     Stop,
-    decode,
     decode_clock,
+    decode_line,
     decode_progress,
-    encode,
+    encode_line,
     for_the_controller,
     kind,
     ready_in,
@@ -74,19 +74,19 @@ LINES = [
 
 @pytest.mark.parametrize(("msg", "line"), LINES)
 def test_each_kind_of_line_encodes_once_and_decodes_back(msg: object, line: str) -> None:
-    assert encode(msg) == line  # type: ignore[arg-type]
-    assert decode(line) == msg and decode(line + "\n") == msg
+    assert encode_line(msg) == line  # type: ignore[arg-type]
+    assert decode_line(line) == msg and decode_line(line + "\n") == msg
     assert kind(line) is type(msg)
 
 
 def test_the_probes_clock_is_untagged() -> None:
-    assert encode(ClockAsk()) == "" and encode(Clock(12.5)) == "12.5"
+    assert encode_line(ClockAsk()) == "" and encode_line(Clock(12.5)) == "12.5"
     assert decode_clock("12.5\n") == Clock(12.5) and decode_clock("parbench-probe: x") is None
 
 
 def test_lines_for_people_are_no_message() -> None:
     for line in ("write n0/1 ok 5 MiB", "", "go", "parbench-ready", "stopped", "agents"):
-        assert decode(line) is None and not for_the_controller(line)
+        assert decode_line(line) is None and not for_the_controller(line)
 
 
 @pytest.mark.parametrize(
@@ -102,19 +102,19 @@ def test_lines_for_people_are_no_message() -> None:
 )
 def test_a_known_kind_that_cannot_be_read_is_an_error_naming_its(line: str, kind_: type) -> None:
     with pytest.raises(MessageError) as caught:
-        decode(line)
+        decode_line(line)
     assert caught.value.kind is kind_
 
 
 def test_progress_of_fields_not_known_here_is_for_the_controller_but_not_drawn() -> None:
     newer = '@progress {"node": "n0", "phase": "write"}'
-    assert decode(newer) is None and decode_progress(newer) is None
+    assert decode_line(newer) is None and decode_progress(newer) is None
     assert for_the_controller(newer)
     assert not for_the_controller("@progress {broken")
 
 
 def test_told_records_and_the_ready_line_in_a_stream() -> None:
-    told = f"hello\n{encode(Record(RECORD))}\n@record \nparbench-ready n0\n"
+    told = f"hello\n{encode_line(Record(RECORD))}\n@record \nparbench-ready n0\n"
     assert told_records(told, "out") == [RECORD]
     assert ready_in(told) and not ready_in("say parbench-ready n0\n")
     with pytest.raises(ValueError, match="^out:3: unknown result schema"):
@@ -122,7 +122,7 @@ def test_told_records_and_the_ready_line_in_a_stream() -> None:
 
 
 def test_the_probe_keeps_equal_copies_of_the_contract() -> None:
-    for name, value in {**messages.PROBE_COPIES, **layout.PROBE_COPIES}.items():
+    for name, value in {**protocol.PROBE_COPIES, **layout.PROBE_COPIES}.items():
         assert getattr(probe, name) == value, name
     assert probe.STAMPED == protocol.PROBE_STAMPED
     assert (probe.REFUSED, probe.MARKER) == (protocol.PROBE_REFUSED, protocol.WORKDIR_MARKER)
@@ -142,7 +142,7 @@ def _worker_imports(path: Path) -> set[str]:
     return found
 
 
-CONTRACT = {"worker.protocol", "worker.messages", "worker.results", "worker.layout"}
+CONTRACT = {"worker.protocol", "worker.results", "worker.layout"}
 
 
 def test_the_controller_imports_only_the_contract_from_the_worker() -> None:
