@@ -604,7 +604,11 @@ def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
         run = fab(tmp_path, inv, "write", "--label", "series=it")
         assert run.code == 0, run.text
         run_ids.append(os.readlink(tmp_path / "results" / "latest"))
-    calm = fab(tmp_path, inv, "check", "--label", "series=it")
+    # one client writing 1 MiB moves by a fifth or more from run to run on a busy 2-core
+    # CI machine (a real shift, p < 0.05 over 3 + 3 runs was seen): the check is asked for
+    # effects of 60 % or more, which the throttled link (about -98 %) is and noise is not
+    strict = ("--min-effect", "0.6")
+    calm = fab(tmp_path, inv, "check", "--label", "series=it", *strict)
     assert calm.code == 0 and "check: no regression in 6 run(s)" in calm.out, calm.text
     link = SlowLink(testbed.proxy_port, rate=1_000_000)
     try:
@@ -615,7 +619,7 @@ def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
             run_ids.append(os.readlink(tmp_path / "results" / "latest"))
     finally:
         link.close()
-    caught = fab(tmp_path, inv, "check", "--label", "series=it")
+    caught = fab(tmp_path, inv, "check", "--label", "series=it", *strict)
     assert caught.code == 1, caught.text
     line = next(x for x in caught.out.splitlines() if x.startswith("REGRESSION write aggregate:"))
     assert f"since run {run_ids[6]}" in line
@@ -636,8 +640,9 @@ def test_a_run_slowed_on_purpose_is_caught_as_a_regression(testbed, tmp_path):
     assert line in page.text
     trend = page.figures[-1].caption
     assert trend.startswith("write: 9 runs of config"), trend
-    # one change point where the slow runs began; two if the proxy was still warming up
-    assert re.search(r", series=it; [12] change point\(s\)", trend), trend
+    # one change point where the slow runs began; more if the proxy was still warming up
+    # or the machine's load shifted (the trend shows every change, whatever its size)
+    assert re.search(r", series=it; [123] change point\(s\)", trend), trend
 
 
 def test_the_systemd_units_command_runs_the_nightly_chain(testbed, tmp_path):
