@@ -33,8 +33,10 @@ from controller.nodes import stopping
 from controller.nodes.limits import LimitError
 from controller.nodes.locks import LockFailed, LockHeld
 from controller.nodes.push import RuntimeUnavailable
-from controller.output import console
+from controller.output import console, openmetrics
 from controller.output.exports import keep_check
+from controller.output.historycsv import history_csv
+from controller.output.openmetrics import PushFailed, PushOptionError
 from controller.output.report import check_lines, compare_table, history_table
 from controller.run import say, session
 from controller.run.inventory import Inventory, InventoryError, LabelError, load, parse_labels
@@ -71,6 +73,7 @@ BAD_INPUT = (
     SweepError,
     CompareError,
     history.OptionError,
+    PushOptionError,
 )
 
 
@@ -85,7 +88,9 @@ def _exits() -> Iterator[None]:
         raise Exit(f"error: {exc}", code=2) from None
     except phases.BenchFailure as exc:
         raise Exit(f"failed: {exc}", code=exc.code) from None
-    except (RuntimeUnavailable, ResultsError, LockFailed, LimitError, history.HistoryError) as exc:
+    except (
+        RuntimeUnavailable, ResultsError, LockFailed, LimitError, history.HistoryError, PushFailed
+    ) as exc:  # fmt: skip
         raise Exit(f"failed: {exc}", code=1) from None
     except stopping.Interrupted as exc:
         raise Exit("interrupted", code=exc.code) from None
@@ -151,6 +156,7 @@ ITERATIONS_HELP = "measured iterations (default: defaults.iterations, or until_s
 WARMUP_HELP = "iterations run first and not counted (default: defaults.warmup)"
 DURATION_HELP = "each client moves files one after another for this long, e.g. 60s, 2m"
 RUN_HELP = "run id to continue (default: this command's run, else the latest)"
+PUSHGATEWAY_HELP = "push the run's metrics.prom figures to this Prometheus Pushgateway URL"
 FROM_RUN_HELP = "use the run's own settings even where today's inventory differs"
 
 
@@ -245,11 +251,16 @@ def verify(c, inventory=None, run=None, from_run=False):
         "inventory": INVENTORY_HELP + "; with --collect",
         "from-run": FROM_RUN_HELP,
         "html": "also write the run's HTML page (results/<run>/report.html) and print its path",
+        "pushgateway": PUSHGATEWAY_HELP,
     }
 )
-def report(c, run=None, collect=False, inventory=None, from_run=False, html=False):
-    """Print the tables of a run again from results/<run>/; --html writes its page."""
+def report(
+    c, run=None, collect=False, inventory=None, from_run=False, html=False, pushgateway=None
+):
+    """Print the tables of a run again from results/<run>/; --html writes its page;
+    --pushgateway pushes its figures."""
     with _exits():
+        gateway = pushgateway and openmetrics.gateway_url(pushgateway)
         chosen = run or c.config.bench.run or "latest"
         if collect:
             today = _today(c, inventory, from_run)
@@ -259,6 +270,8 @@ def report(c, run=None, collect=False, inventory=None, from_run=False, html=Fals
         commands.show(folder, damaged)
         if html:
             print(f"report: {commands.html(folder, damaged)}")
+        if gateway:
+            print(commands.push_metrics(folder, gateway))
         commands.left_out(damaged)
 
 
@@ -326,21 +339,26 @@ def sweep(
         "label": "KEY=VALUE the runs must carry (repeatable)",
         "last": "only the last N entries",
         "import": "first record every run folder in results/ (runs made before the history)",
+        "csv": "print CSV instead: a row per run and phase (docs/results.md lists the columns)",
     },
 )
-def history_(c, phase=None, label=None, last=None, import_=False):
+def history_(c, phase=None, label=None, last=None, import_=False, csv=False):
     """The trend of recorded runs: throughput, first done, p99 latency, ops/s, validity."""
     with _exits():
         history.phase_option(phase)
         root = _results(c)
+        said = sys.stderr if csv else sys.stdout  # the CSV alone on stdout
         with history.History(history.location(root)) as db:
             if import_:
                 done, skipped = history.import_runs(db, root)
-                print(f"history: recorded {len(done)} run(s) from {root}")
+                print(f"history: recorded {len(done)} run(s) from {root}", file=said)
                 for line in skipped:
-                    print(f"history: skipped {line}")
+                    print(f"history: skipped {line}", file=said)
             count = _count("last", last, 1, 1_000_000)
             entries = db.entries(phase, parse_labels(label or []), last=count)
+            if csv:
+                print(history_csv(db, entries), end="")
+                return
         print(history_table(entries))
 
 
@@ -385,12 +403,18 @@ def check(c, run=None, label=None, min_effect="0.05"):
 
 @task(
     iterable=["label"],
-    help={"inventory": INVENTORY_HELP, "label": "KEY=VALUE kept with the run (repeatable)"},
+    help={
+        "inventory": INVENTORY_HELP,
+        "label": "KEY=VALUE kept with the run (repeatable)",
+        "pushgateway": PUSHGATEWAY_HELP,
+    },
 )
-def nightly(c, inventory=None, label=None):
+def nightly(c, inventory=None, label=None, pushgateway=None):
     """What a scheduler runs: write, read, verify, then check against the history; the
-    run's JUnit and OpenMetrics files and its HTML page are written; exits with the worst
-    code of them."""
+    run's JUnit, BMF and OpenMetrics files and its HTML page are written (--pushgateway:
+    its figures pushed); exits with the worst code of them."""
+    with _exits():
+        gateway = pushgateway and openmetrics.gateway_url(pushgateway)
     worst = 0
     before = session.active(_results(c))
     steps = [
@@ -415,6 +439,12 @@ def nightly(c, inventory=None, label=None):
         except Exception as exc:  # noqa: BLE001 - the page is one output; the codes stand
             print(f"nightly: report of {made.run_id} not written: {exc}", file=sys.stderr)
             worst = max(worst, 1)
+        if gateway:
+            try:
+                print(f"nightly: {commands.push_metrics(made.dir, gateway)}")
+            except PushFailed as exc:
+                print(f"failed: {exc}", file=sys.stderr)
+                worst = max(worst, 1)
     if worst:
         raise Exit(code=worst)
 

@@ -271,6 +271,14 @@ class PointFailed(BenchFailure):
         self.run_id = run_id
 
 
+def push_metrics(run: RunDir, url: str) -> str:
+    """Push the run's figures to the Pushgateway at ``url``; the line that says so."""
+    from .output import openmetrics
+
+    openmetrics.push(run, url)
+    return f"pushed: the figures of {run.run_id} to {url} (job {openmetrics.JOB})"
+
+
 def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], root: Path) -> None:
     """``fab sweep``: each point of the matrix a run of ``steps`` (write, read, verify);
     a table of the points at the end; BenchFailure when a point failed."""

@@ -51,3 +51,55 @@ def junit_xsd() -> Path:
 
 def junit_schema() -> xmlschema.XMLSchema:
     return xmlschema.XMLSchema(str(junit_xsd()))
+
+
+#: The Bencher Metric Format's JSON Schema, as https://bencher.dev/bmf.json publishes it
+#: (draft-07): benchmark -> measure -> {value, lower_value, upper_value}, numbers, value
+#: required. Checked by bmf_errors below (jsonschema is not a dependency).
+BMF_SCHEMA: dict = {
+    "type": "object",
+    "patternProperties": {
+        ".+": {
+            "type": "object",
+            "patternProperties": {
+                ".+": {
+                    "type": "object",
+                    "properties": {
+                        "value": {"type": "number"},
+                        "lower_value": {"type": "number"},
+                        "upper_value": {"type": "number"},
+                    },
+                    "required": ["value"],
+                }
+            },
+        }
+    },
+}
+
+
+def schema_errors(document: object, schema: dict, where: str = "$") -> list[str]:
+    """What in ``document`` breaks ``schema``: the draft-07 keywords BMF_SCHEMA uses
+    (type object/number, patternProperties, properties, required), nothing more. Numbers
+    are ints or finite floats, not booleans (JSON Schema's "number")."""
+    import math
+    import re
+
+    kind = schema.get("type")
+    if kind == "number":
+        ok = isinstance(document, (int, float)) and not isinstance(document, bool)
+        if not ok or isinstance(document, float) and not math.isfinite(document):
+            return [f"{where}: {document!r} is not a number"]
+        return []
+    if kind == "object" and not isinstance(document, dict):
+        return [f"{where}: {type(document).__name__} is not an object"]
+    errors: list[str] = []
+    assert isinstance(document, dict)
+    errors += [f"{where}: {key!r} is required" for key in schema.get("required", [])
+               if key not in document]  # fmt: skip
+    for key, value in document.items():
+        if key in schema.get("properties", {}):
+            errors += schema_errors(value, schema["properties"][key], f"{where}.{key}")
+        for pattern, inner in schema.get("patternProperties", {}).items():
+            if re.search(pattern, key):
+                errors += schema_errors(value, inner, f"{where}[{key!r}]")
+    return errors

@@ -77,6 +77,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, phase, iteration)
     );
     """,
+    # 2: whole files moved, for files/s (NULL for phases recorded before)
+    "ALTER TABLE phases ADD COLUMN files INTEGER",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the operation whose p99 latency stands for a phase
@@ -240,8 +242,8 @@ class History:
         db.execute(
             "INSERT OR REPLACE INTO phases (run_id, phase, config_hash, config, valid, invalid,"
             " clients, ok, errors, bytes, wall_seconds, aggregate, first_done, client_median,"
-            " p99_us, ops_per_s, latency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?)",
+            " p99_us, ops_per_s, latency, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?)",
             (
                 run_id,
                 phase,
@@ -260,6 +262,7 @@ class History:
                 headline.get("p99"),
                 _ops_rate(ops),
                 json.dumps(latency, sort_keys=True),
+                figures.get("files"),
             ),
         )
         db.execute("DELETE FROM samples WHERE run_id = ? AND phase = ?", (run_id, phase))
@@ -312,6 +315,17 @@ class History:
         except sqlite3.Error as exc:
             raise HistoryError(_explain(self.path, exc)) from None
         return found
+
+    def phase_row(self, run_id: str, phase: str) -> dict[str, Any]:
+        """Every column of the phases table for one run and phase ({} if not recorded)."""
+        try:
+            cursor = self.db.execute(
+                "SELECT * FROM phases WHERE run_id = ? AND phase = ?", (run_id, phase)
+            )
+            row = cursor.fetchone()
+        except sqlite3.Error as exc:
+            raise HistoryError(_explain(self.path, exc)) from None
+        return {} if row is None else dict(zip((d[0] for d in cursor.description), row))
 
     def _entry(self, row: Sequence[Any]) -> Entry:
         run_id, phase = row[0], row[2]

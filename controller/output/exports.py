@@ -1,103 +1,31 @@
-"""What schedulers and dashboards read, written into each run folder from its own files:
+"""What schedulers and dashboards read, written into each run folder from its own files
+(docs/results.md describes each):
 
-- ``metrics.prom``: OpenMetrics text (prometheus_client's writer) with the headline
-  figures of each measured phase, labelled with the run, phase, config hash and the run's
-  labels: for node_exporter's textfile collector or a Pushgateway.
-- ``junit.xml``: a test suite per phase and a test case per node (its failed clients, or
-  the node's own failure, as the failure), and a test case per regression found by
-  ``fab check``: for CI dashboards.
+- ``metrics.prom``: OpenMetrics text with the headline figures of each measured phase
+  (openmetrics.py): for node_exporter's textfile collector or a Pushgateway.
+- ``bmf.json``: the same in the Bencher Metric Format (bmf.py), for ``bencher run``.
+- ``junit.xml``: a test suite per phase (its wall time, and its headline figures as
+  properties) and a test case per node (its time; its failed clients, or the node's own
+  failure, as the failure), and a test case per regression found by ``fab check``: for
+  CI dashboards.
 
-Both are rewritten whenever the run's summary changes.
+All are rewritten whenever the run's summary changes.
 """
 
 from __future__ import annotations
 
-import re
+import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any, Optional
 
 from worker.protocol import TIMED_PHASES, VERIFY_PHASES
 
-from ..run.inventory import reserved_label
 from ..run.rundir import RunDir, write_atomically
+from .bmf import benchmark_name, bmf
+from .clean import clean
+from .openmetrics import openmetrics
 
-PREFIX = "parbench_"
-
-#: terminal escape sequences (colours, titles) in what nodes and storage said: CSI (7- and
-#: 8-bit), OSC (ended by BEL or ST), and the other two-character ones (or a lone ESC)
-_ESCAPES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]?"
-)
-#: what XML 1.0 does not allow (C0 controls but tab and newlines, lone surrogates,
-#: U+FFFE, U+FFFF), and DEL and the C1 controls, which it only discourages
-_NOT_TEXT = re.compile(r"[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def clean(text: str) -> str:
-    """``text`` without terminal escape sequences and without characters an XML or
-    OpenMetrics reader would choke on: what goes into junit.xml and metrics.prom."""
-    return _NOT_TEXT.sub("", _ESCAPES.sub("", text))
-
-
-def _gauges(run: RunDir, summary: dict, labels: dict[str, str]) -> Iterator[Any]:
-    from prometheus_client.core import GaugeMetricFamily
-
-    # a run sealed before reserved names were refused: its label would replace ours
-    labels = {k: v for k, v in labels.items() if not reserved_label(k)}
-    names = ["run_id", "phase", "config_hash", *sorted(labels)]
-
-    def family(name: str, text: str, unit: str = "") -> Any:
-        return GaugeMetricFamily(PREFIX + name, clean(text), labels=names, unit=unit)
-
-    throughput = family("throughput_bytes_per_second", "aggregate throughput (last done)")
-    first = family("first_done_bytes_per_second", "throughput until the first client was done")
-    p99 = family("file_latency_p99_seconds", "p99 of a whole file's time (meta: of a create)")
-    ops = family("ops_per_second", "metadata operations per second, all kinds")
-    valid = family("valid", "1 when the phase's figures can be trusted")
-    errors = family("errors", "client records that are not ok")
-    for phase in TIMED_PHASES:  # figures become metrics (verify phases: pass/fail, JUnit)
-        figures = summary.get(phase)
-        if not isinstance(figures, dict):
-            continue
-        values = [
-            clean(str(value))
-            for value in (
-                run.run_id,
-                phase,
-                figures.get("config_hash", ""),
-                *(labels[k] for k in sorted(labels)),
-            )
-        ]
-        if figures.get("aggregate_throughput") is not None:
-            throughput.add_metric(values, figures["aggregate_throughput"])
-        if figures.get("first_done"):
-            first.add_metric(values, figures["first_done"]["throughput"])
-        latency = figures.get("latency") or {}
-        headline = latency.get("file") or latency.get("create")
-        if headline and headline.get("count"):
-            p99.add_metric(values, headline["p99"] / 1e6)
-        kinds = figures.get("ops") or {}
-        seconds = sum(k.get("seconds", 0.0) for k in kinds.values())
-        if seconds > 0:
-            ops.add_metric(values, sum(k.get("count", 0) for k in kinds.values()) / seconds)
-        valid.add_metric(values, 1.0 if figures.get("valid", True) else 0.0)
-        errors.add_metric(values, len(figures.get("errors", [])))
-    yield from (g for g in (throughput, first, p99, ops, valid, errors) if g.samples)
-
-
-def openmetrics(run: RunDir, summary: dict, labels: dict[str, str]) -> str:
-    """The run's headline figures as OpenMetrics text."""
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.openmetrics.exposition import generate_latest
-
-    class Figures:
-        def collect(self) -> Iterator[Any]:
-            return _gauges(run, summary, labels)
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(Figures())  # type: ignore[arg-type]
-    return generate_latest(registry).decode()
+__all__ = ["clean", "junit", "keep_check", "write"]
 
 
 def junit(run: RunDir, summary: dict, failures: dict, check: Optional[dict]) -> str:
@@ -109,9 +37,16 @@ def junit(run: RunDir, summary: dict, failures: dict, check: Optional[dict]) -> 
         if not isinstance(figures, dict) or "by_client" not in figures and "errors" not in figures:
             continue
         suite = ET.SubElement(suites, "testsuite", name=f"parbench.{phase}")
+        wall = figures.get("wall_seconds")
+        if isinstance(wall, (int, float)) and wall >= 0:
+            suite.set("time", f"{wall:.3f}")
+        _properties(suite, phase, figures)
         nodes = _nodes(figures, failures.get(phase, []))
         for node, (lost, bad) in nodes.items():
             case = ET.SubElement(suite, "testcase", classname=f"parbench.{phase}", name=node)
+            seconds = _node_seconds(figures, node)
+            if seconds is not None:
+                case.set("time", f"{seconds:.3f}")
             if lost:
                 ET.SubElement(case, "failure", message=f"{node}: {lost}", type="node").text = lost
             elif bad:
@@ -144,6 +79,38 @@ def junit(run: RunDir, summary: dict, failures: dict, check: Optional[dict]) -> 
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def _properties(suite: ET.Element, phase: str, figures: dict) -> None:
+    """The phase's headline figures as the suite's properties (units in the names)."""
+    found: dict[str, Any] = {
+        "config_hash": figures.get("config_hash"),
+        "valid": None if "valid" not in figures else str(bool(figures["valid"])).lower(),
+        "clients": figures.get("clients"),
+        "ok": figures.get("ok"),
+        "errors": len(figures["errors"]) if "errors" in figures else None,
+        "wall_seconds": figures.get("wall_seconds"),
+    }
+    for name, metric in bmf({phase: figures}).get(benchmark_name(phase, figures), {}).items():
+        found[name.replace("-", "_")] = metric["value"]
+    found["invalid"] = "; ".join(figures.get("invalid") or []) or None
+    if any(v is not None for v in found.values()):
+        properties = ET.SubElement(suite, "properties")
+        for name, value in found.items():
+            if value is not None:
+                text = f"{value:.6g}" if isinstance(value, float) else str(value)
+                ET.SubElement(properties, "property", name=name, value=text)
+
+
+def _node_seconds(figures: dict, node: str) -> Optional[float]:
+    """The node's own wall time in the phase, else the phase's (None: not known)."""
+    per_node = figures.get("per_node")
+    if isinstance(per_node, list):
+        for entry in per_node:
+            if entry.get("node") == node and entry.get("wall_seconds"):
+                return float(entry["wall_seconds"])
+    wall = figures.get("wall_seconds")
+    return float(wall) if isinstance(wall, (int, float)) and wall >= 0 else None
+
+
 def _nodes(figures: dict, failed: list) -> dict[str, tuple[str, list[str]]]:
     """node -> (its own failure, its clients' failures), in the order seen."""
     per_node = figures.get("per_node") or []  # a list of nodes; meta: a mapping by node
@@ -171,14 +138,14 @@ def _count(element: ET.Element) -> None:
 
 
 def write(run: RunDir) -> None:
-    """(Re)write the run's metrics.prom and junit.xml from its files (with the verdict
-    of ``fab check`` when check.json holds one)."""
+    """(Re)write the run's metrics.prom, bmf.json and junit.xml from its files (with the
+    verdict of ``fab check`` when check.json holds one)."""
     sealed = run.read_doc("run.json") or {}
     check = run.read_doc("check.json")
     summary = {k: v for k, v in run.read_doc("summary.json", {}).items() if k != "schema"}
     failures = {k: v for k, v in run.read_doc("failures.json", {}).items() if k != "schema"}
-    labels = {str(k): str(v) for k, v in (sealed.get("labels") or {}).items()}
-    write_atomically(run.path / "metrics.prom", openmetrics(run, summary, labels))
+    write_atomically(run.path / "metrics.prom", openmetrics(sealed, summary))
+    write_atomically(run.path / "bmf.json", json.dumps(bmf(summary), indent=2) + "\n")
     write_atomically(run.path / "junit.xml", junit(run, summary, failures, check))
 
 

@@ -1,8 +1,12 @@
 """metrics.prom read back by prometheus_client's own parser; junit.xml's suites, cases
-and failures, valid against the JUnit schema (junit-10.xsd)."""
+and failures, valid against the JUnit schema (junit-10.xsd); bmf.json against the
+Bencher Metric Format's JSON Schema."""
 
 from __future__ import annotations
 
+import calendar
+import json
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,7 +15,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from controller.output import exports
 from controller.run.inventory import LabelError, parse_labels
-from tests.schemas import junit_schema
+from tests.schemas import BMF_SCHEMA, junit_schema, schema_errors
 
 from .fabtasks import exit_of
 from .test_history import make_run
@@ -35,8 +39,7 @@ def test_openmetrics_and_junit_from_a_run(tmp_path: Path) -> None:
     (sample,) = families["parbench_throughput_bytes_per_second"].samples
     assert sample.value == 100.0
     assert sample.labels == {
-        "run_id": run.run_id, "phase": "write", "config_hash": "c0ffee",
-        "build": "42", "cluster": "lab",
+        "phase": "write", "config_hash": "c0ffee", "build": "42", "cluster": "lab",
     }  # fmt: skip
     assert families["parbench_errors"].samples[0].value == 1
     assert families["parbench_file_latency_p99_seconds"].samples[0].value == 0.0015
@@ -126,8 +129,7 @@ def test_an_older_runs_reserved_label_does_not_replace_parbenchs_own(tmp_path: P
     (sample,) = family.samples
     assert sample.name == "parbench_valid"
     assert sample.labels == {
-        "run_id": run.run_id, "phase": "write", "config_hash": "c0ffee",
-        "build": "7", "cluster": "lab",
+        "phase": "write", "config_hash": "c0ffee", "build": "7", "cluster": "lab",
     }  # fmt: skip
 
 
@@ -138,3 +140,87 @@ def test_a_reserved_label_is_refused_on_the_command_line(tmp_path: Path, name: s
     stop = exit_of("history_", tmp_path, label=[f"{name}=x"])
     assert stop.code == 2 and stop.message.startswith(f"error: --label {name}: ")
     assert "\n" not in stop.message
+
+
+def _series(run_dir_path: Path) -> dict[str, list]:
+    text = (run_dir_path / "metrics.prom").read_text()
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+def test_two_nights_of_one_benchmark_are_one_series(tmp_path: Path) -> None:
+    """The run id is no label (it would start a new series every night): the same
+    benchmark's runs have the same labels; when each began is a gauge."""
+    first, second = make_run(tmp_path, 100.0), make_run(tmp_path, 200.0)
+    for run in (first, second):
+        exports.write(run.dir)
+    a, b = _series(first.path), _series(second.path)
+    for name in ("parbench_throughput_bytes_per_second", "parbench_valid"):
+        assert [s.labels for s in a[name]] == [s.labels for s in b[name]]
+        assert "run_id" not in a[name][0].labels
+    (begun,) = b["parbench_run_timestamp_seconds"]
+    created = second.dir.read_doc("run.json")["created"]
+    assert begun.value == calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ"))
+    assert begun.labels == {"phase": "write", "config_hash": "c0ffee", "cluster": "lab"}
+    assert "run_id" not in (second.path / "metrics.prom").read_text()
+
+
+def _repeated(run, files: int = 20) -> None:  # type: ignore[no-untyped-def]
+    summary = run.dir.read_doc("summary.json")
+    write = summary["write"]
+    write["files"] = files
+    write["wall_seconds"] = 4.0
+    write["latency"]["file"].update(count=20, p50=800.0)
+    write["iterations"]["throughput"] = {"n": 2, "mean": 100.0, "ci_low": 87.3, "ci_high": 112.7}
+    run.dir.write_doc("summary.json", {k: v for k, v in summary.items() if k != "schema"})
+
+
+def test_bmf_json_per_run(tmp_path: Path) -> None:
+    """bmf.json holds the Bencher Metric Format: valid against its schema, a benchmark
+    name that does not change from night to night, the throughput's bounds the
+    iterations' confidence interval."""
+    first, second = make_run(tmp_path, 100.0), make_run(tmp_path, 150.0)
+    _repeated(first)
+    for run in (first, second):
+        exports.write(run.dir)
+    document = json.loads((first.path / "bmf.json").read_text())
+    assert schema_errors(document, BMF_SCHEMA) == []
+    assert list(document) == ["parbench/write/c0ffee"]
+    measures = document["parbench/write/c0ffee"]
+    assert measures["throughput-bytes-per-s"] == {
+        "value": 100.0, "lower_value": 87.3, "upper_value": 112.7
+    }  # fmt: skip
+    assert measures["first-done-bytes-per-s"] == {"value": 90.0}
+    assert measures["files-per-s"] == {"value": 5.0}
+    assert measures["latency-p50-ns"] == {"value": 800_000.0}
+    assert measures["latency-p99-ns"] == {"value": 1_500_000.0}
+    again = json.loads((second.path / "bmf.json").read_text())
+    assert list(again) == list(document)  # the same benchmark, another night
+    assert again["parbench/write/c0ffee"]["throughput-bytes-per-s"] == {"value": 150.0}
+    assert not schema_errors(again, BMF_SCHEMA)
+
+
+def test_the_bmf_schema_check_is_real() -> None:
+    assert schema_errors({"b": {"m": {"lower_value": 1}}}, BMF_SCHEMA)
+    assert schema_errors({"b": {"m": {"value": "1"}}}, BMF_SCHEMA)
+    assert schema_errors({"b": {"m": {"value": float("nan")}}}, BMF_SCHEMA)
+    assert schema_errors({"b": [1]}, BMF_SCHEMA)
+
+
+def test_junit_has_times_and_the_headline_as_properties(tmp_path: Path) -> None:
+    run = make_run(tmp_path, 100.0)
+    _repeated(run)
+    summary = run.dir.read_doc("summary.json")
+    summary["write"]["per_node"] = [{"node": "n0", "wall_seconds": 3.5}, {"node": "n1"}]
+    run.dir.write_doc("summary.json", {k: v for k, v in summary.items() if k != "schema"})
+    exports.write(run.dir)
+    junit_schema().validate(str(run.path / "junit.xml"))
+    suites = ET.parse(run.path / "junit.xml").getroot()
+    write = suites.find("testsuite[@name='parbench.write']")
+    assert write is not None and write.get("time") == "4.000"
+    cases = {c.get("name"): c.get("time") for c in write.iter("testcase")}
+    assert cases == {"n0": "3.500", "n1": "4.000"}  # a node's own time, else the phase's
+    found = {p.get("name"): p.get("value") for p in write.iter("property")}
+    assert found["throughput_bytes_per_s"] == "100"
+    assert found["latency_p99_ns"] == "1.5e+06" and found["files_per_s"] == "5"
+    assert found["config_hash"] == "c0ffee" and found["valid"] == "true"
+    assert found["wall_seconds"] == "4"
