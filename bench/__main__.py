@@ -27,6 +27,9 @@
    rounds: what the controller adds beyond the clients' IO windows in each, and their
    ratio (goal <= 1.4: a chain pays its set-up once, not once per task).
 
+10. The run's HTML page of 100 nodes x 16 clients of synthetic records (bench/page.py,
+   no testbed): its size and the time to summarise and draw it (goal <= 2 MB, <= 10 s).
+
 Timings are noisy on a shared 2-core machine: the comparisons that matter are ratios
 within one run, not absolute seconds.
 """
@@ -46,6 +49,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import page
 from testbed import bed
 from testbed.layout import REPO, Layout
 from testbed.procs import pid_files
@@ -609,6 +613,12 @@ ALONE: dict[str, Callable[[Layout, Path], dict]] = {
 }
 
 
+#: the parts that need no testbed (``--only`` runs them without starting it)
+NO_TESTBED: dict[str, Callable[[], dict]] = {
+    "page_at_scale": lambda: page.page_at_scale(100, 16),
+}
+
+
 def compiled() -> None:
     """The controller's and the worker's bytecode written, as an installed package has it
     (pip compiles on install): a shell with ``PYTHONDONTWRITEBYTECODE`` set (this
@@ -624,6 +634,12 @@ def main() -> int:
     only = args[args.index("--only") + 1] if "--only" in args else None
     layout = Layout()
     compiled()
+    if only in NO_TESTBED:
+        results = json.loads(OUT.read_text()) if OUT.exists() else {}
+        results[only] = NO_TESTBED[only]()
+        OUT.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(results[only], indent=2))
+        return 0
     if only in ALONE:
         bed.up(layout, nodes=3)
         results = json.loads(OUT.read_text()) if OUT.exists() else {}
@@ -650,6 +666,8 @@ def main() -> int:
         results["orchestration_overhead"] = orchestration_overhead(layout, scratch)
         results["verify_cost"] = verify_cost(layout, scratch)
         results["chain_overhead"] = chain_overhead(layout, scratch)
+    for part, measure in NO_TESTBED.items():
+        results[part] = measure()
     mem = results["worker_client_memory"]
     big, small = f"{SIZES_MIB[-1]}MiB", f"{SIZES_MIB[0]}MiB"
     results["worker_memory_ratio_big_over_small"] = {

@@ -24,8 +24,10 @@ from ..analysis.changepoint import change_points
 from ..analysis.history import History, HistoryError
 from ..analysis.metastats import MetaSummary
 from ..analysis.stats import PhaseSummary
+from ..run.natural import naturally
 from ..run.rundir import RunDir, write_atomically
-from . import plots, report
+from . import distplots, plots
+from . import htmltables as tables
 
 MIB = 1024 * 1024
 NAME = "report.html"
@@ -33,7 +35,11 @@ STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222}
 h1{font-size:22px;margin-bottom:4px}h2{font-size:18px;border-bottom:1px solid #ddd;margin-top:32px}
 h3{font-size:15px;margin-bottom:4px}
-pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}
+table.data{border-collapse:collapse;margin:8px 16px 8px 0;font-size:13px}
+table.data th,table.data td{padding:2px 8px;border-bottom:1px solid #eee;text-align:left}
+table.data td.n{text-align:right;font-variant-numeric:tabular-nums}
+table.data caption{text-align:left;color:#666;font-size:12px}
+.pair{display:flex;flex-wrap:wrap;align-items:flex-start}
 table.facts td{padding:1px 12px 1px 0;vertical-align:top}table.facts td:first-child{color:#666}
 .verdict{padding:10px 14px;border-radius:4px;font-weight:600;margin:12px 0}
 .ok{background:#e6f4ea;color:#1e6b34}.bad{background:#fdecea;color:#a3261b}
@@ -64,17 +70,13 @@ def figure(svg: Optional[str], caption: str) -> str:
     )
 
 
-def _pre(text: str) -> str:
-    return f"<pre>{escape(text)}</pre>"
+def _verdict(kind: str, lines: Sequence[str]) -> str:
+    return f"<div class='verdict {kind}'>" + "<br>".join(escape(x) for x in lines) + "</div>"
 
 
 def _facts(rows: Sequence[tuple[str, str]]) -> str:
     cells = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in rows)
     return f"<table class=facts>{cells}</table>"
-
-
-def _verdict(kind: str, lines: Sequence[str]) -> str:
-    return f"<div class='verdict {kind}'>" + "<br>".join(escape(x) for x in lines) + "</div>"
 
 
 def run_page(
@@ -85,49 +87,46 @@ def run_page(
     history: Optional[Path],
 ) -> str:
     """The page of ``run`` from its summaries, records (by phase, verify ones included),
-    the lines of its node failures and the history database (None: no trend)."""
+    the lines of its node failures (failures.json is read for the nodes) and the history
+    database (None: no trend). The verdict and the headline first, then the settings,
+    verification, node failures, and per phase its tables and figures."""
     sealed = run.read_doc("run.json", {}) or {}
-    body = [
-        f"<h1>parbench run {escape(run.run_id)}</h1>",
-        _facts(_run_facts(sealed, run.read_doc("cluster.json") or {}, summaries)),
-    ]
-    body.append("<h2>Verdict</h2>")
-    body += _verdicts(run, summaries, records, failures)
+    failed = run.read_doc("failures.json", {}) or {}
+    body = [f"<h1>parbench run {escape(run.run_id)}</h1>"]
+    body += _verdicts(run, summaries, records, failures, failed)
+    if summaries:
+        body.append(tables.headline(summaries))
+    body += ["<h2>Settings</h2>", tables.settings(sealed, run.read_doc("cluster.json") or {},
+                                                  summaries)]  # fmt: skip
     verified = [r for phase in VERIFY_PHASES for r in records.get(phase, [])]
     body.append("<h2>Verification</h2>")
-    body.append(_pre(report.verify_table(verified)) if verified else "<p>not verified</p>")
-    if failures:
-        body += ["<h2>Node failures</h2>", _pre("\n".join(failures))]
+    body.append(tables.verification(verified) if verified else "<p>not verified</p>")
+    if failed:
+        body += ["<h2>Node failures</h2>", tables.failed_nodes(failed)]
+    elif failures:
+        body += ["<h2>Node failures</h2>"] + [f"<p>{escape(line)}</p>" for line in failures]
     for phase, summary in summaries.items():
         body.append(f"<h2>{escape(phase)}</h2>")
-        body.append(_pre(report.table(summary)))
+        warnings = getattr(summary, "warnings", ()) or ()
+        if warnings:
+            body.append(_verdict("warn", [f"{phase}: {w}" for w in warnings]))
+        body += _phase_tables(summary)
         if isinstance(summary, PhaseSummary):
             body += _phase_figures(summary, records.get(phase, []))
         body.append(_trend(run, phase, summary, history))
     return page_html(f"parbench {run.run_id}", body)
 
 
-def _run_facts(sealed: dict, cluster: dict, summaries: dict[str, Any]) -> list[tuple[str, str]]:
-    document = (sealed.get("inventory") or {}).get("document") or {}
-    nodes = [str(n.get("id", "?")) for n in document.get("nodes", []) or []]
-    reference = sealed.get("reference") or {}
-    versions = sealed.get("versions") or {}
-    facts = [
-        ("created", str(sealed.get("created", "?"))),
-        ("controller", str((sealed.get("controller") or {}).get("hostname", "?"))),
-        ("nodes", f"{len(nodes)}: " + ", ".join(nodes[:16]) + (" ..." if len(nodes) > 16 else "")),
-        ("reference", f"{reference.get('path', '?')}, {reference.get('bytes', '?')} bytes"),
+def _phase_tables(summary: PhaseSummary | MetaSummary) -> list[str]:
+    if isinstance(summary, MetaSummary):
+        return [tables.meta(summary), tables.latency(summary), tables.errors(summary)]
+    return [
+        tables.slowest(summary),
+        tables.nodes(summary),
+        tables.latency(summary),
+        tables.iterations(summary),
+        tables.errors(summary),
     ]
-    for phase, summary in summaries.items():
-        config = {k: v for k, v in summary.config.items() if k != "phase"}
-        facts.append((f"{phase} config", " ".join(f"{k}={v}" for k, v in sorted(config.items()))))
-    if cluster.get("version"):
-        facts.append(("storage (cluster)", str(cluster["version"])))
-    labels = sealed.get("labels") or {}
-    if labels:
-        facts.append(("labels", " ".join(f"{k}={v}" for k, v in sorted(labels.items()))))
-    facts.append(("software", " ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v)))
-    return facts
 
 
 def _verdicts(
@@ -135,11 +134,16 @@ def _verdicts(
     summaries: dict[str, PhaseSummary | MetaSummary],
     records: dict[str, list[ClientResult]],
     failures: Sequence[str],
+    failed: dict[str, list[dict]],
 ) -> list[str]:
     out = []
     bad = [r for recs in records.values() for r in recs if not r.ok]
-    if failures or bad:
-        lines = [f"FAILED: {len(bad)} record(s) not ok, {len(failures)} node failure(s)"]
+    nodes = naturally(f.get("node", "?") for found in failed.values() for f in found)
+    if failures or bad or nodes:
+        count = len(nodes) if failed else len(failures)
+        lines = [f"FAILED: {len(bad)} record(s) not ok, {count} node failure(s)"
+                 + (f" ({', '.join(nodes[:10])}{' ...' if len(nodes) > 10 else ''})"
+                    if nodes else "")]  # fmt: skip
         lines += [
             f"{r.phase} {r.node}/{r.client} {r.path}: {r.status}: {one_line(r.error or '')}"
             for r in bad[:10]
@@ -170,14 +174,26 @@ def _verdicts(
 
 
 def _phase_figures(summary: PhaseSummary, records: list[ClientResult]) -> list[str]:
+    """The distributions first (they read at any scale), then what is drawn one client
+    at a time only while legible, then over time and latency."""
     phase = summary.phase
+    many = len({r.node for r in records}) > distplots.BOXES
     return [
+        figure(
+            distplots.node_boxes(summary),
+            f"{phase}: client throughput "
+            + ("of clients and of nodes, cumulative" if many else "per node (box per node)"),
+        ),
+        figure(distplots.client_ecdf(summary), f"{phase}: client throughput, cumulative"),
+        figure(distplots.heatmap(summary, records), f"{phase}: throughput per node over time"),
         figure(plots.client_bars(summary), f"{phase}: each client's throughput, by node"),
         figure(
             plots.timeline(phase, records),
-            f"{phase}: when each client was ready, started and ended",
+            f"{phase}: when each client (or node) was ready, started and ended",
         ),
-        figure(plots.over_time(summary), f"{phase}: throughput over time, all nodes and each"),
+        figure(
+            plots.over_time(summary), f"{phase}: throughput over time, all nodes and their spread"
+        ),
         figure(plots.latency(phase, summary.histograms), f"{phase}: latency per operation"),
     ]
 
@@ -215,8 +231,9 @@ def _trend(run: RunDir, phase: str, summary: Any, history: Optional[Path]) -> st
     found = change_points([values[i] for i in good]) if len(good) >= 2 else []
     points = [replace(p, index=good[p.index]) for p in found]  # back to the runs drawn
     svg = plots.trend(
-        phase, [e.run_id for e in entries], values, [e.valid for e in entries], points, unit
-    )
+        phase, [e.run_id for e in entries], values, [e.valid for e in entries], points, unit,
+        when=[e.created for e in entries],
+    )  # fmt: skip
     among = "".join(f", {k}={v}" for k, v in sorted(labels.items()))
     caption = (
         f"{phase}: {len(entries)} runs of config {summary.config_hash}{among};"

@@ -37,6 +37,8 @@ from typing import Any, Iterator
 from worker.protocol import TIMED_PHASES
 from worker.results import ClientResult, read_lines
 
+from .natural import natural_key
+
 
 class RunNotFound(LookupError):
     pass
@@ -226,7 +228,8 @@ class RunDir:
         return list(_read_records(path)) if path.exists() else []
 
     def _iter_records(self, phase: str, damaged: list[str] | None = None) -> Iterator[ClientResult]:
-        for path in sorted(self.path.glob(f"nodes/*/{phase}.jsonl")):
+        found = self.path.glob(f"nodes/*/{phase}.jsonl")
+        for path in sorted(found, key=lambda p: natural_key(p.parent.name)):  # n2 before n10
             yield from _read_records(path, damaged)
 
     def forget(self, phase: str) -> None:

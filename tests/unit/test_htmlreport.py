@@ -92,6 +92,8 @@ def test_over_time_and_latency_from_the_summary() -> None:
     over = plots.over_time(summary)
     assert over is not None and "write: throughput over time" in _comments(over)
     assert {"all nodes", "n0", "n1"} <= set(_comments(over))
+    # a legend under the axes (figure.legend), not over the peaks: none on the axes
+    assert "legend_1" in over
     latency = plots.latency("write", summary.histograms)
     assert latency is not None
     texts = _comments(latency)
@@ -151,9 +153,12 @@ def test_run_page_is_self_contained_with_verdict_tables_and_figures(tmp_path: Pa
     assert "storage (cluster)</td><td>alluxio 2.9.6" in page and "cluster=c1" in page
     assert "FAILED: 1 record(s) not ok, 0 node failure(s)" in page
     assert "write n1/1 /parbench/n1/1: error: h: /parbench/n1/1: ConnectionError" in page
-    assert "write: 16.00 MiB/s aggregate" in page  # the text table
+    # the verdict and the headline before anything else; tables, not console text
+    assert "<pre" not in page
+    assert page.index("FAILED:") < page.index("headline") < page.index("<h2>Settings")
+    assert "<td>write</td><td class=n>16.00</td>" in page  # the headline's aggregate
     images = _images(page)
-    assert len(images) == 4  # bars, timeline, over time, latency
+    assert len(images) == 7  # boxes, ECDF, heatmap, bars, timeline, over time, latency
     for svg in images:
         _parse(svg)
 
@@ -215,3 +220,111 @@ def test_sweep_page_plots_against_the_axis_with_most_values(tmp_path: Path) -> N
     assert "throughput against clients" in texts and "write size=1MiB" in texts
     assert "run None: boom" not in page and "run -: boom" in page
     json.dumps(doc)  # the document stays plain JSON
+
+
+# --- the page at any scale (issue 18, part 3) ---------------------------------------------
+
+
+def test_natural_order_of_node_ids() -> None:
+    from controller.run.natural import natural_key, naturally
+
+    assert naturally(["n10", "n2", "n1", "n11", "n0"]) == ["n0", "n1", "n2", "n10", "n11"]
+    assert sorted(["b2", "a10", "a9"], key=natural_key) == ["a9", "a10", "b2"]
+
+
+def test_records_come_back_in_natural_node_order(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path, "20261126T000000Z-nat0")
+    for node in ("n10", "n2", "n1"):
+        folder = run.path / "nodes" / node
+        folder.mkdir(parents=True)
+        (folder / "write.jsonl").write_text(
+            rec(node, 0, bytes=1, start=1.0, end=2.0).to_json() + "\n"
+        )
+    assert [r.node for r in run.records("write")] == ["n1", "n2", "n10"]
+    assert [n.node for n in summarise(run.records("write")).per_node] == ["n1", "n2", "n10"]
+
+
+def test_the_verdict_counts_failed_nodes_not_phases(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    failed = [{"node": n, "host": f"u@{n}:22", "step": "write", "cause": "refused"}
+              for n in ("n3", "n10")]  # fmt: skip
+    run.write_doc("failures.json", {"write": failed})
+    lines = ["write: 2 node(s) failed: ..."]
+    ok = [r for r in WRITE if r.ok]
+    page = htmlreport.run_page(run, {"write": summarise(ok)}, {"write": ok}, lines, None)
+    assert "FAILED: 0 record(s) not ok, 2 node failure(s) (n3, n10)" in page
+    assert "<td>n10</td><td>u@n10:22</td>" in page  # the failures as a table
+
+
+def test_settings_are_a_table_and_warnings_show_at_the_phase(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    summary = summarise([r for r in WRITE if r.ok]).judged(
+        {"phase": "write", "clients": [2, 2], "size": 10 * MIB}, "cafe", {}, ()
+    )
+    from dataclasses import dataclass, fields
+
+    from controller.analysis.stats import PhaseSummary
+
+    @dataclass(frozen=True)
+    class Warned(PhaseSummary):  # as PhaseSummary gets warnings (issue 18, part 2)
+        warnings: tuple[str, ...] = ()
+
+    values = {
+        f.name: getattr(summary, f.name) for f in fields(PhaseSummary) if f.name != "warnings"
+    }
+    summary = Warned(**values, warnings=("too short: 2 series intervals",))
+    page = htmlreport.run_page(run, {"write": summary}, {"write": WRITE}, [], None)
+    assert "<th>setting</th><th>write</th>" in page
+    assert "<td>clients</td><td>2 (each of 2)</td>" in page
+    assert "{" not in page.split("<h2>Settings")[1].split("</table>")[1]  # no Python repr
+    assert "write: too short: 2 series intervals" in page.split("<h2>write</h2>")[1]
+
+
+def test_operation_colours_are_the_same_in_every_phase() -> None:
+    write = plots.latency("write", {"write": WRITE[0].latency["write"]})  # type: ignore[index]
+    read = plots.latency(
+        "read", {"file": WRITE[0].latency["file"], "write": WRITE[0].latency["write"]}
+    )  # type: ignore[index]
+    colour = plots.OP_COLOURS["write"]
+    assert write is not None and read is not None
+    assert f"stroke: {colour}" in write and f"stroke: {colour}" in read
+
+
+def test_trend_is_drawn_against_dates() -> None:
+    when = [f"2026-11-{d:02d}T02:00:00Z" for d in range(1, 8)]
+    svg = plots.trend("write", [f"run{i}" for i in range(7)], [100, 101, 99, 100, 60, 61, 59],
+                      [True] * 7, [ChangePoint(4, 0.001, 100.0, 60.0)], when=when)  # fmt: skip
+    assert svg is not None
+    texts = _comments(svg)
+    assert "run start (UTC)" in texts and "run6" not in texts
+    assert any("Nov" in t or t.startswith("0") for t in texts), texts
+
+
+def _legend_entries(svg: str) -> list[int]:
+    """The number of entries of each legend of an SVG (matplotlib names its groups)."""
+    root = _parse(svg)
+    counts = []
+    for group in root.iter(f"{SVG}g"):
+        if (group.get("id") or "").startswith("legend_"):
+            counts.append(sum(1 for g in group if (g.get("id") or "").startswith("text_")))
+    return counts
+
+
+def test_page_of_100_nodes_by_16_clients_is_small_and_its_legends_short(tmp_path: Path) -> None:
+    from bench.page import synthetic
+
+    records = synthetic(100, 16)
+    summaries = {phase: summarise(found) for phase, found in records.items()}
+    run = RunDir.create(tmp_path, "20261126T000000Z-big0")
+    page = htmlreport.run_page(run, summaries, records, [], None)
+    assert len(page.encode()) <= 2_000_000
+    images = _images(page)
+    assert len(images) >= 6
+    for svg in images:
+        assert all(n <= 10 for n in _legend_entries(svg)), _legend_entries(svg)
+    # the slowest nodes by name, in a table; the heatmap and distributions drawn
+    assert "slowest 10 nodes" in page and "<td>n5</td>" in page
+    assert "write: throughput per node over time" in page
+    # nodes in natural order in the nodes' table
+    table = page.split("write: nodes")[1]
+    assert table.index("<td>n2</td>") < table.index("<td>n10</td>")
