@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from worker.results import ClientResult, Histogram
 
+from ..analysis import adequacy, measures
 from ..analysis.changepoint import ChangePoint
 from ..analysis.stats import PhaseSummary
 
@@ -130,9 +131,9 @@ def over_time(summary: PhaseSummary) -> Optional[str]:
     figure, axes = _figure()
 
     def line(series: dict, zero: float, **style: Any) -> None:
-        step = float(series["interval"])
-        xs = [series["start"] - zero + step * (i + 0.5) for i in range(len(series["bytes"]))]
-        axes.plot(xs, [b / step / MIB for b in series["bytes"]], **style)
+        found = measures.rates(series)  # a partial last interval over its own length
+        xs = [series["start"] - zero + at + length / 2 for at, length, _ in found]
+        axes.plot(xs, [rate / MIB for _, _, rate in found], **style)
 
     zero = float(total["start"])
     line(total, zero, color="#222222", lw=1.8, label="all nodes", marker=".")
@@ -166,12 +167,13 @@ def latency(phase: str, histograms: dict[str, dict]) -> Optional[str]:
             k = min(int(math.log10(middle) * BINS_PER_DECADE) - first, len(counts) - 1)
             counts[max(k, 0)] += count / histogram.count
         p99 = histogram.percentile(99) / 1000
+        tail = f", p99 {p99:.3g} ms" if adequacy.supported(histogram.count, 99) else ""
         axes.stairs(
             counts,
             [e / 1000 for e in edges],
             color=f"C{i % 10}",
             lw=1.2,
-            label=f"{op} (n={histogram.count}, p99 {p99:.3g} ms)",
+            label=f"{op} (n={histogram.count}{tail})",
         )
     axes.set_xscale("log")
     axes.set_xlabel("latency (ms, log scale)")
