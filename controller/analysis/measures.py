@@ -11,7 +11,8 @@ The last interval is partial when the clients ended within it: ``last`` says how
 it they ran (the latest end), and its rate is its bytes over that length, not over a
 whole interval (which would draw a fall to zero at every phase's end). A last interval
 of less than half an interval is left out of the rates (its bytes stay in the series):
-a few milliseconds are no rate.
+a few milliseconds are no rate; unless it is the only one (a phase that short is warned
+about, controller/analysis/adequacy.py).
 """
 
 from __future__ import annotations
@@ -62,14 +63,14 @@ class Series:
 def rates(series: dict) -> list[tuple[float, float, float]]:
     """(seconds from the series' start, seconds covered, bytes/s) of each interval of a
     series as :meth:`Series.to_dict` has it: a partial last one over its own length, or
-    left out when shorter than half an interval."""
+    left out when shorter than half an interval and not the only one."""
     step = float(series["interval"])
     moved = series["bytes"]
     out = [(k * step, step, b / step) for k, b in enumerate(moved)]
     last = series.get("last")
     if out and last is not None and last < step:
         out.pop()
-        if last >= step / 2:
+        if last >= step / 2 or len(moved) == 1:
             out.append(((len(moved) - 1) * step, last, moved[-1] / last))
     return out
 

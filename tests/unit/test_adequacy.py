@@ -167,6 +167,8 @@ def test_a_partial_last_interval_is_over_its_own_length_or_left_out() -> None:
     full = summarise([rec("n0", 0, bytes=2, start=0.0, end=2.0,
                           series={"start": 0.0, "interval": 1.0, "bytes": [1, 1]})])  # fmt: skip
     assert "last" not in full.series
+    only = summarise(demo_records()).series  # one interval, 0.48 s of it: kept, scaled
+    assert series_lines(only) == ["MiB/s per 1 s: 62.50 (the last over its 0.48 s)"]
 
 
 def test_the_over_time_plot_draws_no_fall_to_zero() -> None:
