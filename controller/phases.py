@@ -19,7 +19,7 @@ from fabric import Connection
 from worker.protocol import PhaseRequest, RequestError
 from worker.results import ClientResult
 
-from .analysis import history, metastats, stats, validity
+from .analysis import adequacy, history, metastats, stats, validity
 from .nodes import locks, runner, stopping
 from .nodes import push as pushing
 from .nodes.fleet import current as fleet
@@ -273,6 +273,7 @@ def _judged(
     invalid: tuple[str, ...] = ()
     if failures is not None:
         invalid = validity.judge(summary, planned, failures, s.max_start_skew, s.min_phase_seconds)
+        summary = adequacy.warned(summary, s.short_phase_seconds)
     return summary.judged(config, validity.config_hash(config), run.labels, invalid)
 
 

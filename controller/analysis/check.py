@@ -5,7 +5,8 @@ and the labels asked for) gives one value per valid run; change points are found
 series (controller/analysis/changepoint.py). A regression is the last change point, when the
 level from it on (which holds the run checked) is worse than the level before by at least
 ``min_effect``. A history shorter than ``min_points`` runs is said, not failed. Invalid
-runs are left out of the series: their figures cannot be trusted either way.
+runs are left out of the series: their figures cannot be trusted either way. Short runs
+(controller/analysis/adequacy.py) stay in, and a note says how many there are.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def check(
             continue
         entries = entries[: [e.run_id for e in entries].index(run_id) + 1]  # up to this run
         longest = max(longest, len(entries))
+        short = sum(e.short for e in entries)
+        if short:
+            notes.append(
+                f"{phase}: {short} of {len(entries)} run(s) in the series were short (below"
+                " short_phase_seconds or a few series intervals): their figures are noisy"
+            )
         if len(entries) < min_points:
             notes.append(
                 f"{phase}: history too short to judge ({len(entries)} run(s) of config"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -45,6 +45,7 @@ class Change:
     p_value: Optional[float]  # None: no test (single values or too few samples)
     verdict: str  # "better", "worse", "noise", "no test"
     samples: tuple[int, int]
+    short: bool = False  # either run's phase was short (controller/analysis/adequacy.py)
 
 
 def samples_of(figures: dict) -> dict[str, list[float]]:
@@ -65,7 +66,7 @@ def samples_of(figures: dict) -> dict[str, list[float]]:
     latency = (figures.get("latency") or {}).get("file") or (figures.get("latency") or {}).get(
         "create"
     )
-    if latency and latency.get("count"):
+    if latency and latency.get("p99") is not None:  # None: too few samples for a p99
         out["p99_latency"] = [latency["p99"]]
     ops = figures.get("ops") or {}
     if ops:
@@ -79,8 +80,9 @@ def samples_of(figures: dict) -> dict[str, list[float]]:
 def compare_phase(phase: str, before: dict, after: dict) -> list[Change]:
     """Every metric both summaries of ``phase`` have."""
     a, b = samples_of(before), samples_of(after)
+    short = bool(before.get("short") or after.get("short"))
     return [
-        _change(phase, metric, a[metric], b[metric])
+        replace(_change(phase, metric, a[metric], b[metric]), short=short)
         for metric in METRICS
         if metric in a and metric in b
     ]

@@ -19,7 +19,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -79,6 +79,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: whole files moved, for files/s (NULL for phases recorded before)
     "ALTER TABLE phases ADD COLUMN files INTEGER",
+    # 3: a phase too short for its figures (controller/analysis/adequacy.py)
+    "ALTER TABLE phases ADD COLUMN short INTEGER NOT NULL DEFAULT 0",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the operation whose p99 latency stands for a phase
@@ -140,6 +142,7 @@ class Entry:
     labels: dict[str, str]
     samples: tuple[float, ...]  # measured iterations' aggregates
     cluster: Optional[str] = None  # the storage's version, e.g. "alluxio 2.9.6"
+    short: bool = False  # too short for its figures (summary.json's "short")
 
 
 class History:
@@ -242,8 +245,8 @@ class History:
         db.execute(
             "INSERT OR REPLACE INTO phases (run_id, phase, config_hash, config, valid, invalid,"
             " clients, ok, errors, bytes, wall_seconds, aggregate, first_done, client_median,"
-            " p99_us, ops_per_s, latency, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?, ?, ?)",
+            " p99_us, ops_per_s, latency, files, short) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 phase,
@@ -263,6 +266,7 @@ class History:
                 _ops_rate(ops),
                 json.dumps(latency, sort_keys=True),
                 figures.get("files"),
+                int(bool(figures.get("short"))),
             ),
         )
         db.execute("DELETE FROM samples WHERE run_id = ? AND phase = ?", (run_id, phase))
@@ -300,7 +304,7 @@ class History:
             args += [key, value]
         query = (
             "SELECT r.run_id, r.created, p.phase, p.config_hash, p.valid, p.aggregate,"
-            " p.first_done, p.client_median, p.p99_us, p.ops_per_s, r.cluster_version"
+            " p.first_done, p.client_median, p.p99_us, p.ops_per_s, r.cluster_version, p.short"
             " FROM phases p JOIN runs r"
             " USING (run_id)"
             + (" WHERE " + " AND ".join(where) if where else "")
@@ -340,9 +344,10 @@ class History:
                 (run_id, phase),
             )
         )
-        return Entry(
+        entry = Entry(
             run_id, row[1], phase, row[3], bool(row[4]), *row[5:10], labels, samples, row[10]
         )
+        return replace(entry, short=bool(row[11]))
 
 
 def _ops_rate(ops: dict) -> Optional[float]:

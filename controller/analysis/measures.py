@@ -6,6 +6,13 @@ node's measured clock offset and spreads each interval's bytes over the interval
 common grid it overlaps, in proportion to the overlap (the bytes of an interval are taken
 as moved evenly within it). The grid starts at the earliest series and has the largest
 interval among them (one run has one).
+
+The last interval is partial when the clients ended within it: ``last`` says how much of
+it they ran (the latest end), and its rate is its bytes over that length, not over a
+whole interval (which would draw a fall to zero at every phase's end). A last interval
+of less than half an interval is left out of the rates (its bytes stay in the series):
+a few milliseconds are no rate; unless it is the only one (a phase that short is warned
+about, controller/analysis/adequacy.py).
 """
 
 from __future__ import annotations
@@ -41,25 +48,39 @@ class Series:
     start: float
     interval: float
     bytes: tuple[float, ...]
-
-    def rates(self) -> list[float]:
-        """Bytes per second of each interval."""
-        return [b / self.interval for b in self.bytes]
+    last: float | None = None  # seconds the last interval covers; None: all of it
 
     def to_dict(self) -> dict:
+        partial = self.last is not None and self.last < self.interval - 1e-9
         return {
             "start": self.start,
             "interval": self.interval,
             "bytes": [round(b) for b in self.bytes],
+            **({"last": round(self.last, 6)} if partial else {}),  # type: ignore[arg-type]
         }
+
+
+def rates(series: dict) -> list[tuple[float, float, float]]:
+    """(seconds from the series' start, seconds covered, bytes/s) of each interval of a
+    series as :meth:`Series.to_dict` has it: a partial last one over its own length, or
+    left out when shorter than half an interval and not the only one."""
+    step = float(series["interval"])
+    moved = series["bytes"]
+    out = [(k * step, step, b / step) for k, b in enumerate(moved)]
+    last = series.get("last")
+    if out and last is not None and last < step:
+        out.pop()
+        if last >= step / 2 or len(moved) == 1:
+            out.append(((len(moved) - 1) * step, last, moved[-1] / last))
+    return out
 
 
 def series(records: Iterable[ClientResult]) -> Series | None:
     """The records' series summed on one grid (controller clock); None when none has one."""
+    having = [r for r in records if r.series and r.series.get("interval")]
     found = [
         (r.series["start"] - r.clock_offset, float(r.series["interval"]), r.series["bytes"])
-        for r in records
-        if r.series and r.series.get("interval")
+        for r in having
     ]
     if not found:
         return None
@@ -71,7 +92,9 @@ def series(records: Iterable[ClientResult]) -> Series | None:
         for k, amount in enumerate(moved):
             if amount:
                 _spread(grid, (began - start + k * step) / interval, step / interval, amount)
-    return Series(start, interval, tuple(grid))
+    ends = [r.end - r.clock_offset for r in having if r.end > 0]
+    last = min(max(ends) - start - (len(grid) - 1) * interval, interval) if ends and grid else None
+    return Series(start, interval, tuple(grid), None if last is None or last <= 0 else last)
 
 
 def _spread(grid: list[float], at: float, length: float, amount: float) -> None:

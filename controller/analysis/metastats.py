@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from worker.protocol import META_OPS
 from worker.results import ClientResult
 
-from . import measures
+from . import adequacy, measures
 from .samples import Samples
 from .stats import (
     Distribution,
@@ -70,6 +70,8 @@ class MetaSummary(Verdicts):
     config_hash: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     invalid: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # as PhaseSummary's (controller/analysis/adequacy.py)
+    short: bool = False
 
 
 def summarise_meta(records: Iterable[ClientResult]) -> MetaSummary:
@@ -99,7 +101,7 @@ def summarise_meta(records: Iterable[ClientResult]) -> MetaSummary:
             kind: Distribution.of(_figures([r], kind).rate for r in ok) for kind in META_OPS
         },
         start_skew=skew,
-        latency={op: h.summary() for op, h in merged.items()},
+        latency=adequacy.percentiles(merged),
         histograms={op: h.to_dict() for op, h in merged.items()},
         iterations=Iterations((), (only,), Samples.of([])),
     )

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TypeVar
 
-from worker.results import ClientResult, Histogram
+from worker.results import ClientResult
 
-from . import measures
+from . import adequacy, measures
 from .samples import Samples
 
 
@@ -184,12 +184,14 @@ class Verdicts:
         """This summary (made again from the records) with what only the run that made it
         knew, from the ``saved`` summary."""
         verdict = (saved.get("iterations") or {}).get("verdict")
-        return self.decided(verdict).judged(
+        judged = self.decided(verdict).judged(
             saved.get("config", {}),
             saved.get("config_hash", ""),
             saved.get("labels", {}),
             tuple(saved.get("invalid", ())),
         )
+        warned = {"warnings": tuple(saved.get("warnings", ())), "short": bool(saved.get("short"))}
+        return replace(judged, **warned)  # type: ignore[type-var]
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,8 @@ class PhaseSummary(Verdicts):
     start_skew: float
     ready_skew: float
     by_client: tuple[ClientSummary, ...]
-    #: op -> count, mean, min, p50, p90, p99, p99.9, max in us, over every record
+    #: op -> count, mean, min, p50, p90, p99, p99.9, max in us, over every record; a
+    #: percentile the count cannot support is None (controller/analysis/adequacy.py)
     latency: dict[str, dict] = field(default_factory=dict)
     #: op -> the merged histogram itself (worker/results.py's Histogram), to merge further
     histograms: dict[str, dict] = field(default_factory=dict)
@@ -227,6 +230,9 @@ class PhaseSummary(Verdicts):
     invalid: tuple[str, ...] = ()
     files: int = 0  # whole files the ok records moved
     first_done: Stonewall | None = None  # stonewall; the aggregate above is "last done"
+    #: one-line warnings about what the figures can carry (adequacy.py); short: too short
+    warnings: tuple[str, ...] = ()
+    short: bool = False
 
 
 def summarise(records: Iterable[ClientResult], phase: str | None = None) -> PhaseSummary:
@@ -261,7 +267,7 @@ def summarise(records: Iterable[ClientResult], phase: str | None = None) -> Phas
             default=0.0,
         ),
         by_client=tuple(_client(r) for r in records),
-        latency=_percentiles(merged),
+        latency=adequacy.percentiles(merged),
         histograms={op: h.to_dict() for op, h in merged.items()},
         series=_series(records),
         iterations=_iterations(everything),
@@ -346,10 +352,6 @@ def _iteration(records: list[ClientResult]) -> IterationSummary:
     )
 
 
-def _percentiles(merged: dict[str, Histogram]) -> dict[str, dict]:
-    return {op: h.summary() for op, h in merged.items()}
-
-
 def _series(records: list[ClientResult]) -> dict | None:
     found = measures.series(records)
     return None if found is None else found.to_dict()
@@ -425,7 +427,7 @@ def _node(nid: str, records: list[ClientResult]) -> NodeSummary:
         throughput=span.throughput,
         wall_seconds=span.seconds,
         files=sum(r.files for r in ok),
-        latency=_percentiles(measures.latency(records)),
+        latency=adequacy.percentiles(measures.latency(records)),
         series=_series(records),
     )
 

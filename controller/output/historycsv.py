@@ -32,20 +32,12 @@ COLUMNS = (
     "clients",
     "errors",
     "valid",  # 1 or 0
-    "short",  # 1: the phase was shorter than its figures need (min_phase_seconds)
+    "short",  # 1: the phase was shorter than its figures need (short_phase_seconds)
 )
 
 
 def _mib(value: Optional[float]) -> Optional[float]:
     return None if value is None else value / MIB
-
-
-def _short(invalid: str) -> int:
-    try:
-        reasons = json.loads(invalid or "[]")
-    except ValueError:
-        return 0
-    return int(any("min_phase_seconds" in str(r) or "short" in str(r) for r in reasons))
 
 
 def row(entry: Entry, details: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +67,7 @@ def row(entry: Entry, details: dict[str, Any]) -> dict[str, Any]:
         "clients": details.get("clients"),
         "errors": details.get("errors"),
         "valid": int(entry.valid),
-        "short": _short(details.get("invalid", "[]")),
+        "short": int(entry.short),
     }
 
 

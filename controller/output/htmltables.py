@@ -49,7 +49,10 @@ def mib(value: float) -> str:
     return f"{value / MIB:.2f}"
 
 
-def ms(microseconds: float) -> str:
+def ms(microseconds: float | None) -> str:
+    """Milliseconds to 3 significant digits; "-" for a percentile too few samples support."""
+    if microseconds is None:
+        return "-"
     value = microseconds / 1000
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 

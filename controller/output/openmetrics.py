@@ -85,7 +85,7 @@ def _gauges(sealed: dict, summary: dict) -> Iterator[Any]:
             first.add_metric(values, figures["first_done"]["throughput"])
         latency = figures.get("latency") or {}
         headline = latency.get("file") or latency.get("create")
-        if headline and headline.get("count"):
+        if headline and headline.get("p99") is not None:  # None: too few samples
             p99.add_metric(values, headline["p99"] / 1e6)
         kinds = figures.get("ops") or {}
         seconds = sum(k.get("seconds", 0.0) for k in kinds.values())

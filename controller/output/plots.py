@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from worker.results import ClientResult, Histogram
 
+from ..analysis import adequacy, measures
 from ..analysis.changepoint import ChangePoint
 from ..analysis.stats import PhaseSummary, percentile
 from ..run.natural import natural_key, naturally
@@ -187,20 +188,25 @@ def over_time(summary: PhaseSummary) -> Optional[str]:
         return None
     figure, axes = _figure()
     zero, step = float(total["start"]), float(total["interval"])
-    xs = [step * (i + 0.5) for i in range(len(total["bytes"]))]
-    axes.plot(xs, [b / step / MIB for b in total["bytes"]], color="#222222", lw=1.8,
-              label="all nodes", marker=".")  # fmt: skip
+
+    def line(series: dict, **style: Any) -> None:
+        found = measures.rates(series)  # a partial last interval over its own length
+        xs = [series["start"] - zero + at + length / 2 for at, length, _ in found]
+        axes.plot(xs, [rate / MIB for _, _, rate in found], **style)
+
+    line(total, color="#222222", lw=1.8, label="all nodes", marker=".")
     nodes = sorted(
         (n for n in summary.per_node if n.series and n.series.get("bytes")),
         key=lambda n: natural_key(n.node),
     )
     if len(nodes) <= NODE_LINES:
         for i, node in enumerate(nodes):
-            rates = on_grid(node.series or {}, zero, step, len(xs))
-            axes.plot(xs, [r / MIB for r in rates], color=f"C{i}", lw=0.9, label=node.node)
-    else:
-        grid = [on_grid(n.series or {}, zero, step, len(xs)) for n in nodes]
-        columns = [sorted(g[k] / MIB for g in grid) for k in range(len(xs))]
+            line(node.series or {}, color=f"C{i}", lw=0.9, label=node.node)
+    else:  # the band over the whole intervals of the aggregate (its partial last one left out)
+        width = len(total["bytes"]) - (1 if total.get("last") is not None else 0)
+        xs = [step * (i + 0.5) for i in range(width)]
+        grid = [on_grid(n.series or {}, zero, step, width) for n in nodes]
+        columns = [sorted(g[k] / MIB for g in grid) for k in range(width)]
         axes.fill_between(xs, [percentile(c, 10) for c in columns],
                           [percentile(c, 90) for c in columns], color="#4c72b0", alpha=0.25,
                           lw=0, label=f"nodes 10-90 % ({len(nodes)})")  # fmt: skip
@@ -259,12 +265,13 @@ def latency(phase: str, histograms: dict[str, dict]) -> Optional[str]:
             k = min(int(math.log10(middle) * BINS_PER_DECADE) - first, len(counts) - 1)
             counts[max(k, 0)] += count / histogram.count
         p99 = histogram.percentile(99) / 1000
+        tail = f", p99 {p99:.3g} ms" if adequacy.supported(histogram.count, 99) else ""
         axes.stairs(
             counts,
             [e / 1000 for e in edges],
             color=op_colour(op),
             lw=1.2,
-            label=f"{op} (n={histogram.count}, p99 {p99:.3g} ms)",
+            label=f"{op} (n={histogram.count}{tail})",
         )
     axes.set_xscale("log")
     axes.set_xlabel("latency (ms, log scale)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from controller.analysis import measures
 from controller.analysis.metastats import MetaSummary
 from controller.analysis.stats import Failure, PhaseSummary, Verdicts
 from controller.run.iterations import IterationPlan
@@ -102,12 +103,13 @@ OP_ORDER = ("create", "open", "ttfb", "write", "read", "close", "file")
 
 
 def latency_lines(latency: dict[str, dict]) -> list[str]:
-    """A table of each operation's count and percentiles in ms (none when not recorded)."""
+    """A table of each operation's count and percentiles in ms, 3 significant digits; a
+    percentile its count cannot support (None) is ``-`` (none when not recorded)."""
     if not latency:
         return []
     ops = sorted(latency, key=lambda op: (OP_ORDER.index(op) if op in OP_ORDER else 99, op))
     rows = [
-        (op, str(latency[op]["count"]), *(_ms(latency[op][c]) for c in LATENCY_COLUMNS))
+        (op, str(latency[op]["count"]), *(_ms3(latency[op].get(c)) for c in LATENCY_COLUMNS))
         for op in ops
     ]
     return ["latency (ms):", *_table(("op", "count", *LATENCY_COLUMNS), rows)]
@@ -115,18 +117,33 @@ def latency_lines(latency: dict[str, dict]) -> list[str]:
 
 def series_lines(series: dict | None, most: int = 12) -> list[str]:
     """Throughput over time, MiB/s per interval: all of them, or the first and last
-    ``most``/2 with how many are left out between."""
+    ``most``/2 with how many are left out between; a partial last interval over its own
+    length, or left out when under half an interval (measures.rates), and said."""
     if not series or not series["bytes"]:
         return []
-    rates = [_mib(b / series["interval"]) for b in series["bytes"]]
+    found = measures.rates(series)
+    rates = [_mib(rate) for _, _, rate in found]
     if len(rates) > most:
         half = most // 2
         rates = [*rates[:half], f"... ({len(rates) - most} more) ...", *rates[-half:]]
-    return [f"MiB/s per {series['interval']:g} s: {' '.join(rates)}"]
+    last = series.get("last")
+    note = ""
+    if last is not None:
+        kept = len(found) == len(series["bytes"])
+        note = f" (the last over its {last:.2g} s)" if kept else f" (a last {last:.2g} s left out)"
+    return [f"MiB/s per {series['interval']:g} s: {' '.join(rates)}{note}"]
 
 
-def _ms(microseconds: float) -> str:
-    return f"{microseconds / 1000:.3f}"
+def _ms(microseconds: float | None) -> str:
+    return "-" if microseconds is None else f"{microseconds / 1000:.3f}"
+
+
+def _ms3(microseconds: float | None) -> str:
+    """Milliseconds to 3 significant digits (whole ones from 1000 on); None: ``-``."""
+    if microseconds is None:
+        return "-"
+    ms = microseconds / 1000
+    return f"{ms:.0f}" if ms >= 1000 else f"{ms:#.3g}".rstrip(".")
 
 
 def meta_table(summary: MetaSummary) -> str:
@@ -261,7 +278,7 @@ def compare_table(first: str, second: str, changes: Sequence[Any]) -> str:
                 f"{c.change * 100:+.1f} %",
                 "-" if c.p_value is None else f"{c.p_value:.3f}",
                 f"{c.samples[0]}/{c.samples[1]}",
-                c.verdict,
+                c.verdict + (" (short run)" if getattr(c, "short", False) else ""),
             )
         )
     title = (

@@ -83,6 +83,7 @@ class Settings:
     meta_size: int
     max_start_skew: float
     min_phase_seconds: float
+    short_phase_seconds: float
     fanout: int
     request_timeout: float | None  # None: the phase's budget (plan.phase_budget)
 

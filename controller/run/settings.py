@@ -259,6 +259,8 @@ SETTINGS: tuple[Setting, ...] = (
       MAX_START_DELAY),
     S("min_phase_seconds", "seconds", 0, "an iteration shorter than this is invalid; 0: any",
       0, MAX_TIMEOUT),
+    S("short_phase_seconds", "seconds", 5, "a phase shorter than this is marked short and"
+      " warned about (its throughput is mostly start and end); 0: never", 0, MAX_TIMEOUT),
     S("fanout", "count", 64, "nodes pushed, locked or cleaned at once", 1, 100_000),
     S("request_timeout", "seconds", None, "seconds one storage request may take before its"
       " client fails (null: 0.9 x phase_timeout)", 1, MAX_TIMEOUT, null=True),

@@ -194,7 +194,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
             " connect_timeout, phase_timeout, python, latency, series_interval, iterations, warmup,"
             " until_stable, stable_window, max_iterations, duration, meta_files, meta_size,"
             " max_start_skew,"
-            " min_phase_seconds, fanout, request_timeout)",
+            " min_phase_seconds, short_phase_seconds, fanout, request_timeout)",
         ),
         (
             _nodes("{id: n0, hots: h0}"),

@@ -150,7 +150,7 @@ def test_latency_and_series_lines() -> None:
     lines = latency_lines(latency)
     assert lines[0] == "latency (ms):"
     assert lines[2].split() == ["create", "2", "0.800", "0.900", "0.900", "0.900", "0.900"]
-    assert lines[3].split()[:3] == ["write", "8", "1.500"]
+    assert lines[3].split()[:3] == ["write", "8", "1.50"]  # 3 significant digits
     assert latency_lines({}) == [] and series_lines(None) == []
     mib = 1024 * 1024
     assert series_lines({"start": 0, "interval": 0.5, "bytes": [mib, 2 * mib]}) == [
