@@ -4,7 +4,8 @@
 sweep's runs and ``fab nightly``. The fleet holds what they share: the SSH connections
 (controller/nodes/remote.py), the nodes' agents (controller/nodes/agents.py), the run
 locks this process holds (controller/nodes/locks.py), and what the push found on each
-node (its facts: host, Python, clock offset and round trip) with what it brought there.
+node (its facts: host, Python, clock offset and round trip) with what it brought there,
+and the runs the command started or continued (controller/run/session.py).
 A node is probed and pushed once per command: a later task whose push would bring
 nothing new (controller/phases.py's ``push``) takes the node as ready, with the facts
 measured then. A node that failed a step is probed again by the next push.
@@ -21,6 +22,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import methodcaller
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from fabric import Connection
@@ -30,6 +32,7 @@ from .agents import Agents
 from .remote import Connections, close_each, connection_key
 
 if TYPE_CHECKING:
+    from ..run.run import Run
     from .locks import RunLocks
     from .push import NodeInfo
 
@@ -51,6 +54,7 @@ class Fleet:
         self.connections = Connections(connect)
         self.agents = Agents()
         self.locks: dict[str, RunLocks] = {}  # run id -> this process's locks on it
+        self.runs: dict[Path, Run] = {}  # results root -> the run this command works on
         self._pushed: dict[tuple, Pushed] = {}
         self._guard = threading.Lock()
         self._closing = False

@@ -4,6 +4,10 @@
 continue it; a later ``fab read`` or ``fab verify`` continues ``results/latest`` (the
 newest run that measured something, controller/run/rundir.py) or ``--run ID``, checked
 against today's inventory (controller/run/run.py).
+
+The runs a command started or continued are part of that command's state, kept in its
+fleet (controller/nodes/fleet.py, ``Fleet.runs``) with its connections and locks: two
+commands in one process never continue each other's run.
 """
 
 from __future__ import annotations
@@ -11,31 +15,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..nodes.fleet import current as fleet
 from . import say
 from .inventory import Inventory
 from .run import Run
 from .rundir import RunNotFound
 
-#: runs started or opened by this process, per results root: what chained tasks continue
-_ACTIVE: dict[Path, Run] = {}
+
+def _active() -> dict[Path, Run]:
+    """The runs this command started or opened, per results root: what chained tasks
+    continue."""
+    return fleet().runs
 
 
 def start(inventory: Inventory, root: Path, labels: Optional[dict[str, str]] = None) -> Run:
     run = Run.start(inventory, root, labels)
-    _ACTIVE[root.resolve()] = run
+    _active()[root.resolve()] = run
     say.out(f"run {run.run_id}: results in {run.path}/")
     return run
 
 
 def active(root: Path) -> Optional[Run]:
     """The run this ``fab`` command started or continued, if any."""
-    return _ACTIVE.get(root.resolve())
+    return _active().get(root.resolve())
 
 
 def discard(run: Run, previous: Optional[str]) -> None:
     """Forget a run that was refused before anything ran (its locks were taken): its
     folder goes and ``latest`` names ``previous`` again."""
-    _ACTIVE.pop(run.dir.root.resolve(), None)
+    _active().pop(run.dir.root.resolve(), None)
     run.dir.discard(previous)
     say.out(f"run {run.run_id}: discarded, nothing ran")
 
@@ -56,9 +64,9 @@ def current(
     new one when ``create`` (a same-file read needs no write before it), else RunNotFound
     saying to run ``fab write`` first.
     """
-    key = root.resolve()
-    if not run_id and key in _ACTIVE:
-        return _ACTIVE[key]
+    key, active = root.resolve(), _active()
+    if not run_id and key in active:
+        return active[key]
     try:
         run = Run.open(root, run_id or configured or "latest")
     except RunNotFound:
@@ -69,6 +77,6 @@ def current(
             return start(today, root)
         raise
     run = run.reconciled(inventory())
-    _ACTIVE[key] = run
+    active[key] = run
     say.out(f"run {run.run_id}: continuing, results in {run.path}/")
     return run

@@ -12,6 +12,7 @@ import pytest
 from controller import commands, phases
 from controller.analysis.compare import compare_runs, resolve
 from controller.nodes import locks, remote
+from controller.nodes.fleet import Fleet, using
 from controller.nodes.locks import LockHeld
 from controller.output import htmlreport
 from controller.phases import BenchFailure
@@ -43,16 +44,15 @@ def inventory(tmp_path: Path):
 
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(session, "_ACTIVE", {})  # a fresh `fab` process
     ids = iter(range(1, 100))  # runs a second apart, as they are in use
     monkeypatch.setattr(run_module, "new_run_id", lambda: f"20260101T0000{next(ids):02d}Z-0000")
     return tmp_path / "results"
 
 
 def _measured_run(inventory, root: Path) -> str:
-    run = session.start(inventory, root)
-    commands.write(run)
-    session._ACTIVE.clear()  # the next `fab` command
+    with using(Fleet()):  # a `fab write` of its own
+        run = session.start(inventory, root)
+        commands.write(run)
     return run.run_id
 
 
@@ -75,8 +75,8 @@ def test_a_failed_push_leaves_latest_and_previous_on_the_runs_that_measured(
     assert (a, b) == (first, second) and changes
     # the chain goes on with the run it started; a later command with the newest measured
     assert session.current(lambda: inventory, root) is failed
-    session._ACTIVE.clear()
-    assert session.current(lambda: inventory, root).run_id == second
+    with using(Fleet()):  # the next `fab` command
+        assert session.current(lambda: inventory, root).run_id == second
 
 
 def test_previous_skips_a_run_that_measured_nothing_even_when_latest_names_it(
@@ -114,8 +114,8 @@ def test_a_dangling_latest_names_the_missing_run_and_the_newest_left(
 
 
 def test_runs_that_measured_nothing_are_named_when_no_run_measured(inventory, root: Path) -> None:
-    only = session.start(inventory, root)
-    session._ACTIVE.clear()
+    with using(Fleet()):
+        only = session.start(inventory, root)
     with pytest.raises(RunNotFound, match=f"has measured anything yet; .* is {only.run_id}"):
         session.current(lambda: inventory, root)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.nodes.fleet import Fleet, using
 from controller.run import session
 from controller.run.inventory import load
 from controller.run.rundir import RunDir, RunNotFound
@@ -19,26 +20,25 @@ def inventory(tmp_path: Path):
 
 
 @pytest.fixture
-def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(session, "_ACTIVE", {})  # a fresh `fab` process
-    return tmp_path / "results"
+def results(tmp_path: Path) -> Path:
+    return tmp_path / "results"  # each test is a fresh `fab` command (conftest's fleet)
 
 
 def test_a_configured_run_never_takes_over_a_chained_command(inventory, results) -> None:
     today = lambda: inventory  # noqa: E731
     old = session.start(inventory, results)
-    session._ACTIVE.clear()  # the next `fab write read verify`
-    new = session.start(inventory, results)
-    assert new.run_id != old.run_id
-    assert session.current(today, results, None, configured=old.run_id) == new
-    assert session.current(today, results, old.run_id, configured=None).run_id == old.run_id
+    with using(Fleet()):  # the next `fab write read verify`
+        new = session.start(inventory, results)
+        assert new.run_id != old.run_id
+        assert session.current(today, results, None, configured=old.run_id) == new
+        assert session.current(today, results, old.run_id, configured=None).run_id == old.run_id
 
 
 def test_a_configured_run_is_continued_by_a_later_command(inventory, results) -> None:
     old = session.start(inventory, results)
     session.start(inventory, results)
-    session._ACTIVE.clear()
-    chosen = session.current(lambda: inventory, results, None, configured=old.run_id)
+    with using(Fleet()):  # a later command
+        chosen = session.current(lambda: inventory, results, None, configured=old.run_id)
     assert chosen.run_id == old.run_id
 
 
@@ -60,11 +60,25 @@ def test_a_run_json_changed_since_it_was_sealed_is_not_continued(inventory, resu
 
     from controller.run.seal import RunAltered
 
-    old = session.start(inventory, results)
-    session._ACTIVE.clear()  # a later `fab meta`, `fab verify`
+    with using(Fleet()):
+        old = session.start(inventory, results)
+    # a later `fab meta`, `fab verify`: this test's command
     doc = json.loads((old.path / "run.json").read_text())
     doc["requests"]["meta"]["a"]["clients"][0]["path"] = "/precious"
     (old.path / "run.json").write_text(json.dumps(doc))
     with pytest.raises(RunAltered, match=r"node a, phase meta: requests\.meta\.a\.clients\[0\]"):
         session.current(lambda: inventory, results, old.run_id)
     assert session.active(results) is None
+
+
+def test_two_commands_in_one_process_do_not_see_each_others_run(inventory, results) -> None:
+    """The run a command started is part of its own state (its fleet), not the process's:
+    another command in the same process (a test, an embedding program) starts afresh."""
+    with using(Fleet()):
+        first = session.start(inventory, results)
+        with using(Fleet()):  # another command, while the first is still at work
+            assert session.active(results) is None
+            second = session.start(inventory, results)
+            assert session.current(lambda: inventory, results) is second
+        assert session.active(results) is first
+        assert session.current(lambda: inventory, results) is first
