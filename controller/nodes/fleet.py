@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import methodcaller
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 from fabric import Connection
 
@@ -56,6 +56,8 @@ class Fleet:
         self.locks: dict[str, RunLocks] = {}  # run id -> this process's locks on it
         self.runs: dict[Path, Run] = {}  # results root -> the run this command works on
         self._pushed: dict[tuple, Pushed] = {}
+        self._facts: dict[tuple, NodeInfo] = {}  # what the latest probe measured on a node
+        self.saved: dict[Path, dict] = {}  # run folder -> the hosts.json this command wrote
         self._guard = threading.Lock()
         self._closing = False
         self.closed = False
@@ -82,6 +84,15 @@ class Fleet:
             if before is not None and before.python == node.python:
                 sizes |= before.generated  # a push leaves the data of other sizes there
             self._pushed[connection_key(node)] = Pushed(info, node.python, files, sizes)
+            self._facts[connection_key(node)] = info
+
+    def facts(self, nodes: Sequence[Node]) -> dict[str, NodeInfo]:
+        """Node id -> what the latest push of this command measured on it (host, Python,
+        clock offset and error, what it copied), for each of ``nodes`` a push reached: the
+        phase loop's clock offsets and start margin, and the run's hosts.json. A node
+        that failed a step since keeps its facts (it is probed again all the same)."""
+        with self._guard:
+            return {n.id: info for n in nodes if (info := self._facts.get(connection_key(n)))}
 
     def unready(self, node: Node) -> None:
         """``node`` failed a step (or its generated data was deleted): the next push

@@ -119,8 +119,8 @@ def test_a_chained_write_read_verify_probes_and_pushes_each_node_once(
     said = capsys.readouterr().out
     # each task still says each node's state, as a push that found it up to date would
     assert said.count("[n0] vm-n0 python 3.11: up to date; clock offset +2.0 ms (±1.0)") == 2
-    hosts = json.loads((run.path / "hosts.json").read_text())
-    assert hosts["n0"]["clock_offset"] == 0.002 and hosts["n0"]["uploaded"] == 0
+    hosts = json.loads((run.path / "hosts.json").read_text())  # what the push measured
+    assert hosts["n0"]["clock_offset"] == 0.002 and hosts["n0"]["uploaded"] == copied["n0"]
 
 
 def test_a_sweeps_runs_reuse_the_pushed_nodes_and_a_failed_node_is_probed_again(
@@ -180,3 +180,34 @@ def test_the_fleet_gives_back_the_locks_then_ends_the_agents_then_closes_connect
     fleet.close()
     fleet.close()  # once
     assert done == ["locks", "agents", "conn"]
+
+
+def test_a_chained_write_read_verify_writes_hosts_json_once_and_never_reads_it(
+    world: World, probes: Counter, inventory: Inventory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The push's facts (clock offsets, round trips) reach the phase loop through the
+    fleet: hosts.json is saved once for the command, and never read back."""
+    import os
+
+    counted: Counter = Counter()
+    os_replace, read_text = os.replace, Path.read_text
+
+    def replacing(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        counted["written"] += Path(dst).name == "hosts.json"
+        return os_replace(src, dst, *args, **kwargs)
+
+    def reading(self: Path, *args, **kwargs) -> str:  # type: ignore[no-untyped-def]
+        counted["read"] += self.name == "hosts.json"
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replacing)
+    monkeypatch.setattr(Path, "read_text", reading)
+    run = session.start(inventory, tmp_path / "results")
+    commands.write(run)
+    commands.read(run)
+    commands.verify(run)
+    assert (counted["written"], counted["read"]) == (1, 0)
+    hosts = json.loads(read_text(run.path / "hosts.json"))
+    assert set(hosts) == {"n0", "n1", "schema"} and hosts["n1"]["clock_error"] == 0.001
+
