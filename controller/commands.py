@@ -23,7 +23,7 @@ from .nodes.nodeoutput import printable
 from .nodes.remote import on_nodes
 from .output import console, report
 from .phases import ONCE, BenchFailure, failure_table, failures_of, run_phases, summary_of
-from .run import sequences, session
+from .run import sequences
 from .run.inventory import Inventory, Node
 from .run.iterations import IterationPlan
 from .run.plan import (
@@ -286,7 +286,7 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
     def one(point: sweeping.Point, labels: dict[str, str]) -> tuple[str, dict]:
         settings = point.inventory.settings
         rounds = settings.iteration_plan.fits(phase_budget(settings))  # the inventory's repeats
-        run = session.start(point.inventory, root, labels)
+        run = fleet().runs.start(point.inventory, root, labels)
         reads = "read" in steps and len(point.inventory.nodes) > 1
         try:
             write(run, rounds)
@@ -298,7 +298,7 @@ def sweep(base: Inventory, axes: dict[str, list[str]], steps: Sequence[str], roo
             raise PointFailed(str(exc), exc.code, run.run_id) from None
         except Exception:  # refused (a lock held, a bad point) before any node was asked
             if not run.dir.sent():
-                session.discard(run, None)  # no trace: no folder, latest unmoved
+                fleet().runs.discard(run, None)  # no trace: no folder, latest unmoved
             raise
         return run.run_id, run.dir.read_doc("summary.json", {})
 

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 from fabric import Connection
 
 from ..run.inventory import Inventory, Node
+from ..run.session import Runs
 from .agents import Agents
 from .remote import Connections, close_each, connection_key
 
 if TYPE_CHECKING:
-    from ..run.run import Run
     from .locks import RunLocks
     from .push import NodeInfo
 
@@ -54,7 +54,7 @@ class Fleet:
         self.connections = Connections(connect)
         self.agents = Agents()
         self.locks: dict[str, RunLocks] = {}  # run id -> this process's locks on it
-        self.runs: dict[Path, Run] = {}  # results root -> the run this command works on
+        self.runs = Runs()  # the runs this command started or continued
         self._pushed: dict[tuple, Pushed] = {}
         self._facts: dict[tuple, NodeInfo] = {}  # what the latest probe measured on a node
         self.saved: dict[Path, dict] = {}  # run folder -> the hosts.json this command wrote

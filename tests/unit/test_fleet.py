@@ -16,8 +16,7 @@ import pytest
 
 from controller import commands
 from controller.nodes import push as pushing
-from controller.nodes.fleet import Fleet, using
-from controller.run import session
+from controller.nodes.fleet import Fleet, current, using
 from controller.run.inventory import Inventory, Node, load
 from worker.protocol import LockReply, ProbeFacts, encode_line
 
@@ -108,7 +107,7 @@ def inventory(tmp_path: Path) -> Inventory:
 def test_a_chained_write_read_verify_probes_and_pushes_each_node_once(
     world: World, probes: Counter, inventory: Inventory, tmp_path: Path, capsys
 ) -> None:
-    run = session.start(inventory, tmp_path / "results")
+    run = current().runs.start(inventory, tmp_path / "results")
     commands.write(run)
     commands.read(run)
     commands.verify(run)
@@ -127,8 +126,8 @@ def test_a_sweeps_runs_reuse_the_pushed_nodes_and_a_failed_node_is_probed_again(
     world: World, probes: Counter, inventory: Inventory, tmp_path: Path
 ) -> None:
     root = tmp_path / "results"
-    commands.write(session.start(inventory, root))
-    commands.write(session.start(inventory, root))  # another run, the same nodes and files
+    commands.write(current().runs.start(inventory, root))
+    commands.write(current().runs.start(inventory, root))  # another run, the same nodes and files
     assert probes == {"n0": 1, "n1": 1}
 
     def lost(node: str, request, kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -137,9 +136,9 @@ def test_a_sweeps_runs_reuse_the_pushed_nodes_and_a_failed_node_is_probed_again(
 
     world.behaviour = lost
     with pytest.raises(commands.BenchFailure):
-        commands.write(session.start(inventory, root))
+        commands.write(current().runs.start(inventory, root))
     world.behaviour = lambda node, request, kwargs: None
-    commands.write(session.start(inventory, root))
+    commands.write(current().runs.start(inventory, root))
     assert probes == {"n0": 1, "n1": 2}
 
 
@@ -158,12 +157,12 @@ def test_data_generated_on_the_nodes_is_made_once_and_again_after_clean_data(
     (tmp_path / "inv.yaml").write_text(INVENTORY.replace("data: ref.txt", "data: 4096"))
     inventory = load(tmp_path / "inv.yaml")
     root = tmp_path / "results"
-    commands.write(session.start(inventory, root))
+    commands.write(current().runs.start(inventory, root))
     commands.clean(inventory)  # storage only: the generated data stays
-    commands.write(session.start(inventory, root))
+    commands.write(current().runs.start(inventory, root))
     assert probes == {"n0": 1, "n1": 1}
     commands.clean(inventory, data=True)  # the generated data deleted on the nodes
-    commands.write(session.start(inventory, root))  # probed again, the data made again
+    commands.write(current().runs.start(inventory, root))  # probed again, the data made again
     assert probes == {"n0": 2, "n1": 2}
     assert Counter(e[0] for e in world.log if e[1] == "generate") == {"n0": 2, "n1": 2}
 
@@ -203,11 +202,10 @@ def test_a_chained_write_read_verify_writes_hosts_json_once_and_never_reads_it(
 
     monkeypatch.setattr(os, "replace", replacing)
     monkeypatch.setattr(Path, "read_text", reading)
-    run = session.start(inventory, tmp_path / "results")
+    run = current().runs.start(inventory, tmp_path / "results")
     commands.write(run)
     commands.read(run)
     commands.verify(run)
     assert (counted["written"], counted["read"]) == (1, 0)
     hosts = json.loads(read_text(run.path / "hosts.json"))
     assert set(hosts) == {"n0", "n1", "schema"} and hosts["n1"]["clock_error"] == 0.001
-
