@@ -89,10 +89,11 @@ def push(
     files = frozenset((a.remote, a.sha256) for a in arts)
     generated = pushing.generated_size(inventory, data)
     known = {n.id: info for n in inventory.nodes if (info := nodes.pushed(n, files, generated))}
+    sizes = frozenset() if generated is None else nodes.sizes | {generated}  # a sweep's all
 
     def one(conn: Connection, node: Node) -> pushing.NodeInfo:
-        info = pushing.push_node(conn, node, inventory, arts, data, nodes.agents, held)
-        nodes.note_pushed(node, info, files, generated)
+        info = pushing.push_node(conn, node, inventory, arts, data, nodes.agents, held, sizes)
+        nodes.note_pushed(node, info, files, sizes)
         return info
 
     probed = [n for n in inventory.nodes if n.id not in known]

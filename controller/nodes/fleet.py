@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import methodcaller
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Iterator, Optional, Sequence
 
 from fabric import Connection
 
@@ -58,6 +58,9 @@ class Fleet:
         self._pushed: dict[tuple, Pushed] = {}
         self._facts: dict[tuple, NodeInfo] = {}  # what the latest probe measured on a node
         self.saved: dict[Path, dict] = {}  # run folder -> the hosts.json this command wrote
+        #: the sizes of generated data this command needs (a sweep over size: every
+        #: point's): a push that generates data makes them all, under one probe's lock
+        self.sizes: frozenset[int] = frozenset()
         self._guard = threading.Lock()
         self._closing = False
         self.closed = False
@@ -76,9 +79,11 @@ class Fleet:
         return replace(done.info, uploaded=0, provisioned=False)
 
     def note_pushed(
-        self, node: Node, info: NodeInfo, files: frozenset, generated: Optional[int]
+        self, node: Node, info: NodeInfo, files: frozenset, generated: Collection[int]
     ) -> None:
-        sizes = frozenset(() if generated is None else (generated,))
+        """The push brought ``files`` and the generated data of the sizes ``generated``
+        to ``node`` and measured ``info`` there."""
+        sizes = frozenset(generated)
         with self._guard:
             before = self._pushed.get(connection_key(node))
             if before is not None and before.python == node.python:

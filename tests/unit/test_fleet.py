@@ -67,7 +67,8 @@ class NodeConnection(FakeConnection):
             self.world.note(self.node, "bootstrap")
             return SimpleNamespace(stdout="", stderr="", exited=0)
         if " -m worker generate " in command:
-            self.world.note(self.node, "generate")
+            words = shlex.split(command)
+            self.world.note(self.node, "generate", words[words.index("--bytes") + 1])
             return SimpleNamespace(stdout="", stderr="", exited=0)
         if " -m worker lock " in command:
             self.world.note(self.node, "lock")
@@ -209,3 +210,12 @@ def test_a_chained_write_read_verify_writes_hosts_json_once_and_never_reads_it(
     assert (counted["written"], counted["read"]) == (1, 0)
     hosts = json.loads(read_text(run.path / "hosts.json"))
     assert set(hosts) == {"n0", "n1", "schema"} and hosts["n1"]["clock_error"] == 0.001
+
+
+def test_a_sweep_over_sizes_probes_each_node_once_and_makes_every_size_there(
+    world: World, probes: Counter, inventory: Inventory, tmp_path: Path
+) -> None:
+    commands.sweep(inventory, {"size": ["4KiB", "8KiB"]}, ["write"], tmp_path / "results")
+    assert probes == {"n0": 1, "n1": 1}
+    made = [(e[0], e[2]) for e in world.log if e[1] == "generate"]
+    assert sorted(made) == [(n, s) for n in ("n0", "n1") for s in ("4096", "8192")]
