@@ -30,6 +30,7 @@ from controller.analysis import history
 from controller.analysis.compare import CompareError, compare_runs
 from controller.analysis.history import regression_check
 from controller.nodes import stopping
+from controller.nodes.fleet import current as fleet
 from controller.nodes.limits import LimitError
 from controller.nodes.locks import LockFailed, LockHeld
 from controller.nodes.push import RuntimeUnavailable
@@ -38,7 +39,7 @@ from controller.output.exports import keep_check
 from controller.output.historycsv import history_csv
 from controller.output.openmetrics import PushFailed, PushOptionError
 from controller.output.report import check_lines, compare_table, history_table
-from controller.run import say, session
+from controller.run import say
 from controller.run.inventory import Inventory, InventoryError, LabelError, load, parse_labels
 from controller.run.iterations import (
     MAX_ITERATIONS,
@@ -186,11 +187,11 @@ def write(c, inventory=None, iterations=None, warmup=None, duration=None, label=
         labels = parse_labels(label or [])
         today = _inventory(c, inventory)
         chosen = rounds(today)
-        run = session.start(today, root, labels)
+        run = fleet().runs.start(today, root, labels)
         try:
             commands.write(run, chosen)
         except LockHeld:  # another run is at work there: this one leaves no trace
-            session.discard(run, previous)
+            fleet().runs.discard(run, previous)
             raise
 
 
@@ -223,7 +224,7 @@ def read(
         rounds = _rounds(iterations, warmup, duration)
         if mode == "cross" and not from_run:  # one node: say so before looking for a run
             read_plan(_inventory(c, inventory))
-        chosen = session.current(
+        chosen = fleet().runs.current(
             _today(c, inventory, from_run),
             _results(c),
             run,
@@ -238,7 +239,7 @@ def verify(c, inventory=None, run=None, from_run=False):
     """Check the run's written files and read copies against its reference; exit 1
     naming bad ones."""
     with _exits():
-        chosen = session.current(
+        chosen = fleet().runs.current(
             _today(c, inventory, from_run), _results(c), run, c.config.bench.run
         )
         commands.verify(chosen)
@@ -285,15 +286,15 @@ def meta(c, inventory=None, label=None):
     with _exits():
         root = _results(c)
         previous = latest_id(root)
-        run = session.active(root)
+        run = fleet().runs.active(root)
         started = run is None
         if run is None:
-            run = session.start(_inventory(c, inventory), root, parse_labels(label or []))
+            run = fleet().runs.start(_inventory(c, inventory), root, parse_labels(label or []))
         try:
             commands.meta(run)
         except LockHeld:
             if started:
-                session.discard(run, previous)
+                fleet().runs.discard(run, previous)
             raise
 
 
@@ -390,7 +391,7 @@ def check(c, run=None, label=None, min_effect="0.05"):
     with _exits():
         effect = history.min_effect_of(str(min_effect))
         root = _results(c)
-        chained = session.active(root)
+        chained = fleet().runs.active(root)
         chosen = run or (chained.run_id if chained else None)
         labels = parse_labels(label or [])
         checked, found = regression_check(root, chosen, labels, effect)
@@ -416,7 +417,7 @@ def nightly(c, inventory=None, label=None, pushgateway=None):
     with _exits():
         gateway = pushgateway and openmetrics.gateway_url(pushgateway)
     worst = 0
-    before = session.active(_results(c))
+    before = fleet().runs.active(_results(c))
     steps = [
         lambda: write(c, inventory=inventory, label=label),
         lambda: read(c, inventory=inventory),
@@ -432,7 +433,7 @@ def nightly(c, inventory=None, label=None, pushgateway=None):
             worst = max(worst, stop.code)
             if number == 0 or stop.code in (130, 143):  # no run to go on with, or stopped
                 break
-    made = session.active(_results(c))  # latest moves only once a run measured something
+    made = fleet().runs.active(_results(c))  # latest moves only once a run measured something
     if made is not None and made is not before:  # a run began: its page, whatever the outcome
         try:
             print(f"nightly: report {commands.html(made.dir)}")

@@ -89,10 +89,11 @@ def push(
     files = frozenset((a.remote, a.sha256) for a in arts)
     generated = pushing.generated_size(inventory, data)
     known = {n.id: info for n in inventory.nodes if (info := nodes.pushed(n, files, generated))}
+    sizes = frozenset() if generated is None else nodes.sizes | {generated}  # a sweep's all
 
     def one(conn: Connection, node: Node) -> pushing.NodeInfo:
-        info = pushing.push_node(conn, node, inventory, arts, data, nodes.agents, held)
-        nodes.note_pushed(node, info, files, generated)
+        info = pushing.push_node(conn, node, inventory, arts, data, nodes.agents, held, sizes)
+        nodes.note_pushed(node, info, files, sizes)
         return info
 
     probed = [n for n in inventory.nodes if n.id not in known]
@@ -113,9 +114,7 @@ def push(
         )
     failures = failures_of(outcomes)
     if run is not None:
-        run.dir.update_doc(
-            "hosts.json", {o.node.id: o.value.to_dict() for o in outcomes if o.value is not None}
-        )
+        _save_hosts(run.dir, inventory.nodes)
         _record_failures(run.dir, "push", failures)
     if failures:
         console.failed(failure_table(failures))
@@ -124,18 +123,31 @@ def push(
     return ready
 
 
-def _offsets(run: RunDir) -> dict[str, float]:
-    return {nid: info["clock_offset"] for nid, info in run.read_doc("hosts.json", {}).items()}
+def _save_hosts(run: RunDir, nodes: Sequence[Node]) -> None:
+    """The run's hosts.json: what this command's pushes measured on its ``nodes`` (the
+    fleet's facts), written whole when it differs from what this command wrote there
+    last: once for a chained ``write read verify``, again only after a node was probed
+    again. Never read back: the phase loop takes the facts from the fleet."""
+    facts = {nid: info.to_dict() for nid, info in fleet().facts(nodes).items()}
+    saved = fleet().saved
+    if saved.get(run.path) != facts:
+        run.write_doc("hosts.json", facts)
+        saved[run.path] = facts
 
 
-def start_margin(run: RunDir, settings: Settings, nodes: Sequence[Node]) -> float:
+def _offsets(nodes: Sequence[Node]) -> dict[str, float]:
+    """Node id -> its clock offset, as this command's push measured it."""
+    return {nid: info.clock_offset for nid, info in fleet().facts(nodes).items()}
+
+
+def start_margin(settings: Settings, nodes: Sequence[Node]) -> float:
     """Seconds from the last node ready to the common start: ``start_delay``, or when it
     is ``auto``, from the round trips the push measured to ``nodes`` (an unknown one
     counts as ``AUTO_UNKNOWN_TRIP``)."""
     if settings.start_delay is not None:
         return settings.start_delay
-    hosts = run.read_doc("hosts.json", {})
-    trips = [2 * hosts[n.id]["clock_error"] if n.id in hosts else AUTO_UNKNOWN_TRIP for n in nodes]
+    facts = fleet().facts(nodes)
+    trips = [2 * facts[n.id].clock_error if n.id in facts else AUTO_UNKNOWN_TRIP for n in nodes]
     return auto_margin(trips)
 
 
@@ -169,7 +181,7 @@ def run_phases(
     if not timed:
         rounds = ONCE
     settings = inventory.settings
-    margin = start_margin(run.dir, settings, ready)  # the same for every iteration
+    margin = start_margin(settings, ready)  # the same for every iteration
     if timed:
         clients, auto = sum(n.clients for n in ready), settings.start_delay is None
         console.phase_start(phases, clients, len(ready), margin, auto, rounds)
@@ -294,7 +306,7 @@ def _iteration(
     interruption (None: not interrupted)."""
     phases = list(requests)
     inventory, settings = run.inventory, run.inventory.settings
-    offsets = _offsets(run.dir)
+    offsets = _offsets(ready)
     gates = {
         phase: StartGate([n.id for n in ready], margin, settings.ready_timeout) for phase in timed
     }
@@ -384,7 +396,10 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
     targets = [n for n in (nodes or run.inventory.nodes) if n.id in missing]
     if not targets:
         return
-    offsets = _offsets(run.dir)
+    offsets = _offsets(targets)
+    if len(offsets) < len(targets):  # `fab report --collect`: not pushed by this command
+        saved = run.dir.read_doc("hosts.json", {})  # what the push of an earlier one measured
+        offsets = {n.id: saved[n.id]["clock_offset"] for n in targets if n.id in saved} | offsets
 
     def fetch(conn: Connection, node: Node) -> list[str]:
         found = []

@@ -4,7 +4,8 @@
 sweep's runs and ``fab nightly``. The fleet holds what they share: the SSH connections
 (controller/nodes/remote.py), the nodes' agents (controller/nodes/agents.py), the run
 locks this process holds (controller/nodes/locks.py), and what the push found on each
-node (its facts: host, Python, clock offset and round trip) with what it brought there.
+node (its facts: host, Python, clock offset and round trip) with what it brought there,
+and the runs the command started or continued (controller/run/session.py).
 A node is probed and pushed once per command: a later task whose push would bring
 nothing new (controller/phases.py's ``push``) takes the node as ready, with the facts
 measured then. A node that failed a step is probed again by the next push.
@@ -21,11 +22,13 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import methodcaller
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Collection, Iterator, Optional, Sequence
 
 from fabric import Connection
 
 from ..run.inventory import Inventory, Node
+from ..run.session import Runs
 from .agents import Agents
 from .remote import Connections, close_each, connection_key
 
@@ -51,7 +54,13 @@ class Fleet:
         self.connections = Connections(connect)
         self.agents = Agents()
         self.locks: dict[str, RunLocks] = {}  # run id -> this process's locks on it
+        self.runs = Runs()  # the runs this command started or continued
         self._pushed: dict[tuple, Pushed] = {}
+        self._facts: dict[tuple, NodeInfo] = {}  # what the latest probe measured on a node
+        self.saved: dict[Path, dict] = {}  # run folder -> the hosts.json this command wrote
+        #: the sizes of generated data this command needs (a sweep over size: every
+        #: point's): a push that generates data makes them all, under one probe's lock
+        self.sizes: frozenset[int] = frozenset()
         self._guard = threading.Lock()
         self._closing = False
         self.closed = False
@@ -70,14 +79,25 @@ class Fleet:
         return replace(done.info, uploaded=0, provisioned=False)
 
     def note_pushed(
-        self, node: Node, info: NodeInfo, files: frozenset, generated: Optional[int]
+        self, node: Node, info: NodeInfo, files: frozenset, generated: Collection[int]
     ) -> None:
-        sizes = frozenset(() if generated is None else (generated,))
+        """The push brought ``files`` and the generated data of the sizes ``generated``
+        to ``node`` and measured ``info`` there."""
+        sizes = frozenset(generated)
         with self._guard:
             before = self._pushed.get(connection_key(node))
             if before is not None and before.python == node.python:
                 sizes |= before.generated  # a push leaves the data of other sizes there
             self._pushed[connection_key(node)] = Pushed(info, node.python, files, sizes)
+            self._facts[connection_key(node)] = info
+
+    def facts(self, nodes: Sequence[Node]) -> dict[str, NodeInfo]:
+        """Node id -> what the latest push of this command measured on it (host, Python,
+        clock offset and error, what it copied), for each of ``nodes`` a push reached: the
+        phase loop's clock offsets and start margin, and the run's hosts.json. A node
+        that failed a step since keeps its facts (it is probed again all the same)."""
+        with self._guard:
+            return {n.id: info for n in nodes if (info := self._facts.get(connection_key(n)))}
 
     def unready(self, node: Node) -> None:
         """``node`` failed a step (or its generated data was deleted): the next push

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Collection, Optional
 
 from fabric import Connection
 
@@ -285,14 +285,16 @@ def push_node(
     data: bool = True,
     agents: Optional[Agents] = None,
     locks: Optional[RunLocks] = None,
+    sizes: Collection[int] = (),
 ) -> NodeInfo:
     """Check ``node`` and bring it up to date; with ``agents``, its probe then stays on
     as the node's agent for the rest of this process. With ``locks``, the node's workdir
     is locked (through its probe) before anything in it changes: LockHeld if another
-    run holds it, and nothing changed."""
+    run holds it, and nothing changed. When the data is generated there, that of every
+    size in ``sizes`` is made too, under the same lock (a sweep over size: all at once)."""
     generated = generated_size(inventory, data)
-    stamped = [] if generated is None else [PROBE_STAMPED + _generated_name(generated)]
-    asked = [a.remote for a in arts] + stamped
+    made = [] if generated is None else sorted({generated, *sizes})
+    asked = [a.remote for a in arts] + [PROBE_STAMPED + _generated_name(s) for s in made]
     facts, offset, error, session = probe_node(conn, node, asked)  # workdir claimed if it may
 
     def lock() -> None:
@@ -300,7 +302,7 @@ def push_node(
             locks.take_workdir(node, lambda line: _asked(session, line))
 
     try:
-        updated = _update(conn, node, inventory, arts, facts, generated, lock)
+        updated = _update(conn, node, inventory, arts, facts, made, lock)
     except BaseException:
         session.finish()
         raise
@@ -336,7 +338,7 @@ def _update(
     inventory: Inventory,
     arts: list[Artifact],
     facts: ProbeFacts,
-    generated: Optional[int],
+    generated: Collection[int],
     lock: Callable[[], None] = lambda: None,
 ) -> tuple[list[Artifact], bool]:
     """Bring ``node`` up to date from what its probe found, once ``lock()`` holds its
@@ -375,6 +377,7 @@ def _update(
             f" {wheels}",
             hide=True,
         )
-    if generated is not None and not _stamped_current(facts, generated):
-        _generate(conn, node, generated)  # made, or made again, and checked there
+    for size in generated:
+        if not _stamped_current(facts, size):
+            _generate(conn, node, size)  # made, or made again, and checked there
     return stale, provisioned

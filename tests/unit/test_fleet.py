@@ -16,8 +16,7 @@ import pytest
 
 from controller import commands
 from controller.nodes import push as pushing
-from controller.nodes.fleet import Fleet, using
-from controller.run import session
+from controller.nodes.fleet import Fleet, current, using
 from controller.run.inventory import Inventory, Node, load
 from worker.protocol import LockReply, ProbeFacts, encode_line
 
@@ -68,7 +67,8 @@ class NodeConnection(FakeConnection):
             self.world.note(self.node, "bootstrap")
             return SimpleNamespace(stdout="", stderr="", exited=0)
         if " -m worker generate " in command:
-            self.world.note(self.node, "generate")
+            words = shlex.split(command)
+            self.world.note(self.node, "generate", words[words.index("--bytes") + 1])
             return SimpleNamespace(stdout="", stderr="", exited=0)
         if " -m worker lock " in command:
             self.world.note(self.node, "lock")
@@ -108,7 +108,7 @@ def inventory(tmp_path: Path) -> Inventory:
 def test_a_chained_write_read_verify_probes_and_pushes_each_node_once(
     world: World, probes: Counter, inventory: Inventory, tmp_path: Path, capsys
 ) -> None:
-    run = session.start(inventory, tmp_path / "results")
+    run = current().runs.start(inventory, tmp_path / "results")
     commands.write(run)
     commands.read(run)
     commands.verify(run)
@@ -119,16 +119,16 @@ def test_a_chained_write_read_verify_probes_and_pushes_each_node_once(
     said = capsys.readouterr().out
     # each task still says each node's state, as a push that found it up to date would
     assert said.count("[n0] vm-n0 python 3.11: up to date; clock offset +2.0 ms (±1.0)") == 2
-    hosts = json.loads((run.path / "hosts.json").read_text())
-    assert hosts["n0"]["clock_offset"] == 0.002 and hosts["n0"]["uploaded"] == 0
+    hosts = json.loads((run.path / "hosts.json").read_text())  # what the push measured
+    assert hosts["n0"]["clock_offset"] == 0.002 and hosts["n0"]["uploaded"] == copied["n0"]
 
 
 def test_a_sweeps_runs_reuse_the_pushed_nodes_and_a_failed_node_is_probed_again(
     world: World, probes: Counter, inventory: Inventory, tmp_path: Path
 ) -> None:
     root = tmp_path / "results"
-    commands.write(session.start(inventory, root))
-    commands.write(session.start(inventory, root))  # another run, the same nodes and files
+    commands.write(current().runs.start(inventory, root))
+    commands.write(current().runs.start(inventory, root))  # another run, the same nodes and files
     assert probes == {"n0": 1, "n1": 1}
 
     def lost(node: str, request, kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -137,9 +137,9 @@ def test_a_sweeps_runs_reuse_the_pushed_nodes_and_a_failed_node_is_probed_again(
 
     world.behaviour = lost
     with pytest.raises(commands.BenchFailure):
-        commands.write(session.start(inventory, root))
+        commands.write(current().runs.start(inventory, root))
     world.behaviour = lambda node, request, kwargs: None
-    commands.write(session.start(inventory, root))
+    commands.write(current().runs.start(inventory, root))
     assert probes == {"n0": 1, "n1": 2}
 
 
@@ -158,12 +158,12 @@ def test_data_generated_on_the_nodes_is_made_once_and_again_after_clean_data(
     (tmp_path / "inv.yaml").write_text(INVENTORY.replace("data: ref.txt", "data: 4096"))
     inventory = load(tmp_path / "inv.yaml")
     root = tmp_path / "results"
-    commands.write(session.start(inventory, root))
+    commands.write(current().runs.start(inventory, root))
     commands.clean(inventory)  # storage only: the generated data stays
-    commands.write(session.start(inventory, root))
+    commands.write(current().runs.start(inventory, root))
     assert probes == {"n0": 1, "n1": 1}
     commands.clean(inventory, data=True)  # the generated data deleted on the nodes
-    commands.write(session.start(inventory, root))  # probed again, the data made again
+    commands.write(current().runs.start(inventory, root))  # probed again, the data made again
     assert probes == {"n0": 2, "n1": 2}
     assert Counter(e[0] for e in world.log if e[1] == "generate") == {"n0": 2, "n1": 2}
 
@@ -180,3 +180,42 @@ def test_the_fleet_gives_back_the_locks_then_ends_the_agents_then_closes_connect
     fleet.close()
     fleet.close()  # once
     assert done == ["locks", "agents", "conn"]
+
+
+def test_a_chained_write_read_verify_writes_hosts_json_once_and_never_reads_it(
+    world: World, probes: Counter, inventory: Inventory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The push's facts (clock offsets, round trips) reach the phase loop through the
+    fleet: hosts.json is saved once for the command, and never read back."""
+    import os
+
+    counted: Counter = Counter()
+    os_replace, read_text = os.replace, Path.read_text
+
+    def replacing(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        counted["written"] += Path(dst).name == "hosts.json"
+        return os_replace(src, dst, *args, **kwargs)
+
+    def reading(self: Path, *args, **kwargs) -> str:  # type: ignore[no-untyped-def]
+        counted["read"] += self.name == "hosts.json"
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replacing)
+    monkeypatch.setattr(Path, "read_text", reading)
+    run = current().runs.start(inventory, tmp_path / "results")
+    commands.write(run)
+    commands.read(run)
+    commands.verify(run)
+    assert (counted["written"], counted["read"]) == (1, 0)
+    hosts = json.loads(read_text(run.path / "hosts.json"))
+    assert set(hosts) == {"n0", "n1", "schema"} and hosts["n1"]["clock_error"] == 0.001
+
+
+def test_a_sweep_over_sizes_probes_each_node_once_and_makes_every_size_there(
+    world: World, probes: Counter, inventory: Inventory, tmp_path: Path
+) -> None:
+    commands.sweep(inventory, {"size": ["4KiB", "8KiB"]}, ["write"], tmp_path / "results")
+    assert probes == {"n0": 1, "n1": 1}
+    made = [(e[0], e[2]) for e in world.log if e[1] == "generate"]
+    assert sorted(made) == [(n, s) for n in ("n0", "n1") for s in ("4096", "8192")]

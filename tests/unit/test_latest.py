@@ -12,11 +12,11 @@ import pytest
 from controller import commands, phases
 from controller.analysis.compare import compare_runs, resolve
 from controller.nodes import locks, remote
+from controller.nodes.fleet import Fleet, current, using
 from controller.nodes.locks import LockHeld
 from controller.output import htmlreport
 from controller.phases import BenchFailure
 from controller.run import run as run_module
-from controller.run import session
 from controller.run.inventory import load
 from controller.run.reference import PushError
 from controller.run.rundir import RunNotFound, latest_id
@@ -43,16 +43,15 @@ def inventory(tmp_path: Path):
 
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(session, "_ACTIVE", {})  # a fresh `fab` process
     ids = iter(range(1, 100))  # runs a second apart, as they are in use
     monkeypatch.setattr(run_module, "new_run_id", lambda: f"20260101T0000{next(ids):02d}Z-0000")
     return tmp_path / "results"
 
 
 def _measured_run(inventory, root: Path) -> str:
-    run = session.start(inventory, root)
-    commands.write(run)
-    session._ACTIVE.clear()  # the next `fab` command
+    with using(Fleet()):  # a `fab write` of its own
+        run = current().runs.start(inventory, root)
+        commands.write(run)
     return run.run_id
 
 
@@ -66,7 +65,7 @@ def test_a_failed_push_leaves_latest_and_previous_on_the_runs_that_measured(
     first, second = _measured_run(inventory, root), _measured_run(inventory, root)
     assert latest_id(root) == second
     monkeypatch.setattr(phases, "push", _failed_push)
-    failed = session.start(inventory, root)
+    failed = current().runs.start(inventory, root)
     with pytest.raises(BenchFailure):
         commands.write(failed)
     assert failed.path.is_dir() and latest_id(root) == second
@@ -74,9 +73,9 @@ def test_a_failed_push_leaves_latest_and_previous_on_the_runs_that_measured(
     a, b, changes = compare_runs(root, "previous", "latest")
     assert (a, b) == (first, second) and changes
     # the chain goes on with the run it started; a later command with the newest measured
-    assert session.current(lambda: inventory, root) is failed
-    session._ACTIVE.clear()
-    assert session.current(lambda: inventory, root).run_id == second
+    assert current().runs.current(lambda: inventory, root) is failed
+    with using(Fleet()):  # the next `fab` command
+        assert current().runs.current(lambda: inventory, root).run_id == second
 
 
 def test_previous_skips_a_run_that_measured_nothing_even_when_latest_names_it(
@@ -85,7 +84,7 @@ def test_previous_skips_a_run_that_measured_nothing_even_when_latest_names_it(
     """A results folder of an earlier parbench, whose latest moved when a run began."""
     first, second = _measured_run(inventory, root), _measured_run(inventory, root)
     monkeypatch.setattr(phases, "push", _failed_push)
-    failed = session.start(inventory, root)
+    failed = current().runs.start(inventory, root)
     with pytest.raises(BenchFailure):
         commands.write(failed)
     (root / "latest").unlink()
@@ -103,21 +102,21 @@ def test_a_dangling_latest_names_the_missing_run_and_the_newest_left(
         f"is {first}: pass --run {first}, or run `fab write`"
     )
     with pytest.raises(RunNotFound) as info:
-        session.current(lambda: inventory, root)
+        current().runs.current(lambda: inventory, root)
     assert str(info.value) == message
     with pytest.raises(RunNotFound) as info:
         resolve(root, "latest")
     assert str(info.value) == message
     shutil.rmtree(root / first)
     with pytest.raises(RunNotFound, match="which is missing: run `fab write` first"):
-        session.current(lambda: inventory, root)
+        current().runs.current(lambda: inventory, root)
 
 
 def test_runs_that_measured_nothing_are_named_when_no_run_measured(inventory, root: Path) -> None:
-    only = session.start(inventory, root)
-    session._ACTIVE.clear()
+    with using(Fleet()):
+        only = current().runs.start(inventory, root)
     with pytest.raises(RunNotFound, match=f"has measured anything yet; .* is {only.run_id}"):
-        session.current(lambda: inventory, root)
+        current().runs.current(lambda: inventory, root)
 
 
 @pytest.mark.parametrize("refusal", ["lock", "push"])

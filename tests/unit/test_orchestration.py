@@ -263,7 +263,7 @@ def test_a_workdir_locked_by_another_run_refuses_the_whole_push(
     given_back: list[list[str]] = []
     monkeypatch.setattr(held, "release", lambda: given_back.append(sorted(held.nodes)))
 
-    def push_node(conn, node, inv, arts, data, agents, locks_):  # type: ignore[no-untyped-def]
+    def push_node(conn, node, inv, arts, data, agents, locks_, *rest):  # type: ignore[no-untyped-def]
         assert locks_ is held
         place = {"path": f"{node.workdir}/.parbench-lock", "held": node.id == "n0"}
         if node.id != "n0":

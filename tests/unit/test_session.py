@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.run import session
+from controller.nodes.fleet import Fleet, current, using
 from controller.run.inventory import load
 from controller.run.rundir import RunDir, RunNotFound
 
@@ -19,33 +19,34 @@ def inventory(tmp_path: Path):
 
 
 @pytest.fixture
-def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(session, "_ACTIVE", {})  # a fresh `fab` process
-    return tmp_path / "results"
+def results(tmp_path: Path) -> Path:
+    return tmp_path / "results"  # each test is a fresh `fab` command (conftest's fleet)
 
 
 def test_a_configured_run_never_takes_over_a_chained_command(inventory, results) -> None:
     today = lambda: inventory  # noqa: E731
-    old = session.start(inventory, results)
-    session._ACTIVE.clear()  # the next `fab write read verify`
-    new = session.start(inventory, results)
-    assert new.run_id != old.run_id
-    assert session.current(today, results, None, configured=old.run_id) == new
-    assert session.current(today, results, old.run_id, configured=None).run_id == old.run_id
+    old = current().runs.start(inventory, results)
+    with using(Fleet()):  # the next `fab write read verify`
+        new = current().runs.start(inventory, results)
+        assert new.run_id != old.run_id
+        assert current().runs.current(today, results, None, configured=old.run_id) == new
+        assert (
+            current().runs.current(today, results, old.run_id, configured=None).run_id == old.run_id
+        )
 
 
 def test_a_configured_run_is_continued_by_a_later_command(inventory, results) -> None:
-    old = session.start(inventory, results)
-    session.start(inventory, results)
-    session._ACTIVE.clear()
-    chosen = session.current(lambda: inventory, results, None, configured=old.run_id)
+    old = current().runs.start(inventory, results)
+    current().runs.start(inventory, results)
+    with using(Fleet()):  # a later command
+        chosen = current().runs.current(lambda: inventory, results, None, configured=old.run_id)
     assert chosen.run_id == old.run_id
 
 
 def test_without_any_run_the_error_says_to_write_first(inventory, results) -> None:
     with pytest.raises(RunNotFound, match="run `fab write` first"):
-        session.current(lambda: inventory, results)
-    assert session.current(lambda: inventory, results, create=True).path.is_dir()
+        current().runs.current(lambda: inventory, results)
+    assert current().runs.current(lambda: inventory, results, create=True).path.is_dir()
 
 
 @pytest.mark.parametrize("bad", ["../elsewhere", "/etc", "a/b", ".hidden", ""])
@@ -60,11 +61,25 @@ def test_a_run_json_changed_since_it_was_sealed_is_not_continued(inventory, resu
 
     from controller.run.seal import RunAltered
 
-    old = session.start(inventory, results)
-    session._ACTIVE.clear()  # a later `fab meta`, `fab verify`
+    with using(Fleet()):
+        old = current().runs.start(inventory, results)
+    # a later `fab meta`, `fab verify`: this test's command
     doc = json.loads((old.path / "run.json").read_text())
     doc["requests"]["meta"]["a"]["clients"][0]["path"] = "/precious"
     (old.path / "run.json").write_text(json.dumps(doc))
     with pytest.raises(RunAltered, match=r"node a, phase meta: requests\.meta\.a\.clients\[0\]"):
-        session.current(lambda: inventory, results, old.run_id)
-    assert session.active(results) is None
+        current().runs.current(lambda: inventory, results, old.run_id)
+    assert current().runs.active(results) is None
+
+
+def test_two_commands_in_one_process_do_not_see_each_others_run(inventory, results) -> None:
+    """The run a command started is part of its own state (its fleet), not the process's:
+    another command in the same process (a test, an embedding program) starts afresh."""
+    with using(Fleet()):
+        first = current().runs.start(inventory, results)
+        with using(Fleet()):  # another command, while the first is still at work
+            assert current().runs.active(results) is None
+            second = current().runs.start(inventory, results)
+            assert current().runs.current(lambda: inventory, results) is second
+        assert current().runs.active(results) is first
+        assert current().runs.current(lambda: inventory, results) is first
