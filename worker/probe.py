@@ -219,6 +219,17 @@ def stamped(path):
 STAMPED = "stamped:"
 
 
+def package_files(package):
+    """The files below the folder ``package`` (none when it is absent), by their path
+    there: ``agent.py``, ``protocol/lines.py``; compiled ones (``__pycache__``) left out."""
+    found = []
+    for folder, subfolders, names in os.walk(package):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        below = os.path.relpath(folder, package)
+        found += [name if below == "." else below + "/" + name for name in names]
+    return sorted(found)
+
+
 def probe(workdir, files):
     package = os.path.join(workdir, "worker")
     hashed = [name for name in files if not name.startswith(STAMPED)]
@@ -231,7 +242,7 @@ def probe(workdir, files):
         "python": list(sys.version_info[:3]),
         "hashes": {name: _sha256(os.path.join(workdir, name)) for name in hashed},
         "stamps": {name: stamped(os.path.join(workdir, name)) for name in stamps},
-        "worker_files": sorted(os.listdir(package)) if os.path.isdir(package) else [],
+        "worker_files": package_files(package),
         "runtime": _read(os.path.join(workdir, RUNTIME)),
     }
 
