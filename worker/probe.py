@@ -33,7 +33,7 @@ import sys
 import time
 
 # runs as `python -c` source, so it cannot import: its copies of worker/layout.py's
-# PROBE_COPIES, worker/protocol.py's and worker/layout.py's (tests/unit/test_session_lines.py
+# PROBE_COPIES, worker/protocol/'s and worker/layout.py's (tests/unit/test_session_lines.py
 # checks them equal)
 MARKER = ".parbench-workdir"
 RUNTIME = os.path.join("venv", ".parbench-runtime")
@@ -274,7 +274,7 @@ def claim(workdir):
 
 
 #: the lock file of a workdir (worker/layout.py's), the tags of a lock request and of its
-#: reply (worker/protocol.py's LockAsk, LockReply): this source cannot import them
+#: reply (worker/protocol/lines.py's LockAsk, LockReply): this source cannot import them
 LOCK_NAME = ".parbench-lock"
 LOCK_ASK = "lock "
 LOCK_REPLY = "parbench-lock"

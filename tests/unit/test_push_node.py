@@ -405,3 +405,15 @@ def test_a_subpackage_of_the_worker_is_pushed_and_its_removed_modules_deleted(
     assert run_push(tmp_path, workdir).uploaded == 1
     assert _package_files(workdir / "worker") == _package_files(source)
 
+
+def test_every_module_of_the_worker_package_is_pushed_with_its_digest() -> None:
+    """worker/protocol/ (the contract, a package) included: push's list is every module
+    below worker/, each with its sha256."""
+    arts = push.artifacts(cast(push.Inventory, None), [], data=False)
+    pushed = {a.remote: a.sha256 for a in arts}
+    expected = {
+        f"worker/{name}": hashlib.sha256(text).hexdigest()
+        for name, text in _package_files(push.WORKER).items()
+    }
+    assert "worker/protocol/__init__.py" in expected
+    assert pushed == expected
