@@ -4,7 +4,7 @@ The push's probe hands its session over to this (an exec: no new SSH session, no
 shell), and the controller sends it one request per line for the rest of its command:
 
 - ``lock REQUEST_JSON``: take or give back the run's locks (worker/lock.py), answered
-  with its one ``LockReply`` line (worker/protocol.py);
+  with its one ``LockReply`` line (worker/protocol/lines.py);
 - ``run {"save": PATH, "request": REQUEST_JSON}``: run a phase as ``python -m worker run``
   would, in a child process forked from this one (its output, the ready/go/stop
   handshake and ``@record`` lines on this session; its stderr as stdout lines tagged

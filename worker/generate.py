@@ -1,8 +1,8 @@
 """Reference data made where it is used: the same bytes on every node and on the
 controller, so that a 1 GiB reference costs no transfer.
 
-What the bytes are is the contract's (worker/protocol.py's ``generated_chunks``, named
-by ``DATA_GENERATOR``): the controller digests the same recipe.
+What the bytes are is the contract's (worker/protocol/generated.py's ``generated_chunks``,
+named by ``DATA_GENERATOR``): the controller digests the same recipe.
 
 On a node, :func:`materialise` writes the file once and keeps a stamp beside it (digest,
 size, mtime, inode), so that later pushes need not hash it again; a file whose digest is
@@ -25,7 +25,8 @@ from worker.protocol import (
     generated_stamp_holds,
 )
 
-#: the recipe is the contract's (worker/protocol.py): the controller digests the same bytes
+#: the recipe is the contract's (worker/protocol/generated.py): the controller digests the
+#: same bytes
 GENERATOR = DATA_GENERATOR
 CHUNK = GENERATED_CHUNK
 PAGE = 4096

@@ -1,5 +1,5 @@
 """The node's folder layout: the one place it is written. Part of the contract (with
-protocol.py, results.py): the worker, the controller (the paths it puts in a
+protocol/, results.py): the worker, the controller (the paths it puts in a
 request, where push puts files) and the probe (worker/probe.py, which runs before this
 package is on the node and keeps checked copies: ``PROBE_COPIES``) all use it.
 

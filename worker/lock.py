@@ -27,7 +27,7 @@ An empty lock file (a crash between its create and its write) older than
 :data:`EMPTY_STALE` seconds is cleared and that is said; a younger one, or one that
 cannot be read, is reported with the command that removes it.
 
-Prints one ``LockReply`` line (worker/protocol.py): for each place, held or not and by whom.
+Prints one ``LockReply`` line (worker/protocol/lines.py): for each place, held or not and by whom.
 """
 
 from __future__ import annotations

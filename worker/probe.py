@@ -33,7 +33,7 @@ import sys
 import time
 
 # runs as `python -c` source, so it cannot import: its copies of worker/layout.py's
-# PROBE_COPIES, worker/protocol.py's and worker/layout.py's (tests/unit/test_session_lines.py
+# PROBE_COPIES, worker/protocol/'s and worker/layout.py's (tests/unit/test_session_lines.py
 # checks them equal)
 MARKER = ".parbench-workdir"
 RUNTIME = os.path.join("venv", ".parbench-runtime")
@@ -219,6 +219,17 @@ def stamped(path):
 STAMPED = "stamped:"
 
 
+def package_files(package):
+    """The files below the folder ``package`` (none when it is absent), by their path
+    there: ``agent.py``, ``protocol/lines.py``; compiled ones (``__pycache__``) left out."""
+    found = []
+    for folder, subfolders, names in os.walk(package):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        below = os.path.relpath(folder, package)
+        found += [name if below == "." else below + "/" + name for name in names]
+    return sorted(found)
+
+
 def probe(workdir, files):
     package = os.path.join(workdir, "worker")
     hashed = [name for name in files if not name.startswith(STAMPED)]
@@ -231,7 +242,7 @@ def probe(workdir, files):
         "python": list(sys.version_info[:3]),
         "hashes": {name: _sha256(os.path.join(workdir, name)) for name in hashed},
         "stamps": {name: stamped(os.path.join(workdir, name)) for name in stamps},
-        "worker_files": sorted(os.listdir(package)) if os.path.isdir(package) else [],
+        "worker_files": package_files(package),
         "runtime": _read(os.path.join(workdir, RUNTIME)),
     }
 
@@ -263,7 +274,7 @@ def claim(workdir):
 
 
 #: the lock file of a workdir (worker/layout.py's), the tags of a lock request and of its
-#: reply (worker/protocol.py's LockAsk, LockReply): this source cannot import them
+#: reply (worker/protocol/lines.py's LockAsk, LockReply): this source cannot import them
 LOCK_NAME = ".parbench-lock"
 LOCK_ASK = "lock "
 LOCK_REPLY = "parbench-lock"

@@ -3,7 +3,7 @@
 Each client adds the bytes it moves and the whole files it finishes to its own two slots
 of a shared array (one writer per slot: no lock, no message on the data path); the worker
 reads the array every second and, when the controller runs it, prints one line
-(worker/protocol.py's ``Progress``) that the controller takes off the output and draws.
+(worker/protocol/lines.py's ``Progress``) that the controller takes off the output and draws.
 Stdlib only.
 """
 

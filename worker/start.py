@@ -7,7 +7,7 @@ Two levels, like an MPI barrier followed by a timed start:
   every client is ready;
 - across nodes, the worker asks the controller for that time once all of its clients are
   ready (``--start-on-stdin``): it prints a ``Ready`` line and reads ``Go`` from stdin
-  (worker/protocol.py; :class:`ControllerLink`, which also hears ``Stop`` there). The
+  (worker/protocol/lines.py; :class:`ControllerLink`, which also hears ``Stop`` there). The
   controller answers when every node is ready, so a slow set-up (a cold proxy, a slow node) delays
   the start instead of spoiling it.
 """

@@ -174,7 +174,10 @@ def relock(requirement: str = RUNTIME_REQUIREMENT, lock: Path = RUNTIME_LOCK) ->
 def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> list[Artifact]:
     """What a node needs: the worker package, the runtime's wheels and (``data``) the
     reference file."""
-    files = [(p, f"{layout.WORKER}/{p.name}") for p in sorted(WORKER.glob("*.py"))]
+    files = [
+        (p, f"{layout.WORKER}/{p.relative_to(WORKER).as_posix()}")
+        for p in sorted(WORKER.rglob("*.py"))  # its subpackages (worker/protocol/) too
+    ]
     files += [(w, f"{layout.WHEELS}/{w.name}") for w in wheels]
     if data and not isinstance(inventory.settings.data, int):  # an int: generated there
         reference = reference_file(inventory)
@@ -355,6 +358,12 @@ def _update(
         raise StepError(f"the probe did not make the workdir {workdir}")
     lock()  # before anything in the workdir changes
     stale = [a for a in arts if facts.hashes.get(a.remote) != a.sha256]
+    # the probe made the workdir's folders (layout.FOLDERS); those below them (a package's
+    # subpackages: worker/protocol/) are made here, private as the probe's are
+    below = sorted({posixpath.dirname(a.remote) for a in stale} - set(layout.FOLDERS))
+    if below:
+        made = " ".join(q(posixpath.join(workdir, folder)) for folder in below)
+        conn.run(f"umask 077 && mkdir -p -- {made}", hide=True)
     for art in stale:
         # a new name, then a rename: a worker reading the old file keeps reading it whole
         final = posixpath.join(workdir, art.remote)

@@ -1,7 +1,7 @@
 """The controller's half of the common start (the worker's half is worker/start.py).
 
 Each node's worker prints a ``Ready`` line once its clients are set up and waits for
-``Go`` on stdin (the lines: worker/protocol.py). ``StartGate`` holds the nodes' answers
+``Go`` on stdin (the lines: worker/protocol/lines.py). ``StartGate`` holds the nodes' answers
 until every node is ready (or has dropped out, or ``ready_timeout`` has passed), then
 gives them all one start ``margin`` seconds ahead, each on its own clock, or, when the
 controller is interrupted, tells them not to start. ``ReadyWatcher`` plugs a node into

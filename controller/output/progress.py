@@ -58,7 +58,7 @@ class Board:
         self._window = [(self._began, 0)]  # (time, bytes moved): the recent rate
 
     def update(self, told: Progress) -> None:
-        """A node's progress line (worker/protocol.py's Progress)."""
+        """A node's progress line (worker/protocol/lines.py's Progress)."""
         node = told.node
         now = NodeProgress(told.phase, told.done, told.total, told.bytes, told.files)
         with self._lock:

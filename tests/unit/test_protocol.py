@@ -150,3 +150,44 @@ def test_every_list_of_phases_comes_from_the_phase_table() -> None:
                 if len(names) == len(node.elts) and set(names) <= set(p.PHASES):
                     spelled.append(f"{path.relative_to(root)}:{node.lineno}")
     assert spelled == []
+
+
+def _defined(path: Path) -> list[str]:
+    """The public names a module defines at its top level (its functions, classes and
+    constants; not what it imports)."""
+    import ast
+
+    found: list[str] = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            found.append(node.name)
+        elif isinstance(node, ast.Assign):
+            found += [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            found.append(node.target.id)
+    return [name for name in found if not name.startswith("_")]
+
+
+def test_the_contract_is_one_package_exposing_every_name_of_its_modules() -> None:
+    """One contract in several modules (worker/protocol/): ``from worker.protocol import X``
+    for each X any of them defines, the very object."""
+    import importlib
+
+    import worker.protocol as package
+
+    modules = sorted((REPO_ROOT / "worker" / "protocol").glob("*.py"))
+    assert Path(package.__file__).parent == modules[0].parent and len(modules) > 1
+    missing = []
+    for path in modules:
+        if path.name == "__init__.py":
+            continue
+        module = importlib.import_module(f"worker.protocol.{path.stem}")
+        missing += [
+            f"{path.stem}.{name}"
+            for name in _defined(path)
+            if getattr(package, name, missing) is not getattr(module, name)
+        ]
+    assert missing == []
+    assert {"PhaseRequest", "phase_request", "ExitCode", "ProbeFacts", "encode_line"} <= set(
+        vars(package)
+    )

@@ -377,3 +377,43 @@ def test_an_empty_lock_file_a_crash_left_lets_the_push_go_on(tmp_path: Path) -> 
     node = replace(held.inventory.nodes[0], workdir=str(workdir))
     held.take_workdir(node, lambda line: probe.answer_lock(str(workdir), line[len("lock ") :]))
     assert not held.refusals and not held.nodes  # the worker clears it when locks are held
+
+
+def _package_files(package: Path) -> dict[str, bytes]:
+    """Every module below ``package`` (a subpackage's too) by its path there, with its bytes."""
+    return {p.relative_to(package).as_posix(): p.read_bytes() for p in package.rglob("*.py")}
+
+
+def test_a_subpackage_of_the_worker_is_pushed_and_its_removed_modules_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker as pushed has its subpackages (worker/protocol/...): their folders made,
+    their modules copied and compared by sha256 like the others, and a module removed from
+    one since the last push deleted on the node."""
+    source = tmp_path / "src" / "worker"
+    shutil.copytree(push.WORKER, source, ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "sub" / "deeper").mkdir(parents=True, exist_ok=True)
+    for name in ("sub/__init__.py", "sub/part.py", "sub/deeper/__init__.py"):
+        (source / name).write_text(f"# {name}\n")
+    monkeypatch.setattr(push, "WORKER", source)
+    workdir = tmp_path / "work"
+    run_push(tmp_path, workdir)
+    assert _package_files(workdir / "worker") == _package_files(source)
+    assert run_push(tmp_path, workdir).uploaded == 0  # digested: nothing stale
+    (source / "sub" / "part.py").unlink()
+    (source / "sub" / "deeper" / "__init__.py").write_text("# changed\n")
+    assert run_push(tmp_path, workdir).uploaded == 1
+    assert _package_files(workdir / "worker") == _package_files(source)
+
+
+def test_every_module_of_the_worker_package_is_pushed_with_its_digest() -> None:
+    """worker/protocol/ (the contract, a package) included: push's list is every module
+    below worker/, each with its sha256."""
+    arts = push.artifacts(cast(push.Inventory, None), [], data=False)
+    pushed = {a.remote: a.sha256 for a in arts}
+    expected = {
+        f"worker/{name}": hashlib.sha256(text).hexdigest()
+        for name, text in _package_files(push.WORKER).items()
+    }
+    assert "worker/protocol/__init__.py" in expected
+    assert pushed == expected

@@ -1,4 +1,4 @@
-"""The contract's lines on a node's session (worker/protocol.py): each kind encodes and
+"""The contract's lines on a node's session (worker/protocol/lines.py): each kind encodes and
 decodes back to itself, the lines are the ones the worker and controller always said, and
 the probe (which cannot import) keeps equal copies of the contract's constants."""
 
@@ -129,33 +129,145 @@ def test_the_probe_keeps_equal_copies_of_the_contract() -> None:
     assert float(repr(1.5)) == decode_clock(repr(1.5)).at  # type: ignore[union-attr]
 
 
-def _worker_imports(path: Path) -> set[str]:
+#: the worker's modules the controller may import (DESIGN.md): each, and below a package
+#: of them its modules (worker.protocol.lines)
+CONTRACT = {"worker.protocol", "worker.results", "worker.layout"}
+
+
+def in_contract(module: str) -> bool:
+    return any(module == c or module.startswith(c + ".") for c in CONTRACT)
+
+
+def module_name(path: Path, worker: Path) -> str:
+    """The dotted name of the module at ``path`` below ``worker``'s parent (a package: its
+    __init__.py's folder)."""
+    parts = list(path.relative_to(worker.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def worker_modules(worker: Path) -> set[str]:
+    """Every module and package of the worker but the package itself: worker.agent,
+    worker.protocol, worker.protocol.lines, ..."""
+    return {module_name(p, worker) for p in worker.rglob("*.py")} - {worker.name}
+
+
+def worker_imports(path: Path, worker: Path) -> set[str]:
+    """The worker modules the module at ``path`` imports, by their dotted names: ``from
+    worker import clients`` and ``from worker.clients import x`` are both worker.clients,
+    a relative import is resolved (``path`` itself in the worker, or beside it)."""
+    modules = worker_modules(worker)
+    name = module_name(path, worker) if path.is_relative_to(worker) else path.stem
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                above = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(above + ([node.module] if node.module else []))
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         else:
             continue
-        found |= {n for n in names if n.startswith("worker.") and n.count(".") == 1}
+        found |= {n for n in names if n in modules}
     return found
 
 
-CONTRACT = {"worker.protocol", "worker.results", "worker.layout"}
+def outside_contract(controller: Path, worker: Path) -> list[str]:
+    """Each import of a worker module by the controller that is not the contract's."""
+    return [
+        f"{path.relative_to(controller.parent)}: {name}"
+        for path in sorted(controller.rglob("*.py"))
+        for name in sorted(worker_imports(path, worker))
+        if not in_contract(name)
+    ]
+
+
+def contract_imports(worker: Path) -> list[str]:
+    """Each import of a worker module outside the contract by a module of the contract."""
+    return [
+        f"{path.relative_to(worker.parent)}: {name}"
+        for path in sorted(worker.rglob("*.py"))
+        if in_contract(module_name(path, worker))
+        for name in sorted(worker_imports(path, worker))
+        if not in_contract(name)
+    ]
 
 
 def test_the_controller_imports_only_the_contract_from_the_worker() -> None:
-    modules = {p.stem for p in WORKER.glob("*.py")}
-    wrong = []
-    for path in sorted(CONTROLLER.rglob("*.py")):
-        for name in _worker_imports(path):
-            if name.split(".")[1] in modules and name not in CONTRACT:
-                wrong.append(f"{path.relative_to(CONTROLLER.parent)}: {name}")
-    assert wrong == []
+    assert outside_contract(CONTROLLER, WORKER) == []
 
 
 def test_the_contract_reexports_nothing_of_the_worker() -> None:
-    for name in CONTRACT:
-        path = WORKER / (name.split(".")[1] + ".py")
-        assert _worker_imports(path) - CONTRACT == set(), path.name
+    assert {"worker.protocol.lines", "worker.results"} <= {
+        module_name(p, WORKER) for p in WORKER.rglob("*.py")
+    }
+    assert contract_imports(WORKER) == []
+
+
+def _package(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
+    """A controller and a worker in ``tmp_path``: the worker's contract (a package, as
+    worker/protocol/ is) and a module and a package that are not the contract."""
+    tree = {
+        "worker/__init__.py": "", "worker/clients.py": "", "worker/results.py": "",
+        "worker/layout.py": "", "worker/protocol/__init__.py": "",
+        "worker/protocol/lines.py": "", "worker/protocol/request.py": "",
+        "worker/storage/__init__.py": "", "worker/storage/alluxio.py": "",
+        "controller/__init__.py": "", **files,
+    }  # fmt: skip
+    for name, text in tree.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return tmp_path / "controller", tmp_path / "worker"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from worker.protocol.lines import encode_line\n",
+        "from worker.protocol import lines, request\n",
+        "import worker.protocol.lines\n",
+        "from worker.protocol import Go, encode_line\n",
+        "from worker import protocol, results\nfrom worker.layout import MARKER\n",
+        "import worker\n",
+    ],
+)
+def test_the_contract_is_its_modules_and_a_packages_modules(tmp_path: Path, source: str) -> None:
+    controller, worker = _package(tmp_path, {"controller/nodes.py": source})
+    assert outside_contract(controller, worker) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "module"),
+    [
+        ("from worker import clients\n", "worker.clients"),
+        ("from worker.clients import spawn\n", "worker.clients"),
+        ("import worker.clients\n", "worker.clients"),
+        ("from worker import protocol, storage\n", "worker.storage"),
+        ("def f():\n    from worker.storage.alluxio import Client\n", "worker.storage.alluxio"),
+    ],
+)
+def test_any_other_worker_module_is_refused(tmp_path: Path, source: str, module: str) -> None:
+    controller, worker = _package(tmp_path, {"controller/nodes.py": source})
+    assert outside_contract(controller, worker) == [f"controller/nodes.py: {module}"]
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("from .request import StorageConfig\nfrom worker.results import R\n", []),
+        ("from . import request\nfrom ..layout import MARKER\n", []),
+        ("from .. import clients\n", ["worker/protocol/lines.py: worker.clients"]),
+        (
+            "from ..storage import alluxio\n",
+            [f"worker/protocol/lines.py: worker.storage{m}" for m in ("", ".alluxio")],
+        ),
+        ("from worker.clients import spawn\n", ["worker/protocol/lines.py: worker.clients"]),
+    ],
+)
+def test_the_contracts_modules_import_only_the_contract(
+    tmp_path: Path, source: str, found: list[str]
+) -> None:
+    _, worker = _package(tmp_path, {"worker/protocol/lines.py": source})
+    assert contract_imports(worker) == found

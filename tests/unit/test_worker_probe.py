@@ -23,6 +23,10 @@ PROBE = Path(probe.__file__)
 def test_probe_reports_only_what_push_reads(tmp_path: Path) -> None:
     (tmp_path / "worker").mkdir()
     (tmp_path / "worker" / "a.py").write_text("x = 1\n")
+    for compiled in ("worker/__pycache__", "worker/sub/__pycache__"):
+        (tmp_path / compiled).mkdir(parents=True)
+        (tmp_path / compiled / "a.cpython-39.pyc").write_bytes(b"")
+    (tmp_path / "worker" / "sub" / "b.py").write_text("y = 2\n")  # a subpackage's module
     (tmp_path / "venv").mkdir()
     (tmp_path / "venv" / ".parbench-runtime").write_text("stamp\n")
     done = subprocess.run(
@@ -51,7 +55,7 @@ def test_probe_reports_only_what_push_reads(tmp_path: Path) -> None:
         "worker/a.py": hashlib.sha256(b"x = 1\n").hexdigest(),
         "nope": None,
     }
-    assert facts["worker_files"] == ["a.py"] and facts["runtime"] == "stamp"
+    assert facts["worker_files"] == ["a.py", "sub/b.py"] and facts["runtime"] == "stamp"
 
 
 def test_the_probe_claims_a_new_workdir_then_answers_the_clock_until_stdin_ends(
