@@ -227,6 +227,7 @@ class PhaseSummary(Verdicts):
     invalid: tuple[str, ...] = ()
     files: int = 0  # whole files the ok records moved
     first_done: Stonewall | None = None  # stonewall; the aggregate above is "last done"
+    warnings: tuple[str, ...] = ()  # one-line warnings about the figures, for the block
 
 
 def summarise(records: Iterable[ClientResult], phase: str | None = None) -> PhaseSummary:
