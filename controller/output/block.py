@@ -91,8 +91,8 @@ def phase_block(summary: PhaseSummary | MetaSummary, quiet: bool = False) -> lis
     s = summary
     headline = f"{s.phase}: " + _headline(s) if quiet else "  " + _headline(s)
     if quiet:
-        return [headline, *_notes(s)]
-    lines = [_ran(s), headline]
+        return [headline + _invalid(s), *_notes(s)]
+    lines = [_ran(s) + _invalid(s), headline]
     nodes = [n for n in s.per_node if n.ok]
     if len(s.per_node) > 1 and nodes:
         rates = sorted(nodes, key=lambda n: (n.throughput, n.node))
@@ -146,20 +146,22 @@ def _headline(s: PhaseSummary) -> str:
 
 
 def _notes(summary: Any) -> list[str]:
-    """The summary's warnings and why it is not valid, a line each."""
-    lines = [f"  warning: {w}" for w in getattr(summary, "warnings", ())]
-    if summary.invalid:
-        lines.append(f"  INVALID: {'; '.join(summary.invalid)}")
-    return lines
+    """The summary's warnings, a line each."""
+    return [f"  warning: {w}" for w in getattr(summary, "warnings", ())]
+
+
+def _invalid(summary: Any) -> str:
+    """``; INVALID: why`` for the block's first line, or nothing."""
+    return f"; INVALID: {'; '.join(summary.invalid)}" if summary.invalid else ""
 
 
 def _meta_block(s: MetaSummary, quiet: bool) -> list[str]:
     rates = ", ".join(f"{kind} {sig3(f.rate)}/s" for kind, f in s.ops.items())
     if quiet:
-        return [f"meta: {rates}", *_notes(s)]
+        return [f"meta: {rates}{_invalid(s)}", *_notes(s)]
     lines = [
         f"meta: {_count(len(s.per_node), 'node')}, {_count(s.clients, 'client')},"
-        f" {s.files} files each; ok {s.ok}",
+        f" {s.files} files each; ok {s.ok}{_invalid(s)}",
         f"  ops: {rates}",
     ]
     return [*lines, *_notes(s)]
