@@ -17,12 +17,13 @@ client or a file), 2 bad input (inventory, options, missing data or run).
 
 from __future__ import annotations
 
+import inspect
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from fabric import task
+import fabric
 from invoke import Collection, Context, Exit
 
 from controller import commands, phases
@@ -57,6 +58,44 @@ from controller.run.seal import RunAltered
 from controller.sweep import SweepError, parse_axes
 
 HERE = Path(__file__).resolve().parent
+#: options with no short flag (-v, -q would sit next to fab's own)
+LONG_ONLY = ("verbose", "quiet")
+OUTPUT_HELP = {
+    "verbose": "every table, node and client line (for this task and the rest of the chain)",
+    "quiet": "the headline and failures only (for this task and the rest of the chain)",
+}
+
+
+class BenchTask(fabric.Task):
+    """A fab task whose --verbose and --quiet have no short flag."""
+
+    def arg_opts(self, name, default, taken_names):  # type: ignore[no-untyped-def]
+        opts = super().arg_opts(name, default, taken_names)
+        if name in LONG_ONLY:
+            opts["names"] = opts["names"][:1]
+        return opts
+
+
+def task(**kwargs):  # type: ignore[no-untyped-def]
+    """fabric's task, with --verbose and --quiet long only and their help."""
+
+    def made(body):  # type: ignore[no-untyped-def]
+        params = inspect.signature(body).parameters
+        given = {k: v for k, v in OUTPUT_HELP.items() if k in params}
+        kwargs["help"] = {**given, **kwargs.get("help", {})}
+        return fabric.task(klass=BenchTask, **kwargs)(body)
+
+    return made
+
+
+def _output(c: Context, verbose: bool = False, quiet: bool = False) -> None:
+    """How much the console says: the flag, else one a task before it in the chain was
+    given, else the config key bench.output (FABRIC_BENCH_OUTPUT)."""
+    if verbose and quiet:
+        raise console.OutputLevelError("--verbose and --quiet: give one of them")
+    flag = "verbose" if verbose else "quiet" if quiet else None
+    console.set_level(c.config.bench.get("output"), flag)
+
 
 #: what the layers below the command layer say goes through the console too
 say.install(console)
@@ -75,6 +114,7 @@ BAD_INPUT = (
     CompareError,
     history.OptionError,
     PushOptionError,
+    console.OutputLevelError,
 )
 
 
@@ -162,9 +202,10 @@ FROM_RUN_HELP = "use the run's own settings even where today's inventory differs
 
 
 @task(help={"inventory": INVENTORY_HELP})
-def push(c, inventory=None):
+def push(c, inventory=None, verbose=False, quiet=False):
     """Copy the worker, the reference data and its runtime to every node (what changed)."""
     with _exits():
+        _output(c, verbose, quiet)
         commands.push_all(_inventory(c, inventory))
 
 
@@ -178,9 +219,13 @@ def push(c, inventory=None):
         "label": "KEY=VALUE kept with the run (repeatable; wins over the inventory's labels)",
     },
 )
-def write(c, inventory=None, iterations=None, warmup=None, duration=None, label=None):
+def write(
+    c, inventory=None, iterations=None, warmup=None, duration=None, label=None, verbose=False,
+    quiet=False,
+):  # fmt: skip
     """Start a run: client c of node n writes the reference file to {dst}/{n}/{c}."""
     with _exits():
+        _output(c, verbose, quiet)
         root = _results(c)
         previous = latest_id(root)
         rounds = _rounds(iterations, warmup, duration)
@@ -217,9 +262,12 @@ def read(
     iterations=None,
     warmup=None,
     duration=None,
+    verbose=False,
+    quiet=False,
 ):
     """Read back into {local_dst}/{c} on each node, per the run's pairing."""
     with _exits():
+        _output(c, verbose, quiet)
         check_read_options(mode, src)
         rounds = _rounds(iterations, warmup, duration)
         if mode == "cross" and not from_run:  # one node: say so before looking for a run
@@ -235,10 +283,11 @@ def read(
 
 
 @task(help={"inventory": INVENTORY_HELP, "run": RUN_HELP, "from-run": FROM_RUN_HELP})
-def verify(c, inventory=None, run=None, from_run=False):
+def verify(c, inventory=None, run=None, from_run=False, verbose=False, quiet=False):
     """Check the run's written files and read copies against its reference; exit 1
     naming bad ones."""
     with _exits():
+        _output(c, verbose, quiet)
         chosen = fleet().runs.current(
             _today(c, inventory, from_run), _results(c), run, c.config.bench.run
         )
@@ -256,11 +305,14 @@ def verify(c, inventory=None, run=None, from_run=False):
     }
 )
 def report(
-    c, run=None, collect=False, inventory=None, from_run=False, html=False, pushgateway=None
-):
-    """Print the tables of a run again from results/<run>/; --html writes its page;
-    --pushgateway pushes its figures."""
+    c, run=None, collect=False, inventory=None, from_run=False, html=False, pushgateway=None,
+    verbose=False, quiet=False,
+):  # fmt: skip
+    """Print the blocks of a run again from results/<run>/ (not after its own phases in a
+    chain: they are printed above); --html writes its page; --pushgateway pushes its
+    figures."""
     with _exits():
+        _output(c, verbose, quiet)
         gateway = pushgateway and openmetrics.gateway_url(pushgateway)
         chosen = run or c.config.bench.run or "latest"
         if collect:
@@ -268,7 +320,9 @@ def report(
             phases.collect(Run.open(_results(c), chosen).reconciled(today()))
         folder = RunDir.open(_results(c), chosen)
         damaged: list[str] = []  # records left out of the tables and the page: named last
-        commands.show(folder, damaged)
+        chained = fleet().runs.active(_results(c))  # its phases' blocks printed above: not again
+        if collect or chained is None or chained.run_id != folder.run_id:
+            commands.show(folder, damaged)
         if html:
             print(f"report: {commands.html(folder, damaged)}")
         if gateway:
@@ -280,10 +334,11 @@ def report(
     iterable=["label"],
     help={"inventory": INVENTORY_HELP, "label": "KEY=VALUE kept with a run this starts"},
 )
-def meta(c, inventory=None, label=None):
+def meta(c, inventory=None, label=None, verbose=False, quiet=False):
     """Metadata rates (mdtest-like): each client creates, stats, lists and deletes
     defaults.meta_files files in {dst}/{n}/{c}.meta; chained after write, in its run."""
     with _exits():
+        _output(c, verbose, quiet)
         root = _results(c)
         previous = latest_id(root)
         run = fleet().runs.active(root)
@@ -318,9 +373,12 @@ def sweep(
     write_type=None,
     read_type=None,
     steps="write,read,verify",
+    verbose=False,
+    quiet=False,
 ):
     """The benchmark over a matrix of settings: each point a run of its own, one sweep id."""
     with _exits():
+        _output(c, verbose, quiet)
         axes = parse_axes(
             {
                 "size": size,
@@ -410,11 +468,12 @@ def check(c, run=None, label=None, min_effect="0.05"):
         "pushgateway": PUSHGATEWAY_HELP,
     },
 )
-def nightly(c, inventory=None, label=None, pushgateway=None):
+def nightly(c, inventory=None, label=None, pushgateway=None, verbose=False, quiet=False):
     """What a scheduler runs: write, read, verify, then check against the history; the
     run's JUnit, BMF and OpenMetrics files and its HTML page are written (--pushgateway:
     its figures pushed); exits with the worst code of them."""
     with _exits():
+        _output(c, verbose, quiet)
         gateway = pushgateway and openmetrics.gateway_url(pushgateway)
     worst = 0
     before = fleet().runs.active(_results(c))
@@ -475,6 +534,7 @@ ns.configure(
             "results": "results",
             "run": None,
             "history": None,
+            "output": "default",
         }
     }
 )

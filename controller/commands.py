@@ -56,14 +56,14 @@ def push_all(inventory: Inventory) -> None:
 def write(run: Run, rounds: IterationPlan = ONCE) -> None:
     s = run.inventory.settings
     if s.on_existing == "replace":
-        console.out(
+        console.note(
             f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
             "(defaults.on_existing: replace)"
         )
     records = run_phases(run, {"write": run.requests["write"]}, rounds)
     replaced = sum(r.replaced for r in records if r.iteration == 0)
     if replaced:
-        console.out(f"write: replaced {replaced} file(s) left by an earlier run")
+        console.note(f"write: replaced {replaced} file(s) left by an earlier run")
 
 
 def read(
@@ -85,7 +85,7 @@ def read(
             run.requests["read"], run.read_plan, run.dir.records("write")
         )
         run.dir.update_doc("plan.json", {"read": run.read_plan.to_dict()})
-        console.out("\n".join(report.plan_lines(run.read_plan.pairing)))  # type: ignore[arg-type]
+        console.pairing(report.plan_lines(run.read_plan.pairing))  # type: ignore[arg-type]
     run_phases(run, {"read": requests}, rounds, mode)
 
 
@@ -135,7 +135,7 @@ def meta(run: Run) -> None:
             " new run with `fab meta` on its own"
         )
     s = run.inventory.settings
-    console.out(
+    console.note(
         f"meta: each client creates, stats, lists and deletes {s.meta_files} files of"
         f" {s.meta_size} bytes in {s.dst}/<node>/<client>.meta"
     )
@@ -224,7 +224,7 @@ def show(run: RunDir, damaged: Optional[list[str]] = None) -> None:
     told, damaged = damaged is None, [] if damaged is None else damaged
     records = {phase: run.records(phase, damaged) for phase in TIMED_PHASES}
     for summary in summaries(run, records).values():
-        console.out(report.table(summary))
+        console.phase_end([summary], [], "")
     checked = [r for phase in VERIFY_PHASES for r in run.records(phase, damaged)]
     if checked:
         console.out(report.verify_table(checked))

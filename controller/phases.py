@@ -32,7 +32,7 @@ from .nodes.remote import (
     on_nodes,
 )
 from .nodes.startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_margin
-from .output import console, exports
+from .output import block, console, exports
 from .output.progress import Board
 from .run.inventory import Inventory, Node, Settings
 from .run.iterations import IterationPlan
@@ -102,9 +102,7 @@ def push(
     if held is not None:
         held.raise_refusal()
     ready = [o.node for o in outcomes if o.failure is None]
-    for o in outcomes:
-        if o.value is not None:
-            console.pushed(o.node.id, o.value)
+    console.pushed({nid: o.value for nid, o in pushed.items() if o.value is not None})
     twins = pushing.same_workdirs({o.node.id: o.value for o in outcomes if o.value is not None})
     if twins:
         a, b = twins[0]
@@ -117,7 +115,7 @@ def push(
         _save_hosts(run.dir, inventory.nodes)
         _record_failures(run.dir, "push", failures)
     if failures:
-        console.failed(failure_table(failures))
+        console.failed(failure_table(failures), failures)
         if not ready:
             raise BenchFailure("no node could be prepared")
     return ready
@@ -235,11 +233,8 @@ def run_phases(
         save_nodes(run.dir, PhaseResult(tuple(phases), gathered.close()))
         raise
     save_phase(run.dir, replace(result, summaries={s.phase: s.to_dict() for s in summaries}))
-    for summary in summaries:
-        if summary.phase in timed:
-            console.summary(summary)
-    if failures:
-        console.failed(failure_table(failures))
+    shown = [summary for summary in summaries if summary.phase in timed]
+    console.phase_end(shown, failures, failure_table(failures))
     if timed:
         run.dir.note_measured()  # latest: this run, once it has records of a timed phase
         trouble = history.remember(run.dir)
@@ -368,7 +363,7 @@ def _iteration(
         if gate.late:
             console.late(phase, gate.late, settings.ready_timeout)
     failures = failures_of(outcomes) + [
-        NodeFailure(n.id, address(n), "push", "not prepared (see above)")
+        NodeFailure(n.id, address(n), "push", block.NOT_PREPARED)
         for n in inventory.nodes
         if n not in ready
     ]

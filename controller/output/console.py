@@ -9,12 +9,50 @@ this module is installed as (controller/run/say.py, by fabfile.py).
 
 from __future__ import annotations
 
+import io
 import sys
-from typing import Any, Sequence, TextIO
+from typing import Any, Mapping, Optional, Sequence, TextIO
 
+from controller.analysis.metastats import MetaSummary
+from controller.analysis.stats import PhaseSummary
 from controller.run.iterations import IterationPlan
+from controller.run.rundir import NodeFailure
 
-from . import report
+from . import block, report
+
+#: how much the console says: ``quiet`` the headline and failures, ``default`` a block per
+#: phase, ``verbose`` every table and every node's lines (config ``bench.output``)
+LEVELS = ("quiet", "default", "verbose")
+_level = "default"
+_chosen: Optional[str] = None  # a level a flag chose: kept for the rest of the chain
+
+
+class OutputLevelError(ValueError):
+    """An unknown output level; the message names the key."""
+
+
+def set_level(level: Optional[str], flag: Optional[str] = None) -> None:
+    """The level from here on: ``flag`` (``--verbose``/``--quiet``, which then holds for the
+    tasks after it in the chain), else the one a flag chose before, else ``level`` (the
+    config key bench.output, None: default)."""
+    global _level, _chosen
+    if flag is not None:
+        _chosen = flag
+    chosen = _chosen or level or "default"
+    if chosen not in LEVELS:
+        raise OutputLevelError(
+            f"bench.output (FABRIC_BENCH_OUTPUT): expected one of {', '.join(LEVELS)},"
+            f" got {chosen!r}"
+        )
+    _level = chosen
+
+
+def verbose() -> bool:
+    return _level == "verbose"
+
+
+def quiet() -> bool:
+    return _level == "quiet"
 
 
 def out(text: str) -> None:
@@ -22,32 +60,81 @@ def out(text: str) -> None:
     print(text, flush=True)
 
 
+def note(text: str) -> None:
+    """``text`` on stdout but at the quiet level."""
+    if not quiet():
+        out(text)
+
+
+def detail(text: str) -> None:
+    """``text`` on stdout at the verbose level only (it is in the run folder anyway)."""
+    if verbose():
+        out(text)
+
+
 def err(text: str) -> None:
     """``text`` as a line on stderr."""
     print(text, file=sys.stderr, flush=True)
 
 
+class Dropped(io.StringIO):
+    """Where a node's live lines go below the verbose level: nowhere (one per stream)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
 def live(error: bool = False) -> TextIO:
-    """Where a node's live lines go (controller/nodes/remote.py): stdout, or stderr."""
+    """Where a node's live lines go (controller/nodes/remote.py): stdout, or stderr; below
+    the verbose level nowhere (they are in the node's log in the run folder)."""
+    if not verbose():
+        return Dropped()
     return sys.stderr if error else sys.stdout
 
 
-def pushed(node: str, info: Any) -> None:
-    """One pushed node: its host, python, what was copied, its clock offset (``info``: the
-    push's NodeInfo, controller/nodes/push.py)."""
-    note = f"{info.uploaded} file(s) copied" if info.uploaded else "up to date"
-    if info.provisioned:
-        note += ", runtime installed"
-    print(
-        f"[{node}] {info.hostname} python {info.python}: {note}; "
-        f"clock offset {info.clock_offset * 1000:+.1f} ms "
-        f"(±{info.clock_error * 1000:.1f})"
-    )
+def pushed(infos: Mapping[str, Any]) -> None:
+    """The nodes a push probed (node -> the push's NodeInfo, controller/nodes/push.py):
+    verbose, a line each (host, python, what was copied, clock offset); else one line."""
+    if not infos or quiet():
+        return
+    if not verbose():
+        out(block.push_line(infos))
+        return
+    for node, info in infos.items():
+        copied = f"{info.uploaded} file(s) copied" if info.uploaded else "up to date"
+        if info.provisioned:
+            copied += ", runtime installed"
+        print(
+            f"[{node}] {info.hostname} python {info.python}: {copied}; "
+            f"clock offset {block.signed_ms(info.clock_offset)} ms "
+            f"(±{info.clock_error * 1000:.1f})"
+        )
 
 
-def failed(table: str) -> None:
-    """The table of the nodes that failed (phases.failure_table), on stderr."""
-    print(table, file=sys.stderr)
+def failed(table: str, failures: Sequence[NodeFailure] = (), errors: Sequence[Any] = ()) -> None:
+    """The nodes that failed, on stderr: verbose, the table (phases.failure_table); else a
+    line per node (with ``errors``, the records not ok: their nodes too)."""
+    if verbose() or not (failures or errors):
+        print(table, file=sys.stderr)
+    else:
+        print("\n".join(block.failure_lines(failures, errors)), file=sys.stderr)
+
+
+def phase_end(
+    summaries: Sequence[PhaseSummary | MetaSummary], failures: Sequence[NodeFailure], table: str
+) -> None:
+    """The phases' blocks (verbose: their tables), then a line per failed node (``table``:
+    phases.failure_table, for the verbose level)."""
+    for summary in summaries:
+        if verbose():
+            print(report.table(summary))
+            for warning in getattr(summary, "warnings", ()):
+                print(f"warning: {warning}")
+        else:
+            print("\n".join(block.phase_block(summary, quiet())), flush=True)
+    errors = [] if verbose() else [e for s in summaries for e in s.errors]
+    if failures or errors:
+        failed(table, failures, errors)
 
 
 def phase_start(
@@ -59,6 +146,8 @@ def phase_start(
     rounds: IterationPlan,
 ) -> None:
     """A timed phase's first line: who starts together, when, how often and how long."""
+    if not verbose():
+        return
     note = " (start_delay: auto)" if auto else ""
     print(
         f"{'+'.join(phases)}: {clients} clients on {nodes} "
@@ -88,17 +177,13 @@ def rounds_note(rounds: IterationPlan) -> str:
 def iteration(
     phase: str, number: int, warmup: bool, rounds: IterationPlan, aggregate: float
 ) -> None:
-    print(report.iteration_line(phase, number, warmup, rounds, aggregate))
+    if verbose():
+        print(report.iteration_line(phase, number, warmup, rounds, aggregate))
 
 
 def said(phases: Sequence[str], text: str, error: bool = False) -> None:
     """``write+read: text`` (a verdict; with ``error``, on stderr: a trouble)."""
     print(f"{'+'.join(phases)}: {text}", file=sys.stderr if error else sys.stdout)
-
-
-def summary(summary: Any) -> None:
-    """A timed phase's table (a PhaseSummary or a MetaSummary)."""
-    print(report.table(summary))
 
 
 def interrupted() -> None:
@@ -118,6 +203,16 @@ def late(phase: str, nodes: Sequence[str], ready_timeout: float) -> None:
         "without waiting for the others",
         file=sys.stderr,
     )
+
+
+def pairing(lines: Sequence[str]) -> None:
+    """The read's pairing (report.plan_lines): verbose, its table; else its summary on one
+    line (the table is in the run folder's plan.json)."""
+    if verbose():
+        print("\n".join(lines))
+    elif not quiet():
+        told = [line for line in lines if not line.startswith("  ")]
+        print("; ".join(told[:2]))  # what is read, and whether every file is
 
 
 def node_lines(node: str, lines: Sequence[str]) -> None:

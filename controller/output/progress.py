@@ -3,8 +3,10 @@
 Workers print a progress line every second (worker/progress.py); :class:`Board` takes
 them and draws, on a terminal, one line per node and a total, rewritten in place; the
 nodes' ordinary lines (``[n0] write n0/1 ok ...``) go above the block, never through it.
-Without a terminal (cron, systemd, a pipe) it prints one plain total line every
-``every`` seconds instead, so a log shows how a long phase went without a line per node.
+Above ``MOST_NODES`` nodes the block is two lines: the total, and the spread with the
+nodes furthest behind. Without a terminal (cron, systemd, a pipe) it prints one plain
+total line every ``every`` seconds instead, so a log shows how a long phase went without a
+line per node.
 Every write to the terminal goes through one lock: lines from many nodes' threads never
 interleave.
 """
@@ -21,9 +23,12 @@ from typing import Optional, TextIO
 
 from worker.protocol import Progress
 
+from .console import Dropped
+
 MIB = 1024 * 1024
-#: the most node lines drawn on a terminal; beyond them, the slowest are shown
+#: the most node lines drawn on a terminal; beyond them, one line names the slowest
 MOST_NODES = 16
+BEHIND = 3
 #: seconds the rate is taken over
 RATE_WINDOW = 3.0
 
@@ -69,8 +74,10 @@ class Board:
                 self._plain()
 
     def lines(self, prefix: str, lines: list[str], target: Optional[TextIO] = None) -> None:
-        """A node's ordinary output, above the block."""
+        """A node's ordinary output, above the block (none when the console drops it)."""
         out = target or self.target
+        if isinstance(out, Dropped):
+            return
         with self._lock:
             self._erase()
             self.target.flush()  # before another stream writes to the same terminal
@@ -117,8 +124,14 @@ class Board:
 
     def _node_lines(self) -> list[str]:
         shown = sorted(self.nodes.items())
-        if len(shown) > MOST_NODES:  # the nodes furthest behind matter
-            shown = sorted(shown, key=lambda item: (item[1].done, item[1].bytes))[:MOST_NODES]
+        if len(shown) > MOST_NODES:  # one line for them all, naming the furthest behind
+            behind = sorted(shown, key=lambda item: (item[1].done, item[1].bytes, item[0]))
+            moved = sorted(p.bytes / MIB for _, p in shown)
+            named = ", ".join(f"{nid} {p.done}/{p.total}" for nid, p in behind[:BEHIND])
+            return [
+                f"  {len(shown)} nodes, MiB each: min {moved[0]:.1f}, median"
+                f" {moved[len(moved) // 2]:.1f}, max {moved[-1]:.1f}; furthest behind: {named}"
+            ]
         return [
             f"  {nid:<12} {p.done:>4}/{p.total:<4} clients  {p.bytes / MIB:10.1f} MiB"
             f"  {p.files:6} files"

@@ -16,7 +16,7 @@ def test_the_inventory_flag_beats_the_environment(testbed, tmp_path):
     good = write_inventory(testbed, tmp_path / "good.yaml", nodes=2, dst="/it/flag")
     missing = tmp_path / "missing.yaml"
     assert fab(tmp_path, missing, "push").code == 2  # the environment's inventory
-    run = fab(tmp_path, missing, "push", "--inventory", str(good))
+    run = fab(tmp_path, missing, "push", "--inventory", str(good), "--verbose")
     assert run.code == 0, run.text
     assert "[n0]" in run.out and "[n1]" in run.out and "[n2]" not in run.out
 

@@ -240,7 +240,7 @@ def test_report_names_a_damaged_record_and_shows_the_rest(
     stop = exit_of("report", tmp_path, run=run.run_id, html=html)
     out = capsys.readouterr().out
     assert (run.path / "report.html").exists() == html  # the page of what could be read
-    assert "write: " in out and "ok 1" in out  # the table of what could be read
+    assert "write: 1 node, 1 client" in out and "; 1 file, " in out  # the block of what was read
     assert stop.code == 1 and "\n" not in stop.message
     assert stop.message.startswith(
         f"failed: 1 damaged record(s) left out: {records}:2: field 'bytes'"
