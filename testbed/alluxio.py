@@ -64,14 +64,18 @@ class Daemon:
     heap: tuple[str, ...]
 
 
+#: heaps are limits, taken only as used. The worker's direct memory holds a netty buffer
+#: per block being read: 256 MiB ran out at 64 nodes x 2 clients reading at once (the
+#: worker exits on that: "Fatal error: Error while reading", OutOfDirectMemoryError), so
+#: the testbed's 32-64 node runs get 1 GiB, and the proxy a heap to match its streams
 DAEMONS = (
     Daemon("alluxio-master", "alluxio.master.AlluxioMaster", ("-Xmx384m",)),
     Daemon(
         "alluxio-worker",
         "alluxio.worker.AlluxioWorker",
-        ("-Xmx256m", "-XX:MaxDirectMemorySize=256m"),
+        ("-Xmx512m", "-XX:MaxDirectMemorySize=1g"),
     ),
-    Daemon("alluxio-proxy", "alluxio.proxy.AlluxioProxy", ("-Xmx256m",)),
+    Daemon("alluxio-proxy", "alluxio.proxy.AlluxioProxy", ("-Xmx512m",)),
 )
 
 
