@@ -197,7 +197,7 @@ def run_phases(
             )
             # each iteration's records on disk before the next: a controller killed later
             # loses none of them (and `fab report --collect` fetches the one under way)
-            save_nodes(run.dir, PhaseResult(tuple(phases), gathered.so_far()))
+            save_nodes(run.dir, PhaseResult(tuple(phases), gathered.unsaved()))  # appended
             if interrupted is not None or failures or not all(r.ok for r in done) or not timed:
                 break
             aggregate = stats.aggregate_of(done)
@@ -230,7 +230,7 @@ def run_phases(
             )
             records += kept
     except BaseException:  # the records that came back are kept all the same
-        save_nodes(run.dir, PhaseResult(tuple(phases), gathered.close()))
+        save_nodes(run.dir, PhaseResult(tuple(phases), gathered.unsaved(close=True)))
         raise
     save_phase(run.dir, replace(result, summaries={s.phase: s.to_dict() for s in summaries}))
     shown = [summary for summary in summaries if summary.phase in timed]
@@ -384,8 +384,9 @@ def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str
             request = PhaseRequest.from_json(sent.read_text())
         except (OSError, RequestError) as exc:
             raise ResultsError(f"cannot read {sent}: {exc}") from None
-        kept = run.dir.node_records(request.node, phase)
-        if any(r.iteration == request.iteration for r in kept):
+        torn: list[str] = []  # its last save cut short: its iteration fetched again
+        kept = run.dir.node_records(request.node, phase, torn)
+        if not torn and any(r.iteration == request.iteration for r in kept):
             continue
         missing.setdefault(request.node, []).append(request)
     targets = [n for n in (nodes or run.inventory.nodes) if n.id in missing]

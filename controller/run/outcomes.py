@@ -9,13 +9,20 @@ outcomes of its iterations, gathered by ``Gathered`` as the node threads report 
     nodes/<node>/<phase>.log            what the worker printed there
     nodes/<node>/<phase>.jsonl          its records, next to those of the phase's
                                         other iterations
+
+Each iteration's records are appended to the node's records file (``save_nodes``), so
+saving an iteration costs its own records whatever the number of iterations before it.
+An append is whole lines, written then fsynced: a controller killed during one leaves at
+most a torn last line, which the run folder's readers leave out (and name in a report),
+and ``collect`` fetches that iteration again from the node.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, Optional, Sequence
 
 from worker.protocol import PhaseRequest
@@ -45,8 +52,29 @@ def save_sent(run: RunDir, node: str, request: PhaseRequest) -> None:
     run.node_file(node, f"{request.phase}.request.json").write_text(request.to_json() + "\n")
 
 
+def append_records(path: Path, records: Sequence[ClientResult]) -> None:
+    """Append ``records`` to ``path`` (created if need be) as whole lines, then fsync:
+    what is on disk is every earlier append plus, if the process dies meanwhile, part of
+    this one, its last line torn (left out by the readers, see rundir._read_records).
+    An append that fails (a full disk) is cut off again, so the next starts on a line."""
+    data = memoryview("".join(r.to_json() + "\n" for r in records).encode("utf-8"))
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
 def save_records(run: RunDir, node: str, request: PhaseRequest, records: list) -> None:
-    """``request``'s records, next to those of the phase's other iterations on ``node``."""
+    """``request``'s records, next to those of the phase's other iterations on ``node``
+    (the file rewritten: its records of that iteration, and a torn last line, replaced)."""
     saved = run.node_file(node, f"{request.phase}.jsonl")
     others = [r for r in run.node_records(node, request.phase) if r.iteration != request.iteration]
     write_file(others + list(records), str(saved))
@@ -60,6 +88,7 @@ class Gathered:
         self._run = run
         self._lock = threading.Lock()
         self._outcomes: list[NodeOutcome] = []
+        self._saved = 0  # how many of them unsaved() has handed out
         self._closed = False
 
     def sent(self, node: str, request: PhaseRequest) -> bool:
@@ -74,10 +103,14 @@ class Gathered:
             if not self._closed:
                 self._outcomes.append(outcome)
 
-    def so_far(self) -> tuple[NodeOutcome, ...]:
-        """The outcomes reported so far, in the order they came."""
+    def unsaved(self, close: bool = False) -> tuple[NodeOutcome, ...]:
+        """The outcomes reported since the last call, in the order they came, for
+        :func:`save_nodes` (``close``: no more are taken)."""
         with self._lock:
-            return tuple(self._outcomes)
+            self._closed = self._closed or close
+            new = tuple(self._outcomes[self._saved :])
+            self._saved = len(self._outcomes)
+            return new
 
     def close(self) -> tuple[NodeOutcome, ...]:
         """The outcomes reported so far, in the order they came; no more are taken."""
@@ -129,12 +162,14 @@ def keep_cluster(run: RunDir, records: Sequence[ClientResult]) -> None:
 
 
 def save_nodes(run: RunDir, result: PhaseResult) -> None:
-    """Each node's records and log of each phase of ``result``, one file each."""
+    """Save outcomes not saved yet (``result``: those of the iterations since the last
+    call, :meth:`Gathered.unsaved`): each node's records of each phase appended to its
+    file, its latest log written over the one before."""
     for phase in result.phases:
         for node, log in result.logs(phase).items():
             run.node_file(node, f"{phase}.log").write_text(log)
         for node, records in result.node_records(phase).items():
-            write_file(records, str(run.node_file(node, f"{phase}.jsonl")))
+            append_records(run.node_file(node, f"{phase}.jsonl"), records)
 
 
 def save_phase(run: RunDir, result: PhaseResult) -> None:

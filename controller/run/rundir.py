@@ -219,13 +219,18 @@ class RunDir:
 
     def records(self, phase: str, damaged: list[str] | None = None) -> list[ClientResult]:
         """Every client record of ``phase`` fetched so far, all nodes; ResultsError at a
-        damaged one (with ``damaged``: left out, its file:line and why appended there)."""
+        damaged one (with ``damaged``: left out, its file:line and why appended there).
+        A torn last line of a file (a save cut short) is left out either way, and named
+        in ``damaged``."""
         return list(self._iter_records(phase, damaged))
 
-    def node_records(self, node: str, phase: str) -> list[ClientResult]:
-        """The records of ``phase`` fetched from ``node`` so far (none: empty)."""
+    def node_records(
+        self, node: str, phase: str, damaged: list[str] | None = None
+    ) -> list[ClientResult]:
+        """The records of ``phase`` fetched from ``node`` so far (none: empty); damaged
+        ones as :meth:`records` says."""
         path = self.path / "nodes" / node / f"{phase}.jsonl"
-        return list(_read_records(path)) if path.exists() else []
+        return list(_read_records(path, damaged)) if path.exists() else []
 
     def _iter_records(self, phase: str, damaged: list[str] | None = None) -> Iterator[ClientResult]:
         found = self.path.glob(f"nodes/*/{phase}.jsonl")
@@ -288,6 +293,29 @@ class RunDir:
 def _read_records(path: Path, damaged: list[str] | None = None) -> Iterator[ClientResult]:
     try:
         with open(path) as stream:
-            yield from read_lines(stream, str(path), damaged)
+            yield from read_lines(_whole_lines(stream, path, damaged), str(path), damaged)
     except (OSError, ValueError) as exc:
         raise ResultsError(f"cannot read the records {path}: {exc}") from exc
+
+
+def _whole_lines(stream: Iterator[str], path: Path, damaged: list[str] | None) -> Iterator[str]:
+    """The lines of a records file but a torn last one: every save ends its lines with a
+    newline, so a last line without one that is not a record was cut short as the
+    controller stopped while appending it (outcomes.append_records). It is left out
+    (not lost: its iteration's records are still on the node), and named in ``damaged``."""
+    for number, line in enumerate(stream, 1):
+        if line.endswith("\n") or not line.strip() or _a_record(line):
+            yield line
+        elif damaged is not None:
+            damaged.append(
+                f"{path}:{number}: torn last line (the controller stopped while saving it): "
+                "`fab report --collect` fetches its iteration again from the node"
+            )
+
+
+def _a_record(line: str) -> bool:
+    try:
+        ClientResult.from_dict(json.loads(line))
+    except (ValueError, TypeError):
+        return False
+    return True

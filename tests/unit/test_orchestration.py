@@ -374,10 +374,11 @@ def test_a_phase_is_kept_in_memory_and_saved_once(world, run, monkeypatch) -> No
     import collections
     import os
 
-    from controller.run import rundir
+    from controller.run import outcomes, rundir
     from controller.run.iterations import IterationPlan
 
     written: collections.Counter[str] = collections.Counter()
+    appended: collections.Counter[str] = collections.Counter()  # records: each iteration's
     read: list[str] = []
     os_replace, write_text, read_records = os.replace, Path.write_text, rundir._read_records
 
@@ -397,12 +398,20 @@ def test_a_phase_is_kept_in_memory_and_saved_once(world, run, monkeypatch) -> No
         read.append(str(path))
         return read_records(path, *args, **kwargs)
 
+    def appending(path: Path, records) -> None:
+        appended[str(path.relative_to(run.path))] += 1
+        return append_records(path, records)
+
+    append_records = outcomes.append_records
+    monkeypatch.setattr(outcomes, "append_records", appending)
     monkeypatch.setattr(os, "replace", replacing)
     monkeypatch.setattr(Path, "write_text", writing)
     monkeypatch.setattr(rundir, "_read_records", reading)
     commands.write(run, IterationPlan(iterations=2))
     for node in ("n0", "n1"):
-        assert written[f"nodes/{node}/write.jsonl"] == 2 and written[f"nodes/{node}/write.log"] == 2
+        assert appended[f"nodes/{node}/write.jsonl"] == 2
+        assert written[f"nodes/{node}/write.log"] == 2
+        assert written[f"nodes/{node}/write.jsonl"] == 0  # never rewritten
         assert written[f"nodes/{node}/write.request.json"] == 2  # each before it is sent
     assert written["summary.json"] == 1 and written["failures.json"] == 1
     assert read == []
