@@ -516,10 +516,11 @@ def nightly(c, inventory=None, label=None, pushgateway=None, verbose=False, quie
         "runs": "also delete the nodes' run folders {workdir}/runs/<run> (not one in use)",
     }
 )
-def clean(c, inventory=None, data=False, runs=False):
+def clean(c, inventory=None, data=False, runs=False, verbose=False, quiet=False):
     """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those);
     --data, --runs: also the generated data and the run folders in the nodes' workdirs."""
     with _exits():
+        _output(c, verbose, quiet)
         commands.clean(_inventory(c, inventory), data=data, runs=runs)
 
 

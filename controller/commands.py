@@ -120,10 +120,10 @@ def verify(run: Run) -> None:
         records = run_phases(run, requests)
     except BenchFailure:
         checked = [r for p in phases for r in run.dir.records(p)]
-        console.out(report.verify_table(checked))
+        console.verified(checked)
         console.out("\n".join(provenance.lines(run.dir.root, run.run_id, checked)))
         raise
-    console.out(report.verify_table(records))
+    console.verified(records)
     console.out(f"verify: all {sum(r.files for r in records)} files match the reference")
 
 
@@ -182,14 +182,14 @@ def clean(inventory: Inventory, data: bool = False, runs: bool = False) -> None:
         held.release()
         for node in ready if data else ():  # its generated data gone: a later push makes it
             fleet().unready(node)
-    for o in outcomes:
-        if o.value:
-            lines = o.value.strip().splitlines()
-            console.out("\n".join(f"[{o.node.id}] {printable(line)}" for line in lines))
+    said = {
+        o.node.id: [printable(x) for x in (o.value or "").strip().splitlines()] for o in outcomes
+    }
+    console.cleaned({node: lines for node, lines in said.items() if lines}, len(ready))
     failures = failures_of(outcomes)
     if failures or len(ready) < len(inventory.nodes):
         if failures:
-            console.err(failure_table(failures))
+            console.failed(failure_table(failures), failures)
         raise BenchFailure("clean failed on some nodes")
 
 
@@ -227,7 +227,7 @@ def show(run: RunDir, damaged: Optional[list[str]] = None) -> None:
         console.phase_end([summary], [], "")
     checked = [r for phase in VERIFY_PHASES for r in run.records(phase, damaged)]
     if checked:
-        console.out(report.verify_table(checked))
+        console.verified(checked)
     for line in _failure_lines(run):
         console.out(line)
     if told:

@@ -3,9 +3,10 @@ of nodes and clients (controller/output/console.py prints them; its ``--verbose`
 prints the tables of controller/output/report.py instead, row per node and client).
 
 A block: what ran, the headline (aggregate, first done, files/s, file latency p50/p99),
-the spread across nodes and clients with the slowest nodes named, the summary's warnings
-and validity, then one line per failed node. Figures have three significant digits in a
-unit that suits them (``62.7 MiB/s``, ``382 ms``).
+the spread across nodes and clients with the slowest nodes and clients named, the
+summary's warnings and validity, then a line per cause of failure naming its nodes
+compactly (``n[03-07,12]``). Figures have three significant digits in a unit that suits
+them (``62.7 MiB/s``, ``382 ms``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from typing import Any, Optional
 
 from controller.analysis.metastats import MetaSummary
 from controller.analysis.stats import PhaseSummary
+from controller.run.natural import natural_key
 from controller.run.rundir import NodeFailure
-from worker.results import one_line, outcome
+from worker.results import error_cause, one_line, outcome
+
+from .groups import Group, group, host_names, template
+from .ranges import compact
 
 #: nodes named as the slowest (and in a push line, as the ones that differ)
 SLOWEST = 3
@@ -27,6 +32,8 @@ NAMED = 5
 NOTABLE_OFFSET = 0.1
 #: characters of a failure's cause on its line
 CAUSE = 400
+#: causes of failures given a line each; the nodes of the rest are named on one more
+CAUSES = 10
 #: the cause of the phase failure of a node the push could not prepare (controller/phases.py)
 NOT_PREPARED = "not prepared (see above)"
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -107,9 +114,20 @@ def phase_block(summary: PhaseSummary | MetaSummary, quiet: bool = False) -> lis
     if d.n > 1:
         lines.append(
             f"  per client: min {size(d.min, '/s')}, median {size(d.median, '/s')},"
-            f" max {size(d.max, '/s')} (n={d.n})"
+            f" max {size(d.max, '/s')} (n={d.n}); slowest: {_slowest_clients(s)}"
         )
     return [*lines, *_notes(s)]
+
+
+def _slowest_clients(s: PhaseSummary) -> str:
+    """``n7/3 12.1 MiB/s, n2/0 12.4 MiB/s, n7/1.2 13.0 MiB/s`` (``.2``: its iteration):
+    the slowest ok clients of the measured iterations."""
+    ok = [c for c in s.by_client if c.status == "ok"]
+    named = sorted(ok, key=lambda c: (c.throughput, natural_key(c.node), c.client, c.iteration))
+    return ", ".join(
+        f"{c.node}/{c.client}{f'.{c.iteration}' if c.iteration else ''} {size(c.throughput, '/s')}"
+        for c in named[:SLOWEST]
+    )
 
 
 def _ran(s: PhaseSummary) -> str:
@@ -168,33 +186,52 @@ def _meta_block(s: MetaSummary, quiet: bool) -> list[str]:
 
 
 def failure_lines(failures: Sequence[NodeFailure], errors: Sequence[Any] = ()) -> list[str]:
-    """One line per node that failed or has records not ok (``errors``: the summaries'
-    Failures): ``  n3 (user@host:22) write failed: cause``."""
-    lines: dict[str, str] = {}
+    """The nodes that failed or have records not ok (``errors``: the summaries' Failures),
+    a line per cause (controller/output/groups.py): ``  n3 (user@host:22) write failed:
+    cause``, or for many nodes ``  n[0-9] (10 nodes) write failed, e.g. n0 (user@host:22):
+    cause``; at most :data:`CAUSES` lines of causes, then one naming the nodes of the rest."""
+    lines: list[str] = []
     unprepared = [f.node for f in failures if f.cause == NOT_PREPARED]
     if unprepared:  # each named by the push already
-        lines[""] = f"  {_count(len(unprepared), 'node')} not prepared (see above): " + (
-            ", ".join(unprepared[:NAMED]) + (", ..." if len(unprepared) > NAMED else "")
+        lines.append(
+            f"  {_count(len(unprepared), 'node')} not prepared (see above): {compact(unprepared)}"
         )
-    for f in failures:
-        if f.cause == NOT_PREPARED:
-            continue
-        lines.setdefault(
-            f.node, f"  {f.node} ({f.host}) {f.step} failed: {one_line(f.cause, CAUSE)}"
+    failed = [f for f in failures if f.cause != NOT_PREPARED]
+    seen = {f.node for f in failures}
+    bad = [e for e in errors if e.node not in seen]  # a failed node is said once
+    causes: list[tuple[Group[Any], str]] = []
+    for g in group(failed, lambda f: f.node, _failure_key):
+        f = g.example
+        where = f"{f.node} ({f.host})"
+        said = f"{where} {f.step} failed" if len(g.nodes) == 1 else (
+            f"{g.listed} {f.step} failed, e.g. {where}"
+        )  # fmt: skip
+        causes.append((g, f"  {said}: {one_line(f.cause, CAUSE)}"))
+    for g in group(bad, lambda e: e.node, _error_key):
+        e = g.example
+        cause = outcome(e.status, e.error, e.host, e.path)
+        host = f" ({e.host})" if e.host else ""
+        at = f"{e.node}{host}: " if len(g.nodes) == 1 else f"{g.listed}: "
+        example = f"{e.node}/{e.client}" + ("" if len(g.nodes) == 1 else host)
+        said = f"{at}{_count(g.count, 'record')} not ok, e.g. {example}"
+        causes.append((g, f"  {said}: {one_line(cause, CAUSE)}"))
+    causes.sort(key=lambda c: -len(c[0].nodes))
+    lines += [line for _, line in causes[:CAUSES]]
+    rest = causes[CAUSES:]
+    if rest:
+        nodes = compact(n for g, _ in rest for n in g.nodes)
+        lines.append(
+            f"  and {len(rest)} more causes on {nodes} (each: --verbose, or the run folder)"
         )
-    bad: dict[str, list[Any]] = {}
-    for e in errors:
-        bad.setdefault(e.node, []).append(e)
-    for node, found in bad.items():
-        first = found[0]
-        cause = outcome(first.status, first.error, first.host, first.path)
-        host = f" ({first.host})" if first.host else ""
-        lines.setdefault(
-            node,
-            f"  {node}{host}: {_count(len(found), 'record')} not ok,"
-            f" e.g. {first.node}/{first.client}: {one_line(cause, CAUSE)}",
-        )
-    return list(lines.values())
+    return lines
+
+
+def _failure_key(f: NodeFailure) -> tuple[str, str]:
+    return f.step, template(f.cause, f.node, *host_names(f.host))
+
+
+def _error_key(e: Any) -> tuple[str, str]:
+    return e.status, template(error_cause(e.error, e.host, e.path), e.node, *host_names(e.host))
 
 
 # --- a push --------------------------------------------------------------------------------

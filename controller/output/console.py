@@ -18,7 +18,7 @@ from controller.analysis.stats import PhaseSummary
 from controller.run.iterations import IterationPlan
 from controller.run.rundir import NodeFailure
 
-from . import block, report
+from . import block, groups, report
 
 #: how much the console says: ``quiet`` the headline and failures, ``default`` a block per
 #: phase, ``verbose`` every table and every node's lines (config ``bench.output``)
@@ -213,6 +213,25 @@ def pairing(lines: Sequence[str]) -> None:
     elif not quiet():
         told = [line for line in lines if not line.startswith("  ")]
         print("; ".join(told[:2]))  # what is read, and whether every file is
+
+
+def verified(records: Sequence[Any]) -> None:
+    """What verify found (client records of verify-write/-read): verbose, every file not ok
+    (report.verify_table); else per phase a line per status and cause, nodes compactly."""
+    if verbose():
+        print(report.verify_table(records))
+    else:
+        print("\n".join(report.verify_lines(records)))
+
+
+def cleaned(said: Mapping[str, Sequence[str]], nodes: int) -> None:
+    """What clean did (node -> the lines its worker printed, of ``nodes``): verbose,
+    ``[node] line`` each; else one line for all (groups.summary)."""
+    if verbose():
+        for node, lines in said.items():
+            node_lines(node, lines)
+    elif not quiet():
+        print(groups.summary("clean", said, nodes))
 
 
 def node_lines(node: str, lines: Sequence[str]) -> None:

@@ -11,12 +11,18 @@ from controller.analysis import measures
 from controller.analysis.metastats import MetaSummary
 from controller.analysis.stats import Failure, PhaseSummary, Verdicts
 from controller.run.iterations import IterationPlan
+from controller.run.natural import natural_key
 from controller.run.pairing import Pairing
 from worker.protocol import IO_PHASES
 from worker.results import STATUSES, ClientResult, error_cause, one_line, outcome
 
+from .groups import group, host_names, template
+from .ranges import compact
+
 MIB = 1024 * 1024
 CHECKSUM_PREFIX = 12
+#: causes of bad files verify_lines gives a line each
+VERIFY_CAUSES = 10
 
 
 def phase_table(summary: PhaseSummary) -> str:
@@ -352,32 +358,77 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
 NOT_READ = ("missing", "replaced")
 
 
-def _verify_phase(phase: str, records: list[ClientResult]) -> list[str]:
-    bad = sorted((r for r in records if not r.ok), key=lambda r: (r.node, r.client, r.path))
+def _verify_counts(phase: str, records: list[ClientResult], bad: list[ClientResult]) -> str:
+    """``verify-read: 1 of 3 files ok, 2 not ok (1 mismatch, 1 missing)``."""
     files = sum(r.files for r in records)
     if not bad:
-        return [f"{phase}: all {files} files ok"]
+        return f"{phase}: all {files} files ok"
     by_status = [(st, sum(r.status == st for r in bad)) for st in STATUSES if st != "ok"]
     detail = ", ".join(f"{n} {st}" for st, n in by_status if n)
-    rows = [
-        (
-            r.node,
-            str(r.client),
-            r.local_path or r.path,
-            r.status,
-            f"{_or_dash(None if r.status in NOT_READ else r.bytes)}/{_or_dash(r.expected_bytes)}",
-            f"{_prefix(r.checksum)}/{_prefix(r.expected_checksum)}",
-            error_cause(r.error, r.host, r.path),
-        )
-        for r in bad
-    ]
-    header = ("node", "client", "path", "status", "size found/expected", "checksum found/expected")
     of = "files" if files == len(records) else f"clients' files ({files} files checked)"
-    return [
+    return (
         f"{phase}: {len(records) - len(bad)} of {len(records)} {of} ok,"
-        f" {len(bad)} not ok ({detail})",
-        *_table((*header, "error"), rows, left=7),
-    ]
+        f" {len(bad)} not ok ({detail})"
+    )
+
+
+def _found(r: ClientResult) -> tuple[str, str]:
+    """Size and checksum found/expected of a file verify checked."""
+    return (
+        f"{_or_dash(None if r.status in NOT_READ else r.bytes)}/{_or_dash(r.expected_bytes)}",
+        f"{_prefix(r.checksum)}/{_prefix(r.expected_checksum)}",
+    )
+
+
+def _verify_phase(phase: str, records: list[ClientResult]) -> list[str]:
+    bad = sorted((r for r in records if not r.ok), key=lambda r: (r.node, r.client, r.path))
+    if not bad:
+        return [_verify_counts(phase, records, bad)]
+    rows = [
+        (r.node, str(r.client), r.local_path or r.path, r.status, *_found(r),
+         error_cause(r.error, r.host, r.path))
+        for r in bad
+    ]  # fmt: skip
+    header = ("node", "client", "path", "status", "size found/expected", "checksum found/expected")
+    return [_verify_counts(phase, records, bad), *_table((*header, "error"), rows, left=7)]
+
+
+def verify_lines(records: Iterable[ClientResult]) -> list[str]:
+    """Per phase its count line, then the files not ok a line per status and cause, naming
+    the nodes compactly with one file as the example (controller/output/groups.py): the
+    console's default; :func:`verify_table` lists every file."""
+    records = list(records)
+    if not records:
+        return ["verify: no records"]
+    lines = []
+    for phase in dict.fromkeys(r.phase for r in records):
+        mine = [r for r in records if r.phase == phase]
+        bad = sorted((r for r in mine if not r.ok), key=lambda r: (natural_key(r.node), r.client))
+        lines.append(_verify_counts(phase, mine, bad))
+        groups = group(bad, lambda r: r.node, _verify_key)
+        for g in groups[:VERIFY_CAUSES]:
+            r = g.example
+            size, checksum = _found(r)
+            found = "" if r.status in NOT_READ else f" (size {size}, checksum {checksum})"
+            cause = error_cause(r.error, r.host, r.path)
+            lines.append(
+                f"  {r.status}: {g.count} {'file' if g.count == 1 else 'files'} on {g.listed},"
+                f" e.g. {r.node}/{r.client} {r.local_path or r.path}{found}"
+                + (f": {cause}" if cause else "")
+            )
+        rest = groups[VERIFY_CAUSES:]
+        if rest:
+            more = sum(g.count for g in rest)
+            nodes = compact(n for g in rest for n in g.nodes)
+            lines.append(f"  and {more} more files not ok on {nodes}, for other causes")
+    if any(not r.ok for r in records):
+        lines.append("  every file: --verbose, or `fab report --verbose` (the run's records)")
+    return lines
+
+
+def _verify_key(r: ClientResult) -> tuple[str, str]:
+    cause = error_cause(r.error, r.host, r.path)
+    return r.status, template(cause, r.node, *host_names(r.host))
 
 
 def _or_dash(value: object) -> str:

@@ -93,6 +93,7 @@ def test_held_runs_are_those_whose_locks_this_process_holds(
 def test_fab_clean_takes_data_and_runs_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[tuple] = []
     monkeypatch.setattr(fabfile, "_inventory", lambda c, inventory: "inventory")
+    monkeypatch.setattr(fabfile, "_output", lambda c, verbose=False, quiet=False: None)
     monkeypatch.setattr(
         fabfile.commands, "clean", lambda inv, data=False, runs=False: asked.append((data, runs))
     )

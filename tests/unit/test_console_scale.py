@@ -1,14 +1,19 @@
 """The console at scale, counted on what a real chain prints (fake nodes: the push, the
 barrier, the records and the lines a worker prints, all in this process): one block per
-phase whatever the number of nodes and clients; a failed node adds one line; node and
+phase whatever the number of nodes and clients; a cause of failure adds one line, its
+nodes listed compactly; verify's bad files a line per status and cause; node and
 client lines only at ``--verbose``; the push said once per command."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
+import shlex
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 import pytest
@@ -20,7 +25,8 @@ from controller.output import console
 from controller.output.progress import Board
 from controller.run import say
 from controller.run.inventory import Inventory, Node, load
-from worker.protocol import ProbeFacts
+from worker.protocol import ExitCode, PhaseRequest, ProbeFacts, Record, encode_line
+from worker.results import ClientResult
 
 from .test_fleet import NodeConnection, ProbeSession
 from .test_orchestration import World
@@ -104,22 +110,94 @@ def test_a_chain_on_64_nodes_prints_at_most_60_lines(world, tmp_path, capsys) ->
     assert not any("-0.0" in line for line in lines)
 
 
-def test_a_failure_on_10_nodes_adds_at_most_10_lines(world, tmp_path, capsys) -> None:
+def _failing(world, tmp_path, capsys, cause) -> tuple[list[str], list[str]]:  # type: ignore[no-untyped-def]
+    """``fab write`` on 64 nodes, calm, then with n0..n9 failing with ``cause(k)``."""
     inventory, root = _inventory(tmp_path, 64, 2), tmp_path / "results"
     commands.push_all(inventory)
     calm = _write(inventory, root, capsys)
 
     def lost(node: str, request, kwargs) -> None:  # type: ignore[no-untyped-def]
         if int(node[1:]) < 10:
-            raise OSError("the connection dropped")
+            raise OSError(cause(int(node[1:])))
 
     world.behaviour = lost
-    failing = _write(inventory, root, capsys)
+    return calm, _write(inventory, root, capsys)
+
+
+def test_a_failure_of_one_cause_on_10_nodes_adds_at_most_2_lines(world, tmp_path, capsys) -> None:
+    # the same error, naming each node's own id, host, path and numbers
+    calm, failing = _failing(
+        world, tmp_path, capsys,
+        lambda k: f"n{k}: connection to h{k}:39999 dropped after {k + 1}.5 s at /w/n{k}/x",
+    )  # fmt: skip
+    assert len(failing) <= len(calm) + 2, "\n".join(failing)
+    named = [line for line in failing if "dropped after" in line]
+    assert named == [
+        "  n[0-9] (10 nodes) write failed, e.g. n0 (root@h0:22): OSError: n0: connection to"
+        " h0:39999 dropped after 1.5 s at /w/n0/x"
+    ]
+
+
+def test_ten_causes_on_10_nodes_add_at_most_10_lines(world, tmp_path, capsys) -> None:
+    words = ["refused", "reset", "closed", "denied", "lost"]
+    words += ["gone", "broken", "busy", "full", "stale"]
+    calm, failing = _failing(world, tmp_path, capsys, lambda k: f"connection {words[k]}")
     assert len(failing) <= len(calm) + 10, "\n".join(failing)
-    named = [line for line in failing if "the connection dropped" in line]
-    assert len(named) == 10 and all(
-        re.match(r"  n\d \(root@h\d:22\) write failed: ", x) for x in named
+    for k, word in enumerate(words):
+        assert f"  n{k} (root@h{k}:22) write failed: OSError: connection {word}" in failing
+
+
+def test_verbose_names_each_failed_node_on_a_line(world, tmp_path, capsys, monkeypatch) -> None:
+    _level(monkeypatch, "verbose")
+    _, failing = _failing(world, tmp_path, capsys, lambda k: "the connection dropped")
+    assert sum(bool(re.match(rf"  n{k} +root@h{k}:22 +write", x)) for x in failing
+               for k in range(10)) == 10  # fmt: skip
+
+
+def _spoiled(conn: Talking, command: str, result):  # type: ignore[no-untyped-def]
+    """What a fake node's verify finds when world.files["spoiled"]: each file missing."""
+    if " -m worker run " not in command or not conn.world.files.get("spoiled"):
+        return result
+    words = shlex.split(command)
+    request = PhaseRequest.from_json(conn.world.files[words[words.index("run") + 1]])
+    if not request.phase.startswith("verify"):
+        return result
+    told = conn.world.files[request.out].splitlines()
+    found = [ClientResult.from_dict(json.loads(x)) for x in told]
+    records = [
+        replace(r, status="missing", bytes=0,
+                error=f"{r.host}: {r.path}: no such file: {r.path} (errno 2)")
+        for r in found
+    ]  # fmt: skip
+    conn.world.files[request.out] = "".join(r.to_json() + "\n" for r in records)
+    told = "".join(encode_line(Record(r)) + "\n" for r in records)
+    return SimpleNamespace(stdout=told, stderr="", exited=int(ExitCode.NOT_OK))
+
+
+def test_1600_bad_files_in_verify_are_a_few_lines(world, tmp_path, capsys, monkeypatch) -> None:
+    talk = Talking.run
+    monkeypatch.setattr(Talking, "run", lambda c, cmd, **kw: _spoiled(c, cmd, talk(c, cmd, **kw)))
+    inventory, root = _inventory(tmp_path, 64, 25), tmp_path / "results"
+    commands.push_all(inventory)
+    run = current().runs.start(inventory, root)
+    commands.write(run)
+    world.files["spoiled"] = "yes"
+    capsys.readouterr()
+    with pytest.raises(commands.BenchFailure):
+        commands.verify(run)
+    said = capsys.readouterr()
+    lines = (said.out + said.err).splitlines()
+    assert len(lines) <= 8, "\n".join(lines)
+    assert "verify-write: 0 of 1600 files ok, 1600 not ok (1600 missing)" in lines
+    assert (
+        "  missing: 1600 files on n[0-63] (64 nodes), e.g. n0/0 /bench/n0/0:"
+        " no such file: /bench/n0/0 (errno 2)" in lines
     )
+    _level(monkeypatch, "verbose")  # every file, a row each
+    with pytest.raises(commands.BenchFailure):
+        commands.verify(run)
+    said = capsys.readouterr()
+    assert sum("/bench/" in line for line in said.out.splitlines()) >= 1600
 
 
 def test_the_block_of_a_phase_is_as_high_at_100_x_16_as_at_3_x_2(world, tmp_path, capsys) -> None:

@@ -42,7 +42,9 @@ def test_a_flag_holds_for_the_rest_of_the_chain_over_the_config(tmp_path: Path) 
     assert console.verbose()
 
 
-@pytest.mark.parametrize("name", ["push", "write", "read", "verify", "report", "meta", "nightly"])
+@pytest.mark.parametrize(
+    "name", ["push", "write", "read", "verify", "report", "meta", "nightly", "clean"]
+)
 def test_verbose_and_quiet_have_no_short_flag(name: str) -> None:
     found = {a.name: a.names for a in getattr(fabfile, name).get_arguments()}
     assert found["verbose"] == ("verbose",) and found["quiet"] == ("quiet",)
