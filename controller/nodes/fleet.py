@@ -105,6 +105,14 @@ class Fleet:
         with self._guard:
             self._pushed.pop(connection_key(node), None)
 
+    def give_up(self, node: Node) -> None:
+        """``node`` was given up with a thread of this process still on it (Ctrl-C, no
+        answer): its agent is ended and forgotten (the thread may be reading its session;
+        the locks are then given back over a session of their own), and the next push
+        probes it again."""
+        self.agents.forget(node)
+        self.unready(node)
+
     def close(self) -> None:
         """Give back every lock (through the agents while they are there), end the
         agents, close the connections; once."""
