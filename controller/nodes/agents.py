@@ -38,7 +38,7 @@ from worker.protocol import (
 
 from ..run.inventory import Node
 from .nodeoutput import Kept
-from .nodeprobe import SESSION_TIMEOUT, Session
+from .nodeprobe import SESSION_TIMEOUT, Session, clock_offset
 from .remote import StepError, close_each, connection_key, readable
 
 #: how often a running phase's stop pipe is looked at
@@ -79,6 +79,11 @@ class Agents:
         close_each([old], _abandon)
         return True
 
+    def has(self, node: Node) -> bool:
+        """Whether ``node`` has an agent here."""
+        with self._lock:
+            return connection_key(node) in self._sessions
+
     def ask(self, node: Node, request: str) -> Optional[str]:
         """The agent's one-line answer to ``request`` within SESSION_TIMEOUT; None when
         ``node`` has no agent, or it is busy with another request (a phase: one reader
@@ -98,6 +103,23 @@ class Agents:
             self.forget(node, session)
             return None
         return answer.rstrip("\n")
+
+    def clock(self, node: Node, samples: int = 3) -> Optional[tuple[float, float]]:
+        """(offset, uncertainty) of ``node``'s clock measured again over its agent
+        (nodeprobe.clock_offset); None when it has no agent, or it is busy, or gone or
+        silent or does not answer with its clock (it is then forgotten)."""
+        session = self._take(node)
+        if session is None:
+            return None
+        try:
+            session.timeout = SESSION_TIMEOUT
+            return clock_offset(session, samples, agent=True)
+        except (OSError, StepError):
+            measured = None
+        finally:
+            self._free(session)
+        self.forget(node, session)
+        return measured
 
     def _take(self, node: Node) -> Optional[Session]:
         """The agent of ``node``, now busy with the caller's request; None when it has
