@@ -81,14 +81,14 @@ def push(
 
     A node this command pushed already (an earlier task of a chain, or of a sweep) is
     not probed again when this push would bring it nothing new: it is ready, with the
-    facts (and the clock offset) measured then (controller/nodes/fleet.py)."""
+    facts measured then and its clock offset measured again (controller/nodes/fleet.py)."""
     arts = pushing.artifacts(inventory, pushing.ensure_wheels(), data)
     if run is not None:
         pushing.check_reference(arts, run.reference.path, run.reference.sha256)
     nodes = fleet()
     files = frozenset((a.remote, a.sha256) for a in arts)
     generated = pushing.generated_size(inventory, data)
-    known = {n.id: info for n in inventory.nodes if (info := nodes.pushed(n, files, generated))}
+    known = nodes.ready(inventory, files, generated)
     sizes = frozenset() if generated is None else nodes.sizes | {generated}  # a sweep's all
 
     def one(conn: Connection, node: Node) -> pushing.NodeInfo:

@@ -12,6 +12,8 @@ shell), and the controller sends it one request per line for the rest of its com
   first: the controller sends nothing more (a ``go``, a ``stop``) before it, so nothing
   meant for the child can be read by this process. Answered with ``AgentDone``
   (its exit code) once the child has ended.
+- ``clock``: its clock, answered with one ``AgentClock`` line (the controller measures
+  the clock offset again before each task, without a probe).
 
 It says ``AgentReady`` first and ends when its stdin does (the controller done, or its
 connection gone). A ``stop`` that arrives after a phase ended is ignored. Stdlib and the
@@ -23,11 +25,14 @@ from __future__ import annotations
 import io
 import os
 import sys
+import time
 from contextlib import suppress
 from typing import Callable, Iterable, Optional, TextIO
 
 from worker import lock
 from worker.protocol import (
+    AgentClock,
+    AgentClockAsk,
     AgentDone,
     AgentReady,
     AgentStarted,
@@ -56,7 +61,9 @@ def serve(lines: Iterable[str], out: TextIO, execute: Execute) -> int:
             asked, error = (None, str(exc)) if exc.kind is RunAsk else (exc, "")
         else:
             error = ""
-        if isinstance(asked, LockAsk):
+        if isinstance(asked, AgentClockAsk):
+            print(encode_line(AgentClock(time.time())), flush=True)
+        elif isinstance(asked, LockAsk):
             lock.main(asked.request)  # prints its one line
         elif isinstance(asked, RunAsk) or error:
             out.flush()

@@ -38,7 +38,7 @@ from worker.protocol import (
 
 from ..run.inventory import Node
 from .nodeoutput import Kept
-from .nodeprobe import SESSION_TIMEOUT, Session
+from .nodeprobe import SESSION_TIMEOUT, Session, clock_offset
 from .remote import StepError, close_each, connection_key, readable
 
 #: how often a running phase's stop pipe is looked at
@@ -59,6 +59,7 @@ class Finished:
 class Agents:
     def __init__(self) -> None:
         self._sessions: dict[tuple, Session] = {}
+        self._busy: set[int] = set()  # id() of the sessions a request is being read on
         self._lock = threading.Lock()
 
     def hand_over(self, node: Node, session: Session) -> bool:
@@ -78,22 +79,61 @@ class Agents:
         close_each([old], _abandon)
         return True
 
-    def ask(self, node: Node, request: str) -> Optional[str]:
-        """The agent's one-line answer to ``request``; None when ``node`` has no agent
-        or it is gone (it is then forgotten)."""
+    def has(self, node: Node) -> bool:
+        """Whether ``node`` has an agent here."""
         with self._lock:
-            session = self._sessions.get(connection_key(node))
+            return connection_key(node) in self._sessions
+
+    def ask(self, node: Node, request: str) -> Optional[str]:
+        """The agent's one-line answer to ``request`` within SESSION_TIMEOUT; None when
+        ``node`` has no agent, or it is busy with another request (a phase: one reader
+        on a channel), or gone or silent (it is then forgotten)."""
+        session = self._take(node)
         if session is None:
             return None
         try:
+            session.timeout = SESSION_TIMEOUT  # whatever a phase left there
             session.send(request + "\n")
             answer = session.readline()
         except OSError:
             answer = ""
+        finally:
+            self._free(session)
         if not answer:
-            self.forget(node)
+            self.forget(node, session)
             return None
         return answer.rstrip("\n")
+
+    def clock(self, node: Node, samples: int = 3) -> Optional[tuple[float, float]]:
+        """(offset, uncertainty) of ``node``'s clock measured again over its agent
+        (nodeprobe.clock_offset); None when it has no agent, or it is busy, or gone or
+        silent or does not answer with its clock (it is then forgotten)."""
+        session = self._take(node)
+        if session is None:
+            return None
+        try:
+            session.timeout = SESSION_TIMEOUT
+            return clock_offset(session, samples, agent=True)
+        except (OSError, StepError):
+            measured = None
+        finally:
+            self._free(session)
+        self.forget(node, session)
+        return measured
+
+    def _take(self, node: Node) -> Optional[Session]:
+        """The agent of ``node``, now busy with the caller's request; None when it has
+        none or it is busy."""
+        with self._lock:
+            session = self._sessions.get(connection_key(node))
+            if session is None or id(session) in self._busy:
+                return None
+            self._busy.add(id(session))
+            return session
+
+    def _free(self, session: Session) -> None:
+        with self._lock:
+            self._busy.discard(id(session))
 
     def run(
         self,
@@ -111,17 +151,33 @@ class Agents:
         answers sent back), what arrives on ``stdin`` forwarded. None when the node has no
         agent (nothing was run); StepError when the agent ends or ``timeout`` passes
         before the phase does (it is then forgotten: its end stops the phase there)."""
-        with self._lock:
-            session = self._sessions.get(connection_key(node))
+        session = self._take(node)
         if session is None:
             return None
+        try:
+            return self._run(node, session, save, request, out, err, watchers, stdin, timeout)
+        finally:
+            self._free(session)
+
+    def _run(
+        self,
+        node: Node,
+        session: Session,
+        save: str,
+        request: str,
+        out: TextIO,
+        err: TextIO,
+        watchers: Sequence[StreamWatcher],
+        stdin: Optional[IO[bytes]],
+        timeout: float,
+    ) -> Optional[Finished]:
         # a phase may be silent for long (the barrier, a slow request): only the phase's
         # own timeout ends it, not the session's (applied with this send)
         session.timeout = None
         try:
             session.send(encode_line(RunAsk(save, request)) + "\n")
         except OSError:
-            self.forget(node)
+            self.forget(node, session)
             return None
         # bounded: a node that writes faster than it is followed waits (SSH's window)
         lines: queue.Queue[str] = queue.Queue(maxsize=LINES_AHEAD)
@@ -143,7 +199,7 @@ class Agents:
         try:
             return self._follow(node, session, lines, out, err, watchers, stdin, timeout)
         except BaseException:
-            self.forget(node)  # a reader left on it would take the next request's answer
+            self.forget(node, session)  # a reader left on it would take the next answer
             raise
         finally:
             over.set()
@@ -167,7 +223,7 @@ class Agents:
         while True:
             # a deadline for the phase, however much the node writes
             if time.monotonic() > deadline:
-                self.forget(node)
+                self.forget(node, session)
                 raise StepError(f"timed out after {timeout:g} s (defaults.phase_timeout)")
             if started and stdin is not None and readable(stdin.fileno()):
                 data = os.read(stdin.fileno(), 4096)
@@ -178,7 +234,7 @@ class Agents:
             except queue.Empty:
                 continue
             if not line:
-                self.forget(node)
+                self.forget(node, session)
                 raise StepError("the node's agent ended before the phase did")
             # only the agent's own lines are read here (records are read at the end)
             told = _said(line) if kind(line) in (AgentDone, AgentStarted, Stderr) else None
@@ -198,10 +254,15 @@ class Agents:
                     with suppress(OSError):
                         session.send(answer)
 
-    def forget(self, node: Node) -> None:
+    def forget(self, node: Node, session: Optional[Session] = None) -> None:
+        """End the agent of ``node`` (only when it is ``session``, if given: a thread
+        left behind must not end the agent a later push handed over)."""
         with self._lock:
-            session = self._sessions.pop(connection_key(node), None)
-        close_each([session], _abandon)
+            found = self._sessions.get(connection_key(node))
+            if found is None or (session is not None and found is not session):
+                return
+            del self._sessions[connection_key(node)]
+        close_each([found], _abandon)
 
     def close(self) -> None:
         """End every agent (its stdin closed: it exits)."""

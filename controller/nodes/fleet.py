@@ -8,7 +8,10 @@ node (its facts: host, Python, clock offset and round trip) with what it brought
 and the runs the command started or continued (controller/run/session.py).
 A node is probed and pushed once per command: a later task whose push would bring
 nothing new (controller/phases.py's ``push``) takes the node as ready, with the facts
-measured then. A node that failed a step is probed again by the next push.
+measured then, except its clock offset: measured again over its agent at each such push
+(a few round trips), or, without an agent, by a probe once CLOCK_MAX_AGE has passed (a
+sweep or ``nightly`` lasts hours; the clocks drift). A node that failed a step is probed
+again by the next push.
 
 Tasks reach it through :func:`current`: the first one that needs a node makes it, and it
 is closed once, when the process ends, in one order: the locks given back (through the
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import methodcaller
@@ -30,7 +34,7 @@ from fabric import Connection
 from ..run.inventory import Inventory, Node
 from ..run.session import Runs
 from .agents import Agents
-from .remote import Connections, close_each, connection_key
+from .remote import Connections, close_each, connection_key, on_nodes
 
 if TYPE_CHECKING:
     from .locks import RunLocks
@@ -45,6 +49,12 @@ class Pushed:
     python: str  # nodes[].python the runtime was made with
     files: frozenset[tuple[str, str]]  # (path in the workdir, sha256) of every artifact
     generated: frozenset[int]  # the sizes of generated data made (or found) there
+    clocked: float  # when its clock offset was measured (time.monotonic())
+
+
+#: seconds a clock offset is used for when it cannot be measured again over the node's
+#: agent: then the next push probes the node (clocks drift apart by tens of ppm)
+CLOCK_MAX_AGE = 600.0
 
 
 class Fleet:
@@ -76,7 +86,44 @@ class Fleet:
             return None
         if generated is not None and generated not in done.generated:
             return None  # made under the workdir's lock, which the probe takes
+        if time.monotonic() - done.clocked > CLOCK_MAX_AGE:
+            return None  # its clock offset is too old: probed again
         return replace(done.info, uploaded=0, provisioned=False)
+
+    def ready(
+        self, inventory: Inventory, files: frozenset, generated: Optional[int]
+    ) -> dict[str, NodeInfo]:
+        """Node id -> what this command found on it, for each node of ``inventory`` that
+        is :meth:`pushed` (the others need a push), its clock offset measured again over
+        its agent (in parallel): the start times sent to the nodes, the deadlines and the
+        records' skew follow the nodes' clocks through a command of hours. A node whose
+        agent does not answer with its clock needs a push (a probe measures it)."""
+        found = {n.id: info for n in inventory.nodes if (info := self.pushed(n, files, generated))}
+        agents = [n for n in inventory.nodes if n.id in found and self.agents.has(n)]
+        if agents:
+            outcomes = on_nodes(inventory, "clock", lambda conn, node: self._clock(node), agents)
+            for o in outcomes:
+                if o.value is None:
+                    del found[o.node.id]
+                else:
+                    found[o.node.id] = o.value
+        return found
+
+    def _clock(self, node: Node) -> Optional[NodeInfo]:
+        """What was pushed to ``node``, with its clock offset measured again over its
+        agent (and kept in the facts); None when it could not be."""
+        measured = self.agents.clock(node)
+        if measured is None:
+            return None
+        offset, error = measured
+        with self._guard:
+            done = self._pushed.get(connection_key(node))
+            if done is None:
+                return None
+            info = replace(done.info, clock_offset=offset, clock_error=error)
+            self._pushed[connection_key(node)] = replace(done, info=info, clocked=time.monotonic())
+            self._facts[connection_key(node)] = info
+        return replace(info, uploaded=0, provisioned=False)
 
     def note_pushed(
         self, node: Node, info: NodeInfo, files: frozenset, generated: Collection[int]
@@ -88,7 +135,8 @@ class Fleet:
             before = self._pushed.get(connection_key(node))
             if before is not None and before.python == node.python:
                 sizes |= before.generated  # a push leaves the data of other sizes there
-            self._pushed[connection_key(node)] = Pushed(info, node.python, files, sizes)
+            now = time.monotonic()
+            self._pushed[connection_key(node)] = Pushed(info, node.python, files, sizes, now)
             self._facts[connection_key(node)] = info
 
     def facts(self, nodes: Sequence[Node]) -> dict[str, NodeInfo]:
@@ -104,6 +152,14 @@ class Fleet:
         probes it again."""
         with self._guard:
             self._pushed.pop(connection_key(node), None)
+
+    def give_up(self, node: Node) -> None:
+        """``node`` was given up with a thread of this process still on it (Ctrl-C, no
+        answer): its agent is ended and forgotten (the thread may be reading its session;
+        the locks are then given back over a session of their own), and the next push
+        probes it again."""
+        self.agents.forget(node)
+        self.unready(node)
 
     def close(self) -> None:
         """Give back every lock (through the agents while they are there), end the

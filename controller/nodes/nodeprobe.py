@@ -16,10 +16,14 @@ from fabric import Connection
 
 from worker.protocol import (
     PROBE_REFUSED,
+    AgentClock,
+    AgentClockAsk,
     ClockAsk,
+    MessageError,
     ProbeFacts,
     RequestError,
     decode_clock,
+    decode_line,
     encode_line,
 )
 
@@ -140,23 +144,34 @@ def open_session(conn: Connection, command: str) -> Session:
     return ChannelSession(conn, command)
 
 
-def clock_offset(session: Session, samples: int = 5) -> tuple[float, float]:
+def clock_offset(session: Session, samples: int = 5, agent: bool = False) -> tuple[float, float]:
     """(offset, uncertainty): the node's clock minus ours, NTP-style over a session that
-    answers each line with its clock. The session is set up before the first sample, so
-    the round trips are symmetric; the shortest wins and half of it bounds the error."""
+    answers each line with its clock (the probe's, or with ``agent`` the node's agent's:
+    controller/nodes/agents.py). The session is set up before the first sample, so the
+    round trips are symmetric; the shortest wins and half of it bounds the error."""
     best: Optional[tuple[float, float]] = None
+    ask = encode_line(AgentClockAsk() if agent else ClockAsk()) + "\n"
     for _ in range(samples):
         before = time.time()
-        session.send(encode_line(ClockAsk()) + "\n")
+        session.send(ask)
         answer = session.readline()
         half = (time.time() - before) / 2
-        clock = decode_clock(answer)
-        if clock is None:
-            raise StepError(f"the probe's clock answered {answer.strip()[:80]!r}")
+        at = _agent_clock(answer) if agent else getattr(decode_clock(answer), "at", None)
+        if at is None:
+            who = "agent" if agent else "probe"
+            raise StepError(f"the {who}'s clock answered {answer.strip()[:80]!r}")
         if best is None or half < best[1]:
-            best = (clock.at - (before + half), half)
+            best = (at - (before + half), half)
     assert best is not None
     return best
+
+
+def _agent_clock(line: str) -> Optional[float]:
+    try:
+        said = decode_line(line)
+    except MessageError:
+        return None
+    return said.at if isinstance(said, AgentClock) else None
 
 
 def probe_node(

@@ -248,10 +248,12 @@ def on_nodes(
     stopped, so it must make them finish; once they have, or ``grace`` seconds have
     passed (a node that does not answer: its thread is left behind),
     ``Interrupted`` carries their outcomes (a node still waiting for its turn does not
-    begin; one left behind fails). A second Ctrl-C meanwhile quits at once."""
+    begin; one left behind fails, and the fleet forgets its agent). A second Ctrl-C
+    meanwhile quits at once."""
     from .fleet import current  # the fleet holds the connections (and imports this module)
 
-    connections = current().connections
+    fleet = current()
+    connections = fleet.connections
     targets = list(nodes if nodes is not None else inventory.nodes)
     ensure_open_files(len(inventory.nodes))
     turns = threading.BoundedSemaphore(len(targets) if together else inventory.settings.fanout)
@@ -299,6 +301,7 @@ def on_nodes(
             stopping.quit_now(code)
         for i, node in enumerate(targets):
             if not finished[i]:  # its thread is left behind (a daemon: it ends with us)
+                fleet.give_up(node)  # its agent too: the thread may be reading it
                 cause = f"interrupted: no answer within {grace:g} s of the interrupt; given up"
                 failure = NodeFailure(node.id, address(node), step, cause)
                 outcomes[i] = StepOutcome(node, failure=failure)

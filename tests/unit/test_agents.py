@@ -27,11 +27,15 @@ from worker.protocol import (
     LOCK_REPLY,
     READY,
     STDERR,
+    AgentClock,
+    AgentClockAsk,
     ExitCode,
     Holder,
     LockRequest,
     PhaseRequest,
     ProbeFacts,
+    decode_line,
+    encode_line,
     told_records,
 )
 
@@ -102,6 +106,22 @@ def test_an_agent_that_died_is_forgotten(workdir: Path, node) -> None:
     session.proc.wait()
     assert agents.ask(node, "lock {}") is None  # gone: the caller runs the worker
     assert agents.ask(node, "lock {}") is None  # and it is not asked again
+
+
+def test_the_agent_answers_its_clock_and_the_offset_is_measured_over_it(
+    workdir: Path, node
+) -> None:
+    session = _probed(workdir)
+    agents = Agents()
+    assert agents.hand_over(node, session)
+    before = time.time()
+    told = agents.ask(node, encode_line(AgentClockAsk()))
+    assert told is not None
+    said = decode_line(told)
+    assert isinstance(said, AgentClock) and before <= said.at <= time.time()
+    measured = agents.clock(node)  # one machine: no offset, within the round trip
+    assert measured is not None and abs(measured[0]) <= measured[1] + 0.01
+    agents.close()
 
 
 def test_the_agent_answers_every_line_with_one_line() -> None:

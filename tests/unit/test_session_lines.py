@@ -11,6 +11,8 @@ import pytest
 
 from worker import layout, probe, protocol
 from worker.protocol import (
+    AgentClock,
+    AgentClockAsk,
     AgentDone,
     AgentReady,
     AgentStarted,
@@ -69,6 +71,8 @@ LINES = [
         'run {"save": "/w/runs/r/write.request.json", "request": "{}"}',
     ),
     (BecomeAgent(), "agent"),
+    (AgentClockAsk(), "clock"),
+    (AgentClock(1700000000.123456), "parbench-agent clock 1700000000.123456"),
 ]  # fmt: skip
 
 
@@ -94,6 +98,7 @@ def test_lines_for_people_are_no_message() -> None:
     [
         ("go soon", Go),
         ("parbench-agent done x", AgentDone),
+        ("parbench-agent clock soon", AgentClock),
         ("@record {}", Record),
         ("@record {broken", Record),
         ("parbench-lock {broken", LockReply),

@@ -29,10 +29,12 @@ from worker.protocol.generated import (
     generated_stamp_holds,
 )
 from worker.protocol.lines import (
+    AGENT_CLOCK,
     AGENT_DONE,
     AGENT_READY,
     AGENT_STARTED,
     BECOME_AGENT,
+    CLOCK,
     GO,
     LOCK,
     LOCK_REPLY,
@@ -43,6 +45,8 @@ from worker.protocol.lines import (
     RUN,
     STDERR,
     STOP,
+    AgentClock,
+    AgentClockAsk,
     AgentDone,
     AgentReady,
     AgentStarted,

@@ -6,10 +6,10 @@ the controller reads and writes them; neither frames a line by hand.
 From the worker (stdout): :class:`Ready` (the start barrier), :class:`Record` (a saved
 client record, told), :class:`Progress` (live progress), the agent's
 :class:`AgentReady`, :class:`AgentStarted`, :class:`AgentDone` and :class:`Stderr` (a
-line of the phase's stderr), :class:`LockReply` (the answer to a lock request), the
-probe's :class:`Clock`. From the controller (stdin): :class:`Go`, :class:`Stop`, and to
-the agent :class:`LockAsk`, :class:`RunAsk`, to the probe :class:`BecomeAgent` and
-:class:`ClockAsk`.
+line of the phase's stderr), :class:`AgentClock` (its clock), :class:`LockReply` (the answer
+to a lock request), the probe's :class:`Clock`. From the controller (stdin): :class:`Go`,
+:class:`Stop`, and to the agent :class:`LockAsk`, :class:`RunAsk`, :class:`AgentClockAsk`,
+to the probe :class:`BecomeAgent` and :class:`ClockAsk`.
 
 The probe (worker/probe.py) runs as ``python -c`` before this package is on the node:
 it keeps its own copies of its lines (``PROBE_COPIES`` below), checked equal by a test.
@@ -33,10 +33,12 @@ STDERR = "@stderr"
 AGENT_READY = "parbench-agent ready"
 AGENT_STARTED = "parbench-agent started"
 AGENT_DONE = "parbench-agent done"
+AGENT_CLOCK = "parbench-agent clock"
 LOCK_REPLY = "parbench-lock"
 LOCK = "lock"
 RUN = "run"
 BECOME_AGENT = "agent"
+CLOCK = "clock"
 
 #: the probe's copies of these (worker/probe.py cannot import): its name -> the value
 PROBE_COPIES = {"LOCK_REPLY": LOCK_REPLY, "AGENT": BECOME_AGENT, "LOCK_ASK": LOCK + " "}
@@ -146,6 +148,19 @@ class ClockAsk:
 
 
 @dataclass(frozen=True)
+class AgentClockAsk:
+    """Asks the agent for its clock (the clock offset measured again between phases,
+    without a probe)."""
+
+
+@dataclass(frozen=True)
+class AgentClock:
+    """The agent's clock: epoch seconds on the node."""
+
+    at: float
+
+
+@dataclass(frozen=True)
 class Clock:
     """The probe's clock: epoch seconds (untagged: read with :func:`decode_clock`)."""
 
@@ -154,7 +169,7 @@ class Clock:
 
 Message = Union[
     Ready, Go, Stop, Record, Progress, Stderr, AgentReady, AgentStarted, AgentDone,
-    LockReply, LockAsk, RunAsk, BecomeAgent, ClockAsk, Clock,
+    LockReply, LockAsk, RunAsk, BecomeAgent, ClockAsk, Clock, AgentClockAsk, AgentClock,
 ]  # fmt: skip
 
 
@@ -187,6 +202,10 @@ def encode_line(msg: Message) -> str:
         return f"{RUN} " + json.dumps({"save": msg.save, "request": msg.request})
     if isinstance(msg, BecomeAgent):
         return BECOME_AGENT
+    if isinstance(msg, AgentClockAsk):
+        return CLOCK
+    if isinstance(msg, AgentClock):
+        return f"{AGENT_CLOCK} {msg.at!r}"
     if isinstance(msg, ClockAsk):
         return ""
     if isinstance(msg, Clock):
@@ -205,6 +224,8 @@ def kind(line: str) -> Optional[type]:
             return found
         if line.startswith(AGENT_DONE + " "):
             return AgentDone
+        if line.startswith(AGENT_CLOCK + " "):
+            return AgentClock
     if word == STDERR and line.startswith(STDERR + " "):
         return Stderr
     return _WHOLE.get(line.strip())
@@ -220,7 +241,7 @@ def decode_line(line: str) -> Optional[Message]:
         return None
     line = line.rstrip("\n")
     body = line.partition(" ")[2]
-    if found in (Stop, AgentReady, AgentStarted, BecomeAgent):
+    if found in (Stop, AgentReady, AgentStarted, BecomeAgent, AgentClockAsk):
         return found()
     if found is Ready:
         return Ready(body)
@@ -235,6 +256,8 @@ def decode_line(line: str) -> Optional[Message]:
             return Go(float(body))
         if found is AgentDone:
             return AgentDone(int(line[len(AGENT_DONE) + 1 :]))
+        if found is AgentClock:
+            return AgentClock(float(line[len(AGENT_CLOCK) + 1 :]))
         if found is Record:
             return Record(ClientResult.from_dict(json.loads(body)))
         if found is LockReply:
@@ -251,6 +274,8 @@ def _cannot(found: type, line: str, exc: Exception) -> str:
         return f"{GO}: not a time: {line[len(GO) + 1 :][:80]!r}"
     if found is AgentDone:
         return f"{AGENT_DONE}: not an exit code: {line[:80]!r}"
+    if found is AgentClock:
+        return f"{AGENT_CLOCK}: not a time: {line[:80]!r}"
     if found is Record:
         return str(exc)
     if found is LockReply:
@@ -267,6 +292,7 @@ _TAGGED = {
 #: a line that is the whole message
 _WHOLE = {
     STOP: Stop, AGENT_READY: AgentReady, AGENT_STARTED: AgentStarted, BECOME_AGENT: BecomeAgent,
+    CLOCK: AgentClockAsk,
 }  # fmt: skip
 
 
