@@ -3,8 +3,11 @@
 ::
 
     run.json                       the sealed run (controller/run/run.py), written once
-    plan.json                      who writes and reads what, for people
-    hosts.json                     what the latest push learnt about each node
+    plan.json                      who writes and reads what (verify takes the plan of
+                                   the read that ran from it: data, not only for people)
+    hosts.json                     what the pushes of the latest command that pushed
+                                   measured on each node (`fab report --collect` takes
+                                   the clock offsets from it)
     summary.json                   per phase: aggregate and per-node statistics
     failures.json                  per phase: nodes whose step failed, and why
     cluster.json                   the storage's version as each node's proxy told it
