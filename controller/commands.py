@@ -82,7 +82,7 @@ def read(
             )
         # with a duration, the files each source's write left
         requests = sequences.read_requests(
-            run.requests["read"], run.read_plan, run.dir.records("write")
+            run.requests["read"], run.read_plan, run.records("write")
         )
         run.dir.update_doc("plan.json", {"read": run.read_plan.to_dict()})
         console.pairing(report.plan_lines(run.read_plan.pairing))  # type: ignore[arg-type]
@@ -93,7 +93,7 @@ def verify(run: Run) -> None:
     """verify-write for the files the run's write made, verify-read for the copies its
     read made (only the phases that ran); a table naming every bad file, and the run that
     made each file found in place of the run's."""
-    writes, reads = run.dir.records("write"), run.dir.records("read")
+    writes, reads = run.records("write"), run.records("read")
     done = run.dir.read_doc("plan.json", {}).get("read")
     read_plan = ReadPlan.from_dict(done) if done else None
     requests = {}  # every file the write left and every copy the read made, with their tags
@@ -118,10 +118,11 @@ def verify(run: Run) -> None:
     phases = list(requests)
     try:
         records = run_phases(run, requests)
-    except BenchFailure:
-        checked = [r for p in phases for r in run.dir.records(p)]
-        console.verified(checked)
-        console.out("\n".join(provenance.lines(run.dir.root, run.run_id, checked)))
+    except BenchFailure as failed:
+        if failed.result is not None:  # what this attempt checked (none ran: nothing)
+            checked = [r for p in phases for r in failed.result.records(p)]
+            console.verified(checked)
+            console.out("\n".join(provenance.lines(run.dir.root, run.run_id, checked)))
         raise
     console.verified(records)
     console.out(f"verify: all {sum(r.files for r in records)} files match the reference")

@@ -48,11 +48,13 @@ Summary = TypeVar("Summary", stats.PhaseSummary, metastats.MetaSummary)
 
 
 class BenchFailure(RuntimeError):
-    """A phase finished with failures; already reported on screen. ``code`` to exit with."""
+    """A phase finished with failures; already reported on screen. ``code`` to exit with;
+    ``result``: what the phases did (None: none ran, e.g. no node could be prepared)."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    def __init__(self, message: str, code: int = 1, result: Optional[PhaseResult] = None) -> None:
         super().__init__(message)
         self.code = code
+        self.result = result
 
 
 def failure_table(failures: Sequence[NodeFailure]) -> str:
@@ -174,7 +176,7 @@ def run_phases(
     locks.hold(inventory, run.run_id, ready)  # or LockHeld: another run is at work there
     collect(run, ready, skip=phases)  # records a node kept when an earlier command lost it
     for phase in phases:  # a node that fails now must not contribute an earlier attempt
-        run.dir.forget(phase)
+        run.forget(phase)
     timed = [p for p in phases if any(r.timed for r in requests[p].values())]
     if not timed:
         rounds = ONCE
@@ -185,6 +187,7 @@ def run_phases(
         console.phase_start(phases, clients, len(ready), margin, auto, rounds)
     measured: list[float] = []
     verdict: Optional[str] = None
+    failures: list[NodeFailure] = []
     iteration = 0
     gathered = Gathered(run.dir)  # the iterations' node outcomes, in memory
     try:
@@ -195,20 +198,24 @@ def run_phases(
             done, failures, interrupted = _iteration(
                 run, requests, ready, timed, rounds, iteration, warmup, margin, gathered
             )
+            last = interrupted is not None or bool(failures) or not all(r.ok for r in done)
+            if not (last or not timed):
+                aggregate = stats.aggregate_of(done)
+                if rounds.most > 1:
+                    console.iteration(timed[0], iteration, warmup, rounds, aggregate)
+                if not warmup:
+                    measured.append(aggregate)
+                    verdict = rounds.verdict(measured)
+            last = last or not timed or verdict is not None
             # each iteration's records on disk before the next: a controller killed later
             # loses none of them (and `fab report --collect` fetches the one under way)
-            save_nodes(run.dir, PhaseResult(tuple(phases), gathered.unsaved()))  # appended
-            if interrupted is not None or failures or not all(r.ok for r in done) or not timed:
+            # appended; closed before the last save: a node thread given up after an
+            # interrupt that answers now is neither saved nor counted (the result is what
+            # was saved)
+            save_nodes(run.dir, PhaseResult(tuple(phases), gathered.unsaved(close=last)))
+            if last:
                 break
-            aggregate = stats.aggregate_of(done)
-            if rounds.most > 1:
-                console.iteration(timed[0], iteration, warmup, rounds, aggregate)
-            if not warmup:
-                measured.append(aggregate)
-                verdict = rounds.verdict(measured)
             iteration += 1
-            if verdict is not None:
-                break
         result = PhaseResult(tuple(phases), gathered.close(), tuple(failures))
         for failed in {f.node for f in failures}:  # the next push probes it again
             fleet().unready(inventory.node(failed))
@@ -230,9 +237,11 @@ def run_phases(
             )
             records += kept
     except BaseException:  # the records that came back are kept all the same
-        save_nodes(run.dir, PhaseResult(tuple(phases), gathered.unsaved(close=True)))
+        _abandoned(run, PhaseResult(tuple(phases), gathered.unsaved(close=True), tuple(failures)))
         raise
-    save_phase(run.dir, replace(result, summaries={s.phase: s.to_dict() for s in summaries}))
+    result = replace(result, summaries={s.phase: s.to_dict() for s in summaries})
+    save_phase(run.dir, result)
+    run.keep(result)  # the later tasks of this command take it from memory
     shown = [summary for summary in summaries if summary.phase in timed]
     console.phase_end(shown, failures, failure_table(failures))
     if timed:
@@ -247,13 +256,31 @@ def run_phases(
             f"{'+'.join(phases)} interrupted: {len(records) - len(bad)} record(s) ok, "
             f"{len(bad)} not; see {run.path}/",
             code=interrupted,
+            result=result,
         )
     if failures or bad:
         raise BenchFailure(
             f"{'+'.join(phases)}: {len(bad)} record(s) not ok, "
-            f"{len(failures)} node(s) failed; see {run.path}/"
+            f"{len(failures)} node(s) failed; see {run.path}/",
+            result=result,
         )
     return records
+
+
+def _abandoned(run: Run, result: PhaseResult) -> None:
+    """Save what a phase loop stopped by an exception (a lease lost, a second Ctrl-C)
+    did: its nodes' files, its phases' failures (those known), no summary (an earlier
+    attempt's verdicts must not stand for these records), and the exports again. What
+    cannot be saved now does not hide the exception that stopped the loop."""
+    save_nodes(run.dir, result)
+    try:
+        run.dir.update_doc(
+            "failures.json", {p: [f.to_dict() for f in result.failures] for p in result.phases}
+        )
+        run.dir.update_doc("summary.json", {}, drop=result.phases)
+        exports.write(run.dir)
+    except (OSError, ResultsError):
+        pass
 
 
 def summary_of(
@@ -373,12 +400,14 @@ def _iteration(
 def collect(run: Run, nodes: Optional[Sequence[Node]] = None, skip: Sequence[str] = ()) -> None:
     """Fetch the records that nodes kept when the controller lost them: for every request
     sent (``nodes/<node>/<phase>.request.json``) with no records here yet, except the
-    phases in ``skip`` (about to run again). The phases that gain records are summarised
+    phases in ``skip`` (about to run again) and those this command ran with no node
+    failing (it fetched every record). The phases that gain records are summarised
     again."""
+    complete = {phase for phase, result in run.results.items() if not result.failures}
     missing: dict[str, list[PhaseRequest]] = {}
     for sent in sorted(run.path.glob("nodes/*/*.request.json")):
         phase = sent.name[: -len(".request.json")]
-        if phase in skip:
+        if phase in skip or phase in complete:
             continue
         try:
             request = PhaseRequest.from_json(sent.read_text())

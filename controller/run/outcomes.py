@@ -1,7 +1,8 @@
 """What one node's worker did for one request, in memory (the nodes layer makes it and
 touches no file: controller/nodes/runner.py); what a phase command did, in memory (the
 outcomes of its iterations, gathered by ``Gathered`` as the node threads report them:
-``PhaseResult``), and saving it in the run folder once (``save_phase``).
+``PhaseResult``), and saving it in the run folder: each node's files after every
+iteration (``save_nodes``), the phase's documents once, at its end (``save_phase``).
 
 ::
 
@@ -173,9 +174,9 @@ def save_nodes(run: RunDir, result: PhaseResult) -> None:
 
 
 def save_phase(run: RunDir, result: PhaseResult) -> None:
-    """Save what a phase command did, once, its nodes' files saved already (after each
-    iteration: :func:`save_nodes`): its phases' entries of failures.json and
-    summary.json, and the storage's version in cluster.json."""
+    """Save the documents of what a phase command did, once, at its end (its nodes'
+    files are saved after every iteration: :func:`save_nodes`): its phases' entries of
+    failures.json and summary.json, and the storage's version in cluster.json."""
     failures = [f.to_dict() for f in result.failures]
     run.update_doc("failures.json", {phase: failures for phase in result.phases})
     run.update_doc("summary.json", dict(result.summaries))

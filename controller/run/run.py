@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from worker.protocol import RECORDED_PHASES, PhaseRequest, RequestError
+from worker.results import ClientResult
 
 from .inventory import Inventory
+from .outcomes import PhaseResult
 from .pairing import PairingError
 from .plan import ReadPlan, ReferenceFacts, new_run_id, phase_requests, read_plan, write_paths
 from .reference import reference_facts
@@ -121,6 +123,9 @@ class Run:
     read_plan: Optional[ReadPlan]  # cross-node, when the run has two nodes or more
     #: the inventory's labels and those of the command that started the run
     labels: dict[str, str] = field(default_factory=dict)
+    #: phase -> what this command's run of it did, in memory (a later command reads the
+    #: run folder instead: ``--run``)
+    results: dict[str, PhaseResult] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -218,6 +223,22 @@ class Run:
         seal.read_plan(inventory, plan)
         seal.requests(inventory, reference, plan, requests)
         return cls(folder, inventory, reference, requests, plan, dict(data.get("labels", {})))
+
+    def keep(self, result: PhaseResult) -> None:
+        """Hold what this command's phases did (saved already) for its later tasks."""
+        for phase in result.phases:
+            self.results[phase] = result
+
+    def forget(self, phase: str) -> None:
+        """Drop an earlier attempt of ``phase``, in memory and in the run folder."""
+        self.results.pop(phase, None)
+        self.dir.forget(phase)
+
+    def records(self, phase: str) -> list[ClientResult]:
+        """The records of ``phase``: this command's, in memory, when it ran the phase;
+        else those in the run folder (an earlier command's)."""
+        kept = self.results.get(phase)
+        return kept.records(phase) if kept is not None else self.dir.records(phase)
 
     def reconciled(self, today: Optional[Inventory]) -> Run:
         """This run reached with today's access settings, or RunMismatch saying what of

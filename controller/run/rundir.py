@@ -3,8 +3,11 @@
 ::
 
     run.json                       the sealed run (controller/run/run.py), written once
-    plan.json                      who writes and reads what, for people
-    hosts.json                     what the latest push learnt about each node
+    plan.json                      who writes and reads what (verify takes the plan of
+                                   the read that ran from it: data, not only for people)
+    hosts.json                     what the pushes of the latest command that pushed
+                                   measured on each node (`fab report --collect` takes
+                                   the clock offsets from it)
     summary.json                   per phase: aggregate and per-node statistics
     failures.json                  per phase: nodes whose step failed, and why
     cluster.json                   the storage's version as each node's proxy told it
@@ -15,7 +18,9 @@
 
 Every JSON document carries a ``schema`` and is checked on load. Writes are atomic (a
 temporary file of its own, then a rename) and read-modify-write updates hold the run's
-lock file, so two processes updating one run never lose or corrupt each other's work.
+lock file, so two processes updating one run never lose or corrupt each other's work. A
+document this process wrote is read back from memory while the file is still the one it
+wrote: a command does not re-read what it saved.
 ``results/latest`` links to the newest run that measured something (records of a timed
 phase): a run whose push, lock or every node failed leaves it where it was, so
 ``fab compare previous latest`` and later commands find runs with figures.
@@ -30,9 +35,9 @@ import re
 import shutil
 import tempfile
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from worker.protocol import TIMED_PHASES
 from worker.results import ClientResult, read_lines
@@ -76,18 +81,26 @@ class NodeFailure:
         return {"node": self.node, "host": self.host, "step": self.step, "cause": self.cause}
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> os.stat_result:
     """Write ``text`` to ``path`` through a temporary file of its own and a rename, so a
-    reader or a crash never sees half a file and two writers never share a temporary."""
+    reader or a crash never sees half a file and two writers never share a temporary.
+    Returns the written file's status (taken before the rename: it is this text's)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             stream.write(text)
         os.chmod(tmp, 0o644)
+        written = os.stat(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return written
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int]:
+    """What tells one version of a file from another (a rename makes a new inode)."""
+    return status.st_ino, status.st_mtime_ns, status.st_size
 
 
 def _point_latest(root: Path, run_id: str) -> None:
@@ -156,6 +169,12 @@ def _dumps(data: Any) -> str:
 class RunDir:
     root: Path  # results/
     run_id: str
+    #: document name -> the text this process last wrote there and that file's identity:
+    #: read back from memory while the file is still that one (no other process
+    #: replaced it), so a command does not re-read what it wrote
+    written: dict[str, tuple[str, tuple[int, int, int]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def path(self) -> Path:
@@ -261,7 +280,7 @@ class RunDir:
         ResultsError when it is not JSON or not of the expected schema."""
         path = self.path / name
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(self._known(name) or path.read_text())
         except FileNotFoundError:
             return default
         except (OSError, ValueError) as exc:
@@ -271,17 +290,31 @@ class RunDir:
             raise ResultsError(f"{path}: schema {found!r}, expected {SCHEMAS[name]!r}")
         return {k: v for k, v in data.items() if k != "schema"}
 
+    def _known(self, name: str) -> str | None:
+        """The text of document ``name`` as this process wrote it, if the file is still
+        that one (None: read it)."""
+        kept = self.written.get(name)
+        if kept is None:
+            return None
+        try:
+            return kept[0] if _identity((self.path / name).stat()) == kept[1] else None
+        except OSError:
+            return None
+
     def write_doc(self, name: str, data: dict) -> Path:
         path = self.path / name
-        write_atomically(path, _dumps({**data, "schema": SCHEMAS[name]}))
+        text = _dumps({**data, "schema": SCHEMAS[name]})
+        self.written[name] = (text, _identity(write_atomically(path, text)))
         return path
 
-    def update_doc(self, name: str, values: dict) -> Path:
-        """Set some top-level keys of a document (e.g. one phase of summary.json), under
-        the run's lock."""
+    def update_doc(self, name: str, values: dict, drop: Iterable[str] = ()) -> Path:
+        """Set some top-level keys of a document (e.g. one phase of summary.json), and
+        remove those of ``drop``, under the run's lock."""
         with self.locked():
             data = self.read_doc(name, {})
             data.update(values)
+            for key in drop:
+                data.pop(key, None)
             return self.write_doc(name, data)
 
     def write_text(self, name: str, text: str) -> Path:

@@ -108,7 +108,7 @@ def test_collect_fetches_the_iteration_of_a_torn_last_line_again(world, run) -> 
     path = run.path / "nodes" / "n1" / "write.jsonl"
     _tear(path)  # the controller was killed saving iteration 1 of n1
     assert [r.iteration for r in run.dir.node_records("n1", "write")] == [0, 0, 1]
-    phases.collect(run)
+    phases.collect(run.open(run.dir.root, run.run_id))  # a later command: `fab report --collect`
     assert [(r.iteration, r.client) for r in run.dir.node_records("n1", "write")] == [
         (0, 0), (0, 1), (1, 0), (1, 1)
     ]  # fmt: skip
