@@ -29,7 +29,6 @@ from invoke import Collection, Context, Exit
 from controller import commands, phases
 from controller.analysis import history
 from controller.analysis.compare import CompareError, compare_runs
-from controller.analysis.history import regression_check
 from controller.nodes import stopping
 from controller.nodes.fleet import current as fleet
 from controller.nodes.limits import LimitError
@@ -452,6 +451,8 @@ def check(c, run=None, label=None, min_effect="0.05"):
         chained = fleet().runs.active(root)
         chosen = run or (chained.run_id if chained else None)
         labels = parse_labels(label or [])
+        from controller.analysis.check import regression_check  # the statistics: when asked
+
         checked, found = regression_check(root, chosen, labels, effect)
         lines = check_lines(found)
         print("\n".join(lines))

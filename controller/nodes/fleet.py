@@ -23,18 +23,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import methodcaller
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Collection, Iterator, Optional, Sequence
+from typing import Any, Callable, Collection, Iterator, Optional, Protocol, Sequence, TypeVar
 
 from fabric import Connection
 
 from ..run.inventory import Inventory, Node
 from ..run.session import Runs
+from . import remote
 from .agents import Agents
-from .remote import Connections, close_each, connection_key
+from .nodeprobe import NodeInfo
+from .remote import Connections, StepOutcome, close_each, connection_key
 
-if TYPE_CHECKING:
-    from .locks import RunLocks
-    from .push import NodeInfo
+T = TypeVar("T")
+
+
+class HeldLocks(Protocol):
+    """A run's locks this process holds (controller/nodes/locks.py's RunLocks, which
+    keeps them here: the fleet gives them back when it closes, without importing it)."""
+
+    def release(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ class Fleet:
     def __init__(self, connect: Optional[Callable[[Inventory, Node], Connection]] = None) -> None:
         self.connections = Connections(connect)
         self.agents = Agents()
-        self.locks: dict[str, RunLocks] = {}  # run id -> this process's locks on it
+        self.locks: dict[str, HeldLocks] = {}  # run id -> this process's locks on it
         self.runs = Runs()  # the runs this command started or continued
         self._pushed: dict[tuple, Pushed] = {}
         self._facts: dict[tuple, NodeInfo] = {}  # what the latest probe measured on a node
@@ -145,3 +152,14 @@ def using(fleet: Fleet) -> Iterator[Fleet]:
         fleet.close()
         with _MADE:
             _CURRENT = before
+
+
+def on_nodes(
+    inventory: Inventory,
+    step: str,
+    fn: Callable[[Connection, Node], T],
+    nodes: Optional[Sequence[Node]] = None,
+    **options: Any,
+) -> list[StepOutcome[T]]:
+    """``remote.on_nodes`` over this command's connections (the fleet holds them)."""
+    return remote.on_nodes(inventory, step, fn, nodes, connections=current().connections, **options)

@@ -19,7 +19,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Optional
 
@@ -33,7 +33,7 @@ from ..run.plan import worker_command
 from ..run.reference import PushError, generated_sha256, reference_file, sha256_of
 from .agents import Agents
 from .nodeoutput import printable, tail
-from .nodeprobe import Session, probe_node
+from .nodeprobe import NodeInfo, Session, probe_node
 from .remote import StepError
 
 if TYPE_CHECKING:
@@ -202,24 +202,6 @@ def _wheels(arts: list[Artifact]) -> list[Artifact]:
 def runtime_stamp(arts: list[Artifact], python: str) -> str:
     wheels = sorted(a.sha256 for a in _wheels(arts))
     return hashlib.sha256(json.dumps([python, wheels]).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """What ``push`` learnt about a node; saved in the run's hosts.json."""
-
-    hostname: str
-    platform: str
-    python: str
-    clock_offset: float  # node clock minus controller clock, seconds
-    clock_error: float  # half the round trip of the best sample: the offset's uncertainty
-    uploaded: int
-    provisioned: bool
-    machine: Optional[str] = None  # /etc/machine-id, else the hostname
-    workdir_id: Optional[tuple[int, int]] = None  # (st_dev, st_ino) of the workdir
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def same_workdirs(infos: dict[str, NodeInfo]) -> list[tuple[str, str]]:

@@ -240,18 +240,18 @@ def on_nodes(
     on_interrupt: Callable[[], None] = lambda: None,
     together: bool = False,
     grace: float = INTERRUPT_GRACE,
+    *,
+    connections: Connections,
 ) -> list[StepOutcome[T]]:
-    """Run ``fn(connection, node)`` on every node, ``defaults.fanout`` at a time (every
-    node at once when ``together``: a common start); failures become outcomes.
+    """Run ``fn(connection, node)`` on every node over ``connections``, ``defaults.fanout``
+    at a time (every node at once when ``together``: a common start); failures become
+    outcomes. Tasks call it through controller/nodes/fleet.py (the command's connections).
 
     On Ctrl-C (or SIGTERM), ``on_interrupt()`` runs at once: the node threads cannot be
     stopped, so it must make them finish; once they have, or ``grace`` seconds have
     passed (a node that does not answer: its thread is left behind),
     ``Interrupted`` carries their outcomes (a node still waiting for its turn does not
     begin; one left behind fails). A second Ctrl-C meanwhile quits at once."""
-    from .fleet import current  # the fleet holds the connections (and imports this module)
-
-    connections = current().connections
     targets = list(nodes if nodes is not None else inventory.nodes)
     ensure_open_files(len(inventory.nodes))
     turns = threading.BoundedSemaphore(len(targets) if together else inventory.settings.fanout)

@@ -138,6 +138,90 @@ def test_a_long_module_is_found(tmp_path: Path) -> None:
     ]
 
 
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the modules of ``root`` it imports: every import, a lazy one inside a
+    function or one under TYPE_CHECKING too. ``from package import name`` imports
+    ``package.name`` when that is a module, else the package."""
+    paths = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                stem = node.module or ""
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    stem = ".".join(base + ([node.module] if node.module else []))
+                for a in node.names:
+                    targets.add(f"{stem}.{a.name}" if f"{stem}.{a.name}" in paths else stem)
+        graph[name] = targets & paths.keys()
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph``: each set of modules that import one another,
+    directly or not (a strongly connected component of more than one module, or a module
+    importing itself), sorted."""
+
+    def reached(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo += graph[module]
+        return seen
+
+    reach = {m: reached(m) for m in graph}
+    found = {frozenset(o for o in reach[m] if m in reach[o]) for m in graph if m in reach[m]}
+    return sorted(sorted(group) for group in found)
+
+
+@pytest.mark.parametrize("root", ["controller", "worker"])
+def test_no_import_cycles(root: str) -> None:
+    """No module imports, through any chain, one that imports it back: not lazily inside a
+    function (an import that works only in one order), not under TYPE_CHECKING."""
+    assert cycles(import_graph(CONTROLLER.parent / root)) == []
+
+
+@pytest.mark.parametrize(
+    ("files", "cycle"),
+    [
+        (  # lazy, inside a function
+            {"a.py": "from .b import x\n", "b.py": "def f():\n    from .a import y\n"},
+            ["controller.run.a", "controller.run.b"],
+        ),
+        (  # through a third module, and a module named with from-package-import
+            {
+                "a.py": "from . import b\n",
+                "b.py": "import controller.run.c\n",
+                "c.py": "from controller.run.a import z\n",
+            },
+            ["controller.run.a", "controller.run.b", "controller.run.c"],
+        ),
+        (  # under TYPE_CHECKING
+            {
+                "a.py": "from .b import x\n",
+                "b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                "    from .a import Y\n",
+            },
+            ["controller.run.a", "controller.run.b"],
+        ),
+    ],
+)
+def test_an_import_cycle_is_found(tmp_path: Path, files: dict[str, str], cycle: list[str]) -> None:
+    root = _tree(
+        tmp_path,
+        {"run/__init__.py": "", "run/d.py": "from .a import x\n"}
+        | {f"run/{name}": text for name, text in files.items()},
+    )
+    assert cycles(import_graph(root)) == [cycle]
+
+
 def printing(path: Path) -> list[int]:
     """The lines of ``path`` that call ``print``."""
     tree = ast.parse(path.read_text(), str(path))
