@@ -240,17 +240,23 @@ STREAMS_NAMED_IN = {"output", "run/say.py"}
 
 
 def _outside_output() -> list[Path]:
+    """Every controller module outside the output layer, and fabfile.py (its tasks print
+    through the console too)."""
     return [
-        p
-        for p in sorted(CONTROLLER.rglob("*.py"))
-        if p.relative_to(CONTROLLER).parts[0] != "output"
+        *(
+            p
+            for p in sorted(CONTROLLER.rglob("*.py"))
+            if p.relative_to(CONTROLLER).parts[0] != "output"
+        ),
+        CONTROLLER.parent / "fabfile.py",
     ]
 
 
 def test_only_the_output_layer_prints() -> None:
-    """What any other controller module tells a person goes through
-    controller/output/console.py: the command layer calls it, the layers below it speak
-    through controller/run/say.py (which fabfile.py points at the console)."""
+    """What any other controller module, or a task of fabfile.py, tells a person goes
+    through controller/output/console.py: the command layer and the tasks call it, the
+    layers below it speak through controller/run/say.py (which fabfile.py points at the
+    console)."""
     found = [
         f"{path.relative_to(CONTROLLER.parent)}:{line}"
         for path in _outside_output()
@@ -260,11 +266,12 @@ def test_only_the_output_layer_prints() -> None:
 
 
 def test_no_module_below_the_output_layer_writes_to_the_process_streams() -> None:
-    """No ``sys.stdout.write`` instead of a print either."""
+    """No ``sys.stdout.write`` instead of a print either (nor in fabfile.py)."""
     found = [
         f"{path.relative_to(CONTROLLER.parent)}:{node.lineno}"
         for path in _outside_output()
-        if path.relative_to(CONTROLLER).as_posix() not in STREAMS_NAMED_IN
+        if path.relative_to(CONTROLLER.parent).as_posix().removeprefix("controller/")
+        not in STREAMS_NAMED_IN
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Attribute)
         and node.attr in ("stdout", "stderr")
