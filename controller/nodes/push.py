@@ -349,9 +349,9 @@ def _update(
     for art in stale:
         # a new name, then a rename: a worker reading the old file keeps reading it whole
         final = posixpath.join(workdir, art.remote)
-        conn.put(str(art.local), final + ".parbench-new")
-        conn.sftp().posix_rename(final + ".parbench-new", final)
-    ours = {a.remote.split("/", 1)[1] for a in arts if a.remote.startswith("worker/")}
+        conn.put(str(art.local), final + layout.PARTIAL)
+        conn.sftp().posix_rename(final + layout.PARTIAL, final)
+    ours = {a.remote.split("/", 1)[1] for a in arts if a.remote.startswith(layout.WORKER + "/")}
     extra = [f for f in facts.worker_files if f.endswith(".py") and f not in ours]
     if extra:  # modules removed from the package since the last push
         conn.run(

@@ -20,16 +20,14 @@ from typing import Any, Iterable, NoReturn, Protocol
 
 import yaml
 
+from worker import layout
+
 MIN_CHUNK_SIZE = 4 * 1024
 MAX_CHUNK_SIZE = 1024**3
 MAX_GENERATED = 64 * 1024**3  # data: a size generated on the nodes
 MAX_CLIENTS = 1024  # per node
 MAX_START_DELAY = 3600.0  # seconds
 MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: ready_timeout, connect_timeout, phase_timeout
-
-#: what a node's workdir holds for parbench itself (``.parbench*``: marker files); read
-#: copies (``local_dst``) may not go into any of these, nor onto the workdir or above it
-WORKDIR_ENTRIES = ("worker", "data", "wheels", "venv", "runs", ".parbench*")
 
 
 class Placed(Protocol):
@@ -329,11 +327,12 @@ def local_dst(check: Check, local_dst: str, where: str, workdir: str) -> None:
         )
     if path.startswith(workdir + "/"):
         entry = path[len(workdir) + 1 :].split("/")[0]
-        if any(fnmatchcase(entry, reserved) for reserved in WORKDIR_ENTRIES):
+        entries = layout.reserved()  # what the node's workdir keeps for parbench
+        if any(fnmatchcase(entry, reserved) for reserved in entries):
             check.fail(
                 "defaults.local_dst",
                 f"{local_dst!r} is inside {posixpath.join(workdir, entry)}, which {where}.workdir"
-                f" keeps for parbench ({', '.join(WORKDIR_ENTRIES)}); choose another folder",
+                f" keeps for parbench ({', '.join(entries)}); choose another folder",
             )
 
 

@@ -357,3 +357,28 @@ def test_a_function_only_a_package_reexports_is_dead(tmp_path: Path) -> None:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert unused(tmp_path) == ["worker/protocol/lines.py:1: helper"]
+
+
+def layout_spelled(root: Path) -> list[str]:
+    """Each string in controller/ and worker/ that spells a piece of the node's layout
+    instead of naming worker/layout.py's constant: the partial-file suffix, or a folder of
+    the workdir as a path prefix (``"worker/"``). The layout itself and the probe's checked
+    copies (worker/probe.py, ``PROBE_COPIES``) are where they are written."""
+    from worker import layout
+
+    prefixes = {f"{folder}/" for folder in (*layout.FOLDERS, layout.VENV)}
+    partial = layout.PARTIAL.lstrip(".")
+    found: list[str] = []
+    for path in [*sorted(root.glob("controller/**/*.py")), *sorted(root.glob("worker/**/*.py"))]:
+        where = path.relative_to(root).as_posix()
+        if where in ("worker/layout.py", "worker/probe.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and (partial in text or text in prefixes):
+                found.append(f"{where}:{node.lineno}: {text!r}")
+    return found
+
+
+def test_the_node_layout_is_spelled_only_in_worker_layout() -> None:
+    assert layout_spelled(CONTROLLER.parent) == []
