@@ -72,7 +72,7 @@ _LOCK_HEADER = """\
 # 3.9+, one "<sha256>  <wheel file name>" line each. controller/nodes/push.py's ensure_wheels
 # downloads exactly these files and refuses any whose sha256 differs. Regenerate (network)
 # after changing RUNTIME_REQUIREMENT in controller/nodes/push.py, then review the diff:
-#   .venv/bin/python -c 'from controller.push import relock; relock()'
+#   .venv/bin/python -c 'from controller.nodes.push import relock; relock()'
 """
 
 
