@@ -18,7 +18,6 @@ client or a file), 2 bad input (inventory, options, missing data or run).
 from __future__ import annotations
 
 import inspect
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -29,7 +28,6 @@ from invoke import Collection, Context, Exit
 from controller import commands, phases
 from controller.analysis import history
 from controller.analysis.compare import CompareError, compare_runs
-from controller.analysis.history import regression_check
 from controller.nodes import stopping
 from controller.nodes.fleet import current as fleet
 from controller.nodes.limits import LimitError
@@ -324,9 +322,9 @@ def report(
         if collect or chained is None or chained.run_id != folder.run_id:
             commands.show(folder, damaged)
         if html:
-            print(f"report: {commands.html(folder, damaged)}")
+            console.out(f"report: {commands.html(folder, damaged)}")
         if gateway:
-            print(commands.push_metrics(folder, gateway))
+            console.out(commands.push_metrics(folder, gateway))
         commands.left_out(damaged)
 
 
@@ -406,19 +404,19 @@ def history_(c, phase=None, label=None, last=None, import_=False, csv=False):
     with _exits():
         history.phase_option(phase)
         root = _results(c)
-        said = sys.stderr if csv else sys.stdout  # the CSV alone on stdout
+        said = console.err if csv else console.out  # the CSV alone on stdout
         with history.History(history.location(root)) as db:
             if import_:
                 done, skipped = history.import_runs(db, root)
-                print(f"history: recorded {len(done)} run(s) from {root}", file=said)
+                said(f"history: recorded {len(done)} run(s) from {root}")
                 for line in skipped:
-                    print(f"history: skipped {line}", file=said)
+                    said(f"history: skipped {line}")
             count = _count("last", last, 1, 1_000_000)
             entries = db.entries(phase, parse_labels(label or []), last=count)
             if csv:
-                print(history_csv(db, entries), end="")
+                console.out(history_csv(db, entries), end="")
                 return
-        print(history_table(entries))
+        console.out(history_table(entries))
 
 
 @task(
@@ -433,7 +431,7 @@ def compare(c, first, second, anyway=False):
     """Per phase and metric, the change from run A to run B and whether it is significant."""
     with _exits():
         a, b, changes = compare_runs(_results(c), first, second, anyway)
-        print(compare_table(a, b, changes))
+        console.out(compare_table(a, b, changes))
 
 
 @task(
@@ -452,9 +450,11 @@ def check(c, run=None, label=None, min_effect="0.05"):
         chained = fleet().runs.active(root)
         chosen = run or (chained.run_id if chained else None)
         labels = parse_labels(label or [])
+        from controller.analysis.check import regression_check  # the statistics: when asked
+
         checked, found = regression_check(root, chosen, labels, effect)
         lines = check_lines(found)
-        print("\n".join(lines))
+        console.out("\n".join(lines))
         keep_check(checked, found, lines, labels)
         if found.regressions:
             raise Exit(code=1)
@@ -488,22 +488,22 @@ def nightly(c, inventory=None, label=None, pushgateway=None, verbose=False, quie
             step()
         except Exit as stop:
             if stop.message:
-                print(stop.message, file=sys.stderr)
+                console.err(stop.message)
             worst = max(worst, stop.code)
             if number == 0 or stop.code in (130, 143):  # no run to go on with, or stopped
                 break
     made = fleet().runs.active(_results(c))  # latest moves only once a run measured something
     if made is not None and made is not before:  # a run began: its page, whatever the outcome
         try:
-            print(f"nightly: report {commands.html(made.dir)}")
+            console.out(f"nightly: report {commands.html(made.dir)}")
         except Exception as exc:  # noqa: BLE001 - the page is one output; the codes stand
-            print(f"nightly: report of {made.run_id} not written: {exc}", file=sys.stderr)
+            console.err(f"nightly: report of {made.run_id} not written: {exc}")
             worst = max(worst, 1)
         if gateway:
             try:
-                print(f"nightly: {commands.push_metrics(made.dir, gateway)}")
+                console.out(f"nightly: {commands.push_metrics(made.dir, gateway)}")
             except PushFailed as exc:
-                print(f"failed: {exc}", file=sys.stderr)
+                console.err(f"failed: {exc}")
                 worst = max(worst, 1)
     if worst:
         raise Exit(code=worst)

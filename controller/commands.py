@@ -19,9 +19,9 @@ from . import sweep as sweeping
 from .analysis import history, metastats, provenance, stats
 from .nodes import locks, runner
 from .nodes.fleet import current as fleet
+from .nodes.fleet import on_nodes
 from .nodes.nodeoutput import printable
 from .nodes.push import generated_size
-from .nodes.remote import on_nodes
 from .output import console, report
 from .phases import ONCE, BenchFailure, failure_table, failures_of, run_phases, summary_of
 from .run import sequences

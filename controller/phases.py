@@ -23,13 +23,13 @@ from .analysis import adequacy, history, metastats, stats, validity
 from .nodes import locks, runner, stopping
 from .nodes import push as pushing
 from .nodes.fleet import current as fleet
+from .nodes.fleet import on_nodes
 from .nodes.nodeoutput import printable
 from .nodes.remote import (
     STOP_GRACE,
     StepError,
     StepOutcome,
     address,
-    on_nodes,
 )
 from .nodes.startgate import AUTO_UNKNOWN_TRIP, ReadyWatcher, StartGate, auto_margin
 from .output import block, console, exports

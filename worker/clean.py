@@ -30,7 +30,7 @@ from worker.storage import Storage
 
 #: what ``worker generate`` leaves in ``{workdir}/data``: the data, its stamp, a partial
 #: file (worker/generate.py); a pushed reference file keeps its own name
-GENERATED = re.compile(r"generated-[0-9]+\.bin(\.stamp|\.parbench-new)?")
+GENERATED = re.compile(r"generated-[0-9]+\.bin(\.stamp|" + re.escape(layout.PARTIAL) + ")?")
 
 
 class UnsafePath(ValueError):

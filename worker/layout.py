@@ -33,6 +33,8 @@ RUNS = "runs"
 FOLDERS = (WORKER, DATA, WHEELS, RUNS)
 #: the suffix of a file being written, renamed to its name once whole
 PARTIAL = ".parbench-new"
+#: parbench's own files in a workdir, a pattern (MARKER, LOCK_NAME)
+OWN_FILES = ".parbench*"
 
 #: the probe's copies (it cannot import): its name -> the value here
 PROBE_COPIES = {
@@ -42,6 +44,12 @@ PROBE_COPIES = {
     "FOLDERS": FOLDERS,
     "PYTHON": posixpath.join(VENV, "bin", "python"),
 }
+
+
+def reserved() -> tuple[str, ...]:
+    """What a workdir holds for parbench, as patterns (fnmatch): its folders, the runtime
+    and its own files. No read copy (``local_dst``) goes into any of them."""
+    return (*FOLDERS, VENV, OWN_FILES)
 
 
 def venv_python(workdir: str) -> str:

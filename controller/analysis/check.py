@@ -12,10 +12,12 @@ runs are left out of the series: their figures cannot be trusted either way. Sho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
+from ..run.rundir import RunDir
 from .changepoint import MIN_SIZE, change_points
-from .history import History
+from .history import History, location
 
 #: metric -> (Entry field, True when higher is better). The throughputs only: a p99 of a
 #: few files per run moves by a fifth from night to night, so a 5 % effect on it would
@@ -108,3 +110,17 @@ def check(
                     )
                 )
     return Verdict(tuple(found), tuple(notes), longest)
+
+
+def regression_check(
+    root: Path, run_id: Optional[str], labels: dict[str, str], min_effect: float
+) -> tuple[RunDir, Verdict]:
+    """``fab check``: (the run, its verdict) against the history (the run is recorded
+    first, if it is not yet)."""
+    run = RunDir.open(root, run_id or "latest")
+    with History(location(root)) as history:
+        history.record(run)
+        verdict = check(
+            history, run.run_id, run.read_doc("summary.json", {}), labels, min_effect=min_effect
+        )
+    return run, verdict

@@ -405,19 +405,3 @@ def remember(run: RunDir) -> Optional[str]:
     except (HistoryError, ResultsError) as exc:
         return f"not recorded in the history: {exc}"
     return None
-
-
-def regression_check(
-    root: Path, run_id: Optional[str], labels: dict[str, str], min_effect: float
-) -> Any:
-    """``fab check``: (the run, its verdict) against the history (the run is recorded
-    first, if it is not yet)."""
-    from .check import check  # the statistics load only when asked for
-
-    run = RunDir.open(root, run_id or "latest")
-    with History(location(root)) as history:
-        history.record(run)
-        verdict = check(
-            history, run.run_id, run.read_doc("summary.json", {}), labels, min_effect=min_effect
-        )
-    return run, verdict

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ..run.inventory import Inventory
 from ..run.iterations import IterationPlan
@@ -22,15 +22,6 @@ from ..run.rundir import NodeFailure
 from ..run.settings import SETTINGS
 from .stats import Verdicts
 
-#: the config settings that count for some phases only -> whether they count for ``phase``
-_COUNTS_FOR: dict[str, Callable[[str], bool]] = {
-    "write_type": lambda phase: phase == "write",
-    "read_type": lambda phase: phase == "read",
-    "meta_files": lambda phase: phase == "meta",
-    "meta_size": lambda phase: phase == "meta",
-    "data": lambda phase: phase != "meta",
-    "chunk_size": lambda phase: phase != "meta",
-}
 #: the settings of how often a phase runs: the config has the rounds it ran with (the
 #: command line may override them), as ``rounds``
 ROUND_SETTINGS = ("iterations", "warmup", "until_stable", "stable_window", "max_iterations",
@@ -47,12 +38,13 @@ def phase_config(
     read_mode: str | None = None,
 ) -> dict:
     """What defines ``phase`` of a run, as plain data: each setting declared part of the
-    config (``Setting.config``, controller/run/settings.py) that counts for the phase."""
+    config (``Setting.config``, controller/run/settings.py) that counts for the phase
+    (``Setting.phases``)."""
     s = inventory.settings
     config: dict = {"phase": phase}
     for setting in SETTINGS:
         name = setting.name
-        if not setting.config or not _COUNTS_FOR.get(name, lambda _: True)(phase):
+        if not setting.config or (setting.phases and phase not in setting.phases):
             continue
         if name == "clients":  # a node may have its own
             config["clients"] = [n.clients for n in inventory.nodes]

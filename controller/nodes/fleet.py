@@ -27,18 +27,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import methodcaller
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Collection, Iterator, Optional, Sequence
+from typing import Any, Callable, Collection, Iterator, Optional, Protocol, Sequence, TypeVar
 
 from fabric import Connection
 
 from ..run.inventory import Inventory, Node
 from ..run.session import Runs
+from . import remote
 from .agents import Agents
-from .remote import Connections, close_each, connection_key, on_nodes
+from .nodeprobe import NodeInfo
+from .remote import Connections, StepOutcome, close_each, connection_key
 
-if TYPE_CHECKING:
-    from .locks import RunLocks
-    from .push import NodeInfo
+T = TypeVar("T")
+
+
+class HeldLocks(Protocol):
+    """A run's locks this process holds (controller/nodes/locks.py's RunLocks, which
+    keeps them here: the fleet gives them back when it closes, without importing it)."""
+
+    def release(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ class Fleet:
     def __init__(self, connect: Optional[Callable[[Inventory, Node], Connection]] = None) -> None:
         self.connections = Connections(connect)
         self.agents = Agents()
-        self.locks: dict[str, RunLocks] = {}  # run id -> this process's locks on it
+        self.locks: dict[str, HeldLocks] = {}  # run id -> this process's locks on it
         self.runs = Runs()  # the runs this command started or continued
         self._pushed: dict[tuple, Pushed] = {}
         self._facts: dict[tuple, NodeInfo] = {}  # what the latest probe measured on a node
@@ -101,7 +108,10 @@ class Fleet:
         found = {n.id: info for n in inventory.nodes if (info := self.pushed(n, files, generated))}
         agents = [n for n in inventory.nodes if n.id in found and self.agents.has(n)]
         if agents:
-            outcomes = on_nodes(inventory, "clock", lambda conn, node: self._clock(node), agents)
+            outcomes = remote.on_nodes(
+                inventory, "clock", lambda conn, node: self._clock(node), agents,
+                connections=self.connections, given_up=self.give_up,
+            )  # fmt: skip
             for o in outcomes:
                 if o.value is None:
                     del found[o.node.id]
@@ -201,3 +211,18 @@ def using(fleet: Fleet) -> Iterator[Fleet]:
         fleet.close()
         with _MADE:
             _CURRENT = before
+
+
+def on_nodes(
+    inventory: Inventory,
+    step: str,
+    fn: Callable[[Connection, Node], T],
+    nodes: Optional[Sequence[Node]] = None,
+    **options: Any,
+) -> list[StepOutcome[T]]:
+    """``remote.on_nodes`` over this command's connections (the fleet holds them)."""
+    fleet = current()
+    return remote.on_nodes(
+        inventory, step, fn, nodes, connections=fleet.connections, given_up=fleet.give_up,
+        **options,
+    )  # fmt: skip

@@ -43,7 +43,7 @@ from ..run.inventory import Inventory, Node
 from ..run.plan import worker_command
 from ..run.run import user_name
 from . import stopping
-from .fleet import current
+from .fleet import current, on_nodes
 from .holders import (
     as_error,
     cannot_lock,
@@ -55,7 +55,6 @@ from .holders import (
     refused,
     reply_in,
 )
-from .remote import on_nodes
 
 
 class LockHeld(RuntimeError):

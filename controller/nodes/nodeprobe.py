@@ -9,6 +9,7 @@ import functools
 import shlex
 import socket
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -218,3 +219,21 @@ def probe_node(
 def _silent(what: str, session: Session) -> str:
     # not "unreachable": the node was connected to and its probe started
     return f"the probe did not {what} within {session.timeout or 0:g} s"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What ``push`` learnt about a node; saved in the run's hosts.json."""
+
+    hostname: str
+    platform: str
+    python: str
+    clock_offset: float  # node clock minus controller clock, seconds
+    clock_error: float  # half the round trip of the best sample: the offset's uncertainty
+    uploaded: int
+    provisioned: bool
+    machine: Optional[str] = None  # /etc/machine-id, else the hostname
+    workdir_id: Optional[tuple[int, int]] = None  # (st_dev, st_ino) of the workdir
+
+    def to_dict(self) -> dict:
+        return asdict(self)

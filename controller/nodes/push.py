@@ -19,7 +19,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Optional
 
@@ -33,7 +33,7 @@ from ..run.plan import worker_command
 from ..run.reference import PushError, generated_sha256, reference_file, sha256_of
 from .agents import Agents
 from .nodeoutput import printable, tail
-from .nodeprobe import Session, probe_node
+from .nodeprobe import NodeInfo, Session, probe_node
 from .remote import StepError
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ _LOCK_HEADER = """\
 # 3.9+, one "<sha256>  <wheel file name>" line each. controller/nodes/push.py's ensure_wheels
 # downloads exactly these files and refuses any whose sha256 differs. Regenerate (network)
 # after changing RUNTIME_REQUIREMENT in controller/nodes/push.py, then review the diff:
-#   .venv/bin/python -c 'from controller.push import relock; relock()'
+#   .venv/bin/python -c 'from controller.nodes.push import relock; relock()'
 """
 
 
@@ -202,24 +202,6 @@ def _wheels(arts: list[Artifact]) -> list[Artifact]:
 def runtime_stamp(arts: list[Artifact], python: str) -> str:
     wheels = sorted(a.sha256 for a in _wheels(arts))
     return hashlib.sha256(json.dumps([python, wheels]).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """What ``push`` learnt about a node; saved in the run's hosts.json."""
-
-    hostname: str
-    platform: str
-    python: str
-    clock_offset: float  # node clock minus controller clock, seconds
-    clock_error: float  # half the round trip of the best sample: the offset's uncertainty
-    uploaded: int
-    provisioned: bool
-    machine: Optional[str] = None  # /etc/machine-id, else the hostname
-    workdir_id: Optional[tuple[int, int]] = None  # (st_dev, st_ino) of the workdir
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def same_workdirs(infos: dict[str, NodeInfo]) -> list[tuple[str, str]]:
@@ -367,9 +349,9 @@ def _update(
     for art in stale:
         # a new name, then a rename: a worker reading the old file keeps reading it whole
         final = posixpath.join(workdir, art.remote)
-        conn.put(str(art.local), final + ".parbench-new")
-        conn.sftp().posix_rename(final + ".parbench-new", final)
-    ours = {a.remote.split("/", 1)[1] for a in arts if a.remote.startswith("worker/")}
+        conn.put(str(art.local), final + layout.PARTIAL)
+        conn.sftp().posix_rename(final + layout.PARTIAL, final)
+    ours = {a.remote.split("/", 1)[1] for a in arts if a.remote.startswith(layout.WORKER + "/")}
     extra = [f for f in facts.worker_files if f.endswith(".py") and f not in ours]
     if extra:  # modules removed from the package since the last push
         conn.run(

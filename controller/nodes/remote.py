@@ -240,20 +240,20 @@ def on_nodes(
     on_interrupt: Callable[[], None] = lambda: None,
     together: bool = False,
     grace: float = INTERRUPT_GRACE,
+    *,
+    connections: Connections,
+    given_up: Callable[[Node], None] = lambda node: None,
 ) -> list[StepOutcome[T]]:
-    """Run ``fn(connection, node)`` on every node, ``defaults.fanout`` at a time (every
-    node at once when ``together``: a common start); failures become outcomes.
+    """Run ``fn(connection, node)`` on every node over ``connections``, ``defaults.fanout``
+    at a time (every node at once when ``together``: a common start); failures become
+    outcomes. Tasks call it through controller/nodes/fleet.py (the command's connections).
 
     On Ctrl-C (or SIGTERM), ``on_interrupt()`` runs at once: the node threads cannot be
     stopped, so it must make them finish; once they have, or ``grace`` seconds have
     passed (a node that does not answer: its thread is left behind),
     ``Interrupted`` carries their outcomes (a node still waiting for its turn does not
-    begin; one left behind fails, and the fleet forgets its agent). A second Ctrl-C
-    meanwhile quits at once."""
-    from .fleet import current  # the fleet holds the connections (and imports this module)
-
-    fleet = current()
-    connections = fleet.connections
+    begin; one left behind fails, and ``given_up(node)`` is told: the fleet forgets its
+    agent). A second Ctrl-C meanwhile quits at once."""
     targets = list(nodes if nodes is not None else inventory.nodes)
     ensure_open_files(len(inventory.nodes))
     turns = threading.BoundedSemaphore(len(targets) if together else inventory.settings.fanout)
@@ -301,7 +301,7 @@ def on_nodes(
             stopping.quit_now(code)
         for i, node in enumerate(targets):
             if not finished[i]:  # its thread is left behind (a daemon: it ends with us)
-                fleet.give_up(node)  # its agent too: the thread may be reading it
+                given_up(node)  # its agent too: the thread may be reading it
                 cause = f"interrupted: no answer within {grace:g} s of the interrupt; given up"
                 failure = NodeFailure(node.id, address(node), step, cause)
                 outcomes[i] = StepOutcome(node, failure=failure)

@@ -55,9 +55,9 @@ def quiet() -> bool:
     return _level == "quiet"
 
 
-def out(text: str) -> None:
-    """``text`` as a line on stdout."""
-    print(text, flush=True)
+def out(text: str, end: str = "\n") -> None:
+    """``text`` as a line on stdout (``end=""``: text that ends its own lines, a CSV)."""
+    print(text, end=end, flush=True)
 
 
 def note(text: str) -> None:

@@ -16,12 +16,11 @@ import re
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, NoReturn
+from typing import Any, Iterable, NoReturn, Protocol
 
 import yaml
 
-if TYPE_CHECKING:
-    from .inventory import Node
+from worker import layout
 
 MIN_CHUNK_SIZE = 4 * 1024
 MAX_CHUNK_SIZE = 1024**3
@@ -30,9 +29,20 @@ MAX_CLIENTS = 1024  # per node
 MAX_START_DELAY = 3600.0  # seconds
 MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: ready_timeout, connect_timeout, phase_timeout
 
-#: what a node's workdir holds for parbench itself (``.parbench*``: marker files); read
-#: copies (``local_dst``) may not go into any of these, nor onto the workdir or above it
-WORKDIR_ENTRIES = ("worker", "data", "wheels", "venv", "runs", ".parbench*")
+
+class Placed(Protocol):
+    """What the checks read of a node (controller/run/inventory.py's Node, which is built
+    from them: this module does not import it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def workdir(self) -> str: ...
+
 
 _UNITS = {
     "": 1,
@@ -317,15 +327,16 @@ def local_dst(check: Check, local_dst: str, where: str, workdir: str) -> None:
         )
     if path.startswith(workdir + "/"):
         entry = path[len(workdir) + 1 :].split("/")[0]
-        if any(fnmatchcase(entry, reserved) for reserved in WORKDIR_ENTRIES):
+        entries = layout.reserved()  # what the node's workdir keeps for parbench
+        if any(fnmatchcase(entry, reserved) for reserved in entries):
             check.fail(
                 "defaults.local_dst",
                 f"{local_dst!r} is inside {posixpath.join(workdir, entry)}, which {where}.workdir"
-                f" keeps for parbench ({', '.join(WORKDIR_ENTRIES)}); choose another folder",
+                f" keeps for parbench ({', '.join(entries)}); choose another folder",
             )
 
 
-def unique(check: Check, nodes: tuple[Node, ...]) -> None:
+def unique(check: Check, nodes: tuple[Placed, ...]) -> None:
     """Ids are unique, even ignoring case (they name folders), and no two nodes share a
     workdir on the same SSH endpoint."""
     ids: dict[str, int] = {}
@@ -360,7 +371,7 @@ def _machine(host: str) -> str:
     return "localhost" if address.is_loopback else str(address)
 
 
-def shared_copies(check: Check, local_dst: str, nodes: tuple[Node, ...]) -> None:
+def shared_copies(check: Check, local_dst: str, nodes: tuple[Placed, ...]) -> None:
     """An absolute ``local_dst`` is one folder on each machine: two nodes on one host
     (whatever their ports: the testbed's nodes are two sshd on one machine) would write
     their read copies ``{local_dst}/{cid}`` over each other's."""

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
-from worker.protocol import RECORDED_PHASES, PhaseRequest, RequestError, decode
+from worker.protocol import LATE_PHASES, RECORDED_PHASES, PhaseRequest, RequestError, decode
 
 from .inventory import Inventory, InventoryError, Node, Proxy, Settings, SshSettings, build
 from .pairing import PairingError
@@ -72,9 +72,6 @@ def show(value: Any) -> str:
 
 
 # --- checking what is sealed -------------------------------------------------------------
-
-#: phases an older parbench did not seal (the command says so when asked for one)
-LATER_PHASES = ("meta",)
 
 _ABSENT = object()
 
@@ -197,7 +194,7 @@ class Seal:
                 raise self.altered(f"requests.{phase}: a phase this run does not have")
         for phase in phases:
             if phase not in requests:
-                if phase in LATER_PHASES:
+                if phase in LATE_PHASES:
                     continue
                 raise self.altered(f"requests.{phase}: missing")
             expected = phase_requests(inventory, phase, self.run_id, reference, plan)

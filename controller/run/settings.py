@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from worker.protocol import BACKENDS, MIN_INTERVAL, ON_EXISTING, READ_TYPES, WRITE_TYPES
+from worker.protocol import BACKENDS, MIN_INTERVAL, ON_EXISTING, PHASES, READ_TYPES, WRITE_TYPES
 
 from . import checks
 from .checks import MAX_CLIENTS, MAX_START_DELAY, MAX_TIMEOUT, Check
@@ -84,6 +84,8 @@ class Setting:
     #: part of a phase's config, whose hash says two runs measured the same thing
     #: (controller/analysis/validity.py)
     config: bool = False
+    #: the phases whose config it is part of, when not every phase's
+    phases: tuple[str, ...] = ()
     shown: str = ""  # what it may be, for people, when the unit does not say it all
 
     def check(self, check: Check, where: str, value: Any) -> Any:
@@ -126,12 +128,19 @@ class Setting:
             text = {"path": "a POSIX path", "text": "a string"}.get(self.unit, self.unit)
         return f"null | {text}" if self.null and self.rule is None else text
 
+    @property
+    def written(self) -> str:
+        """The default as an inventory file writes it (YAML)."""
+        value = self.default
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
+        if value is None:
+            return "null"
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
     def describe(self) -> str:
         """One line: ``name: default  (values) help``."""
-        default = "null" if self.default is None else self.default
-        if isinstance(default, bool):
-            default = str(default).lower()
-        return f"{self.name}: {default}  ({self.values}) {self.help}"
+        return f"{self.name}: {self.written}  ({self.values}) {self.help}"
 
 
 def _number(value: float) -> str:
@@ -206,6 +215,8 @@ START_DELAY = Setting(
 )  # fmt: skip
 assert START_DELAY.high == MAX_START_DELAY
 
+#: the phases of files (all but meta): what data and chunk_size count for
+FILE_PHASES = tuple(p for p in PHASES if p != "meta")
 S = Setting
 #: every ``defaults:`` key, in the order of ``inventory.Settings``
 SETTINGS: tuple[Setting, ...] = (
@@ -217,15 +228,18 @@ SETTINGS: tuple[Setting, ...] = (
     S("local_dst", "path", "read", "where read copies go on a node (relative: under its"
       " workdir)", relative=True),
     S("data", "data", "data/5mb.txt", "reference file on the controller, or a size generated"
-      " on every node", rule=_data, config=True, shown="a file, or a size like 1GiB"),
-    S("proxy", "address", {}, "{host, port} of the Alluxio REST proxy as the nodes see it",
+      " on every node", rule=_data, config=True, phases=FILE_PHASES,
+      shown="a file, or a size like 1GiB"),
+    S("proxy", "address", {"host": DEFAULT_PROXY.host, "port": DEFAULT_PROXY.port},
+      "{host, port} of the Alluxio REST proxy as the nodes see it",
       rule=lambda c, w, v: proxy(c, w, v, DEFAULT_PROXY), shown="{host, port}"),
     S("posix_root", "path", None, "posix: the mount of the storage on every node", null=True),
     S("write_type", "choice", "CACHE_THROUGH", "Alluxio write type", choices=WRITE_TYPES,
-      config=True),
-    S("read_type", "choice", "CACHE", "Alluxio read type", choices=READ_TYPES, config=True),
+      config=True, phases=("write",)),
+    S("read_type", "choice", "CACHE", "Alluxio read type", choices=READ_TYPES, config=True,
+      phases=("read",)),
     S("chunk_size", "bytes", "1MiB", "bytes per request", checks.MIN_CHUNK_SIZE,
-      checks.MAX_CHUNK_SIZE, request="chunk_size", config=True),
+      checks.MAX_CHUNK_SIZE, request="chunk_size", config=True, phases=FILE_PHASES),
     S("on_existing", "choice", "replace", "a file an earlier run left: replace or refuse",
       choices=ON_EXISTING, request="on_existing"),
     START_DELAY,
@@ -252,9 +266,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("duration", "seconds", None, "write, read: files one after another this long (60s, 2m)",
       null=True, rule=_duration, config=True, shown="null | seconds, or like 60s, 2m, 1h"),
     S("meta_files", "count", 100, "fab meta: files each client creates, stats, lists, deletes",
-      1, 1_000_000, request="meta_files", config=True),
+      1, 1_000_000, request="meta_files", config=True, phases=("meta",)),
     S("meta_size", "bytes", 0, "... of this many bytes each", 0, 1024**3, request="meta_size",
-      config=True),
+      config=True, phases=("meta",)),
     S("max_start_skew", "seconds", 0.1, "a larger start skew makes a phase invalid", 0.001,
       MAX_START_DELAY),
     S("min_phase_seconds", "seconds", 0, "an iteration shorter than this is invalid; 0: any",

@@ -130,7 +130,7 @@ def _probe_step(folder: Path) -> None:
     as the fabfile maps them (130/143); ``ready`` is written once the probe runs."""
     import fabfile
     from controller.nodes import nodeprobe
-    from controller.nodes.remote import on_nodes
+    from controller.nodes.fleet import on_nodes
     from controller.run.inventory import load
 
     with SSHServer(hang) as server:

@@ -16,9 +16,9 @@ from typing import Iterator, Optional
 import pytest
 
 from controller.nodes import agents as agents_module
-from controller.nodes import remote, stopping
+from controller.nodes import stopping
 from controller.nodes.agents import Agents
-from controller.nodes.fleet import Fleet, current, using
+from controller.nodes.fleet import Fleet, current, on_nodes, using
 from controller.nodes.locks import RunLocks
 from controller.nodes.nodeprobe import SESSION_TIMEOUT
 from controller.run.inventory import Inventory, load
@@ -106,7 +106,7 @@ def test_a_node_given_up_after_ctrl_c_gives_its_locks_back_over_a_session_of_its
 
     threading.Thread(target=ctrl_c, daemon=True).start()
     with pytest.raises(stopping.Interrupted) as stop:
-        remote.on_nodes(inventory, "write", phase, [n0], grace=0.3)
+        on_nodes(inventory, "write", phase, [n0], grace=0.3)
     [given_up] = stop.value.outcomes
     assert given_up.failure is not None and "given up" in given_up.failure.cause
     assert session.abandoned  # forgotten at once: its reader ends, nothing more is sent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import fabfile
+from controller.analysis import check as checking
 from controller.analysis.check import check
 from controller.analysis.history import History
 from controller.run.rundir import RunNotFound
@@ -88,6 +88,18 @@ def test_a_min_effect_as_a_fraction_or_a_percentage(
         asked.append(min_effect)
         raise RunNotFound("stop here")
 
-    monkeypatch.setattr(fabfile, "regression_check", regression_check)
+    monkeypatch.setattr(checking, "regression_check", regression_check)
     assert exit_of("check", tmp_path, min_effect=given).code == 2
     assert asked == [pytest.approx(effect)]
+
+
+def test_the_fabfile_loads_the_statistics_only_for_a_check() -> None:
+    """``fab check``'s regression_check (controller/analysis/check.py) is imported when the
+    task runs: every other task starts without numpy."""
+    import subprocess
+    import sys
+
+    code = "import sys, fabfile; print('numpy' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller.nodes import limits, remote
+from controller.nodes import fleet, limits, remote
 from controller.run.inventory import load
 
 
@@ -42,7 +42,7 @@ def test_steps_run_fanout_nodes_at_a_time_and_a_timed_phase_all_at_once(
             running[0] -= 1
         return node.id
 
-    outcomes = remote.on_nodes(inventory, "push", step, together=together)
+    outcomes = fleet.on_nodes(inventory, "push", step, together=together)
     assert [o.failure for o in outcomes if o.failure] == []
     assert sorted(o.value for o in outcomes) == sorted(f"n{i}" for i in range(10))
     assert peak[0] == most

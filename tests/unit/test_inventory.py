@@ -11,7 +11,6 @@ from controller.run.checks import (
     MAX_CLIENTS,
     MAX_START_DELAY,
     MAX_TIMEOUT,
-    WORKDIR_ENTRIES,
 )
 from controller.run.inventory import (
     NODE_ID,
@@ -21,6 +20,7 @@ from controller.run.inventory import (
     Proxy,
     load,
 )
+from worker import layout
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = "nodes:\n  - {id: n0, host: h0}\n  - {id: n1, host: h1}\n"
@@ -631,7 +631,7 @@ def test_ids_differing_only_in_case_are_refused(inv_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "local_dst",
-    [*WORKDIR_ENTRIES[:-1], "runs/x", ".parbench-workdir", ".parbench", "venv/../venv/read"],
+    [*layout.FOLDERS, layout.VENV, "runs/x", ".parbench-workdir", ".parbench", "venv/../venv/read"],
 )
 def test_relative_local_dst_in_the_workdirs_own_entries_is_refused(
     inv_path: Path, local_dst: str
@@ -644,8 +644,32 @@ def test_relative_local_dst_in_the_workdirs_own_entries_is_refused(
     entry = local_dst.split("/")[0]
     assert message == (
         f"defaults.local_dst: '{local_dst}' is inside /w/{entry}, which nodes[0].workdir keeps"
-        " for parbench (worker, data, wheels, venv, runs, .parbench*); choose another folder"
+        " for parbench (worker, data, wheels, runs, venv, .parbench*); choose another folder"
     )
+
+
+def test_a_folder_added_to_the_layout_is_kept_from_read_copies(
+    inv_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the workdir keeps for parbench comes from worker/layout.py, the one place the
+    layout is written: a folder added there is refused as a local_dst at once."""
+    monkeypatch.setattr(layout, "FOLDERS", (*layout.FOLDERS, "cache"))
+    text = "defaults: {local_dst: cache/read}\n" + _nodes("{id: n0, host: h, workdir: /w}")
+    assert error_of(inv_path, text) == (
+        "defaults.local_dst: 'cache/read' is inside /w/cache, which nodes[0].workdir keeps for"
+        " parbench (worker, data, wheels, runs, cache, venv, .parbench*); choose another folder"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, v in vars(layout).items() if n.isupper() and isinstance(v, str)]
+)
+def test_every_name_of_the_layout_is_kept_from_read_copies(inv_path: Path, name: str) -> None:
+    """Each entry worker/layout.py names (a folder, the runtime, a marker file...) is one
+    no read copy goes into."""
+    entry = getattr(layout, name)
+    text = f"defaults: {{local_dst: '{entry}/read'}}\n" + _nodes("{id: n0, host: h, workdir: /w}")
+    assert f"is inside /w/{entry}, which nodes[0].workdir keeps" in error_of(inv_path, text)
 
 
 @pytest.mark.parametrize(
@@ -656,12 +680,12 @@ def test_relative_local_dst_in_the_workdirs_own_entries_is_refused(
         (
             "/w/n1/data/x",
             "'/w/n1/data/x' is inside /w/n1/data, which nodes[1].workdir keeps for parbench"
-            " (worker, data, wheels, venv, runs, .parbench*); choose another folder",
+            " (worker, data, wheels, runs, venv, .parbench*); choose another folder",
         ),
         (
             "/w/n0/.parbench-x",
             "'/w/n0/.parbench-x' is inside /w/n0/.parbench-x, which nodes[0].workdir keeps for"
-            " parbench (worker, data, wheels, venv, runs, .parbench*); choose another folder",
+            " parbench (worker, data, wheels, runs, venv, .parbench*); choose another folder",
         ),
     ],
 )

@@ -138,6 +138,90 @@ def test_a_long_module_is_found(tmp_path: Path) -> None:
     ]
 
 
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the modules of ``root`` it imports: every import, a lazy one inside a
+    function or one under TYPE_CHECKING too. ``from package import name`` imports
+    ``package.name`` when that is a module, else the package."""
+    paths = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                stem = node.module or ""
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    stem = ".".join(base + ([node.module] if node.module else []))
+                for a in node.names:
+                    targets.add(f"{stem}.{a.name}" if f"{stem}.{a.name}" in paths else stem)
+        graph[name] = targets & paths.keys()
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph``: each set of modules that import one another,
+    directly or not (a strongly connected component of more than one module, or a module
+    importing itself), sorted."""
+
+    def reached(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo += graph[module]
+        return seen
+
+    reach = {m: reached(m) for m in graph}
+    found = {frozenset(o for o in reach[m] if m in reach[o]) for m in graph if m in reach[m]}
+    return sorted(sorted(group) for group in found)
+
+
+@pytest.mark.parametrize("root", ["controller", "worker"])
+def test_no_import_cycles(root: str) -> None:
+    """No module imports, through any chain, one that imports it back: not lazily inside a
+    function (an import that works only in one order), not under TYPE_CHECKING."""
+    assert cycles(import_graph(CONTROLLER.parent / root)) == []
+
+
+@pytest.mark.parametrize(
+    ("files", "cycle"),
+    [
+        (  # lazy, inside a function
+            {"a.py": "from .b import x\n", "b.py": "def f():\n    from .a import y\n"},
+            ["controller.run.a", "controller.run.b"],
+        ),
+        (  # through a third module, and a module named with from-package-import
+            {
+                "a.py": "from . import b\n",
+                "b.py": "import controller.run.c\n",
+                "c.py": "from controller.run.a import z\n",
+            },
+            ["controller.run.a", "controller.run.b", "controller.run.c"],
+        ),
+        (  # under TYPE_CHECKING
+            {
+                "a.py": "from .b import x\n",
+                "b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                "    from .a import Y\n",
+            },
+            ["controller.run.a", "controller.run.b"],
+        ),
+    ],
+)
+def test_an_import_cycle_is_found(tmp_path: Path, files: dict[str, str], cycle: list[str]) -> None:
+    root = _tree(
+        tmp_path,
+        {"run/__init__.py": "", "run/d.py": "from .a import x\n"}
+        | {f"run/{name}": text for name, text in files.items()},
+    )
+    assert cycles(import_graph(root)) == [cycle]
+
+
 def printing(path: Path) -> list[int]:
     """The lines of ``path`` that call ``print``."""
     tree = ast.parse(path.read_text(), str(path))
@@ -156,17 +240,23 @@ STREAMS_NAMED_IN = {"output", "run/say.py"}
 
 
 def _outside_output() -> list[Path]:
+    """Every controller module outside the output layer, and fabfile.py (its tasks print
+    through the console too)."""
     return [
-        p
-        for p in sorted(CONTROLLER.rglob("*.py"))
-        if p.relative_to(CONTROLLER).parts[0] != "output"
+        *(
+            p
+            for p in sorted(CONTROLLER.rglob("*.py"))
+            if p.relative_to(CONTROLLER).parts[0] != "output"
+        ),
+        CONTROLLER.parent / "fabfile.py",
     ]
 
 
 def test_only_the_output_layer_prints() -> None:
-    """What any other controller module tells a person goes through
-    controller/output/console.py: the command layer calls it, the layers below it speak
-    through controller/run/say.py (which fabfile.py points at the console)."""
+    """What any other controller module, or a task of fabfile.py, tells a person goes
+    through controller/output/console.py: the command layer and the tasks call it, the
+    layers below it speak through controller/run/say.py (which fabfile.py points at the
+    console)."""
     found = [
         f"{path.relative_to(CONTROLLER.parent)}:{line}"
         for path in _outside_output()
@@ -176,11 +266,12 @@ def test_only_the_output_layer_prints() -> None:
 
 
 def test_no_module_below_the_output_layer_writes_to_the_process_streams() -> None:
-    """No ``sys.stdout.write`` instead of a print either."""
+    """No ``sys.stdout.write`` instead of a print either (nor in fabfile.py)."""
     found = [
         f"{path.relative_to(CONTROLLER.parent)}:{node.lineno}"
         for path in _outside_output()
-        if path.relative_to(CONTROLLER).as_posix() not in STREAMS_NAMED_IN
+        if path.relative_to(CONTROLLER.parent).as_posix().removeprefix("controller/")
+        not in STREAMS_NAMED_IN
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Attribute)
         and node.attr in ("stdout", "stderr")
@@ -266,3 +357,28 @@ def test_a_function_only_a_package_reexports_is_dead(tmp_path: Path) -> None:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert unused(tmp_path) == ["worker/protocol/lines.py:1: helper"]
+
+
+def layout_spelled(root: Path) -> list[str]:
+    """Each string in controller/ and worker/ that spells a piece of the node's layout
+    instead of naming worker/layout.py's constant: the partial-file suffix, or a folder of
+    the workdir as a path prefix (``"worker/"``). The layout itself and the probe's checked
+    copies (worker/probe.py, ``PROBE_COPIES``) are where they are written."""
+    from worker import layout
+
+    prefixes = {f"{folder}/" for folder in (*layout.FOLDERS, layout.VENV)}
+    partial = layout.PARTIAL.lstrip(".")
+    found: list[str] = []
+    for path in [*sorted(root.glob("controller/**/*.py")), *sorted(root.glob("worker/**/*.py"))]:
+        where = path.relative_to(root).as_posix()
+        if where in ("worker/layout.py", "worker/probe.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and (partial in text or text in prefixes):
+                found.append(f"{where}:{node.lineno}: {text!r}")
+    return found
+
+
+def test_the_node_layout_is_spelled_only_in_worker_layout() -> None:
+    assert layout_spelled(CONTROLLER.parent) == []

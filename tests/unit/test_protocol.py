@@ -191,3 +191,15 @@ def test_the_contract_is_one_package_exposing_every_name_of_its_modules() -> Non
     assert {"PhaseRequest", "phase_request", "ExitCode", "ProbeFacts", "encode_line"} <= set(
         vars(package)
     )
+
+
+def test_the_phases_an_older_run_may_lack_are_a_column_of_the_phase_table() -> None:
+    """A phase added after runs were first sealed (meta) is marked in PHASE_TABLE; the
+    seal's check (controller/run/seal.py) takes it from there, not from a list of its own."""
+    from controller.run import seal
+    from worker import protocol
+
+    assert tuple(p.name for p in protocol.PHASE_TABLE if p.late) == protocol.LATE_PHASES
+    assert protocol.LATE_PHASES == ("meta",)
+    assert "LATER_PHASES" not in vars(seal)
+    assert seal.LATE_PHASES is protocol.LATE_PHASES

@@ -232,3 +232,22 @@ def test_the_committed_lock_pins_the_runtime() -> None:
     name, version = push.RUNTIME_REQUIREMENT.split("==")
     assert [f for f in locked if f.startswith(f"{name}-{version}-")], locked
     assert all(f.endswith("-none-any.whl") for f in locked)
+
+
+def test_the_lock_says_how_to_regenerate_it_with_a_command_that_imports() -> None:
+    """The lock's header (written by relock) names the command that regenerates it: the
+    committed lock carries the header relock writes today, and its command's imports
+    resolve (relock itself needs the network: not run)."""
+    import ast
+    import importlib
+    import re
+
+    header = push._LOCK_HEADER.format(requirement=push.RUNTIME_REQUIREMENT)
+    assert push.RUNTIME_LOCK.read_text().startswith(header)
+    [code] = re.findall(r"^#\s+\.venv/bin/python -c '(.+)'$", header, re.MULTILINE)
+    tree = ast.parse(code)
+    found = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    assert found, code
+    for node in found:
+        module = importlib.import_module(node.module or "")
+        assert all(callable(getattr(module, a.name, None)) for a in node.names), code

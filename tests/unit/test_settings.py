@@ -12,7 +12,14 @@ import pytest
 from controller.run import seal
 from controller.run.inventory import InventoryError, Settings, load
 from controller.run.plan import ReferenceFacts, node_request
-from controller.run.settings import BY_NAME, SETTINGS, default_of, help_text, request_settings
+from controller.run.settings import (
+    BY_NAME,
+    SETTINGS,
+    Proxy,
+    default_of,
+    help_text,
+    request_settings,
+)
 from worker import __main__ as worker_main
 from worker.protocol import REQUEST_DEFAULTS, Reference
 
@@ -143,4 +150,32 @@ def test_each_field_of_settings_has_the_type_of_its_declared_default() -> None:
             wrong.append(f"{setting.name}: default {value!r} is no {hint}")
         if setting.null and type(None) not in kinds:
             wrong.append(f"{setting.name}: null {setting.null}, field {hint}")
+    assert wrong == []
+
+
+def test_the_help_shows_the_proxy_default_the_check_uses() -> None:
+    """proxy's declared default is the address an absent key gives, written as YAML."""
+    assert BY_NAME["proxy"].describe().startswith("proxy: {host: 127.0.0.1, port: 39999}  (")
+    assert default_of("proxy") == Proxy("127.0.0.1", 39999)
+
+
+def readme_defaults() -> list[str]:
+    """The lines of the README's ``defaults:`` block (section "Inventory")."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("```yaml\ndefaults:") + len("```yaml\n")
+    lines = text[start:].splitlines()[1:]
+    return lines[: next(i for i, line in enumerate(lines) if not line.startswith(" "))]
+
+
+def test_the_readme_shows_every_setting_with_its_declared_default() -> None:
+    """The README's inventory in short: a line ``  name: default`` per declared setting,
+    the default as settings.py declares it (its comments are the README's own)."""
+    block = readme_defaults()
+    wrong = [
+        f"{s.name}: {s.written}"
+        for s in SETTINGS
+        if not any(
+            re.fullmatch(rf"  {s.name}: {re.escape(s.written)}(\s+#.*)?", line) for line in block
+        )
+    ]
     assert wrong == []

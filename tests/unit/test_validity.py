@@ -13,6 +13,7 @@ from controller.run.inventory import LabelError, load, parse_labels
 from controller.run.iterations import IterationPlan
 from controller.run.plan import ReferenceFacts
 from controller.run.rundir import NodeFailure
+from worker.protocol import PHASES
 from worker.results import ClientResult
 
 REF = ReferenceFacts("/ctl/ref.txt", 1000, "ab" * 32)
@@ -165,3 +166,24 @@ def test_the_config_is_the_settings_declared_part_of_it(
     # the rounds the config has are those settings
     assert len(validity.ROUND_SETTINGS) == len(IterationPlan().to_dict())
     assert all(settings.BY_NAME[n].config for n in validity.ROUND_SETTINGS)
+
+
+def test_the_phases_a_setting_counts_for_are_part_of_its_declaration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which phases' config a setting is part of is said where it is declared
+    (controller/run/settings.py), not in validity.py."""
+    from controller.analysis import validity
+    from controller.run import settings
+
+    base = inventory(tmp_path)
+    assert "write_type" not in phase_config(base, REF, "read", IterationPlan())
+    declared = tuple(
+        replace(s, phases=("write", "read")) if s.name == "write_type" else s
+        for s in settings.SETTINGS
+    )
+    monkeypatch.setattr(validity, "SETTINGS", declared)
+    assert phase_config(base, REF, "read", IterationPlan())["write_type"] == "CACHE_THROUGH"
+    assert "write_type" not in phase_config(base, REF, "meta", IterationPlan())
+    known = set(PHASES)
+    assert all(set(s.phases) <= known for s in settings.SETTINGS)

@@ -85,6 +85,7 @@ from worker.protocol.phases import (
     BY_PHASE,
     COPY_PHASES,
     IO_PHASES,
+    LATE_PHASES,
     PHASE_TABLE,
     PHASES,
     RECORDED_PHASES,

@@ -24,6 +24,7 @@ class Phase:
     recorded: bool = True  # each client leaves a record
     verifies: str = ""  # the phase whose files it checks
     headline_op: str = ""  # the operation whose p99 latency stands for a timed phase
+    late: bool = False  # added after runs were first sealed: an older run has no request
 
 
 #: THE phases, in the order a run has them
@@ -32,7 +33,7 @@ PHASE_TABLE: Tuple[Phase, ...] = (
     Phase("read", timed=True, moves_data=True, copies=True, local_dst=True, headline_op="file"),
     Phase("verify-write", reference=True, at_dst=True, verifies="write"),
     Phase("verify-read", reference=True, copies=True, verifies="read"),
-    Phase("meta", timed=True, at_dst=True, headline_op="create"),
+    Phase("meta", timed=True, at_dst=True, headline_op="create", late=True),
     Phase("clean", at_dst=True, local_dst=True, recorded=False),
 )
 #: name -> its phase
@@ -57,3 +58,5 @@ VERIFY_PHASES = tuple(VERIFIED)
 #: the phases a request carries the reference file for; and those with local copies
 REFERENCE_PHASES = _phases(reference=True)
 COPY_PHASES = _phases(copies=True)
+#: phases an older parbench did not seal (a run sealed then lacks their requests)
+LATE_PHASES = _phases(late=True)
