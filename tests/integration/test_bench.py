@@ -191,7 +191,11 @@ def test_a_file_overwritten_after_the_write_fails_verify_by_name(testbed, tmp_pa
     while client.get_status(rotten).in_memory_percentage and time.monotonic() < deadline:
         time.sleep(0.2)
     assert client.get_status(rotten).in_memory_percentage == 0
-    run = fab(tmp_path, inv, "verify")
+    grouped = fab(tmp_path, inv, "verify")  # the default level: a line per status
+    assert grouped.code == 1, grouped.text
+    assert re.search(rf"^  mismatch: 1 file.*e\.g\. n0/1 {rotten}", grouped.out, re.M), grouped.out
+    assert re.search(rf"^  replaced: 1 file.*e\.g\. n1/0 {replaced}", grouped.out, re.M)
+    run = fab(tmp_path, inv, "verify", "--verbose")  # the table, a row per bad file
     assert run.code == 1, run.text
     assert "verify-write: 2 of 4 files ok, 2 not ok (1 mismatch, 1 replaced)" in run.out
     bad = {line.split()[2]: line for line in run.out.splitlines() if line.startswith("  n")}

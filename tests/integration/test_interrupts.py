@@ -37,7 +37,7 @@ def _slow_run(testbed, tmp_path: Path, dst: str) -> tuple[Path, SlowLink]:
 
 
 def _start(tmp_path: Path, inv: Path) -> subprocess.Popen:
-    return fab_popen(tmp_path, inv, "write")
+    return fab_popen(tmp_path, inv, "write", "--verbose")  # the nodes' ready lines
 
 
 def _until_both_ready(proc: subprocess.Popen) -> list[str]:

@@ -26,7 +26,7 @@ def test_a_second_write_started_meanwhile_is_refused_and_the_first_keeps_its_fil
     inv = write_inventory(testbed, tmp_path / "inv.yaml", dst="/it/locked", start_delay=8.0)
     first_dir, second_dir = tmp_path / "first", tmp_path / "second"
     first_dir.mkdir(), second_dir.mkdir()
-    first = fab_popen(first_dir, inv, "write")
+    first = fab_popen(first_dir, inv, "write", "--verbose")  # its nodes' ready lines
     try:
         assert first.stdout is not None
         for line in first.stdout:  # the first run holds its locks once its nodes are ready
