@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from worker.protocol import BY_PHASE
 from worker.results import PERCENTILES, Histogram
 
 #: fewer series intervals than this and a phase is short, whatever its seconds
@@ -70,22 +71,22 @@ def short_reason(summary: Any, short_seconds: float) -> str | None:
     )
 
 
-def latency_warning(latency: dict[str, dict]) -> str | None:
-    """One line naming the operations whose percentiles were left out, or None."""
-    left = []
-    for op, row in sorted(latency.items()):
-        missing = [f"p{q:g}" for q in PERCENTILES if row.get(f"p{q:g}", 0) is None]
-        if missing and row.get("count"):
-            left.append(f"{op} n={row['count']} ({'/'.join(missing)})")
-    if not left:
+def latency_warning(latency: dict[str, dict], op: str) -> str | None:
+    """One line when the p99 of ``op`` (the phase's headline operation, the latency its
+    block shows) is left out, or None: the others' "-" in the latency table says itself."""
+    row = latency.get(op) or {}
+    if not row.get("count") or row.get("p99", 0) is not None:
         return None
-    rule = ", ".join(f"p{q:g} n >= {needed(q)}" for q in PERCENTILES[1:])
-    return f"too few samples for latency percentiles, shown as -: {', '.join(left)} [{rule}]"
+    return (
+        f"too few samples for the {op} latency p99 (n={row['count']};"
+        f" p99 needs n >= {needed(99)}): shown as -"
+    )
 
 
 def warnings_of(summary: Any, short_seconds: float) -> tuple[str, ...]:
     """The one-line warnings of a summary: short, then unsupported percentiles."""
-    found = (short_reason(summary, short_seconds), latency_warning(summary.latency))
+    op = BY_PHASE[summary.phase].headline_op if summary.phase in BY_PHASE else "file"
+    found = (short_reason(summary, short_seconds), latency_warning(summary.latency, op))
     return tuple(w for w in found if w)
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from worker.protocol import PHASE_TABLE, TIMED_PHASES
+from worker.protocol import TIMED_PHASES
+
+from ..analysis.history import HEADLINE_OP
 
 #: the operation whose latency stands for a timed phase
-HEADLINE_OP = {p.name: p.headline_op for p in PHASE_TABLE if p.timed}
 #: measure slug -> what it is (and its unit): docs/results.md lists them
 MEASURES = {
     "throughput-bytes-per-s": "aggregate throughput (last done), bytes/s",
