@@ -20,12 +20,13 @@ from __future__ import annotations
 import inspect
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import fabric
-from invoke import Collection, Context, Exit
+from invoke import Argument, Collection, Context, Exit
 
 from controller import commands, phases
+from controller import sweep as sweeping
 from controller.analysis import history
 from controller.analysis.compare import CompareError, compare_runs
 from controller.nodes import stopping
@@ -38,14 +39,12 @@ from controller.output.exports import keep_check
 from controller.output.historycsv import history_csv
 from controller.output.openmetrics import PushFailed, PushOptionError
 from controller.output.report import check_lines, compare_table, history_table
+from controller.run import flags as flagging
 from controller.run import say
 from controller.run.inventory import Inventory, InventoryError, LabelError, load, parse_labels
 from controller.run.iterations import (
-    MAX_ITERATIONS,
-    MAX_WARMUP,
     IterationPlan,
     IterationPlanError,
-    seconds_of,
 )
 from controller.run.pairing import PairingError
 from controller.run.plan import PlanError, check_read_options, phase_budget, read_plan
@@ -56,34 +55,103 @@ from controller.run.seal import RunAltered
 from controller.sweep import SweepError, parse_axes
 
 HERE = Path(__file__).resolve().parent
-#: options with no short flag (-v, -q would sit next to fab's own)
-LONG_ONLY = ("verbose", "quiet")
 OUTPUT_HELP = {
     "verbose": "every table, node and client line (for this task and the rest of the chain)",
     "quiet": "the headline and failures only (for this task and the rest of the chain)",
 }
+#: the only short flags, the same in every task, none of fab's own (-c -d -D -e -f -F -h
+#: -H -i -l -p -r -R -S -t -T -V -w): every other option is long only
+SHORT = {"clients": "n", "size": "s", "chunk_size": "b"}
+#: counts besides the workload flags': shown as INT
+COUNTS = ("last",)
+#: what fab's own options would set that parbench takes from the inventory
+NOT_HONOURED = (
+    ("key_filename", "-i/--identity: parbench's SSH keys come from the inventory (nodes[].key)"),
+    ("timeout", "-t/--connect-timeout: parbench's comes from the inventory"
+     " (defaults.connect_timeout)"),
+)  # fmt: skip
+
+
+class _Count(Argument):
+    """An INT option whose value, when it is no number, is kept as typed: the setting's
+    check names the flag (invoke's cast would end in a traceback)."""
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        try:
+            int(value)
+        except (TypeError, ValueError):
+            cast = False
+        super().set_value(value, cast)
 
 
 class BenchTask(fabric.Task):
-    """A fab task whose --verbose and --quiet have no short flag."""
+    """A fab task whose options have no short flag but those of SHORT, whose counts show
+    as INT, and which refuses fab's options that parbench cannot honour (-H, -i, -t)."""
+
+    counts: frozenset[str] = frozenset()
 
     def arg_opts(self, name, default, taken_names):  # type: ignore[no-untyped-def]
         opts = super().arg_opts(name, default, taken_names)
-        if name in LONG_ONLY:
-            opts["names"] = opts["names"][:1]
+        opts["names"] = opts["names"][:1] + ([SHORT[name]] if name in SHORT else [])
         return opts
 
+    def get_arguments(self, ignore_unknown_help=None):  # type: ignore[no-untyped-def]
+        kept = dict(self.help)  # invoke's arg_opts pops each help: asked twice, none left
+        try:
+            arguments = super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = kept
+        for argument in arguments:
+            if (argument.attr_name or argument.name) in self.counts and argument.kind is str:
+                argument.__class__ = _Count
+                argument.kind = int
+        return arguments
 
-def task(**kwargs):  # type: ignore[no-untyped-def]
-    """fabric's task, with --verbose and --quiet long only and their help."""
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        c = args[0] if args else None
+        if isinstance(c, fabric.Connection):  # fab -H: a call per host
+            raise Exit(
+                "error: -H/--hosts: parbench runs on the nodes the inventory lists"
+                " (nodes:); give them there and leave -H out",
+                code=2,
+            )
+        given = (c.config.get("connect_kwargs") or {}) if isinstance(c, Context) else {}
+        for key, refused in NOT_HONOURED:
+            if given.get(key):
+                raise Exit(f"error: {refused}; set it there and leave the option out", code=2)
+        return super().__call__(*args, **kwargs)
+
+
+def task(workload: tuple[flagging.Flag, ...] = (), **kwargs):  # type: ignore[no-untyped-def]
+    """fabric's task, with long-only options, --verbose and --quiet's help, and the
+    ``workload`` flags (derived from the settings' declarations) as options the body
+    takes in ``**flags``."""
 
     def made(body):  # type: ignore[no-untyped-def]
-        params = inspect.signature(body).parameters
-        given = {k: v for k, v in OUTPUT_HELP.items() if k in params}
-        kwargs["help"] = {**given, **kwargs.get("help", {})}
-        return fabric.task(klass=BenchTask, **kwargs)(body)
+        signature = inspect.signature(body)
+        params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        extra = [inspect.Parameter(f.option, inspect.Parameter.KEYWORD_ONLY, default=None)
+                 for f in workload]  # fmt: skip
+        body.__signature__ = signature.replace(parameters=[*params, *extra])
+        given = {k: v for k, v in OUTPUT_HELP.items() if k in signature.parameters}
+        derived = {f.option: f.help for f in workload}
+        kwargs["help"] = {**given, **derived, **kwargs.get("help", {})}
+        made = fabric.task(klass=BenchTask, **kwargs)(body)
+        made.counts = frozenset([*COUNTS, *(f.option for f in workload if f.counts)])
+        return made
 
     return made
+
+
+#: the phases of a run that `fab write` starts, and the workload flags of the tasks
+WRITTEN = tuple(p for p in flagging.FILE_PHASES)
+RUN_FLAGS = flagging.flags((flagging.RUN,), WRITTEN)
+PHASE_FLAGS = flagging.flags((flagging.PHASE,), WRITTEN)
+META_FLAGS = flagging.flags((flagging.RUN,), ("meta",))
+#: a sweep's points are runs of the inventory's settings: the rounds too; its axes apart
+SWEEP_FLAGS = flagging.flags(
+    (flagging.RUN, flagging.PHASE), WRITTEN, leave=("data", *sweeping.AXES)
+)
 
 
 def _output(c: Context, verbose: bool = False, quiet: bool = False) -> None:
@@ -137,8 +205,11 @@ def _exits() -> Iterator[None]:
         raise Exit("interrupted", code=stopping.exit_code(exc)) from None
 
 
-def _inventory(c: Context, inventory: Optional[str]) -> Inventory:
-    return load(inventory or c.config.bench.inventory)
+def _inventory(
+    c: Context, inventory: Optional[str], flags: Optional[dict[str, Any]] = None
+) -> Inventory:
+    """The inventory, with the workload ``flags`` given over its defaults."""
+    return load(inventory or c.config.bench.inventory, flags)
 
 
 def _today(
@@ -155,27 +226,15 @@ def _results(c: Context) -> Path:
     return root if root.is_absolute() else HERE / root
 
 
-def _rounds(
-    iterations: Optional[str], warmup: Optional[str], duration: Optional[str]
-) -> Callable[[Inventory], IterationPlan]:
-    """The options checked now; later, an inventory's repeats with them where given."""
-    given = (
-        _count("iterations", iterations, 1, MAX_ITERATIONS),
-        _count("warmup", warmup, 0, MAX_WARMUP),
-        _seconds("duration", duration),
-    )
-    return lambda inv: inv.settings.iteration_plan.overridden(*given).fits(
+def _rounds(flags: dict[str, Any]) -> Callable[[Inventory], IterationPlan]:
+    """This command's phase's rounds (--iterations, --warmup, --duration, --until-stable)
+    checked now; later, an inventory's rounds with them where given."""
+    given = flagging.checked(flagging.of_kind(flags, flagging.PHASE))
+    chosen = (given.get(k) for k in ("iterations", "warmup", "duration", "until_stable"))
+    overrides = tuple(chosen)
+    return lambda inv: inv.settings.iteration_plan.overridden(*overrides).fits(
         phase_budget(inv.settings)
     )
-
-
-def _seconds(name: str, value: Optional[str]) -> Optional[float]:
-    if value is None:
-        return None
-    try:
-        return seconds_of(value)
-    except ValueError as exc:
-        raise IterationPlanError(f"--{name}: {exc}") from None
 
 
 def _count(name: str, value: Optional[str], low: int, high: int) -> Optional[int]:
@@ -191,9 +250,6 @@ def _count(name: str, value: Optional[str], low: int, high: int) -> Optional[int
 
 
 INVENTORY_HELP = "inventory file (default: config bench.inventory)"
-ITERATIONS_HELP = "measured iterations (default: defaults.iterations, or until_stable)"
-WARMUP_HELP = "iterations run first and not counted (default: defaults.warmup)"
-DURATION_HELP = "each client moves files one after another for this long, e.g. 60s, 2m"
 RUN_HELP = "run id to continue (default: this command's run, else the latest)"
 PUSHGATEWAY_HELP = "push the run's metrics.prom figures to this Prometheus Pushgateway URL"
 FROM_RUN_HELP = "use the run's own settings even where today's inventory differs"
@@ -208,27 +264,22 @@ def push(c, inventory=None, verbose=False, quiet=False):
 
 
 @task(
+    workload=RUN_FLAGS + PHASE_FLAGS,
     iterable=["label"],
     help={
         "inventory": INVENTORY_HELP,
-        "iterations": ITERATIONS_HELP,
-        "warmup": WARMUP_HELP,
-        "duration": DURATION_HELP,
         "label": "KEY=VALUE kept with the run (repeatable; wins over the inventory's labels)",
     },
 )
-def write(
-    c, inventory=None, iterations=None, warmup=None, duration=None, label=None, verbose=False,
-    quiet=False,
-):  # fmt: skip
+def write(c, inventory=None, label=None, verbose=False, quiet=False, **flags):
     """Start a run: client c of node n writes the reference file to {dst}/{n}/{c}."""
     with _exits():
         _output(c, verbose, quiet)
         root = _results(c)
         previous = latest_id(root)
-        rounds = _rounds(iterations, warmup, duration)
+        rounds = _rounds(flags)
         labels = parse_labels(label or [])
-        today = _inventory(c, inventory)
+        today = _inventory(c, inventory, flagging.of_kind(flags, flagging.RUN))
         chosen = rounds(today)
         run = fleet().runs.start(today, root, labels)
         try:
@@ -239,35 +290,24 @@ def write(
 
 
 @task(
+    workload=PHASE_FLAGS,
     help={
         "inventory": INVENTORY_HELP,
         "mode": "cross (default): read another node's files; same: all read --src",
         "src": "with --mode same: the storage path every client reads ({cid}: its id)",
         "run": RUN_HELP,
         "from-run": FROM_RUN_HELP,
-        "iterations": ITERATIONS_HELP,
-        "warmup": WARMUP_HELP,
-        "duration": DURATION_HELP,
-    }
+    },
 )
 def read(
-    c,
-    inventory=None,
-    mode="cross",
-    src=None,
-    run=None,
-    from_run=False,
-    iterations=None,
-    warmup=None,
-    duration=None,
-    verbose=False,
-    quiet=False,
-):
+    c, inventory=None, mode="cross", src=None, run=None, from_run=False, verbose=False,
+    quiet=False, **flags,
+):  # fmt: skip
     """Read back into {local_dst}/{c} on each node, per the run's pairing."""
     with _exits():
         _output(c, verbose, quiet)
         check_read_options(mode, src)
-        rounds = _rounds(iterations, warmup, duration)
+        rounds = _rounds(flags)
         if mode == "cross" and not from_run:  # one node: say so before looking for a run
             read_plan(_inventory(c, inventory))
         chosen = fleet().runs.current(
@@ -282,8 +322,9 @@ def read(
 
 @task(help={"inventory": INVENTORY_HELP, "run": RUN_HELP, "from-run": FROM_RUN_HELP})
 def verify(c, inventory=None, run=None, from_run=False, verbose=False, quiet=False):
-    """Check the run's written files and read copies against its reference; exit 1
-    naming bad ones."""
+    """Check the run's written files and read copies against its reference.
+
+    Exits 1 naming the bad ones."""
     with _exits():
         _output(c, verbose, quiet)
         chosen = fleet().runs.current(
@@ -306,9 +347,10 @@ def report(
     c, run=None, collect=False, inventory=None, from_run=False, html=False, pushgateway=None,
     verbose=False, quiet=False,
 ):  # fmt: skip
-    """Print the blocks of a run again from results/<run>/ (not after its own phases in a
-    chain: they are printed above); --html writes its page; --pushgateway pushes its
-    figures."""
+    """Print the blocks of a run again from results/<run>/.
+
+    Not after its own phases in a chain: they are printed above. --html writes its page;
+    --pushgateway pushes its figures."""
     with _exits():
         _output(c, verbose, quiet)
         gateway = pushgateway and openmetrics.gateway_url(pushgateway)
@@ -329,20 +371,31 @@ def report(
 
 
 @task(
+    workload=META_FLAGS,
     iterable=["label"],
     help={"inventory": INVENTORY_HELP, "label": "KEY=VALUE kept with a run this starts"},
 )
-def meta(c, inventory=None, label=None, verbose=False, quiet=False):
-    """Metadata rates (mdtest-like): each client creates, stats, lists and deletes
-    defaults.meta_files files in {dst}/{n}/{c}.meta; chained after write, in its run."""
+def meta(c, inventory=None, label=None, verbose=False, quiet=False, **flags):
+    """Metadata rates (mdtest-like): create, stat, list and delete files.
+
+    Each client works on defaults.meta_files files in {dst}/{n}/{c}.meta; chained after
+    write, in its run."""
     with _exits():
         _output(c, verbose, quiet)
         root = _results(c)
         previous = latest_id(root)
         run = fleet().runs.active(root)
         started = run is None
+        given = flagging.of_kind(flags, flagging.RUN)
         if run is None:
-            run = fleet().runs.start(_inventory(c, inventory), root, parse_labels(label or []))
+            today = _inventory(c, inventory, given)
+            run = fleet().runs.start(today, root, parse_labels(label or []))
+        elif given:
+            names = ", ".join(flagging.ALL[k].name for k in given)
+            raise PlanError(
+                f"{names}: meta goes on in the run this command started, whose settings are"
+                " sealed: give them to the task that started it"
+            )
         try:
             commands.meta(run)
         except LockHeld:
@@ -352,6 +405,7 @@ def meta(c, inventory=None, label=None, verbose=False, quiet=False):
 
 
 @task(
+    workload=SWEEP_FLAGS,
     help={
         "inventory": INVENTORY_HELP,
         "size": "file sizes, e.g. 1MiB,64MiB,1GiB (data generated on the nodes)",
@@ -373,6 +427,7 @@ def sweep(
     steps="write,read,verify",
     verbose=False,
     quiet=False,
+    **flags,
 ):
     """The benchmark over a matrix of settings: each point a run of its own, one sweep id."""
     with _exits():
@@ -386,7 +441,8 @@ def sweep(
                 "read_type": read_type,
             }
         )
-        commands.sweep(_inventory(c, inventory), axes, steps.split(","), _results(c))
+        base = _inventory(c, inventory, {k: v for k, v in flags.items() if v is not None})
+        commands.sweep(base, axes, steps.split(","), _results(c))
 
 
 @task(
@@ -461,6 +517,7 @@ def check(c, run=None, label=None, min_effect="0.05"):
 
 
 @task(
+    workload=RUN_FLAGS + PHASE_FLAGS,
     iterable=["label"],
     help={
         "inventory": INVENTORY_HELP,
@@ -468,18 +525,21 @@ def check(c, run=None, label=None, min_effect="0.05"):
         "pushgateway": PUSHGATEWAY_HELP,
     },
 )
-def nightly(c, inventory=None, label=None, pushgateway=None, verbose=False, quiet=False):
-    """What a scheduler runs: write, read, verify, then check against the history; the
-    run's JUnit, BMF and OpenMetrics files and its HTML page are written (--pushgateway:
-    its figures pushed); exits with the worst code of them."""
+def nightly(
+    c, inventory=None, label=None, pushgateway=None, verbose=False, quiet=False, **flags
+):  # fmt: skip
+    """What a scheduler runs: write, read, verify, then check against the history.
+
+    The run's JUnit, BMF and OpenMetrics files and its HTML page are written
+    (--pushgateway: its figures pushed); exits with the worst code of them."""
     with _exits():
         _output(c, verbose, quiet)
         gateway = pushgateway and openmetrics.gateway_url(pushgateway)
     worst = 0
     before = fleet().runs.active(_results(c))
     steps = [
-        lambda: write(c, inventory=inventory, label=label),
-        lambda: read(c, inventory=inventory),
+        lambda: write(c, inventory=inventory, label=label, **flags),
+        lambda: read(c, inventory=inventory, **flagging.of_kind(flags, flagging.PHASE)),
         lambda: verify(c, inventory=inventory),
         lambda: check(c),
     ]
@@ -517,8 +577,10 @@ def nightly(c, inventory=None, label=None, pushgateway=None, verbose=False, quie
     }
 )
 def clean(c, inventory=None, data=False, runs=False, verbose=False, quiet=False):
-    """Delete {dst}/{node}/* in storage and the read copies on the nodes (only below those);
-    --data, --runs: also the generated data and the run folders in the nodes' workdirs."""
+    """Delete what runs left: {dst}/{node}/* in storage and the nodes' read copies.
+
+    Only below those; --data, --runs: also the generated data and the run folders in the
+    nodes' workdirs."""
     with _exits():
         _output(c, verbose, quiet)
         commands.clean(_inventory(c, inventory), data=data, runs=runs)

@@ -17,15 +17,16 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, NoReturn
+from typing import Any, Callable, Iterable, Mapping, NoReturn
 
 # what the worker accepts is what the inventory accepts
 from worker.protocol import NODE_ID
 
 from . import checks
+from . import flags as flagging
 from . import settings as declared
 from .checks import MAX_CLIENTS, Check, InventoryError
 from .iterations import IterationPlan, IterationPlanError
@@ -124,6 +125,9 @@ class Inventory:
     #: what a person says about the runs (cluster, build, ...): kept in each run,
     #: never what defines the benchmark
     labels: dict[str, str] = field(default_factory=dict)
+    #: the workload flags the command gave (setting -> checked value, controller/run/flags.py),
+    #: applied over the document: sealed in a run, so that a later command applies them again
+    flags: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def node_ids(self) -> tuple[str, ...]:
@@ -146,8 +150,10 @@ class Inventory:
         return posixpath.join(workdir, self.settings.local_dst)
 
 
-def load(path: str | os.PathLike) -> Inventory:
-    """Read and validate the inventory at ``path``."""
+def load(path: str | os.PathLike, flags: Mapping[str, Any] | None = None) -> Inventory:
+    """Read and validate the inventory at ``path``, with the workload ``flags`` a task was
+    given (option -> value as typed, None: not given) over its ``defaults:``."""
+    given = flagging.checked(flags or {})
     path = Path(path)
     source = str(path)
     try:
@@ -159,7 +165,19 @@ def load(path: str | os.PathLike) -> Inventory:
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{source}: cannot read the inventory: {exc}") from None
     path = path.resolve()
-    return _build(checks.parse(text, source), Check(source, path.parent), path)
+    return _flagged(checks.parse(text, source), Check(source, path.parent), path, given)
+
+
+def with_flags(inventory: Inventory, given: Mapping[str, Any]) -> Inventory:
+    """``inventory`` (its document) with ``given`` flags (setting -> checked value, as an
+    Inventory keeps them) over it: today's inventory as a run's flags made the run's."""
+    path = inventory.path
+    return _flagged(inventory.raw, Check(str(path), path.parent), path, dict(given))
+
+
+def _flagged(doc: Any, check: Check, path: Path, given: dict[str, Any]) -> Inventory:
+    built = _build(flagging.applied(doc, given), check, path)
+    return replace(built, flags=given) if given else built
 
 
 def build(doc: Any, path: Path) -> Inventory:

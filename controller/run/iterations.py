@@ -81,10 +81,16 @@ class IterationPlan:
         iterations: Optional[int],
         warmup: Optional[int],
         duration: Optional[float] = None,
+        until_stable: Optional[float] = None,
     ) -> IterationPlan:
         """These rounds with the command line's ``--iterations``/``--warmup``/
-        ``--duration`` where given (a fixed ``--iterations`` replaces ``until_stable``)."""
+        ``--duration``/``--until-stable`` where given (a fixed ``--iterations`` replaces
+        ``until_stable``)."""
+        if iterations is not None and until_stable is not None:
+            raise IterationPlanError("--iterations, --until-stable: give one of them")
         changed = self
+        if until_stable is not None:
+            changed = replace(changed, until_stable=until_stable)
         if iterations is not None:
             changed = replace(changed, iterations=iterations, until_stable=None)
         if warmup is not None:

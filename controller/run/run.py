@@ -31,7 +31,7 @@ from typing import Any, Optional
 from worker.protocol import RECORDED_PHASES, PhaseRequest, RequestError
 from worker.results import ClientResult
 
-from .inventory import Inventory
+from .inventory import Inventory, with_flags
 from .outcomes import PhaseResult
 from .pairing import PairingError
 from .plan import ReadPlan, ReferenceFacts, new_run_id, phase_requests, read_plan, write_paths
@@ -245,6 +245,8 @@ class Run:
         today's inventory differs from the run's (``today`` None: the run's own)."""
         if today is None:
             return self
+        if self.inventory.flags and today.flags != self.inventory.flags:
+            today = with_flags(today, self.inventory.flags)  # as the run's command had them
         found = differences(self.inventory, today)
         if not found:
             facts = reference_facts(today)

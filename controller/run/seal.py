@@ -44,6 +44,7 @@ def inventory_to_dict(inventory: Inventory) -> dict:
         "nodes": [_plain(asdict(n)) for n in inventory.nodes],
         "labels": inventory.labels,
         "document": inventory.raw,
+        "flags": inventory.flags,
     }
 
 
@@ -62,7 +63,13 @@ def inventory_from_dict(data: dict) -> Inventory:
         Node(**{**n, "key": _path(n["key"]), "proxy": Proxy(**n["proxy"])}) for n in data["nodes"]
     )
     return Inventory(
-        Path(data["path"]), settings, ssh, nodes, data.get("document") or {}, data.get("labels", {})
+        Path(data["path"]),
+        settings,
+        ssh,
+        nodes,
+        data.get("document") or {},
+        data.get("labels", {}),
+        dict(data.get("flags") or {}),  # a run sealed before flags: none
     )
 
 

@@ -87,6 +87,10 @@ class Setting:
     #: the phases whose config it is part of, when not every phase's
     phases: tuple[str, ...] = ()
     shown: str = ""  # what it may be, for people, when the unit does not say it all
+    #: a flag of the tasks (controller/run/flags.py): "run", set on the tasks that start
+    #: a run and sealed in it; "phase", also on the tasks of a timed phase (write, read),
+    #: for that phase of this command ("": none)
+    flag: str = ""
 
     def check(self, check: Check, where: str, value: Any) -> Any:
         """The value checked and converted; InventoryError naming ``where`` otherwise."""
@@ -220,28 +224,29 @@ FILE_PHASES = tuple(p for p in PHASES if p != "meta")
 S = Setting
 #: every ``defaults:`` key, in the order of ``inventory.Settings``
 SETTINGS: tuple[Setting, ...] = (
-    S("clients", "count", 2, "client processes per node", 1, MAX_CLIENTS, config=True),
+    S("clients", "count", 2, "client processes per node", 1, MAX_CLIENTS, config=True, flag="run"),
     S("backend", "choice", "alluxio", "alluxio (REST proxy) or posix (files under posix_root)",
-      choices=BACKENDS, config=True),
+      choices=BACKENDS, config=True, flag="run"),
     S("dst", "path", "/parbench", "storage root of the run: {dst}/{node}/{client}; no { }",
       rule=_run_root),
     S("local_dst", "path", "read", "where read copies go on a node (relative: under its"
       " workdir)", relative=True),
     S("data", "data", "data/5mb.txt", "reference file on the controller, or a size generated"
-      " on every node", rule=_data, config=True, phases=FILE_PHASES,
+      " on every node", rule=_data, config=True, phases=FILE_PHASES, flag="run",
       shown="a file, or a size like 1GiB"),
     S("proxy", "address", {"host": DEFAULT_PROXY.host, "port": DEFAULT_PROXY.port},
       "{host, port} of the Alluxio REST proxy as the nodes see it",
       rule=lambda c, w, v: proxy(c, w, v, DEFAULT_PROXY), shown="{host, port}"),
     S("posix_root", "path", None, "posix: the mount of the storage on every node", null=True),
     S("write_type", "choice", "CACHE_THROUGH", "Alluxio write type", choices=WRITE_TYPES,
-      config=True, phases=("write",)),
+      config=True, phases=("write",), flag="run"),
     S("read_type", "choice", "CACHE", "Alluxio read type", choices=READ_TYPES, config=True,
-      phases=("read",)),
+      phases=("read",), flag="run"),
     S("chunk_size", "bytes", "1MiB", "bytes per request", checks.MIN_CHUNK_SIZE,
-      checks.MAX_CHUNK_SIZE, request="chunk_size", config=True, phases=FILE_PHASES),
+      checks.MAX_CHUNK_SIZE, request="chunk_size", config=True, phases=FILE_PHASES,
+      flag="run"),
     S("on_existing", "choice", "replace", "a file an earlier run left: replace or refuse",
-      choices=ON_EXISTING, request="on_existing"),
+      choices=ON_EXISTING, request="on_existing", flag="run"),
     START_DELAY,
     S("ready_timeout", "seconds", 120, "seconds the ready nodes wait for one that is not",
       1, MAX_TIMEOUT),
@@ -253,22 +258,23 @@ SETTINGS: tuple[Setting, ...] = (
     S("series_interval", "seconds", 1, "seconds per point of throughput over time; 0: none",
       0, 3600, rule=_interval, request="series_interval", shown=f"0 | {MIN_INTERVAL:g} to 3600 s"),
     S("iterations", "count", 1, "measured iterations of a timed phase", 1, MAX_ITERATIONS,
-      config=True),
+      config=True, flag="phase"),
     S("warmup", "count", 0, "iterations before them, not in the statistics", 0, MAX_WARMUP,
-      config=True),
+      config=True, flag="phase"),
     S("until_stable", "ratio", None, "repeat until the last stable_window agree within this"
       " coefficient of variation (0.05: 5 %)", null=True, rule=_coefficient, config=True,
-      shown="null | above 0, below 1"),
+      shown="null | above 0, below 1", flag="phase"),
     S("stable_window", "count", 3, "iterations until_stable compares", 2, MAX_ITERATIONS,
       config=True),
     S("max_iterations", "count", 10, "most iterations until_stable runs", 2, MAX_ITERATIONS,
       config=True),
     S("duration", "seconds", None, "write, read: files one after another this long (60s, 2m)",
-      null=True, rule=_duration, config=True, shown="null | seconds, or like 60s, 2m, 1h"),
+      null=True, rule=_duration, config=True, shown="null | seconds, or like 60s, 2m, 1h",
+      flag="phase"),
     S("meta_files", "count", 100, "fab meta: files each client creates, stats, lists, deletes",
-      1, 1_000_000, request="meta_files", config=True, phases=("meta",)),
+      1, 1_000_000, request="meta_files", config=True, phases=("meta",), flag="run"),
     S("meta_size", "bytes", 0, "... of this many bytes each", 0, 1024**3, request="meta_size",
-      config=True, phases=("meta",)),
+      config=True, phases=("meta",), flag="run"),
     S("max_start_skew", "seconds", 0.1, "a larger start skew makes a phase invalid", 0.001,
       MAX_START_DELAY),
     S("min_phase_seconds", "seconds", 0, "an iteration shorter than this is invalid; 0: any",
