@@ -14,8 +14,8 @@ default=0
 (($#)) || { set -- 5MiB; default=1; }
 for size in "$@"; do
   # the one grammar of sizes, from the worker's own parser (stdlib only)
-  bytes=$("${PYTHON:-python3}" -c 'import sys; from worker.protocol.units import main
-sys.exit(main(sys.argv[1:], "get_data.sh"))' "$size") || exit 2
+  bytes=$("${PYTHON:-python3}" -c 'import sys; from worker.protocol.units import print_bytes
+sys.exit(print_bytes(sys.argv[1:], "get_data.sh"))' "$size") || exit 2
   name=${size// /}
   ((default)) && name=5mb
   out="data/$name.txt"

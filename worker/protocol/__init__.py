@@ -137,4 +137,5 @@ from worker.protocol.units import (
     looks_like_size,
     parse_duration,
     parse_size,
+    print_bytes,
 )

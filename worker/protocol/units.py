@@ -1,5 +1,5 @@
 """THE grammar of sizes and durations, for the inventory, the flags, the worker's command
-line and ``get_data.sh`` (which calls :func:`main`).
+line and ``get_data.sh`` (which calls :func:`print_bytes`).
 
 Sizes: a number of bytes, whole or decimal (``512``, ``1.5``), then a unit, a space
 between allowed:
@@ -143,7 +143,7 @@ def parse_duration(value: object) -> float:
     return number
 
 
-def main(argv: Sequence[str], prog: str = "size") -> int:
+def print_bytes(argv: Sequence[str], prog: str = "size") -> int:
     """Each size's bytes, a line each (get_data.sh); 2 and one line naming ``prog`` on
     stderr for one that is no size."""
     try:
@@ -154,7 +154,3 @@ def main(argv: Sequence[str], prog: str = "size") -> int:
     for size in sizes:
         print(size)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
