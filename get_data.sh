@@ -1,26 +1,24 @@
 #!/usr/bin/env bash
 # Make the reference file(s) in data/, deterministically and without network access.
-#   ./get_data.sh            -> data/5mb.txt (5 MiB)
-#   ./get_data.sh 64mb 1gb   -> data/64mb.txt, data/1gb.txt
-# Sizes: <n>kb, <n>mb, <n>gb (powers of 1024). Each line is numbered, so any changed,
-# lost or repeated chunk changes the checksum. Prints "sha256  path" for each file.
+#   ./get_data.sh              -> data/5mb.txt (5 MiB, the name the inventories use)
+#   ./get_data.sh 64MiB 1G     -> data/64MiB.txt, data/1G.txt
+# Sizes in parbench's one grammar (worker/protocol/units.py, which reads them here):
+# 4K, 64KiB, 1G: powers of 1024; 4KB, 2MB: powers of 1000; 64mb is refused (ambiguous).
+# Each line is numbered, so any changed, lost or repeated chunk changes the checksum.
+# Prints "sha256  path" for each file.
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p data
 
-bytes_of() {
-  local size=${1,,} n unit
-  if [[ ! $size =~ ^([0-9]+)(kb|mb|gb)$ ]]; then
-    echo "get_data.sh: size '$1' is not <n>kb, <n>mb or <n>gb" >&2
-    exit 2
-  fi
-  n=${BASH_REMATCH[1]} unit=${BASH_REMATCH[2]}
-  case $unit in kb) echo $((n * 1024)) ;; mb) echo $((n * 1024 ** 2)) ;; gb) echo $((n * 1024 ** 3)) ;; esac
-}
-
-for size in "${@:-5mb}"; do
-  bytes=$(bytes_of "$size")
-  out="data/${size,,}.txt"
+default=0
+(($#)) || { set -- 5MiB; default=1; }
+for size in "$@"; do
+  # the one grammar of sizes, from the worker's own parser (stdlib only)
+  bytes=$("${PYTHON:-python3}" -c 'import sys; from worker.protocol.units import print_bytes
+sys.exit(print_bytes(sys.argv[1:], "get_data.sh"))' "$size") || exit 2
+  name=${size// /}
+  ((default)) && name=5mb
+  out="data/$name.txt"
   # 64-byte numbered lines, the last one cut so that the file has exactly $bytes bytes
   awk -v size="$bytes" 'BEGIN {
     for (i = 0; size > 0; i++) {

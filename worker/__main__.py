@@ -47,8 +47,11 @@ from worker.protocol import (
     Reference,
     RequestError,
     StorageConfig,
+    UnitError,
     encode_line,
     load_request,
+    parse_duration,
+    parse_size,
     phase_request,
     save_request,
 )
@@ -76,10 +79,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
+def _size(low: int) -> Callable[[str], int]:
+    """Bytes from ``4096``, ``4K``, ``1MiB``, ``2MB`` (``worker.protocol.units``)."""
+
+    def size(text: str) -> int:
+        try:
+            value = parse_size(text)
+        except UnitError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low} bytes, got {text}")
+        return value
+
+    return size
+
+
+def _positive_seconds(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``1m30s``, ``2h`` (``worker.protocol.units``)."""
+    try:
+        value = parse_duration(text)
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive duration, got {text}")
     return value
 
 
@@ -108,10 +130,10 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--read-type", choices=READ_TYPES, default="CACHE")
     group.add_argument(
         "--chunk-size",
-        type=_positive_int,
+        type=_size(1),
         default=REQUEST_DEFAULTS["chunk_size"],
-        metavar="BYTES",
-        help="bytes per request (defaults.chunk_size)",
+        metavar="SIZE",
+        help="bytes per request, e.g. 4096, 4K, 1MiB, 2MB (defaults.chunk_size)",
     )
     start = group.add_mutually_exclusive_group()
     start.add_argument(
@@ -134,7 +156,7 @@ def _common_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--duration",
-        type=_positive_float,
+        type=_positive_seconds,
         metavar="SECONDS",
         help="write, read: each client moves files one after another until then (write:"
         " ROOT/NID/c, then ROOT/NID/c.1, ...)",
@@ -155,10 +177,10 @@ def _common_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=_positive_seconds,
         default=600.0,
         metavar="SECONDS",
-        help="per-request timeout",
+        help="per-request timeout: seconds, or like 90s, 10m",
     )
     return common
 
@@ -224,10 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     meta.add_argument(
         "--size",
-        type=int,
+        type=_size(0),
         default=REQUEST_DEFAULTS["meta_size"],
-        metavar="BYTES",
-        help="of each file",
+        metavar="SIZE",
+        help="of each file, e.g. 0, 4K, 1MiB",
     )
 
     cleaner = phases.add_parser(

@@ -1,6 +1,7 @@
 """The validating helpers behind the inventory (controller/run/inventory.py): the YAML
 read with duplicate keys refused, typed accessors (:class:`Check`) that raise
-:class:`InventoryError` naming the file and the key path, sizes like ``1MiB``, the
+:class:`InventoryError` naming the file and the key path, sizes like ``1MiB`` and times
+like ``1m30s`` (in the grammar of ``worker.protocol.units``), the
 limits a value must keep, and the checks of the nodes together (host and user names, read
 copies' folders, one workdir per endpoint). Each setting's own check is derived from its
 declaration (controller/run/settings.py).
@@ -21,6 +22,7 @@ from typing import Any, Iterable, NoReturn, Protocol
 import yaml
 
 from worker import layout
+from worker.protocol import units
 
 MIN_CHUNK_SIZE = 4 * 1024
 MAX_CHUNK_SIZE = 1024**3
@@ -44,17 +46,7 @@ class Placed(Protocol):
     def workdir(self) -> str: ...
 
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-}
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", re.ASCII)  # no "²", no "٣"
+_BINARY = {"KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}  # what in_units writes
 TOKEN = re.compile(r"[^\s/]+")  # host names and users: no whitespace, no slash
 
 
@@ -172,11 +164,15 @@ class Check:
         return value
 
     def seconds(self, where: str, value: Any, low: float, high: float) -> float:
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        # compared before any conversion: a 400-digit integer does not fit a float
-        if not number or not low <= value <= high:  # also false for nan
-            self.expect(where, f"a number of seconds between {low:g} and {high:g}", value)
-        return float(value)
+        """Seconds from a number or a time like ``90s``, ``1m30s``, ``2h``, ``1d``."""
+        what = f"a duration between {low:g} and {high:g} s ({units.DURATION_LIKE})"
+        try:
+            seconds = units.parse_duration(value)
+        except units.UnitError:
+            self.expect(where, what, value)
+        if not low <= seconds <= high:
+            self.expect(where, what, value)
+        return seconds
 
     def boolean(self, where: str, value: Any) -> bool:
         if not isinstance(value, bool):
@@ -191,19 +187,19 @@ class Check:
     def size(
         self, where: str, value: Any, low: int = MIN_CHUNK_SIZE, high: int = MAX_CHUNK_SIZE
     ) -> int:
-        """Bytes from an int or ``"<n>[KiB|MiB|GiB|KB|MB|GB]"``, ``low`` to ``high``."""
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            self.expect(where, SIZE_FORMAT, value)
-        # exact: 1.5MiB is whole bytes, 4096.9 is not (never truncated)
-        size = Decimal(value) if isinstance(value, int) else size_of(value)
-        if size is None:
-            self.expect(where, SIZE_FORMAT, value)
+        """Bytes from an int or a size like ``4K``, ``1.5MiB``, ``2MB``
+        (``worker.protocol.units``), ``low`` to ``high``."""
+        try:
+            size = units.parse_size(value)  # exact: 1.5MiB is whole bytes, 4096.9 is not
+        except units.UnitError as exc:
+            too_big = isinstance(value, int) or "below 2^63" in str(exc)
+            if not too_big:
+                self.fail(where, str(exc))
+            size = high + 1
         if not low <= size <= high:
             span = f"{low} and {high} bytes ({in_units(low)} and {in_units(high)})"
             self.expect(where, f"a size between {span}", value)
-        if size != size.to_integral_value():
-            self.expect(where, "a whole number of bytes", value)
-        return int(size)
+        return size
 
     def local_path(self, where: str, value: Any) -> Path:
         """A controller path; relative -> the inventory's directory, ``~`` expanded."""
@@ -235,23 +231,23 @@ class Check:
         return norm
 
 
-#: what a size may be written as (``size_of``)
-SIZE_FORMAT = 'a size in bytes or like "1MiB" (units B, KiB, MiB, GiB, KB, MB, GB)'
+#: what a size may be written as (``worker.protocol.units``)
+SIZE_FORMAT = units.SIZE_FORMAT
 
 
 def size_of(text: str) -> Decimal | None:
-    """The bytes ``text`` writes (``"64MiB"``, ``"1.5 GiB"``, ``"4096"``), exactly (not
-    always whole: ``"4096.9"``); None when it is no size."""
-    match = _SIZE.fullmatch(text)
-    if not match or match.group(2).lower() not in _UNITS:
+    """The bytes ``text`` writes (``"64MiB"``, ``"4K"``, ``"4096"``); None when it is no
+    size in the grammar of ``worker.protocol.units``, or not whole bytes."""
+    try:
+        return Decimal(units.parse_size(text))
+    except units.UnitError:
         return None
-    return Decimal(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 def in_units(size: int) -> str:
     for unit in ("GiB", "MiB", "KiB"):
-        if size >= _UNITS[unit.lower()] and size % _UNITS[unit.lower()] == 0:
-            return f"{size // _UNITS[unit.lower()]}{unit}"
+        if size >= _BINARY[unit] and size % _BINARY[unit] == 0:
+            return f"{size // _BINARY[unit]}{unit}"
     return f"{size}B"
 
 
@@ -260,12 +256,14 @@ def join(where: str, key: Any) -> str:
 
 
 def data(check: Check, where: str, value: Any) -> Path | int:
-    """``data``: a size (``1GiB``, or bytes) of data generated on every node, else the
-    path of the reference file on the controller."""
+    """``data``: a size (``1G``, ``1GiB``, or bytes) of data generated on every node, else
+    the path of the reference file on the controller. A string is a path when it has a
+    ``/`` or is not shaped like a size (a number, then letters: ``1G``, ``64 MiB``,
+    ``5mb``); so ``data/5mb.txt``, ``/ref/5mb.txt`` and ``5mb.txt`` are files, and a file
+    whose name looks like a size is written ``./1G``."""
     sized = isinstance(value, int) and not isinstance(value, bool)
     if isinstance(value, str):
-        match = _SIZE.fullmatch(value)
-        sized = bool(match and match.group(2) and match.group(2).lower() in _UNITS)
+        sized = "/" not in value and units.looks_like_size(value)
     if sized:
         return check.size(where, value, 1, MAX_GENERATED)
     return check.local_path(where, value)

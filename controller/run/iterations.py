@@ -9,17 +9,16 @@ the common start + duration (the file under way is finished).
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
+from worker.protocol import DURATION_FORMAT, UnitError, parse_duration
+
 MAX_ITERATIONS = 1000
 MAX_WARMUP = 100
 MAX_DURATION = 7 * 24 * 3600.0
-_SECONDS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 class IterationPlanError(ValueError):
@@ -27,15 +26,12 @@ class IterationPlanError(ValueError):
 
 
 def seconds_of(value: object) -> float:
-    """A duration from a number of seconds or ``"90s"``, ``"2m"``, ``"1h"``, ``"500ms"``
-    (ValueError otherwise, or when not positive)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _SECONDS.fullmatch(value) if isinstance(value, str) else None
-        if match is None:
-            raise ValueError(f"expected seconds or a time like 60s, 2m, 1h; got {value!r}")
-        seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    """A duration from a number of seconds or a time like ``"90s"``, ``"1m30s"``, ``"2h"``,
+    ``"500ms"`` (``worker.protocol.units``; ValueError otherwise, or when not positive)."""
+    try:
+        seconds = parse_duration(value)
+    except UnitError:
+        raise ValueError(f"expected {DURATION_FORMAT}; got {value!r}") from None
     if not 0 < seconds <= MAX_DURATION:
         raise ValueError(f"expected a duration above 0 and at most 7 days; got {value!r}")
     return seconds

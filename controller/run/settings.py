@@ -18,11 +18,22 @@ in ``worker.protocol.phase_request`` (a unit test checks the two defaults agree)
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from worker.protocol import BACKENDS, MIN_INTERVAL, ON_EXISTING, PHASES, READ_TYPES, WRITE_TYPES
+from worker.protocol import (
+    BACKENDS,
+    DURATION_LIKE,
+    MIN_INTERVAL,
+    ON_EXISTING,
+    PHASES,
+    READ_TYPES,
+    WRITE_TYPES,
+    UnitError,
+    parse_duration,
+)
 
 from . import checks
 from .checks import MAX_CLIENTS, MAX_START_DELAY, MAX_TIMEOUT, Check
@@ -94,6 +105,11 @@ class Setting:
 
     def check(self, check: Check, where: str, value: Any) -> Any:
         """The value checked and converted; InventoryError naming ``where`` otherwise."""
+        if self.unit == "seconds" and isinstance(value, str):
+            # every time key, its own rule or not, reads 90, 90s, 1m30s, 2h, 1d, 250ms
+            # a word of its own (start_delay: auto) stays; anything else is refused below
+            with suppress(UnitError):
+                value = parse_duration(value)
         if self.rule is not None:
             return self.rule(check, where, value)
         if value is None and self.null:
@@ -177,7 +193,8 @@ def _start_delay(check: Check, where: str, value: Any) -> Optional[float]:
     low, high = START_DELAY.low, START_DELAY.high
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not number or not low <= value <= high:  # also false for nan
-        check.expect(where, f"auto or a number of seconds between {low:g} and {high:g}", value)
+        what = f"auto or a duration between {low:g} and {high:g} s ({DURATION_LIKE})"
+        check.expect(where, what, value)
     return float(value)
 
 
@@ -185,7 +202,7 @@ def _interval(check: Check, where: str, value: Any) -> float:
     """0 (no series) or MIN_INTERVAL..3600 seconds."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not number or not (value == 0 or MIN_INTERVAL <= value <= 3600):
-        span = f"0 (no series) or a number of seconds between {MIN_INTERVAL:g} and 3600"
+        span = f"0 (no series) or a duration between {MIN_INTERVAL:g} and 3600 s"
         check.expect(where, span, value)
     return float(value)
 

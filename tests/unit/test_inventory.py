@@ -152,7 +152,10 @@ def test_posix_root_per_node(inv_path: Path) -> None:
         ("1.5 MiB", 1572864),
         ("2MB", 2000000),
         ("1GiB", 1073741824),
-        ("8kb", 8000),
+        ("8KB", 8000),
+        ("8kB", 8000),
+        ("4k", 4096),
+        ("4M", 4 * 1024**2),
     ],
 )
 def test_chunk_size(inv_path: Path, value: object, expected: int) -> None:
@@ -291,8 +294,8 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             "defaults: {series_interval: 0.05}\n" + _nodes(OK0),
-            "defaults.series_interval: expected 0 (no series) or a number of seconds between"
-            " 0.1 and 3600, got 0.05",
+            "defaults.series_interval: expected 0 (no series) or a duration between"
+            " 0.1 and 3600 s, got 0.05",
         ),
         (
             "defaults: {until_stable: 5}\n" + _nodes(OK0),
@@ -317,29 +320,35 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             "defaults: {start_delay: 0}\n" + _nodes(OK0),
-            "defaults.start_delay: expected auto or a number of seconds between 0.01 and 3600,"
+            "defaults.start_delay: expected auto or a duration between 0.01 and 3600 s"
+            " (like 90, 1m30s, 2h),"
             " got 0",
         ),
         (
             "defaults: {start_delay: soon}\n" + _nodes(OK0),
-            "defaults.start_delay: expected auto or a number of seconds between 0.01 and 3600,"
+            "defaults.start_delay: expected auto or a duration between 0.01 and 3600 s"
+            " (like 90, 1m30s, 2h),"
             " got 'soon'",
         ),
         (
-            "defaults: {phase_timeout: '30'}\n" + _nodes(OK0),
-            "defaults.phase_timeout: expected a number of seconds between 1 and 604800, got '30'",
+            "defaults: {phase_timeout: 30 minutes}\n" + _nodes(OK0),
+            "defaults.phase_timeout: expected a duration between 1 and 604800 s (like 90, 1m30s,"
+            " 2h), got '30 minutes'",
         ),
         (
             "defaults: {connect_timeout: 0.5}\n" + _nodes(OK0),
-            "defaults.connect_timeout: expected a number of seconds between 1 and 604800, got 0.5",
+            "defaults.connect_timeout: expected a duration between 1 and 604800 s"
+            " (like 90, 1m30s, 2h), got 0.5",
         ),
         (
             "defaults: {phase_timeout: .inf}\n" + _nodes(OK0),
-            "defaults.phase_timeout: expected a number of seconds between 1 and 604800, got inf",
+            "defaults.phase_timeout: expected a duration between 1 and 604800 s"
+            " (like 90, 1m30s, 2h), got inf",
         ),
         (
             "defaults: {ready_timeout: .nan}\n" + _nodes(OK0),
-            "defaults.ready_timeout: expected a number of seconds between 1 and 604800, got nan",
+            "defaults.ready_timeout: expected a duration between 1 and 604800 s"
+            " (like 90, 1m30s, 2h), got nan",
         ),
         (
             "defaults: {proxy: {host: p, port: 0}}\n" + _nodes(OK0),
@@ -471,16 +480,19 @@ def test_a_value_yaml_cannot_read_is_an_error(inv_path: Path, value: str) -> Non
         ),
         (
             "defaults: {start_delay: 3601}\n" + MINIMAL,
-            "defaults.start_delay: expected auto or a number of seconds between 0.01 and 3600,"
+            "defaults.start_delay: expected auto or a duration between 0.01 and 3600 s"
+            " (like 90, 1m30s, 2h),"
             " got 3601",
         ),
         (
             "defaults: {ready_timeout: 604801}\n" + MINIMAL,
-            "defaults.ready_timeout: expected a number of seconds between 1 and 604800, got 604801",
+            "defaults.ready_timeout: expected a duration between 1 and 604800 s"
+            " (like 90, 1m30s, 2h), got 604801",
         ),
         (
             "defaults: {connect_timeout: 604800.5}\n" + MINIMAL,
-            "defaults.connect_timeout: expected a number of seconds between 1 and 604800,"
+            "defaults.connect_timeout: expected a duration between 1 and 604800 s"
+            " (like 90, 1m30s, 2h),"
             " got 604800.5",
         ),
     ],

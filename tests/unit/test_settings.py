@@ -127,7 +127,8 @@ def test_a_bad_request_timeout_is_refused_by_its_declaration(tmp_path: Path) -> 
     with pytest.raises(InventoryError) as info:
         load(tmp_path / "inv.yaml")
     assert str(info.value).endswith(
-        "defaults.request_timeout: expected a number of seconds between 1 and 604800, got 0"
+        "defaults.request_timeout: expected a duration between 1 and 604800 s"
+        " (like 90, 1m30s, 2h), got 0"
     )
 
 

@@ -54,7 +54,7 @@ def test_a_bad_value_is_refused_naming_it(base, given: dict, message: str) -> No
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("given", ["²", "1G", "10.5", "0.5B", "٣MiB", "0x10"])
+@pytest.mark.parametrize("given", ["²", "1Gb", "10.5", "0.5B", "٣MiB", "0x10"])
 def test_a_size_is_always_a_size_never_a_file(base, given: str) -> None:
     (Path(base.path).parent / given).write_text("a file of that name")  # still not taken
     with pytest.raises(SweepError) as info:
@@ -65,11 +65,11 @@ def test_a_size_is_always_a_size_never_a_file(base, given: str) -> None:
 
 
 def test_sizes_in_the_inventorys_grammar(base) -> None:
-    found = points(base, parse_axes({"size": "1.5MiB,2KB,10B,7"}))
-    assert [p.inventory.settings.data for p in found] == [1536 * 1024, 2000, 10, 7]
+    found = points(base, parse_axes({"size": "1.5MiB,2KB,10B,7,4K"}))
+    assert [p.inventory.settings.data for p in found] == [1536 * 1024, 2000, 10, 7, 4096]
 
 
-@pytest.mark.parametrize("given", ["²", "1G"])
+@pytest.mark.parametrize("given", ["²", "1Gb"])
 def test_fab_sweep_refuses_a_bad_size_with_exit_2(tmp_path: Path, given: str) -> None:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("nodes:\n  - {id: n0, host: a}\n")

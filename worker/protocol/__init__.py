@@ -10,6 +10,7 @@ and every line on the node's session. One module a job; import from here
     probefacts.py   what the probe tells about a node, and the constants it keeps copies of
     generated.py    the recipe of the reference data generated on the nodes
     lockrequest.py  the lock request a node's agent answers, and the lock's holder
+    units.py        THE grammar of sizes (4K, 64KiB, 2MB) and durations (90s, 1m30s, 2h)
     typed.py        typed decoding of every field against its annotation; RequestError
     lines.py        the lines on a node's session: a typed message each, one encoder and
                     one decoder
@@ -127,3 +128,14 @@ from worker.protocol.request import (
     save_request,
 )
 from worker.protocol.typed import RequestError, decode
+from worker.protocol.units import (
+    DURATION_FORMAT,
+    DURATION_LIKE,
+    MAX_BYTES,
+    SIZE_FORMAT,
+    UnitError,
+    looks_like_size,
+    parse_duration,
+    parse_size,
+    print_bytes,
+)
