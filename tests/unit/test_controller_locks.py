@@ -12,6 +12,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,6 +38,7 @@ class Node:
     ``answer`` when one is set."""
 
     answer: str | None = None
+    one_at_a_time = threading.Lock()
 
     def __init__(self) -> None:
         self.is_connected = True
@@ -51,7 +53,9 @@ class Node:
         if Node.answer is not None:
             return SimpleNamespace(stdout=Node.answer, stderr="", exited=0)
         out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+        # sys.stdout is one for the process and the nodes are asked from a thread each: one
+        # at a time, or a node's reply lands in another's buffer ("no answer", seen in CI)
+        with Node.one_at_a_time, contextlib.redirect_stdout(out):
             worker_lock.main(shlex.split(command)[-1])
         return SimpleNamespace(stdout=out.getvalue(), stderr="", exited=0)
 
