@@ -2,6 +2,9 @@
 # reads: a figure that means something, not a 0.2 s phase); `make test` runs every test.
 PYTHON ?= python3
 VENV := .venv
+# Apache Otava (change points on `fab history --csv`): a venv of its own, its numpy and
+# scipy pins clash with the controller's; tests/unit/test_otava.py runs its `otava`
+OTAVA_VENV := .venv-otava
 PY := $(VENV)/bin/python
 FAB := $(VENV)/bin/fab
 DATA := data/5mb.txt
@@ -15,10 +18,10 @@ demo: setup $(VENV)/.installed $(DATA)
 	@echo "demo: results in results/latest/ (the page: results/latest/report.html); stop the testbed with 'make down'"
 
 # every test: lint, unit, and integration on the real testbed (started and stopped by pytest)
-test: setup $(VENV)/.installed $(DATA) lint
+test: setup $(VENV)/.installed $(OTAVA_VENV)/.installed $(DATA) lint
 	$(PY) -m pytest -ra
 
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed $(OTAVA_VENV)/.installed
 	$(PY) -m pytest -ra tests/unit
 
 lint: $(VENV)/.installed
@@ -30,6 +33,11 @@ setup:
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(OTAVA_VENV)/.installed: requirements-otava.txt
+	$(PYTHON) -m venv $(OTAVA_VENV)
+	$(OTAVA_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-otava.txt
 	touch $@
 
 $(DATA): get_data.sh

@@ -34,6 +34,9 @@ COLUMNS = (
     "valid",  # 1 or 0
     "short",  # 1: the phase was shorter than its figures need (short_phase_seconds)
 )
+#: the metric columns: a figure the run lacks is ``nan``, not empty (Otava's CSV importer
+#: reads every cell of a metric with float(): one empty cell and it analyses nothing)
+METRICS = frozenset(COLUMNS[COLUMNS.index("aggregate_mib_s") :])
 
 
 def _mib(value: Optional[float]) -> Optional[float]:
@@ -71,9 +74,9 @@ def row(entry: Entry, details: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, metric: bool = False) -> str:
     if value is None:
-        return ""
+        return "nan" if metric else ""
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
@@ -86,5 +89,5 @@ def history_csv(db: History, entries: list[Entry]) -> str:
     writer.writerow(COLUMNS)
     for entry in entries:
         fields = row(entry, db.phase_row(entry.run_id, entry.phase))
-        writer.writerow([_text(fields[c]) for c in COLUMNS])
+        writer.writerow([_text(fields[c], c in METRICS) for c in COLUMNS])
     return out.getvalue()

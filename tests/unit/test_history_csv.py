@@ -43,7 +43,7 @@ def test_history_csv(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped
     assert new["labels"] == "build=42;cluster=lab"
     assert float(old["aggregate_mib_s"]) == 100.0 and float(new["aggregate_mib_s"]) == 200.0
     assert float(new["first_done_mib_s"]) == 180.0
-    assert float(new["files_per_s"]) == 4.0 and old["files_per_s"] == ""
+    assert float(new["files_per_s"]) == 4.0 and old["files_per_s"] == "nan"
     assert float(new["p50_ms"]) == 0.7 and float(new["p99_ms"]) == 1.5
     assert (old["valid"], old["short"]) == ("1", "0")
     assert (new["valid"], new["short"]) == ("0", "1")
