@@ -29,6 +29,7 @@ from . import checks, hosts
 from . import settings as declared
 from .checks import MAX_CLIENTS, Check, InventoryError
 from .iterations import IterationPlan, IterationPlanError
+from .nodekeys import NODE_DEFAULTS, NODE_KEYS, SSH_KEYS, node_defaults
 from .settings import Proxy
 
 
@@ -113,6 +114,10 @@ class SshSettings:
     #: the ssh config read for what the inventory leaves unset (None: none)
     config: Path | None = field(default_factory=lambda: _home_file(".ssh/config"))
 
+    def __post_init__(self) -> None:
+        if isinstance(self.config, str):  # as a run seals it (controller/run/seal.py)
+            object.__setattr__(self, "config", Path(self.config))
+
 
 def _home_file(name: str) -> Path | None:
     try:
@@ -179,57 +184,8 @@ def build(doc: Any, path: Path) -> Inventory:
 
 # --- building ----------------------------------------------------------------------------
 
-S = declared.Setting
-#: the ``ssh:`` keys
-SSH_KEYS: tuple[declared.Setting, ...] = (
-    S(
-        "known_hosts",
-        "text",
-        "~/.ssh/known_hosts",
-        "host keys are checked against this file (null: only with strict_host_keys false)",
-        null=True,
-    ),
-    S("strict_host_keys", "bool", True, "false: accept unknown host keys with a warning"),
-    S("forward_agent", "bool", False, "forward the SSH agent to the nodes"),
-    S(
-        "ssh_config_keys",
-        "bool",
-        False,
-        "also offer the ssh config's IdentityFile keys next to a node's key",
-    ),
-    S(
-        "config",
-        "text",
-        "~/.ssh/config",
-        "the ssh config whose User, Port, HostName,"
-        " ProxyJump and IdentityFile count for what the inventory leaves unset (null: none)",
-        null=True,
-    ),
-)
-#: a node's keys; those not in ``defaults:`` already may be set there too (NODE_DEFAULTS)
-NODE_KEYS: tuple[declared.Setting, ...] = (
-    S("id", "text", None, "unique node id, the {node} path segment (default: from the host:"
-      " its first label, or the address); with a host range, a range of as many ids"),
-    S("host", "text", None, "address or host name (no user@ or :port); a range like"
-      " edge[001-100] or rack[1-2]-n[01-08] is one node per host"),
-    S("port", "count", 22, "SSH port (default: the ssh config's Port, else 22)", 1, 65535),
-    S("user", "text", None, "SSH user (default: the ssh config's User, else yours)"),
-    S("key", "text", None, "private key on the controller (default: the ssh config's"
-      " IdentityFile, the agent, ~/.ssh/id_*)"),
-    S("workdir", "path", None, "the node's folder for parbench (default /tmp/parbench-<user>)"),
-    declared.BY_NAME["python"],
-    declared.BY_NAME["clients"],
-    declared.BY_NAME["proxy"],
-    S("alluxio_home", "path", None, "the node's Alluxio installation", null=True),
-    declared.BY_NAME["posix_root"],
-)  # fmt: skip
-del S
 _SSH_KEYS = tuple(s.name for s in SSH_KEYS)
 _NODE_KEYS = tuple(s.name for s in NODE_KEYS)
-#: node keys that ``defaults:`` sets for every node, next to the settings
-NODE_DEFAULTS = tuple(
-    k for k in _NODE_KEYS if k not in ("id", "host") and k not in declared.BY_NAME
-)
 _PORT = NODE_KEYS[_NODE_KEYS.index("port")]
 
 
@@ -239,7 +195,7 @@ def _build(doc: Any, check: Check, path: Path) -> Inventory:
     doc = check.mapping("", doc, ("defaults", "ssh", "labels", "nodes"))
     defaults = _or_empty(doc.get("defaults"))
     settings = _settings(check, defaults)
-    given = _node_defaults(check, defaults)
+    given = node_defaults(check, defaults)
     labels = check_labels(
         _or_empty(doc.get("labels")),
         lambda key, what, value: check.expect(f"labels.{key}" if key else "labels", what, value),
@@ -357,22 +313,6 @@ def _settings(check: Check, raw: Any) -> Settings:
     except IterationPlanError as exc:
         check.fail("defaults", str(exc))
     return settings
-
-
-def _node_defaults(check: Check, raw: dict) -> dict[str, Any]:
-    """The node keys ``defaults:`` sets for every node (NODE_DEFAULTS), checked once."""
-    given = {k: v for k, v in raw.items() if k in NODE_DEFAULTS and v is not None}
-    found: dict[str, Any] = {}
-    if "port" in given:
-        found["port"] = check.integer("defaults.port", given["port"], 1, 65535)
-    if "user" in given:
-        found["user"] = checks.user(check, "defaults.user", given["user"])
-    if "key" in given:
-        found["key"] = check.local_path("defaults.key", given["key"])
-    for key in ("workdir", "alluxio_home"):
-        if key in given:
-            found[key] = check.remote_path(f"defaults.{key}", given[key])
-    return found
 
 
 def _ssh(check: Check, raw: Any) -> SshSettings:

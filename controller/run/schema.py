@@ -5,16 +5,17 @@ more than a schema says: paths, ids, the nodes together); the schema names every
 its type, limits, choices, default and help.
 
 Committed as ``inventory.schema.json`` (a unit test checks it is up to date); written
-again with ``python -m controller.run.schema > inventory.schema.json``.
+again with ``python -m controller.run.schema`` (in the checkout).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from . import settings as declared
-from .inventory import NODE_DEFAULTS, NODE_KEYS, SSH_KEYS
+from .nodekeys import NODE_DEFAULTS, NODE_KEYS, SSH_KEYS
 
 FILE = "inventory.schema.json"
 _NULL = {"type": "null"}
@@ -117,4 +118,4 @@ def text() -> str:
 
 
 if __name__ == "__main__":
-    print(text(), end="")
+    (Path(__file__).resolve().parents[2] / FILE).write_text(text(), encoding="utf-8")
