@@ -41,11 +41,12 @@ from controller.output.openmetrics import PushFailed, PushOptionError
 from controller.output.report import check_lines, compare_table, history_table
 from controller.run import flags as flagging
 from controller.run import say
-from controller.run.inventory import Inventory, InventoryError, LabelError, load, parse_labels
+from controller.run.inventory import Inventory, InventoryError, load
 from controller.run.iterations import (
     IterationPlan,
     IterationPlanError,
 )
+from controller.run.labels import LabelError, parse_labels
 from controller.run.pairing import PairingError
 from controller.run.plan import PlanError, check_read_options, phase_budget, read_plan
 from controller.run.reference import PushError
@@ -414,7 +415,7 @@ def meta(c, inventory=None, label=None, verbose=False, quiet=False, **flags):
         "write-type": "write types, e.g. MUST_CACHE,CACHE_THROUGH",
         "read-type": "read types, e.g. CACHE,NO_CACHE",
         "steps": "what each point runs: write, then any of read, verify (default all three)",
-    }
+    },
 )
 def sweep(
     c,

@@ -27,7 +27,7 @@ from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
 from worker.protocol import decode_progress, for_the_controller
 
-from ..run import say
+from ..run import hosts, say
 from ..run.inventory import Inventory, Node
 from ..run.rundir import NodeFailure
 from . import stopping
@@ -108,31 +108,55 @@ _CONFIG = Config(overrides={"run": {"in_stream": False}, "runners": {"remote": _
 
 
 def connect(inventory: Inventory, node: Node) -> Connection:
-    """A Fabric connection that checks host keys unless the inventory opts out. The SSH
-    agent is forwarded, and ``~/.ssh/config``'s ``IdentityFile`` keys are offered, only
-    when the inventory asks (``ssh.forward_agent``, ``ssh.ssh_config_keys``): Fabric
-    would take both from the ssh_config (and its own config) on its own."""
+    """A Fabric connection that checks host keys unless the inventory opts out.
+
+    The inventory's ssh config (``ssh.config``, by default ``~/.ssh/config``) counts for
+    what the inventory leaves unset: the node's User and Port are resolved with the
+    inventory (controller/run/inventory.py); its HostName and ProxyJump here (the jump
+    hosts' keys checked as the nodes' are), and its ``IdentityFile`` keys for a node
+    without ``key`` (also next to it with ``ssh.ssh_config_keys``). The SSH agent is
+    forwarded only when the inventory asks (``ssh.forward_agent``), whatever the ssh config
+    or Fabric's config say."""
     ssh = inventory.ssh
+    config = _CONFIG.clone()
+    config._set(base_ssh_config=hosts.ssh_config(ssh.config))  # noqa: SLF001
     conn = Connection(
         node.host,
         user=node.user,
         port=node.port,
         connect_timeout=int(inventory.settings.connect_timeout),
         forward_agent=ssh.forward_agent,  # given: neither ssh_config nor Fabric's config
-        config=_CONFIG.clone(),
+        config=config,
     )
     # what Fabric resolved merges Fabric's config, ssh_config's IdentityFile keys and
-    # ours: replaced by ours alone
+    # ours: replaced by ours, else the ssh config's
     kwargs: dict = {}
     keys = [] if node.key is None else [str(node.key)]
     if node.key is not None:
         kwargs.update(look_for_keys=False, allow_agent=False)
-    if ssh.ssh_config_keys:
-        found = conn.ssh_config.get("identityfile", [])
-        keys += [found] if isinstance(found, str) else list(found)
+    if node.key is None or ssh.ssh_config_keys:
+        keys += _identity_files(conn)
     if keys:
         kwargs["key_filename"] = keys
     conn.connect_kwargs = kwargs
+    _check_host_keys(conn, inventory)
+    gateway = conn.gateway
+    while isinstance(gateway, Connection):  # ProxyJump: each hop as the ssh config says
+        gateway.forward_agent = ssh.forward_agent
+        hop_keys = _identity_files(gateway)
+        gateway.connect_kwargs = {"key_filename": hop_keys} if hop_keys else {}
+        _check_host_keys(gateway, inventory)
+        gateway = gateway.gateway
+    return conn
+
+
+def _identity_files(conn: Connection) -> list[str]:
+    found = conn.ssh_config.get("identityfile", [])
+    return [found] if isinstance(found, str) else list(found)
+
+
+def _check_host_keys(conn: Connection, inventory: Inventory) -> None:
+    ssh = inventory.ssh
     if ssh.known_hosts is not None and ssh.known_hosts.exists():
         # load_host_keys() would make paramiko rewrite the file on every new key
         conn.client.get_host_keys().load(str(ssh.known_hosts))
@@ -140,7 +164,6 @@ def connect(inventory: Inventory, node: Node) -> Connection:
     # explicit opt-out accept them with a warning and leave known_hosts alone
     policy = paramiko.RejectPolicy() if ssh.strict_host_keys else paramiko.WarningPolicy()
     conn.client.set_missing_host_key_policy(policy)
-    return conn
 
 
 def connection_key(node: Node) -> tuple:

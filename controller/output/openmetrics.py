@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from worker.protocol import TIMED_PHASES
 
-from ..run.inventory import reserved_label
+from ..run.labels import reserved_label
 from ..run.rundir import RunDir
 from .clean import clean
 

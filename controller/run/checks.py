@@ -15,9 +15,10 @@ import os
 import posixpath
 import re
 from decimal import Decimal
+from difflib import get_close_matches
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Iterable, NoReturn, Protocol
+from typing import Any, Iterable, NoReturn, Protocol, Sequence
 
 import yaml
 
@@ -146,6 +147,9 @@ class Check:
         known = tuple(known)
         for key in value:
             if key not in known:
+                close = get_close_matches(str(key), known, n=1)
+                if close:
+                    self.fail(join(where, key), f"unknown key; did you mean {close[0]}?")
                 self.fail(join(where, key), f"unknown key (known: {', '.join(known)})")
         return value
 
@@ -334,27 +338,31 @@ def local_dst(check: Check, local_dst: str, where: str, workdir: str) -> None:
             )
 
 
-def unique(check: Check, nodes: tuple[Placed, ...]) -> None:
+def unique(check: Check, nodes: tuple[Placed, ...], where: Sequence[tuple[str, str]] = ()) -> None:
     """Ids are unique, even ignoring case (they name folders), and no two nodes share a
-    workdir on the same SSH endpoint."""
+    workdir on the same SSH endpoint. ``where[i]``: node i's entry (``nodes[3]``) and a
+    note telling it from the entry's other nodes (`` (host edge042)``)."""
+    where = list(where) or [(f"nodes[{i}]", "") for i in range(len(nodes))]
     ids: dict[str, int] = {}
     places: dict[tuple[str, int, str], int] = {}
     for i, node in enumerate(nodes):
-        first = ids.setdefault(node.id.lower(), i)
+        (entry, note), first = where[i], ids.setdefault(node.id.lower(), i)
         if first != i:
-            other = nodes[first].id
+            other, (other_entry, other_note) = nodes[first].id, where[first]
+            give = "; give ids (nodes[].id)" if "derived" in note + other_note else ""
             check.fail(
-                f"nodes[{i}].id",
-                f"{node.id!r} is used by nodes[{first}] too"
+                f"{entry}.id",
+                f"{node.id!r}{note} is used by {other_entry}{other_note} too{give}"
                 if other == node.id
-                else f"{node.id!r} differs from nodes[{first}].id {other!r} only in case;"
+                else f"{node.id!r}{note} differs from {other_entry}.id {other!r} only in case;"
                 " ids name folders, and some file systems ignore case",
             )
         first = places.setdefault((node.host, node.port, node.workdir), i)
         if first != i:
             check.fail(
-                f"nodes[{i}].workdir",
-                f"{node.workdir!r} on {node.host}:{node.port} is used by nodes[{first}] too",
+                f"{entry}.workdir",
+                f"{node.workdir!r} on {node.host}:{node.port} is used by"
+                f" {where[first][0]}{where[first][1]} too",
             )
 
 

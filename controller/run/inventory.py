@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NoReturn
+from typing import Any, Callable, Mapping
 
 # what the worker accepts is what the inventory accepts
 from worker.protocol import NODE_ID
 
-from . import checks
+from . import checks, hosts
 from . import flags as flagging
 from . import settings as declared
 from .checks import MAX_CLIENTS, Check, InventoryError
 from .iterations import IterationPlan, IterationPlanError
+from .labels import check_labels
+from .nodekeys import NODE_DEFAULTS, NODE_KEYS, SSH_KEYS, node_defaults
 from .settings import Proxy
 
 
@@ -111,6 +112,19 @@ class SshSettings:
     strict_host_keys: bool
     forward_agent: bool = False
     ssh_config_keys: bool = False
+    #: the ssh config read for what the inventory leaves unset (None: none)
+    config: Path | None = field(default_factory=lambda: _home_file(".ssh/config"))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.config, str):  # as a run seals it (controller/run/seal.py)
+            object.__setattr__(self, "config", Path(self.config))
+
+
+def _home_file(name: str) -> Path | None:
+    try:
+        return Path.home() / name
+    except RuntimeError:  # no HOME and no passwd entry
+        return None
 
 
 @dataclass(frozen=True)
@@ -188,105 +202,58 @@ def build(doc: Any, path: Path) -> Inventory:
 
 # --- building ----------------------------------------------------------------------------
 
-_SSH_KEYS = ("known_hosts", "strict_host_keys", "forward_agent", "ssh_config_keys")
-_NODE_KEYS = (
-    "id",
-    "host",
-    "port",
-    "user",
-    "key",
-    "workdir",
-    "python",
-    "clients",
-    "proxy",
-    "alluxio_home",
-    "posix_root",
-)
+_SSH_KEYS = tuple(s.name for s in SSH_KEYS)
+_NODE_KEYS = tuple(s.name for s in NODE_KEYS)
+_PORT = NODE_KEYS[_NODE_KEYS.index("port")]
 
 
 def _build(doc: Any, check: Check, path: Path) -> Inventory:
     if doc is None:
         check.fail("", "the inventory is empty; expected a mapping with a 'nodes' list")
     doc = check.mapping("", doc, ("defaults", "ssh", "labels", "nodes"))
-    settings = _settings(check, _or_empty(doc.get("defaults")))
+    defaults = _or_empty(doc.get("defaults"))
+    settings = _settings(check, defaults)
+    given = node_defaults(check, defaults)
     labels = check_labels(
         _or_empty(doc.get("labels")),
         lambda key, what, value: check.expect(f"labels.{key}" if key else "labels", what, value),
     )
     ssh = _ssh(check, _or_empty(doc.get("ssh")))
-    if "nodes" not in doc:
-        check.fail("nodes", "missing; expected a non-empty list of nodes")
-    nodes = doc["nodes"]
-    if not isinstance(nodes, list) or not nodes:
-        check.expect("nodes", "a non-empty list of nodes", nodes)
-    built = tuple(_node(check, f"nodes[{i}]", raw, settings) for i, raw in enumerate(nodes))
-    checks.unique(check, built)
-    checks.shared_copies(check, settings.local_dst, built)
+    try:
+        config = hosts.ssh_config(ssh.config)
+    except hosts.SshConfigError as exc:
+        check.fail("ssh.config", str(exc))
+    built: list[Node] = []
+    places: list[tuple[str, str]] = []
+    for where, raw in _entries(check, doc):
+        for node, note in _node(check, where, raw, settings, given, config):
+            built.append(node)
+            places.append((where, note))
+            if len(built) > hosts.MAX_NODES:
+                check.fail(where, f"more than {hosts.MAX_NODES} nodes")
+    nodes = tuple(built)
+    checks.unique(check, nodes, places)
+    checks.shared_copies(check, settings.local_dst, nodes)
     return Inventory(
         path=path,
         settings=settings,
         ssh=ssh,
-        nodes=built,
+        nodes=nodes,
         raw=doc,
         labels=labels,
     )
 
 
-#: a label's name: what OpenMetrics accepts (they become metric labels)
-LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-MAX_LABEL_VALUE = 200
-#: the labels parbench's own metrics carry (controller/output/exports.py): a run's label of the
-#: same name would replace them; ``__`` names are Prometheus's own (``__name__``)
-RESERVED_LABELS = ("run_id", "phase", "config_hash")
-
-
-def reserved_label(name: str) -> bool:
-    return name in RESERVED_LABELS or name.startswith("__")
-
-
-def check_labels(raw: Any, refuse: Callable[[str, str, Any], NoReturn]) -> dict[str, str]:
-    """``labels``: names like ``cluster`` or ``build_id`` to one-line strings of at most
-    MAX_LABEL_VALUE characters (numbers are taken as their text); ``refuse(key, what,
-    value)`` raises for a bad one."""
-    if not isinstance(raw, dict):
-        refuse("", "a mapping of label names to values", raw)
-    labels: dict[str, str] = {}
-    for key, value in raw.items():
-        if not isinstance(key, str) or not LABEL_NAME.fullmatch(key):
-            refuse(str(key), f"a label name matching {LABEL_NAME.pattern}", key)
-        if reserved_label(key):
-            refuse(
-                key,
-                f"a label name other than {', '.join(RESERVED_LABELS)} or __... (reserved:"
-                " parbench's metrics carry them)",
-                key,
-            )
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            refuse(key, "a string", value)
-        text = str(value)
-        if len(text) > MAX_LABEL_VALUE or any(ord(c) < 32 for c in text):
-            refuse(key, f"one line of at most {MAX_LABEL_VALUE} characters", value)
-        labels[key] = text
-    return labels
-
-
-class LabelError(ValueError):
-    """A ``--label`` that is not KEY=VALUE with a valid name and value."""
-
-
-def parse_labels(given: Iterable[str]) -> dict[str, str]:
-    """``--label KEY=VALUE`` options as labels; LabelError naming a bad one."""
-    pairs = {}
-    for item in given:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise LabelError(f"--label: expected KEY=VALUE, got {item!r}")
-        pairs[key] = value
-
-    def refuse(key: str, what: str, value: Any) -> NoReturn:
-        raise LabelError(f"--label {key}: expected {what}, got {value!r}")
-
-    return check_labels(pairs, refuse)
+def _entries(check: Check, doc: dict) -> list[tuple[str, Any]]:
+    """``nodes``: a list of nodes (mappings, or hosts), or a hostfile (a host a line)."""
+    if "nodes" not in doc:
+        check.fail("nodes", "missing; expected a non-empty list of nodes")
+    nodes = doc["nodes"]
+    if isinstance(nodes, str):
+        nodes = hosts.hostfile(nodes)
+    if not isinstance(nodes, list) or not nodes:
+        check.expect("nodes", "a non-empty list of nodes", doc["nodes"])
+    return [(f"nodes[{i}]", raw) for i, raw in enumerate(nodes)]
 
 
 def _or(value: Any, default: Any, validate: Callable[[Any], Any]) -> Any:
@@ -300,7 +267,7 @@ def _or_empty(value: Any) -> Any:
 
 
 def _settings(check: Check, raw: Any) -> Settings:
-    raw = check.mapping("defaults", raw, declared.BY_NAME)
+    raw = check.mapping("defaults", raw, (*declared.BY_NAME, *NODE_DEFAULTS))
     settings = Settings(**declared.check_all(check, raw))
     try:
         settings.iteration_plan.check()
@@ -316,41 +283,127 @@ def _ssh(check: Check, raw: Any) -> SshSettings:
     if known is None and strict:
         check.fail("ssh.known_hosts", "required when ssh.strict_host_keys is true")
     path = None if known is None else check.local_path("ssh.known_hosts", known)
+    config: Path | None = None
+    if "config" not in raw:
+        config = _home_file(".ssh/config")
+    elif raw["config"] is not None:
+        config = check.local_path("ssh.config", raw["config"])
     return SshSettings(
         known_hosts=path,
         strict_host_keys=strict,
         forward_agent=check.boolean("ssh.forward_agent", raw.get("forward_agent", False)),
         ssh_config_keys=check.boolean("ssh.ssh_config_keys", raw.get("ssh_config_keys", False)),
+        config=config,
     )
 
 
-def _node(check: Check, where: str, raw: Any, settings: Settings) -> Node:
+def _node(
+    check: Check,
+    where: str,
+    raw: Any,
+    settings: Settings,
+    given: dict[str, Any],
+    config: Any,
+) -> list[tuple[Node, str]]:
+    """The nodes of entry ``where`` (one, or one per host of a range), each with a note
+    that tells it from the entry's others (its host) for the messages."""
+    if isinstance(raw, str):  # a bare host: `- edge001.example.com`
+        raw = {"host": raw}
     raw = check.mapping(where, raw, _NODE_KEYS)
     at = partial(checks.join, where)
-    for key in ("id", "host"):
-        if key not in raw:
-            check.fail(at(key), "missing; every node needs an id and a host")
-    nid = check.string(at("id"), raw["id"], NODE_ID)
-    host = checks.host(check, where, raw["host"])
-    user = checks.user(check, at("user"), raw.get("user"))
-    workdir = check.remote_path(at("workdir"), raw.get("workdir", f"/tmp/parbench-{user}"))
-    checks.local_dst(check, settings.local_dst, where, workdir)
-    key, home, root = raw.get("key"), raw.get("alluxio_home"), raw.get("posix_root")
+    if "host" not in raw:
+        check.fail(at("host"), "missing; every node needs a host")
+    pattern = check.string(at("host"), raw["host"])
+    names, ids = _expand(check, at("host"), pattern), [None]
+    if raw.get("id") is not None:
+        ids = _expand(check, at("id"), check.string(at("id"), raw["id"]))
+        if len(ids) != len(names):
+            check.fail(
+                at("id"),
+                f"{raw['id']!r} names {len(ids)} node(s) and host {pattern!r} {len(names)};"
+                " give as many ids as hosts, or leave id out (derived from each host)",
+            )
+    elif len(names) > 1:
+        ids = [None] * len(names)
+    user = (
+        given.get("user")
+        if raw.get("user") is None
+        else checks.user(check, at("user"), raw["user"])
+    )
+    port = given.get("port")
+    if raw.get("port") is not None:
+        port = check.integer(at("port"), raw["port"], int(_PORT.low), int(_PORT.high))
+    key = given.get("key") if raw.get("key") is None else check.local_path(at("key"), raw["key"])
+    workdir = given.get("workdir")
+    if raw.get("workdir") is not None:
+        workdir = check.remote_path(at("workdir"), raw["workdir"])
+    home, root = raw.get("alluxio_home"), raw.get("posix_root")
     if root is None and settings.backend == "posix" and settings.posix_root is None:
         check.fail(
             at("posix_root"),
             "required when defaults.backend is posix and defaults.posix_root is not set",
         )
-    return Node(
-        id=nid,
-        host=host,
-        port=check.integer(at("port"), raw.get("port", 22), 1, 65535),
-        user=user,
-        key=None if key is None else check.local_path(at("key"), key),
-        workdir=workdir,
-        python=check.string(at("python"), raw.get("python", settings.python)),
-        clients=check.integer(at("clients"), raw.get("clients", settings.clients), 1, MAX_CLIENTS),
-        proxy=declared.proxy(check, at("proxy"), raw.get("proxy", {}), settings.proxy),
-        alluxio_home=_or(home, None, partial(check.remote_path, at("alluxio_home"))),
-        posix_root=_or(root, settings.posix_root, partial(check.remote_path, at("posix_root"))),
+    python = check.string(at("python"), raw.get("python", settings.python))
+    clients = check.integer(at("clients"), raw.get("clients", settings.clients), 1, MAX_CLIENTS)
+    proxy = declared.proxy(check, at("proxy"), raw.get("proxy", {}), settings.proxy)
+    alluxio_home = _or(
+        home, given.get("alluxio_home"), partial(check.remote_path, at("alluxio_home"))
     )
+    posix_root = _or(root, settings.posix_root, partial(check.remote_path, at("posix_root")))
+    built = []
+    for name, nid in zip(names, ids):
+        host = checks.host(check, where, name)
+        note = f" (host {host})" if len(names) > 1 else ""
+        if nid is None:
+            nid = hosts.derived_id(host)
+            if not NODE_ID.fullmatch(nid):
+                check.fail(
+                    at("id"),
+                    f"not given, and {nid!r} (from host {host!r}) is no valid id (a string"
+                    f" matching {NODE_ID.pattern}); give an id",
+                )
+            note = f" (derived from host {host})"
+        else:
+            check.string(at("id"), nid, NODE_ID)
+        said = hosts.ssh_settings(config, host) if user is None or port is None else {}
+        node_user = user
+        if node_user is None:
+            origin = f"{at('user')} (User of {host} in the ssh config)"
+            node_user = checks.user(
+                check, origin if "user" in said else at("user"), said.get("user")
+            )
+        node_port = port
+        if node_port is None:
+            node_port = 22
+            if "port" in said:
+                origin = f"{at('port')} (Port of {host} in the ssh config)"
+                number = int(said["port"]) if said["port"].isdigit() else said["port"]
+                node_port = check.integer(origin, number, int(_PORT.low), int(_PORT.high))
+        node_workdir = workdir
+        if node_workdir is None:
+            node_workdir = check.remote_path(at("workdir"), f"/tmp/parbench-{node_user}")
+        checks.local_dst(check, settings.local_dst, where, node_workdir)
+        node = Node(
+            id=nid,
+            host=host,
+            port=node_port,
+            user=node_user,
+            key=key,
+            workdir=node_workdir,
+            python=python,
+            clients=clients,
+            proxy=proxy,
+            alluxio_home=alluxio_home,
+            posix_root=posix_root,
+        )
+        built.append((node, note))
+    return built
+
+
+def _expand(check: Check, where: str, pattern: str) -> list[str]:
+    if not hosts.is_range(pattern):
+        return [pattern]
+    try:
+        return hosts.expand(pattern)
+    except hosts.RangeError as exc:
+        check.fail(where, str(exc))

@@ -191,36 +191,48 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             "defaults: {clinets: 3}\n" + _nodes(OK0),
-            "defaults.clinets: unknown key (known: clients, backend, dst, local_dst, data, proxy,"
+            "defaults.clinets: unknown key; did you mean clients?",
+        ),
+        (
+            "defaults: {zzz: 3}\n" + _nodes(OK0),
+            "defaults.zzz: unknown key (known: clients, backend, dst, local_dst, data, proxy,"
             " posix_root, write_type, read_type, chunk_size, on_existing, start_delay,"
             " ready_timeout,"
             " connect_timeout, phase_timeout, python, latency, series_interval, iterations, warmup,"
             " until_stable, stable_window, max_iterations, duration, meta_files, meta_size,"
             " max_start_skew,"
-            " min_phase_seconds, short_phase_seconds, fanout, request_timeout)",
+            " min_phase_seconds, short_phase_seconds, fanout, request_timeout, port, user, key,"
+            " workdir, alluxio_home)",
         ),
         (
             _nodes("{id: n0, hots: h0}"),
-            "nodes[0].hots: unknown key (known: id, host, port, user, key, workdir, python,"
+            "nodes[0].hots: unknown key; did you mean host?",
+        ),
+        (
+            _nodes("{id: n0, host: h0, usr: me}"),
+            "nodes[0].usr: unknown key; did you mean user?",
+        ),
+        (
+            _nodes("{id: n0, host: h0, zzz: 1}"),
+            "nodes[0].zzz: unknown key (known: id, host, port, user, key, workdir, python,"
             " clients, proxy, alluxio_home, posix_root)",
         ),
         (
             "ssh: {strict: false}\n" + _nodes(OK0),
             "ssh.strict: unknown key (known: known_hosts, strict_host_keys, forward_agent,"
-            " ssh_config_keys)",
+            " ssh_config_keys, config)",
         ),
         (
             "node:\n  - {id: n0, host: h}\n",
-            "node: unknown key (known: defaults, ssh, labels, nodes)",
+            "node: unknown key; did you mean nodes?",
         ),
         ("defaults: {}\n", "nodes: missing; expected a non-empty list of nodes"),
         ("nodes: []\n", "nodes: expected a non-empty list of nodes, got a list"),
         ("nodes: {id: n0}\n", "nodes: expected a non-empty list of nodes, got a mapping"),
         ("", "the inventory is empty; expected a mapping with a 'nodes' list"),
         ("- a\n", "expected a mapping, got a list"),
-        (_nodes("n0"), "nodes[0]: expected a mapping, got 'n0'"),
-        (_nodes("{host: h0}"), "nodes[0].id: missing; every node needs an id and a host"),
-        (_nodes("{id: n0}"), "nodes[0].host: missing; every node needs an id and a host"),
+        (_nodes("5"), "nodes[0]: expected a mapping, got 5"),
+        (_nodes("{id: n0}"), "nodes[0].host: missing; every node needs a host"),
         (
             _nodes("{id: n/0, host: h}"),
             f"nodes[0].id: expected a string matching {NODE_ID.pattern}, got 'n/0'",
@@ -356,7 +368,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             _nodes("{id: n0, host: h, proxy: {hots: p}}"),
-            "nodes[0].proxy.hots: unknown key (known: host, port)",
+            "nodes[0].proxy.hots: unknown key; did you mean host?",
         ),
         (
             "ssh: {known_hosts: null}\n" + _nodes(OK0),

@@ -1,6 +1,7 @@
 """How parbench connects, whatever ~/.ssh/config says: agent forwarding off and only the
 inventory's key, unless the inventory says otherwise (ssh.forward_agent,
-ssh.ssh_config_keys)."""
+ssh.ssh_config_keys); for what the inventory leaves unset (User, Port, HostName,
+ProxyJump, IdentityFile), what the ssh config says."""
 
 from __future__ import annotations
 
@@ -43,16 +44,18 @@ def _inventory(folder: Path, ssh: str = "") -> Inventory:
     return load(folder / "inv.yaml")
 
 
-def test_ssh_config_neither_forwards_the_agent_nor_adds_keys(home: Path, tmp_path: Path) -> None:
+def test_ssh_config_neither_forwards_the_agent_nor_adds_keys_to_the_inventorys(
+    home: Path, tmp_path: Path
+) -> None:
     inventory = _inventory(tmp_path)
     with_key = remote.connect(inventory, inventory.node("a"))
     assert with_key.forward_agent is False
     assert with_key.connect_kwargs["key_filename"] == [str(tmp_path / "ka")]
     assert with_key.connect_kwargs["look_for_keys"] is False
     assert with_key.connect_kwargs["allow_agent"] is False
-    without = remote.connect(inventory, inventory.node("b"))
+    without = remote.connect(inventory, inventory.node("b"))  # no key: the ssh config's
     assert without.forward_agent is False
-    assert "key_filename" not in without.connect_kwargs
+    assert without.connect_kwargs == {"key_filename": [str(home / ".ssh" / "id_from_config")]}
 
 
 def test_the_inventory_may_ask_for_both(home: Path, tmp_path: Path) -> None:
@@ -101,3 +104,39 @@ def test_a_refused_login_points_at_the_opt_in(tmp_path: Path) -> None:
     )
     opted = _inventory(tmp_path, "ssh: {ssh_config_keys: true}\n")
     assert remote.explain(refused, opted).endswith("nodes[].key")
+
+
+JUMPING = """\
+Host edge*
+    HostName %h.example.com
+    User fromconfig
+    Port 2200
+    ProxyJump jumper@bastion:2022
+    ForwardAgent yes
+Host bastion
+    IdentityFile ~/.ssh/id_bastion
+"""
+
+
+def test_the_ssh_config_counts_for_what_the_inventory_leaves_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resolved, not connected: User, Port, HostName, ProxyJump and IdentityFile from the
+    inventory's ssh config; the jump host's key checked as the nodes' are; no agent."""
+    import paramiko
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "cfg").write_text(JUMPING)
+    (tmp_path / "inv.yaml").write_text(
+        "ssh: {config: cfg}\nnodes: [edge1, {host: edge2, user: me}]\n"
+    )
+    inventory = load(tmp_path / "inv.yaml")
+    conn = remote.connect(inventory, inventory.node("edge1"))
+    assert (conn.host, conn.user, conn.port) == ("edge1.example.com", "fromconfig", 2200)
+    assert conn.forward_agent is False
+    hop = conn.gateway
+    assert (hop.host, hop.user, hop.port) == ("bastion", "jumper", 2022)
+    assert hop.forward_agent is False
+    assert hop.connect_kwargs == {"key_filename": [str(tmp_path / ".ssh" / "id_bastion")]}
+    assert isinstance(hop.client._policy, paramiko.RejectPolicy)  # noqa: SLF001
+    assert remote.connect(inventory, inventory.node("edge2")).user == "me"

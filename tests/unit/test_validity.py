@@ -9,8 +9,9 @@ import pytest
 
 from controller.analysis.stats import summarise
 from controller.analysis.validity import config_hash, judge, phase_config
-from controller.run.inventory import LabelError, load, parse_labels
+from controller.run.inventory import load
 from controller.run.iterations import IterationPlan
+from controller.run.labels import LabelError, parse_labels
 from controller.run.plan import ReferenceFacts
 from controller.run.rundir import NodeFailure
 from worker.protocol import PHASES
