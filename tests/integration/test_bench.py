@@ -400,7 +400,7 @@ def test_bad_iteration_options_are_refused_before_anything_runs(testbed, tmp_pat
     inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=1, dst="/it/badrounds")
     run = fab(tmp_path, inv, "write", "--iterations", "0")
     assert run.code == 2, run.text
-    assert "error: --iterations: expected a whole number 1..1000, got '0'" in run.err
+    assert "error: --iterations: expected an integer between 1 and 1000, got 0" in run.err
     assert not (tmp_path / "results" / "latest").exists()
 
 
