@@ -101,7 +101,7 @@ def run_page(
     verified = [r for phase in VERIFY_PHASES for r in records.get(phase, [])]
     body.append("<h2>Verification</h2>")
     body.append(tables.verification(verified) if verified else "<p>not verified</p>")
-    if failed:
+    if any(failed.values()):  # {"write": [], ...}: no node failed
         body += ["<h2>Node failures</h2>", tables.failed_nodes(failed)]
     elif failures:
         body += ["<h2>Node failures</h2>"] + [f"<p>{escape(line)}</p>" for line in failures]

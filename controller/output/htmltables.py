@@ -5,6 +5,7 @@ clients, latency, iterations and errors; verification and node failures. Sizes M
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
@@ -14,6 +15,7 @@ from worker.results import ClientResult, error_cause, outcome
 
 from ..analysis.metastats import MetaSummary
 from ..analysis.stats import PhaseSummary
+from ..run.checks import in_units
 from ..run.natural import natural_key
 
 MIB = 1024 * 1024
@@ -110,7 +112,7 @@ def settings(sealed: dict, cluster: dict, summaries: dict[str, Any]) -> str:
         ("created", str(sealed.get("created", "?"))),
         ("controller", str((sealed.get("controller") or {}).get("hostname", "?"))),
         ("nodes", f"{len(nodes)}: {shown}"),
-        ("reference", f"{reference.get('path', '?')}, {reference.get('bytes', '?')} bytes"),
+        ("reference", f"{reference.get('path', '?')}, {_reference_size(reference.get('bytes'))}"),
     ]
     if cluster.get("version"):
         facts.append(("storage (cluster)", str(cluster["version"])))
@@ -125,21 +127,40 @@ def settings(sealed: dict, cluster: dict, summaries: dict[str, Any]) -> str:
     configs = {p: {k: v for k, v in s.config.items() if k != "phase"} for p, s in summaries.items()}
     keys = sorted({k for c in configs.values() for k in c})
     if keys:
-        rows = [(k, *(_setting(c.get(k, "-")) for c in configs.values())) for k in keys]
+        rows = [(k, *(_setting(c.get(k, "-"), k) for c in configs.values())) for k in keys]
         out.append(table(("setting", *configs), rows, left=len(configs) + 1,
                          caption="settings of each phase"))  # fmt: skip
     return "\n".join(out)
 
 
-def _setting(value: Any) -> str:
-    """A setting as a person writes it: lists of one repeated value once, none as '-'."""
+#: settings in bytes, shown in binary units
+SIZES = ("bytes", "chunk_size", "size", "meta_size")
+
+
+def _reference_size(size: Any) -> str:
+    """``5 MiB (5,242,880 bytes)``: the exact count stays, the unit reads first."""
+    return f"{_setting(size, 'bytes')} ({size:,} bytes)" if isinstance(size, int) else "?"
+
+
+def _setting(value: Any, key: str = "") -> str:
+    """A setting as a person writes it: sizes in binary units, yes/no, a mapping as
+    ``key value`` pairs without the unset ones, a list of one repeated value once, none
+    as '-'."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key in SIZES and isinstance(value, int):
+        return re.sub(r"^(\d+)", r"\1 ", in_units(value))  # 5MiB -> 5 MiB
     if isinstance(value, (list, tuple)):
-        distinct = list(dict.fromkeys(map(str, value)))
+        distinct = list(dict.fromkeys(_setting(v, key) for v in value))
         if len(distinct) == 1 and len(value) > 1:
             return f"{distinct[0]} (each of {len(value)})"
         return ", ".join(distinct[:8]) + (" ..." if len(distinct) > 8 else "")
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+        shown = (f"{k} {_setting(v, k)}{' s' if k == 'duration' else ''}"
+                 for k, v in sorted(value.items()) if v is not None)  # fmt: skip
+        return ", ".join(shown) or "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return "-" if value is None else str(value)
 
 

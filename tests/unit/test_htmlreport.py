@@ -328,3 +328,27 @@ def test_page_of_100_nodes_by_16_clients_is_small_and_its_legends_short(tmp_path
     # nodes in natural order in the nodes' table
     table = page.split("write: nodes")[1]
     assert table.index("<td>n2</td>") < table.index("<td>n10</td>")
+
+
+def test_settings_read_as_a_person_writes_them_and_no_failures_is_no_table(
+    tmp_path: Path,
+) -> None:
+    """Seen on a 64-node page: bytes as 5242880, True/False, the rounds as a repr
+    (``until_stable=None``), and an empty "Node failures" table for a run without any."""
+    run = _run(tmp_path)
+    run.write_doc("failures.json", {"write": [], "read": []})
+    config = {
+        "phase": "write", "bytes": 5 * MIB, "chunk_size": MIB, "latency": True,
+        "generated": False,
+        "rounds": {"duration": 5.0, "iterations": 1, "until_stable": None, "warmup": 0},
+    }  # fmt: skip
+    summary = summarise([r for r in WRITE if r.ok]).judged(config, "cafe", {}, ())
+    page = htmlreport.run_page(run, {"write": summary}, {"write": WRITE}, [], None)
+    settings = page.split("<h2>Settings")[1].split("<h2>")[0]
+    assert "<td>bytes</td><td>5 MiB</td>" in settings
+    assert "<td>chunk_size</td><td>1 MiB</td>" in settings
+    assert "<td>latency</td><td>yes</td>" in settings
+    assert "<td>generated</td><td>no</td>" in settings
+    assert "<td>rounds</td><td>duration 5 s, iterations 1, warmup 0</td>" in settings
+    assert "None" not in settings and "True" not in settings
+    assert "<h2>Node failures</h2>" not in page
