@@ -283,3 +283,12 @@ def test_a_failed_warmup_is_said_and_the_rounds_go_on(tmp_path: Path) -> None:
     assert calls == [("warmup", True), ("1", False), ("2", False)]
     assert done.warmup and "fell over" in (done.warmup.error or "")
     assert done.points[0].error is None
+
+
+def test_the_bench_compares_two_variants_with_the_same_rounds_code() -> None:
+    """bench/__main__.py's interleaved comparisons: ratio of medians with the per-round
+    ratios' range, from controller/analysis/rounds.py."""
+    from bench.__main__ import _compared
+
+    found = _compared("on", "off", {"on": [10.0, 12.0, 11.0], "off": [10.0, 10.0, 11.0]})
+    assert found["on_over_off"] == 1.1 and found["on_over_off_range"] == [1.0, 1.2]
