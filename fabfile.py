@@ -440,8 +440,7 @@ def sweep(
     quiet=False,
     **flags,
 ):
-    """The benchmark over a matrix of settings: a warm-up run, then rounds of every point
-    in shuffled order, each point-round a run of its own, one sweep id."""
+    """The benchmark over a matrix of settings: warm-up, shuffled rounds, medians."""
     with _exits():
         _output(c, verbose, quiet)
         axes = parse_axes(
