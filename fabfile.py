@@ -64,7 +64,7 @@ OUTPUT_HELP = {
 #: -H -i -l -p -r -R -S -t -T -V -w): every other option is long only
 SHORT = {"clients": "n", "size": "s", "chunk_size": "b"}
 #: counts besides the workload flags': shown as INT
-COUNTS = ("last",)
+COUNTS = ("last", "rounds", "seed")
 #: what fab's own options would set that parbench takes from the inventory
 NOT_HONOURED = (
     ("key_filename", "-i/--identity: parbench's SSH keys come from the inventory (nodes[].key)"),
@@ -415,6 +415,12 @@ def meta(c, inventory=None, label=None, verbose=False, quiet=False, **flags):
         "write-type": "write types, e.g. MUST_CACHE,CACHE_THROUGH",
         "read-type": "read types, e.g. CACHE,NO_CACHE",
         "steps": "what each point runs: write, then any of read, verify (default all three)",
+        "rounds": "every point once a round, in a new shuffled order each round; its figure"
+        " the median of its rounds with their min-max (default 3)",
+        "seed": "the shuffle's seed a sweep printed: its orders again",
+        "no-warmup": "no warm-up run of the first point before the rounds (--warmup N is"
+        " each run's own warm-up iterations)",
+        "baseline": "AXIS=VALUE, e.g. write_type=THROUGH: each point's ratio to that point",
     },
 )
 def sweep(
@@ -426,11 +432,15 @@ def sweep(
     write_type=None,
     read_type=None,
     steps="write,read,verify",
+    rounds=None,
+    seed=None,
+    no_warmup=False,
+    baseline=None,
     verbose=False,
     quiet=False,
     **flags,
 ):
-    """The benchmark over a matrix of settings: each point a run of its own, one sweep id."""
+    """The benchmark over a matrix of settings: warm-up, shuffled rounds, medians."""
     with _exits():
         _output(c, verbose, quiet)
         axes = parse_axes(
@@ -443,7 +453,10 @@ def sweep(
             }
         )
         base = _inventory(c, inventory, {k: v for k, v in flags.items() if v is not None})
-        commands.sweep(base, axes, steps.split(","), _results(c))
+        commands.sweep(
+            base, axes, steps.split(","), _results(c),
+            sweeping.DEFAULT_ROUNDS if rounds is None else rounds, seed, not no_warmup, baseline,
+        )  # fmt: skip
 
 
 @task(

@@ -50,6 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import page
+from controller.analysis import rounds
 from testbed import bed
 from testbed.layout import REPO, Layout
 from testbed.procs import pid_files
@@ -171,6 +172,8 @@ def controller_overhead(layout: Layout, scratch: Path) -> dict[str, float]:
 
 #: measurement cost: clients, file size, rounds after WARMUP_ROUNDS interleaved ones
 COST_CLIENTS, COST_MIB, COST_ROUNDS, WARMUP_ROUNDS = 4, 64, 7, 2
+#: the seed of the shuffled orders of interleaved rounds (controller/analysis/rounds.py)
+SEED = 21
 
 
 def _aggregate(records: Path) -> float:
@@ -217,8 +220,10 @@ def measurement_cost(port: int, scratch: Path) -> dict:
         p: {m: [] for m in modes} for p in ("write", "read")
     }
     dst = "/bench-cost"
-    for round_ in range(WARMUP_ROUNDS + COST_ROUNDS):
-        for mode, extra in modes.items():
+    drawn = rounds.orders(list(modes), WARMUP_ROUNDS + COST_ROUNDS, SEED)  # drift favours neither
+    for round_, order in enumerate(drawn):
+        for mode in order:
+            extra = modes[mode]
             out = scratch / f"cost-{mode}.jsonl"
             for phase, args in (
                 ("write", ["--src", str(ref), "--dst", dst]),
@@ -246,7 +251,7 @@ def measurement_cost(port: int, scratch: Path) -> dict:
     per_chunk_us = meter_cost_us()
     found: dict = {
         "setup": f"{COST_CLIENTS} clients x {COST_MIB} MiB, MUST_CACHE, {COST_ROUNDS} rounds"
-        f" after {WARMUP_ROUNDS} warm-up, on/off interleaved",
+        f" after {WARMUP_ROUNDS} warm-up, on/off in shuffled order (seed {SEED})",
         "meter_us_per_chunk": round(per_chunk_us, 2),
     }
     for phase, by_mode in rates.items():
@@ -260,12 +265,15 @@ def measurement_cost(port: int, scratch: Path) -> dict:
 
 
 def _compared(first: str, second: str, rates: dict[str, list[float]]) -> dict:
-    """Medians of two variants' rounds (MiB/s), their ratio, and every round."""
-    a, b = (statistics.median(rates[k]) for k in (first, second))
+    """Medians of two variants' rounds (MiB/s), their ratio with the min-max of the
+    rounds' own ratios (paired by round), and every round (controller/analysis/rounds.py)."""
+    a, b = (rounds.spread(rates[k]).value for k in (first, second))
+    ratio = rounds.ratio(dict(enumerate(rates[first])), dict(enumerate(rates[second])))
     return {
         f"{first}_median_mib_s": round(a, 1),
         f"{second}_median_mib_s": round(b, 1),
         f"{first}_over_{second}": round(a / b, 3),
+        f"{first}_over_{second}_range": ratio and [round(ratio.low, 3), round(ratio.high, 3)],
         f"{first}_mib_s": [round(r, 1) for r in rates[first]],
         f"{second}_mib_s": [round(r, 1) for r in rates[second]],
     }
@@ -475,13 +483,13 @@ def orchestration_overhead(layout: Layout, scratch: Path) -> dict:
             "FABRIC_BENCH_RESULTS": str(results),
         }
         _timed([str(fab), "-r", str(REPO), "push"], env)
-        rounds = [_orchestration_at(fab, inventory, env, results) for _ in range(ORCH_REPEATS)]
+        done = [_orchestration_at(fab, inventory, env, results) for _ in range(ORCH_REPEATS)]
         at: dict = {}
-        for key in rounds[0]:
-            values = [r[key] for r in rounds]
-            at[key] = round(statistics.median(values), 3)
+        for key in done[0]:
+            found_ = rounds.spread(r[key] for r in done)
+            at[key] = round(found_.value, 3)
             if key.startswith("overhead_over") or key == "start_skew_ms":
-                at[key + "_range"] = [round(min(values), 2), round(max(values), 2)]
+                at[key + "_range"] = [round(found_.low, 2), round(found_.high, 2)]
         found[f"{nodes}_nodes"] = at
     found["controller"] = controller_scale(found)
     bed.up(layout, nodes=3)  # as the other parts expect it
@@ -585,15 +593,16 @@ def chain_overhead(layout: Layout, scratch: Path) -> dict:
     for _ in range(CHAIN_ROUNDS):
         single.append(_overhead([*fab, "write"], env, results, ("write",)))
         chain.append(_overhead([*fab, "write", "read"], env, results, ("write", "read")))
-    ratios = [c / s for c, s in zip(chain, single)]
+    ratio = rounds.ratio(dict(enumerate(chain)), dict(enumerate(single)))
+    assert ratio is not None
     bed.up(layout, nodes=3)  # as the other parts expect it
     return {
         "goal": "orchestration of fab write read / of fab write <= 1.4",
         "setup": f"{CHAIN_NODES} nodes x 1 client, 1 MiB; medians of {CHAIN_ROUNDS} rounds",
-        "write_overhead_s": round(statistics.median(single), 2),
-        "write_read_overhead_s": round(statistics.median(chain), 2),
-        "chain_over_single": round(statistics.median(ratios), 2),
-        "chain_over_single_range": [round(min(ratios), 2), round(max(ratios), 2)],
+        "write_overhead_s": round(rounds.spread(single).value, 2),
+        "write_read_overhead_s": round(rounds.spread(chain).value, 2),
+        "chain_over_single": round(ratio.value, 2),
+        "chain_over_single_range": [round(ratio.low, 2), round(ratio.high, 2)],
     }
 
 

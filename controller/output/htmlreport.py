@@ -26,7 +26,7 @@ from ..analysis.metastats import MetaSummary
 from ..analysis.stats import PhaseSummary
 from ..run.natural import naturally
 from ..run.rundir import RunDir, write_atomically
-from . import distplots, plots
+from . import distplots, plots, sweeptable
 from . import htmltables as tables
 
 MIB = 1024 * 1024
@@ -261,16 +261,30 @@ def sweep_page(doc: dict) -> str:
             label = f"{phase} {rest}".strip()
             x = str(values.get(axis, p["point"]))
             lines.setdefault(label, []).append((x, None if value is None else value / MIB))
-    rows = [(p["point"], f"run {p.get('run_id') or '-'}: {p.get('error') or 'ok'}") for p in points]
+    rows = [(p["point"], _point_runs(p)) for p in points]
+    counted = "median of the rounds; " if "seed" in doc else ""
     body = [
         f"<h1>parbench sweep {escape(doc.get('sweep_id', '?'))}</h1>",
+        f"<pre>{escape(sweeptable.sweep_table(doc, [a for a in axes if a in distinct]))}</pre>",
         figure(
-            plots.sweep(axis, lines), f"aggregate throughput against {axis}; failed points left out"
+            plots.sweep(axis, lines),
+            f"aggregate throughput against {axis} ({counted}failed points left out)",
         ),
         "<h2>Points</h2>",
         _facts(rows),
     ]
     return page_html(f"parbench {doc.get('sweep_id', 'sweep')}", body)
+
+
+def _point_runs(point: dict) -> str:
+    """``run r1 (round 1): ok; ...``: each of a point's runs (one run a point in /1)."""
+    runs = point.get("runs")
+    if runs is None:
+        return f"run {point.get('run_id') or '-'}: {point.get('error') or 'ok'}"
+    return "; ".join(
+        f"run {r.get('run_id') or '-'} (round {r.get('round')}): {r.get('error') or 'ok'}"
+        for r in runs
+    ) or "no run"
 
 
 def write_sweep(target: Path, doc: dict) -> Path:

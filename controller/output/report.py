@@ -13,8 +13,7 @@ from controller.analysis.stats import Failure, PhaseSummary, Verdicts
 from controller.run.iterations import IterationPlan
 from controller.run.natural import natural_key
 from controller.run.pairing import Pairing
-from worker.protocol import IO_PHASES
-from worker.results import STATUSES, ClientResult, error_cause, one_line, outcome
+from worker.results import STATUSES, ClientResult, error_cause, outcome
 
 from .groups import group, host_names, template
 from .ranges import compact
@@ -206,31 +205,6 @@ def _error_lines(errors: Sequence[Failure]) -> list[str]:
 def table(summary: PhaseSummary | MetaSummary) -> str:
     """The table of a timed phase's summary, whichever kind."""
     return meta_table(summary) if isinstance(summary, MetaSummary) else phase_table(summary)
-
-
-def sweep_table(sweep_id: str, axes: list[str], outcomes: Sequence[Any]) -> str:
-    """One row per point: its values, run, throughput of write and read (first done in
-    brackets), and whether it is valid, or its error."""
-    rows = []
-    for o in outcomes:
-        figures = o.figures or {}
-        cells = []
-        for phase in IO_PHASES:
-            f = figures.get(phase)
-            first = f and f.get("first_done_throughput")
-            cells.append(
-                "-"
-                if not f
-                else _mib(f["aggregate_throughput"]) + (f" ({_mib(first)})" if first else "")
-            )
-        valid = all(f.get("valid", True) for f in figures.values()) if figures else False
-        state = f"failed: {one_line(o.error, 120)}" if o.error else ("ok" if valid else "INVALID")
-        rows.append((*(o.values[a] for a in axes), o.run_id or "-", *cells, state))
-    header = (*axes, "run", "write MiB/s", "read MiB/s", "")
-    return "\n".join(
-        [f"sweep {sweep_id}: {len(outcomes)} point(s); MiB/s last done (first done)"]
-        + _table(header, rows, left=len(axes) + 1)
-    )
 
 
 def history_table(entries: Sequence[Any]) -> str:

@@ -138,7 +138,7 @@ def test_a_refused_sweep_point_leaves_no_run_folder_and_latest_unmoved(
     monkeypatch.setattr(phases, "push", push)
     monkeypatch.setattr(htmlreport, "write_sweep", lambda page, doc: page)
     with pytest.raises(BenchFailure, match="1 of 2 point"):
-        commands.sweep(inventory, {"clients": ["1", "2"]}, ["write"], root)
+        commands.sweep(inventory, {"clients": ["1", "2"]}, ["write"], root, rounds=1, warmup=False)
     [kept] = [p.name for p in root.glob("2*") if (p / "run.json").is_file()]  # one run only
     assert latest_id(root) == kept
     assert sorted(p.name for p in root.iterdir()) == sorted(
