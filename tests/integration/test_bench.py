@@ -581,18 +581,27 @@ def test_sweep_runs_every_point_as_a_run_of_its_own(testbed, tmp_path):
     assert run.code == 0, run.text
     (doc_path,) = (tmp_path / "results" / "sweeps").glob("sweep-*.json")
     doc = json.loads(doc_path.read_text())
-    assert doc["schema"] == "parbench.sweep/1"
+    assert doc["schema"] == "parbench.sweep/2"
     assert [p["values"] for p in doc["points"]] == [
         {"size": "1MiB", "write_type": "MUST_CACHE"},
         {"size": "2MiB", "write_type": "MUST_CACHE"},
     ]
+    # a warm-up run first, then 3 rounds, each in its own order from the printed seed
+    assert doc["warmup"]["error"] is None and doc["rounds"] == 3
+    assert f"seed {doc['seed']}" in run.out and len(doc["orders"]) == 3
     for point, size in zip(doc["points"], (1 << 20, 2 << 20)):
-        assert point["error"] is None and point["figures"]["write"]["aggregate_throughput"] > 0
+        assert point["error"] is None and [r["round"] for r in point["runs"]] == [1, 2, 3]
+        write = point["figures"]["write"]
+        rounds = sorted(write["by_round"].values())
+        assert write["aggregate_throughput"] == rounds[1] > 0  # the median of the rounds
+        assert write["spread"]["low"] == rounds[0] and write["spread"]["high"] == rounds[2]
         assert point["figures"]["read"]["valid"] is True
-        sealed = json.loads((tmp_path / "results" / point["run_id"] / "run.json").read_text())
-        assert sealed["labels"]["sweep"] == doc["sweep_id"]
-        assert sealed["reference"]["bytes"] == size and sealed["reference"]["generated"]
-        assert sealed["inventory"]["settings"]["write_type"] == "MUST_CACHE"
+        for each in point["runs"]:  # every point-round is a sealed run of its own
+            sealed = json.loads((tmp_path / "results" / each["run_id"] / "run.json").read_text())
+            assert sealed["labels"]["sweep"] == doc["sweep_id"]
+            assert sealed["labels"]["round"] == str(each["round"])
+            assert sealed["reference"]["bytes"] == size and sealed["reference"]["generated"]
+            assert sealed["inventory"]["settings"]["write_type"] == "MUST_CACHE"
     assert f"sweep {doc['sweep_id']}: 2 point(s)" in run.out
     assert f"sweep {doc['sweep_id']}: {doc_path.with_suffix('.html')}" in run.out
     page = open_page(doc_path.with_suffix(".html"))
