@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -69,7 +70,8 @@ def generated_sha256(size: int, cache: Optional[Path] = None) -> str:
         pass
     digest = generated_digest(size)
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = kept.with_suffix(f".{os.getpid()}.tmp")
+    # a file of its own per thread too: two nodes' pushes of one process may get here at once
+    tmp = kept.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_text(digest + "\n")
     tmp.replace(kept)
     return digest
