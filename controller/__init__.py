@@ -1,6 +1,6 @@
 """parbench controller: plans a run, drives the nodes over SSH and summarises results.
 
-Runs on the controller machine only. Its layers are folders (README, "How a run flows";
+Runs on the controller machine only. Its layers are folders (docs/architecture.md;
 tests/unit/test_layers.py enforces them): ``run/`` (inventory, plan, the sealed run and
 its folder) below ``nodes/`` (SSH, push, locks, the worker on each node) and
 ``analysis/`` (statistics, validity, history), ``output/`` above them, and the command

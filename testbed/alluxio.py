@@ -1,6 +1,6 @@
 """Alluxio 2.9.6 master, worker and REST proxy as three JVMs on loopback, from thin jars.
 
-Settings and flags were checked on Java 17 (see README, "The testbed"). The NOOP journal
+Settings and flags were checked on Java 17 (see docs/testing.md, "The testbed"). The NOOP journal
 needs no format step and keeps nothing across restarts; the proxy must have the S3 v2
 handler off, or ``/api/v1/paths`` answers an empty 200.
 """

@@ -1,5 +1,5 @@
 """What the controller's process needs from the machine for N nodes, checked before it
-connects: open files first (the limit a large inventory meets first, see the README's
+connects: open files first (the limit a large inventory meets first, see docs/testing.md,
 "How far it scales").
 
 Each node holds one SSH connection for the whole command (a socket), and while a phase

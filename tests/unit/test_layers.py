@@ -1,4 +1,4 @@
-"""The controller's layers as folders (README, "How a run flows"): each layer imports only
+"""The controller's layers as folders (docs/architecture.md): each layer imports only
 the layers below it, and no controller module grows past MAX_LINES.
 
     controller/phases.py, commands.py, sweep.py   the command layer: imports any layer

@@ -1,7 +1,7 @@
 """``fab history --csv`` read back by its consumer, Apache Otava: 12 synthetic runs of one
 benchmark through the real History, the write throughput halved from run 7 on, exported
 with the real task, then ``otava analyze`` (from .venv-otava, which the Makefile makes from
-requirements-otava.txt) with the otava.yaml the README shows must name run 7."""
+requirements-otava.txt) with the otava.yaml docs/history.md shows must name run 7."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OTAVA = ROOT / ".venv-otava" / "bin" / "otava"
 MIB = 1024 * 1024
 
-#: the README's otava.yaml and commands, verbatim (test_the_readme_shows_what_runs_here)
+#: docs/history.md's otava.yaml and commands, verbatim (test_the_docs_show_what_runs_here)
 OTAVA_YAML = """\
 tests:
   parbench.write:
@@ -88,7 +88,7 @@ def test_otava_finds_the_step_in_the_history_csv(tmp_path: Path, otava: Path, ca
     (tmp_path / "write.csv").write_text(capsys.readouterr().out)
     (tmp_path / "otava.yaml").write_text(OTAVA_YAML)
 
-    table = _otava(otava, tmp_path).splitlines()  # the README's command
+    table = _otava(otava, tmp_path).splitlines()  # docs/history.md's command
     rows = [next(n for n, line in enumerate(table) if run in line) for run in run_ids]
     assert rows == sorted(rows)  # every run read, oldest first
     between = table[rows[5] + 1 : rows[6]]
@@ -104,8 +104,8 @@ def test_otava_finds_the_step_in_the_history_csv(tmp_path: Path, otava: Path, ca
     assert float(aggregate["mean_before"]) == 200.0 and float(aggregate["mean_after"]) == 100.0
 
 
-def test_the_readme_shows_what_runs_here() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert OTAVA_YAML in readme
-    assert "$ fab history --csv --phase write > write.csv\n" in readme
-    assert f"$ otava {' '.join(ANALYZE)}\n" in readme
+def test_the_docs_show_what_runs_here() -> None:
+    page = (ROOT / "docs" / "history.md").read_text()
+    assert OTAVA_YAML in page
+    assert "$ fab history --csv --phase write > write.csv\n" in page
+    assert f"$ otava {' '.join(ANALYZE)}\n" in page

@@ -161,16 +161,17 @@ def test_the_help_shows_the_proxy_default_the_check_uses() -> None:
 
 
 def readme_defaults() -> list[str]:
-    """The lines of the README's ``defaults:`` block (section "Inventory")."""
-    text = (REPO / "README.md").read_text()
+    """The lines of the ``defaults:`` block of the inventory reference (docs/inventory.md)."""
+    text = (REPO / "docs" / "inventory.md").read_text()
     start = text.index("```yaml\ndefaults:") + len("```yaml\n")
     lines = text[start:].splitlines()[1:]
     return lines[: next(i for i, line in enumerate(lines) if not line.startswith(" "))]
 
 
 def test_the_readme_shows_every_setting_with_its_declared_default() -> None:
-    """The README's inventory in short: a line ``  name: default`` per declared setting,
-    the default as settings.py declares it (its comments are the README's own)."""
+    """The inventory reference's defaults in short (docs/inventory.md): a line ``  name:
+    default`` per declared setting, the default as settings.py declares it (its comments
+    are the reference's own)."""
     block = readme_defaults()
     wrong = [
         f"{s.name}: {s.written}"
