@@ -1,6 +1,9 @@
-"""``fab`` inside the checkout: the tasks of :mod:`parbench.tasks` (the same collection the
-installed ``parbench`` command runs)."""
+"""``fab`` inside the checkout: the tasks of :mod:`parbench.tasks` (those the installed
+``parbench`` command runs), with the checkout's inventory.yaml and results/ by default
+wherever in it ``fab`` runs."""
 
-from parbench.tasks import ns
+from pathlib import Path
 
-__all__ = ["ns"]
+from parbench.tasks import collection
+
+ns = collection(Path(__file__).resolve().parent)

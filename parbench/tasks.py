@@ -55,7 +55,6 @@ from parbench.controller.run.rundir import ResultsError, RunDir, RunNotFound, la
 from parbench.controller.run.seal import RunAltered
 from parbench.controller.sweep import SweepError, parse_axes
 
-HERE = Path(__file__).resolve().parents[1]
 OUTPUT_HELP = {
     "verbose": "every table, node and client line (for this task and the rest of the chain)",
     "quiet": "the headline and failures only (for this task and the rest of the chain)",
@@ -221,10 +220,12 @@ def _today(
 
 
 def _results(c: Context) -> Path:
-    """The results folder (``bench.results``); the history's place goes with it."""
+    """The results folder (``bench.results``); the history's place goes with it. A relative
+    one is below ``bench.root`` (fab in the checkout: the checkout), else the working
+    directory (the installed ``parbench``)."""
     root = Path(c.config.bench.results)
     history.configure(c.config.bench.history)
-    return root if root.is_absolute() else HERE / root
+    return root if root.is_absolute() else Path(c.config.bench.get("root") or Path.cwd()) / root
 
 
 def _rounds(flags: dict[str, Any]) -> Callable[[Inventory], IterationPlan]:
@@ -589,18 +590,28 @@ def clean(c, inventory=None, data=False, runs=False, verbose=False, quiet=False)
         commands.clean(_inventory(c, inventory), data=data, runs=runs)
 
 
-ns = Collection(push, write, read, verify, meta, sweep, report, compare, check, nightly, clean)
-ns.add_task(history_, name="history")
-# the default inventory is the project's, wherever in it `fab` runs; a path given by the
-# user (--inventory, FABRIC_BENCH_INVENTORY, a config file) is relative to the cwd
-ns.configure(
-    {
-        "bench": {
-            "inventory": str(HERE / "inventory.yaml"),
-            "results": "results",
-            "run": None,
-            "history": None,
-            "output": "default",
+def collection(root: Optional[Path] = None) -> Collection:
+    """The tasks, configured for ``root``: its inventory.yaml and results/ by default (fab
+    in the checkout, wherever in it it runs); None: the working directory's (the installed
+    ``parbench``). A path given by the user (--inventory, FABRIC_BENCH_INVENTORY, a config
+    file) is relative to the working directory."""
+    made = Collection(push, write, read, verify, meta, sweep, report, compare, check, nightly)
+    made.add_task(clean)
+    made.add_task(history_, name="history")
+    made.configure(
+        {
+            "bench": {
+                "inventory": str(root / "inventory.yaml") if root else "inventory.yaml",
+                "results": "results",
+                "root": str(root) if root else None,
+                "run": None,
+                "history": None,
+                "output": "default",
+            }
         }
-    }
-)
+    )
+    return made
+
+
+#: the installed ``parbench``'s tasks: the working directory's inventory.yaml and results/
+ns = collection()

@@ -80,7 +80,8 @@ def errors(value: Any, shape: dict, where: str = "") -> Iterator[str]:
 def test_the_committed_schema_is_up_to_date() -> None:
     committed = (REPO / schema.FILE).read_text()
     assert committed == schema.text(), (
-        f"{schema.FILE} is out of date: write it again with python -m controller.run.schema"
+        f"{schema.FILE} is out of date: write it again with"
+        " python -m parbench.controller.run.schema"
     )
 
 

@@ -30,7 +30,7 @@ from parbench.worker.protocol import PROBE_STAMPED, ProbeFacts, generated_stamp_
 
 from ..run.inventory import Inventory, Node
 from ..run.plan import worker_command
-from ..run.reference import PushError, generated_sha256, reference_file, sha256_of
+from ..run.reference import CACHE, PushError, generated_sha256, reference_file, sha256_of
 from .agents import Agents
 from .nodeoutput import printable, tail
 from .nodeprobe import NodeInfo, Session, probe_node
@@ -39,9 +39,10 @@ from .remote import StepError
 if TYPE_CHECKING:
     from .locks import RunLocks
 
-REPO = Path(__file__).resolve().parents[2]
-WORKER = REPO / "worker"
-WHEEL_CACHE = REPO / ".cache" / "wheels"
+#: the package: the worker it pushes and the runtime's lock are package data
+PACKAGE = Path(__file__).resolve().parents[2]
+WORKER = PACKAGE / "worker"
+WHEEL_CACHE = CACHE / "wheels"
 RUNTIME_REQUIREMENT = "alluxio==0.1.4"
 MIN_PYTHON = (3, 9)
 
@@ -58,7 +59,7 @@ class Artifact:
 
 
 #: the runtime's wheels as ``<sha256>  <wheel file name>`` lines: exactly what nodes get
-RUNTIME_LOCK = REPO / "worker-runtime.lock"
+RUNTIME_LOCK = PACKAGE / "worker-runtime.lock"
 _WHEEL_FILE = re.compile(  # name-version[-build]-python-abi-platform.whl
     r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[A-Za-z0-9_.!+]+)(?:-\d[\w.]*)?-[\w.]+-[\w.]+-[\w.]+\.whl"
 )

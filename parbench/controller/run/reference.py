@@ -3,13 +3,14 @@ data generated on every node (worker/generate.py), and its size and sha256 as th
 seals them (:func:`reference_facts`).
 
 A file's sha256 is read once per command while it is unchanged; the generated data's is
-computed once per recipe and size and kept in ``.cache/generated``.
+computed once per recipe and size and kept in the user's cache (:data:`CACHE`: generated/).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -19,8 +20,18 @@ from parbench.worker.protocol import generated_sha256 as generated_digest
 from .inventory import Inventory
 from .plan import ReferenceFacts
 
-REPO = Path(__file__).resolve().parents[2]
-GENERATED_CACHE = REPO / ".cache" / "generated"
+
+def _cache() -> Path:
+    """parbench's cache on the controller: $PARBENCH_CACHE, else $XDG_CACHE_HOME/parbench,
+    else ~/.cache/parbench (never inside the installed package)."""
+    given = os.environ.get("PARBENCH_CACHE")
+    if given:
+        return Path(given)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "parbench"
+
+
+CACHE = _cache()
+GENERATED_CACHE = CACHE / "generated"
 
 
 def sha256_of(path: Path) -> str:
@@ -69,7 +80,8 @@ def generated_sha256(size: int, cache: Optional[Path] = None) -> str:
         pass
     digest = generated_digest(size)
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = kept.with_suffix(f".{os.getpid()}.tmp")
+    # one name per process and thread: a command probes its nodes in threads at once
+    tmp = kept.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_text(digest + "\n")
     tmp.replace(kept)
     return digest

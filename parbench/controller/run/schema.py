@@ -5,7 +5,7 @@ more than a schema says: paths, ids, the nodes together); the schema names every
 its type, limits, choices, default and help.
 
 Committed as ``inventory.schema.json`` (a unit test checks it is up to date); written
-again with ``python -m controller.run.schema`` (in the checkout).
+again with ``python -m parbench.controller.run.schema`` (in the checkout).
 """
 
 from __future__ import annotations
@@ -118,4 +118,4 @@ def text() -> str:
 
 
 if __name__ == "__main__":
-    (Path(__file__).resolve().parents[2] / FILE).write_text(text(), encoding="utf-8")
+    (Path(__file__).resolve().parents[3] / FILE).write_text(text(), encoding="utf-8")
