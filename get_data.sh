@@ -2,7 +2,7 @@
 # Make the reference file(s) in data/, deterministically and without network access.
 #   ./get_data.sh              -> data/5mb.txt (5 MiB, the name the inventories use)
 #   ./get_data.sh 64MiB 1G     -> data/64MiB.txt, data/1G.txt
-# Sizes in parbench's one grammar (worker/protocol/units.py, which reads them here):
+# Sizes in parbench's one grammar (parbench/worker/protocol/units.py, which reads them here):
 # 4K, 64KiB, 1G: powers of 1024; 4KB, 2MB: powers of 1000; 64mb is refused (ambiguous).
 # Each line is numbered, so any changed, lost or repeated chunk changes the checksum.
 # Prints "sha256  path" for each file.
@@ -14,7 +14,7 @@ default=0
 (($#)) || { set -- 5MiB; default=1; }
 for size in "$@"; do
   # the one grammar of sizes, from the worker's own parser (stdlib only)
-  bytes=$("${PYTHON:-python3}" -c 'import sys; from worker.protocol.units import print_bytes
+  bytes=$("${PYTHON:-python3}" -c 'import sys; from parbench.worker.protocol.units import print_bytes
 sys.exit(print_bytes(sys.argv[1:], "get_data.sh"))' "$size") || exit 2
   name=${size// /}
   ((default)) && name=5mb

@@ -50,7 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import page
-from controller.analysis import rounds
+from parbench.controller.analysis import rounds
 from testbed import bed
 from testbed.layout import REPO, Layout
 from testbed.procs import pid_files
@@ -99,7 +99,7 @@ def worker_peak_rss(phase_args: list[str]) -> float:
     """Peak RSS (MiB) of the worker's client processes for one ``python -m worker`` run."""
     code = (
         "import resource, subprocess, sys; "
-        "subprocess.run([sys.executable, '-m', 'worker', *sys.argv[1:]], check=True, "
+        "subprocess.run([sys.executable, '-m', 'parbench.worker', *sys.argv[1:]], check=True, "
         "stdout=subprocess.DEVNULL); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
@@ -190,9 +190,9 @@ def meter_cost_us() -> float:
     round-to-round noise can hide."""
     import multiprocessing
 
-    from worker import progress
-    from worker.meter import Meter
-    from worker.protocol import Measure
+    from parbench.worker import progress
+    from parbench.worker.meter import Meter
+    from parbench.worker.protocol import Measure
 
     progress.adopt(progress.Tally(multiprocessing.get_context(), 1).slots, 0)
     meter = Meter(Measure(interval=0.1))
@@ -233,7 +233,7 @@ def measurement_cost(port: int, scratch: Path) -> dict:
                     [
                         sys.executable,
                         "-m",
-                        "worker",
+                        "parbench.worker",
                         phase,
                         *args,
                         *common,
@@ -293,7 +293,7 @@ def client_overhead(port: int, scratch: Path) -> dict:
         for _ in range(OVERHEAD_MIB):
             out.write(os.urandom(1 << 20))
     proxy = ("--host", "127.0.0.1", "--port", str(port))
-    worker = [sys.executable, "-m", "worker"]
+    worker = [sys.executable, "-m", "parbench.worker"]
     common = [*proxy, "--node", "bench", "--nfile", str(OVERHEAD_CLIENTS)]
     bare = [sys.executable, "-m", "bench.bare"]
     bare_common = [*proxy, "--clients", str(OVERHEAD_CLIENTS)]
@@ -633,7 +633,7 @@ def compiled() -> None:
     (pip compiles on install): a shell with ``PYTHONDONTWRITEBYTECODE`` set (this
     machine's) would otherwise make every ``fab`` compile them from source, 0.1 s a
     command that no user pays."""
-    argv = [sys.executable, "-m", "compileall", "-q", "controller", "worker", "fabfile.py"]
+    argv = [sys.executable, "-m", "compileall", "-q", "parbench", "fabfile.py"]
     subprocess.run(argv, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
 
 

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from worker.results import ClientResult, Histogram
+from parbench.worker.results import ClientResult, Histogram
 
 MIB = 1024 * 1024
 SECONDS = 30  # each client's transfer, in 1 s series intervals
@@ -56,9 +56,9 @@ def synthetic(nodes: int = 100, clients: int = 16, seed: int = 7) -> dict[str, l
 
 def page_at_scale(nodes: int = 100, clients: int = 16) -> dict:
     """Draw the page of ``nodes`` x ``clients`` synthetic records: its size and time."""
-    from controller.analysis.stats import summarise
-    from controller.output import htmlreport
-    from controller.run.rundir import RunDir
+    from parbench.controller.analysis.stats import summarise
+    from parbench.controller.output import htmlreport
+    from parbench.controller.run.rundir import RunDir
 
     records = synthetic(nodes, clients)
     with tempfile.TemporaryDirectory() as tmp:

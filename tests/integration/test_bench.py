@@ -16,10 +16,10 @@ import pytest
 import yaml
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from parbench.worker import generate
+from parbench.worker.results import ClientResult
 from testbed import bed
 from tests.schemas import junit_schema
-from worker import generate
-from worker.results import ClientResult
 
 from .browser import assert_plots_drawn, open_page
 from .fabrun import REPO, edit_inventory, fab, fab_tty, update_node, write_inventory

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.nodes.holders import machine_id, pid_namespace
+from parbench.controller.nodes.holders import machine_id, pid_namespace
 
 from .fabrun import edit_inventory, fab, fab_popen, write_inventory
 

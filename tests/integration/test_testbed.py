@@ -13,7 +13,7 @@ import paramiko
 import pytest
 from fabric import Config, Connection
 
-from controller.run.inventory import load
+from parbench.controller.run.inventory import load
 from testbed import alluxio as tb_alluxio
 from testbed import bed
 from testbed.layout import Layout

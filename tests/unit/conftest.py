@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from controller.nodes.fleet import Fleet, using
+from parbench.controller.nodes.fleet import Fleet, using
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import pytest
 from invoke import Config, Context, Exit
 
-import fabfile
+from parbench import tasks as fabfile
 
 
 def context(tmp_path: Path, inventory: Optional[Path] = None) -> Context:

@@ -128,10 +128,10 @@ def served(behaviour: Behaviour = hang) -> Iterator[SSHServer]:
 def _probe_step(folder: Path) -> None:
     """What ``fab push`` does to one node up to the probe's first answer, its exits
     as the fabfile maps them (130/143); ``ready`` is written once the probe runs."""
-    import fabfile
-    from controller.nodes import nodeprobe
-    from controller.nodes.fleet import on_nodes
-    from controller.run.inventory import load
+    from parbench import tasks as fabfile
+    from parbench.controller.nodes import nodeprobe
+    from parbench.controller.nodes.fleet import on_nodes
+    from parbench.controller.run.inventory import load
 
     with SSHServer(hang) as server:
         inventory = load(server.inventory(folder))

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from controller.analysis import adequacy, measures
-from controller.analysis.check import check
-from controller.analysis.compare import compare_phase
-from controller.analysis.history import History
-from controller.analysis.stats import summarise
-from controller.output.report import compare_table, latency_lines, series_lines
-from controller.run.settings import default_of
-from worker.results import Histogram
+from parbench.controller.analysis import adequacy, measures
+from parbench.controller.analysis.check import check
+from parbench.controller.analysis.compare import compare_phase
+from parbench.controller.analysis.history import History
+from parbench.controller.analysis.stats import summarise
+from parbench.controller.output.report import compare_table, latency_lines, series_lines
+from parbench.controller.run.settings import default_of
+from parbench.worker.results import Histogram
 
 from .test_history import make_run
 from .test_stats import rec
@@ -89,7 +89,7 @@ def test_latency_lines_show_a_dash_and_three_significant_digits() -> None:
 
 
 def test_compare_and_exports_skip_a_p99_that_is_not_there(tmp_path: Path) -> None:
-    from controller.output import exports
+    from parbench.controller.output import exports
 
     figures = {"aggregate_throughput": 10.0, "latency": {"file": {"count": 6, "p99": None}}}
     assert [c.metric for c in compare_phase("write", figures, figures)] == ["aggregate"]
@@ -139,7 +139,7 @@ def test_the_setting_is_declared_once_with_its_default() -> None:
 
 
 def test_a_timed_phase_is_judged_short_with_the_run_setting(tmp_path: Path) -> None:
-    from controller.phases import _judged
+    from parbench.controller.phases import _judged
 
     run = make_run(tmp_path, 100.0)
     rounds = run.inventory.settings.iteration_plan
@@ -173,7 +173,7 @@ def test_a_partial_last_interval_is_over_its_own_length_or_left_out() -> None:
 
 
 def test_the_over_time_plot_draws_no_fall_to_zero() -> None:
-    from controller.output import plots
+    from parbench.controller.output import plots
 
     b = rec("n0", 0, bytes=30 * MIB, start=0.0, end=1.003,
             series={"start": 0.0, "interval": 1.0, "bytes": [29.91 * MIB, 0.09 * MIB]})  # fmt: skip

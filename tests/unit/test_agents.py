@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from invoke.watchers import StreamWatcher
 
-from controller.nodes.agents import Agents
-from controller.nodes.nodeprobe import PROBE, SESSION_TIMEOUT, clock_offset
-from controller.nodes.remote import StepError
-from controller.run.inventory import load
-from worker.__main__ import build_parser, request_from_args
-from worker.lock import LOCK_NAME
-from worker.protocol import (
+from parbench.controller.nodes.agents import Agents
+from parbench.controller.nodes.nodeprobe import PROBE, SESSION_TIMEOUT, clock_offset
+from parbench.controller.nodes.remote import StepError
+from parbench.controller.run.inventory import load
+from parbench.worker.__main__ import build_parser, request_from_args
+from parbench.worker.lock import LOCK_NAME
+from parbench.worker.protocol import (
     AGENT_READY,
     LOCK_REPLY,
     READY,
@@ -52,7 +52,7 @@ def workdir(tmp_path: Path) -> Path:
     (work / "venv" / "bin").mkdir(parents=True)
     (work / ".parbench-workdir").touch()
     (work / "venv" / "bin" / "python").symlink_to(sys.executable)
-    (work / "worker").symlink_to(REPO / "worker")
+    (work / "worker").symlink_to(REPO / "parbench" / "worker")
     return work
 
 
@@ -128,7 +128,7 @@ def test_the_agent_answers_every_line_with_one_line() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "worker", "agent"],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO / "parbench")},
         input="lock not-json\nshrug\n",
         capture_output=True,
         text=True,

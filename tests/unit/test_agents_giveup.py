@@ -15,14 +15,14 @@ from typing import Iterator, Optional
 
 import pytest
 
-from controller.nodes import agents as agents_module
-from controller.nodes import stopping
-from controller.nodes.agents import Agents
-from controller.nodes.fleet import Fleet, current, on_nodes, using
-from controller.nodes.locks import RunLocks
-from controller.nodes.nodeprobe import SESSION_TIMEOUT
-from controller.run.inventory import Inventory, load
-from worker.protocol import AgentDone, AgentReady, encode_line
+from parbench.controller.nodes import agents as agents_module
+from parbench.controller.nodes import stopping
+from parbench.controller.nodes.agents import Agents
+from parbench.controller.nodes.fleet import Fleet, current, on_nodes, using
+from parbench.controller.nodes.locks import RunLocks
+from parbench.controller.nodes.nodeprobe import SESSION_TIMEOUT
+from parbench.controller.run.inventory import Inventory, load
+from parbench.worker.protocol import AgentDone, AgentReady, encode_line
 
 from .test_fleet import NodeConnection
 from .test_orchestration import INVENTORY, World

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import bootstrap
+from parbench.worker import bootstrap
 
 from .fakewheels import ALLUXIO, ALLUXIO_OLD, REQUESTS, make_wheel, tree
 

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from controller.analysis.changepoint import best_split, change_points
+from parbench.controller.analysis.changepoint import best_split, change_points
 
 
 def noisy(level: float, n: int, rng: random.Random, spread: float = 0.02) -> list[float]:

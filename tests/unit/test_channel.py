@@ -18,9 +18,9 @@ import paramiko
 import pytest
 from invoke.exceptions import CommandTimedOut
 
-from controller.nodes import nodeprobe
-from controller.nodes.agents import Agents
-from controller.nodes.nodeoutput import (
+from parbench.controller.nodes import nodeprobe
+from parbench.controller.nodes.agents import Agents
+from parbench.controller.nodes.nodeoutput import (
     CUT_MARKER,
     MAX_LINE,
     TAIL_CHARS,
@@ -29,10 +29,10 @@ from controller.nodes.nodeoutput import (
     printable,
     tail,
 )
-from controller.nodes.remote import PrefixedStream, StepError, connect, connection_key
-from controller.phases import failure_table
-from controller.run.inventory import Inventory, Node, load
-from controller.run.rundir import NodeFailure
+from parbench.controller.nodes.remote import PrefixedStream, StepError, connect, connection_key
+from parbench.controller.phases import failure_table
+from parbench.controller.run.inventory import Inventory, Node, load
+from parbench.controller.run.rundir import NodeFailure
 
 from .sshserver import SSHServer, chatter, hang
 
@@ -119,7 +119,7 @@ def test_sigterm_or_ctrl_c_ends_a_push_whose_probe_hangs_within_seconds(
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.unit.sshserver", str(tmp_path)],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO / "parbench")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.analysis import check as checking
-from controller.analysis.check import check
-from controller.analysis.history import History
-from controller.run.rundir import RunNotFound
+from parbench.controller.analysis import check as checking
+from parbench.controller.analysis.check import check
+from parbench.controller.analysis.history import History
+from parbench.controller.run.rundir import RunNotFound
 
 from .fabtasks import exit_of
 from .test_history import make_run

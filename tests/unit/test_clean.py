@@ -10,12 +10,12 @@ from types import SimpleNamespace
 import pytest
 from invoke import Context
 
-import fabfile
-from controller import commands, phases
-from controller.nodes import locks, remote
-from controller.nodes.fleet import Fleet
-from controller.run.inventory import load
-from worker.protocol import PhaseRequest, WorkdirClean
+from parbench import tasks as fabfile
+from parbench.controller import commands, phases
+from parbench.controller.nodes import locks, remote
+from parbench.controller.nodes.fleet import Fleet
+from parbench.controller.run.inventory import load
+from parbench.worker.protocol import PhaseRequest, WorkdirClean
 
 from .test_orchestration import INVENTORY, FakeSftp, World
 

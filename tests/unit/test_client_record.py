@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from controller.nodes import runner
-from controller.run.outcomes import save_records
-from controller.run.rundir import RunDir
-from worker.clients import Draft, Identity
-from worker.results import SCHEMA, ClientResult, read_lines
+from parbench.controller.nodes import runner
+from parbench.controller.run.outcomes import save_records
+from parbench.controller.run.rundir import RunDir
+from parbench.worker.clients import Draft, Identity
+from parbench.worker.results import SCHEMA, ClientResult, read_lines
 
 IDENTITY = Identity("r1", "write", "n0", 0, "h", "posix", "/d/n0/0")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.analysis.compare import CompareError, compare_phase, compare_runs, resolve
-from controller.run.rundir import RunDir
+from parbench.controller.analysis.compare import CompareError, compare_phase, compare_runs, resolve
+from parbench.controller.run.rundir import RunDir
 
 MIB = 1 << 20
 

@@ -18,15 +18,15 @@ from typing import Iterator
 
 import pytest
 
-from controller import commands
-from controller.nodes import push as pushing
-from controller.nodes.fleet import Fleet, current, using
-from controller.output import console
-from controller.output.progress import Board
-from controller.run import say
-from controller.run.inventory import Inventory, Node, load
-from worker.protocol import ExitCode, PhaseRequest, ProbeFacts, Record, encode_line
-from worker.results import ClientResult
+from parbench.controller import commands
+from parbench.controller.nodes import push as pushing
+from parbench.controller.nodes.fleet import Fleet, current, using
+from parbench.controller.output import console
+from parbench.controller.output.progress import Board
+from parbench.controller.run import say
+from parbench.controller.run.inventory import Inventory, Node, load
+from parbench.worker.protocol import ExitCode, PhaseRequest, ProbeFacts, Record, encode_line
+from parbench.worker.results import ClientResult
 
 from .test_fleet import NodeConnection, ProbeSession
 from .test_orchestration import World

@@ -19,11 +19,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller.nodes.fleet import Fleet, using
-from controller.nodes.holders import gone, machine_id, pid_namespace
-from controller.nodes.locks import LockFailed, RunLocks
-from controller.run.inventory import load
-from worker import lock as worker_lock
+from parbench.controller.nodes.fleet import Fleet, using
+from parbench.controller.nodes.holders import gone, machine_id, pid_namespace
+from parbench.controller.nodes.locks import LockFailed, RunLocks
+from parbench.controller.run.inventory import load
+from parbench.worker import lock as worker_lock
 
 INVENTORY = """
 defaults: {{clients: 1, dst: /bench, data: 4096, backend: posix, posix_root: {root}}}

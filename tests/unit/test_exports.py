@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from controller.output import exports
-from controller.run.labels import LabelError, parse_labels
+from parbench.controller.output import exports
+from parbench.controller.run.labels import LabelError, parse_labels
 from tests.schemas import BMF_SCHEMA, junit_schema, schema_errors
 
 from .fabtasks import exit_of

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller.nodes import fleet, limits, remote
-from controller.run.inventory import load
+from parbench.controller.nodes import fleet, limits, remote
+from parbench.controller.run.inventory import load
 
 
 def _inventory(tmp_path: Path, nodes: int, fanout: int):

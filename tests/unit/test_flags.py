@@ -13,10 +13,10 @@ import pytest
 from fabric.main import make_program
 from invoke import Exit
 
-import fabfile
-from controller.run.inventory import load
-from controller.run.settings import SETTINGS
-from worker.protocol import PhaseRequest
+from parbench import tasks as fabfile
+from parbench.controller.run.inventory import load
+from parbench.controller.run.settings import SETTINGS
+from parbench.worker.protocol import PhaseRequest
 
 from . import test_fleet
 from .fabtasks import context, exit_of
@@ -205,7 +205,7 @@ def test_meta_chained_after_write_refuses_flags_of_its_own(
 
 
 def test_the_derived_flags_name_each_option_once() -> None:
-    from controller.run import flags as flagging
+    from parbench.controller.run import flags as flagging
 
     names = [f.option for f in flagging.ALL.values()]
     assert len(names) == len(set(names)) and "size" in names

@@ -14,11 +14,11 @@ from typing import Iterator
 
 import pytest
 
-from controller import commands
-from controller.nodes import push as pushing
-from controller.nodes.fleet import Fleet, current, using
-from controller.run.inventory import Inventory, Node, load
-from worker.protocol import LockReply, ProbeFacts, encode_line
+from parbench.controller import commands
+from parbench.controller.nodes import push as pushing
+from parbench.controller.nodes.fleet import Fleet, current, using
+from parbench.controller.run.inventory import Inventory, Node, load
+from parbench.worker.protocol import LockReply, ProbeFacts, encode_line
 
 from .test_orchestration import INVENTORY, FakeConnection, FakeSftp, World
 

@@ -15,12 +15,12 @@ from typing import Iterator, Optional
 
 import pytest
 
-from controller import commands
-from controller.nodes import fleet as fleet_module
-from controller.nodes import push as pushing
-from controller.nodes.fleet import Fleet, current, using
-from controller.run.inventory import Inventory, Node, load
-from worker.protocol import (
+from parbench.controller import commands
+from parbench.controller.nodes import fleet as fleet_module
+from parbench.controller.nodes import push as pushing
+from parbench.controller.nodes.fleet import Fleet, current, using
+from parbench.controller.run.inventory import Inventory, Node, load
+from parbench.worker.protocol import (
     AgentClock,
     AgentClockAsk,
     AgentDone,
@@ -38,7 +38,7 @@ from worker.protocol import (
     decode_line,
     encode_line,
 )
-from worker.results import ClientResult
+from parbench.worker.results import ClientResult
 
 from .test_fleet import NodeConnection, _held
 from .test_orchestration import INVENTORY, World

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import generate
+from parbench.worker import generate
 
 
 def test_the_same_bytes_every_time_and_cut_to_length() -> None:

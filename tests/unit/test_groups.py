@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller import commands, phases
-from controller.analysis.stats import Failure, summarise
-from controller.nodes import locks, remote
-from controller.output import console
-from controller.output.block import failure_lines, phase_block
-from controller.run.inventory import load
+from parbench.controller import commands, phases
+from parbench.controller.analysis.stats import Failure, summarise
+from parbench.controller.nodes import locks, remote
+from parbench.controller.output import console
+from parbench.controller.output.block import failure_lines, phase_block
+from parbench.controller.run.inventory import load
 
 from .test_clean import CleanConnection
 from .test_orchestration import World

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.results import BITS, BUCKETS, HIGHEST, Histogram, bounds_of, bucket_of
+from parbench.worker.results import BITS, BUCKETS, HIGHEST, Histogram, bounds_of, bucket_of
 
 values = st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=300)
 

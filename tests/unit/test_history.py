@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from controller.analysis import history
-from controller.analysis.history import SCHEMA_VERSION, History, HistoryError, import_runs
-from controller.output.report import history_table
-from controller.run.inventory import load
-from controller.run.outcomes import keep_cluster
-from controller.run.run import Run
-from worker.results import ClientResult
+from parbench.controller.analysis import history
+from parbench.controller.analysis.history import SCHEMA_VERSION, History, HistoryError, import_runs
+from parbench.controller.output.report import history_table
+from parbench.controller.run.inventory import load
+from parbench.controller.run.outcomes import keep_cluster
+from parbench.controller.run.run import Run
+from parbench.worker.results import ClientResult
 
 from .fabtasks import exit_of
 
@@ -102,7 +102,7 @@ def test_older_runs_are_imported(tmp_path: Path) -> None:
 
 def _record(args: tuple[str, str, str]) -> None:
     database, root, run_id = args
-    from controller.run.rundir import RunDir
+    from parbench.controller.run.rundir import RunDir
 
     with History(Path(database)) as db:
         db.record(RunDir.open(Path(root), run_id))

@@ -10,9 +10,9 @@ import io
 from datetime import datetime
 from pathlib import Path
 
-import fabfile
-from controller.analysis.history import History
-from controller.output.historycsv import COLUMNS
+from parbench import tasks as fabfile
+from parbench.controller.analysis.history import History
+from parbench.controller.output.historycsv import COLUMNS
 
 from .fabtasks import context
 from .test_history import make_run

@@ -10,12 +10,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
-from controller.analysis.changepoint import ChangePoint
-from controller.analysis.history import History
-from controller.analysis.stats import summarise
-from controller.output import htmlreport, plots
-from controller.run.rundir import RunDir
-from worker.results import ClientResult, Histogram
+from parbench.controller.analysis.changepoint import ChangePoint
+from parbench.controller.analysis.history import History
+from parbench.controller.analysis.stats import summarise
+from parbench.controller.output import htmlreport, plots
+from parbench.controller.run.rundir import RunDir
+from parbench.worker.results import ClientResult, Histogram
 
 MIB = 1024 * 1024
 SVG = "{http://www.w3.org/2000/svg}"
@@ -226,7 +226,7 @@ def test_sweep_page_plots_against_the_axis_with_most_values(tmp_path: Path) -> N
 
 
 def test_natural_order_of_node_ids() -> None:
-    from controller.run.natural import natural_key, naturally
+    from parbench.controller.run.natural import natural_key, naturally
 
     assert naturally(["n10", "n2", "n1", "n11", "n0"]) == ["n0", "n1", "n2", "n10", "n11"]
     assert sorted(["b2", "a10", "a9"], key=natural_key) == ["a9", "a10", "b2"]
@@ -263,7 +263,7 @@ def test_settings_are_a_table_and_warnings_show_at_the_phase(tmp_path: Path) -> 
     )
     from dataclasses import dataclass, fields
 
-    from controller.analysis.stats import PhaseSummary
+    from parbench.controller.analysis.stats import PhaseSummary
 
     @dataclass(frozen=True)
     class Warned(PhaseSummary):  # as PhaseSummary gets warnings (issue 18, part 2)

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.run.checks import (
+from parbench.controller.run.checks import (
     MAX_CHUNK_SIZE,
     MAX_CLIENTS,
     MAX_START_DELAY,
     MAX_TIMEOUT,
 )
-from controller.run.inventory import (
+from parbench.controller.run.inventory import (
     NODE_ID,
     Inventory,
     InventoryError,
@@ -20,7 +20,7 @@ from controller.run.inventory import (
     Proxy,
     load,
 )
-from worker import layout
+from parbench.worker import layout
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = "nodes:\n  - {id: n0, host: h0}\n  - {id: n1, host: h1}\n"

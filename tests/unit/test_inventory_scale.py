@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.run.inventory import Inventory, InventoryError, load
+from parbench.controller.run.inventory import Inventory, InventoryError, load
 
 
 @pytest.fixture

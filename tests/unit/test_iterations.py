@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from controller.analysis.samples import Samples
-from controller.run.iterations import IterationPlan, IterationPlanError, cv_of
+from parbench.controller.analysis.samples import Samples
+from parbench.controller.run.iterations import IterationPlan, IterationPlanError, cv_of
 
 
 def test_fixed_iterations_after_warmup() -> None:

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from controller import commands, phases
-from controller.analysis.compare import compare_runs, resolve
-from controller.nodes import locks, remote
-from controller.nodes.fleet import Fleet, current, using
-from controller.nodes.locks import LockHeld
-from controller.output import htmlreport
-from controller.phases import BenchFailure
-from controller.run import run as run_module
-from controller.run.inventory import load
-from controller.run.reference import PushError
-from controller.run.rundir import RunNotFound, latest_id
+from parbench.controller import commands, phases
+from parbench.controller.analysis.compare import compare_runs, resolve
+from parbench.controller.nodes import locks, remote
+from parbench.controller.nodes.fleet import Fleet, current, using
+from parbench.controller.nodes.locks import LockHeld
+from parbench.controller.output import htmlreport
+from parbench.controller.phases import BenchFailure
+from parbench.controller.run import run as run_module
+from parbench.controller.run.inventory import load
+from parbench.controller.run.reference import PushError
+from parbench.controller.run.rundir import RunNotFound, latest_id
 
 from .test_orchestration import INVENTORY, FakeConnection, World
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-CONTROLLER = Path(__file__).resolve().parents[2] / "controller"
+CONTROLLER = Path(__file__).resolve().parents[2] / "parbench" / "controller"
 MAX_LINES = 450
 
 #: layer -> the layers it may import (besides itself); "top" is the command layer
@@ -31,13 +31,14 @@ ALLOWED = {
 
 
 def layer_of(module: str) -> str:
-    """The layer of a dotted controller module name (``controller.nodes.push``: nodes)."""
+    """The layer of a dotted controller module name (``parbench.controller.nodes.push``:
+    nodes)."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 and parts[1] in ALLOWED and parts[1] != "top" else "top"
+    return parts[2] if len(parts) > 2 and parts[2] in ALLOWED and parts[2] != "top" else "top"
 
 
 def module_name(path: Path, root: Path) -> str:
-    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    parts = list(path.relative_to(root.parent.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -61,7 +62,7 @@ def imported(path: Path, root: Path) -> list[tuple[int, str]]:
                 found += [(node.lineno, f"{stem}.{a.name}") for a in node.names]
             else:
                 found.append((node.lineno, stem))
-    root_name = root.name
+    root_name = f"{root.parent.name}.{root.name}"
     return [(line, m) for line, m in found if m == root_name or m.startswith(root_name + ".")]
 
 
@@ -92,7 +93,7 @@ def test_the_controller_keeps_its_layers_and_its_modules_short() -> None:
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
-    root = tmp_path / "controller"
+    root = tmp_path / "parbench" / "controller"
     for name, text in {"__init__.py": "", **files}.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,8 +106,8 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     [
         "from ..nodes.locks import user_name\n",  # relative, to a module
         "from ..nodes import push\n",  # relative, a module by name
-        "from controller.output.report import table\n",  # absolute
-        "import controller.analysis.samples\n",
+        "from parbench.controller.output.report import table\n",  # absolute
+        "import parbench.controller.analysis.samples\n",
         "def f():\n    from .. import phases\n",  # lazy, and the command layer
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..nodes.locks import X\n",
     ],
@@ -124,7 +125,8 @@ def test_imports_down_the_layers_and_within_one_pass(tmp_path: Path) -> None:
             "run/__init__.py": "",
             "run/run.py": "from .plan import x\nfrom . import rundir\n",
             "nodes/push.py": "from ..run.reference import PushError\nfrom . import remote\n",
-            "output/report.py": "from ..analysis import stats\nfrom controller.run import run\n",
+            "output/report.py": "from ..analysis import stats\n"
+            "from parbench.controller.run import run\n",
             "phases.py": "from .nodes import push\nfrom .output import report\n",
         },
     )
@@ -193,15 +195,15 @@ def test_no_import_cycles(root: str) -> None:
     [
         (  # lazy, inside a function
             {"a.py": "from .b import x\n", "b.py": "def f():\n    from .a import y\n"},
-            ["controller.run.a", "controller.run.b"],
+            ["parbench.controller.run.a", "parbench.controller.run.b"],
         ),
         (  # through a third module, and a module named with from-package-import
             {
                 "a.py": "from . import b\n",
-                "b.py": "import controller.run.c\n",
-                "c.py": "from controller.run.a import z\n",
+                "b.py": "import parbench.controller.run.c\n",
+                "c.py": "from parbench.controller.run.a import z\n",
             },
-            ["controller.run.a", "controller.run.b", "controller.run.c"],
+            [f"parbench.controller.run.{m}" for m in "abc"],
         ),
         (  # under TYPE_CHECKING
             {
@@ -209,7 +211,7 @@ def test_no_import_cycles(root: str) -> None:
                 "b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                 "    from .a import Y\n",
             },
-            ["controller.run.a", "controller.run.b"],
+            ["parbench.controller.run.a", "parbench.controller.run.b"],
         ),
     ],
 )
@@ -248,7 +250,7 @@ def _outside_output() -> list[Path]:
             for p in sorted(CONTROLLER.rglob("*.py"))
             if p.relative_to(CONTROLLER).parts[0] != "output"
         ),
-        CONTROLLER.parent / "fabfile.py",
+        CONTROLLER.parent / "tasks.py",
     ]
 
 
@@ -287,7 +289,7 @@ def test_no_two_classes_share_a_name() -> None:
     root = CONTROLLER.parent
     where: dict[str, list[str]] = {}
     paths = [*sorted(root.glob("controller/**/*.py")), *sorted(root.glob("worker/**/*.py"))]
-    for path in [*paths, root / "fabfile.py"]:
+    for path in [*paths, root / "tasks.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef):
                 where.setdefault(node.name, []).append(f"{path.relative_to(root)}:{node.lineno}")
@@ -312,24 +314,24 @@ def reexports_only(tree: ast.Module) -> bool:
     )
 
 
-def unused(root: Path) -> list[str]:
+def unused(root: Path, bench: Path | None = None) -> list[str]:
     """Dead code: each function or class of the controller, the worker or the benchmarks
     whose name appears nowhere in them but where it is defined (tests do not count, nor
     a package's re-exports: worker/protocol/__init__.py)."""
     import re
     from collections import Counter
 
-    paths = [
-        p for d in ("controller", "worker", "bench") for p in sorted(root.glob(f"{d}/**/*.py"))
-    ]
-    fabfile = root / "fabfile.py"
+    paths = [p for d in ("controller", "worker") for p in sorted(root.glob(f"{d}/**/*.py"))]
+    paths += sorted(bench.glob("**/*.py")) if bench else []
+    fabfile = root / "tasks.py"
     texts = [p.read_text() for p in paths]
     trees = [ast.parse(t) for t in texts]
     counted = [t for t, tree in zip(texts, trees) if not reexports_only(tree)]
     counted += [fabfile.read_text()] if fabfile.exists() else []
     words = Counter(w for t in counted for w in re.findall(r"\w+", t))
     return [
-        f"{path.relative_to(root)}:{node.lineno}: {node.name}"
+        f"{path.relative_to(root if path.is_relative_to(root) else root.parent)}"
+        f":{node.lineno}: {node.name}"
         for path, tree in zip(paths, trees)
         for node in ast.walk(tree)
         if isinstance(node, (ast.FunctionDef, ast.ClassDef))
@@ -340,7 +342,7 @@ def unused(root: Path) -> list[str]:
 
 
 def test_no_function_only_a_test_calls() -> None:
-    assert unused(CONTROLLER.parent) == []
+    assert unused(CONTROLLER.parent, CONTROLLER.parents[1] / "bench") == []
 
 
 def test_a_function_only_a_package_reexports_is_dead(tmp_path: Path) -> None:
@@ -364,7 +366,7 @@ def layout_spelled(root: Path) -> list[str]:
     instead of naming worker/layout.py's constant: the partial-file suffix, or a folder of
     the workdir as a path prefix (``"worker/"``). The layout itself and the probe's checked
     copies (worker/probe.py, ``PROBE_COPIES``) are where they are written."""
-    from worker import layout
+    from parbench.worker import layout
 
     prefixes = {f"{folder}/" for folder in (*layout.FOLDERS, layout.VENV)}
     partial = layout.PARTIAL.lstrip(".")

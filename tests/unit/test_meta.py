@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.analysis.metastats import summarise_meta
-from controller.output.report import meta_table
-from worker.clients import Identity
-from worker.meta import MetaJob
-from worker.protocol import Measure, StorageConfig, meta_folder
-from worker.results import ClientResult
+from parbench.controller.analysis.metastats import summarise_meta
+from parbench.controller.output.report import meta_table
+from parbench.worker.clients import Identity
+from parbench.worker.meta import MetaJob
+from parbench.worker.protocol import Measure, StorageConfig, meta_folder
+from parbench.worker.results import ClientResult
 
 
 def job(tmp_path: Path, files: int = 5, size: int = 3) -> MetaJob:
@@ -73,7 +73,7 @@ def test_rates_per_kind_over_its_span_on_the_controller_clock() -> None:
 def test_a_kind_that_fails_keeps_its_span_and_the_directory_goes(
     tmp_path: Path, monkeypatch
 ) -> None:
-    from worker.storage import PosixStorage
+    from parbench.worker.storage import PosixStorage
 
     calls = []
 

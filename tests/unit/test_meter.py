@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from worker.meter import NO_METER, Meter
-from worker.protocol import Measure, StorageConfig
-from worker.storage import PosixStorage
+from parbench.worker.meter import NO_METER, Meter
+from parbench.worker.protocol import Measure, StorageConfig
+from parbench.worker.storage import PosixStorage
 
 
 def test_chunks_land_in_the_interval_they_ended_in() -> None:

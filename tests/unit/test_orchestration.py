@@ -16,14 +16,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller import commands, phases
-from controller.nodes import locks, remote, runner, stopping
-from controller.phases import BenchFailure
-from controller.run.inventory import load
-from controller.run.outcomes import NodeOutcome
-from controller.run.run import Run
-from worker.protocol import ExitCode, PhaseRequest, Record, encode_line
-from worker.results import ClientResult
+from parbench.controller import commands, phases
+from parbench.controller.nodes import locks, remote, runner, stopping
+from parbench.controller.phases import BenchFailure
+from parbench.controller.run.inventory import load
+from parbench.controller.run.outcomes import NodeOutcome
+from parbench.controller.run.run import Run
+from parbench.worker.protocol import ExitCode, PhaseRequest, Record, encode_line
+from parbench.worker.results import ClientResult
 
 INVENTORY = """
 defaults: {clients: 2, dst: /bench, data: ref.txt}
@@ -229,9 +229,9 @@ def test_one_workdir_of_one_machine_listed_twice_is_refused(
 ) -> None:
     """Two entries that reach one machine under two names, with one workdir: push sees
     the same machine id and directory, and refuses before anything runs."""
-    from controller.nodes import push as pushing
-    from controller.nodes.push import NodeInfo
-    from controller.run.reference import PushError
+    from parbench.controller.nodes import push as pushing
+    from parbench.controller.nodes.push import NodeInfo
+    from parbench.controller.run.reference import PushError
 
     (tmp_path / "ref.txt").write_text("12345")
     (tmp_path / "inv.yaml").write_text(INVENTORY.replace("workdir: /w/n1", "workdir: /w/n0"))
@@ -249,8 +249,8 @@ def test_a_workdir_locked_by_another_run_refuses_the_whole_push(
 ) -> None:
     """Each node's workdir is locked by push_node before it changes anything; one held by
     another run refuses the run once all are done, and what this one took is given back."""
-    from controller.nodes import push as pushing
-    from controller.nodes.push import NodeInfo
+    from parbench.controller.nodes import push as pushing
+    from parbench.controller.nodes.push import NodeInfo
 
     (tmp_path / "ref.txt").write_text("12345")
     (tmp_path / "inv.yaml").write_text(INVENTORY)
@@ -279,7 +279,7 @@ def test_a_workdir_locked_by_another_run_refuses_the_whole_push(
 
 
 def test_iterations_send_each_its_number_and_keep_every_record(world, run) -> None:
-    from controller.run.iterations import IterationPlan
+    from parbench.controller.run.iterations import IterationPlan
 
     commands.write(run, IterationPlan(iterations=2, warmup=1))
     runs = [e for e in world.log if e[0] == "n0" and e[1] == "run"]
@@ -343,7 +343,7 @@ def test_a_node_is_connected_to_once_and_again_only_when_its_connection_died(
 
 
 def test_the_locks_are_renewed_between_iterations(world, run, monkeypatch) -> None:
-    from controller.run.iterations import IterationPlan
+    from parbench.controller.run.iterations import IterationPlan
 
     monkeypatch.setattr(locks, "renew", lambda run_id: world.note("controller", "renew"))
     commands.write(run, IterationPlan(iterations=2, warmup=1))
@@ -374,8 +374,8 @@ def test_a_phase_is_kept_in_memory_and_saved_once(world, run, monkeypatch) -> No
     import collections
     import os
 
-    from controller.run import outcomes, rundir
-    from controller.run.iterations import IterationPlan
+    from parbench.controller.run import outcomes, rundir
+    from parbench.controller.run.iterations import IterationPlan
 
     written: collections.Counter[str] = collections.Counter()
     appended: collections.Counter[str] = collections.Counter()  # records: each iteration's
@@ -424,7 +424,7 @@ def test_a_phase_is_kept_in_memory_and_saved_once(world, run, monkeypatch) -> No
 
 
 def test_a_thread_left_behind_after_the_phase_is_saved_writes_nothing(run) -> None:
-    from controller.run.outcomes import Gathered
+    from parbench.controller.run.outcomes import Gathered
 
     gathered = Gathered(run.dir)
     request = run.requests["write"]["n0"]
@@ -438,7 +438,7 @@ def test_a_thread_left_behind_after_the_phase_is_saved_writes_nothing(run) -> No
 
 
 def test_records_that_came_back_are_kept_when_the_phase_loop_fails(world, run, monkeypatch):
-    from controller.run.iterations import IterationPlan
+    from parbench.controller.run.iterations import IterationPlan
 
     def renew(run_id: str) -> None:
         raise locks.LockFailed("the lease was lost")
@@ -453,8 +453,8 @@ def test_records_that_came_back_are_kept_when_the_phase_loop_fails(world, run, m
 
 def test_each_iterations_records_are_on_disk_before_the_next_begins(world, run, monkeypatch):
     """A controller killed during iteration 2 has lost nothing of iteration 1."""
-    from controller.nodes import locks
-    from controller.run.iterations import IterationPlan
+    from parbench.controller.nodes import locks
+    from parbench.controller.run.iterations import IterationPlan
 
     on_disk: list = []
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import fabfile
-from controller.analysis.history import History
+from parbench import tasks as fabfile
+from parbench.controller.analysis.history import History
 
 from .fabtasks import context
 from .test_history import make_run

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from invoke import Config, Context, Exit
 
-import fabfile
-from controller.output import console
+from parbench import tasks as fabfile
+from parbench.controller.output import console
 
 
 @pytest.fixture(autouse=True)

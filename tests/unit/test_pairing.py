@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.run.pairing import Assignment, Pairing, PairingError, cross_node
+from parbench.controller.run.pairing import Assignment, Pairing, PairingError, cross_node
 
 counts_lists = st.lists(st.integers(min_value=1, max_value=8), min_size=2, max_size=50)
 

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from controller import commands, phases
-from controller.nodes import locks
-from controller.nodes.fleet import current
-from controller.phases import BenchFailure
-from controller.run import outcomes, rundir
-from controller.run.inventory import Inventory
-from controller.run.iterations import IterationPlan
-from controller.run.outcomes import NodeOutcome
-from controller.run.run import Run
+from parbench.controller import commands, phases
+from parbench.controller.nodes import locks
+from parbench.controller.nodes.fleet import current
+from parbench.controller.phases import BenchFailure
+from parbench.controller.run import outcomes, rundir
+from parbench.controller.run.inventory import Inventory
+from parbench.controller.run.iterations import IterationPlan
+from parbench.controller.run.outcomes import NodeOutcome
+from parbench.controller.run.run import Run
 
 # the fixtures of the fake nodes, shared (a fixture's parameter redefines its import)
 from .test_fleet import inventory, probes  # noqa: F401

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.run.inventory import load
-from controller.run.plan import (
+from parbench.controller.run.inventory import load
+from parbench.controller.run.plan import (
     PlanError,
     ReferenceFacts,
     new_run_id,

@@ -7,9 +7,9 @@ import io
 import re
 import threading
 
-from controller.nodes.remote import PrefixedStream
-from controller.output.progress import Board
-from worker.protocol import Progress, decode_progress, encode_line
+from parbench.controller.nodes.remote import PrefixedStream
+from parbench.controller.output.progress import Board
+from parbench.worker.protocol import Progress, decode_progress, encode_line
 
 MIB = 1024 * 1024
 ERASE = re.compile(r"\x1b\[(\d+)F\x1b\[J")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import worker.__main__ as worker_main
-from worker.protocol import (
+import parbench.worker.__main__ as worker_main
+from parbench.worker.protocol import (
     REQUEST_SCHEMA,
     ClientTask,
     ExitCode,
@@ -104,11 +104,11 @@ def test_the_probe_keeps_the_contracts_constants_and_its_facts_load(tmp_path) ->
     import subprocess
     import sys
 
-    from worker import probe
-    from worker.protocol import PROBE_REFUSED, WORKDIR_MARKER, ProbeFacts
+    from parbench.worker import probe
+    from parbench.worker.protocol import PROBE_REFUSED, WORKDIR_MARKER, ProbeFacts
 
     assert (probe.REFUSED, probe.MARKER) == (PROBE_REFUSED, WORKDIR_MARKER)
-    source = (REPO_ROOT / "worker" / "probe.py").read_text()
+    source = (REPO_ROOT / "parbench" / "worker" / "probe.py").read_text()
     done = subprocess.run(
         [sys.executable, "-c", source, str(tmp_path), "data/x"],
         capture_output=True,
@@ -122,7 +122,7 @@ def test_the_probe_keeps_the_contracts_constants_and_its_facts_load(tmp_path) ->
 
 
 def test_every_list_of_phases_comes_from_the_phase_table() -> None:
-    from worker import protocol as p
+    from parbench.worker import protocol as p
 
     assert p.PHASES == ("write", "read", "verify-write", "verify-read", "meta", "clean")
     assert p.RECORDED_PHASES == ("write", "read", "verify-write", "verify-read", "meta")
@@ -143,7 +143,7 @@ def test_every_list_of_phases_comes_from_the_phase_table() -> None:
 
     root = Path(__file__).resolve().parents[2]
     spelled = []
-    for path in [*root.glob("controller/**/*.py"), *root.glob("worker/**/*.py")]:
+    for path in [*root.glob("parbench/controller/**/*.py"), *root.glob("parbench/worker/**/*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and len(node.elts) > 1:
                 names = [e.value for e in node.elts if isinstance(e, ast.Constant)]
@@ -173,15 +173,15 @@ def test_the_contract_is_one_package_exposing_every_name_of_its_modules() -> Non
     for each X any of them defines, the very object."""
     import importlib
 
-    import worker.protocol as package
+    import parbench.worker.protocol as package
 
-    modules = sorted((REPO_ROOT / "worker" / "protocol").glob("*.py"))
+    modules = sorted((REPO_ROOT / "parbench" / "worker" / "protocol").glob("*.py"))
     assert Path(package.__file__).parent == modules[0].parent and len(modules) > 1
     missing = []
     for path in modules:
         if path.name == "__init__.py":
             continue
-        module = importlib.import_module(f"worker.protocol.{path.stem}")
+        module = importlib.import_module(f"parbench.worker.protocol.{path.stem}")
         missing += [
             f"{path.stem}.{name}"
             for name in _defined(path)
@@ -196,8 +196,8 @@ def test_the_contract_is_one_package_exposing_every_name_of_its_modules() -> Non
 def test_the_phases_an_older_run_may_lack_are_a_column_of_the_phase_table() -> None:
     """A phase added after runs were first sealed (meta) is marked in PHASE_TABLE; the
     seal's check (controller/run/seal.py) takes it from there, not from a list of its own."""
-    from controller.run import seal
-    from worker import protocol
+    from parbench.controller.run import seal
+    from parbench.worker import protocol
 
     assert tuple(p.name for p in protocol.PHASE_TABLE if p.late) == protocol.LATE_PHASES
     assert protocol.LATE_PHASES == ("meta",)

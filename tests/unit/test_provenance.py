@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.analysis.provenance import lines, makers
-from worker.results import ClientResult, write_file
+from parbench.controller.analysis.provenance import lines, makers
+from parbench.worker.results import ClientResult, write_file
 
 OLD, NEW, NEWER = "20261203T100000Z-aaaa", "20261203T110000Z-bbbb", "20261203T120000Z-cccc"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.nodes.push import NodeInfo, same_workdirs
-from controller.nodes.remote import StepError
-from worker import probe
+from parbench.controller.nodes.push import NodeInfo, same_workdirs
+from parbench.controller.nodes.remote import StepError
+from parbench.worker import probe
 
 from .fakewheels import tree
 from .test_push_node import local_probe, run_push  # noqa: F401 - its fixture applies

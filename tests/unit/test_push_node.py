@@ -24,13 +24,13 @@ from typing import cast
 import pytest
 from invoke import Config, Context
 
-from controller.nodes import nodeprobe, push
-from controller.nodes.agents import Agents
-from controller.nodes.locks import LockHeld, RunLocks
-from controller.nodes.remote import StepError
-from controller.run import reference
-from controller.run.inventory import load
-from worker import generate, probe
+from parbench.controller.nodes import nodeprobe, push
+from parbench.controller.nodes.agents import Agents
+from parbench.controller.nodes.locks import LockHeld, RunLocks
+from parbench.controller.nodes.remote import StepError
+from parbench.controller.run import reference
+from parbench.controller.run.inventory import load
+from parbench.worker import generate, probe
 
 from .fakewheels import ALLUXIO, ALLUXIO_OLD, REQUESTS, make_wheel, tree
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.nodes import push
+from parbench.controller.nodes import push
 
 from .fakewheels import ALLUXIO, ALLUXIO_OLD, REQUESTS, make_wheel
 

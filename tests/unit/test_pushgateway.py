@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import fabfile
-from controller.output import exports
+from parbench import tasks as fabfile
+from parbench.controller.output import exports
 
 from .fabtasks import context, exit_of
 from .test_history import make_run

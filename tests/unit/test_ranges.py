@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.output.ranges import compact, expand
-from worker.protocol import NODE_ID
+from parbench.controller.output.ranges import compact, expand
+from parbench.worker.protocol import NODE_ID
 
 
 def test_consecutive_numbers_fold_into_ranges_in_natural_order() -> None:

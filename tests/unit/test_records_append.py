@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from controller import commands, phases
-from controller.run import outcomes
-from controller.run.iterations import IterationPlan
-from controller.run.outcomes import append_records
+from parbench.controller import commands, phases
+from parbench.controller.run import outcomes
+from parbench.controller.run.iterations import IterationPlan
+from parbench.controller.run.outcomes import append_records
 
 from .fabtasks import exit_of
 from .test_orchestration import run, world  # noqa: F401 (fixtures)
@@ -91,7 +91,7 @@ def test_a_torn_last_line_is_left_out_and_named_by_the_report(
 
 
 def test_a_damaged_line_that_is_not_the_last_is_still_refused(tmp_path: Path) -> None:
-    from controller.run.rundir import ResultsError
+    from parbench.controller.run.rundir import ResultsError
 
     from .test_history import make_run
 

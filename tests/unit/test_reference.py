@@ -6,7 +6,7 @@ def test_threads_computing_one_generated_digest_at_once_all_get_it(tmp_path) -> 
     failed with FileNotFoundError (a sweep over sizes lost a node: "1 node not prepared")."""
     import threading
 
-    from controller.run import reference
+    from parbench.controller.run import reference
 
     got: list[object] = []
     start = threading.Barrier(8)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from controller.analysis.stats import summarise
-from controller.output.report import phase_table, plan_lines, verify_table
-from controller.run.pairing import cross_node
-from worker import results
-from worker.results import ERROR_LIMIT, ClientResult, read_lines
+from parbench.controller.analysis.stats import summarise
+from parbench.controller.output.report import phase_table, plan_lines, verify_table
+from parbench.controller.run.pairing import cross_node
+from parbench.worker import results
+from parbench.worker.results import ERROR_LIMIT, ClientResult, read_lines
 
 from .fabtasks import exit_of
 from .test_history import make_run
@@ -127,7 +127,7 @@ def test_verify_table_shows_the_error_without_host_and_path() -> None:
 
 
 def test_latency_and_series_lines() -> None:
-    from controller.output.report import latency_lines, series_lines
+    from parbench.controller.output.report import latency_lines, series_lines
 
     latency = {
         "write": {
@@ -161,10 +161,10 @@ def test_latency_and_series_lines() -> None:
 
 
 def test_iteration_lines_show_the_spread_and_each_iteration() -> None:
-    from controller.analysis.stats import summarise
-    from controller.output.report import iteration_line, iteration_lines
-    from controller.run.iterations import IterationPlan
-    from worker.results import ClientResult
+    from parbench.controller.analysis.stats import summarise
+    from parbench.controller.output.report import iteration_line, iteration_lines
+    from parbench.controller.run.iterations import IterationPlan
+    from parbench.worker.results import ClientResult
 
     mib = 1024 * 1024
 

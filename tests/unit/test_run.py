@@ -10,10 +10,10 @@ from typing import Optional
 
 import pytest
 
-from controller.run.inventory import load
-from controller.run.run import Run, RunMismatch, differences
-from controller.run.rundir import ResultsError, RunDir
-from controller.run.seal import RunAltered
+from parbench.controller.run.inventory import load
+from parbench.controller.run.run import Run, RunMismatch, differences
+from parbench.controller.run.rundir import ResultsError, RunDir
+from parbench.controller.run.seal import RunAltered
 
 INVENTORY = """
 defaults: {clients: 2, dst: /odd topo/run, data: ref.txt, local_dst: copies}
@@ -238,7 +238,7 @@ def test_a_tampered_sealed_inventory_or_plan_refuses_the_run(
 def test_an_altered_run_is_bad_input_exit_2(sealed: Run, tmp_path: Path) -> None:
     from invoke import Exit
 
-    import fabfile
+    from parbench import tasks as fabfile
 
     _tamper(sealed, _set("write", "a", "out", "/home/u/.bashrc"))
     with pytest.raises(Exit) as info, fabfile._exits():

@@ -8,9 +8,9 @@ from typing import Iterator, TextIO
 
 import pytest
 
-from controller.nodes.remote import PrefixedStream
-from controller.output import console
-from controller.run import say
+from parbench.controller.nodes.remote import PrefixedStream
+from parbench.controller.output import console
+from parbench.controller.run import say
 
 
 class Recorder:
@@ -40,7 +40,7 @@ def recorder() -> Iterator[Recorder]:
 
 
 def test_the_fabfile_installs_the_console() -> None:
-    import fabfile  # noqa: F401 - installs on import
+    from parbench import tasks as fabfile  # noqa: F401 - installs on import
 
     assert say.current() is console
 
@@ -48,7 +48,7 @@ def test_the_fabfile_installs_the_console() -> None:
 def test_a_lower_layer_speaks_through_the_installed_sink(
     recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from controller.nodes import stopping
+    from parbench.controller.nodes import stopping
 
     def leave(code: int) -> None:
         raise SystemExit(code)

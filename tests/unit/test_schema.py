@@ -11,8 +11,8 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from controller.run import schema
-from controller.run.inventory import load
+from parbench.controller.run import schema
+from parbench.controller.run.inventory import load
 
 REPO = Path(__file__).resolve().parents[2]
 _TYPES = {
@@ -80,7 +80,8 @@ def errors(value: Any, shape: dict, where: str = "") -> Iterator[str]:
 def test_the_committed_schema_is_up_to_date() -> None:
     committed = (REPO / schema.FILE).read_text()
     assert committed == schema.text(), (
-        f"{schema.FILE} is out of date: write it again with python -m controller.run.schema"
+        f"{schema.FILE} is out of date: write it again with"
+        " python -m parbench.controller.run.schema"
     )
 
 
@@ -109,8 +110,8 @@ def test_the_schema_refuses_what_the_loader_refuses(document: dict, error: str) 
 
 
 def test_the_schema_knows_every_declared_key() -> None:
-    from controller.run.inventory import NODE_DEFAULTS, NODE_KEYS, SSH_KEYS
-    from controller.run.settings import SETTINGS
+    from parbench.controller.run.inventory import NODE_DEFAULTS, NODE_KEYS, SSH_KEYS
+    from parbench.controller.run.settings import SETTINGS
 
     props = schema.generate()["properties"]
     assert list(props["defaults"]["properties"]) == [

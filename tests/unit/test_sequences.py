@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from controller.run.pairing import Assignment, Pairing
-from controller.run.plan import ReadPlan
-from controller.run.sequences import (
+from parbench.controller.run.pairing import Assignment, Pairing
+from parbench.controller.run.plan import ReadPlan
+from parbench.controller.run.sequences import (
     last_counts,
     read_requests,
     verify_read_requests,
     verify_write_requests,
 )
-from worker.protocol import ClientTask, PhaseRequest, StorageConfig
-from worker.results import ClientResult
+from parbench.worker.protocol import ClientTask, PhaseRequest, StorageConfig
+from parbench.worker.results import ClientResult
 
 
 def rec(node: str, client: int, files: int, iteration: int = 0) -> ClientResult:

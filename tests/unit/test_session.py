@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.nodes.fleet import Fleet, current, using
-from controller.run.inventory import load
-from controller.run.rundir import RunDir, RunNotFound
+from parbench.controller.nodes.fleet import Fleet, current, using
+from parbench.controller.run.inventory import load
+from parbench.controller.run.rundir import RunDir, RunNotFound
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_a_run_id_is_one_folder_of_results_never_a_path(tmp_path: Path, bad: str
 def test_a_run_json_changed_since_it_was_sealed_is_not_continued(inventory, results) -> None:
     import json
 
-    from controller.run.seal import RunAltered
+    from parbench.controller.run.seal import RunAltered
 
     with using(Fleet()):
         old = current().runs.start(inventory, results)

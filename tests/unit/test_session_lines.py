@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from worker import layout, probe, protocol
-from worker.protocol import (
+from parbench.worker import layout, probe, protocol
+from parbench.worker.protocol import (
     AgentClock,
     AgentClockAsk,
     AgentDone,
@@ -38,9 +38,9 @@ from worker.protocol import (
     ready_in,
     told_records,
 )
-from worker.results import ClientResult
+from parbench.worker.results import ClientResult
 
-WORKER = Path(__file__).resolve().parents[2] / "worker"
+WORKER = Path(__file__).resolve().parents[2] / "parbench" / "worker"
 CONTROLLER = WORKER.parent / "controller"
 RECORD = ClientResult("r1", "write", "n0", 0, "h", "posix", "/d/n0/0", bytes=5)
 
@@ -136,7 +136,7 @@ def test_the_probe_keeps_equal_copies_of_the_contract() -> None:
 
 #: the worker's modules the controller may import (DESIGN.md): each, and below a package
 #: of them its modules (worker.protocol.lines)
-CONTRACT = {"worker.protocol", "worker.results", "worker.layout"}
+CONTRACT = {"parbench.worker.protocol", "parbench.worker.results", "parbench.worker.layout"}
 
 
 def in_contract(module: str) -> bool:
@@ -146,14 +146,14 @@ def in_contract(module: str) -> bool:
 def module_name(path: Path, worker: Path) -> str:
     """The dotted name of the module at ``path`` below ``worker``'s parent (a package: its
     __init__.py's folder)."""
-    parts = list(path.relative_to(worker.parent).with_suffix("").parts)
+    parts = list(path.relative_to(worker.parent.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def worker_modules(worker: Path) -> set[str]:
     """Every module and package of the worker but the package itself: worker.agent,
     worker.protocol, worker.protocol.lines, ..."""
-    return {module_name(p, worker) for p in worker.rglob("*.py")} - {worker.name}
+    return {module_name(p, worker) for p in worker.rglob("*.py")} - {module_name(worker, worker)}
 
 
 def worker_imports(path: Path, worker: Path) -> set[str]:
@@ -205,7 +205,7 @@ def test_the_controller_imports_only_the_contract_from_the_worker() -> None:
 
 
 def test_the_contract_reexports_nothing_of_the_worker() -> None:
-    assert {"worker.protocol.lines", "worker.results"} <= {
+    assert {"parbench.worker.protocol.lines", "parbench.worker.results"} <= {
         module_name(p, WORKER) for p in WORKER.rglob("*.py")
     }
     assert contract_imports(WORKER) == []
@@ -222,20 +222,21 @@ def _package(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
         "controller/__init__.py": "", **files,
     }  # fmt: skip
     for name, text in tree.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    return tmp_path / "controller", tmp_path / "worker"
+        (tmp_path / "parbench" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "parbench" / name).write_text(text)
+    return tmp_path / "parbench" / "controller", tmp_path / "parbench" / "worker"
 
 
 @pytest.mark.parametrize(
     "source",
     [
-        "from worker.protocol.lines import encode_line\n",
-        "from worker.protocol import lines, request\n",
-        "import worker.protocol.lines\n",
-        "from worker.protocol import Go, encode_line\n",
-        "from worker import protocol, results\nfrom worker.layout import MARKER\n",
-        "import worker\n",
+        "from parbench.worker.protocol.lines import encode_line\n",
+        "from parbench.worker.protocol import lines, request\n",
+        "import parbench.worker.protocol.lines\n",
+        "from parbench.worker.protocol import Go, encode_line\n",
+        "from parbench.worker import protocol, results\n"
+        "from parbench.worker.layout import MARKER\n",
+        "import parbench.worker\n",
     ],
 )
 def test_the_contract_is_its_modules_and_a_packages_modules(tmp_path: Path, source: str) -> None:
@@ -246,11 +247,14 @@ def test_the_contract_is_its_modules_and_a_packages_modules(tmp_path: Path, sour
 @pytest.mark.parametrize(
     ("source", "module"),
     [
-        ("from worker import clients\n", "worker.clients"),
-        ("from worker.clients import spawn\n", "worker.clients"),
-        ("import worker.clients\n", "worker.clients"),
-        ("from worker import protocol, storage\n", "worker.storage"),
-        ("def f():\n    from worker.storage.alluxio import Client\n", "worker.storage.alluxio"),
+        ("from parbench.worker import clients\n", "parbench.worker.clients"),
+        ("from parbench.worker.clients import spawn\n", "parbench.worker.clients"),
+        ("import parbench.worker.clients\n", "parbench.worker.clients"),
+        ("from parbench.worker import protocol, storage\n", "parbench.worker.storage"),
+        (
+            "def f():\n    from parbench.worker.storage.alluxio import Client\n",
+            "parbench.worker.storage.alluxio",
+        ),
     ],
 )
 def test_any_other_worker_module_is_refused(tmp_path: Path, source: str, module: str) -> None:
@@ -261,14 +265,17 @@ def test_any_other_worker_module_is_refused(tmp_path: Path, source: str, module:
 @pytest.mark.parametrize(
     ("source", "found"),
     [
-        ("from .request import StorageConfig\nfrom worker.results import R\n", []),
+        ("from .request import StorageConfig\nfrom parbench.worker.results import R\n", []),
         ("from . import request\nfrom ..layout import MARKER\n", []),
-        ("from .. import clients\n", ["worker/protocol/lines.py: worker.clients"]),
+        ("from .. import clients\n", ["worker/protocol/lines.py: parbench.worker.clients"]),
         (
             "from ..storage import alluxio\n",
-            [f"worker/protocol/lines.py: worker.storage{m}" for m in ("", ".alluxio")],
+            [f"worker/protocol/lines.py: parbench.worker.storage{m}" for m in ("", ".alluxio")],
         ),
-        ("from worker.clients import spawn\n", ["worker/protocol/lines.py: worker.clients"]),
+        (
+            "from parbench.worker.clients import spawn\n",
+            ["worker/protocol/lines.py: parbench.worker.clients"],
+        ),
     ],
 )
 def test_the_contracts_modules_import_only_the_contract(

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.run import seal
-from controller.run.inventory import InventoryError, Settings, load
-from controller.run.plan import ReferenceFacts, node_request
-from controller.run.settings import (
+from parbench.controller.run import seal
+from parbench.controller.run.inventory import InventoryError, Settings, load
+from parbench.controller.run.plan import ReferenceFacts, node_request
+from parbench.controller.run.settings import (
     BY_NAME,
     SETTINGS,
     Proxy,
@@ -20,8 +20,8 @@ from controller.run.settings import (
     help_text,
     request_settings,
 )
-from worker import __main__ as worker_main
-from worker.protocol import REQUEST_DEFAULTS, Reference
+from parbench.worker import __main__ as worker_main
+from parbench.worker.protocol import REQUEST_DEFAULTS, Reference
 
 REPO = Path(__file__).resolve().parents[2]
 NODES = "nodes:\n  - {id: n0, host: h0}\n"

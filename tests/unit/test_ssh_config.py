@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fabric import Config
 
-from controller.nodes import remote
-from controller.run.inventory import Inventory, load
+from parbench.controller.nodes import remote
+from parbench.controller.run.inventory import Inventory, load
 
 SSH_CONFIG = """\
 Host *
@@ -87,7 +87,7 @@ def test_forwarding_the_agent_is_off_even_when_fabric_is_told_so(
 
 @pytest.mark.parametrize("key", ["forward_agent", "ssh_config_keys"])
 def test_the_settings_are_true_or_false(tmp_path: Path, key: str) -> None:
-    from controller.run.inventory import InventoryError
+    from parbench.controller.run.inventory import InventoryError
 
     with pytest.raises(InventoryError, match=f"ssh.{key}: expected true or false, got 'yes'"):
         _inventory(tmp_path, f"ssh: {{{key}: 'yes'}}\n")

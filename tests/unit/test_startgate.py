@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from controller.nodes.startgate import AUTO_BASE, ReadyWatcher, StartGate, auto_margin
+from parbench.controller.nodes.startgate import AUTO_BASE, ReadyWatcher, StartGate, auto_margin
 
 
 def _arrive_later(gate: StartGate, node: str, after: float, got: dict) -> threading.Thread:

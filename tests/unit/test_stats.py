@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from controller.analysis.stats import (
+from parbench.controller.analysis.stats import (
     ClientSummary,
     Distribution,
     Failure,
@@ -12,7 +12,7 @@ from controller.analysis.stats import (
     percentile,
     summarise,
 )
-from worker.results import ClientResult
+from parbench.worker.results import ClientResult
 
 
 def rec(node: str, client: int, **kw: object) -> ClientResult:
@@ -149,7 +149,7 @@ def test_series_are_aligned_on_the_controller_clock() -> None:
 
 
 def test_latency_is_merged_per_node_and_phase() -> None:
-    from worker.results import Histogram
+    from parbench.worker.results import Histogram
 
     def hist(*values: int) -> dict:
         h = Histogram()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.run.inventory import load
-from controller.sweep import SweepError, parse_axes, points
+from parbench.controller.run.inventory import load
+from parbench.controller.sweep import SweepError, parse_axes, points
 
 from .fabtasks import exit_of
 

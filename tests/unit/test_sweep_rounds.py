@@ -13,15 +13,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller import commands
-from controller import sweep as sweeping
-from controller.analysis import rounds
-from controller.nodes.fleet import Fleet, using
-from controller.output import sweeptable
-from controller.phases import BenchFailure
-from controller.run.inventory import Inventory, load
-from worker.protocol import ExitCode, PhaseRequest, Record, encode_line
-from worker.results import ClientResult
+from parbench.controller import commands
+from parbench.controller import sweep as sweeping
+from parbench.controller.analysis import rounds
+from parbench.controller.nodes.fleet import Fleet, using
+from parbench.controller.output import sweeptable
+from parbench.controller.phases import BenchFailure
+from parbench.controller.run.inventory import Inventory, load
+from parbench.worker.protocol import ExitCode, PhaseRequest, Record, encode_line
+from parbench.worker.results import ClientResult
 
 from .fabtasks import exit_of
 from .test_fleet import NodeConnection, probes  # noqa: F401 - a fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.protocol import UnitError, parse_duration, parse_size
+from parbench.worker.protocol import UnitError, parse_duration, parse_size
 
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from controller.run.checks import Check, InventoryError
-from controller.run.inventory import load
-from controller.run.iterations import seconds_of
-from controller.run.settings import SETTINGS
-from worker.__main__ import build_parser, request_from_args
+from parbench.controller.run.checks import Check, InventoryError
+from parbench.controller.run.inventory import load
+from parbench.controller.run.iterations import seconds_of
+from parbench.controller.run.settings import SETTINGS
+from parbench.worker.__main__ import build_parser, request_from_args
 
 REPO = Path(__file__).resolve().parents[2]
 NODES = "nodes:\n  - {id: n0, host: h0}\n"
@@ -140,7 +140,7 @@ def test_the_workers_durations_read_the_grammar() -> None:
 def get_data(tmp_path: Path) -> Path:
     """A copy of get_data.sh with the worker next to it, as in the checkout."""
     shutil.copy(REPO / "get_data.sh", tmp_path / "get_data.sh")
-    (tmp_path / "worker").symlink_to(REPO / "worker")
+    (tmp_path / "parbench").symlink_to(REPO / "parbench")
     return tmp_path
 
 
@@ -148,7 +148,7 @@ SAME = ["4K", "4k", "1.5KiB", "2kB", "3KB", "1000", "512B", "0.5KiB", "1M"]
 
 
 def test_get_data_makes_the_sizes_python_reads(get_data: Path) -> None:
-    from worker.protocol import parse_size
+    from parbench.worker.protocol import parse_size
 
     done = subprocess.run(
         ["bash", str(get_data / "get_data.sh"), *SAME], capture_output=True, text=True

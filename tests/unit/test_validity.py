@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from controller.analysis.stats import summarise
-from controller.analysis.validity import config_hash, judge, phase_config
-from controller.run.inventory import load
-from controller.run.iterations import IterationPlan
-from controller.run.labels import LabelError, parse_labels
-from controller.run.plan import ReferenceFacts
-from controller.run.rundir import NodeFailure
-from worker.protocol import PHASES
-from worker.results import ClientResult
+from parbench.controller.analysis.stats import summarise
+from parbench.controller.analysis.validity import config_hash, judge, phase_config
+from parbench.controller.run.inventory import load
+from parbench.controller.run.iterations import IterationPlan
+from parbench.controller.run.labels import LabelError, parse_labels
+from parbench.controller.run.plan import ReferenceFacts
+from parbench.controller.run.rundir import NodeFailure
+from parbench.worker.protocol import PHASES
+from parbench.worker.results import ClientResult
 
 REF = ReferenceFacts("/ctl/ref.txt", 1000, "ab" * 32)
 
@@ -147,8 +147,8 @@ def test_an_unchanged_inventory_keeps_its_config_hash(tmp_path: Path, key: tuple
 def test_the_config_is_the_settings_declared_part_of_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from controller.analysis import validity
-    from controller.run import settings
+    from parbench.controller.analysis import validity
+    from parbench.controller.run import settings
 
     base = inventory(tmp_path)
     assert "on_existing" not in phase_config(base, REF, "write", IterationPlan())
@@ -174,8 +174,8 @@ def test_the_phases_a_setting_counts_for_are_part_of_its_declaration(
 ) -> None:
     """Which phases' config a setting is part of is said where it is declared
     (controller/run/settings.py), not in validity.py."""
-    from controller.analysis import validity
-    from controller.run import settings
+    from parbench.controller.analysis import validity
+    from parbench.controller.run import settings
 
     base = inventory(tmp_path)
     assert "write_type" not in phase_config(base, REF, "read", IterationPlan())

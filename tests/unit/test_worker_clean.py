@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-import worker.__main__ as worker_main
-from worker import lock
-from worker.clean import NODE_ID, UnsafePath, clean, clean_workdir
-from worker.protocol import (
+import parbench.worker.__main__ as worker_main
+from parbench.worker import lock
+from parbench.worker.clean import NODE_ID, UnsafePath, clean, clean_workdir
+from parbench.worker.protocol import (
     ClientTask,
     ExitCode,
     Holder,
@@ -18,7 +18,7 @@ from worker.protocol import (
     RequestError,
     WorkdirClean,
 )
-from worker.storage import PosixStorage, StorageConfig, StorageError
+from parbench.worker.storage import PosixStorage, StorageConfig, StorageError
 
 
 @pytest.fixture

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from worker.__main__ import build_parser, request_from_args
-from worker.protocol import ExitCode, PhaseRequest, told_records
-from worker.results import ClientResult, read_lines
-from worker.storage import local_tag_of
+from parbench.worker.__main__ import build_parser, request_from_args
+from parbench.worker.protocol import ExitCode, PhaseRequest, told_records
+from parbench.worker.results import ClientResult, read_lines
+from parbench.worker.storage import local_tag_of
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def run_worker(*args: object, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "parbench"))
     return subprocess.run(
         [sys.executable, "-m", "worker", *map(str, args)],
         cwd=cwd,
@@ -375,7 +375,7 @@ def test_clean_deletes_only_this_runs_copies(bench: dict) -> None:
 
 
 def test_constants_the_controller_imports() -> None:
-    from worker.protocol import BACKENDS, NODE_ID, ON_EXISTING, READ_TYPES, WRITE_TYPES
+    from parbench.worker.protocol import BACKENDS, NODE_ID, ON_EXISTING, READ_TYPES, WRITE_TYPES
 
     assert BACKENDS == ("alluxio", "posix")
     assert WRITE_TYPES == ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
@@ -396,7 +396,7 @@ def _on_stdin(bench: dict, nfile: int, **pipes: int) -> subprocess.Popen:
     return subprocess.Popen(
         _write_argv(bench, nfile, "--start-on-stdin"),
         cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        env=dict(os.environ, PYTHONPATH=str(REPO / "parbench")),
         stdin=subprocess.PIPE,
         text=True,
         **pipes,
@@ -476,7 +476,7 @@ def _wait_err(proc: subprocess.Popen) -> str:
 def test_a_node_id_that_is_not_one_path_segment_is_a_usage_error(bench: dict, node: str) -> None:
     argv = _write_argv(bench, 1)
     argv[argv.index("--node") + 1] = node
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(argv, cwd=REPO / "parbench", capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--node must be a plain path segment" in done.stderr
     assert not (bench["tmp"] / "out").exists()
 
@@ -490,7 +490,7 @@ def test_a_request_given_inline_is_kept_and_its_records_told_after_saving(bench:
     proc = subprocess.Popen(  # stdin held open, as the controller does
         [sys.executable, "-m", "worker", "run", str(kept), "--json", request.to_json()],
         cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        env=dict(os.environ, PYTHONPATH=str(REPO / "parbench")),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from worker import progress
-from worker.clients import Identity, Job, WaitForStart, no_wait, run_clients
-from worker.meter import Meter
-from worker.protocol import Measure
-from worker.results import ClientResult
-from worker.start import wait_until
+from parbench.worker import progress
+from parbench.worker.clients import Identity, Job, WaitForStart, no_wait, run_clients
+from parbench.worker.meter import Meter
+from parbench.worker.protocol import Measure
+from parbench.worker.results import ClientResult
+from parbench.worker.start import wait_until
 
 
 def identity(cid: int) -> Identity:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from worker.clients import Identity
-from worker.protocol import is_nth_of, nth_path
-from worker.storage import PosixStorage, StorageConfig
-from worker.transfer import ReadJob, WriteJob
-from worker.verify import ReferenceDigest, VerifyJob
+from parbench.worker.clients import Identity
+from parbench.worker.protocol import is_nth_of, nth_path
+from parbench.worker.storage import PosixStorage, StorageConfig
+from parbench.worker.transfer import ReadJob, WriteJob
+from parbench.worker.verify import ReferenceDigest, VerifyJob
 
 
 def identity(phase: str, path: str, local: str | None = None) -> Identity:

@@ -22,8 +22,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from worker.report import progress_line
-from worker.results import (
+from parbench.worker.report import progress_line
+from parbench.worker.results import (
     DETAIL_LIMIT,
     ERROR_LIMIT,
     ClientResult,
@@ -33,7 +33,7 @@ from worker.results import (
     outcome,
     read_lines,
 )
-from worker.storage import CAUSE_LIMIT, exception_chain, root_cause
+from parbench.worker.storage import CAUSE_LIMIT, exception_chain, root_cause
 
 POOL = HTTPConnectionPool("127.0.0.1", 39999)
 WRITE_URL = "/api/v1/streams/1/write"

@@ -17,10 +17,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller.nodes.holders import gone, machine_id, pid_namespace
-from worker.lock import LOCK_NAME, acquire, local_place, release, renew, storage_place
-from worker.protocol import Holder, LockRequest, StorageConfig
-from worker.storage import make_storage
+from parbench.controller.nodes.holders import gone, machine_id, pid_namespace
+from parbench.worker.lock import LOCK_NAME, acquire, local_place, release, renew, storage_place
+from parbench.worker.protocol import Holder, LockRequest, StorageConfig
+from parbench.worker.storage import make_storage
 
 REPO = Path(__file__).resolve().parents[2]
 ME = Holder("r1", "t1", "ctl", 100, "me", 1000.0, 2000.0)
@@ -87,7 +87,7 @@ def test_the_lock_command_answers_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "worker", "lock", request],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO / "parbench")},
         capture_output=True,
         text=True,
         timeout=60,

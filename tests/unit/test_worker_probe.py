@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.nodes import push
-from worker import generate, probe
-from worker.protocol import ProbeFacts
+from parbench.controller.nodes import push
+from parbench.worker import generate, probe
+from parbench.worker.protocol import ProbeFacts
 
 PROBE = Path(probe.__file__)
 

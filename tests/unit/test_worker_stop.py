@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.protocol import ExitCode
-from worker.results import read_lines
+from parbench.worker.protocol import ExitCode
+from parbench.worker.results import read_lines
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def _start_writer(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
     proc = subprocess.Popen(
         [*argv, "--start-on-stdin"],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO / "parbench")},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

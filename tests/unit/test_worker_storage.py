@@ -16,10 +16,10 @@ import pytest
 import requests
 from alluxio import exceptions
 
-from worker.hashing import HashingTee, read_chunks, size_and_hash
-from worker.meter import Meter
-from worker.protocol import Measure
-from worker.storage import (
+from parbench.worker.hashing import HashingTee, read_chunks, size_and_hash
+from parbench.worker.meter import Meter
+from parbench.worker.protocol import Measure
+from parbench.worker.storage import (
     CAUSE_LIMIT,
     AlluxioStorage,
     PosixStorage,
@@ -345,7 +345,7 @@ def test_preload_imports_the_backend_s_client_once_for_the_processes_forked_late
     backend: str, loaded: bool
 ) -> None:
     code = (
-        "import sys; from worker.storage import preload; "
+        "import sys; from parbench.worker.storage import preload; "
         f"preload({backend!r}); print(sorted({{'alluxio.client', 'requests'}} & set(sys.modules)))"
     )
     done = subprocess.run(

@@ -15,14 +15,14 @@ from typing import Callable, Iterable
 
 import pytest
 
-from controller.analysis.stats import summarise
-from controller.output.report import phase_table
-from worker.clients import Identity, no_wait
-from worker.report import format_size, progress_line
-from worker.results import ERROR_LIMIT, ClientResult
-from worker.start import NoStart
-from worker.storage import PosixStorage, StorageConfig
-from worker.transfer import ReadJob, WriteJob, expand_sources
+from parbench.controller.analysis.stats import summarise
+from parbench.controller.output.report import phase_table
+from parbench.worker.clients import Identity, no_wait
+from parbench.worker.report import format_size, progress_line
+from parbench.worker.results import ERROR_LIMIT, ClientResult
+from parbench.worker.start import NoStart
+from parbench.worker.storage import PosixStorage, StorageConfig
+from parbench.worker.transfer import ReadJob, WriteJob, expand_sources
 
 
 def test_expand_sources() -> None:

@@ -8,10 +8,10 @@ import socket
 import time
 from pathlib import Path
 
-from worker import progress
-from worker.clients import Identity
-from worker.storage import PosixStorage, StorageConfig
-from worker.verify import ReferenceDigest, VerifyJob
+from parbench.worker import progress
+from parbench.worker.clients import Identity
+from parbench.worker.storage import PosixStorage, StorageConfig
+from parbench.worker.verify import ReferenceDigest, VerifyJob
 
 
 def job(tmp_path: Path, ref: Path, cid: int, files: int = 1, expect: tuple = ()) -> VerifyJob:
