@@ -606,6 +606,40 @@ def chain_overhead(layout: Layout, scratch: Path) -> dict:
     }
 
 
+#: issue 21's check: two sweeps of the same two points from a cold testbed, in opposite
+#: orders, must agree on the points' ratio within 30 %
+SWEEP_POINTS, SWEEP_ARGS = ("MUST_CACHE", "THROUGH"), ("--steps", "write", "--duration", "3s",
+                                                      "--rounds", "5", "--seed", "11")  # fmt: skip
+
+
+def sweep_order(layout: Layout, scratch: Path) -> dict:
+    """``fab sweep`` of two write types, each order from a freshly started testbed (a cold
+    proxy): the ratio of their medians in each, and how far the two ratios are apart."""
+    ratios = {}
+    for order in (SWEEP_POINTS, SWEEP_POINTS[::-1]):
+        state = bed.up(layout, nodes=3)  # started again: cold
+        name = "sweep-" + "-".join(order).lower()
+        fab, env, results = _pushed(layout, state, scratch, name, dst=f"/bench-{name}")
+        _fab_wall([*fab, "sweep", "--write-type", ",".join(order), *SWEEP_ARGS], env)
+        (found,) = (results / "sweeps").glob("sweep-*.json")
+        doc = json.loads(found.read_text())
+        median = {
+            p["values"]["write_type"]: p["figures"]["write"]["aggregate_throughput"]
+            for p in doc["points"]
+        }
+        ratios[",".join(order)] = round(median[SWEEP_POINTS[0]] / median[SWEEP_POINTS[1]], 3)
+    first, second = ratios.values()
+    apart = abs(first - second) / min(first, second)
+    bed.up(layout, nodes=3)  # as the other parts expect it
+    return {
+        "goal": "two orders from a cold testbed agree on the ratio within 30 % (issue 21)",
+        "setup": f"3 nodes x 2 clients, 5 MiB; fab sweep --write-type A,B {' '.join(SWEEP_ARGS)}",
+        f"{SWEEP_POINTS[0]}_over_{SWEEP_POINTS[1]}": ratios,
+        "apart": round(apart, 3),
+        "met": apart <= 0.3,
+    }
+
+
 def _port(layout: Layout) -> int:
     port = bed.State.load(layout).proxy_port
     assert port is not None
@@ -619,6 +653,7 @@ ALONE: dict[str, Callable[[Layout, Path], dict]] = {
     "orchestration_overhead": orchestration_overhead,
     "verify_cost": verify_cost,
     "chain_overhead": chain_overhead,
+    "sweep_order": sweep_order,
 }
 
 
@@ -675,6 +710,7 @@ def main() -> int:
         results["orchestration_overhead"] = orchestration_overhead(layout, scratch)
         results["verify_cost"] = verify_cost(layout, scratch)
         results["chain_overhead"] = chain_overhead(layout, scratch)
+        results["sweep_order"] = sweep_order(layout, scratch)
     for part, measure in NO_TESTBED.items():
         results[part] = measure()
     mem = results["worker_client_memory"]
