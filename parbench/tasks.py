@@ -66,7 +66,8 @@ SHORT = {"clients": "n", "size": "s", "chunk_size": "b"}
 COUNTS = ("last", "rounds", "seed")
 #: what fab's own options would set that parbench takes from the inventory
 NOT_HONOURED = (
-    ("key_filename", "-i/--identity: parbench's SSH keys come from the inventory (nodes[].key)"),
+    ("key_filename", "--identity (fab's -i): parbench's SSH keys come from the inventory"
+     " (nodes[].key)"),
     ("timeout", "-t/--connect-timeout: parbench's comes from the inventory"
      " (defaults.connect_timeout)"),
 )  # fmt: skip

@@ -29,6 +29,7 @@ from typing import Callable, Optional
 from .analysis import rounds as shuffled
 from .nodes import stopping
 from .output import console
+from .output.groups import template
 from .run.checks import size_of
 from .run.inventory import Inventory, InventoryError, build
 from .run.rundir import write_atomically
@@ -328,7 +329,9 @@ def _phases(outcome: PointOutcome) -> dict[str, dict]:
         rates = {k: v for k, v in rates.items() if v is not None}
         first = [v for f in by_round.values() if (v := f.get("first_done_throughput"))]
         middle = shuffled.spread(rates.values()) if rates else None
-        warnings = dict.fromkeys(w for f in by_round.values() for w in f.get("warnings", ()))
+        warnings: dict[str, str] = {}  # a kind (numbers left out) -> its first round's text
+        for w in (w for f in by_round.values() for w in f.get("warnings", ())):
+            warnings.setdefault(template(w), w)
         out[phase] = {
             "aggregate_throughput": middle.value if middle else None,
             "first_done_throughput": statistics.median(first) if first else None,
@@ -336,7 +339,7 @@ def _phases(outcome: PointOutcome) -> dict[str, dict]:
             "by_round": {str(k): v for k, v in sorted(rates.items())},
             "valid": all(f.get("valid", True) for f in by_round.values()),
             "short": any(f.get("short") for f in by_round.values()),
-            "warnings": list(warnings),
+            "warnings": list(warnings.values()),
             "config_hash": next(iter(by_round.values())).get("config_hash"),
         }
     return out

@@ -90,7 +90,9 @@ def test_an_ssh_key_given_to_parbench_is_refused_with_what_to_do(
 ) -> None:
     _pushed(monkeypatch)
     assert _run("--identity", "key", "push") == 2
-    assert "parbench's SSH keys come from the inventory" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "parbench's SSH keys come from the inventory" in said
+    assert "-i/" not in said  # under parbench, -i is the inventory: the key option is --identity
 
 
 def test_main_runs_the_program(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -168,6 +168,8 @@ def test_the_document_keeps_seed_orders_warmup_and_every_round(
         assert write["spread"]["low"] == by_round[0] and write["spread"]["high"] == by_round[2]
         assert write["spread"]["ci_level"] == 0.75
         assert write["short"] is True and any(w.startswith("short:") for w in write["warnings"])
+        # a warning of each kind once, not once per round with that round's seconds
+        assert len([w for w in write["warnings"] if w.startswith("short:")]) == 1
     # the page and the table say the same
     page = (root / "sweeps" / f"{doc['sweep_id']}.html").read_text()
     assert "seed 7" in page and "(round 3)" in page and doc["warmup"]["run_id"] in page
