@@ -352,3 +352,35 @@ def test_settings_read_as_a_person_writes_them_and_no_failures_is_no_table(
     assert "<td>rounds</td><td>duration 5 s, iterations 1, warmup 0</td>" in settings
     assert "None" not in settings and "True" not in settings
     assert "<h2>Node failures</h2>" not in page
+
+
+def test_sweep_plot_draws_each_points_min_max_of_its_rounds() -> None:
+    """A sweep point is the median of its rounds: its min-max is drawn with it, not only
+    given in the table (issue 21: "the spread ... in the table, the JSON and the page")."""
+    from matplotlib.figure import Figure
+
+    drawn: list[tuple] = []
+    real = Figure.add_subplot
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        axes = real(self, *args, **kwargs)
+        errorbar = axes.errorbar
+
+        def noted(x, y, yerr=None, **kw):  # type: ignore[no-untyped-def]
+            drawn.append((list(x), list(y), yerr))
+            return errorbar(x, y, yerr=yerr, **kw)
+
+        axes.errorbar = noted
+        return axes
+
+    import pytest
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "add_subplot", spy)
+        svg = plots.sweep(
+            "write_type", {"write": [("A", 10.0, (8.0, 13.0)), ("B", 20.0, (19.0, 20.5))]}
+        )
+    assert svg is not None and drawn, "no range drawn"
+    [(xs, ys, yerr)] = drawn
+    assert xs == [0, 1] and ys == [10.0, 20.0]
+    assert [list(v) for v in yerr] == [[2.0, 1.0], [3.0, 0.5]]  # below, above each median

@@ -249,7 +249,7 @@ def sweep_page(doc: dict) -> str:
     axes = sorted({k for p in points for k in p.get("values", {})})
     distinct = {a: len({p["values"].get(a) for p in points}) for a in axes}
     axis = max(axes, key=lambda a: distinct[a]) if axes else "point"
-    lines: dict[str, list[tuple[str, Optional[float]]]] = {}
+    lines: dict[str, list[tuple]] = {}  # phase -> (point, MiB/s, (min, max))
     for p in points:
         values = p.get("values", {})
         rest = ",".join(f"{a}={values[a]}" for a in axes if a != axis and a in values)
@@ -260,7 +260,9 @@ def sweep_page(doc: dict) -> str:
             value = figures.get("aggregate_throughput") if figures else None
             label = f"{phase} {rest}".strip()
             x = str(values.get(axis, p["point"]))
-            lines.setdefault(label, []).append((x, None if value is None else value / MIB))
+            spread = (figures or {}).get("spread") or {}
+            ranged = (spread["low"] / MIB, spread["high"] / MIB) if "low" in spread else None
+            lines.setdefault(label, []).append((x, None if value is None else value / MIB, ranged))
     rows = [(p["point"], _point_runs(p)) for p in points]
     counted = "median of the rounds; " if "seed" in doc else ""
     body = [
@@ -281,10 +283,13 @@ def _point_runs(point: dict) -> str:
     runs = point.get("runs")
     if runs is None:
         return f"run {point.get('run_id') or '-'}: {point.get('error') or 'ok'}"
-    return "; ".join(
-        f"run {r.get('run_id') or '-'} (round {r.get('round')}): {r.get('error') or 'ok'}"
-        for r in runs
-    ) or "no run"
+    return (
+        "; ".join(
+            f"run {r.get('run_id') or '-'} (round {r.get('round')}): {r.get('error') or 'ok'}"
+            for r in runs
+        )
+        or "no run"
+    )
 
 
 def write_sweep(target: Path, doc: dict) -> Path:

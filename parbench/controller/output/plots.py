@@ -345,18 +345,25 @@ def _dates(when: Sequence[str]) -> list[datetime]:
     return [d if d.tzinfo else d.replace(tzinfo=timezone.utc) for d in found]
 
 
-def sweep(axis: str, series: dict[str, list[tuple[str, Optional[float]]]]) -> Optional[str]:
+def sweep(axis: str, series: dict[str, list[tuple]]) -> Optional[str]:
     """Aggregate throughput against the swept setting, one line per phase; ``series`` maps
-    a phase to (point, MiB/s or None for a failed point) in the sweep's order."""
-    if not any(v is not None for points in series.values() for _, v in points):
+    a phase to (point, MiB/s or None for a failed point[, (min, max) of its rounds]) in the
+    sweep's order: a point's min-max over its rounds is drawn as a bar around its median."""
+    if not any(p[1] is not None for points in series.values() for p in points):
         return None
     figure, axes = _figure()
-    names = list(dict.fromkeys(p for points in series.values() for p, _ in points))
+    names = list(dict.fromkeys(p[0] for points in series.values() for p in points))
     for i, (phase, points) in enumerate(sorted(series.items())):
-        xs = [names.index(p) for p, v in points if v is not None]
-        axes.plot(
-            xs, [v for _, v in points if v is not None], marker="o", color=f"C{i}", label=phase
-        )
+        kept = [p for p in points if p[1] is not None]
+        xs, ys = [names.index(p[0]) for p in kept], [p[1] for p in kept]
+        axes.plot(xs, ys, marker="o", color=f"C{i}", label=phase)
+        ranged = [(x, y, p[2]) for x, y, p in zip(xs, ys, kept) if len(p) > 2 and p[2]]
+        if ranged:
+            below = [y - low for _, y, (low, _) in ranged]
+            above = [high - y for _, y, (_, high) in ranged]
+            axes.errorbar([x for x, _, _ in ranged], [y for _, y, _ in ranged],
+                          yerr=[below, above], fmt="none", ecolor=f"C{i}", capsize=4,
+                          lw=1)  # fmt: skip
     axes.set_xticks(range(len(names)), names, rotation=20 if len(names) > 6 else 0, fontsize=8)
     axes.set_xlabel(axis)
     axes.set_ylabel("MiB/s aggregate")
