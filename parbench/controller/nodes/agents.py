@@ -16,10 +16,10 @@ import os
 import queue
 import threading
 import time
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from operator import methodcaller
-from typing import IO, Optional, Sequence, TextIO
+from typing import IO, Iterator, Optional, Sequence, TextIO
 
 from invoke.watchers import StreamWatcher
 
@@ -88,17 +88,15 @@ class Agents:
         """The agent's one-line answer to ``request`` within SESSION_TIMEOUT; None when
         ``node`` has no agent, or it is busy with another request (a phase: one reader
         on a channel), or gone or silent (it is then forgotten)."""
-        session = self._take(node)
-        if session is None:
-            return None
-        try:
-            session.timeout = SESSION_TIMEOUT  # whatever a phase left there
-            session.send(request + "\n")
-            answer = session.readline()
-        except OSError:
-            answer = ""
-        finally:
-            self._free(session)
+        with self._borrowed(node) as session:
+            if session is None:
+                return None
+            try:
+                session.timeout = SESSION_TIMEOUT  # whatever a phase left there
+                session.send(request + "\n")
+                answer = session.readline()
+            except OSError:
+                answer = ""
         if not answer:
             self.forget(node, session)
             return None
@@ -108,18 +106,16 @@ class Agents:
         """(offset, uncertainty) of ``node``'s clock measured again over its agent
         (nodeprobe.clock_offset); None when it has no agent, or it is busy, or gone or
         silent or does not answer with its clock (it is then forgotten)."""
-        session = self._take(node)
-        if session is None:
-            return None
-        try:
-            session.timeout = SESSION_TIMEOUT
-            return clock_offset(session, samples, agent=True)
-        except (OSError, StepError):
-            measured = None
-        finally:
-            self._free(session)
+        with self._borrowed(node) as session:
+            if session is None:
+                return None
+            try:
+                session.timeout = SESSION_TIMEOUT
+                return clock_offset(session, samples, agent=True)
+            except (OSError, StepError):
+                pass
         self.forget(node, session)
-        return measured
+        return None
 
     def _take(self, node: Node) -> Optional[Session]:
         """The agent of ``node``, now busy with the caller's request; None when it has
@@ -134,6 +130,16 @@ class Agents:
     def _free(self, session: Session) -> None:
         with self._lock:
             self._busy.discard(id(session))
+
+    @contextmanager
+    def _borrowed(self, node: Node) -> Iterator[Optional[Session]]:
+        """The agent of ``node`` (:meth:`_take`), given back when the caller is done."""
+        session = self._take(node)
+        try:
+            yield session
+        finally:
+            if session is not None:
+                self._free(session)
 
     def run(
         self,
@@ -151,59 +157,42 @@ class Agents:
         answers sent back), what arrives on ``stdin`` forwarded. None when the node has no
         agent (nothing was run); StepError when the agent ends or ``timeout`` passes
         before the phase does (it is then forgotten: its end stops the phase there)."""
-        session = self._take(node)
-        if session is None:
-            return None
-        try:
-            return self._run(node, session, save, request, out, err, watchers, stdin, timeout)
-        finally:
-            self._free(session)
+        with self._borrowed(node) as session:
+            if session is None:
+                return None
+            # a phase may be silent for long (the barrier, a slow request): only the phase's
+            # own timeout ends it, not the session's (applied with this send)
+            session.timeout = None
+            try:
+                session.send(encode_line(RunAsk(save, request)) + "\n")
+            except OSError:
+                self.forget(node, session)
+                return None
+            # bounded: a node that writes faster than it is followed waits (SSH's window)
+            lines: queue.Queue[str] = queue.Queue(maxsize=LINES_AHEAD)
+            over = threading.Event()
 
-    def _run(
-        self,
-        node: Node,
-        session: Session,
-        save: str,
-        request: str,
-        out: TextIO,
-        err: TextIO,
-        watchers: Sequence[StreamWatcher],
-        stdin: Optional[IO[bytes]],
-        timeout: float,
-    ) -> Optional[Finished]:
-        # a phase may be silent for long (the barrier, a slow request): only the phase's
-        # own timeout ends it, not the session's (applied with this send)
-        session.timeout = None
-        try:
-            session.send(encode_line(RunAsk(save, request)) + "\n")
-        except OSError:
-            self.forget(node, session)
-            return None
-        # bounded: a node that writes faster than it is followed waits (SSH's window)
-        lines: queue.Queue[str] = queue.Queue(maxsize=LINES_AHEAD)
-        over = threading.Event()
+            def read() -> None:  # its stdout, up to the end of the phase
+                line = "-"
+                while line and kind(line) is not AgentDone and not over.is_set():
+                    try:
+                        line = session.readline()
+                    except Exception:  # noqa: BLE001 - the stream is gone: said as its end
+                        line = ""
+                    while not over.is_set():
+                        with suppress(queue.Full):
+                            lines.put(line, timeout=POLL)
+                            break
 
-        def read() -> None:  # its stdout, up to the end of the phase
-            line = "-"
-            while line and kind(line) is not AgentDone and not over.is_set():
-                try:
-                    line = session.readline()
-                except Exception:  # noqa: BLE001 - the stream is gone: said as its end
-                    line = ""
-                while not over.is_set():
-                    with suppress(queue.Full):
-                        lines.put(line, timeout=POLL)
-                        break
-
-        threading.Thread(target=read, daemon=True).start()
-        try:
-            return self._follow(node, session, lines, out, err, watchers, stdin, timeout)
-        except BaseException:
-            self.forget(node, session)  # a reader left on it would take the next answer
-            raise
-        finally:
-            over.set()
-            session.timeout = SESSION_TIMEOUT
+            threading.Thread(target=read, daemon=True).start()
+            try:
+                return self._follow(node, session, lines, out, err, watchers, stdin, timeout)
+            except BaseException:
+                self.forget(node, session)  # a reader left on it would take the next answer
+                raise
+            finally:
+                over.set()
+                session.timeout = SESSION_TIMEOUT
 
     def _follow(
         self,
