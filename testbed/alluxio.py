@@ -56,6 +56,17 @@ class Ports:
     worker_web: int = 30000
     proxy: int = 39999
 
+    @classmethod
+    def from_env(cls) -> Ports:
+        """The default ports moved up by ``$PARBENCH_TESTBED_PORT_OFFSET`` (0 when unset), so
+        that two checkouts can each run a testbed on one machine."""
+        raw = os.environ.get("PARBENCH_TESTBED_PORT_OFFSET", "0")
+        try:
+            offset = int(raw)
+        except ValueError:
+            raise TestbedError(f"PARBENCH_TESTBED_PORT_OFFSET={raw!r}: expected an integer") from None
+        return cls(*(port + offset for port in asdict(cls()).values()))
+
 
 @dataclass(frozen=True)
 class Daemon:

@@ -79,7 +79,7 @@ def up(
     if nodes < 1:
         raise TestbedError("--nodes must be at least 1")
     began = time.monotonic()
-    ports = ports or alluxio.Ports()
+    ports = ports or alluxio.Ports.from_env()
     stale = down(layout)
     if stale:
         print(f"testbed: stopped stale processes of an earlier run: {', '.join(stale)}")

@@ -53,14 +53,7 @@ from .protocol import (
     decode,
     encode_line,
 )
-from .storage import (
-    AlluxioStorage,
-    PosixStorage,
-    Storage,
-    StorageError,
-    describe_error,
-    make_storage,
-)
+from .storage import Storage, StorageError, describe_error, is_missing, make_storage
 
 LOCK_NAME = layout.LOCK_NAME
 #: an empty lock file older than this is a crash's leftover (the contract's)
@@ -218,89 +211,41 @@ class _Stored(_Place):
     def __init__(self, storage: Storage, dst: str) -> None:
         self.storage, self.dst = storage, dst
         self.path = posixpath.join(dst, LOCK_NAME)
-        if isinstance(storage, PosixStorage):
-            local = os.path.join(storage.root, self.path.lstrip("/"))
-            self.clear = f"rm -f -- {shlex.quote(local)}"
-        else:
-            self.clear = f"alluxio fs rm {shlex.quote(self.path)}"
+        self.clear = storage.remove_command(self.path)
 
     def create(self, data: bytes) -> bool:
         """Publish a whole lock file if there is none: written under a name of its own,
-        then moved to the lock's name only where no file is (Alluxio: a rename fails on an
-        existing target; posix: a hard link). A lock is never seen half written, so
-        nobody can move one aside while its holder is still writing it."""
+        then given the lock's name only where no file is (:meth:`Storage.publish`). A lock
+        is never seen half written, so nobody can move one aside while its holder is still
+        writing it."""
         self.storage.mkdirs(self.dst)
         staged = f"{self.path}.new-{secrets.token_hex(6)}"
         self.storage.write_stream(staged, [data])
         try:
-            return self._publish(staged)
+            return self.storage.publish(staged, self.path)
         finally:
             with suppress(StorageError):
                 self.drop(staged)
-
-    def _publish(self, staged: str) -> bool:
-        """Give ``staged`` the lock's name if no file has it; False if one has."""
-        storage = self.storage
-        try:
-            if isinstance(storage, PosixStorage):
-                os.link(storage.local_path(staged), storage.local_path(self.path))
-            elif isinstance(storage, AlluxioStorage):
-                storage.client.rename(staged, self.path)
-            else:
-                raise StorageError(f"{storage.where}: cannot publish {self.path}")
-        except StorageError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the client's own errors, said in one line
-            if isinstance(exc, FileExistsError) or type(exc).__name__ == "AlreadyExistsError":
-                return False  # someone else's (perhaps moved aside since)
-            raise StorageError(
-                f"{storage.where}: rename {staged} {self.path}: {describe_error(exc)}"
-            ) from exc
-        return True
 
     def state(self, path: Optional[str] = None) -> Optional[Tuple[bytes, float]]:
         path = path or self.path
         try:  # the content first: a lock replaced meanwhile then seems younger, never older
             data = b"".join(self.storage.read_stream(path, 1 << 16))
-            modified = self._modified(path)
+            modified = self.storage.modified(path)
         except StorageError as exc:
-            if _missing(exc):
+            if is_missing(exc):
                 return None  # none, or moved aside meanwhile
             raise
         return data, time.time() - modified
 
-    def _modified(self, path: str) -> float:
-        storage = self.storage
-        try:
-            if isinstance(storage, PosixStorage):
-                return os.lstat(storage.local_path(path)).st_mtime
-            if isinstance(storage, AlluxioStorage):
-                return storage.client.get_status(path).last_modification_time_ms / 1000.0
-        except StorageError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the client's own errors, said in one line
-            cause = describe_error(exc)
-            raise StorageError(f"{storage.where}: get-status {path}: {cause}") from exc
-        raise StorageError(f"{storage.where}: cannot tell when {path} was written")
-
     def _rename(self, source: str, target: str) -> bool:
         """Rename ``source`` to ``target``; False if ``source`` is not there."""
-        storage = self.storage
         try:
-            if isinstance(storage, PosixStorage):
-                os.rename(storage.local_path(source), storage.local_path(target))
-            elif isinstance(storage, AlluxioStorage):
-                storage.client.rename(source, target)
-            else:
-                raise StorageError(f"{storage.where}: cannot rename {source}")
-        except StorageError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the client's own errors, said in one line
-            if _missing(exc):
+            self.storage.rename(source, target)
+        except StorageError as exc:
+            if is_missing(exc):
                 return False  # none, or moved by someone else first
-            raise StorageError(
-                f"{storage.where}: rename {source} {target}: {describe_error(exc)}"
-            ) from exc
+            raise
         return True
 
     def aside(self) -> Optional[str]:
@@ -316,13 +261,6 @@ class _Stored(_Place):
     def drop(self, aside: str) -> None:
         if self.storage.exists(aside):
             self.storage.delete(aside)
-
-
-def _missing(exc: BaseException) -> bool:
-    """Whether a storage call failed because the file was not there (posix, Alluxio)."""
-    return any(
-        type(e).__name__ in ("FileNotFoundError", "NotFoundError") for e in (exc, exc.__cause__)
-    )
 
 
 def local_place(workdir: str) -> _Place:

@@ -21,12 +21,12 @@ from parbench.worker.meter import Meter
 from parbench.worker.protocol import Measure
 from parbench.worker.storage import (
     CAUSE_LIMIT,
-    AlluxioStorage,
     PosixStorage,
     StorageConfig,
     StorageError,
     make_storage,
 )
+from parbench.worker.storage.alluxio import AlluxioStorage
 
 from .fakewheels import tree
 
