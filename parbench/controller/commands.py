@@ -341,6 +341,5 @@ def sweep(
     failed = [o for o in done.points if o.error]
     if failed:
         raise BenchFailure(
-            f"sweep {sweep_id}: {len(failed)} of {len(done.points)} point(s) failed"
-            f" in some round"
+            f"sweep {sweep_id}: {len(failed)} of {len(done.points)} point(s) failed in some round"
         )

@@ -37,6 +37,7 @@ from .protocol import (
     READY,
     REFERENCE_PHASES,
     REQUEST_DEFAULTS,
+    S3_ADDRESSING,
     TIMED_PHASES,
     WRITE_TYPES,
     ClientTask,
@@ -126,6 +127,11 @@ def _common_options() -> argparse.ArgumentParser:
         metavar="DIR",
         help="posix backend: storage path /a/b is DIR/a/b (required for posix)",
     )
+    group.add_argument("--endpoint", metavar="URL", help="s3 backend: the S3 API's URL")
+    group.add_argument("--addressing", choices=S3_ADDRESSING, default="path", help="s3 backend")
+    group.add_argument("--region", default="us-east-1", help="s3 backend: the signing region")
+    group.add_argument("--profile", help="s3 backend: the AWS profile whose credentials sign")
+    group.add_argument("--access-key", help="s3 backend: the access key id (secret: the node's)")
     group.add_argument("--write-type", choices=WRITE_TYPES, default="CACHE_THROUGH")
     group.add_argument("--read-type", choices=READ_TYPES, default="CACHE")
     group.add_argument(
@@ -276,9 +282,17 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         args.write_type,
         args.read_type,
         args.timeout,
+        endpoint=args.endpoint,
+        addressing=args.addressing,
+        region=args.region,
+        profile=args.profile,
+        access_key=args.access_key,
+        part_size=args.chunk_size,
     )
     if phase != "verify-read" and storage.backend == "posix" and not storage.root:
         raise RequestError("--backend posix needs --root DIR")
+    if phase != "verify-read" and storage.backend == "s3" and not storage.endpoint:
+        raise RequestError("--backend s3 needs --endpoint URL")
     dst, local_dst = args.dst, None
     if phase in COPY_PHASES:  # --dst is the local folder of the copies
         dst, local_dst = None, os.path.abspath(args.dst)

@@ -196,7 +196,8 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         (
             "defaults: {zzz: 3}\n" + _nodes(OK0),
             "defaults.zzz: unknown key (known: clients, backend, dst, local_dst, data, proxy,"
-            " posix_root, write_type, read_type, chunk_size, on_existing, start_delay,"
+            " posix_root, s3_endpoint, s3_addressing, s3_region, s3_profile, s3_access_key,"
+            " write_type, read_type, chunk_size, on_existing, start_delay,"
             " ready_timeout,"
             " connect_timeout, phase_timeout, python, latency, series_interval, iterations, warmup,"
             " until_stable, stable_window, max_iterations, duration, meta_files, meta_size,"
@@ -252,7 +253,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             "defaults: {backend: hdfs}\n" + _nodes(OK0),
-            "defaults.backend: expected one of alluxio, posix, got 'hdfs'",
+            "defaults.backend: expected one of alluxio, posix, s3, got 'hdfs'",
         ),
         (
             "defaults: {write_type: cache_through}\n" + _nodes(OK0),

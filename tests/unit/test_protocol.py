@@ -26,7 +26,7 @@ REQUEST = PhaseRequest(
     run_id="r1",
     node="n0",
     phase="write",
-    storage=StorageConfig("alluxio", "proxy", 39999),
+    storage=StorageConfig("alluxio", "proxy", 39999, part_size=1024**2),
     clients=(ClientTask(0, "/bench/n0/0"), ClientTask(1, "/bench/n0/1")),
     dst="/bench",
     reference=Reference("/w/data/ref", 5, "ab" * 32),

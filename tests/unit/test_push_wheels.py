@@ -220,7 +220,7 @@ def test_relock_writes_what_pip_downloads(
     tmp_path: Path, cache: Path, index: Path, pip: FakePip
 ) -> None:
     lock = tmp_path / "new.lock"
-    push.relock("alluxio==0.1.4", lock)
+    push.relock(("alluxio==0.1.4",), lock)
     assert pip.calls[0][-1] == "alluxio==0.1.4"
     assert "alluxio==0.1.4" in lock.read_text().splitlines()[0]
     assert push.read_lock(lock) == {w.name: sha256(w) for w in index.iterdir()}
@@ -229,8 +229,9 @@ def test_relock_writes_what_pip_downloads(
 
 def test_the_committed_lock_pins_the_runtime() -> None:
     locked = push.read_lock()
-    name, version = push.RUNTIME_REQUIREMENT.split("==")
-    assert [f for f in locked if f.startswith(f"{name}-{version}-")], locked
+    for requirement in push.RUNTIME_REQUIREMENTS:
+        name, version = requirement.split("==")
+        assert [f for f in locked if f.startswith(f"{name}-{version}-")], locked
     assert all(f.endswith("-none-any.whl") for f in locked)
 
 
@@ -242,7 +243,7 @@ def test_the_lock_says_how_to_regenerate_it_with_a_command_that_imports() -> Non
     import importlib
     import re
 
-    header = push._LOCK_HEADER.format(requirement=push.RUNTIME_REQUIREMENT)
+    header = push._LOCK_HEADER.format(requirements=" ".join(push.RUNTIME_REQUIREMENTS))
     assert push.RUNTIME_LOCK.read_text().startswith(header)
     [code] = re.findall(r"^#\s+\.venv/bin/python -c '(.+)'$", header, re.MULTILINE)
     tree = ast.parse(code)

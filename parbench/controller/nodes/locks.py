@@ -34,13 +34,12 @@ from parbench.worker.protocol import (
     Holder,
     LockAsk,
     LockRequest,
-    StorageConfig,
     encode_line,
 )
 
 from ..run import say
-from ..run.inventory import Inventory, Node
-from ..run.plan import worker_command
+from ..run.inventory import Inventory, Node, Settings
+from ..run.plan import storage_config, worker_command
 from ..run.run import user_name
 from . import stopping
 from .fleet import current, on_nodes
@@ -73,6 +72,15 @@ _TOKEN = secrets.token_hex(8)
 #: renew the locks between iterations once this long has passed since they were last:
 #: an iteration ends within the lease (see lease()) less this margin
 RENEW_AFTER = 30.0
+
+
+def _locking(settings: Settings) -> Settings:
+    """The settings ``{dst}``'s lock is taken with: the run's, but for the s3 backend on
+    Alluxio's own S3 API (no ``s3_endpoint``), which ignores ``If-None-Match``: there it is
+    taken through the REST proxy of the same namespace (bucket = top-level directory)."""
+    if settings.backend == "s3" and settings.s3_endpoint is None:
+        return replace(settings, backend="alluxio")
+    return settings
 
 
 class RunLocks:
@@ -139,12 +147,7 @@ class RunLocks:
         storage = None
         if dst:
             timeout = min(s.phase_timeout, 60.0)
-            if s.backend == "alluxio":
-                storage = StorageConfig(
-                    "alluxio", node.proxy.host, node.proxy.port, timeout=timeout
-                )
-            else:
-                storage = StorageConfig("posix", root=node.posix_root, timeout=timeout)
+            storage = storage_config(_locking(s), node, timeout)
         return LockRequest(
             action=action,
             holder=self.holder,

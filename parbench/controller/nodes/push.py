@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 PACKAGE = Path(__file__).resolve().parents[2]
 WORKER = PACKAGE / "worker"
 WHEEL_CACHE = CACHE / "wheels"
-RUNTIME_REQUIREMENT = "alluxio==0.1.4"
+#: the storage clients the worker's backends import: alluxio (REST proxy), s3; posix needs none
+RUNTIME_REQUIREMENTS = ("alluxio==0.1.4", "boto3==1.42.97")
 MIN_PYTHON = (3, 9)
 
 
@@ -69,10 +70,10 @@ _PIP_DOWNLOAD = (  # pure-Python wheels that any Python 3.9+ can unpack
     *("--implementation", "py", "--abi", "none", "--platform", "any"),
 )
 _LOCK_HEADER = """\
-# The worker runtime: {requirement} and its dependencies, pure-Python wheels for Python
+# The worker runtime: {requirements} and their dependencies, pure-Python wheels for Python
 # 3.9+, one "<sha256>  <wheel file name>" line each. parbench/controller/nodes/push.py's
 # ensure_wheels downloads exactly these files and refuses any whose sha256 differs. Regenerate
-# (network) after changing RUNTIME_REQUIREMENT in parbench/controller/nodes/push.py, then
+# (network) after changing RUNTIME_REQUIREMENTS in parbench/controller/nodes/push.py, then
 # review the diff:
 #   .venv/bin/python -c 'from parbench.controller.nodes.push import relock; relock()'
 """
@@ -163,14 +164,14 @@ def _pip_download(folder: Path, *args: str) -> None:
         raise RuntimeUnavailable(f"could not download the worker runtime into {folder}: {why}")
 
 
-def relock(requirement: str = RUNTIME_REQUIREMENT, lock: Path = RUNTIME_LOCK) -> None:
-    """Write ``lock`` from the wheels pip picks for ``requirement`` today (needs the network;
-    run by hand after changing RUNTIME_REQUIREMENT, then review and commit the lock)."""
+def relock(requirements: tuple[str, ...] = RUNTIME_REQUIREMENTS, lock: Path = RUNTIME_LOCK) -> None:
+    """Write ``lock`` from the wheels pip picks for ``requirements`` today (needs the network;
+    run by hand after changing RUNTIME_REQUIREMENTS, then review and commit the lock)."""
     with tempfile.TemporaryDirectory() as tmp:
-        _pip_download(Path(tmp), requirement)
+        _pip_download(Path(tmp), *requirements)
         wheels = sorted(Path(tmp).glob("*.whl"))
         lines = [f"{sha256_of(w)}  {w.name}\n" for w in wheels]
-    lock.write_text(_LOCK_HEADER.format(requirement=requirement) + "".join(lines))
+    lock.write_text(_LOCK_HEADER.format(requirements=" ".join(requirements)) + "".join(lines))
 
 
 def artifacts(inventory: Inventory, wheels: list[Path], data: bool = True) -> list[Artifact]:

@@ -395,3 +395,19 @@ def shared_copies(check: Check, local_dst: str, nodes: tuple[Placed, ...]) -> No
                 " their read copies would overwrite each other's; use a relative local_dst"
                 " (under each node's workdir)",
             )
+
+
+#: an S3 bucket name (AWS's rules, which Alluxio's S3 API accepts as a top-level directory)
+BUCKET = re.compile(r"(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def bucket(check: Check, where: str, dst: str) -> str:
+    """The bucket of an s3 run: ``dst``'s first segment, which must be a bucket name."""
+    first = dst.strip("/").split("/")[0]
+    if not BUCKET.fullmatch(first):
+        check.fail(
+            where,
+            f"{dst!r}: with backend s3 the first segment is the bucket, and {first!r} is not a"
+            " bucket name (3 to 63 of a-z 0-9 . -, starting and ending with a letter or digit)",
+        )
+    return first

@@ -64,6 +64,11 @@ class Settings:
     data: Path | int  # the reference file, or the size of data generated on every node
     proxy: Proxy
     posix_root: str | None
+    s3_endpoint: str | None  # None: the S3 API of each node's proxy
+    s3_addressing: str
+    s3_region: str
+    s3_profile: str | None
+    s3_access_key: str | None
     write_type: str
     read_type: str
     chunk_size: int
@@ -273,6 +278,8 @@ def _settings(check: Check, raw: Any) -> Settings:
         settings.iteration_plan.check()
     except IterationPlanError as exc:
         check.fail("defaults", str(exc))
+    if settings.backend == "s3":
+        checks.bucket(check, "defaults.dst", settings.dst)
     return settings
 
 

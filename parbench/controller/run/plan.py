@@ -163,22 +163,42 @@ class ReferenceFacts:
         return generated_file(self.bytes) if self.generated else posixpath.basename(self.path)
 
 
+def s3_endpoint(settings: Settings, node: Node) -> str:
+    """The S3 API ``node`` uses: ``s3_endpoint``, else its proxy's (Alluxio 2.9 serves S3 at
+    ``/api/v1/s3``), so ``--backend s3`` works on an inventory written for the REST proxy."""
+    return settings.s3_endpoint or f"http://{node.proxy.host}:{node.proxy.port}/api/v1/s3"
+
+
+def storage_config(settings: Settings, node: Node, timeout: float) -> StorageConfig:
+    """How ``node``'s clients reach the run's storage (one request's timeout ``timeout``)."""
+    s = settings
+    common = {
+        "write_type": s.write_type,
+        "read_type": s.read_type,
+        "timeout": timeout,
+        "part_size": s.chunk_size,
+    }
+    if s.backend == "posix":
+        return StorageConfig("posix", root=node.posix_root, **common)
+    if s.backend == "s3":
+        return StorageConfig(
+            "s3",
+            endpoint=s3_endpoint(s, node),
+            addressing=s.s3_addressing,
+            region=s.s3_region,
+            profile=s.s3_profile,
+            access_key=s.s3_access_key,
+            **common,
+        )
+    return StorageConfig(s.backend, node.proxy.host, node.proxy.port, **common)
+
+
 def _storage(inventory: Inventory, node: Node) -> StorageConfig:
     s = inventory.settings
     timeout = phase_budget(s)
     if s.request_timeout is not None:  # never longer than the phase's budget
         timeout = min(s.request_timeout, timeout)
-    if s.backend == "alluxio":
-        return StorageConfig(
-            "alluxio", node.proxy.host, node.proxy.port, None, s.write_type, s.read_type, timeout
-        )
-    return StorageConfig(
-        "posix",
-        root=node.posix_root,
-        write_type=s.write_type,
-        read_type=s.read_type,
-        timeout=timeout,
-    )
+    return storage_config(s, node, timeout)
 
 
 def node_request(

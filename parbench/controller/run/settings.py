@@ -18,6 +18,7 @@ in ``worker.protocol.phase_request`` (a unit test checks the two defaults agree)
 
 from __future__ import annotations
 
+import re
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from parbench.worker.protocol import (
     ON_EXISTING,
     PHASES,
     READ_TYPES,
+    S3_ADDRESSING,
     WRITE_TYPES,
     UnitError,
     parse_duration,
@@ -229,6 +231,21 @@ def _run_root(check: Check, where: str, value: Any) -> str:
     return path
 
 
+#: an endpoint URL: a scheme, a host (a name, IPv4, or IPv6 in brackets), an optional port
+#: and path; no user, query or fragment (the URL is printed, so it must hold no secret)
+_ENDPOINT = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?(/[^\s?#@]*)?")
+
+
+def _endpoint(check: Check, where: str, value: Any) -> Optional[str]:
+    """Null (the proxy's S3 API: ``http://{proxy}/api/v1/s3``) or an http(s) URL."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _ENDPOINT.fullmatch(value):
+        what = "null or an http:// or https:// URL without user, query or fragment"
+        check.expect(where, what, value)
+    return str(value).rstrip("/")
+
+
 START_DELAY = Setting(
     "start_delay", "seconds", "auto", "the common start comes this long after the last node"
     " is ready: auto (from the nodes' round trips) or seconds", 0.01, 3600.0, rule=_start_delay,
@@ -242,8 +259,8 @@ S = Setting
 #: every ``defaults:`` key, in the order of ``inventory.Settings``
 SETTINGS: tuple[Setting, ...] = (
     S("clients", "count", 2, "client processes per node", 1, MAX_CLIENTS, config=True, flag="run"),
-    S("backend", "choice", "alluxio", "alluxio (REST proxy) or posix (files under posix_root)",
-      choices=BACKENDS, config=True, flag="run"),
+    S("backend", "choice", "alluxio", "alluxio (REST proxy), posix (files under posix_root) or"
+      " s3 (the S3 API at s3_endpoint)", choices=BACKENDS, config=True, flag="run"),
     S("dst", "path", "/parbench", "storage root of the run: {dst}/{node}/{client}; no { }",
       rule=_run_root),
     S("local_dst", "path", "read", "where read copies go on a node (relative: under its"
@@ -255,6 +272,15 @@ SETTINGS: tuple[Setting, ...] = (
       "{host, port} of the Alluxio REST proxy as the nodes see it",
       rule=lambda c, w, v: proxy(c, w, v, DEFAULT_PROXY), shown="{host, port}"),
     S("posix_root", "path", None, "posix: the mount of the storage on every node", null=True),
+    S("s3_endpoint", "text", None, "s3: the S3 API's URL; null: the proxy's,"
+      " http://{proxy}/api/v1/s3", null=True, rule=_endpoint, shown="null | an http(s) URL"),
+    S("s3_addressing", "choice", "path", "s3: a bucket in the URL's path (Alluxio needs it),"
+      " in its host name (virtual), or as botocore picks (auto)", choices=S3_ADDRESSING),
+    S("s3_region", "text", "us-east-1", "s3: the region requests are signed for"),
+    S("s3_profile", "text", None, "s3: the AWS profile on the nodes whose credentials sign"
+      " requests; null: the nodes' default chain", null=True),
+    S("s3_access_key", "text", None, "s3: the access key id (on Alluxio: the user); its"
+      " secret is never in the inventory: it comes from the node", null=True),
     S("write_type", "choice", "CACHE_THROUGH", "Alluxio write type", choices=WRITE_TYPES,
       config=True, phases=("write",), flag="run"),
     S("read_type", "choice", "CACHE", "Alluxio read type", choices=READ_TYPES, config=True,

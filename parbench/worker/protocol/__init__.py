@@ -112,6 +112,7 @@ from .request import (
     READ_TYPES,
     REQUEST_SCHEMA,
     RUN_ID,
+    S3_ADDRESSING,
     START_MODES,
     WRITE_TYPES,
     ClientTask,

@@ -43,7 +43,10 @@ REQUEST_SCHEMA = "parbench.request/1"
 #: the metadata phase's kinds of operation, in the order each client does them
 META_OPS = ("create", "stat", "list", "delete")
 
-BACKENDS = ("alluxio", "posix")
+BACKENDS = ("alluxio", "posix", "s3")
+#: how the s3 backend addresses a bucket: in the path (Alluxio's S3 API needs it), as a
+#: host name, or as botocore decides
+S3_ADDRESSING = ("path", "virtual", "auto")
 WRITE_TYPES = ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
 READ_TYPES = ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
 ON_EXISTING = ("replace", "refuse")
@@ -68,9 +71,24 @@ class StorageConfig:
     write_type: str = "CACHE_THROUGH"
     read_type: str = "CACHE"
     timeout: float = 600.0  # seconds one storage request may take
+    # s3: the endpoint URL, how buckets are addressed, the region, the profile and access
+    # key on the node (its secret stays there: never in a request), bytes per upload part
+    endpoint: Optional[str] = None
+    addressing: str = "path"
+    region: str = "us-east-1"
+    profile: Optional[str] = None
+    access_key: Optional[str] = None
+    part_size: int = 5 * 1024**2
 
     def check(self, where: str) -> None:
         _choice(f"{where}.backend", self.backend, BACKENDS)
+        _choice(f"{where}.addressing", self.addressing, S3_ADDRESSING)
+        if self.backend == "s3" and not (self.endpoint or "").startswith(("http://", "https://")):
+            _refuse(
+                f"{where}.endpoint", "an http:// or https:// URL for the s3 backend", self.endpoint
+            )
+        if self.part_size < 1:
+            _refuse(f"{where}.part_size", "a positive number of bytes", self.part_size)
         _choice(f"{where}.write_type", self.write_type, WRITE_TYPES)
         _choice(f"{where}.read_type", self.read_type, READ_TYPES)
         if not 0 < self.port < 65536:

@@ -1,5 +1,6 @@
 """Storage backends the clients write to and read from, one module each behind
-:class:`Storage` (``base.py``): ``alluxio`` (the REST proxy) and ``posix`` (a directory).
+:class:`Storage` (``base.py``): ``alluxio`` (the REST proxy), ``posix`` (a directory) and
+``s3`` (boto3).
 
 A backend is one module here with a ``preload()`` and its class, and one row in
 :data:`_CLASSES`; its name is in ``protocol.BACKENDS``. Modules are imported only when their
@@ -27,7 +28,7 @@ from .base import (
 from .posix import PosixStorage
 
 #: backend name -> its class in the module of that name
-_CLASSES = {"alluxio": "AlluxioStorage", "posix": "PosixStorage"}
+_CLASSES = {"alluxio": "AlluxioStorage", "posix": "PosixStorage", "s3": "S3Storage"}
 
 __all__ = [
     "CAUSE_LIMIT",

@@ -1,0 +1,142 @@
+"""The s3 backend's parts that need no server: paths, parts, errors, credentials; its
+traffic with a real S3 API (the testbed proxy's) is in tests/integration/test_s3.py."""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Iterator
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+from parbench.worker.protocol import RequestError, StorageConfig
+from parbench.worker.storage import StorageError, is_missing, make_storage, s3
+
+
+def test_the_first_segment_of_a_path_is_the_bucket() -> None:
+    assert s3.split("/parbench/n0/0") == ("parbench", "n0/0")
+    assert s3.split("/parbench") == ("parbench", "")
+    assert s3.split("parbench/n0//1/") == ("parbench", "n0/1")
+    with pytest.raises(StorageError, match="names no bucket"):
+        s3.split("/")
+
+
+def _chunks(count: int, size: int) -> Iterator[bytes]:
+    for _ in range(count):
+        yield b"x" * size
+
+
+@pytest.mark.parametrize(
+    ("count", "size", "part", "expected"),
+    [
+        (10, 3, 8, [8, 8, 8, 6]),
+        (4, 2, 8, [8, 0]),  # a multiple of the part: an empty tail (dropped by the writer)
+        (0, 1, 8, [0]),  # an empty file: one empty part, one put
+        (3, 20, 8, [8] * 7 + [4]),  # chunks larger than a part are cut
+    ],
+)
+def test_chunks_are_gathered_into_parts(count: int, size: int, part: int, expected: list) -> None:
+    assert [len(p) for p in s3._parts(_chunks(count, size), part)] == expected
+
+
+def test_a_large_file_is_uploaded_holding_about_one_part() -> None:
+    """Memory is flat in the file size: 64 MiB of 1 MiB chunks into 5 MiB parts, each
+    dropped once sent as the writer does, never holds much more than a part and a chunk."""
+    tracemalloc.start()
+    try:
+        for part in s3._parts(_chunks(64, 1024**2), s3.MIN_PART):
+            del part
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < s3.MIN_PART + 3 * 1024**2, peak
+
+
+def _client_error(code: str, status: int, message: str = "") -> ClientError:
+    response = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, "GetObject")  # type: ignore[arg-type]
+
+
+def _storage(**fields: object) -> s3.S3Storage:
+    config = StorageConfig("s3", endpoint="http://127.0.0.1:1/api/v1/s3", timeout=2, **fields)  # type: ignore[arg-type]
+    storage = make_storage(config)
+    assert isinstance(storage, s3.S3Storage)
+    return storage
+
+
+def test_an_s3_error_is_one_line_naming_endpoint_bucket_key_and_code() -> None:
+    storage = _storage()
+    with pytest.raises(StorageError) as raised, storage._calling("get-object", "/b/n0/3"):
+        raise _client_error("NoSuchKey", 404, 'Path "/b/n0/3" does not exist.')
+    assert str(raised.value) == (
+        "s3 http://127.0.0.1:1/api/v1/s3: get-object s3://b/n0/3: NoSuchKey (HTTP 404):"
+        ' Path "/b/n0/3" does not exist.'
+    )
+    assert is_missing(raised.value)
+    with pytest.raises(StorageError) as denied, storage._calling("put-object", "/b/k"):
+        raise _client_error("AccessDenied", 403, "Access Denied")
+    assert str(denied.value).endswith("put-object s3://b/k: AccessDenied (HTTP 403): Access Denied")
+    assert not is_missing(denied.value)
+
+
+def test_botocore_s_own_errors_and_unreachable_endpoints_are_said_in_words() -> None:
+    storage = _storage()
+    expected = r"list-buckets: NoCredentialsError: Unable to locate"
+    with pytest.raises(StorageError, match=expected), storage._calling("list-buckets"):
+        raise NoCredentialsError()
+    with pytest.raises(StorageError, match=r"s3 http://127.0.0.1:1/api/v1/s3: list-buckets: "):
+        storage.connect()  # nothing listens on port 1
+    try:
+        storage.connect()
+    except StorageError as exc:
+        assert "connection refused" in str(exc), exc
+        assert "\n" not in str(exc)
+        assert isinstance(exc.__cause__, EndpointConnectionError)
+
+
+def test_without_credentials_on_the_node_requests_are_signed_as_its_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alluxio's S3 API takes the access key as the user and checks no signature; a node
+    with no AWS credentials still reaches it. The secret is a placeholder, never a value
+    from parbench's inventory; with credentials on the node, boto3 uses them."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setattr(s3.getpass, "getuser", lambda: "alice")
+    signed = _storage().client._request_signer._credentials
+    assert (signed.access_key, signed.secret_key) == ("alice", s3.PLACEHOLDER_SECRET)
+    assert _storage(access_key="bob").client._request_signer._credentials.access_key == "bob"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDNODE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "node-secret")
+    signed = _storage().client._request_signer._credentials
+    assert (signed.access_key, signed.secret_key) == ("AKIDNODE", "node-secret")
+
+
+def test_a_request_for_s3_needs_an_endpoint_url() -> None:
+    with pytest.raises(RequestError, match="endpoint: expected an http:// or https:// URL"):
+        StorageConfig("s3", endpoint="127.0.0.1:39999").check("request.storage")
+    with pytest.raises(RequestError, match="addressing: expected one of path, virtual, auto"):
+        StorageConfig("s3", endpoint="http://h/", addressing="dns").check("request.storage")
+
+
+def test_a_bucket_given_as_dst_is_made_once() -> None:
+    calls: list = []
+
+    class Client:
+        def head_bucket(self, Bucket: str) -> None:  # noqa: N803 - boto3's keyword
+            calls.append(("head", Bucket))
+            raise _client_error("404", 404, "Not Found")
+
+        def create_bucket(self, Bucket: str) -> None:  # noqa: N803
+            calls.append(("create", Bucket))
+
+    storage = _storage()
+    storage.client = Client()  # type: ignore[assignment]
+    storage.mkdirs("/bench/n0")
+    storage.mkdirs("/bench/n1")
+    assert calls == [("head", "bench"), ("create", "bench")]
