@@ -416,6 +416,8 @@ def meta(c, inventory=None, label=None, verbose=False, quiet=False, **flags):
         "chunk-size": "chunk sizes, e.g. 256KiB,4MiB",
         "write-type": "write types, e.g. MUST_CACHE,CACHE_THROUGH",
         "read-type": "read types, e.g. CACHE,NO_CACHE",
+        "backend": "access paths, e.g. alluxio,s3,posix,native: the same workload through"
+        " each (with native among them, each point's ratio to it)",
         "steps": "what each point runs: write, then any of read, verify (default all three)",
         "rounds": "every point once a round, in a new shuffled order each round; its figure"
         " the median of its rounds with their min-max (default 3)",
@@ -433,6 +435,7 @@ def sweep(
     chunk_size=None,
     write_type=None,
     read_type=None,
+    backend=None,
     steps="write,read,verify",
     rounds=None,
     seed=None,
@@ -452,6 +455,7 @@ def sweep(
                 "chunk_size": chunk_size,
                 "write_type": write_type,
                 "read_type": read_type,
+                "backend": backend,
             }
         )
         base = _inventory(c, inventory, {k: v for k, v in flags.items() if v is not None})

@@ -2,7 +2,9 @@
 own, all sharing one sweep id.
 
 Axes: file size (data generated on the nodes), clients per node, chunk size, write type,
-read type. Every point's inventory is built and validated before anything runs, so a
+read type, backend (the same workload through each access path: with ``native``, Alluxio's
+own Java client, among them, every point's ratio to it unless ``--baseline`` says
+otherwise). Every point's inventory is built and validated before anything runs, so a
 bad value is refused naming the option and the value. A point that fails is recorded
 and the sweep goes on; an interruption stops it.
 
@@ -39,7 +41,9 @@ SCHEMA = "parbench.sweep/2"
 DEFAULT_ROUNDS = 3
 MAX_ROUNDS = 100
 #: sweep option -> how a value changes the inventory document
-AXES = ("size", "clients", "chunk_size", "write_type", "read_type")
+AXES = ("size", "clients", "chunk_size", "write_type", "read_type", "backend")
+#: the backend every other is compared to when a sweep runs it: the ceiling
+CEILING = "native"
 MAX_POINTS = 1000
 #: exit codes of an interrupted phase: they stop the sweep
 STOPPED = (130, 143)
@@ -90,6 +94,7 @@ _APPLY: dict[str, Callable[[dict, str], None]] = {
     "chunk_size": _set_default("chunk_size"),
     "write_type": _set_default("write_type"),
     "read_type": _set_default("read_type"),
+    "backend": _set_default("backend"),
 }
 
 
@@ -165,9 +170,11 @@ def check_seed(seed: object) -> int:
 
 def parse_baseline(text: Optional[str], found: list[Point]) -> Optional[dict[str, str]]:
     """``--baseline write_type=THROUGH[,clients=1]``: swept values every point is compared
-    to (the point of these values and the point's own values on the other axes)."""
+    to (the point of these values and the point's own values on the other axes). Without
+    one, a sweep over backends that include the native client compares to it."""
     if not text:
-        return None
+        backends = {p.values.get("backend") for p in found}
+        return {"backend": CEILING} if CEILING in backends and len(backends) > 1 else None
     swept: dict[str, list[str]] = {}
     for point in found:
         for axis, value in point.values.items():

@@ -75,3 +75,29 @@ def test_fab_sweep_refuses_a_bad_size_with_exit_2(tmp_path: Path, given: str) ->
     inventory.write_text("nodes:\n  - {id: n0, host: a}\n")
     stop = exit_of("sweep", tmp_path, inventory, size=given)
     assert stop.code == 2 and stop.message.startswith(f"error: --size {given}: expected a")
+
+
+def test_a_sweep_over_backends_runs_the_same_workload_through_each(base, tmp_path) -> None:
+    found = points(base, parse_axes({"backend": "alluxio,s3", "size": "1MiB"}))
+    assert [(p.name, p.inventory.settings.backend) for p in found] == [
+        ("backend=alluxio,size=1MiB", "alluxio"),
+        ("backend=s3,size=1MiB", "s3"),
+    ]
+    assert {p.inventory.settings.data for p in found} == {1 << 20}
+    with pytest.raises(SweepError, match="--backend hdfs: "):
+        points(base, parse_axes({"backend": "alluxio,hdfs"}))
+
+
+def test_backends_with_the_native_client_are_compared_to_it_by_default(base) -> None:
+    """The native client is the ceiling: every path's ratio to it, unless --baseline says
+    another point; a sweep without it has no baseline of its own."""
+    from parbench.controller.sweep import Point, parse_baseline
+
+    def swept(*backends: str) -> list:
+        return [Point({"backend": b, "clients": c}, base) for b in backends for c in ("1", "4")]
+
+    assert parse_baseline(None, swept("alluxio", "s3", "native")) == {"backend": "native"}
+    assert parse_baseline(None, swept("alluxio", "s3")) is None
+    assert parse_baseline(None, swept("native")) is None
+    given = parse_baseline("backend=s3", swept("alluxio", "s3", "native"))
+    assert given == {"backend": "s3"}
