@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import fuse
 from .layout import REPO, Layout
 from .procs import PidFile, TestbedError, require_free, spawn, wait_until, which
 
@@ -154,6 +155,7 @@ def site_properties(layout: Layout, ports: Ports) -> str:
         "alluxio.proxy.s3.v2.version.enabled": "false",
         "alluxio.web.ui.enabled": "false",
         "alluxio.master.update.check.enabled": "false",
+        **fuse.properties(layout),  # read by the FUSE JVM only (`up --fuse`)
     }
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
@@ -275,6 +277,15 @@ def start(layout: Layout, ports: Ports, timeout: float = 120.0) -> None:
         pid["alluxio-proxy"],
     )
     smoke_test(ports.proxy)
+
+
+def start_fuse(layout: Layout, timeout: float = 60.0) -> None:
+    """Mount Alluxio's ``/`` at ``layout.fuse`` (a fourth JVM), the daemons being up."""
+    jars = ensure_jars(layout)
+    if not any(p.name.startswith("alluxio-integration-fuse-") for p in jars):
+        raise TestbedError(f"{layout.jars} lacks the Alluxio FUSE jar: delete it and retry")
+    argv = java_argv(layout, jars, fuse.MAIN_CLASS, fuse.HEAP, "log4j2.properties")
+    fuse.start(layout, argv[:-1], timeout)
 
 
 def smoke_test(proxy_port: int) -> None:

@@ -14,7 +14,7 @@ from typing import Optional
 
 import yaml
 
-from . import alluxio, sshnodes
+from . import alluxio, fuse, sshnodes
 from .layout import REPO, Layout
 from .procs import PidFile, TestbedError, pid_files
 
@@ -49,6 +49,7 @@ class State:
 
     nodes: list[dict] = field(default_factory=list)  # id, port, workdir
     alluxio: Optional[dict] = None  # the Ports, or None with --no-alluxio
+    fuse: Optional[str] = None  # the Alluxio FUSE mount point, when mounted (--fuse)
     user: str = ""
     inventory: str = ""
     seconds_to_up: float = 0.0
@@ -66,18 +67,27 @@ class State:
 
 
 def down(layout: Layout) -> list[str]:
-    """Stop every process this testbed started (and only those); idempotent."""
-    stopped = [pf.name for pf in pid_files(layout.run) if pf.stop()]
+    """Unmount the FUSE mount (also a crashed run's), then stop every process this
+    testbed started (and only those); idempotent."""
+    stopped = [fuse.NAME] if fuse.stop(layout) else []
+    stopped += [pf.name for pf in pid_files(layout.run) if pf.stop()]
     layout.state.unlink(missing_ok=True)
     return stopped
 
 
 def up(
-    layout: Layout, nodes: int = 3, with_alluxio: bool = True, ports: Optional[alluxio.Ports] = None
+    layout: Layout,
+    nodes: int = 3,
+    with_alluxio: bool = True,
+    ports: Optional[alluxio.Ports] = None,
+    with_fuse: bool = False,
 ) -> State:
-    """Start fresh: stop what a crashed earlier run left, then nodes and Alluxio."""
+    """Start fresh: stop what a crashed earlier run left, then nodes and Alluxio (and with
+    ``with_fuse`` Alluxio's ``/`` mounted at ``layout.fuse``)."""
     if nodes < 1:
         raise TestbedError("--nodes must be at least 1")
+    if with_fuse and not with_alluxio:
+        raise TestbedError("--fuse mounts Alluxio: it cannot go with --no-alluxio")
     began = time.monotonic()
     ports = ports or alluxio.Ports.from_env()
     stale = down(layout)
@@ -96,19 +106,51 @@ def up(
                 f"testbed: Alluxio {alluxio.VERSION} up, REST proxy on 127.0.0.1:{ports.proxy}",
                 flush=True,
             )
+        if with_fuse:
+            alluxio.start_fuse(layout)
+            print(f"testbed: Alluxio FUSE mounted at {layout.fuse}", flush=True)
     except BaseException:
         down(layout)
         raise
     state = State(
         nodes=[{"id": n.id, "port": n.port, "workdir": str(n.workdir)} for n in started],
         alluxio=asdict(ports) if with_alluxio else None,
+        fuse=str(layout.fuse) if with_fuse else None,
         user=getpass.getuser(),
         inventory=str(layout.inventory),
         seconds_to_up=round(time.monotonic() - began, 1),
     )
+    _record(layout, state)
+    return state
+
+
+def fuse_up(layout: Layout) -> State:
+    """Mount Alluxio FUSE on the running testbed (``testbed fuse up``); the state and the
+    inventory then name the mount (each node's ``posix_root``)."""
+    state, procs = status(layout)
+    others = [pid for name, pid in procs.items() if name != fuse.NAME]
+    if state is None or not state.alluxio or not others or not all(others):
+        raise TestbedError("no testbed with Alluxio is up: `python -m testbed up` first")
+    fuse.stop(layout)  # a crashed mount's leftovers
+    alluxio.start_fuse(layout)
+    state.fuse = str(layout.fuse)
+    _record(layout, state)
+    return state
+
+
+def fuse_down(layout: Layout) -> bool:
+    """Unmount Alluxio FUSE and stop its JVM (``testbed fuse down``); the rest stays up."""
+    stopped = fuse.stop(layout)
+    state = State.load(layout)
+    if state is not None and state.fuse:
+        state.fuse = None
+        _record(layout, state)
+    return stopped
+
+
+def _record(layout: Layout, state: State) -> None:
     write_inventory(layout, state)
     layout.state.write_text(json.dumps(asdict(state), indent=2))
-    return state
 
 
 def inventory_dict(layout: Layout, state: State) -> dict:
@@ -127,6 +169,8 @@ def inventory_dict(layout: Layout, state: State) -> dict:
             "key": str(layout.client_key),
             "workdir": n["workdir"],
             **({"alluxio_home": str(layout.alluxio_home)} if state.alluxio else {}),
+            # --backend posix then runs through Alluxio FUSE (the backend stays alluxio)
+            **({"posix_root": state.fuse} if state.fuse else {}),
         }
         for n in state.nodes
     ]
@@ -158,4 +202,4 @@ def is_up(layout: Layout) -> bool:
     return state is not None and bool(procs) and all(procs.values())
 
 
-__all__ = ["State", "up", "down", "status", "is_up", "PidFile"]
+__all__ = ["State", "up", "down", "fuse_up", "fuse_down", "status", "is_up", "PidFile"]

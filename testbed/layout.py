@@ -38,6 +38,11 @@ class Layout:
         return self.root / "alluxio-data"
 
     @property
+    def fuse(self) -> Path:
+        """where ``up --fuse`` mounts Alluxio's ``/`` (Alluxio FUSE); nodes' ``posix_root``"""
+        return self.root / "fuse"
+
+    @property
     def ssh(self) -> Path:
         return self.root / "ssh"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from testbed import bed
+from testbed import bed, fuse
 from testbed.layout import Layout
 
 NODES = 3
@@ -54,3 +54,32 @@ def testbed() -> Testbed:
     yield Testbed(layout, state)
     if not reuse:
         bed.down(layout)
+
+
+#: nodes of a testbed the FUSE fixture starts itself (none running): the test needs two
+FUSE_NODES = 2
+
+
+@pytest.fixture(scope="module")
+def fuse_testbed() -> Testbed:
+    """A testbed with Alluxio FUSE mounted at ``layout.fuse`` (its inventory's nodes have
+    ``posix_root`` there): a running testbed gets the mount for the module (and loses it
+    after, unless it had it), else one of 2 nodes is started with it and stopped after.
+    Skipped, with the reason, where FUSE cannot work on this machine."""
+    why = fuse.unavailable()
+    if why:
+        pytest.skip(f"Alluxio FUSE cannot work here: {why}")
+    layout = Layout()
+    state = bed.State.load(layout)
+    running = bed.is_up(layout) and state is not None and state.alluxio is not None
+    mounted_here = started_here = False
+    if not running:
+        state, started_here = bed.up(layout, nodes=FUSE_NODES, with_fuse=True), True
+    elif state is not None and not state.fuse:
+        state, mounted_here = bed.fuse_up(layout), True
+    assert state is not None and state.fuse
+    yield Testbed(layout, state)
+    if started_here:
+        bed.down(layout)
+    elif mounted_here:
+        bed.fuse_down(layout)

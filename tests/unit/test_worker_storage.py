@@ -352,3 +352,28 @@ def test_preload_imports_the_backend_s_client_once_for_the_processes_forked_late
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == (str(["alluxio.client", "requests"]) if loaded else "[]")
+
+
+def test_posix_publish_without_hard_links_renames_only_where_no_file_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alluxio FUSE has no hard links (link(2): EPERM): publish falls back to a rename that
+    never replaces (renameat2 RENAME_NOREPLACE), on this real file system."""
+    import errno
+
+    from parbench.worker.storage import posix as posix_module
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(posix_module.os, "link", no_links)
+    storage = posix(tmp_path)
+    (tmp_path / "staged-1").write_bytes(b"first")
+    (tmp_path / "staged-2").write_bytes(b"second")
+    assert storage.publish("/staged-1", "/lock") is True
+    assert (tmp_path / "lock").read_bytes() == b"first"
+    assert storage.publish("/staged-2", "/lock") is False  # one is there: never replaced
+    assert (tmp_path / "lock").read_bytes() == b"first"
+    assert (tmp_path / "staged-2").read_bytes() == b"second"
+    with pytest.raises(StorageError, match="no hard links here.*staged-3"):
+        storage.publish("/staged-3", "/other")  # a missing source is an error, not False

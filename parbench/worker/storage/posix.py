@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shlex
@@ -12,6 +13,32 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional
 from ..meter import NO_METER, Meter
 from ..protocol import StorageConfig
 from .base import Storage, StorageError, _metered, describe_error, local_tag, local_tag_of
+
+#: link(2)'s answers on a file system that has no hard links (Alluxio FUSE: EPERM)
+NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK)
+RENAME_NOREPLACE = 1  # linux/fs.h
+AT_FDCWD = -100
+
+
+def rename_noreplace(source: str, target: str) -> bool:
+    """Move ``source`` to ``target`` in one step only where no file is (Linux renameat2 with
+    RENAME_NOREPLACE): False if ``target`` exists. OSError when the system or the file
+    system cannot (no renameat2 in the C library: ENOSYS; a file system without the flag:
+    EINVAL)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        raise OSError(errno.ENOSYS, "the C library has no renameat2 (Linux, glibc 2.28+)")
+    text, number = ctypes.c_char_p, ctypes.c_int
+    renameat2.argtypes = [number, text, number, text, ctypes.c_uint]
+    if renameat2(AT_FDCWD, os.fsencode(source), AT_FDCWD, os.fsencode(target), RENAME_NOREPLACE):
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            return False
+        raise OSError(code, os.strerror(code), source, None, target)
+    return True
 
 
 def preload() -> None:
@@ -111,13 +138,19 @@ class PosixStorage(Storage):
                 return {}
 
     def publish(self, staged: str, target: str) -> bool:
+        """A hard link, made only where no file is; on a file system without hard links
+        (Alluxio FUSE answers EPERM) a rename(2) that never replaces (RENAME_NOREPLACE)."""
+        source, local = self.local_path(staged), self.local_path(target)
         try:  # a hard link is made only where no file is
             with self._calling(f"link {staged} {target}"):
-                os.link(self.local_path(staged), self.local_path(target), follow_symlinks=False)
+                os.link(source, local, follow_symlinks=False)
         except StorageError as exc:
             if isinstance(exc.__cause__, FileExistsError):
                 return False
-            raise
+            if getattr(exc.__cause__, "errno", None) not in NO_HARD_LINKS:
+                raise
+            with self._calling(f"rename {staged} {target} (no hard links here)"):
+                return rename_noreplace(source, local)
         return True
 
     def rename(self, source: str, target: str) -> None:
