@@ -65,7 +65,9 @@ class Ports:
         try:
             offset = int(raw)
         except ValueError:
-            raise TestbedError(f"PARBENCH_TESTBED_PORT_OFFSET={raw!r}: expected an integer") from None
+            raise TestbedError(
+                f"PARBENCH_TESTBED_PORT_OFFSET={raw!r}: expected an integer"
+            ) from None
         return cls(*(port + offset for port in asdict(cls()).values()))
 
 
@@ -285,7 +287,10 @@ def start_fuse(layout: Layout, timeout: float = 60.0) -> None:
     if not any(p.name.startswith("alluxio-integration-fuse-") for p in jars):
         raise TestbedError(f"{layout.jars} lacks the Alluxio FUSE jar: delete it and retry")
     argv = java_argv(layout, jars, fuse.MAIN_CLASS, fuse.HEAP, "log4j2.properties")
-    fuse.start(layout, argv[:-1], timeout)
+    # its settings also as system properties (which Alluxio reads before the site file):
+    # a testbed brought up before FUSE settings existed mounts the same way
+    given = [f"-D{key}={value}" for key, value in fuse.properties(layout).items()]
+    fuse.start(layout, [argv[0], *given, *argv[1:-1]], timeout)
 
 
 def smoke_test(proxy_port: int) -> None:

@@ -1,5 +1,3 @@
-
-
 def test_threads_computing_one_generated_digest_at_once_all_get_it(tmp_path) -> None:
     """Two nodes' pushes (a thread each) asked for the same size's digest at once: with a
     temporary file named by pid only, one thread's rename took the other's file and it
