@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 from .clients import Identity, Job, WaitForStart, no_wait
 from .hashing import HashingTee, size_and_hash
@@ -105,10 +105,17 @@ class VerifyJob(Job):
     files: int = 1
     expect: Tuple[str, ...] = ()
 
-    def _check(self, storage: Storage, path: str, k: int, meter: Meter) -> FileCheck:
+    def _check(
+        self,
+        storage: Storage,
+        path: str,
+        k: int,
+        meter: Meter,
+        tag_of: Callable[[str], Optional[str]],
+    ) -> FileCheck:
         try:
             if self.expect:
-                tag = storage.tag(path)
+                tag = tag_of(path)
                 if tag is None:
                     raise FileMissing(path)
                 if tag != self.expect[k]:
@@ -144,9 +151,10 @@ class VerifyJob(Job):
         found: Dict[str, str] = {}
         total = 0
         with make_storage(self.storage) as storage:
+            tag_of = storage.tag_lookup()
             for k in range(self.files):
                 path = nth_path(self.identity.path, k)
-                check = self._check(storage, path, k, meter)
+                check = self._check(storage, path, k, meter, tag_of)
                 total += check.size
                 if k == 0 or (check.status != "ok" and not bad):  # shown: the first bad one
                     result.status, result.bytes = check.status, check.size

@@ -80,3 +80,18 @@ def test_clean_on_64_nodes_is_one_line(level, tmp_path: Path, monkeypatch, capsy
             "clean on 64 nodes: deleted 128 read copies in /w/<node>/read;"
             " deleted /bench/<node> on n[0-59]; absent /bench/<node> on n[60-63]"
         ]
+
+
+def test_the_block_says_the_access_path_when_it_is_not_the_rest_proxy() -> None:
+    """Runs through s3, posix or native are told apart on sight: their headline says so
+    (the REST proxy, the default, says nothing, as before)."""
+    from dataclasses import replace
+
+    records = [
+        rec(f"n{k}", c, bytes=MIB, start=100.0, end=101.0) for k in range(2) for c in range(2)
+    ]
+    summary = summarise(records)
+    s3 = replace(summary, config={**summary.config, "backend": "s3", "bytes": MIB})
+    assert phase_block(s3)[0].startswith("write: 2 nodes, 4 clients, 1.00 MiB files through s3; ")
+    rest = replace(summary, config={**summary.config, "backend": "alluxio", "bytes": MIB})
+    assert phase_block(rest)[0].startswith("write: 2 nodes, 4 clients, 1.00 MiB files; ")

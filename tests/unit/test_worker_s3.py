@@ -140,3 +140,35 @@ def test_a_bucket_given_as_dst_is_made_once() -> None:
     storage.mkdirs("/bench/n0")
     storage.mkdirs("/bench/n1")
     assert calls == [("head", "bench"), ("create", "bench")]
+
+
+class _Listing:
+    """A stand-in for boto3's list_objects_v2 paginator over one folder's objects."""
+
+    def __init__(self, keys: list) -> None:
+        from datetime import datetime, timezone
+
+        self.keys, self.calls = keys, 0
+        self.when = datetime(2026, 12, 3, tzinfo=timezone.utc)
+
+    def get_paginator(self, name: str) -> _Listing:
+        assert name == "list_objects_v2"
+        return self
+
+    def paginate(self, Bucket: str, Prefix: str, Delimiter: str = "") -> list:  # noqa: N803
+        self.calls += 1
+        found = [k for k in self.keys if k.startswith(Prefix) and "/" not in k[len(Prefix) :]]
+        return [{"Contents": [{"Key": k, "Size": 5, "LastModified": self.when} for k in found]}]
+
+
+def test_verify_s_tags_of_many_files_cost_one_listing_per_folder() -> None:
+    """A duration run leaves hundreds of files per client: their tags come from one listing
+    of their folder, not one listing per file (a single object's tag is a listing too)."""
+    keys = [f"run/n0/0.{k}" if k else "run/n0/0" for k in range(300)] + ["run/n1/0"]
+    storage = _storage()
+    storage.client = listing = _Listing(keys)  # type: ignore[assignment]
+    tag_of = storage.tag_lookup()
+    tags = [tag_of(f"/b/{key}") for key in keys]
+    assert listing.calls == 2  # run/n0/ and run/n1/
+    assert all(tags) and tag_of("/b/run/n0/nope") is None
+    assert tags[0] == storage.tag("/b/run/n0/0")  # the same tag as one file's own

@@ -131,11 +131,14 @@ def _slowest_clients(s: PhaseSummary) -> str:
 
 
 def _ran(s: PhaseSummary) -> str:
-    """``write: 3 nodes, 6 clients, 5.00 MiB files; 6 files, 30.0 MiB in 0.479 s``."""
+    """``write: 3 nodes, 6 clients, 5.00 MiB files; 6 files, 30.0 MiB in 0.479 s``, with
+    ``through s3`` after the files when the path is not the REST proxy (the default)."""
     ran = f"{s.phase}: {_count(len(s.per_node), 'node')}, {_count(s.clients, 'client')}"
     each = s.config.get("bytes") or (s.bytes / s.files if s.files else 0)
     if each:
         ran += f", {size(each)} files"
+    if s.config.get("backend", "alluxio") != "alluxio":
+        ran += f" through {s.config['backend']}"
     rounds = s.config.get("rounds") or {}
     if rounds.get("duration"):
         ran += f", for {sig3(rounds['duration'])} s each"

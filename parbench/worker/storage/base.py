@@ -163,6 +163,11 @@ class Storage(abc.ABC):
         """The file's tag (:data:`TAG`): what tells it from any other that was ever at
         ``path``; None when nothing is there."""
 
+    def tag_lookup(self) -> Callable[[str], Optional[str]]:
+        """:meth:`tag` for many files, as cheap as the backend can: by default one call
+        each; a backend whose single-file tag costs a listing lists each folder once."""
+        return self.tag
+
     @abc.abstractmethod
     def tags(self, folder: str) -> Dict[str, str]:
         """Name -> :meth:`tag` of every file in ``folder``, in one call; none when it does

@@ -243,6 +243,19 @@ class S3Storage(Storage):
         listed = self._files(posixpath.dirname(path)).get(posixpath.basename(path))
         return None if listed is None else _tag(listed)
 
+    def tag_lookup(self) -> Callable[[str], Optional[str]]:
+        """One listing per folder, on its first file (a single object's tag is a listing
+        too: HEAD's Last-Modified has whole seconds only, a listing has milliseconds)."""
+        listed: Dict[str, Dict[str, str]] = {}
+
+        def lookup(path: str) -> Optional[str]:
+            folder = posixpath.dirname(path)
+            if folder not in listed:
+                listed[folder] = self.tags(folder)
+            return listed[folder].get(posixpath.basename(path))
+
+        return lookup
+
     def tags(self, folder: str) -> Dict[str, str]:
         return {name: _tag(entry) for name, entry in self._files(folder).items()}
 
