@@ -113,7 +113,11 @@ def worker_peak_rss(phase_args: list[str]) -> float:
     return round(int(out.split()[-1]) / 1024, 1)
 
 
-def worker_memory(port: int, scratch: Path) -> dict[str, dict[str, float]]:
+def worker_memory(
+    port: int, scratch: Path, storage: tuple[str, ...] = ()
+) -> dict[str, dict[str, float]]:
+    """Peak RSS of one client writing and reading each size of SIZES_MIB through the
+    proxy: the REST API, or ``storage`` (worker flags, e.g. the s3 backend's)."""
     found: dict[str, dict[str, float]] = {}
     for mib in SIZES_MIB:
         ref = scratch / f"{mib}mb.bin"
@@ -121,6 +125,7 @@ def worker_memory(port: int, scratch: Path) -> dict[str, dict[str, float]]:
             for _ in range(mib):
                 out.write(os.urandom(1 << 20))
         common = ["--node", "bench", "--nfile", "1", "--host", "127.0.0.1", "--port", str(port)]
+        common += storage
         dst = f"/bench-memory/{mib}"
         write = worker_peak_rss(
             ["write", "--src", str(ref), "--dst", dst, *common, "--out", str(scratch / "w.jsonl")]
@@ -140,6 +145,25 @@ def worker_memory(port: int, scratch: Path) -> dict[str, dict[str, float]]:
         found[f"{mib}MiB"] = {"write_peak_rss_mib": write, "read_peak_rss_mib": read}
         ref.unlink()
     return found
+
+
+def _memory_ratio(mem: dict[str, dict[str, float]]) -> dict[str, float]:
+    big, small = f"{SIZES_MIB[-1]}MiB", f"{SIZES_MIB[0]}MiB"
+    return {
+        op: round(mem[big][f"{op}_peak_rss_mib"] / mem[small][f"{op}_peak_rss_mib"], 2)
+        for op in ("write", "read")
+    }
+
+
+def s3_client_memory(port: int, scratch: Path) -> dict:
+    """worker_memory through the proxy's S3 API (multipart parts of 5 MiB, 1 MiB chunks)."""
+    endpoint = f"http://127.0.0.1:{port}/api/v1/s3"
+    mem = worker_memory(port, scratch, ("--backend", "s3", "--endpoint", endpoint))
+    return {
+        "goal": "memory flat in file size: 256 MiB over 5 MiB peak RSS near 1 (issue 20)",
+        "peak_rss_mib": mem,
+        "ratio_big_over_small": _memory_ratio(mem),
+    }
 
 
 def controller_overhead(layout: Layout, scratch: Path) -> dict[str, float]:
@@ -650,6 +674,7 @@ def _port(layout: Layout) -> int:
 ALONE: dict[str, Callable[[Layout, Path], dict]] = {
     "measurement_cost": lambda layout, scratch: measurement_cost(_port(layout), scratch),
     "client_overhead": lambda layout, scratch: client_overhead(_port(layout), scratch),
+    "s3_client_memory": lambda layout, scratch: s3_client_memory(_port(layout), scratch),
     "orchestration_overhead": orchestration_overhead,
     "verify_cost": verify_cost,
     "chain_overhead": chain_overhead,
@@ -705,6 +730,7 @@ def main() -> int:
         results["alluxio_jvm_rss_mib_after_run"] = jvm_rss_mib(layout)
         port = bed.State.load(layout).proxy_port
         results["worker_client_memory"] = worker_memory(port, scratch)
+        results["s3_client_memory"] = s3_client_memory(port, scratch)
         results["measurement_cost"] = measurement_cost(port, scratch)
         results["client_overhead"] = client_overhead(port, scratch)
         results["orchestration_overhead"] = orchestration_overhead(layout, scratch)
@@ -713,12 +739,7 @@ def main() -> int:
         results["sweep_order"] = sweep_order(layout, scratch)
     for part, measure in NO_TESTBED.items():
         results[part] = measure()
-    mem = results["worker_client_memory"]
-    big, small = f"{SIZES_MIB[-1]}MiB", f"{SIZES_MIB[0]}MiB"
-    results["worker_memory_ratio_big_over_small"] = {
-        op: round(mem[big][f"{op}_peak_rss_mib"] / mem[small][f"{op}_peak_rss_mib"], 2)
-        for op in ("write", "read")
-    }
+    results["worker_memory_ratio_big_over_small"] = _memory_ratio(results["worker_client_memory"])
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     print(f"written to {OUT}")
