@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from pathlib import Path
 
 import boto3
@@ -73,7 +74,7 @@ def test_s3_failures_name_endpoint_bucket_key_and_code(testbed, tmp_path):
     assert f"s3 {endpoint}: get-object s3://it-s3/nope: NoSuchKey (HTTP 404)" in run.text
     gone = write_inventory(
         testbed, tmp_path / "gone.yaml", nodes=2, dst="/it-s3/err", backend="s3",
-        s3_endpoint="http://127.0.0.1:9/api/v1/s3",
+        s3_endpoint="http://127.0.0.1:9/s3",  # not Alluxio's path: locked through S3 too
     )  # fmt: skip
     run = fab(tmp_path, gone, "write")
     assert run.code != 0, run.text
@@ -86,3 +87,19 @@ def test_a_dst_that_is_no_bucket_name_is_refused_before_anything_runs(testbed, t
     run = fab(tmp_path, inv, "write")
     assert run.code == 2, run.text
     assert "defaults.dst: '/It_S3/x': with backend s3 the first segment is the bucket" in run.text
+
+
+def test_meta_and_clean_on_a_bucket_that_is_not_there_yet(testbed, tmp_path):
+    """The meta phase clears its folder before it starts: on a new bucket there is nothing
+    to clear (not a NoSuchBucket error); clean of a run that never wrote says absent."""
+    bucket = f"it-s3-fresh-{secrets.token_hex(4)}"
+    inv = write_inventory(
+        testbed, tmp_path / "inv.yaml", nodes=2, dst=f"/{bucket}/meta", backend="s3",
+        meta_files=5,
+    )  # fmt: skip
+    cleaned = fab(tmp_path, inv, "clean", "--verbose")
+    assert cleaned.code == 0, cleaned.text
+    assert f"absent /{bucket}/meta/n0" in cleaned.text
+    run = fab(tmp_path, inv, "meta")
+    assert run.code == 0, run.text
+    assert "meta: 2 nodes, 4 clients, 5 files each; ok 4" in run.out

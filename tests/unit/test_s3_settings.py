@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from parbench.controller.nodes.locks import _locking
+from parbench.controller.nodes.locks import lock_storage
 from parbench.controller.run.inventory import InventoryError, load
 from parbench.controller.run.plan import storage_config
 
@@ -50,9 +50,30 @@ def test_bad_s3_settings_are_refused_naming_the_key(tmp_path, defaults, message)
 
 def test_the_lock_of_an_s3_run_on_alluxio_is_taken_through_its_rest_proxy(tmp_path) -> None:
     """Alluxio 2.9's S3 API ignores If-None-Match, so no create-if-absent there: the run's
-    lock goes through the REST proxy of the same namespace; any other endpoint is asked
-    with a conditional put."""
-    on_alluxio = _load(tmp_path, "backend: s3").settings
-    assert _locking(on_alluxio).backend == "alluxio"
-    elsewhere = _load(tmp_path, "backend: s3, s3_endpoint: 'https://s3.example.com'").settings
-    assert _locking(elsewhere).backend == "s3"
+    lock goes through the REST proxy of the same namespace, also when the endpoint is
+    written out; any other endpoint is asked with a conditional put."""
+
+    def locked(defaults: str) -> tuple:
+        inv = _load(tmp_path, defaults)
+        config = lock_storage(inv.settings, inv.nodes[0], 60)
+        return config.backend, config.host, config.port
+
+    assert locked("backend: s3") == ("alluxio", "p0", 40000)
+    spelled = "backend: s3, s3_endpoint: 'http://lb.example:39999/api/v1/s3/'"
+    assert locked(spelled) == ("alluxio", "lb.example", 39999)
+    assert locked("backend: s3, s3_endpoint: 'https://s3.example.com'")[0] == "s3"
+    assert locked("backend: alluxio") == ("alluxio", "p0", 40000)
+
+
+def test_a_file_larger_than_one_upload_is_refused_before_the_run(tmp_path) -> None:
+    """10,000 parts of chunk_size (at least 5 MiB) is the largest S3 upload: a larger file
+    is refused up front naming the chunk size it needs, not after 49 GiB were sent."""
+    from parbench.controller.run.plan import PlanError, ReferenceFacts, check_upload
+
+    settings = _load(tmp_path, "backend: s3, chunk_size: 1MiB").settings
+    fits = ReferenceFacts("generated:1", 10_000 * 5 * 1024**2, "0" * 64, generated=True)
+    check_upload(settings, fits)
+    too_big = ReferenceFacts("generated:1", 64 * 1024**3, "0" * 64, generated=True)
+    with pytest.raises(PlanError, match="set chunk_size .* to at least 6871948 bytes"):
+        check_upload(settings, too_big)
+    check_upload(_load(tmp_path, "chunk_size: 1MiB").settings, too_big)  # not s3: no limit

@@ -26,26 +26,38 @@ def _chunks(count: int, size: int) -> Iterator[bytes]:
         yield b"x" * size
 
 
+def _split(chunks: Iterator[bytes], size: int) -> list:
+    """The lengths of the parts a writer takes, dropping each once taken (as it does)."""
+    parts = s3._Parts(chunks, size)
+    part = parts.take()
+    lengths = [len(part)]
+    while parts.more():
+        del part
+        part = parts.take()
+        lengths.append(len(part))
+    return lengths
+
+
 @pytest.mark.parametrize(
     ("count", "size", "part", "expected"),
     [
         (10, 3, 8, [8, 8, 8, 6]),
-        (4, 2, 8, [8, 0]),  # a multiple of the part: an empty tail (dropped by the writer)
+        (4, 2, 8, [8]),  # a multiple of the part: no empty tail
         (0, 1, 8, [0]),  # an empty file: one empty part, one put
         (3, 20, 8, [8] * 7 + [4]),  # chunks larger than a part are cut
+        (3, 0, 8, [0]),  # empty chunks are no data
     ],
 )
 def test_chunks_are_gathered_into_parts(count: int, size: int, part: int, expected: list) -> None:
-    assert [len(p) for p in s3._parts(_chunks(count, size), part)] == expected
+    assert _split(_chunks(count, size), part) == expected
 
 
-def test_a_large_file_is_uploaded_holding_about_one_part() -> None:
-    """Memory is flat in the file size: 64 MiB of 1 MiB chunks into 5 MiB parts, each
-    dropped once sent as the writer does, never holds much more than a part and a chunk."""
+def test_a_large_file_is_uploaded_holding_one_part_and_one_chunk() -> None:
+    """Memory is flat in the file size: 64 MiB of 1 MiB chunks into 5 MiB parts never holds
+    much more than a part and a chunk (the writer looks one chunk ahead, not one part)."""
     tracemalloc.start()
     try:
-        for part in s3._parts(_chunks(64, 1024**2), s3.MIN_PART):
-            del part
+        assert sum(_split(_chunks(64, 1024**2), s3.MIN_PART)) == 64 * 1024**2
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -172,3 +184,79 @@ def test_verify_s_tags_of_many_files_cost_one_listing_per_folder() -> None:
     assert listing.calls == 2  # run/n0/ and run/n1/
     assert all(tags) and tag_of("/b/run/n0/nope") is None
     assert tags[0] == storage.tag("/b/run/n0/0")  # the same tag as one file's own
+
+
+def test_a_listing_of_names_is_one_listing() -> None:
+    """The meta phase times ``list`` as one operation: one listing, not two."""
+    storage = _storage()
+    storage.client = listing = _Listing(["run/n0/a", "run/n0/b"])  # type: ignore[assignment]
+    assert storage.names("/b/run/n0") == ["a", "b"]
+    assert listing.calls == 1
+
+
+def test_a_key_scoped_to_one_bucket_still_connects() -> None:
+    """ListBuckets warms the connection; a key allowed one bucket is refused it, which is
+    an answer: the run goes on (any other error is said)."""
+
+    class Scoped:
+        def __init__(self, code: str) -> None:
+            self.code = code
+
+        def list_buckets(self) -> None:
+            raise _client_error(self.code, 403 if self.code == "AccessDenied" else 400, "no")
+
+    storage = _storage()
+    storage.client = Scoped("AccessDenied")  # type: ignore[assignment]
+    storage.connect()
+    storage.client = Scoped("InvalidAccessKeyId")  # type: ignore[assignment]
+    with pytest.raises(StorageError, match="list-buckets: InvalidAccessKeyId"):
+        storage.connect()
+
+
+def test_a_profile_the_node_does_not_have_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    with pytest.raises(StorageError) as raised:
+        _storage(profile="bench")
+    assert str(raised.value) == (
+        "s3 http://127.0.0.1:1/api/v1/s3: configure: ProfileNotFound: The config profile"
+        " (bench) could not be found"
+    )
+
+
+def test_a_bucket_another_client_made_meanwhile_is_fine() -> None:
+    class Racing:
+        def head_bucket(self, Bucket: str) -> None:  # noqa: N803
+            raise _client_error("404", 404)
+
+        def create_bucket(self, Bucket: str) -> None:  # noqa: N803
+            raise _client_error("BucketAlreadyOwnedByYou", 409, "yours already")
+
+    storage = _storage()
+    storage.client = Racing()  # type: ignore[assignment]
+    storage.mkdirs("/bench/n0")
+
+
+def test_a_read_stopped_early_times_no_close() -> None:
+    """``close`` is a whole read's end on every path: one abandoned or failed is not one."""
+    from parbench.worker.meter import Meter
+    from parbench.worker.protocol import Measure
+
+    class Body:
+        def read(self, size: int) -> bytes:
+            return b"x" * size
+
+        def close(self) -> None:
+            pass
+
+    class Client:
+        def get_object(self, Bucket: str, Key: str) -> dict:  # noqa: N803
+            return {"Body": Body()}
+
+    storage = _storage()
+    storage.client = Client()  # type: ignore[assignment]
+    meter = Meter(Measure())
+    stream = storage.read_stream("/b/k", 4, meter)
+    next(stream)
+    stream.close()
+    assert "close" not in meter.latency and "read" in meter.latency

@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import replace
 from typing import Callable, Optional, Sequence
+from urllib.parse import urlsplit
 
 from fabric import Connection
 
@@ -34,6 +35,7 @@ from parbench.worker.protocol import (
     Holder,
     LockAsk,
     LockRequest,
+    StorageConfig,
     encode_line,
 )
 
@@ -41,6 +43,7 @@ from ..run import say
 from ..run.inventory import Inventory, Node, Settings
 from ..run.plan import storage_config, worker_command
 from ..run.run import user_name
+from ..run.settings import Proxy
 from . import stopping
 from .fleet import current, on_nodes
 from .holders import (
@@ -74,13 +77,26 @@ _TOKEN = secrets.token_hex(8)
 RENEW_AFTER = 30.0
 
 
-def _locking(settings: Settings) -> Settings:
-    """The settings ``{dst}``'s lock is taken with: the run's, but for the s3 backend on
-    Alluxio's own S3 API (no ``s3_endpoint``), which ignores ``If-None-Match``: there it is
-    taken through the REST proxy of the same namespace (bucket = top-level directory)."""
-    if settings.backend == "s3" and settings.s3_endpoint is None:
-        return replace(settings, backend="alluxio")
-    return settings
+#: the path where Alluxio's REST proxy serves its S3 API
+ALLUXIO_S3 = "/api/v1/s3"
+
+
+def lock_storage(settings: Settings, node: Node, timeout: float) -> StorageConfig:
+    """Where ``{dst}``'s lock is taken: the run's storage, but for the s3 backend on
+    Alluxio's S3 API (no ``s3_endpoint``, or one at ``http://HOST:PORT/api/v1/s3``), which
+    ignores ``If-None-Match``: there through the REST proxy at that host and port, which
+    serves the same namespace (a bucket is a top-level directory) and whose rename fails
+    where a file exists."""
+    endpoint = settings.s3_endpoint
+    if settings.backend == "s3" and endpoint is None:
+        return storage_config(replace(settings, backend="alluxio"), node, timeout)
+    if settings.backend == "s3" and endpoint is not None:
+        url = urlsplit(endpoint)
+        if url.scheme == "http" and url.path.rstrip("/") == ALLUXIO_S3 and url.hostname:
+            proxy = Proxy(url.hostname, url.port or 80)
+            rest = replace(settings, backend="alluxio")
+            return storage_config(rest, replace(node, proxy=proxy), timeout)
+    return storage_config(settings, node, timeout)
 
 
 class RunLocks:
@@ -147,7 +163,7 @@ class RunLocks:
         storage = None
         if dst:
             timeout = min(s.phase_timeout, 60.0)
-            storage = storage_config(_locking(s), node, timeout)
+            storage = lock_storage(s, node, timeout)
         return LockRequest(
             action=action,
             holder=self.holder,

@@ -17,6 +17,8 @@ from parbench.worker import layout
 from parbench.worker.layout import generated_file
 from parbench.worker.protocol import (
     PHASES,
+    S3_MAX_PARTS,
+    S3_MIN_PART,
     TIMED_PHASES,
     PhaseRequest,
     Reference,
@@ -191,6 +193,21 @@ def storage_config(settings: Settings, node: Node, timeout: float) -> StorageCon
             **common,
         )
     return StorageConfig(s.backend, node.proxy.host, node.proxy.port, **common)
+
+
+def check_upload(settings: Settings, reference: ReferenceFacts) -> None:
+    """An s3 run's files fit one multipart upload: at most S3_MAX_PARTS parts of
+    ``chunk_size`` (at least S3_MIN_PART); PlanError naming the part size it needs."""
+    if settings.backend != "s3":
+        return
+    part = max(settings.chunk_size, S3_MIN_PART)
+    if reference.bytes > S3_MAX_PARTS * part:
+        least = -(-reference.bytes // S3_MAX_PARTS)
+        raise PlanError(
+            f"defaults.data: a file of {reference.bytes} bytes is more than {S3_MAX_PARTS}"
+            f" parts of {part} bytes, the most one S3 upload takes: set chunk_size (the part"
+            f" size of backend s3) to at least {least} bytes"
+        )
 
 
 def _storage(inventory: Inventory, node: Node) -> StorageConfig:

@@ -34,7 +34,15 @@ from parbench.worker.results import ClientResult
 from .inventory import Inventory, with_flags
 from .outcomes import PhaseResult
 from .pairing import PairingError
-from .plan import ReadPlan, ReferenceFacts, new_run_id, phase_requests, read_plan, write_paths
+from .plan import (
+    ReadPlan,
+    ReferenceFacts,
+    check_upload,
+    new_run_id,
+    phase_requests,
+    read_plan,
+    write_paths,
+)
 from .reference import reference_facts
 from .rundir import ResultsError, RunDir
 from .seal import Seal, inventory_from_dict, inventory_to_dict, request_of, show
@@ -142,6 +150,7 @@ class Run:
         """Seal a new run of ``inventory`` under ``root`` (checks the reference first),
         labelled with the inventory's labels and ``labels`` (which win)."""
         reference = reference_facts(inventory)
+        check_upload(inventory.settings, reference)
         run_id = new_run_id()
         try:
             cross: Optional[ReadPlan] = read_plan(inventory, "cross")

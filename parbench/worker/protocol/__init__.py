@@ -113,6 +113,8 @@ from .request import (
     REQUEST_SCHEMA,
     RUN_ID,
     S3_ADDRESSING,
+    S3_MAX_PARTS,
+    S3_MIN_PART,
     START_MODES,
     WRITE_TYPES,
     ClientTask,

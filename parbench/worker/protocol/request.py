@@ -47,6 +47,11 @@ BACKENDS = ("alluxio", "posix", "s3")
 #: how the s3 backend addresses a bucket: in the path (Alluxio's S3 API needs it), as a
 #: host name, or as botocore decides
 S3_ADDRESSING = ("path", "virtual", "auto")
+#: S3's smallest part of a multipart upload (but the last) and its most parts in one: the
+#: s3 backend's parts are chunk_size but at least the smallest, so a file may be at most
+#: S3_MAX_PARTS of them (the controller checks it before a run)
+S3_MIN_PART = 5 * 1024**2
+S3_MAX_PARTS = 10_000
 WRITE_TYPES = ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
 READ_TYPES = ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
 ON_EXISTING = ("replace", "refuse")

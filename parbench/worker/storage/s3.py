@@ -28,15 +28,13 @@ from datetime import datetime
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..meter import NO_METER, Meter
-from ..protocol import StorageConfig
+from ..protocol import S3_MAX_PARTS, S3_MIN_PART, StorageConfig
 from ..results import one_line
 from .base import CAUSE_LIMIT, Storage, StorageError, _metered, _quietly, root_cause
 
-#: the smallest part of a multipart upload S3 accepts (but the last); smaller chunk sizes
-#: are gathered into parts of this size
-MIN_PART = 5 * 1024**2
-#: S3's most parts in one upload; a larger file gets larger parts
-MAX_PARTS = 10_000
+#: smaller chunk sizes are gathered into parts of S3's smallest; a file of more than
+#: MAX_PARTS parts is refused by the controller before a run
+MIN_PART, MAX_PARTS = S3_MIN_PART, S3_MAX_PARTS
 #: signs requests when the node has no secret (Alluxio's S3 API checks no signature)
 PLACEHOLDER_SECRET = "parbench-no-secret"  # noqa: S105 - not a secret: a stand-in for none
 #: S3 error codes that say the object (or its bucket) is not there
@@ -108,8 +106,9 @@ class S3Storage(Storage):
         self.endpoint = config.endpoint
         self.where = f"s3 {config.endpoint}"
         self.part_size = max(config.part_size, MIN_PART)
-        session = boto3.Session(profile_name=config.profile or None)
-        key, secret = self._credentials(session)
+        with self._calling("configure"):  # no such profile, half a key pair, ...
+            session = boto3.Session(profile_name=config.profile or None)
+            key, secret = self._credentials(session)
         self.client = session.client(
             "s3",
             endpoint_url=config.endpoint,
@@ -154,8 +153,15 @@ class S3Storage(Storage):
             raise kind(f"{self.where}: {named}: {cause}") from exc
 
     def connect(self) -> None:
-        with self._calling("list-buckets"):
-            self.client.list_buckets()
+        """One ListBuckets, to open the connection before the start: an answer of any
+        kind will do (a key scoped to one bucket is refused it: AccessDenied is an answer)."""
+        try:
+            with self._calling("list-buckets"):
+                self.client.list_buckets()
+        except StorageError as exc:
+            coded = _error_code(exc.__cause__) if exc.__cause__ else None
+            if not coded or coded[0] not in ("AccessDenied", "403"):
+                raise
 
     def _bucket(self, bucket: str) -> None:
         """Make ``bucket`` if it is not there (once per instance)."""
@@ -165,8 +171,13 @@ class S3Storage(Storage):
             with self._calling("head-bucket", bucket):
                 self.client.head_bucket(Bucket=bucket)
         except NotFoundError:
-            with self._calling("create-bucket", bucket):
-                self.client.create_bucket(Bucket=bucket)
+            try:
+                with self._calling("create-bucket", bucket):
+                    self.client.create_bucket(Bucket=bucket)
+            except StorageError as exc:  # made by another client meanwhile: fine
+                coded = _error_code(exc.__cause__) if exc.__cause__ else None
+                if not coded or coded[0] not in ("BucketAlreadyOwnedByYou", "409"):
+                    raise
         self._buckets.add(bucket)
 
     def mkdirs(self, path: str) -> None:
@@ -218,25 +229,27 @@ class S3Storage(Storage):
 
     def delete_tree(self, path: str) -> bool:
         """Every object below ``path`` (and ``path`` itself), deepest first, then the
-        folder's own marker (Alluxio lists a directory as ``a/b/``; S3 deletes a key that
-        is not there without complaint). A bucket stays (it may hold more than this run)."""
+        folder's own marker (Alluxio lists a directory as ``a/b/``). False, deleting
+        nothing, when nothing is there (no bucket either). A bucket stays (it may hold more
+        than this run)."""
         bucket, key = split(path)
         keys = [e["Key"] for page in self._listing(path, False) for e in page.get("Contents") or ()]
-        there = bool(keys) or (
-            bool(key) and posixpath.basename(key) in self.names(posixpath.dirname(path))
-        )
-        if key:
+        if key and (keys or posixpath.basename(key) in self.names(posixpath.dirname(path))):
             keys += [key, key.rstrip("/") + "/"]
         for name in sorted(set(keys), key=lambda k: (-k.rstrip("/").count("/"), k)):
             with self._calling("delete-object", f"{bucket}/{name}"):
                 self.client.delete_object(Bucket=bucket, Key=name)
-        return there
+        return bool(keys)
 
     def names(self, path: str) -> List[str]:
-        names = set(self._files(path))
+        """One listing (a timed ``list`` of the meta phase is one, as on the other paths)."""
+        names = set()
         for page in self._listing(path, delimiter=True):
+            for entry in page.get("Contents") or ():
+                names.add(posixpath.basename(entry["Key"]))
             for common in page.get("CommonPrefixes") or ():
                 names.add(posixpath.basename(common["Prefix"].rstrip("/")))
+        names.discard("")  # a folder's own marker
         return sorted(names)
 
     def tag(self, path: str) -> Optional[str]:
@@ -303,28 +316,28 @@ class S3Storage(Storage):
         meter: Meter = NO_METER,
     ) -> None:
         """One put for a file within one part, else a multipart upload; the object appears
-        (and ``created()`` is called) only when it is whole. Unlike the other backends this
-        does not refuse an existing file: S3 replaces it (the write phase looks first)."""
+        only when it is whole, and ``created()`` is called just before the request that
+        makes it appear (a failure then cleans up whatever that request left). Unlike
+        the other backends this does not refuse an existing file: S3 replaces it (the
+        write phase looks first, under the run's lock). Holds one part and one chunk."""
         bucket, key = split(path)
-        parts = _parts(chunks, self.part_size)
-        head = [next(parts, b"")]
-        following = next(parts, b"")
-        if not following:  # one part: one request, timed as the file's write
+        parts = _Parts(chunks, self.part_size)
+        part = parts.take()
+        if not parts.more():  # one part: one request, timed as the file's write
+            created()
             with self._calling("put-object", path):
                 began = meter.clock()
-                self.client.put_object(Bucket=bucket, Key=key, Body=head[0])
-                meter.moved("write", began, len(head[0]))
-            created()
+                self.client.put_object(Bucket=bucket, Key=key, Body=part)
+                meter.moved("write", began, len(part))
             return
-        head.append(following)
-        del following  # held by ``head`` only, which gives each up once handed out
         with self._calling("create-multipart-upload", path):
             began = meter.clock()
             upload = self.client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
             meter.since("create", began)
         done: List[Dict[str, Any]] = []
         try:
-            for number, part in enumerate(_chain(head, parts), start=1):
+            while True:
+                number = len(done) + 1
                 if number > MAX_PARTS:
                     raise StorageError(
                         f"{self.where}: upload s3://{path.lstrip('/')}: more than {MAX_PARTS}"
@@ -338,6 +351,10 @@ class S3Storage(Storage):
                     meter.moved("write", began, len(part))
                 done.append({"ETag": answer["ETag"], "PartNumber": number})
                 del part  # sent: not held while the next one is gathered
+                if not parts.more():
+                    break
+                part = parts.take()
+            created()
             with self._calling("complete-multipart-upload", path):
                 began = meter.clock()
                 self.client.complete_multipart_upload(
@@ -349,7 +366,6 @@ class S3Storage(Storage):
                 lambda: self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
             )
             raise
-        created()
 
     def read_stream(self, path: str, chunk_size: int, meter: Meter = NO_METER) -> Iterator[bytes]:
         bucket, key = split(path)
@@ -357,40 +373,45 @@ class S3Storage(Storage):
             opened = meter.clock()
             body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
             meter.since("open", opened)
+        done = False
         try:
             with self._calling("read", path):
                 yield from _metered(lambda: body.read(chunk_size), meter, opened)
+            done = True
         finally:
             began = meter.clock()
             _quietly(body.close)
-            meter.since("close", began)
+            if done:  # timed as on the other paths: a whole read's close only
+                meter.since("close", began)
 
     def close(self) -> None:
         _quietly(self.client.close)
 
 
-def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """The chunks gathered into parts of ``size`` bytes (the last may be shorter; an empty
-    stream is one empty part). Each part is a new buffer handed over, never copied: with
-    the caller dropping a part once sent, memory holds about one part and one chunk."""
-    held = bytearray()
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while len(view):
-            take = min(size - len(held), len(view))
-            held += view[:take]
-            view = view[take:]
-            if len(held) == size:
-                yield held  # type: ignore[misc] - a bytearray is bytes to boto3
-                held = bytearray()
-    yield held  # type: ignore[misc]
+class _Parts:
+    """The chunks of a stream gathered into parts of ``size`` bytes, taken one at a time;
+    :meth:`more` looks one chunk ahead, so that a writer holds a part and a chunk, never
+    two parts. Each part is a new buffer handed over, never copied."""
 
+    def __init__(self, chunks: Iterable[bytes], size: int) -> None:
+        self._chunks = iter(chunks)
+        self._size = size
+        self._left = memoryview(b"")
 
-def _chain(head: List[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
-    """The parts in ``head`` (taken out of it one by one, so none is held once handed
-    out), then the rest but an empty tail (a file whose size is a multiple of the part)."""
-    while head:
-        yield head.pop(0)
-    for part in rest:
-        if part:
-            yield part
+    def more(self) -> bool:
+        """Whether any byte is left (an empty chunk is none)."""
+        while not len(self._left):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return False
+            self._left = memoryview(chunk)
+        return True
+
+    def take(self) -> bytearray:
+        """The next part: ``size`` bytes, or what is left (empty for an empty stream)."""
+        held = bytearray()
+        while len(held) < self._size and self.more():
+            count = min(self._size - len(held), len(self._left))
+            held += self._left[:count]
+            self._left = self._left[count:]
+        return held
