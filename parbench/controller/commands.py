@@ -61,16 +61,33 @@ def write(run: Run, rounds: IterationPlan = ONCE) -> None:
             f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
             "(defaults.on_existing: replace)"
         )
+    if s.backend == "native" and rounds.duration is not None:
+        console.note(
+            "native write: StressClientIOBench writes one file per client, it cannot write for"
+            " a time: the duration counts for the read only"
+        )
     records = run_phases(run, {"write": run.requests["write"]}, rounds)
     replaced = sum(r.replaced for r in records if r.iteration == 0)
     if replaced:
         console.note(f"write: replaced {replaced} file(s) left by an earlier run")
 
 
+#: what a native read reads (worker/native.py), said in place of the cross-node pairing
+NATIVE_READ = (
+    "native read: on each node, StressClientIOBench's threads read the files its write made"
+    " there, each its own, from the start again at the end, for the phase's duration"
+)
+
+
 def read(
     run: Run, mode: str = "cross", src: Optional[str] = None, rounds: IterationPlan = ONCE
 ) -> None:
     """Cross-node: the run's sealed read; same-file: every client reads ``src``."""
+    if mode == "same" and run.inventory.settings.backend == "native":
+        raise PlanError(
+            "--mode same: a native read reads the files StressClientIOBench wrote on each node"
+            " (`fab write --backend native`), never --src"
+        )
     if mode == "same":
         assert src is not None
         requests = run.same_file_requests(src)
@@ -86,7 +103,10 @@ def read(
             run.requests["read"], run.read_plan, run.records("write")
         )
         run.dir.update_doc("plan.json", {"read": run.read_plan.to_dict()})
-        console.pairing(report.plan_lines(run.read_plan.pairing))  # type: ignore[arg-type]
+        if run.inventory.settings.backend == "native":
+            console.note(NATIVE_READ)
+        else:
+            console.pairing(report.plan_lines(run.read_plan.pairing))  # type: ignore[arg-type]
     run_phases(run, {"read": requests}, rounds, mode)
 
 
@@ -95,6 +115,12 @@ def verify(run: Run) -> None:
     read made (only the phases that ran); a table naming every bad file, and the run that
     made each file found in place of the run's."""
     writes, reads = run.records("write"), run.records("read")
+    if any(r.backend == "native" for r in (*writes, *reads)):
+        raise PlanError(
+            f"run {run.run_id} ran with backend native: its files were written by Alluxio's"
+            " StressClientIOBench with its own content (not the reference file) and cannot be"
+            " verified against the reference; verify a run of backend alluxio or posix"
+        )
     done = run.dir.read_doc("plan.json", {}).get("read")
     read_plan = ReadPlan.from_dict(done) if done else None
     requests = {}  # every file the write left and every copy the read made, with their tags

@@ -303,8 +303,9 @@ def aggregate_of(records: list[ClientResult]) -> float:
 
 
 def clients_of(records: list[ClientResult]) -> int:
-    """How many distinct clients the records are of."""
-    return len({(r.node, r.client) for r in records})
+    """How many distinct clients the records are of (a native record: its threads)."""
+    threads = {(r.node, r.client): r.threads or 1 for r in records}
+    return sum(threads.values())
 
 
 def failures_of(records: list[ClientResult]) -> tuple[Failure, ...]:

@@ -139,7 +139,7 @@ class RunLocks:
         storage = None
         if dst:
             timeout = min(s.phase_timeout, 60.0)
-            if s.backend == "alluxio":
+            if s.backend in ("alluxio", "native"):  # native: its files are the proxy's too
                 storage = StorageConfig(
                     "alluxio", node.proxy.host, node.proxy.port, timeout=timeout
                 )

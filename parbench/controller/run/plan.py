@@ -168,10 +168,12 @@ def _storage(inventory: Inventory, node: Node) -> StorageConfig:
     timeout = phase_budget(s)
     if s.request_timeout is not None:  # never longer than the phase's budget
         timeout = min(s.request_timeout, timeout)
-    if s.backend == "alluxio":
+    if s.backend in ("alluxio", "native"):  # native: the proxy for clean and the version
+        home = node.alluxio_home if s.backend == "native" else None
         return StorageConfig(
-            "alluxio", node.proxy.host, node.proxy.port, None, s.write_type, s.read_type, timeout
-        )
+            s.backend, node.proxy.host, node.proxy.port, None, s.write_type, s.read_type, timeout,
+            alluxio_home=home,
+        )  # fmt: skip
     return StorageConfig(
         "posix",
         root=node.posix_root,

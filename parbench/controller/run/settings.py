@@ -242,7 +242,8 @@ S = Setting
 #: every ``defaults:`` key, in the order of ``inventory.Settings``
 SETTINGS: tuple[Setting, ...] = (
     S("clients", "count", 2, "client processes per node", 1, MAX_CLIENTS, config=True, flag="run"),
-    S("backend", "choice", "alluxio", "alluxio (REST proxy) or posix (files under posix_root)",
+    S("backend", "choice", "alluxio", "alluxio (REST proxy), posix (files under posix_root)"
+      " or native (Alluxio's StressClientIOBench on nodes with alluxio_home)",
       choices=BACKENDS, config=True, flag="run"),
     S("dst", "path", "/parbench", "storage root of the run: {dst}/{node}/{client}; no { }",
       rule=_run_root),

@@ -43,7 +43,10 @@ REQUEST_SCHEMA = "parbench.request/1"
 #: the metadata phase's kinds of operation, in the order each client does them
 META_OPS = ("create", "stat", "list", "delete")
 
-BACKENDS = ("alluxio", "posix")
+BACKENDS = ("alluxio", "posix", "native")
+#: backends whose write and read are run by a tool of the storage's own (worker/native.py:
+#: Alluxio's StressClientIOBench), one record per node instead of one per client
+NATIVE_BACKENDS = ("native",)
 WRITE_TYPES = ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
 READ_TYPES = ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
 ON_EXISTING = ("replace", "refuse")
@@ -68,6 +71,7 @@ class StorageConfig:
     write_type: str = "CACHE_THROUGH"
     read_type: str = "CACHE"
     timeout: float = 600.0  # seconds one storage request may take
+    alluxio_home: Optional[str] = None  # native: the node's Alluxio install (bin/alluxio)
 
     def check(self, where: str) -> None:
         _choice(f"{where}.backend", self.backend, BACKENDS)
@@ -81,6 +85,8 @@ class StorageConfig:
             _absolute(f"{where}.root", self.root, allow_root=True)
         elif self.backend == "posix":
             _refuse(f"{where}.root", "a directory for the posix backend", None)
+        if self.backend in NATIVE_BACKENDS:
+            _absolute(f"{where}.alluxio_home", self.alluxio_home)
 
 
 @dataclass(frozen=True)
@@ -255,6 +261,16 @@ class PhaseRequest(_Message):
         if self.phase in RECORDED_PHASES and not self.out:
             _refuse("request.out", "a records file", self.out)
         return self
+
+    @property
+    def native(self) -> bool:
+        """Its write or read is run by StressClientIOBench (worker/native.py)."""
+        return self.storage.backend in NATIVE_BACKENDS and self.phase in IO_PHASES
+
+    @property
+    def records(self) -> int:
+        """How many records the node leaves: one per client, one per node when native."""
+        return 1 if self.native else len(self.clients)
 
     @property
     def timed(self) -> bool:

@@ -27,7 +27,7 @@ from .base import (
 from .posix import PosixStorage
 
 #: backend name -> its class in the module of that name
-_CLASSES = {"alluxio": "AlluxioStorage", "posix": "PosixStorage"}
+_CLASSES = {"alluxio": "AlluxioStorage", "posix": "PosixStorage", "native": "NativeStorage"}
 
 __all__ = [
     "CAUSE_LIMIT",
