@@ -304,8 +304,7 @@ def aggregate_of(records: list[ClientResult]) -> float:
 
 def clients_of(records: list[ClientResult]) -> int:
     """How many distinct clients the records are of (a native record: its threads)."""
-    threads = {(r.node, r.client): r.threads or 1 for r in records}
-    return sum(threads.values())
+    return sum({(r.node, r.client): r.threads or 1 for r in records}.values())
 
 
 def failures_of(records: list[ClientResult]) -> tuple[Failure, ...]:
