@@ -279,6 +279,12 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         args.read_type,
         args.timeout,
     )
+    if storage.backend == "native":
+        raise RequestError(
+            "--backend native runs under the controller (fab write --backend native); by hand,"
+            " run {alluxio_home}/bin/alluxio runClass alluxio.stress.cli.client."
+            "StressClientIOBench yourself"
+        )
     if phase != "verify-read" and storage.backend == "posix" and not storage.root:
         raise RequestError("--backend posix needs --root DIR")
     dst, local_dst = args.dst, None

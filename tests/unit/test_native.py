@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -271,3 +273,21 @@ def test_the_fixture_is_a_real_stressbench_summary() -> None:
     assert data["className"] == "alluxio.stress.client.ClientIOSummary"
     assert data["parameters"]["mClientType"] == "ALLUXIO_NATIVE"
     assert os.path.getsize(READ_JSON) > 1000
+
+
+def test_the_worker_by_hand_refuses_native_with_what_to_do(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo / "parbench"))
+    argv = ["write", "--node", "n0", "--clients", "1", "--backend", "native", "--dst", "/p"]
+    argv += ["--src", str(WRITE_JSON), "--run-id", "r1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--backend native runs under the controller" in done.stderr
+    assert "Traceback" not in done.stderr
