@@ -56,20 +56,32 @@ def push_all(inventory: Inventory) -> None:
 
 def write(run: Run, rounds: IterationPlan = ONCE) -> None:
     s = run.inventory.settings
-    if s.on_existing == "replace":
+    if s.backend == "native":
+        _native_write(s.dst, s.on_existing, rounds)
+    elif s.on_existing == "replace":
         console.note(
             f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
             "(defaults.on_existing: replace)"
-        )
-    if s.backend == "native" and rounds.duration is not None:
-        console.note(
-            "native write: StressClientIOBench writes one file per client, it cannot write for"
-            " a time: the duration counts for the read only"
         )
     records = run_phases(run, {"write": run.requests["write"]}, rounds)
     replaced = sum(r.replaced for r in records if r.iteration == 0)
     if replaced:
         console.note(f"write: replaced {replaced} file(s) left by an earlier run")
+
+
+def _native_write(dst: str, on_existing: str, rounds: IterationPlan) -> None:
+    """What a native write (worker/native.py) does unlike the others, said before it runs;
+    PlanError for ``on_existing: refuse``, which it cannot keep."""
+    if on_existing == "refuse":
+        raise PlanError(
+            "defaults.on_existing: refuse: a native write cannot keep it (StressClientIOBench"
+            f" deletes and remakes {dst}/<node>/native); use replace, or another backend"
+        )
+    once = ", once: it cannot write for a time (the duration is the read's)"
+    console.note(
+        f"native write: StressClientIOBench deletes and remakes {dst}/<node>/native and"
+        f" writes one file per client there{once if rounds.duration else ''}"
+    )
 
 
 #: what a native read reads (worker/native.py), said in place of the cross-node pairing

@@ -17,11 +17,16 @@ pytestmark = pytest.mark.integration
 
 def test_write_read_native_from_both_nodes(testbed, tmp_path: Path) -> None:
     inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst="/it/native")
-    run = fab(tmp_path, inv, "write", "--backend", "native", "read", "--duration", "2")
+    run = fab(
+        tmp_path, inv, "write", "--backend", "native", "--duration", "2", "read", "--duration", "2"
+    )
     assert run.code == 0, run.text
     assert "native: Alluxio's StressClientIOBench" in run.out
+    assert "once: it cannot write for a time (the duration is the read's)" in run.out
     assert "native read: on each node" in run.out
+    # the write wrote once (no "for 2 s each"), the read read for its duration
     assert "write: 2 nodes, 4 clients, 5.00 MiB files; 4 files, 20.0 MiB" in run.out
+    assert "read: 2 nodes, 4 clients, 5.00 MiB files, for 2.00 s each;" in run.out
     summary = json.loads((tmp_path / "results" / "latest" / "summary.json").read_text())
     for phase in ("write", "read"):
         block = summary[phase]
@@ -40,6 +45,15 @@ def test_write_read_native_from_both_nodes(testbed, tmp_path: Path) -> None:
     check = fab(tmp_path, inv, "verify")
     assert check.code == 2, check.text
     assert "cannot be verified against the reference" in check.text
+    same = fab(tmp_path, inv, "read", "--mode", "same", "--src", "/it/native/n0/native/n0/data-0")
+    assert same.code == 2 and "a native read reads the files" in same.text, same.text
+
+
+def test_on_existing_refuse_is_refused_for_native(testbed, tmp_path: Path) -> None:
+    inv = write_inventory(testbed, tmp_path / "inv.yaml", nodes=2, dst="/it/native-refuse")
+    run = fab(tmp_path, inv, "write", "--backend", "native", "--on-existing", "refuse")
+    assert run.code == 2, run.text
+    assert "a native write cannot keep it" in run.err and "[n0]" not in run.out
 
 
 def test_a_node_without_alluxio_home_is_refused_up_front(testbed, tmp_path: Path) -> None:

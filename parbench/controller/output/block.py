@@ -137,7 +137,7 @@ def _ran(s: PhaseSummary) -> str:
     if each:
         ran += f", {size(each)} files"
     rounds = s.config.get("rounds") or {}
-    if rounds.get("duration"):
+    if rounds.get("duration") and not (s.phase == "write" and s.config.get("backend") == "native"):
         ran += f", for {sig3(rounds['duration'])} s each"
     it = s.iterations
     if it is not None and len(it.measured) + len(it.warmup) > 1:
