@@ -29,6 +29,7 @@ from typing import Any, List, Optional, Tuple
 from .clients import Identity, Job, WaitForStart, no_wait
 from .protocol import StorageConfig
 from .results import ClientResult, one_line
+from .storage import describe_error
 
 MAIN_CLASS = "alluxio.stress.cli.client.StressClientIOBench"
 #: seconds from the common start to StressBench's ``--start-ms``: the JVM starts once the
@@ -196,17 +197,21 @@ class NativeJob(Job):
         )
 
     def __call__(self, wait_for_start: WaitForStart = no_wait) -> ClientResult:
-        ready = time.time()
-        at = wait_for_start()
+        fields: dict = {"ready": time.time(), "files": 0, "latency": None, "series": None}
+        fields["threads"] = self.threads
+        try:
+            at = wait_for_start()
+        except Exception as exc:  # no common start: nothing was run
+            return self.identity.failure(describe_error(exc), **fields)
         run = self.run_for(int(((at if at is not None else time.time()) + LEAD) * 1000))
         argv = run.argv()
         command = " ".join(shlex.quote(a) for a in argv)
-        fields: dict = {"ready": ready, "files": 0, "latency": None, "series": None}
-        fields["threads"] = self.threads
-        try:
+        try:  # a stop (SIGTERM to this client's group) ends the JVM too
             proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         except OSError as exc:
             return self.identity.failure(f"{command}: cannot run: {exc.strerror or exc}", **fields)
+        except Exception as exc:  # stopped: by the deadline, the controller, a signal
+            return self.identity.failure(f"{command}: {describe_error(exc)}", **fields)
         self._keep(proc.stdout, proc.stderr)
         if proc.returncode != 0:
             cause = f"{command}: exited {proc.returncode}: {last_line(proc.stderr)}"

@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from parbench.controller.analysis.stats import clients_of, summarise
 from parbench.controller.output.block import NATIVE_NOTE, phase_block
 from parbench.controller.run.inventory import InventoryError, load
 from parbench.controller.run.plan import ReferenceFacts, node_request
-from parbench.worker.clients import Identity
+from parbench.worker.clients import Identity, run_clients
 from parbench.worker.native import (
     LEAD,
     MAIN_CLASS,
@@ -35,6 +36,7 @@ from parbench.worker.protocol import (
     phase_request,
 )
 from parbench.worker.results import ClientResult
+from parbench.worker.start import NoStart
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: captured from a real run on the testbed (2 nodes, 2 clients each, 5 MiB files; n0's)
@@ -291,3 +293,32 @@ def test_the_worker_by_hand_refuses_native_with_what_to_do(tmp_path: Path) -> No
     assert done.returncode == 2, done.stderr
     assert "--backend native runs under the controller" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_no_common_start_runs_nothing(tmp_path: Path) -> None:
+    home = fake_home(tmp_path, f"touch {tmp_path}/ran\n")
+
+    def no_start() -> None:
+        raise NoStart("the controller gave no common start")
+
+    record = a_job(tmp_path, home)(no_start)
+    assert record.status == "error" and "gave no common start" in (record.error or "")
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_stopped_phase_ends_the_jvm_and_records_why(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    home = fake_home(tmp_path, f"echo $$ > {pid_file}\nexec sleep 60\n")
+    began = time.monotonic()
+    (record,) = run_clients([a_job(tmp_path, home)], deadline=time.time() + 2.0)
+    assert time.monotonic() - began < 20
+    assert record.status == "error" and record.threads == 2
+    pid = int(pid_file.read_text())
+    for _ in range(50):  # the stand-in JVM is gone with its client
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the stand-in JVM {pid} outlived its stopped client")
