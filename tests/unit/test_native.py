@@ -15,6 +15,7 @@ import pytest
 
 from parbench.controller.analysis.stats import clients_of, summarise
 from parbench.controller.output.block import NATIVE_NOTE, phase_block
+from parbench.controller.output.report import phase_table
 from parbench.controller.run.inventory import InventoryError, load
 from parbench.controller.run.plan import ReferenceFacts, node_request
 from parbench.worker.clients import Identity, run_clients
@@ -322,3 +323,11 @@ def test_a_stopped_phase_ends_the_jvm_and_records_why(tmp_path: Path) -> None:
         time.sleep(0.1)
     else:
         pytest.fail(f"the stand-in JVM {pid} outlived its stopped client")
+
+
+def test_the_verbose_table_counts_threads_per_node_and_no_client_line() -> None:
+    records = [native_record("n0", 2, 10 << 20), native_record("n1", 3, 15 << 20)]
+    summary = summarise(records, "write").judged({"backend": "native"}, "", {}, ())
+    assert [n.clients for n in summary.per_node] == [2, 3]
+    text = phase_table(summary)
+    assert "per client MiB/s" not in text and NATIVE_NOTE.strip() in text

@@ -418,7 +418,7 @@ def _node(nid: str, records: list[ClientResult]) -> NodeSummary:
     span = _Span.of_iterations(ok)
     return NodeSummary(
         node=nid,
-        clients=len({r.client for r in records}),
+        clients=clients_of(records),
         ok=len(ok),
         errors=len(records) - len(ok),
         bytes=span.bytes,
