@@ -331,3 +331,9 @@ def test_the_verbose_table_counts_threads_per_node_and_no_client_line() -> None:
     assert [n.clients for n in summary.per_node] == [2, 3]
     text = phase_table(summary)
     assert "per client MiB/s" not in text and NATIVE_NOTE.strip() in text
+
+
+def test_a_native_read_request_needs_the_runs_dst() -> None:
+    text = native_request("read").to_json().replace('"dst": "/parbench"', '"dst": null')
+    with pytest.raises(RequestError, match=r"request\.dst"):
+        PhaseRequest.from_json(text)

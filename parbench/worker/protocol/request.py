@@ -232,7 +232,7 @@ class PhaseRequest(_Message):
                 given = asdict(self.workdir_clean)
                 _refuse("request.workdir_clean", "none but in a clean", given)
             self.workdir_clean.check("request.workdir_clean")
-        if BY_PHASE[self.phase].at_dst:
+        if BY_PHASE[self.phase].at_dst or self.native:  # native: its files are at dst too
             _absolute("request.dst", self.dst)
         if not self.clients:
             _refuse("request.clients", "at least one client", "none")
