@@ -201,18 +201,24 @@ def write_home(layout: Layout, ports: Ports, jars: list[Path]) -> None:
     (conf / "alluxio-site.properties").write_text(site_properties(layout, ports))
     (conf / "log4j2.properties").write_text(LOG4J2.format(target="SYSTEM_OUT", level="info"))
     (conf / "log4j2-shell.properties").write_text(LOG4J2.format(target="SYSTEM_ERR", level="warn"))
-    shell = java_argv(
-        layout, jars, "alluxio.cli.fs.FileSystemShell", ("-Xmx256m",), "log4j2-shell.properties"
-    )
-    quoted = " ".join(shlex.quote(arg) for arg in shell)
+    # the JVM of both commands; the class comes after it (`fs`: the shell; `runClass`: the
+    # one named, as in a real install's bin/alluxio)
+    jvm = java_argv(layout, jars, "", ("-Xmx256m",), "log4j2-shell.properties")[:-1]
+    quoted = " ".join(shlex.quote(arg) for arg in jvm)
     wrapper = layout.alluxio_home / "bin" / "alluxio"
     wrapper.parent.mkdir(parents=True, exist_ok=True)
     wrapper.write_text(
         "#!/bin/sh\n"
-        "# parbench testbed: `alluxio fs <command> ...` runs Alluxio's own FileSystemShell.\n"
-        'if [ "$1" != "fs" ]; then echo "testbed alluxio wrapper: only \'fs\' is supported" >&2;'
-        " exit 2; fi\nshift\n"
-        f'exec {quoted} "$@"\n'
+        "# parbench testbed: `alluxio fs <command> ...` runs Alluxio's own FileSystemShell;\n"
+        "# `alluxio runClass <class> ...` runs a class of the classpath (StressClientIOBench).\n"
+        'case "$1" in\n'
+        "  fs) shift; main=alluxio.cli.fs.FileSystemShell ;;\n"
+        '  runClass) if [ -z "$2" ]; then echo "usage: alluxio runClass CLASS [ARGS]" >&2;'
+        " exit 2; fi; main=$2; shift 2 ;;\n"
+        "  *) echo \"testbed alluxio wrapper: only 'fs' and 'runClass' are supported\" >&2;"
+        " exit 2 ;;\n"
+        "esac\n"
+        f'exec {quoted} "$main" "$@"\n'
     )
     wrapper.chmod(0o755)
 

@@ -6,6 +6,7 @@ is used and left running; otherwise the session starts one and takes it down at 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from hypothesis import settings
 from testbed import bed, fuse
 from testbed.layout import Layout
 
-NODES = 3
+#: nodes of the session's testbed; fewer (``PARBENCH_TESTBED_NODES=2``) for a second
+#: checkout's testbed beside another, for the tests that need no more
+NODES = int(os.environ.get("PARBENCH_TESTBED_NODES", "3"))
 
 # no per-example time limit: a shared 2-core machine is noisy, and speed is measured in
 # bench/, never asserted in a test

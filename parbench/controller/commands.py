@@ -56,7 +56,9 @@ def push_all(inventory: Inventory) -> None:
 
 def write(run: Run, rounds: IterationPlan = ONCE) -> None:
     s = run.inventory.settings
-    if s.on_existing == "replace":
+    if s.backend == "native":
+        _native_write(s.dst, s.on_existing, rounds)
+    elif s.on_existing == "replace":
         console.note(
             f"write: files at {s.dst}/<node>/<client> left by an earlier run are replaced "
             "(defaults.on_existing: replace)"
@@ -67,10 +69,37 @@ def write(run: Run, rounds: IterationPlan = ONCE) -> None:
         console.note(f"write: replaced {replaced} file(s) left by an earlier run")
 
 
+def _native_write(dst: str, on_existing: str, rounds: IterationPlan) -> None:
+    """What a native write (worker/native.py) does unlike the others, said before it runs;
+    PlanError for ``on_existing: refuse``, which it cannot keep."""
+    if on_existing == "refuse":
+        raise PlanError(
+            "defaults.on_existing: refuse: a native write cannot keep it (StressClientIOBench"
+            f" deletes and remakes {dst}/<node>/native); use replace, or another backend"
+        )
+    once = ", once: it cannot write for a time (the duration is the read's)"
+    console.note(
+        f"native write: StressClientIOBench deletes and remakes {dst}/<node>/native and"
+        f" writes one file per client there{once if rounds.duration else ''}"
+    )
+
+
+#: what a native read reads (worker/native.py), said in place of the cross-node pairing
+NATIVE_READ = (
+    "native read: on each node, StressClientIOBench's threads read the files its write made"
+    " there, each its own, from the start again at the end, for the phase's duration"
+)
+
+
 def read(
     run: Run, mode: str = "cross", src: Optional[str] = None, rounds: IterationPlan = ONCE
 ) -> None:
     """Cross-node: the run's sealed read; same-file: every client reads ``src``."""
+    if mode == "same" and run.inventory.settings.backend == "native":
+        raise PlanError(
+            "--mode same: a native read reads the files StressClientIOBench wrote on each node"
+            " (`fab write --backend native`), never --src"
+        )
     if mode == "same":
         assert src is not None
         requests = run.same_file_requests(src)
@@ -86,7 +115,10 @@ def read(
             run.requests["read"], run.read_plan, run.records("write")
         )
         run.dir.update_doc("plan.json", {"read": run.read_plan.to_dict()})
-        console.pairing(report.plan_lines(run.read_plan.pairing))  # type: ignore[arg-type]
+        if run.inventory.settings.backend == "native":
+            console.note(NATIVE_READ)
+        else:
+            console.pairing(report.plan_lines(run.read_plan.pairing))  # type: ignore[arg-type]
     run_phases(run, {"read": requests}, rounds, mode)
 
 
@@ -95,6 +127,12 @@ def verify(run: Run) -> None:
     read made (only the phases that ran); a table naming every bad file, and the run that
     made each file found in place of the run's."""
     writes, reads = run.records("write"), run.records("read")
+    if any(r.backend == "native" for r in (*writes, *reads)):
+        raise PlanError(
+            f"run {run.run_id} ran with backend native: its files were written by Alluxio's"
+            " StressClientIOBench with its own content (not the reference file) and cannot be"
+            " verified against the reference; verify a run of backend alluxio or posix"
+        )
     done = run.dir.read_doc("plan.json", {}).get("read")
     read_plan = ReadPlan.from_dict(done) if done else None
     requests = {}  # every file the write left and every copy the read made, with their tags

@@ -231,7 +231,7 @@ def run_phases(
                     summary_of(phase, kept).decided(verdict),
                     rounds,
                     read_mode,
-                    sum(len(r.clients) for r in requests[phase].values()),
+                    sum(r.records for r in requests[phase].values()),
                     failures if phase in timed else None,
                 )
             )

@@ -17,6 +17,7 @@ import contextlib
 import io
 import multiprocessing
 import os
+import posixpath
 import socket
 import sys
 import time
@@ -27,6 +28,7 @@ from . import agent, generate, lock, made, progress
 from .clean import UnsafePath, clean, clean_workdir
 from .clients import Identity, Job, run_clients
 from .meta import MetaJob
+from .native import NativeJob
 from .protocol import (
     BACKENDS,
     COPY_PHASES,
@@ -289,6 +291,12 @@ def request_from_args(args: argparse.Namespace) -> PhaseRequest:
         access_key=args.access_key,
         part_size=args.chunk_size,
     )
+    if storage.backend == "native":
+        raise RequestError(
+            "--backend native runs under the controller (fab write --backend native); by hand,"
+            " run {alluxio_home}/bin/alluxio runClass alluxio.stress.cli.client."
+            "StressClientIOBench yourself"
+        )
     if phase != "verify-read" and storage.backend == "posix" and not storage.root:
         raise RequestError("--backend posix needs --root DIR")
     if phase != "verify-read" and storage.backend == "s3" and not storage.endpoint:
@@ -384,6 +392,39 @@ def _read_jobs(request: PhaseRequest, host: str) -> Work:
             task.files,
         )
         for task in request.clients
+    ]
+
+
+def _native_jobs(request: PhaseRequest, host: str) -> Work:
+    """One StressClientIOBench run for all the node's clients (worker/native.py)."""
+    ref, dst = request.reference, request.dst
+    identity = _identity(request, request.clients[0], host)
+    assert dst is not None
+    identity = replace(identity, path=posixpath.join(dst, request.node, "native"))
+    try:
+        if ref is None:
+            raise ValueError("the request names no reference file, whose size the files have")
+        size = ref.bytes if ref.bytes is not None else os.path.getsize(ref.path)
+    except (OSError, ValueError) as exc:
+        cause = describe_error(exc) if isinstance(exc, OSError) else str(exc)
+        return [
+            identity.failure(
+                cause, files=0, latency=None, series=None, threads=len(request.clients)
+            )
+        ]
+    assert request.out is not None
+    keep = f"{os.path.splitext(request.out)[0]}.native"
+    return [
+        NativeJob(
+            identity,
+            request.storage,
+            dst,
+            len(request.clients),
+            size,
+            request.chunk_size,
+            request.duration,
+            keep,
+        )
     ]
 
 
@@ -532,8 +573,9 @@ def _after_clients(request: PhaseRequest, results: List[ClientResult]) -> List[C
     try:
         with make_storage(request.storage) as storage:
             version = storage.server_version()
-            try:
-                results = made.tagged(request, storage, results)
+            try:  # native: StressBench's files have its content, no tag of the run's
+                if not request.native:
+                    results = made.tagged(request, storage, results)
             except (StorageError, OSError) as exc:
                 print(
                     f"parbench worker: {request.node}: {request.phase}: the files made could not"
@@ -550,7 +592,8 @@ def execute(request: PhaseRequest) -> ExitCode:
     if request.phase == "clean":
         return _clean(request)
     assert request.out is not None
-    work = BUILDERS[request.phase](request, socket.gethostname())
+    builder = _native_jobs if request.native else BUILDERS[request.phase]
+    work = builder(request, socket.gethostname())
     if request.start_at is not None and request.start_at < time.time():
         print(
             f"parbench worker: --start-at is {time.time() - request.start_at:.1f} s in the"

@@ -77,6 +77,9 @@ class ClientResult:
     made: Optional[List[str]] = None
     #: verify: path -> tag of a file there that is not the run's (at most FOUND_LIMIT)
     found: Optional[Dict[str, str]] = None
+    #: native (worker/native.py): the threads of StressClientIOBench this one record of a
+    #: node stands for (None: a record is one client)
+    threads: Optional[int] = None
     schema: str = SCHEMA
 
     @property
@@ -206,6 +209,7 @@ _FIELD_TYPES: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     "warmup": _BOOLEAN,
     "made": ("null or a list of strings", _or_null(_strings)),
     "found": ("null or an object of strings", _or_null(_objects(lambda v: isinstance(v, str)))),
+    "threads": ("an integer or null", _or_null(_integer)),
     "schema": _STRING,
 }
 # every field has its check (a field without one would be dropped on load)

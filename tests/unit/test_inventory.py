@@ -253,7 +253,7 @@ OK0, OK1 = "{id: n0, host: h0}", "{id: n1, host: h1}"
         ),
         (
             "defaults: {backend: hdfs}\n" + _nodes(OK0),
-            "defaults.backend: expected one of alluxio, posix, s3, got 'hdfs'",
+            "defaults.backend: expected one of alluxio, posix, s3, native, got 'hdfs'",
         ),
         (
             "defaults: {write_type: cache_through}\n" + _nodes(OK0),

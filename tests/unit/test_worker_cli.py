@@ -377,7 +377,7 @@ def test_clean_deletes_only_this_runs_copies(bench: dict) -> None:
 def test_constants_the_controller_imports() -> None:
     from parbench.worker.protocol import BACKENDS, NODE_ID, ON_EXISTING, READ_TYPES, WRITE_TYPES
 
-    assert BACKENDS == ("alluxio", "posix", "s3")
+    assert BACKENDS == ("alluxio", "posix", "s3", "native")
     assert WRITE_TYPES == ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
     assert READ_TYPES == ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
     assert ON_EXISTING == ("replace", "refuse")

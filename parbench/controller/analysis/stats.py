@@ -303,8 +303,8 @@ def aggregate_of(records: list[ClientResult]) -> float:
 
 
 def clients_of(records: list[ClientResult]) -> int:
-    """How many distinct clients the records are of."""
-    return len({(r.node, r.client) for r in records})
+    """How many distinct clients the records are of (a native record: its threads)."""
+    return sum({(r.node, r.client): r.threads or 1 for r in records}.values())
 
 
 def failures_of(records: list[ClientResult]) -> tuple[Failure, ...]:
@@ -418,7 +418,7 @@ def _node(nid: str, records: list[ClientResult]) -> NodeSummary:
     span = _Span.of_iterations(ok)
     return NodeSummary(
         node=nid,
-        clients=len({r.client for r in records}),
+        clients=clients_of(records),
         ok=len(ok),
         errors=len(records) - len(ok),
         bytes=span.bytes,

@@ -88,6 +88,8 @@ def lock_storage(settings: Settings, node: Node, timeout: float) -> StorageConfi
     serves the same namespace (a bucket is a top-level directory) and whose rename fails
     where a file exists."""
     endpoint = settings.s3_endpoint
+    if settings.backend == "native":  # StressBench writes through the same cluster
+        return storage_config(replace(settings, backend="alluxio"), node, timeout)
     if settings.backend == "s3" and endpoint is None:
         return storage_config(replace(settings, backend="alluxio"), node, timeout)
     if settings.backend == "s3" and endpoint is not None:

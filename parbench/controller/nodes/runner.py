@@ -104,12 +104,12 @@ def run_worker(
     except ValueError as exc:  # a damaged records file: as on_nodes would say it
         return replace(outcome, failure=f"{type(exc).__name__}: {printable(str(exc))}")
     outcome = replace(outcome, records=tuple(records), fetched=True)
-    counted = f"{len(records)} of {len(request.clients)} records collected"
+    counted = f"{len(records)} of {request.records} records collected"
     if result.exited in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
         failure = f"{phase} stopped when the controller was interrupted; {counted}"
     elif result.exited not in RECORDED_EXITS:
         failure = f"worker exited {result.exited}; {counted}"
-    elif len(records) != len(request.clients):
+    elif len(records) != request.records:
         failure = f"worker left {counted}"
     else:
         return outcome
@@ -156,7 +156,7 @@ def lost(conn: Connection, node: Node, request: PhaseRequest, seconds: float) ->
     if transport is None or not transport.is_active():
         raise StepError(
             f"connection to {node.id} lost {seconds:.1f} s into {request.phase}; 0 of "
-            f"{len(request.clients)} records collected (the node keeps them: the next "
+            f"{request.records} records collected (the node keeps them: the next "
             f"command on the run, or fab report --collect --run {request.run_id}, fetches them)"
         )
 
@@ -168,7 +168,7 @@ def told(output: str, node: Node, request: PhaseRequest) -> list[ClientResult]:
         records = told_records(output, f"{node.id}: the worker's output")
     except ValueError:
         return []
-    return records if len(records) == len(request.clients) else []
+    return records if len(records) == request.records else []
 
 
 def fetch_records(conn: Connection, node: Node, request: PhaseRequest) -> list[ClientResult]:

@@ -111,7 +111,7 @@ def phase_block(summary: PhaseSummary | MetaSummary, quiet: bool = False) -> lis
             f" max {size(rates[-1].throughput, '/s')}; slowest: {slowest}"
         )
     d = s.per_client
-    if d.n > 1:
+    if d.n > 1 and s.config.get("backend") != "native":  # native: a record is a node
         lines.append(
             f"  per client: min {size(d.min, '/s')}, median {size(d.median, '/s')},"
             f" max {size(d.max, '/s')} (n={d.n}); slowest: {_slowest_clients(s)}"
@@ -140,7 +140,7 @@ def _ran(s: PhaseSummary) -> str:
     if s.config.get("backend", "alluxio") != "alluxio":
         ran += f" through {s.config['backend']}"
     rounds = s.config.get("rounds") or {}
-    if rounds.get("duration"):
+    if rounds.get("duration") and not (s.phase == "write" and s.config.get("backend") == "native"):
         ran += f", for {sig3(rounds['duration'])} s each"
     it = s.iterations
     if it is not None and len(it.measured) + len(it.warmup) > 1:
@@ -166,9 +166,17 @@ def _headline(s: PhaseSummary) -> str:
     return line
 
 
+#: the block's line of a phase run by StressClientIOBench (backend native, worker/native.py)
+NATIVE_NOTE = (
+    "  native: Alluxio's StressClientIOBench, one record per node (its threads = clients);"
+    " n/a: native: per-file latency, per-client throughput, time series, verification"
+)
+
+
 def _notes(summary: Any) -> list[str]:
-    """The summary's warnings, a line each."""
-    return [f"  warning: {w}" for w in summary.warnings]
+    """The summary's warnings, a line each; what a native phase cannot show."""
+    native = [NATIVE_NOTE] if getattr(summary, "config", {}).get("backend") == "native" else []
+    return [*native, *(f"  warning: {w}" for w in summary.warnings)]
 
 
 def _invalid(summary: Any) -> str:

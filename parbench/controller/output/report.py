@@ -10,6 +10,7 @@ from typing import Any
 from parbench.controller.analysis import measures
 from parbench.controller.analysis.metastats import MetaSummary
 from parbench.controller.analysis.stats import Failure, PhaseSummary, Verdicts
+from parbench.controller.output.block import NATIVE_NOTE
 from parbench.controller.run.iterations import IterationPlan
 from parbench.controller.run.natural import natural_key
 from parbench.controller.run.pairing import Pairing
@@ -53,10 +54,13 @@ def phase_table(summary: PhaseSummary) -> str:
     ]
     lines += _table(("node", "clients", "ok", "errors", "files", "MiB", "s", "MiB/s"), rows)
     d = s.per_client
-    lines.append(
-        f"per client MiB/s (n={d.n}): min {_mib(d.min)}  median {_mib(d.median)}"
-        f"  p90 {_mib(d.p90)}  max {_mib(d.max)}"
-    )
+    if s.config.get("backend") == "native":  # a record is a node: no client's own figures
+        lines.append(NATIVE_NOTE.strip())
+    else:
+        lines.append(
+            f"per client MiB/s (n={d.n}): min {_mib(d.min)}  median {_mib(d.median)}"
+            f"  p90 {_mib(d.p90)}  max {_mib(d.max)}"
+        )
     lines += iteration_lines(s)
     lines += latency_lines(s.latency)
     lines += series_lines(s.series)

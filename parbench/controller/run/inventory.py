@@ -357,6 +357,12 @@ def _node(
         home, given.get("alluxio_home"), partial(check.remote_path, at("alluxio_home"))
     )
     posix_root = _or(root, settings.posix_root, partial(check.remote_path, at("posix_root")))
+    if alluxio_home is None and settings.backend == "native":
+        check.fail(
+            at("alluxio_home"),
+            "required by backend native (it runs {alluxio_home}/bin/alluxio runClass"
+            " StressClientIOBench on the node); set it or choose another backend",
+        )
     built = []
     for name, nid in zip(names, ids):
         host = checks.host(check, where, name)

@@ -192,7 +192,8 @@ def storage_config(settings: Settings, node: Node, timeout: float) -> StorageCon
             access_key=s.s3_access_key,
             **common,
         )
-    return StorageConfig(s.backend, node.proxy.host, node.proxy.port, **common)
+    home = node.alluxio_home if s.backend == "native" else None  # native: bin/alluxio
+    return StorageConfig(s.backend, node.proxy.host, node.proxy.port, alluxio_home=home, **common)
 
 
 def check_upload(settings: Settings, reference: ReferenceFacts) -> None:

@@ -259,8 +259,9 @@ S = Setting
 #: every ``defaults:`` key, in the order of ``inventory.Settings``
 SETTINGS: tuple[Setting, ...] = (
     S("clients", "count", 2, "client processes per node", 1, MAX_CLIENTS, config=True, flag="run"),
-    S("backend", "choice", "alluxio", "alluxio (REST proxy), posix (files under posix_root) or"
-      " s3 (the S3 API at s3_endpoint)", choices=BACKENDS, config=True, flag="run"),
+    S("backend", "choice", "alluxio", "alluxio (REST proxy), posix (files under posix_root),"
+      " s3 (the S3 API at s3_endpoint) or native (Alluxio's StressClientIOBench on nodes with"
+      " alluxio_home)", choices=BACKENDS, config=True, flag="run"),
     S("dst", "path", "/parbench", "storage root of the run: {dst}/{node}/{client}; no { }",
       rule=_run_root),
     S("local_dst", "path", "read", "where read copies go on a node (relative: under its"

@@ -107,6 +107,7 @@ from .request import (
     BACKENDS,
     META_OPS,
     MIN_INTERVAL,
+    NATIVE_BACKENDS,
     NODE_ID,
     ON_EXISTING,
     READ_TYPES,

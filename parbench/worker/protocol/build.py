@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from .phases import COPY_PHASES, REFERENCE_PHASES
 from .request import (
+    NATIVE_BACKENDS,
     ClientTask,
     Measure,
     MetaWork,
@@ -76,7 +77,10 @@ def phase_request(
         ),
         dst=dst,
         local_dst=local_dst,
-        reference=reference if phase in REFERENCE_PHASES else None,
+        # native: its read is told the files' size too (worker/native.py)
+        reference=reference
+        if phase in REFERENCE_PHASES or (storage.backend in NATIVE_BACKENDS and phase == "read")
+        else None,
         chunk_size=chunk_size,
         on_existing=on_existing,
         start=start,

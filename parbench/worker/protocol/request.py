@@ -43,7 +43,7 @@ REQUEST_SCHEMA = "parbench.request/1"
 #: the metadata phase's kinds of operation, in the order each client does them
 META_OPS = ("create", "stat", "list", "delete")
 
-BACKENDS = ("alluxio", "posix", "s3")
+BACKENDS = ("alluxio", "posix", "s3", "native")
 #: how the s3 backend addresses a bucket: in the path (Alluxio's S3 API needs it), as a
 #: host name, or as botocore decides
 S3_ADDRESSING = ("path", "virtual", "auto")
@@ -52,6 +52,9 @@ S3_ADDRESSING = ("path", "virtual", "auto")
 #: S3_MAX_PARTS of them (the controller checks it before a run)
 S3_MIN_PART = 5 * 1024**2
 S3_MAX_PARTS = 10_000
+#: backends whose write and read are run by a tool of the storage's own (worker/native.py:
+#: Alluxio's StressClientIOBench), one record per node instead of one per client
+NATIVE_BACKENDS = ("native",)
 WRITE_TYPES = ("CACHE_THROUGH", "MUST_CACHE", "THROUGH", "ASYNC_THROUGH")
 READ_TYPES = ("CACHE", "CACHE_PROMOTE", "NO_CACHE")
 ON_EXISTING = ("replace", "refuse")
@@ -84,6 +87,7 @@ class StorageConfig:
     profile: Optional[str] = None
     access_key: Optional[str] = None
     part_size: int = 5 * 1024**2
+    alluxio_home: Optional[str] = None  # native: the node's Alluxio install (bin/alluxio)
 
     def check(self, where: str) -> None:
         _choice(f"{where}.backend", self.backend, BACKENDS)
@@ -104,6 +108,8 @@ class StorageConfig:
             _absolute(f"{where}.root", self.root, allow_root=True)
         elif self.backend == "posix":
             _refuse(f"{where}.root", "a directory for the posix backend", None)
+        if self.backend in NATIVE_BACKENDS:
+            _absolute(f"{where}.alluxio_home", self.alluxio_home)
 
 
 @dataclass(frozen=True)
@@ -249,7 +255,7 @@ class PhaseRequest(_Message):
                 given = asdict(self.workdir_clean)
                 _refuse("request.workdir_clean", "none but in a clean", given)
             self.workdir_clean.check("request.workdir_clean")
-        if BY_PHASE[self.phase].at_dst:
+        if BY_PHASE[self.phase].at_dst or self.native:  # native: its files are at dst too
             _absolute("request.dst", self.dst)
         if not self.clients:
             _refuse("request.clients", "at least one client", "none")
@@ -278,6 +284,16 @@ class PhaseRequest(_Message):
         if self.phase in RECORDED_PHASES and not self.out:
             _refuse("request.out", "a records file", self.out)
         return self
+
+    @property
+    def native(self) -> bool:
+        """Its write or read is run by StressClientIOBench (worker/native.py)."""
+        return self.storage.backend in NATIVE_BACKENDS and self.phase in IO_PHASES
+
+    @property
+    def records(self) -> int:
+        """How many records the node leaves: one per client, one per node when native."""
+        return 1 if self.native else len(self.clients)
 
     @property
     def timed(self) -> bool:

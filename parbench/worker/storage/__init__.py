@@ -28,7 +28,12 @@ from .base import (
 from .posix import PosixStorage
 
 #: backend name -> its class in the module of that name
-_CLASSES = {"alluxio": "AlluxioStorage", "posix": "PosixStorage", "s3": "S3Storage"}
+_CLASSES = {
+    "alluxio": "AlluxioStorage",
+    "posix": "PosixStorage",
+    "s3": "S3Storage",
+    "native": "NativeStorage",
+}
 
 __all__ = [
     "CAUSE_LIMIT",
