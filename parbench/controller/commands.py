@@ -11,7 +11,13 @@ from typing import Optional, Sequence
 
 from fabric import Connection
 
-from parbench.worker.protocol import TIMED_PHASES, VERIFY_PHASES, PhaseRequest, WorkdirClean
+from parbench.worker.protocol import (
+    NATIVE_BACKENDS,
+    TIMED_PHASES,
+    VERIFY_PHASES,
+    PhaseRequest,
+    WorkdirClean,
+)
 from parbench.worker.results import ClientResult
 
 from . import phases
@@ -350,6 +356,12 @@ def sweep(
         f" seed {seed} (--seed {seed} repeats it)"
     )
 
+    if "verify" in steps and any(p.inventory.settings.backend in NATIVE_BACKENDS for p in found):
+        console.out(
+            "sweep: the native points are not verified (StressClientIOBench writes content"
+            " of its own, not the reference)"
+        )
+
     def one(point: sweeping.Point, labels: dict[str, str], warm: bool) -> tuple[str, dict]:
         settings = point.inventory.settings
         rounds = settings.iteration_plan.fits(phase_budget(settings))  # the inventory's repeats
@@ -359,7 +371,8 @@ def sweep(
             write(run, rounds)
             if reads:
                 read(run, rounds=rounds)
-            if "verify" in steps and not warm:  # the warm-up times nothing verify does
+            # the warm-up times nothing verify does; native files are StressBench's own
+            if "verify" in steps and not warm and settings.backend not in NATIVE_BACKENDS:
                 verify(run)
         except BenchFailure as exc:
             raise PointFailed(str(exc), exc.code, run.run_id) from None

@@ -25,8 +25,8 @@ def test_write_read_native_from_both_nodes(testbed, tmp_path: Path) -> None:
     assert "once: it cannot write for a time (the duration is the read's)" in run.out
     assert "native read: on each node" in run.out
     # the write wrote once (no "for 2 s each"), the read read for its duration
-    assert "write: 2 nodes, 4 clients, 5.00 MiB files; 4 files, 20.0 MiB" in run.out
-    assert "read: 2 nodes, 4 clients, 5.00 MiB files, for 2.00 s each;" in run.out
+    assert "write: 2 nodes, 4 clients, 5.00 MiB files through native; 4 files, 20.0 MiB" in run.out
+    assert "read: 2 nodes, 4 clients, 5.00 MiB files through native, for 2.00 s each;" in run.out
     summary = json.loads((tmp_path / "results" / "latest" / "summary.json").read_text())
     for phase in ("write", "read"):
         block = summary[phase]

@@ -260,3 +260,26 @@ def test_a_read_stopped_early_times_no_close() -> None:
     next(stream)
     stream.close()
     assert "close" not in meter.latency and "read" in meter.latency
+
+
+def test_connect_asks_again_after_an_internal_error_but_not_forever() -> None:
+    """Alluxio 2.9's S3 handler races itself on its first requests (500 while it makes its
+    metadata folder): set-up asks again; an endpoint that always fails is said."""
+
+    class Flaky:
+        def __init__(self, failures: int) -> None:
+            self.failures, self.calls = failures, 0
+
+        def list_buckets(self) -> None:
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise _client_error("500", 500, "Internal Server Error")
+
+    storage = _storage()
+    storage.client = flaky = Flaky(2)  # type: ignore[assignment]
+    storage.connect()
+    assert flaky.calls == 3
+    storage.client = broken = Flaky(100)  # type: ignore[assignment]
+    with pytest.raises(StorageError, match="list-buckets: 500: Internal Server Error"):
+        storage.connect()
+    assert broken.calls == s3.CONNECT_TRIES

@@ -262,15 +262,20 @@ def sweep_page(doc: dict) -> str:
             x = str(values.get(axis, p["point"]))
             spread = (figures or {}).get("spread") or {}
             ranged = (spread["low"] / MIB, spread["high"] / MIB) if "low" in spread else None
-            lines.setdefault(label, []).append((x, None if value is None else value / MIB, ranged))
+            versus = ((figures or {}).get("vs_baseline") or {}).get("value")
+            ratio = None if versus is None else f"{versus:.2f}x"  # of the baseline's
+            point = (x, None if value is None else value / MIB, ranged, ratio)
+            lines.setdefault(label, []).append(point)
     rows = [(p["point"], _point_runs(p)) for p in points]
     counted = "median of the rounds; " if "seed" in doc else ""
+    baseline = doc.get("baseline")
     body = [
         f"<h1>parbench sweep {escape(doc.get('sweep_id', '?'))}</h1>",
         f"<pre>{escape(sweeptable.sweep_table(doc, [a for a in axes if a in distinct]))}</pre>",
         figure(
             plots.sweep(axis, lines),
-            f"aggregate throughput against {axis} ({counted}failed points left out)",
+            f"aggregate throughput against {axis} ({counted}failed points left out)"
+            + (f"; beside each point its ratio to {baseline}" if baseline else ""),
         ),
         "<h2>Points</h2>",
         _facts(rows),

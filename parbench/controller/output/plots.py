@@ -347,8 +347,9 @@ def _dates(when: Sequence[str]) -> list[datetime]:
 
 def sweep(axis: str, series: dict[str, list[tuple]]) -> Optional[str]:
     """Aggregate throughput against the swept setting, one line per phase; ``series`` maps
-    a phase to (point, MiB/s or None for a failed point[, (min, max) of its rounds]) in the
-    sweep's order: a point's min-max over its rounds is drawn as a bar around its median."""
+    a phase to (point, MiB/s or None for a failed point[, (min, max) of its rounds[, its
+    ratio to the baseline as text]]) in the sweep's order: a point's min-max over its
+    rounds is drawn as a bar around its median, its ratio written beside it."""
     if not any(p[1] is not None for points in series.values() for p in points):
         return None
     figure, axes = _figure()
@@ -364,6 +365,10 @@ def sweep(axis: str, series: dict[str, list[tuple]]) -> Optional[str]:
             axes.errorbar([x for x, _, _ in ranged], [y for _, y, _ in ranged],
                           yerr=[below, above], fmt="none", ecolor=f"C{i}", capsize=4,
                           lw=1)  # fmt: skip
+        for x, y, p in zip(xs, ys, kept):
+            if len(p) > 3 and p[3]:
+                axes.annotate(p[3], (x, y), textcoords="offset points", xytext=(6, 4),
+                              fontsize=8, color=f"C{i}")  # fmt: skip
     axes.set_xticks(range(len(names)), names, rotation=20 if len(names) > 6 else 0, fontsize=8)
     axes.set_xlabel(axis)
     axes.set_ylabel("MiB/s aggregate")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import getpass
 import posixpath
 import shlex
+import time
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -37,6 +38,8 @@ from .base import CAUSE_LIMIT, Storage, StorageError, _metered, _quietly, root_c
 MIN_PART, MAX_PARTS = S3_MIN_PART, S3_MAX_PARTS
 #: signs requests when the node has no secret (Alluxio's S3 API checks no signature)
 PLACEHOLDER_SECRET = "parbench-no-secret"  # noqa: S105 - not a secret: a stand-in for none
+#: how many times connect() asks before an internal error is the client's failure
+CONNECT_TRIES = 5
 #: S3 error codes that say the object (or its bucket) is not there
 _MISSING_CODES = ("404", "NoSuchKey", "NoSuchBucket", "NotFound")
 
@@ -154,14 +157,22 @@ class S3Storage(Storage):
 
     def connect(self) -> None:
         """One ListBuckets, to open the connection before the start: an answer of any
-        kind will do (a key scoped to one bucket is refused it: AccessDenied is an answer)."""
-        try:
-            with self._calling("list-buckets"):
-                self.client.list_buckets()
-        except StorageError as exc:
-            coded = _error_code(exc.__cause__) if exc.__cause__ else None
-            if not coded or coded[0] not in ("AccessDenied", "403"):
-                raise
+        kind will do (a key scoped to one bucket is refused it: AccessDenied is an answer).
+        An internal error is asked again (at most CONNECT_TRIES times, untimed): Alluxio
+        2.9's S3 handler makes its metadata folder on each request, and the first
+        requests of several clients at once fail with 500 where it races itself."""
+        for attempt in range(1, CONNECT_TRIES + 1):
+            try:
+                with self._calling("list-buckets"):
+                    self.client.list_buckets()
+                return
+            except StorageError as exc:
+                coded = _error_code(exc.__cause__) if exc.__cause__ else None
+                if coded and coded[0] in ("AccessDenied", "403"):
+                    return
+                if not coded or coded[2] != 500 or attempt == CONNECT_TRIES:
+                    raise
+                time.sleep(0.05 * attempt)
 
     def _bucket(self, bucket: str) -> None:
         """Make ``bucket`` if it is not there (once per instance)."""
