@@ -30,6 +30,10 @@
 10. The run's HTML page of 100 nodes x 16 clients of synthetic records (bench/page.py,
    no testbed): its size and the time to summarise and draw it (goal <= 2 MB, <= 10 s).
 
+11. The access paths side by side (issue 20): ``fab sweep --backend
+   alluxio,s3,posix,native`` with Alluxio FUSE mounted, each Python path's median
+   throughput as a fraction of Alluxio's own Java client (StressClientIOBench).
+
 Timings are noisy on a shared 2-core machine: the comparisons that matter are ratios
 within one run, not absolute seconds.
 """
@@ -664,6 +668,49 @@ def sweep_order(layout: Layout, scratch: Path) -> dict:
     }
 
 
+#: the access paths side by side, and the workload each runs (issue 20)
+PATHS = ("alluxio", "s3", "posix", "native")
+PATHS_ARGS = ("--size", "64MiB", "--steps", "write,read", "--duration", "5s", "--rounds", "3",
+              "--seed", "20")  # fmt: skip
+
+
+def access_paths(layout: Layout, scratch: Path) -> dict:
+    """``fab sweep --backend alluxio,s3,posix,native`` on the testbed with Alluxio FUSE
+    mounted (posix through it; left out, with the reason, where FUSE cannot work): each
+    Python path's median throughput as a fraction of Alluxio's own Java client's."""
+    from testbed import fuse
+
+    why = fuse.unavailable()
+    paths = [p for p in PATHS if p != "posix" or why is None]
+    state = bed.fuse_up(layout) if why is None else bed.State.load(layout)
+    assert state is not None
+    try:
+        fab, env, results = _pushed(layout, state, scratch, "paths", dst="/bench-paths/sweep")
+        _fab_wall([*fab, "sweep", "--backend", ",".join(paths), *PATHS_ARGS], env)
+    finally:
+        if why is None:
+            bed.fuse_down(layout)
+    (found,) = (results / "sweeps").glob("sweep-*.json")
+    doc = json.loads(found.read_text())
+    ratios: dict[str, dict] = {}
+    for point in doc["points"]:
+        backend = point["values"]["backend"]
+        for phase, figures in point["figures"].items():
+            versus = figures.get("vs_baseline") or {}
+            ratios.setdefault(backend, {})[phase] = {
+                "mib_s": round(figures["aggregate_throughput"] / 2**20, 1),
+                "of_native": versus.get("value") and round(versus["value"], 3),
+                "of_native_range": versus and [round(versus["low"], 3), round(versus["high"], 3)],
+            }
+    return {
+        "goal": "every Python path's throughput as a fraction of the native client's (issue 20)",
+        "setup": f"3 nodes x 2 clients; fab sweep --backend {','.join(paths)}"
+        f" {' '.join(PATHS_ARGS)}",
+        "left_out": None if why is None else f"posix: Alluxio FUSE cannot work here: {why}",
+        "paths": ratios,
+    }
+
+
 def _port(layout: Layout) -> int:
     port = bed.State.load(layout).proxy_port
     assert port is not None
@@ -679,6 +726,7 @@ ALONE: dict[str, Callable[[Layout, Path], dict]] = {
     "verify_cost": verify_cost,
     "chain_overhead": chain_overhead,
     "sweep_order": sweep_order,
+    "access_paths": access_paths,
 }
 
 
@@ -737,6 +785,7 @@ def main() -> int:
         results["verify_cost"] = verify_cost(layout, scratch)
         results["chain_overhead"] = chain_overhead(layout, scratch)
         results["sweep_order"] = sweep_order(layout, scratch)
+        results["access_paths"] = access_paths(layout, scratch)
     for part, measure in NO_TESTBED.items():
         results[part] = measure()
     results["worker_memory_ratio_big_over_small"] = _memory_ratio(results["worker_client_memory"])
