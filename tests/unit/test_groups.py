@@ -95,3 +95,25 @@ def test_the_block_says_the_access_path_when_it_is_not_the_rest_proxy() -> None:
     assert phase_block(s3)[0].startswith("write: 2 nodes, 4 clients, 1.00 MiB files through s3; ")
     rest = replace(summary, config={**summary.config, "backend": "alluxio", "bytes": MIB})
     assert phase_block(rest)[0].startswith("write: 2 nodes, 4 clients, 1.00 MiB files; ")
+
+
+@pytest.mark.parametrize("level", ["quiet", "default", "verbose"])
+def test_a_cause_quoting_terminal_escapes_reaches_the_console_made_visible(level, capsys) -> None:
+    """A storage error can quote anything a node or server sent: an OSC sequence that
+    retitles the terminal, a colour, a bell. Whatever the level, the console shows them as
+    text (``\\x1b``), never acts on them."""
+    hostile = "h: /p: boom \x1b]0;owned\x07 \x1b[31mred\x1b[0m \x9b2J"
+    records = [
+        rec("n0", 0, bytes=MIB, start=100.0, end=101.0),
+        rec("n0", 1, status="error", error=hostile),
+    ]
+    console.set_level(level)
+    try:
+        console.phase_end([summarise(records)], [], "table: " + hostile)
+    finally:
+        console.set_level("default")
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert "boom" in text
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+    assert "\\x1b]0;owned\\x07" in text

@@ -14,11 +14,12 @@ so that a node cannot send escape sequences to the user's terminal.
 from __future__ import annotations
 
 import heapq
-import re
 from collections import deque
 from typing import Callable
 
 from parbench.worker.protocol import is_record as told_record
+
+from ..run.say import printable
 
 #: characters of one line of a node's output; a record line may be 4 MiB
 MAX_LINE = 8 * 1024 * 1024
@@ -28,15 +29,6 @@ TAIL_LINES = 1000
 TAIL_CHARS = 256 * 1024
 #: characters of record lines kept from one phase of one node
 MAX_RECORDS = 256 * 1024 * 1024
-
-#: C0 controls but tab and newline, DEL, C1 controls (CSI and friends as one character)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """``text`` with its control characters shown (ESC as ``\\x1b``); tabs and newlines
-    stay. What a node says goes through this before it reaches a terminal or a message."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def tail(text: str, lines: int = 3) -> str:

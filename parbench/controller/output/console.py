@@ -17,6 +17,7 @@ from parbench.controller.analysis.metastats import MetaSummary
 from parbench.controller.analysis.stats import PhaseSummary
 from parbench.controller.run.iterations import IterationPlan
 from parbench.controller.run.rundir import NodeFailure
+from parbench.controller.run.say import printable
 
 from . import block, groups, report
 
@@ -29,6 +30,12 @@ _chosen: Optional[str] = None  # a level a flag chose: kept for the rest of the 
 
 class OutputLevelError(ValueError):
     """An unknown output level; the message names the key."""
+
+
+def _print(text: str, file: Optional[TextIO] = None, end: str = "\n", flush: bool = False) -> None:
+    """Every line this module writes: its control characters shown (a record's cause can
+    quote anything a node or a server said; a terminal must never act on it)."""
+    print(printable(text), file=file or sys.stdout, end=end, flush=flush)
 
 
 def set_level(level: Optional[str], flag: Optional[str] = None) -> None:
@@ -57,7 +64,7 @@ def quiet() -> bool:
 
 def out(text: str, end: str = "\n") -> None:
     """``text`` as a line on stdout (``end=""``: text that ends its own lines, a CSV)."""
-    print(text, end=end, flush=True)
+    _print(text, end=end, flush=True)
 
 
 def note(text: str) -> None:
@@ -74,7 +81,7 @@ def detail(text: str) -> None:
 
 def err(text: str) -> None:
     """``text`` as a line on stderr."""
-    print(text, file=sys.stderr, flush=True)
+    _print(text, file=sys.stderr, flush=True)
 
 
 class Dropped(io.StringIO):
@@ -104,7 +111,7 @@ def pushed(infos: Mapping[str, Any]) -> None:
         copied = f"{info.uploaded} file(s) copied" if info.uploaded else "up to date"
         if info.provisioned:
             copied += ", runtime installed"
-        print(
+        _print(
             f"[{node}] {info.hostname} python {info.python}: {copied}; "
             f"clock offset {block.signed_ms(info.clock_offset)} ms "
             f"(±{info.clock_error * 1000:.1f})"
@@ -115,9 +122,9 @@ def failed(table: str, failures: Sequence[NodeFailure] = (), errors: Sequence[An
     """The nodes that failed, on stderr: verbose, the table (phases.failure_table); else a
     line per node (with ``errors``, the records not ok: their nodes too)."""
     if verbose() or not (failures or errors):
-        print(table, file=sys.stderr)
+        _print(table, file=sys.stderr)
     else:
-        print("\n".join(block.failure_lines(failures, errors)), file=sys.stderr)
+        _print("\n".join(block.failure_lines(failures, errors)), file=sys.stderr)
 
 
 def phase_end(
@@ -127,11 +134,11 @@ def phase_end(
     phases.failure_table, for the verbose level)."""
     for summary in summaries:
         if verbose():
-            print(report.table(summary))
+            _print(report.table(summary))
             for warning in getattr(summary, "warnings", ()):
-                print(f"warning: {warning}")
+                _print(f"warning: {warning}")
         else:
-            print("\n".join(block.phase_block(summary, quiet())), flush=True)
+            _print("\n".join(block.phase_block(summary, quiet())), flush=True)
     errors = [] if verbose() else [e for s in summaries for e in s.errors]
     if failures or errors:
         failed(table, failures, errors)
@@ -149,7 +156,7 @@ def phase_start(
     if not verbose():
         return
     note = " (start_delay: auto)" if auto else ""
-    print(
+    _print(
         f"{'+'.join(phases)}: {clients} clients on {nodes} "
         f"node(s) start together {margin * 1000:.0f} ms{note} after the last is ready"
         + rounds_note(rounds)
@@ -178,16 +185,16 @@ def iteration(
     phase: str, number: int, warmup: bool, rounds: IterationPlan, aggregate: float
 ) -> None:
     if verbose():
-        print(report.iteration_line(phase, number, warmup, rounds, aggregate))
+        _print(report.iteration_line(phase, number, warmup, rounds, aggregate))
 
 
 def said(phases: Sequence[str], text: str, error: bool = False) -> None:
     """``write+read: text`` (a verdict; with ``error``, on stderr: a trouble)."""
-    print(f"{'+'.join(phases)}: {text}", file=sys.stderr if error else sys.stdout)
+    _print(f"{'+'.join(phases)}: {text}", file=sys.stderr if error else sys.stdout)
 
 
 def interrupted() -> None:
-    print(
+    _print(
         "interrupted: stopping the clients on every node and saving what finished "
         "(Ctrl-C again quits at once)",
         file=sys.stderr,
@@ -197,7 +204,7 @@ def interrupted() -> None:
 
 def late(phase: str, nodes: Sequence[str], ready_timeout: float) -> None:
     """Nodes that started without waiting for the others."""
-    print(
+    _print(
         f"{phase}: node(s) {', '.join(nodes)} were not ready within "
         f"{ready_timeout:g} s (defaults.ready_timeout) and started "
         "without waiting for the others",
@@ -209,19 +216,19 @@ def pairing(lines: Sequence[str]) -> None:
     """The read's pairing (report.plan_lines): verbose, its table; else its summary on one
     line (the table is in the run folder's plan.json)."""
     if verbose():
-        print("\n".join(lines))
+        _print("\n".join(lines))
     elif not quiet():
         told = [line for line in lines if not line.startswith("  ")]
-        print("; ".join(told[:2]))  # what is read, and whether every file is
+        _print("; ".join(told[:2]))  # what is read, and whether every file is
 
 
 def verified(records: Sequence[Any]) -> None:
     """What verify found (client records of verify-write/-read): verbose, every file not ok
     (report.verify_table); else per phase a line per status and cause, nodes compactly."""
     if verbose():
-        print(report.verify_table(records))
+        _print(report.verify_table(records))
     else:
-        print("\n".join(report.verify_lines(records)))
+        _print("\n".join(report.verify_lines(records)))
 
 
 def cleaned(said: Mapping[str, Sequence[str]], nodes: int) -> None:
@@ -231,10 +238,10 @@ def cleaned(said: Mapping[str, Sequence[str]], nodes: int) -> None:
         for node, lines in said.items():
             node_lines(node, lines)
     elif not quiet():
-        print(groups.summary("clean", said, nodes))
+        _print(groups.summary("clean", said, nodes))
 
 
 def node_lines(node: str, lines: Sequence[str]) -> None:
     """``[node] line`` for each line (e.g. what collecting found there)."""
     for line in lines:
-        print(f"[{node}] {line}")
+        _print(f"[{node}] {line}")

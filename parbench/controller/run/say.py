@@ -10,8 +10,19 @@ Until one is installed (a module of a lower layer used on its own, as in a unit 
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Optional, Protocol, TextIO
+
+#: control characters but tab and newline: C0, DEL and C1 (ESC starts a terminal's escapes)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters shown (ESC as ``\\x1b``); tabs and newlines
+    stay. Whatever reaches a person's terminal goes through this: what a node said, and
+    the causes its records carry (a storage error can quote anything a server sent)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class Say(Protocol):
