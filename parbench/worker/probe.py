@@ -290,43 +290,92 @@ def _lock_state(path):
         return stream.read(), time.time() - os.fstat(fd).st_mtime
 
 
+def _create_lock(path, data):
+    """Make the lock file with ``data`` only if there is none (O_EXCL); False if there is."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+    return True
+
+
+def _token_of(raw):
+    """The holder's token in a lock file's content; "" for an empty file, None unreadable."""
+    if not raw.strip():
+        return ""
+    try:
+        current = json.loads(raw.decode())
+    except ValueError:
+        return None
+    token = current.get("token") if isinstance(current, dict) else None
+    return token if isinstance(token, str) else None
+
+
+def _take_over(path, token):
+    """Remove the lock at ``path`` if its holder (still) has ``token`` ("": it is empty),
+    as worker/lock.py does: moved aside under a name of its own (one rename: of two takers
+    only one moves it), checked there, then deleted; anyone else's is put back where no
+    file is. True when it was removed."""
+    aside = path + ".aside-" + os.urandom(6).hex()
+    try:
+        os.rename(path, aside)  # a link planted there is moved, never followed
+    except FileNotFoundError:
+        return False
+    found = _lock_state(aside)
+    if found is not None and _token_of(found[0]) == token:
+        os.remove(aside)
+        return True
+    try:
+        os.link(aside, path, follow_symlinks=False)  # another's: put back, keeping its age
+    except FileExistsError:
+        raise RuntimeError(
+            "lock file " + path + " was moved aside to " + aside + " and could not be put"
+            " back (another lock took its name meanwhile)"
+        ) from None
+    os.remove(aside)
+    return False
+
+
 def take_lock(workdir, request):
     """Hold ``workdir``'s lock for the holder of ``request`` (a lock request, as decoded
     JSON) before push changes anything there: the file made only if absent (O_EXCL), as
-    worker/lock.py makes it. A lock is never removed here: another holder (or an empty
-    file) is reported with its age, and taking over one that is gone is left to the
-    worker (worker/lock.py moves it aside atomically) once the controller has decided."""
+    worker/lock.py makes it. Another holder (or an empty file) is reported with its age;
+    one the controller judged gone comes back in ``take_over`` (its token, "" for an empty
+    file) and is taken over here, atomically, before anything in the workdir changes."""
     holder = request["holder"]
+    take_over = request.get("take_over") or ()
     path = os.path.join(workdir, LOCK_NAME)
     data = json.dumps(holder, sort_keys=True).encode()
     for _ in range(3):  # a holder that leaves just now: look again
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        except FileExistsError:
-            found = _lock_state(path)
-            if found is None:
-                continue
-            raw, age = found
-            if not raw.strip():
-                return {"path": path, "held": False, "holder": None, "age": age}
-            try:
-                current = json.loads(raw.decode())
-            except ValueError:
-                current = None
-            if not isinstance(current, dict) or not isinstance(current.get("token"), str):
-                return {
-                    "path": path,
-                    "held": False,
-                    "error": "lock file " + path + " cannot be read",
-                    "clear": "rm -f -- " + shlex.quote(path),
-                }
-            held = current["token"] == holder["token"]
-            return {"path": path, "held": held, "holder": None if held else current, "age": age}
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        return {"path": path, "held": True, "replaced": None}
+        if _create_lock(path, data):
+            return {"path": path, "held": True, "replaced": None}
+        found = _lock_state(path)
+        if found is None:
+            continue
+        raw, age = found
+        token = _token_of(raw)
+        if token is None:
+            return {
+                "path": path,
+                "held": False,
+                "error": "lock file " + path + " cannot be read",
+                "clear": "rm -f -- " + shlex.quote(path),
+            }
+        if token == holder["token"]:
+            return {"path": path, "held": True, "holder": None, "age": age}
+        if token in take_over:
+            gone = json.loads(raw.decode()) if token else None
+            if _take_over(path, token) and _create_lock(path, data):
+                if not token:
+                    return {"path": path, "held": True, "cleared": "an empty lock file"}
+                return {"path": path, "held": True, "replaced": gone}
+            continue  # someone else moved it, or made theirs meanwhile: look again
+        current = json.loads(raw.decode()) if token else None
+        return {"path": path, "held": False, "holder": current, "age": age}
     raise RuntimeError("lock file " + path + " keeps changing; try again")
 
 

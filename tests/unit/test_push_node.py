@@ -157,14 +157,8 @@ def test_a_workdir_another_run_holds_is_refused_before_anything_changes(
     first.nodes.clear()
 
 
-def test_a_lock_whose_holder_is_gone_lets_the_push_go_on_and_is_left_to_the_worker(
-    tmp_path: Path,
-) -> None:
-    """A holder whose lease ended (by the lock file's age, the node's clock) no longer
-    keeps the push out; the probe never removes a lock: the worker takes it over
-    (atomically, worker/lock.py) when the run's locks are held."""
-    workdir = tmp_path / "work"
-    run_push(tmp_path, workdir)
+def _gone_holder(workdir: Path) -> dict:
+    """A lock in ``workdir`` whose holder's lease ended (not renewed for 120 s > 60 s)."""
     holder = {
         "run_id": "20200101T000000Z-dead", "token": "gone", "controller": "elsewhere",
         "pid": 1, "user": "someone", "since": time.time() - 600, "expires": time.time() + 3600,
@@ -172,11 +166,48 @@ def test_a_lock_whose_holder_is_gone_lets_the_push_go_on_and_is_left_to_the_work
     }  # fmt: skip
     lock = workdir / ".parbench-lock"
     lock.write_text(json.dumps(holder))
-    os.utime(lock, (time.time() - 120, time.time() - 120))  # not renewed for 120 s > 60 s
+    os.utime(lock, (time.time() - 120, time.time() - 120))
+    return holder
+
+
+def test_a_lock_whose_holder_is_gone_is_taken_over_before_the_push_changes_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A holder whose lease ended (by the lock file's age, the node's clock) no longer
+    keeps the push out: the probe takes its lock over (moved aside, checked, deleted, ours
+    made) before the push touches the workdir, and says so."""
+    workdir = tmp_path / "work"
+    run_push(tmp_path, workdir)
+    holder = _gone_holder(workdir)
     held = run_locks(tmp_path, "new")
     run_push(tmp_path, workdir, held=held)
     held.raise_refusal()  # nothing refused
-    assert json.loads(lock.read_text())["run_id"] == holder["run_id"] and not held.nodes
+    now = json.loads((workdir / ".parbench-lock").read_text())
+    assert now["token"] == held.holder.token and list(held.nodes) == ["n0"]
+    assert f"took over the lock {workdir / '.parbench-lock'} of run {holder['run_id']}" in (
+        capsys.readouterr().err
+    )
+
+
+def test_of_two_runs_judging_one_stale_lock_only_one_goes_on(tmp_path: Path) -> None:
+    """Both see the lock's holder gone and ask the probe to take it over: the first does,
+    the second then finds the first's lock (not the one it judged gone) and is refused, so
+    no two pushes change one workdir (finding 6 of issue 16)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    _gone_holder(workdir)
+    first, second = run_locks(tmp_path, "first"), run_locks(tmp_path, "second")
+    second.holder = replace(second.holder, token="another-controller")  # not this process
+    node = replace(first.inventory.nodes[0], workdir=str(workdir))
+
+    def ask(line: str) -> str:
+        return probe.answer_lock(str(workdir), line[len("lock ") :])
+
+    first.take_workdir(node, ask)
+    with pytest.raises(LockHeld, match="run first"):
+        second.take_workdir(node, ask)
+    assert json.loads((workdir / ".parbench-lock").read_text())["token"] == first.holder.token
+    assert not [p for p in os.listdir(workdir) if ".aside-" in p]  # nothing left aside
 
 
 def test_generated_data_is_made_on_the_node_once_and_checked(
@@ -367,7 +398,7 @@ def test_a_lock_file_without_a_holder_through_the_probe_says_how_to_clear_it(
     assert lock.read_text() == content  # the probe removes no lock
 
 
-def test_an_empty_lock_file_a_crash_left_lets_the_push_go_on(tmp_path: Path) -> None:
+def test_an_empty_lock_file_a_crash_left_is_cleared_before_the_push(tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
     lock = workdir / ".parbench-lock"
@@ -376,7 +407,8 @@ def test_an_empty_lock_file_a_crash_left_lets_the_push_go_on(tmp_path: Path) -> 
     held = run_locks(tmp_path, "new")
     node = replace(held.inventory.nodes[0], workdir=str(workdir))
     held.take_workdir(node, lambda line: probe.answer_lock(str(workdir), line[len("lock ") :]))
-    assert not held.refusals and not held.nodes  # the worker clears it when locks are held
+    assert not held.refusals and list(held.nodes) == ["n0"]
+    assert json.loads(lock.read_text())["token"] == held.holder.token
 
 
 def _package_files(package: Path) -> dict[str, bytes]:

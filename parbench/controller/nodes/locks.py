@@ -127,26 +127,40 @@ class RunLocks:
 
     def take_workdir(self, node: Node, ask: Callable[[str], str]) -> None:
         """Hold ``node``'s workdir before push changes anything in it, through ``ask``
-        (a request line to the node's probe -> its reply line). The probe only creates
-        the lock file: a holder that is gone (or an empty file a crash left) lets the
-        push go on, and :meth:`acquire` takes the lock over. LockHeld (or LockFailed)
-        otherwise: it is also kept, for :meth:`raise_refusal` to refuse the whole run
-        once every node is done."""
-        asked = encode_line(LockAsk(self._request(node, "acquire", False, ())))
-        place = reply_in(ask(asked))["workdir"]
+        (a request line to the node's probe -> its reply line). A holder that is gone (or
+        an empty file a crash left) is taken over by the probe, asked again with its token,
+        before anything changes: of two runs judging one stale lock only one goes on.
+        LockHeld (or LockFailed) otherwise: it is also kept, for :meth:`raise_refusal` to
+        refuse the whole run once every node is done."""
+
+        def asked(take_over: tuple[str, ...] = ()) -> dict:
+            request = self._request(node, "acquire", False, take_over)
+            place: dict = reply_in(ask(encode_line(LockAsk(request))))["workdir"]
+            return place
+
+        place = asked()
+        holder, age = place.get("holder"), place.get("age")
+        why: Optional[str] = None
+        if not place["held"] and "error" not in place:
+            if holder is None and age is not None and age >= EMPTY_LOCK_STALE:
+                why = f"an empty lock file a crash left ({age:.0f} s old)"
+            elif holder is not None:
+                why = gone(holder, age)
+        if why is not None:  # stale: taken over by the probe, or found taken meanwhile
+            place = asked(("" if holder is None else holder["token"],))
+            if place["held"] and place.get("replaced") is not None:
+                say.err(f"[{node.id}] took over the lock {place['path']} of "
+                        f"{describe(place['replaced'])}: {why}")  # fmt: skip
+            elif place["held"]:
+                say.err(f"[{node.id}] cleared the lock file {place['path']}: {why}")
         if place["held"]:
             with self._guard:
                 self.nodes[node.id] = node
             return
-        holder, age = place.get("holder"), place.get("age")
         if "error" in place:
             refusal: Exception = LockFailed(cannot_lock("workdir", place, node))
-        elif holder is None:  # an empty lock file
-            if age is not None and age >= EMPTY_LOCK_STALE:
-                return  # a crash's leftover: acquire clears it, and says so
+        elif place.get("holder") is None:  # an empty lock file, not yet stale
             refusal = LockFailed(cannot_lock("workdir", as_error(place), node))
-        elif gone(holder, age) is not None:
-            return  # acquire takes it over, and says so
         else:
             refusal = _held("workdir", place, node)
         with self._guard:
