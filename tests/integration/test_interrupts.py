@@ -60,16 +60,23 @@ def _no_worker_left(run_id: str) -> bool:
     return found.stdout.strip() == ""
 
 
-def test_ctrl_c_during_io_stops_every_node_and_keeps_what_finished(testbed, tmp_path):
-    inv, link = _slow_run(testbed, tmp_path, "/it/ctrl-c")
+@pytest.mark.parametrize(
+    ("sent", "code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143)],  # Ctrl-C; a scheduler's timeout
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_during_io_stops_every_node_and_keeps_what_finished(testbed, tmp_path, sent, code):
+    """Over real SSH channels, mid-phase: Ctrl-C, or the SIGTERM a scheduler sends."""
+    dst = f"/it/ctrl-c-{code}"
+    inv, link = _slow_run(testbed, tmp_path, dst)
     proc = _start(tmp_path, inv)
     try:
         _until_both_ready(proc)
         time.sleep(2.0)  # into the IO: about 1.5 MiB of each 8 MiB file is written
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sent)
         stopped = time.monotonic()
         rest, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 130, rest
+        assert proc.returncode == code, rest
         took = time.monotonic() - stopped
     finally:
         proc.kill()
@@ -83,7 +90,7 @@ def test_ctrl_c_during_io_stops_every_node_and_keeps_what_finished(testbed, tmp_
         assert "stopped: the controller was interrupted" in record["error"]
         assert "partial file deleted" in record["error"]
     client = alluxio.Client("127.0.0.1", testbed.proxy_port)
-    assert not any(client.exists(f"/it/ctrl-c/{n}/0") for n in ("n0", "n1"))
+    assert not any(client.exists(f"{dst}/{n}/0") for n in ("n0", "n1"))
     time.sleep(1)
     assert _no_worker_left(run_id)
 
