@@ -3,9 +3,10 @@ workdir (the files themselves are made by ``python -m worker lock``, worker/lock
 
 A node's workdir is locked by push, through the node's probe (worker/probe.py), before
 anything in it changes; a run refused there is refused whole once every node is done,
-naming the holder (exit 2), having changed nothing where it did not hold the lock. The
-probe only ever creates a lock file: a holder that is gone lets the push go on, and its
-lock is taken over by the worker (atomically) when the run's locks are held. The storage
+naming the holder (exit 2), having changed nothing where it did not hold the lock. A
+holder that is gone (or an empty file a crash left) is taken over by the probe, asked
+again with its token, before anything changes: moved aside, checked, deleted, ours made
+where none is (of two runs judging one stale lock, one goes on). The storage
 root is locked next, on one node, so of two runs on the same ``{dst}`` started together
 one wins whole and the other is refused whole. A holder is gone when its lease has ended,
 judged on one clock: the node's, by the age of the lock file it last wrote or renewed
