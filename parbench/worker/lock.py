@@ -43,6 +43,7 @@ from dataclasses import asdict
 from typing import Optional, Tuple
 
 from . import layout
+from .probe import create_lock_file, lock_file_state
 from .protocol import (
     EMPTY_LOCK_STALE,
     ExitCode,
@@ -141,23 +142,12 @@ class _Local(_Place):
         self.clear = f"rm -f -- {shlex.quote(self.path)}"
 
     def create(self, data: bytes) -> bool:
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        return True
+        made: bool = create_lock_file(self.path, data)  # the probe's: one maker of the file
+        return made
 
     def state(self, path: Optional[str] = None) -> Optional[Tuple[bytes, float]]:
-        try:
-            fd = os.open(path or self.path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            return None
-        with os.fdopen(fd, "rb") as stream:
-            return stream.read(), time.time() - os.fstat(fd).st_mtime
+        found: Optional[Tuple[bytes, float]] = lock_file_state(path or self.path)
+        return found
 
     def aside(self) -> Optional[str]:
         aside = self.aside_name()

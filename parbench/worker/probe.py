@@ -280,7 +280,7 @@ LOCK_ASK = "lock "
 LOCK_REPLY = "parbench-lock"
 
 
-def _lock_state(path):
+def lock_file_state(path):
     """(content, age in seconds on this node's clock) of the lock file, None if none."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -290,8 +290,9 @@ def _lock_state(path):
         return stream.read(), time.time() - os.fstat(fd).st_mtime
 
 
-def _create_lock(path, data):
-    """Make the lock file with ``data`` only if there is none (O_EXCL); False if there is."""
+def create_lock_file(path, data):
+    """Make the lock file with ``data`` only if there is none (O_EXCL); False if there is.
+    The one maker of a workdir's lock file: worker/lock.py's calls it too."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     except FileExistsError:
@@ -325,7 +326,7 @@ def _take_over(path, token):
         os.rename(path, aside)  # a link planted there is moved, never followed
     except FileNotFoundError:
         return False
-    found = _lock_state(aside)
+    found = lock_file_state(aside)
     if found is not None and _token_of(found[0]) == token:
         os.remove(aside)
         return True
@@ -351,9 +352,9 @@ def take_lock(workdir, request):
     path = os.path.join(workdir, LOCK_NAME)
     data = json.dumps(holder, sort_keys=True).encode()
     for _ in range(3):  # a holder that leaves just now: look again
-        if _create_lock(path, data):
+        if create_lock_file(path, data):
             return {"path": path, "held": True, "replaced": None}
-        found = _lock_state(path)
+        found = lock_file_state(path)
         if found is None:
             continue
         raw, age = found
@@ -369,7 +370,7 @@ def take_lock(workdir, request):
             return {"path": path, "held": True, "holder": None, "age": age}
         if token in take_over:
             gone = json.loads(raw.decode()) if token else None
-            if _take_over(path, token) and _create_lock(path, data):
+            if _take_over(path, token) and create_lock_file(path, data):
                 if not token:
                     return {"path": path, "held": True, "cleared": "an empty lock file"}
                 return {"path": path, "held": True, "replaced": gone}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import getpass
 import posixpath
 import shlex
+import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime
@@ -73,6 +74,13 @@ def _error_code(exc: BaseException) -> Optional[Tuple[str, str, int]]:
     return str(error.get("Code", "")), str(error.get("Message", "")), int(status)
 
 
+def _answered(exc: StorageError) -> Tuple[str, int]:
+    """(S3 error code, HTTP status) the server answered with behind ``exc``, ("", 0) when
+    it did not answer (unreachable, no credentials)."""
+    coded = _error_code(exc.__cause__) if exc.__cause__ is not None else None
+    return (coded[0], coded[2]) if coded else ("", 0)
+
+
 def explain(exc: BaseException, timeout: float, handled: Optional[BaseException] = None) -> str:
     """The cause of a boto3 exception in a few words: the S3 error code, HTTP status and
     message, else botocore's own message when nothing is behind it (no credentials), else
@@ -106,7 +114,6 @@ class S3Storage(Storage):
         if not config.endpoint:
             raise ValueError("the s3 backend needs an endpoint URL")
         self.config = config
-        self.endpoint = config.endpoint
         self.where = f"s3 {config.endpoint}"
         self.part_size = max(config.part_size, MIN_PART)
         with self._calling("configure"):  # no such profile, half a key pair, ...
@@ -141,8 +148,6 @@ class S3Storage(Storage):
 
     @contextmanager
     def _calling(self, what: str, path: str = "") -> Iterator[None]:
-        import sys
-
         handled = sys.exc_info()[1]
         named = f"{what} s3://{path.lstrip('/')}" if path else what
         try:
@@ -167,10 +172,10 @@ class S3Storage(Storage):
                     self.client.list_buckets()
                 return
             except StorageError as exc:
-                coded = _error_code(exc.__cause__) if exc.__cause__ else None
-                if coded and coded[0] in ("AccessDenied", "403"):
+                code, status = _answered(exc)
+                if code in ("AccessDenied", "403"):
                     return
-                if not coded or coded[2] != 500 or attempt == CONNECT_TRIES:
+                if status != 500 or attempt == CONNECT_TRIES:
                     raise
                 time.sleep(0.05 * attempt)
 
@@ -186,8 +191,7 @@ class S3Storage(Storage):
                 with self._calling("create-bucket", bucket):
                     self.client.create_bucket(Bucket=bucket)
             except StorageError as exc:  # made by another client meanwhile: fine
-                coded = _error_code(exc.__cause__) if exc.__cause__ else None
-                if not coded or coded[0] not in ("BucketAlreadyOwnedByYou", "409"):
+                if _answered(exc)[0] not in ("BucketAlreadyOwnedByYou", "409"):
                     raise
         self._buckets.add(bucket)
 
@@ -263,8 +267,12 @@ class S3Storage(Storage):
         names.discard("")  # a folder's own marker
         return sorted(names)
 
+    def _entry(self, path: str) -> Optional[Dict[str, Any]]:
+        """The listing entry of the object ``path`` (a listing of its folder), None if none."""
+        return self._files(posixpath.dirname(path)).get(posixpath.basename(path))
+
     def tag(self, path: str) -> Optional[str]:
-        listed = self._files(posixpath.dirname(path)).get(posixpath.basename(path))
+        listed = self._entry(path)
         return None if listed is None else _tag(listed)
 
     def tag_lookup(self) -> Callable[[str], Optional[str]]:
@@ -284,7 +292,7 @@ class S3Storage(Storage):
         return {name: _tag(entry) for name, entry in self._files(folder).items()}
 
     def modified(self, path: str) -> float:
-        listed = self._files(posixpath.dirname(path)).get(posixpath.basename(path))
+        listed = self._entry(path)
         if listed is None:
             raise NotFoundError(f"{self.where}: list-objects s3://{path.lstrip('/')}: not there")
         return float(listed["LastModified"].timestamp())
@@ -299,8 +307,7 @@ class S3Storage(Storage):
             with self._calling("put-object (if none)", target):
                 self.client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
         except StorageError as exc:
-            coded = _error_code(exc.__cause__) if exc.__cause__ else None
-            if coded and coded[0] in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            if _answered(exc)[0] in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return False
             raise
         return True
@@ -316,8 +323,8 @@ class S3Storage(Storage):
         self.delete(source)
 
     def remove_command(self, path: str) -> str:
-        url = f"s3://{path.lstrip('/')}"
-        return f"aws s3 rm {shlex.quote(url)} --endpoint-url {shlex.quote(self.endpoint)}"
+        url, endpoint = f"s3://{path.lstrip('/')}", self.config.endpoint or ""
+        return f"aws s3 rm {shlex.quote(url)} --endpoint-url {shlex.quote(endpoint)}"
 
     def write_stream(
         self,
